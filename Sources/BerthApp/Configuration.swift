@@ -1,0 +1,145 @@
+import Foundation
+
+/// Every Berth setting, in one tree. Sources, lowest precedence first: defaults, the JSON config
+/// file, `BERTH_*` environment variables, command-line flags. Parsed and validated here only.
+public struct BerthConfiguration: Codable, Sendable, Equatable {
+    /// Directory for the embedded storage (blobs and the SQLite database).
+    public var dataDir: String = "./berth-data"
+    public var host: String = "127.0.0.1"
+    public var port: Int = 5000
+    /// Create repositories on their first push.
+    public var createOnPush: Bool = true
+    /// trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String = "info"
+    /// `json` (one object per line) or `text`.
+    public var logFormat: String = "json"
+    /// Seconds after which an untouched upload session is purged.
+    public var uploadTTLSeconds: Int = 86_400
+    /// How often stale uploads are purged, in seconds.
+    public var uploadPurgeIntervalSeconds: Int = 3_600
+    /// Metadata backend: `sqlite` (default) or `memory`.
+    public var metadataBackend: String = "sqlite"
+    /// Blob backend: `filesystem` (default) or `memory`.
+    public var blobBackend: String = "filesystem"
+
+    public init() {}
+
+    /// Command-line values; nil means not given.
+    public struct Overrides: Sendable {
+        public var dataDir: String?
+        public var host: String?
+        public var port: Int?
+        public init(dataDir: String? = nil, host: String? = nil, port: Int? = nil) {
+            self.dataDir = dataDir
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Loads and validates the configuration.
+    public static func load(file: String?, environment: [String: String], overrides: Overrides = .init()) throws -> BerthConfiguration {
+        var config = BerthConfiguration()
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigurationError(problems: ["cannot read config file \(file)"])
+            }
+            do {
+                config = try JSONDecoder().decode(BerthConfiguration.self, from: data)
+            } catch {
+                throw ConfigurationError(problems: ["config file \(file): \(error)"])
+            }
+        }
+        var problems: [String] = []
+        func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        func int(_ name: String, _ apply: (Int) -> Void) {
+            guard let v = env(name) else { return }
+            if let i = Int(v) { apply(i) } else { problems.append("\(name) must be an integer, got \(v)") }
+        }
+        func bool(_ name: String, _ apply: (Bool) -> Void) {
+            guard let v = env(name)?.lowercased() else { return }
+            switch v {
+            case "1", "true", "yes", "on": apply(true)
+            case "0", "false", "no", "off": apply(false)
+            default: problems.append("\(name) must be true or false, got \(v)")
+            }
+        }
+        if let v = env("BERTH_DATA_DIR") { config.dataDir = v }
+        if let v = env("BERTH_HOST") { config.host = v }
+        int("BERTH_PORT") { config.port = $0 }
+        bool("BERTH_CREATE_ON_PUSH") { config.createOnPush = $0 }
+        if let v = env("BERTH_LOG_LEVEL") { config.logLevel = v }
+        if let v = env("BERTH_LOG_FORMAT") { config.logFormat = v }
+        int("BERTH_UPLOAD_TTL_SECONDS") { config.uploadTTLSeconds = $0 }
+        int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
+        if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
+        if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
+        if let v = overrides.dataDir { config.dataDir = v }
+        if let v = overrides.host { config.host = v }
+        if let v = overrides.port { config.port = v }
+        problems += config.validate()
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+        return config
+    }
+
+    /// Every problem with the settings, empty when they are valid.
+    public func validate() -> [String] {
+        var p: [String] = []
+        if dataDir.isEmpty { p.append("dataDir must not be empty") }
+        if host.isEmpty { p.append("host must not be empty") }
+        if !(0...65535).contains(port) { p.append("port must be 0–65535, got \(port)") }
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
+            p.append("logLevel must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
+        }
+        if !["json", "text"].contains(logFormat) { p.append("logFormat must be json or text, got \(logFormat)") }
+        if uploadTTLSeconds < 60 { p.append("uploadTTLSeconds must be at least 60") }
+        if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
+        if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
+        if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
+        return p
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case dataDir, host, port, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
+             metadataBackend, blobBackend
+    }
+
+    /// Unknown keys in the file are an error, missing keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let known = Set(CodingKeys.allKeys)
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        for k in any.allKeys where !known.contains(k.stringValue) {
+            throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown setting \(k.stringValue)")
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = BerthConfiguration()
+        dataDir = try c.decodeIfPresent(String.self, forKey: .dataDir) ?? d.dataDir
+        host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
+        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
+        createOnPush = try c.decodeIfPresent(Bool.self, forKey: .createOnPush) ?? d.createOnPush
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? d.logLevel
+        logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? d.logFormat
+        uploadTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadTTLSeconds) ?? d.uploadTTLSeconds
+        uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
+        metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
+        blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+extension BerthConfiguration.CodingKeys {
+    static var allKeys: [String] {
+        ["dataDir", "host", "port", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
+         "uploadPurgeIntervalSeconds", "metadataBackend", "blobBackend"]
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let problems: [String]
+    public var description: String { "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") }
+}

@@ -1,0 +1,94 @@
+/// A repository name: the OCI path grammar restricted by ECR's rules (2–256 characters, lowercase).
+///
+/// `[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*`
+public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let value: String
+    public var description: String { value }
+
+    public static let minLength = 2
+    public static let maxLength = 256
+
+    public init(_ string: some StringProtocol) throws(BerthError) {
+        let s = String(string)
+        guard RepositoryName.isValid(s) else { throw .nameInvalid(s) }
+        value = s
+    }
+
+    /// A hand-written matcher for the grammar (no regex engine on the hot path).
+    public static func isValid(_ s: String) -> Bool {
+        let bytes = Array(s.utf8)
+        guard bytes.count >= minLength, bytes.count <= maxLength else { return false }
+        // States: expecting an alphanumeric start of a component, or inside one.
+        var needAlnum = true
+        var i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            let alnum = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
+            if alnum {
+                needAlnum = false
+            } else if c == UInt8(ascii: "/") {
+                if needAlnum { return false }
+                needAlnum = true
+            } else if c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") {
+                if needAlnum { return false }
+                // OCI's distribution reference grammar also allows "__" and multiple "-";
+                // ECR's pattern is stricter (one separator), so follow ECR.
+                needAlnum = true
+            } else {
+                return false
+            }
+            i += 1
+        }
+        return !needAlnum
+    }
+
+    public static func < (a: RepositoryName, b: RepositoryName) -> Bool { a.value < b.value }
+}
+
+/// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+public struct Tag: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let value: String
+    public var description: String { value }
+    public static let maxLength = 128
+
+    public init(_ string: some StringProtocol) throws(BerthError) {
+        let s = String(string)
+        guard Tag.isValid(s) else { throw .tagInvalid(s) }
+        value = s
+    }
+
+    public static func isValid(_ s: String) -> Bool {
+        let bytes = s.utf8
+        guard let first = bytes.first, bytes.count <= maxLength else { return false }
+        func word(_ c: UInt8) -> Bool {
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "_")
+        }
+        guard word(first) else { return false }
+        return bytes.dropFirst().allSatisfy { word($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+
+    public static func < (a: Tag, b: Tag) -> Bool { a.value < b.value }
+}
+
+/// A manifest reference: a tag or a digest.
+public enum Reference: Hashable, Sendable, CustomStringConvertible {
+    case tag(Tag)
+    case digest(Digest)
+
+    /// Anything containing ':' is taken as a digest, everything else as a tag.
+    public init(parsing s: some StringProtocol) throws(BerthError) {
+        if s.contains(":") {
+            self = .digest(try Digest(parsing: s))
+        } else {
+            guard Tag.isValid(String(s)) else { throw .tagInvalid(String(s)) }
+            self = .tag(try Tag(s))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .tag(let t): return t.value
+        case .digest(let d): return d.description
+        }
+    }
+}

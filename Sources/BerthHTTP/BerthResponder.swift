@@ -1,0 +1,38 @@
+import BerthCore
+import BerthRegistry
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The front door: routes `/v2/` to the OCI handler and serves `/healthz`.
+public struct BerthResponder<Context: RequestContext>: HTTPResponder {
+    let oci: OCIHandler
+
+    public init(registry: Registry) {
+        oci = OCIHandler(registry: registry)
+    }
+
+    static var requestIDHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        var response: Response
+        if path.hasPrefix("/v2") {
+            response = try await oci.handle(request, context: context)
+        } else if path == "/healthz" {
+            response = Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        } else {
+            response = Response(status: .notFound, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(string: #"{"errors":[{"code":"NOT_FOUND","message":"not found"}]}"#)))
+        }
+        response.headers[Self.requestIDHeader] = context.id
+        if response.status.code >= 500 {
+            context.logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(path)", "status": "\(response.status.code)"])
+        } else {
+            context.logger.debug("request", metadata: ["method": "\(request.method)", "path": "\(path)", "status": "\(response.status.code)"])
+        }
+        return response
+    }
+}

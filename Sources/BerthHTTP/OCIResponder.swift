@@ -1,0 +1,273 @@
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Serves the OCI distribution API (`/v2/...`) from the registry service.
+public struct OCIHandler: Sendable {
+    public let registry: Registry
+
+    public init(registry: Registry) { self.registry = registry }
+
+    static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
+    static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
+    static let uploadUUID = HTTPField.Name("Docker-Upload-UUID")!
+    static let ociSubject = HTTPField.Name("OCI-Subject")!
+    static let filtersApplied = HTTPField.Name("OCI-Filters-Applied")!
+    static let range = HTTPField.Name("Range")!
+    static let link = HTTPField.Name("Link")!
+
+    public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        var response: Response
+        do {
+            guard let route = try OCIRoute.parse(path: request.uri.path) else {
+                throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
+            }
+            response = try await dispatch(route, request, context)
+        } catch let e as BerthError {
+            response = errorResponse(e, request: request, context: context)
+        } catch let e as HTTPError where e.status == .contentTooLarge {
+            response = errorResponse(.sizeInvalid("request body too large"), request: request, context: context)
+        } catch {
+            response = errorResponse(.internalError("\(error)"), request: request, context: context)
+        }
+        response.headers[Self.apiVersion] = "registry/2.0"
+        return response
+    }
+
+    func errorResponse(_ error: BerthError, request: Request, context: some RequestContext) -> Response {
+        if case .internalError = error {
+            context.logger.error("request failed", metadata: ["error": "\(error)"])
+        }
+        let wire = OCIWireError(error)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if case .rangeNotSatisfiable(let offset, _) = error {
+            headers[Self.range] = "0-\(max(0, offset - 1))"
+        }
+        if case .unauthorized = error {
+            headers[.wwwAuthenticate] = #"Basic realm="berth""#
+        }
+        let body = wire.json
+        if request.method == .head {
+            headers[.contentLength] = String(body.count)
+            return Response(status: wire.status, headers: headers)
+        }
+        return Response(status: wire.status, headers: headers, body: .init(byteBuffer: makeBuffer(body)))
+    }
+
+    func dispatch(_ route: OCIRoute, _ request: Request, _ context: some RequestContext) async throws -> Response {
+        let method = request.method
+        switch (route, method) {
+        case (.base, .get), (.base, .head):
+            return json(Array("{}".utf8), head: method == .head)
+        case (.catalog, .get):
+            return try await catalog(request)
+        case (.tags(let name), .get):
+            return try await tags(name, request)
+        case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
+            return try await getManifest(name, ref, head: method == .head)
+        case (.manifest(let name, let ref), .put):
+            return try await putManifest(name, ref, request)
+        case (.manifest(let name, let ref), .delete):
+            try await registry.deleteManifest(name, reference: try Reference(parsing: ref))
+            return Response(status: .accepted, headers: [.contentLength: "0"])
+        case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
+            return try await getBlob(name, try Digest(parsing: d), request, head: method == .head)
+        case (.blob(let name, let d), .delete):
+            try await registry.deleteBlob(name, try Digest(parsing: d))
+            return Response(status: .accepted, headers: [.contentLength: "0"])
+        case (.uploads(let name), .post):
+            return try await startUpload(name, request)
+        case (.upload(let name, let id), .get):
+            let s = try await registry.uploadSession(name, id)
+            return uploadAccepted(name, s.id, offset: s.offset, status: .noContent)
+        case (.upload(let name, let id), .patch):
+            let offset = try await registry.appendChunk(
+                name, upload: id, contentRange: request.headers[.contentRange],
+                contentLength: contentLength(request), body: request.body)
+            return uploadAccepted(name, id, offset: offset, status: .accepted)
+        case (.upload(let name, let id), .put):
+            let digest = try await registry.completeUpload(
+                name, upload: id, digest: request.uri.queryParameters.get("digest").map { String($0) },
+                contentRange: request.headers[.contentRange], contentLength: contentLength(request), body: request.body)
+            return blobCreated(name, digest)
+        case (.upload(let name, let id), .delete):
+            try await registry.cancelUpload(name, upload: id)
+            return Response(status: .noContent)
+        case (.referrers(let name, let d), .get):
+            return try await referrers(name, try Digest(parsing: d), request)
+        default:
+            throw BerthError.unsupported("\(method) is not supported on \(request.uri.path)")
+        }
+    }
+
+    func contentLength(_ request: Request) -> Int64? {
+        request.headers[.contentLength].flatMap { Int64($0) }
+    }
+
+    func json(_ bytes: [UInt8], head: Bool = false, contentType: String = "application/json",
+              status: HTTPResponse.Status = .ok, extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = contentType
+        headers[.contentLength] = String(bytes.count)
+        if head { return Response(status: status, headers: headers) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: makeBuffer(bytes)))
+    }
+
+    // MARK: listing
+
+    func page(_ request: Request) throws -> PageRequest {
+        let q = request.uri.queryParameters
+        return try PageRequest(n: q.get("n").map { String($0) }, last: q.get("last").map { String($0) })
+    }
+
+    func link(_ path: String, _ page: Page<String>, limit: Int) -> HTTPFields {
+        guard let next = page.next else { return [:] }
+        let last = next.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? next
+        return [Self.link: "<\(path)?n=\(limit)&last=\(last)>; rel=\"next\""]
+    }
+
+    struct CatalogBody: Encodable { let repositories: [String] }
+    struct TagsBody: Encodable { let name: String; let tags: [String] }
+
+    func catalog(_ request: Request) async throws -> Response {
+        let p = try page(request)
+        let result = try await registry.catalog(p)
+        let bytes = Array(try OCIJSON.encoder.encode(CatalogBody(repositories: result.items)))
+        return json(bytes, extra: link("/v2/_catalog", result, limit: p.limit))
+    }
+
+    func tags(_ name: RepositoryName, _ request: Request) async throws -> Response {
+        let p = try page(request)
+        let result = try await registry.tags(name, p)
+        let bytes = Array(try OCIJSON.encoder.encode(TagsBody(name: name.value, tags: result.items)))
+        return json(bytes, extra: link("/v2/\(name.value)/tags/list", result, limit: p.limit))
+    }
+
+    // MARK: manifests
+
+    func getManifest(_ name: RepositoryName, _ ref: String, head: Bool) async throws -> Response {
+        let reference: Reference
+        do { reference = try Reference(parsing: ref) } catch { throw BerthError.manifestUnknown(ref) }
+        let m = try await registry.manifest(name, reference: reference)
+        var headers: HTTPFields = [:]
+        headers[.contentType] = m.mediaType
+        headers[.contentLength] = String(m.bytes.count)
+        headers[Self.contentDigest] = m.digest.description
+        headers[.eTag] = "\"\(m.digest)\""
+        if head { return Response(status: .ok, headers: headers) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: makeBuffer(m.bytes)))
+    }
+
+    func putManifest(_ name: RepositoryName, _ ref: String, _ request: Request) async throws -> Response {
+        let reference = try Reference(parsing: ref)
+        let limit = ManifestParser.maxSize
+        if let cl = contentLength(request), cl > Int64(limit) { throw BerthError.manifestTooLarge(limit: limit) }
+        var bytes: [UInt8] = []
+        for try await chunk in request.body {
+            if bytes.count + chunk.readableBytes > limit { throw BerthError.manifestTooLarge(limit: limit) }
+            bytes.append(contentsOf: chunk.readableBytesView)
+        }
+        let pushed = try await registry.putManifest(
+            name, reference: reference, contentType: request.headers[.contentType], bytes: bytes)
+        var headers: HTTPFields = [:]
+        headers[.location] = "/v2/\(name.value)/manifests/\(pushed.digest)"
+        headers[Self.contentDigest] = pushed.digest.description
+        headers[.contentLength] = "0"
+        if let s = pushed.subject { headers[Self.ociSubject] = s.description }
+        return Response(status: .created, headers: headers)
+    }
+
+    struct IndexBody: Encodable {
+        let schemaVersion = 2
+        let mediaType = MediaType.ociIndex
+        let manifests: [Descriptor]
+    }
+
+    func referrers(_ name: RepositoryName, _ digest: Digest, _ request: Request) async throws -> Response {
+        let artifactType = request.uri.queryParameters.get("artifactType").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+        let descriptors = try await registry.referrers(name, of: digest, artifactType: artifactType)
+        let bytes = Array(try OCIJSON.encoder.encode(IndexBody(manifests: descriptors)))
+        var extra: HTTPFields = [:]
+        if artifactType != nil { extra[Self.filtersApplied] = "artifactType" }
+        return json(bytes, contentType: MediaType.ociIndex, extra: extra)
+    }
+
+    // MARK: blobs
+
+    func getBlob(_ name: RepositoryName, _ digest: Digest, _ request: Request, head: Bool) async throws -> Response {
+        let size = try await registry.blobSize(name, digest)
+        var headers: HTTPFields = [:]
+        headers[Self.contentDigest] = digest.description
+        headers[.acceptRanges] = "bytes"
+        headers[.eTag] = "\"\(digest)\""
+        headers[.contentType] = "application/octet-stream"
+        var range: ByteRange? = nil
+        var status = HTTPResponse.Status.ok
+        switch ByteRange.resolveRequest(request.headers[.range], size: size) {
+        case .whole:
+            break
+        case .partial(let r):
+            range = r
+            status = .partialContent
+            headers[.contentRange] = "bytes \(r.start)-\(r.end)/\(size)"
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(size)"
+            headers[.contentLength] = "0"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        }
+        let length = range?.count ?? size
+        headers[.contentLength] = String(length)
+        if head || length == 0 { return Response(status: status, headers: headers) }
+        let registry = self.registry
+        let readRange = range
+        let body = ResponseBody(contentLength: Int(length)) { writer in
+            try await registry.readBlob(digest, range: readRange) { buf in try await writer.write(buf) }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    func startUpload(_ name: RepositoryName, _ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        if let d = q.get("digest") {
+            let digest = try Digest(parsing: d)
+            try await registry.monolithicUpload(name, digest: digest, contentLength: contentLength(request), body: request.body)
+            return blobCreated(name, digest)
+        }
+        var mount: Digest? = nil
+        var from: RepositoryName? = nil
+        if let m = q.get("mount") {
+            mount = try Digest(parsing: m)
+            if let f = q.get("from"), !f.isEmpty { from = try RepositoryName(f) }
+        }
+        switch try await registry.startUpload(name, mount: mount, from: from) {
+        case .mounted(let d):
+            return blobCreated(name, d)
+        case .session(let s):
+            return uploadAccepted(name, s.id, offset: 0, status: .accepted)
+        }
+    }
+
+    func blobCreated(_ name: RepositoryName, _ digest: Digest) -> Response {
+        var headers: HTTPFields = [:]
+        headers[.location] = "/v2/\(name.value)/blobs/\(digest)"
+        headers[Self.contentDigest] = digest.description
+        headers[.contentLength] = "0"
+        return Response(status: .created, headers: headers)
+    }
+
+    func uploadAccepted(_ name: RepositoryName, _ id: String, offset: Int64, status: HTTPResponse.Status) -> Response {
+        var headers: HTTPFields = [:]
+        headers[.location] = "/v2/\(name.value)/blobs/uploads/\(id)"
+        headers[Self.uploadUUID] = id
+        headers[Self.range] = "0-\(max(0, offset - 1))"
+        headers[.contentLength] = "0"
+        return Response(status: status, headers: headers)
+    }
+}

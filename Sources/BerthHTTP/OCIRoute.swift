@@ -1,0 +1,55 @@
+import BerthCore
+
+/// A `/v2/` request path, parsed. Repository names contain slashes, so the path is read from its end.
+public enum OCIRoute: Equatable, Sendable {
+    case base
+    case catalog
+    case tags(RepositoryName)
+    case manifest(RepositoryName, String)
+    case blob(RepositoryName, String)
+    case uploads(RepositoryName)
+    case upload(RepositoryName, String)
+    case referrers(RepositoryName, String)
+
+    /// Parses a raw (not percent-decoded) request path. Returns nil for paths that are not part of
+    /// the API (404), throws `nameInvalid` for API paths whose repository name is not valid.
+    public static func parse(path rawPath: String) throws(BerthError) -> OCIRoute? {
+        guard rawPath.hasPrefix("/v2") else { return nil }
+        var rest = rawPath.dropFirst(3)
+        if rest.isEmpty || rest == "/" { return .base }
+        guard rest.first == "/" else { return nil }
+        rest = rest.dropFirst()
+        if rest == "_catalog" { return .catalog }
+        var parts = rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // A trailing slash (".../uploads/") yields an empty last element.
+        let trailingSlash = parts.last == ""
+        if trailingSlash { parts.removeLast() }
+        guard parts.count >= 2 else { return nil }
+        func name(_ count: Int) throws(BerthError) -> RepositoryName {
+            let raw = parts[0..<count].joined(separator: "/")
+            // Percent-encoding is never valid in a name; refuse it rather than decode it
+            // (an encoded slash or dot segment must not sneak past the grammar).
+            return try RepositoryName(raw)
+        }
+        let n = parts.count
+        if n >= 3, parts[n - 2] == "tags", parts[n - 1] == "list", !trailingSlash {
+            return .tags(try name(n - 2))
+        }
+        if n >= 3, parts[n - 2] == "blobs", parts[n - 1] == "uploads" {
+            return .uploads(try name(n - 2))
+        }
+        if n >= 4, parts[n - 3] == "blobs", parts[n - 2] == "uploads", !trailingSlash {
+            return .upload(try name(n - 3), parts[n - 1])
+        }
+        if n >= 3, parts[n - 2] == "manifests", !trailingSlash {
+            return .manifest(try name(n - 2), parts[n - 1])
+        }
+        if n >= 3, parts[n - 2] == "blobs", !trailingSlash {
+            return .blob(try name(n - 2), parts[n - 1])
+        }
+        if n >= 3, parts[n - 2] == "referrers", !trailingSlash {
+            return .referrers(try name(n - 2), parts[n - 1])
+        }
+        return nil
+    }
+}

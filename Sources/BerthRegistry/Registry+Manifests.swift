@@ -1,0 +1,106 @@
+import BerthCore
+import BerthStorage
+import Foundation
+
+/// The result of a manifest push.
+public struct PushedManifest: Sendable, Equatable {
+    public let digest: Digest
+    public let subject: Digest?
+    public let created: Bool
+}
+
+extension Registry {
+    /// PUT /manifests/<reference>: validates, checks references, stores the exact bytes, moves the tag.
+    public func putManifest(_ name: RepositoryName, reference: Reference, contentType: String?,
+                            bytes: [UInt8]) async throws -> PushedManifest {
+        try await repositoryForPush(name)
+        let parsed = try ManifestParser.parse(bytes, contentType: contentType)
+        var digest = Digest.sha256(of: bytes)
+        var tag: String? = nil
+        switch reference {
+        case .tag(let t):
+            tag = t.value
+        case .digest(let d):
+            if d.algorithm != .sha256 {
+                var h = DigestHasher(d.algorithm)
+                h.update(data: bytes)
+                digest = h.finalize()
+            }
+            guard d == digest else {
+                throw BerthError.digestMismatch(expected: d.description, computed: digest.description)
+            }
+        }
+        let subject = parsed.subject.flatMap { Digest.parse($0.digest) }
+        var annotations: String? = nil
+        if let a = parsed.annotations, !a.isEmpty,
+           let data = try? JSONEncoder().encode(a) {
+            annotations = String(decoding: data, as: UTF8.self)
+        }
+        let record = ManifestRecord(
+            digest: digest, mediaType: parsed.mediaType, artifactType: parsed.effectiveArtifactType, bytes: bytes,
+            subject: subject, annotationsJSON: annotations, pushedAt: clock.now())
+        let result = try await metadata.putManifest(
+            ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag),
+            in: name.value)
+        events.publish(.manifestPushed(repository: name.value, digest: digest, mediaType: parsed.mediaType,
+                                       tag: tag, previousTagDigest: result.previousTagDigest))
+        return PushedManifest(digest: digest, subject: subject, created: result.created)
+    }
+
+    /// GET/HEAD /manifests/<reference>.
+    public func manifest(_ name: RepositoryName, reference: Reference) async throws -> ManifestRecord {
+        let digest: Digest
+        switch reference {
+        case .tag(let t):
+            guard let d = try await metadata.resolveTag(t.value, in: name.value) else {
+                try await requireRepository(name)
+                throw BerthError.manifestUnknown(t.value)
+            }
+            digest = d
+        case .digest(let d):
+            digest = d
+        }
+        if let cached = manifestCache.get(name.value, digest) { return cached }
+        guard let record = try await metadata.manifest(digest, in: name.value) else {
+            try await requireRepository(name)
+            throw BerthError.manifestUnknown(reference.description)
+        }
+        manifestCache.put(name.value, record)
+        return record
+    }
+
+    /// DELETE /manifests/<reference>: by tag removes only the tag; by digest the manifest and its tags.
+    public func deleteManifest(_ name: RepositoryName, reference: Reference) async throws {
+        switch reference {
+        case .tag(let t):
+            guard try await metadata.deleteTag(t.value, in: name.value) else {
+                try await requireRepository(name)
+                throw BerthError.manifestUnknown(t.value)
+            }
+            events.publish(.tagDeleted(repository: name.value, tag: t.value))
+        case .digest(let d):
+            manifestCache.remove(name.value, d)
+            guard try await metadata.deleteManifest(d, in: name.value) else {
+                try await requireRepository(name)
+                throw BerthError.manifestUnknown(d.description)
+            }
+            manifestCache.remove(name.value, d)
+            events.publish(.manifestDeleted(repository: name.value, digest: d))
+        }
+    }
+
+    /// GET /referrers/<digest>: descriptors of the manifests whose subject is `digest`,
+    /// optionally only those of one artifact type.
+    public func referrers(_ name: RepositoryName, of digest: Digest, artifactType: String?) async throws -> [Descriptor] {
+        let rows = try await metadata.referrers(of: digest, in: name.value)
+        return rows.compactMap { row in
+            if let artifactType, row.artifactType != artifactType { return nil }
+            var annotations: [String: String]? = nil
+            if let json = row.annotationsJSON {
+                annotations = try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+            }
+            return Descriptor(mediaType: row.mediaType, digest: row.digest.description, size: row.size,
+                              annotations: annotations, artifactType: row.artifactType)
+        }
+    }
+}

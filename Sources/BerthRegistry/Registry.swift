@@ -1,0 +1,342 @@
+import BerthCore
+import BerthStorage
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// Settings of the registry domain service.
+public struct RegistrySettings: Sendable, Equatable {
+    /// Create a repository on its first push (ECR: a create-on-push repository creation template).
+    public var createOnPush: Bool
+    /// Uploads untouched this long are purged.
+    public var uploadTTL: Double
+    /// Size of the buffers streamed to storage.
+    public var writeBufferSize: Int
+
+    public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20) {
+        self.createOnPush = createOnPush
+        self.uploadTTL = uploadTTL
+        self.writeBufferSize = writeBufferSize
+    }
+}
+
+/// The outcome of starting an upload: either a blob mounted from elsewhere or a new session.
+public enum UploadStart: Sendable, Equatable {
+    case mounted(Digest)
+    case session(UploadSession)
+}
+
+/// The registry domain service: push, pull, tags, referrers, deletes. Both front doors call it.
+public final class Registry: Sendable {
+    public let blobs: any BlobStore
+    public let metadata: any MetadataStore
+    public let settings: RegistrySettings
+    public let events: RegistryEventBus
+    let clock: any WallClock
+    let logger: Logger
+    let manifestCache: ManifestCache
+
+    /// Incremental hash state of uploads this process is writing, so chunks are hashed only once.
+    private let hashers = Mutex<[String: UploadHashState]>([:])
+
+    struct UploadHashState {
+        var hasher: DigestHasher
+        var offset: Int64
+        var busy: Bool
+    }
+
+    public init(blobs: any BlobStore, metadata: any MetadataStore, settings: RegistrySettings = .init(),
+                events: RegistryEventBus = .init(), clock: any WallClock = SystemWallClock(),
+                logger: Logger = Logger(label: "berth.registry")) {
+        self.blobs = blobs
+        self.metadata = metadata
+        self.settings = settings
+        self.events = events
+        self.clock = clock
+        self.logger = logger
+        self.manifestCache = ManifestCache()
+    }
+
+    // MARK: repositories
+
+    /// Makes sure a repository exists for a push, creating it when `createOnPush` allows.
+    public func repositoryForPush(_ name: RepositoryName) async throws {
+        if try await metadata.repository(name.value) != nil { return }
+        guard settings.createOnPush else { throw BerthError.nameUnknown(name.value) }
+        if try await metadata.createRepository(name.value, at: clock.now()) {
+            events.publish(.repositoryCreated(repository: name.value))
+        }
+    }
+
+    func requireRepository(_ name: RepositoryName) async throws {
+        guard try await metadata.repository(name.value) != nil else { throw BerthError.nameUnknown(name.value) }
+    }
+
+    public func catalog(_ page: PageRequest) async throws -> Page<String> {
+        guard page.limit > 0 else { return Page(items: [], next: nil) }
+        let rows = try await metadata.listRepositories(after: page.last, limit: page.limit)
+        return Page.from(rows: rows, limit: page.limit) { $0 }
+    }
+
+    public func tags(_ name: RepositoryName, _ page: PageRequest) async throws -> Page<String> {
+        try await requireRepository(name)
+        guard page.limit > 0 else { return Page(items: [], next: nil) }
+        let rows = try await metadata.listTags(in: name.value, after: page.last, limit: page.limit)
+        return Page.from(rows: rows, limit: page.limit) { $0 }
+    }
+
+    // MARK: blobs
+
+    /// The size of a blob in a repository; `blobUnknown` (or `nameUnknown`) otherwise.
+    public func blobSize(_ name: RepositoryName, _ digest: Digest) async throws -> Int64 {
+        if let size = try await metadata.linkedBlobSize(digest, in: name.value) { return size }
+        try await requireRepository(name)
+        throw BerthError.blobUnknown(digest.description)
+    }
+
+    public func readBlob(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        try await blobs.read(digest, range: range, into: consumer)
+    }
+
+    public func deleteBlob(_ name: RepositoryName, _ digest: Digest) async throws {
+        guard try await metadata.unlinkBlob(digest, from: name.value) else {
+            try await requireRepository(name)
+            throw BerthError.blobUnknown(digest.description)
+        }
+        events.publish(.blobUnlinked(repository: name.value, digest: digest))
+    }
+
+    /// POST /blobs/uploads/: mounts when asked (or when `from` is omitted and the registry has the blob),
+    /// otherwise opens a session.
+    public func startUpload(_ name: RepositoryName, mount: Digest?, from: RepositoryName?) async throws -> UploadStart {
+        try await repositoryForPush(name)
+        if let mount {
+            let available: Bool
+            if let from {
+                available = try await metadata.linkedBlobSize(mount, in: from.value) != nil
+            } else {
+                available = try await metadata.blobSize(mount) != nil
+            }
+            if available, try await metadata.linkBlob(mount, to: name.value, at: clock.now()) {
+                events.publish(.blobMounted(repository: name.value, from: from?.value, digest: mount))
+                return .mounted(mount)
+            }
+        }
+        let now = clock.now()
+        let session = UploadSession(id: UUID().uuidString.lowercased(), repository: name.value, offset: 0,
+                                    startedAt: now, updatedAt: now)
+        try await metadata.createUpload(session)
+        return .session(session)
+    }
+
+    /// POST /blobs/uploads/?digest=: the whole blob in one request.
+    public func monolithicUpload<Body: AsyncSequence>(
+        _ name: RepositoryName, digest: Digest, contentLength: Int64?, body: Body
+    ) async throws where Body.Element == ByteBuffer {
+        try await repositoryForPush(name)
+        let id = "mono-" + UUID().uuidString.lowercased()
+        do {
+            var hasher = DigestHasher(digest.algorithm)
+            let writer = try await blobs.openUpload(id: id, at: 0)
+            let written: Int64
+            do {
+                written = try await stream(body, to: writer, hasher: &hasher)
+                try await writer.close()
+            } catch {
+                try? await writer.close()
+                throw error
+            }
+            if let contentLength, contentLength != written {
+                throw BerthError.sizeInvalid("received \(written) bytes, Content-Length was \(contentLength)")
+            }
+            let computed = hasher.finalize()
+            guard computed == digest else {
+                throw BerthError.digestMismatch(expected: digest.description, computed: computed.description)
+            }
+            try await commit(id: id, digest: digest, size: written, repository: name)
+        } catch {
+            try? await blobs.deleteUpload(id: id)
+            throw error
+        }
+    }
+
+    /// The session of an upload in this repository, or `blobUploadUnknown`.
+    public func uploadSession(_ name: RepositoryName, _ id: String) async throws -> UploadSession {
+        guard isPlausibleUploadID(id), let s = try await metadata.upload(id), s.repository == name.value else {
+            throw BerthError.blobUploadUnknown(id)
+        }
+        return s
+    }
+
+    func isPlausibleUploadID(_ id: String) -> Bool {
+        id.utf8.count <= 64 && !id.isEmpty
+            && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2d }
+    }
+
+    /// PATCH: appends one chunk; returns the new committed size.
+    public func appendChunk<Body: AsyncSequence>(
+        _ name: RepositoryName, upload id: String, contentRange: String?, contentLength: Int64?, body: Body
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        let session = try await uploadSession(name, id)
+        switch UploadStateMachine.chunk(offset: session.offset, contentRange: contentRange, contentLength: contentLength) {
+        case .reject(let e):
+            throw e
+        case .append(let at, let expected):
+            return try await append(session, at: at, expected: expected, body: body)
+        }
+    }
+
+    /// PUT ?digest=: an optional last chunk, then the digest check and the commit.
+    public func completeUpload<Body: AsyncSequence>(
+        _ name: RepositoryName, upload id: String, digest digestParameter: String?, contentRange: String?,
+        contentLength: Int64?, body: Body
+    ) async throws -> Digest where Body.Element == ByteBuffer {
+        guard let digestParameter else { throw BerthError.digestInvalid("the digest query parameter is required") }
+        let wanted = try Digest(parsing: digestParameter)
+        var session = try await uploadSession(name, id)
+        if contentLength != 0 || contentRange != nil {
+            switch UploadStateMachine.chunk(offset: session.offset, contentRange: contentRange, contentLength: contentLength) {
+            case .reject(let e):
+                throw e
+            case .append(let at, let expected):
+                session.offset = try await append(session, at: at, expected: expected, body: body)
+            }
+        }
+        let computed = try await finalDigest(session, algorithm: wanted.algorithm)
+        switch UploadStateMachine.complete(digestParameter: digestParameter, computed: computed) {
+        case .failure(let e): throw e
+        case .success(let d):
+            try await commit(id: id, digest: d, size: session.offset, repository: name)
+            try await metadata.deleteUpload(id)
+            _ = hashers.withLock { $0.removeValue(forKey: id) }
+            return d
+        }
+    }
+
+    public func cancelUpload(_ name: RepositoryName, upload id: String) async throws {
+        _ = try await uploadSession(name, id)
+        try await metadata.deleteUpload(id)
+        try await blobs.deleteUpload(id: id)
+        _ = hashers.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// Removes uploads untouched for `uploadTTL`.
+    public func purgeStaleUploads() async throws -> Int {
+        let stale = try await metadata.staleUploads(before: clock.now() - settings.uploadTTL)
+        for s in stale {
+            try await metadata.deleteUpload(s.id)
+            try await blobs.deleteUpload(id: s.id)
+            _ = hashers.withLock { $0.removeValue(forKey: s.id) }
+        }
+        return stale.count
+    }
+
+    private func append<Body: AsyncSequence>(
+        _ session: UploadSession, at start: Int64, expected: Int64?, body: Body
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        // One request at a time per upload; take the cached hash state if it matches the committed offset.
+        let cached: DigestHasher? = try hashers.withLock { h in
+            if let s = h[session.id], s.busy {
+                throw BerthError.rangeNotSatisfiable(offset: session.offset, detail: "another chunk of this upload is in progress")
+            }
+            let state = h[session.id]
+            h[session.id] = UploadHashState(hasher: state?.hasher ?? DigestHasher(), offset: state?.offset ?? -1, busy: true)
+            return state.flatMap { $0.offset == start ? $0.hasher : nil }
+        }
+        var hasher: DigestHasher
+        do {
+            if let cached { hasher = cached } else { hasher = try await rehash(session.id, length: start, algorithm: .sha256) }
+        } catch {
+            hashers.withLock { $0[session.id]?.busy = false }
+            throw error
+        }
+        let before = hasher
+        do {
+            let writer = try await blobs.openUpload(id: session.id, at: start)
+            let written: Int64
+            do {
+                written = try await stream(body, to: writer, hasher: &hasher)
+                try await writer.close()
+            } catch {
+                try? await writer.close()
+                throw error
+            }
+            let newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
+            guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now()) else {
+                throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
+            }
+            let h = hasher
+            hashers.withLock { $0[session.id] = UploadHashState(hasher: h, offset: newOffset, busy: false) }
+            return newOffset
+        } catch {
+            hashers.withLock { $0[session.id] = UploadHashState(hasher: before, offset: start, busy: false) }
+            throw error
+        }
+    }
+
+    /// Rebuilds the hash of the first `length` staged bytes (after a restart, or for another algorithm).
+    private func rehash(_ id: String, length: Int64, algorithm: Digest.Algorithm) async throws -> DigestHasher {
+        var hasher = DigestHasher(algorithm)
+        if length == 0 { return hasher }
+        guard let staged = try await blobs.uploadedSize(id: id), staged >= length else {
+            throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
+        }
+        try await blobs.readUpload(id: id, length: length) { buf in
+            buf.withUnsafeReadableBytes { hasher.update($0) }
+        }
+        return hasher
+    }
+
+    private func finalDigest(_ session: UploadSession, algorithm: Digest.Algorithm) async throws -> Digest {
+        if algorithm == .sha256, let h = hashers.withLock({ $0[session.id] }), h.offset == session.offset, !h.busy {
+            return h.hasher.finalize()
+        }
+        return try await rehash(session.id, length: session.offset, algorithm: algorithm).finalize()
+    }
+
+    private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryName) async throws {
+        try await blobs.commitUpload(id: id, as: digest)
+        try await metadata.recordBlob(digest, size: size, linkTo: repository.value, at: clock.now())
+        events.publish(.blobPushed(repository: repository.value, digest: digest, size: size))
+    }
+
+    /// Streams a request body to storage in large buffers, hashing each buffer while the previous
+    /// one is being written. Returns the number of bytes written.
+    func stream<Body: AsyncSequence>(
+        _ body: Body, to writer: any BlobUploadWriter, hasher: inout DigestHasher
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        let target = settings.writeBufferSize
+        var pending: Task<Void, any Error>? = nil
+        var total: Int64 = 0
+        var batch = ByteBuffer()
+        func flush(_ buf: ByteBuffer, hasher: inout DigestHasher) async throws {
+            if let p = pending { try await p.value }
+            pending = Task { try await writer.write(buf) }
+            buf.withUnsafeReadableBytes { hasher.update($0) }
+        }
+        do {
+            for try await chunk in body {
+                total += Int64(chunk.readableBytes)
+                if batch.readableBytes == 0 && chunk.readableBytes >= target {
+                    try await flush(chunk, hasher: &hasher)
+                    continue
+                }
+                if batch.capacity == 0 { batch.reserveCapacity(target) }
+                var c = chunk
+                batch.writeBuffer(&c)
+                if batch.readableBytes >= target {
+                    let full = batch
+                    batch = ByteBuffer()
+                    try await flush(full, hasher: &hasher)
+                }
+            }
+            if batch.readableBytes > 0 { try await flush(batch, hasher: &hasher) }
+            if let p = pending { try await p.value }
+        } catch {
+            if let p = pending { _ = try? await p.value }
+            throw error
+        }
+        return total
+    }
+}

@@ -1,0 +1,38 @@
+import BerthCore
+import Synchronization
+
+/// What happened in the registry; side effects (audit, webhooks, scanning, metrics) subscribe to these.
+public enum RegistryEvent: Sendable, Equatable {
+    case repositoryCreated(repository: String)
+    case blobPushed(repository: String, digest: Digest, size: Int64)
+    case blobMounted(repository: String, from: String?, digest: Digest)
+    case manifestPushed(repository: String, digest: Digest, mediaType: String, tag: String?, previousTagDigest: Digest?)
+    case manifestDeleted(repository: String, digest: Digest)
+    case tagDeleted(repository: String, tag: String)
+    case blobUnlinked(repository: String, digest: Digest)
+}
+
+/// Fans registry events out to subscribers. Publishing never blocks: slow subscribers drop the oldest events.
+public final class RegistryEventBus: Sendable {
+    private let subscribers = Mutex<[Int: AsyncStream<RegistryEvent>.Continuation]>([:])
+    private let nextID = Atomic<Int>(0)
+    private let bufferSize: Int
+
+    public init(bufferSize: Int = 10_000) { self.bufferSize = bufferSize }
+
+    public func publish(_ event: RegistryEvent) {
+        let subs = subscribers.withLock { Array($0.values) }
+        for s in subs { s.yield(event) }
+    }
+
+    /// A stream of every event published from now on.
+    public func subscribe() -> AsyncStream<RegistryEvent> {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncStream<RegistryEvent>.makeStream(bufferingPolicy: .bufferingNewest(bufferSize))
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+        }
+        subscribers.withLock { $0[id] = continuation }
+        return stream
+    }
+}

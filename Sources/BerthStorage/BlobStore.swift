@@ -1,0 +1,45 @@
+import BerthCore
+import NIOCore
+
+/// Reads committed, content-addressed blobs.
+public protocol BlobReading: Sendable {
+    /// The size of a committed blob, or nil when it is not stored.
+    func size(of digest: Digest) async throws -> Int64?
+    /// Streams a committed blob (or one inclusive range of it) to `consumer` in chunks.
+    func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws
+}
+
+/// The staging area of uploads: bytes are appended to an upload, then committed under their digest.
+public protocol BlobUploading: Sendable {
+    /// Opens an upload for appending at `offset`, creating it when absent and truncating anything
+    /// beyond `offset` (bytes written by a request that did not complete).
+    func openUpload(id: String, at offset: Int64) async throws -> any BlobUploadWriter
+    /// The number of bytes staged for an upload, or nil when it does not exist.
+    func uploadedSize(id: String) async throws -> Int64?
+    /// Streams the first `length` staged bytes of an upload (used to rebuild a hash after a restart).
+    func readUpload(id: String, length: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws
+    /// Makes the staged bytes durable and atomically visible as blob `digest`; the upload is gone afterwards.
+    func commitUpload(id: String, as digest: Digest) async throws
+    /// Discards an upload; no error when it does not exist.
+    func deleteUpload(id: String) async throws
+}
+
+/// Removes committed blobs (garbage collection).
+public protocol BlobDeleting: Sendable {
+    func delete(_ digest: Digest) async throws
+}
+
+public typealias BlobStore = BlobReading & BlobUploading & BlobDeleting
+
+/// Appends bytes to one upload. Writes happen in call order.
+public protocol BlobUploadWriter: Sendable {
+    func write(_ buffer: ByteBuffer) async throws
+    /// Releases the handle; staged bytes stay for a later `openUpload` or `commitUpload`.
+    func close() async throws
+}
+
+/// Storage failures that are not domain errors.
+public struct StorageError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

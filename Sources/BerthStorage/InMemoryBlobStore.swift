@@ -1,0 +1,80 @@
+import BerthCore
+import NIOCore
+import Synchronization
+
+/// Blobs in memory, for tests and ephemeral registries.
+public final class InMemoryBlobStore: BlobStore {
+    private struct State {
+        var blobs: [Digest: ByteBuffer] = [:]
+        var uploads: [String: ByteBuffer] = [:]
+    }
+    private let state = Mutex(State())
+    private let chunkSize: Int
+
+    public init(chunkSize: Int = 1 << 20) { self.chunkSize = chunkSize }
+
+    public func size(of digest: Digest) async throws -> Int64? {
+        state.withLock { $0.blobs[digest].map { Int64($0.readableBytes) } }
+    }
+
+    public func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard var buf = state.withLock({ $0.blobs[digest] }) else { throw StorageError("blob \(digest) not found") }
+        if let range {
+            guard range.end < Int64(buf.readableBytes) else { throw StorageError("range beyond blob") }
+            buf = buf.getSlice(at: buf.readerIndex + Int(range.start), length: Int(range.count))!
+        }
+        while buf.readableBytes > 0 {
+            try await consumer(buf.readSlice(length: min(chunkSize, buf.readableBytes))!)
+        }
+    }
+
+    public func openUpload(id: String, at offset: Int64) async throws -> any BlobUploadWriter {
+        try state.withLock { s in
+            var b = s.uploads[id] ?? ByteBuffer()
+            guard Int64(b.readableBytes) >= offset else { throw StorageError("upload \(id) shorter than \(offset)") }
+            b.moveWriterIndex(to: b.readerIndex + Int(offset))
+            s.uploads[id] = b
+        }
+        return Writer(store: self, id: id)
+    }
+
+    public func uploadedSize(id: String) async throws -> Int64? {
+        state.withLock { $0.uploads[id].map { Int64($0.readableBytes) } }
+    }
+
+    public func readUpload(id: String, length: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard let b = state.withLock({ $0.uploads[id] }) else { throw StorageError("upload \(id) not found") }
+        try await consumer(b.getSlice(at: b.readerIndex, length: Int(length))!)
+    }
+
+    public func commitUpload(id: String, as digest: Digest) async throws {
+        try state.withLock { s in
+            guard let b = s.uploads.removeValue(forKey: id) else { throw StorageError("upload \(id) not found") }
+            s.blobs[digest] = b
+        }
+    }
+
+    public func deleteUpload(id: String) async throws {
+        _ = state.withLock { $0.uploads.removeValue(forKey: id) }
+    }
+
+    public func delete(_ digest: Digest) async throws {
+        _ = state.withLock { $0.blobs.removeValue(forKey: digest) }
+    }
+
+    fileprivate func append(_ id: String, _ buffer: ByteBuffer) throws {
+        try state.withLock { s in
+            guard var b = s.uploads[id] else { throw StorageError("upload \(id) not found") }
+            s.uploads[id] = nil  // keep the buffer uniquely referenced while appending
+            b.writeImmutableBuffer(buffer)
+            s.uploads[id] = b
+        }
+    }
+
+    private struct Writer: BlobUploadWriter {
+        let store: InMemoryBlobStore
+        let id: String
+        func write(_ buffer: ByteBuffer) async throws { try store.append(id, buffer) }
+        func close() async throws {}
+    }
+}

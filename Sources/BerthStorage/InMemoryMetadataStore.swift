@@ -1,0 +1,164 @@
+import BerthCore
+import Synchronization
+
+/// Metadata in memory, for tests and ephemeral registries. Same semantics as the SQLite store.
+public final class InMemoryMetadataStore: MetadataStore {
+    struct Repo {
+        var createdAt: Double
+        var blobs: Set<Digest> = []
+        var manifests: [Digest: ManifestRecord] = [:]
+        var tags: [String: Digest] = [:]
+    }
+    struct State {
+        var repos: [String: Repo] = [:]
+        var blobs: [Digest: Int64] = [:]
+        var uploads: [String: UploadSession] = [:]
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func createRepository(_ name: String, at: Double) async throws -> Bool {
+        state.withLock { s in
+            if s.repos[name] != nil { return false }
+            s.repos[name] = Repo(createdAt: at)
+            return true
+        }
+    }
+
+    public func repository(_ name: String) async throws -> RepositoryRecord? {
+        state.withLock { s in s.repos[name].map { RepositoryRecord(name: name, createdAt: $0.createdAt) } }
+    }
+
+    public func listRepositories(after last: String?, limit: Int) async throws -> [String] {
+        state.withLock { s in
+            Array(s.repos.keys.filter { last == nil || $0 > last! }.sorted().prefix(limit + 1))
+        }
+    }
+
+    public func deleteRepository(_ name: String) async throws -> Bool {
+        state.withLock { s in
+            s.uploads = s.uploads.filter { $0.value.repository != name }
+            return s.repos.removeValue(forKey: name) != nil
+        }
+    }
+
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: String, at: Double) async throws {
+        try state.withLock { s in
+            guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository) }
+            s.blobs[digest] = size
+            s.repos[repository]!.blobs.insert(digest)
+        }
+    }
+
+    public func blobSize(_ digest: Digest) async throws -> Int64? {
+        state.withLock { $0.blobs[digest] }
+    }
+
+    public func linkedBlobSize(_ digest: Digest, in repository: String) async throws -> Int64? {
+        state.withLock { s in
+            guard s.repos[repository]?.blobs.contains(digest) == true else { return nil }
+            return s.blobs[digest]
+        }
+    }
+
+    public func linkBlob(_ digest: Digest, to repository: String, at: Double) async throws -> Bool {
+        try state.withLock { s in
+            guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository) }
+            guard s.blobs[digest] != nil else { return false }
+            s.repos[repository]!.blobs.insert(digest)
+            return true
+        }
+    }
+
+    public func unlinkBlob(_ digest: Digest, from repository: String) async throws -> Bool {
+        state.withLock { s in s.repos[repository]?.blobs.remove(digest) != nil }
+    }
+
+    public func putManifest(_ put: ManifestPut, in repository: String) async throws -> ManifestPutResult {
+        try state.withLock { s in
+            guard var repo = s.repos[repository] else { throw BerthError.nameUnknown(repository) }
+            for b in put.blobs where !repo.blobs.contains(b) {
+                throw BerthError.manifestBlobUnknown(b.description)
+            }
+            for m in put.manifests where repo.manifests[m] == nil {
+                throw BerthError.manifestBlobUnknown(m.description)
+            }
+            let d = put.record.digest
+            let created = repo.manifests[d] == nil
+            if created { repo.manifests[d] = put.record }
+            var previous: Digest? = nil
+            if let tag = put.tag {
+                previous = repo.tags[tag]
+                repo.tags[tag] = d
+                if previous == d { previous = nil }
+            }
+            s.repos[repository] = repo
+            return ManifestPutResult(created: created, previousTagDigest: previous)
+        }
+    }
+
+    public func manifest(_ digest: Digest, in repository: String) async throws -> ManifestRecord? {
+        state.withLock { $0.repos[repository]?.manifests[digest] }
+    }
+
+    public func resolveTag(_ tag: String, in repository: String) async throws -> Digest? {
+        state.withLock { $0.repos[repository]?.tags[tag] }
+    }
+
+    public func listTags(in repository: String, after last: String?, limit: Int) async throws -> [String] {
+        state.withLock { s in
+            guard let r = s.repos[repository] else { return [] }
+            return Array(r.tags.keys.filter { last == nil || $0 > last! }.sorted().prefix(limit + 1))
+        }
+    }
+
+    public func deleteManifest(_ digest: Digest, in repository: String) async throws -> Bool {
+        state.withLock { s in
+            guard var r = s.repos[repository], r.manifests.removeValue(forKey: digest) != nil else { return false }
+            r.tags = r.tags.filter { $0.value != digest }
+            s.repos[repository] = r
+            return true
+        }
+    }
+
+    public func deleteTag(_ tag: String, in repository: String) async throws -> Bool {
+        state.withLock { s in s.repos[repository]?.tags.removeValue(forKey: tag) != nil }
+    }
+
+    public func referrers(of digest: Digest, in repository: String) async throws -> [ManifestSummary] {
+        state.withLock { s in
+            guard let r = s.repos[repository] else { return [] }
+            return r.manifests.values.filter { $0.subject == digest }.sorted { $0.digest < $1.digest }.map {
+                ManifestSummary(digest: $0.digest, mediaType: $0.mediaType, artifactType: $0.artifactType,
+                                size: $0.size, annotationsJSON: $0.annotationsJSON)
+            }
+        }
+    }
+
+    public func createUpload(_ session: UploadSession) async throws {
+        state.withLock { $0.uploads[session.id] = session }
+    }
+
+    public func upload(_ id: String) async throws -> UploadSession? {
+        state.withLock { $0.uploads[id] }
+    }
+
+    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+        state.withLock { s in
+            guard var u = s.uploads[id], u.offset == expected else { return false }
+            u.offset = offset
+            u.updatedAt = at
+            s.uploads[id] = u
+            return true
+        }
+    }
+
+    public func deleteUpload(_ id: String) async throws {
+        _ = state.withLock { $0.uploads.removeValue(forKey: id) }
+    }
+
+    public func staleUploads(before: Double) async throws -> [UploadSession] {
+        state.withLock { s in s.uploads.values.filter { $0.updatedAt < before }.sorted { $0.id < $1.id } }
+    }
+}

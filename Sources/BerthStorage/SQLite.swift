@@ -1,0 +1,169 @@
+import CSQLite
+import Synchronization
+
+/// A value bound to or read from a SQLite statement.
+public enum SQLiteValue: Sendable, Equatable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+    case null
+}
+
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public var description: String { "sqlite error \(code): \(message)" }
+}
+
+private let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One SQLite connection with a prepared-statement cache. Not thread-safe: guard it.
+public final class SQLiteConnection: @unchecked Sendable {
+    let db: OpaquePointer
+    private var statements: [String: OpaquePointer] = [:]
+
+    public init(path: String, readOnly: Bool = false) throws {
+        var handle: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let msg = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "open failed"
+            if let handle { sqlite3_close_v2(handle) }
+            throw SQLiteError(code: rc, message: msg)
+        }
+        db = handle
+        sqlite3_busy_timeout(db, 10_000)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        for (_, s) in statements { sqlite3_finalize(s) }
+        sqlite3_close_v2(db)
+    }
+
+    func error(_ rc: Int32) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(db)))
+    }
+
+    /// Runs one or more statements without parameters.
+    public func exec(_ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? "exec failed"
+            sqlite3_free(err)
+            throw SQLiteError(code: rc, message: msg)
+        }
+    }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let s = statements[sql] { return s }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc) }
+        statements[sql] = stmt
+        return stmt
+    }
+
+    private func bind(_ stmt: OpaquePointer, _ values: [SQLiteValue]) throws {
+        for (i, v) in values.enumerated() {
+            let idx = Int32(i + 1)
+            let rc: Int32
+            switch v {
+            case .integer(let x): rc = sqlite3_bind_int64(stmt, idx, x)
+            case .real(let x): rc = sqlite3_bind_double(stmt, idx, x)
+            case .text(let x): rc = sqlite3_bind_text(stmt, idx, x, -1, SQLITE_TRANSIENT)
+            case .blob(let x):
+                rc = x.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+            case .null: rc = sqlite3_bind_null(stmt, idx)
+            }
+            guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    /// Runs a statement, calling `row` for each result row.
+    public func query<T>(_ sql: String, _ values: [SQLiteValue] = [], row: (SQLiteRow) throws -> T) throws -> [T] {
+        let stmt = try prepared(sql)
+        defer { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) }
+        try bind(stmt, values)
+        var out: [T] = []
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_ROW {
+                out.append(try row(SQLiteRow(stmt: stmt)))
+            } else if rc == SQLITE_DONE {
+                return out
+            } else {
+                throw error(rc)
+            }
+        }
+    }
+
+    /// Runs a statement that returns no rows; returns the number of rows changed.
+    @discardableResult
+    public func execute(_ sql: String, _ values: [SQLiteValue] = []) throws -> Int {
+        _ = try query(sql, values) { _ in () }
+        return Int(sqlite3_changes(db))
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction, rolling back when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let r = try body()
+            try execute("COMMIT")
+            return r
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+/// A result row; valid only inside the `row` closure.
+public struct SQLiteRow {
+    let stmt: OpaquePointer
+
+    public func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
+    public func double(_ i: Int32) -> Double { sqlite3_column_double(stmt, i) }
+    public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }
+    public func text(_ i: Int32) -> String {
+        guard let p = sqlite3_column_text(stmt, i) else { return "" }
+        return String(cString: p)
+    }
+    public func optionalText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
+    public func blob(_ i: Int32) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(stmt, i))
+        guard n > 0, let p = sqlite3_column_blob(stmt, i) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}
+
+/// A SQLite database in WAL mode: one writer connection and a small pool of readers.
+public final class SQLiteDatabase: Sendable {
+    public let path: String
+    private let writer: Mutex<SQLiteConnection>
+    private let readers: Mutex<[SQLiteConnection]>
+    private let maxIdleReaders = 8
+
+    public init(path: String) throws {
+        self.path = path
+        let w = try SQLiteConnection(path: path)
+        try w.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        writer = Mutex(w)
+        readers = Mutex([])
+    }
+
+    /// Runs `body` with exclusive use of the writer connection.
+    public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try writer.withLock { conn in try body(conn) }
+    }
+
+    /// Runs `body` with a reader connection (sees the last committed state).
+    public func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        let conn = try readers.withLock { $0.popLast() } ?? SQLiteConnection(path: path)
+        defer { readers.withLock { if $0.count < maxIdleReaders { $0.append(conn) } } }
+        return try body(conn)
+    }
+}

@@ -1,0 +1,298 @@
+import BerthCore
+
+/// Registry metadata in a SQLite database (the embedded default).
+public final class SQLiteMetadataStore: MetadataStore {
+    let db: SQLiteDatabase
+
+    public static let schema = """
+        CREATE TABLE IF NOT EXISTS repositories(
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS blobs(
+            digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS repository_blobs(
+            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL, linked_at REAL NOT NULL,
+            PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS repository_blobs_digest ON repository_blobs(digest);
+        CREATE TABLE IF NOT EXISTS manifests(
+            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL, media_type TEXT NOT NULL, artifact_type TEXT, body BLOB NOT NULL,
+            subject TEXT, annotations TEXT, pushed_at REAL NOT NULL,
+            PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS manifests_subject ON manifests(repo_id, subject) WHERE subject IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS manifest_references(
+            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            parent TEXT NOT NULL, child TEXT NOT NULL, is_manifest INTEGER NOT NULL,
+            PRIMARY KEY(repo_id, parent, child)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS manifest_references_child ON manifest_references(child);
+        CREATE TABLE IF NOT EXISTS tags(
+            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY(repo_id, tag)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS tags_digest ON tags(repo_id, digest);
+        CREATE TABLE IF NOT EXISTS uploads(
+            id TEXT PRIMARY KEY, repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            committed INTEGER NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID;
+        """
+
+    /// Opens (creating if needed) the database at `path`.
+    public init(path: String) throws {
+        db = try SQLiteDatabase(path: path)
+        try db.write { try $0.exec(Self.schema) }
+    }
+
+    private func repoID(_ c: SQLiteConnection, _ name: String) throws -> Int64? {
+        try c.query("SELECT id FROM repositories WHERE name = ?", [.text(name)]) { $0.int(0) }.first
+    }
+
+    private func requireRepo(_ c: SQLiteConnection, _ name: String) throws -> Int64 {
+        guard let id = try repoID(c, name) else { throw BerthError.nameUnknown(name) }
+        return id
+    }
+
+    // MARK: repositories
+
+    public func createRepository(_ name: String, at: Double) async throws -> Bool {
+        try db.write { c in
+            try c.execute("INSERT OR IGNORE INTO repositories(name, created_at) VALUES(?, ?)", [.text(name), .real(at)]) == 1
+        }
+    }
+
+    public func repository(_ name: String) async throws -> RepositoryRecord? {
+        try db.read { c in
+            try c.query("SELECT name, created_at FROM repositories WHERE name = ?", [.text(name)]) {
+                RepositoryRecord(name: $0.text(0), createdAt: $0.double(1))
+            }.first
+        }
+    }
+
+    public func listRepositories(after last: String?, limit: Int) async throws -> [String] {
+        try db.read { c in
+            try c.query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?",
+                        [.text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
+        }
+    }
+
+    public func deleteRepository(_ name: String) async throws -> Bool {
+        try db.write { c in try c.execute("DELETE FROM repositories WHERE name = ?", [.text(name)]) == 1 }
+    }
+
+    // MARK: blobs
+
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: String, at: Double) async throws {
+        try db.write { c in
+            try c.transaction {
+                let id = try requireRepo(c, repository)
+                try c.execute("INSERT OR IGNORE INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
+                              [.text(digest.description), .integer(size), .real(at)])
+                try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
+                              [.integer(id), .text(digest.description), .real(at)])
+            }
+        }
+    }
+
+    public func blobSize(_ digest: Digest) async throws -> Int64? {
+        try db.read { c in
+            try c.query("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.int(0) }.first
+        }
+    }
+
+    public func linkedBlobSize(_ digest: Digest, in repository: String) async throws -> Int64? {
+        try db.read { c in
+            try c.query("""
+                SELECT b.size FROM repositories r
+                JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
+                JOIN blobs b ON b.digest = l.digest WHERE r.name = ?
+                """, [.text(digest.description), .text(repository)]) { $0.int(0) }.first
+        }
+    }
+
+    public func linkBlob(_ digest: Digest, to repository: String, at: Double) async throws -> Bool {
+        try db.write { c in
+            try c.transaction {
+                let id = try requireRepo(c, repository)
+                let known = try c.query("SELECT 1 FROM blobs WHERE digest = ?", [.text(digest.description)]) { _ in 1 }
+                guard !known.isEmpty else { return false }
+                try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
+                              [.integer(id), .text(digest.description), .real(at)])
+                return true
+            }
+        }
+    }
+
+    public func unlinkBlob(_ digest: Digest, from repository: String) async throws -> Bool {
+        try db.write { c in
+            try c.execute("""
+                DELETE FROM repository_blobs WHERE digest = ?
+                AND repo_id = (SELECT id FROM repositories WHERE name = ?)
+                """, [.text(digest.description), .text(repository)]) == 1
+        }
+    }
+
+    // MARK: manifests and tags
+
+    public func putManifest(_ put: ManifestPut, in repository: String) async throws -> ManifestPutResult {
+        try db.write { c in
+            try c.transaction {
+                let id = try requireRepo(c, repository)
+                for b in put.blobs {
+                    let linked = try c.query("SELECT 1 FROM repository_blobs WHERE repo_id = ? AND digest = ?",
+                                             [.integer(id), .text(b.description)]) { _ in 1 }
+                    if linked.isEmpty { throw BerthError.manifestBlobUnknown(b.description) }
+                }
+                for m in put.manifests {
+                    let present = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+                                              [.integer(id), .text(m.description)]) { _ in 1 }
+                    if present.isEmpty { throw BerthError.manifestBlobUnknown(m.description) }
+                }
+                let r = put.record
+                let digest = r.digest.description
+                let created = try c.execute("""
+                    INSERT OR IGNORE INTO manifests(repo_id, digest, media_type, artifact_type, body, subject, annotations, pushed_at)
+                    VALUES(?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.integer(id), .text(digest), .text(r.mediaType), r.artifactType.map { .text($0) } ?? .null,
+                          .blob(r.bytes), r.subject.map { .text($0.description) } ?? .null,
+                          r.annotationsJSON.map { .text($0) } ?? .null, .real(r.pushedAt)]) == 1
+                if created {
+                    for b in put.blobs {
+                        try c.execute("INSERT OR IGNORE INTO manifest_references(repo_id, parent, child, is_manifest) VALUES(?, ?, ?, 0)",
+                                      [.integer(id), .text(digest), .text(b.description)])
+                    }
+                    for m in put.manifests {
+                        try c.execute("INSERT OR IGNORE INTO manifest_references(repo_id, parent, child, is_manifest) VALUES(?, ?, ?, 1)",
+                                      [.integer(id), .text(digest), .text(m.description)])
+                    }
+                }
+                var previous: Digest? = nil
+                if let tag = put.tag {
+                    previous = try c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?",
+                                           [.integer(id), .text(tag)]) { Digest.parse($0.text(0)) }.first ?? nil
+                    if previous != r.digest {
+                        try c.execute("""
+                            INSERT INTO tags(repo_id, tag, digest, updated_at) VALUES(?, ?, ?, ?)
+                            ON CONFLICT(repo_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
+                            """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
+                    } else {
+                        previous = nil
+                    }
+                }
+                return ManifestPutResult(created: created, previousTagDigest: previous)
+            }
+        }
+    }
+
+    public func manifest(_ digest: Digest, in repository: String) async throws -> ManifestRecord? {
+        try db.read { c in
+            try c.query("""
+                SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at
+                FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ? WHERE r.name = ?
+                """, [.text(digest.description), .text(repository)]) { row in
+                ManifestRecord(digest: digest, mediaType: row.text(0), artifactType: row.optionalText(1),
+                               bytes: row.blob(2), subject: row.optionalText(3).flatMap { Digest.parse($0) },
+                               annotationsJSON: row.optionalText(4), pushedAt: row.double(5))
+            }.first
+        }
+    }
+
+    public func resolveTag(_ tag: String, in repository: String) async throws -> Digest? {
+        try db.read { c in
+            try c.query("""
+                SELECT t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.name = ?
+                """, [.text(tag), .text(repository)]) { Digest.parse($0.text(0)) }.first ?? nil
+        }
+    }
+
+    public func listTags(in repository: String, after last: String?, limit: Int) async throws -> [String] {
+        try db.read { c in
+            try c.query("""
+                SELECT t.tag FROM repositories r JOIN tags t ON t.repo_id = r.id
+                WHERE r.name = ? AND t.tag > ? ORDER BY t.tag LIMIT ?
+                """, [.text(repository), .text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
+        }
+    }
+
+    public func deleteManifest(_ digest: Digest, in repository: String) async throws -> Bool {
+        try db.write { c in
+            try c.transaction {
+                guard let id = try repoID(c, repository) else { return false }
+                let d = SQLiteValue.text(digest.description)
+                let n = try c.execute("DELETE FROM manifests WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+                guard n == 1 else { return false }
+                try c.execute("DELETE FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+                try c.execute("DELETE FROM manifest_references WHERE repo_id = ? AND parent = ?", [.integer(id), d])
+                return true
+            }
+        }
+    }
+
+    public func deleteTag(_ tag: String, in repository: String) async throws -> Bool {
+        try db.write { c in
+            try c.execute("""
+                DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)
+                """, [.text(tag), .text(repository)]) == 1
+        }
+    }
+
+    public func referrers(of digest: Digest, in repository: String) async throws -> [ManifestSummary] {
+        try db.read { c in
+            try c.query("""
+                SELECT m.digest, m.media_type, m.artifact_type, length(m.body), m.annotations
+                FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.subject = ?
+                WHERE r.name = ? ORDER BY m.digest
+                """, [.text(digest.description), .text(repository)]) { row -> ManifestSummary? in
+                guard let d = Digest.parse(row.text(0)) else { return nil }
+                return ManifestSummary(digest: d, mediaType: row.text(1), artifactType: row.optionalText(2),
+                                       size: row.int(3), annotationsJSON: row.optionalText(4))
+            }.compactMap { $0 }
+        }
+    }
+
+    // MARK: uploads
+
+    public func createUpload(_ session: UploadSession) async throws {
+        try db.write { c in
+            try c.transaction {
+                let id = try requireRepo(c, session.repository)
+                try c.execute("INSERT INTO uploads(id, repo_id, committed, started_at, updated_at) VALUES(?, ?, ?, ?, ?)",
+                              [.text(session.id), .integer(id), .integer(session.offset), .real(session.startedAt),
+                               .real(session.updatedAt)])
+            }
+        }
+    }
+
+    public func upload(_ id: String) async throws -> UploadSession? {
+        try db.read { c in
+            try c.query("""
+                SELECT u.id, r.name, u.committed, u.started_at, u.updated_at
+                FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?
+                """, [.text(id)]) {
+                UploadSession(id: $0.text(0), repository: $0.text(1), offset: $0.int(2), startedAt: $0.double(3),
+                              updatedAt: $0.double(4))
+            }.first
+        }
+    }
+
+    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+        try db.write { c in
+            try c.execute("UPDATE uploads SET committed = ?, updated_at = ? WHERE id = ? AND committed = ?",
+                          [.integer(offset), .real(at), .text(id), .integer(expected)]) == 1
+        }
+    }
+
+    public func deleteUpload(_ id: String) async throws {
+        try db.write { c in _ = try c.execute("DELETE FROM uploads WHERE id = ?", [.text(id)]) }
+    }
+
+    public func staleUploads(before: Double) async throws -> [UploadSession] {
+        try db.read { c in
+            try c.query("""
+                SELECT u.id, r.name, u.committed, u.started_at, u.updated_at
+                FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.updated_at < ? ORDER BY u.id
+                """, [.real(before)]) {
+                UploadSession(id: $0.text(0), repository: $0.text(1), offset: $0.int(2), startedAt: $0.double(3),
+                              updatedAt: $0.double(4))
+            }
+        }
+    }
+}
+
