@@ -57,6 +57,11 @@ public struct ManifestPutResult: Sendable, Equatable {
     public var created: Bool
     /// The digest the tag pointed to before, when it moved.
     public var previousTagDigest: Digest?
+
+    public init(created: Bool, previousTagDigest: Digest?) {
+        self.created = created
+        self.previousTagDigest = previousTagDigest
+    }
 }
 
 /// A chunked upload in progress.

@@ -1,0 +1,270 @@
+import BerthCore
+import BerthStorage
+import Foundation
+import NIOCore
+import Testing
+
+/// The storage conformance suite: every backend runs every test here. A new backend adds a case.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory
+    case filesystemAndSQLite
+
+    var testDescription: String { rawValue }
+
+    struct Stores {
+        let blobs: any BlobStore
+        let metadata: any MetadataStore
+        let directory: String?
+        /// Reopens the same persistent state (a restart); nil for backends without persistence.
+        let reopen: (@Sendable () throws -> (any BlobStore, any MetadataStore))?
+    }
+
+    func make() throws -> Stores {
+        switch self {
+        case .memory:
+            return Stores(blobs: InMemoryBlobStore(chunkSize: 7), metadata: InMemoryMetadataStore(), directory: nil, reopen: nil)
+        case .filesystemAndSQLite:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-conf-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let open: @Sendable () throws -> (any BlobStore, any MetadataStore) = {
+                (try FileSystemBlobStore(root: dir, readChunkSize: 7), try SQLiteMetadataStore(path: dir + "/berth.db"))
+            }
+            let (b, m) = try open()
+            return Stores(blobs: b, metadata: m, directory: dir, reopen: open)
+        }
+    }
+}
+
+func buffer(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
+
+func readAll(_ blobs: any BlobStore, _ d: Digest, range: ByteRange? = nil) async throws -> String {
+    var out = ByteBuffer()
+    try await blobs.read(d, range: range) { var b = $0; out.writeBuffer(&b) }
+    return String(buffer: out)
+}
+
+func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws -> Digest {
+    let w = try await blobs.openUpload(id: id, at: 0)
+    for p in parts { try await w.write(buffer(p)) }
+    try await w.close()
+    return Digest.sha256(of: Array(parts.joined().utf8))
+}
+
+@Suite struct BlobStoreConformance {
+    @Test(arguments: Backend.allCases)
+    func uploadCommitAndRead(_ backend: Backend) async throws {
+        let s = try backend.make()
+        let d = try await stage(s.blobs, "u1", ["hello ", "world, ", "this is a blob"])
+        #expect(try await s.blobs.size(of: d) == nil, "a blob is invisible before commit")
+        #expect(try await s.blobs.uploadedSize(id: "u1") == 27)
+        try await s.blobs.commitUpload(id: "u1", as: d)
+        #expect(try await s.blobs.size(of: d) == 27)
+        #expect(try await s.blobs.uploadedSize(id: "u1") == nil)
+        #expect(try await readAll(s.blobs, d) == "hello world, this is a blob")
+        #expect(try await readAll(s.blobs, d, range: ByteRange(start: 6, end: 10)) == "world")
+    }
+
+    @Test(arguments: Backend.allCases)
+    func reopeningAnUploadTruncatesUncommittedTail(_ backend: Backend) async throws {
+        let s = try backend.make()
+        _ = try await stage(s.blobs, "u2", ["abcdef"])
+        let w = try await s.blobs.openUpload(id: "u2", at: 3)
+        try await w.write(buffer("XYZ"))
+        try await w.close()
+        #expect(try await s.blobs.uploadedSize(id: "u2") == 6)
+        var seen = ""
+        try await s.blobs.readUpload(id: "u2", length: 6) { seen += String(buffer: $0) }
+        #expect(seen == "abcXYZ")
+        await #expect(throws: (any Error).self) { _ = try await s.blobs.openUpload(id: "u2", at: 100) }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deleteUploadAndBlob(_ backend: Backend) async throws {
+        let s = try backend.make()
+        let d = try await stage(s.blobs, "u3", ["x"])
+        try await s.blobs.deleteUpload(id: "u3")
+        #expect(try await s.blobs.uploadedSize(id: "u3") == nil)
+        try await s.blobs.deleteUpload(id: "never-existed")
+        _ = try await stage(s.blobs, "u4", ["x"])
+        try await s.blobs.commitUpload(id: "u4", as: d)
+        try await s.blobs.delete(d)
+        #expect(try await s.blobs.size(of: d) == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func sameBlobCommittedTwiceStaysIntact(_ backend: Backend) async throws {
+        let s = try backend.make()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    let d = try await stage(s.blobs, "par\(i)", ["same ", "content"])
+                    try await s.blobs.commitUpload(id: "par\(i)", as: d)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let d = Digest.sha256(of: Array("same content".utf8))
+        #expect(try await readAll(s.blobs, d) == "same content")
+    }
+}
+
+@Suite struct MetadataStoreConformance {
+    let d1 = Digest.sha256(of: Array("one".utf8))
+    let d2 = Digest.sha256(of: Array("two".utf8))
+    let d3 = Digest.sha256(of: Array("three".utf8))
+
+    func record(_ d: Digest, subject: Digest? = nil, type: String? = nil) -> ManifestRecord {
+        ManifestRecord(digest: d, mediaType: MediaType.ociManifest, artifactType: type, bytes: Array("{\(d)}".utf8),
+                       subject: subject, annotationsJSON: type == nil ? nil : #"{"k":"v"}"#, pushedAt: 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func repositoriesArePaginatedInOrder(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        for n in ["b/x", "a", "c", "b"] { #expect(try await m.createRepository(n, at: 1)) }
+        #expect(try await m.createRepository("a", at: 2) == false)
+        #expect(try await m.listRepositories(after: nil, limit: 2) == ["a", "b", "b/x"])
+        #expect(try await m.listRepositories(after: "b", limit: 10) == ["b/x", "c"])
+        #expect(try await m.repository("a")?.createdAt == 1)
+        #expect(try await m.deleteRepository("a"))
+        #expect(try await m.repository("a") == nil)
+        #expect(try await m.deleteRepository("a") == false)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func blobLinksArePerRepository(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r1", at: 0)
+        try await m.createRepository("r2", at: 0)
+        try await m.recordBlob(d1, size: 3, linkTo: "r1", at: 0)
+        #expect(try await m.linkedBlobSize(d1, in: "r1") == 3)
+        #expect(try await m.linkedBlobSize(d1, in: "r2") == nil)
+        #expect(try await m.blobSize(d1) == 3)
+        #expect(try await m.linkBlob(d1, to: "r2", at: 0))
+        #expect(try await m.linkBlob(d2, to: "r2", at: 0) == false)
+        #expect(try await m.linkedBlobSize(d1, in: "r2") == 3)
+        #expect(try await m.unlinkBlob(d1, from: "r2"))
+        #expect(try await m.unlinkBlob(d1, from: "r2") == false)
+        #expect(try await m.linkedBlobSize(d1, in: "r2") == nil)
+        await #expect(throws: BerthError.nameUnknown("nope")) { try await m.recordBlob(d1, size: 3, linkTo: "nope", at: 0) }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func manifestPutChecksReferencesAtomically(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r", at: 0)
+        await #expect(throws: BerthError.manifestBlobUnknown(d2.description)) {
+            _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: "r")
+        }
+        #expect(try await m.manifest(d1, in: "r") == nil, "nothing is stored when a reference is missing")
+        #expect(try await m.resolveTag("t", in: "r") == nil)
+        try await m.recordBlob(d2, size: 3, linkTo: "r", at: 0)
+        let r1 = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: "r")
+        #expect(r1 == ManifestPutResult(created: true, previousTagDigest: nil))
+        #expect(try await m.manifest(d1, in: "r") == record(d1))
+        #expect(try await m.resolveTag("t", in: "r") == d1)
+        // An index must find its children.
+        await #expect(throws: BerthError.manifestBlobUnknown(d2.description)) {
+            _ = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d2], tag: nil), in: "r")
+        }
+        let r2 = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d1], tag: "t"), in: "r")
+        #expect(r2 == ManifestPutResult(created: true, previousTagDigest: d1))
+        let again = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d1], tag: "t"), in: "r")
+        #expect(again == ManifestPutResult(created: false, previousTagDigest: nil))
+        await #expect(throws: BerthError.nameUnknown("zz")) {
+            _ = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [], tag: nil), in: "zz")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func tagsListDeleteAndManifestDelete(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r", at: 0)
+        for t in ["v3", "v1", "latest", "v2"] {
+            _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [], manifests: [], tag: t), in: "r")
+        }
+        #expect(try await m.listTags(in: "r", after: nil, limit: 10) == ["latest", "v1", "v2", "v3"])
+        #expect(try await m.listTags(in: "r", after: "v1", limit: 1) == ["v2", "v3"])
+        #expect(try await m.deleteTag("v1", in: "r"))
+        #expect(try await m.deleteTag("v1", in: "r") == false)
+        #expect(try await m.manifest(d1, in: "r") != nil, "deleting a tag keeps the manifest")
+        #expect(try await m.deleteManifest(d1, in: "r"))
+        #expect(try await m.listTags(in: "r", after: nil, limit: 10) == [], "deleting a manifest removes its tags")
+        #expect(try await m.deleteManifest(d1, in: "r") == false)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func referrersBySubject(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r", at: 0)
+        try await m.createRepository("other", at: 0)
+        _ = try await m.putManifest(ManifestPut(record: record(d2, subject: d1, type: "application/x.sig"), blobs: [], manifests: [], tag: nil), in: "r")
+        _ = try await m.putManifest(ManifestPut(record: record(d3, subject: d1, type: "application/x.sbom"), blobs: [], manifests: [], tag: nil), in: "r")
+        _ = try await m.putManifest(ManifestPut(record: record(d3, subject: d1, type: "application/x.sbom"), blobs: [], manifests: [], tag: nil), in: "other")
+        let refs = try await m.referrers(of: d1, in: "r")
+        #expect(refs.map(\.digest) == [d2, d3].sorted())
+        #expect(Set(refs.compactMap(\.artifactType)) == ["application/x.sig", "application/x.sbom"])
+        #expect(refs.first?.annotationsJSON == #"{"k":"v"}"#)
+        #expect(try await m.referrers(of: d2, in: "r").isEmpty)
+        _ = try await m.deleteManifest(d2, in: "r")
+        #expect(try await m.referrers(of: d1, in: "r").map(\.digest) == [d3])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func uploadSessionsAdvanceWithCompareAndSet(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r", at: 0)
+        let s = UploadSession(id: "abc-1", repository: "r", offset: 0, startedAt: 10, updatedAt: 10)
+        try await m.createUpload(s)
+        #expect(try await m.upload("abc-1") == s)
+        #expect(try await m.advanceUpload("abc-1", from: 0, to: 100, at: 20))
+        #expect(try await m.advanceUpload("abc-1", from: 0, to: 200, at: 21) == false)
+        #expect(try await m.upload("abc-1")?.offset == 100)
+        #expect(try await m.staleUploads(before: 15).isEmpty)
+        #expect(try await m.staleUploads(before: 25).map(\.id) == ["abc-1"])
+        try await m.deleteUpload("abc-1")
+        #expect(try await m.upload("abc-1") == nil)
+        #expect(try await m.advanceUpload("abc-1", from: 100, to: 200, at: 30) == false)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deletingARepositoryRemovesItsContent(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r", at: 0)
+        try await m.recordBlob(d1, size: 1, linkTo: "r", at: 0)
+        _ = try await m.putManifest(ManifestPut(record: record(d2), blobs: [d1], manifests: [], tag: "t"), in: "r")
+        try await m.createUpload(UploadSession(id: "u", repository: "r", offset: 0, startedAt: 0, updatedAt: 0))
+        #expect(try await m.deleteRepository("r"))
+        try await m.createRepository("r", at: 1)
+        #expect(try await m.resolveTag("t", in: "r") == nil)
+        #expect(try await m.manifest(d2, in: "r") == nil)
+        #expect(try await m.linkedBlobSize(d1, in: "r") == nil)
+        #expect(try await m.upload("u") == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func concurrentTagMovesEndConsistent(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository("r", at: 0)
+        let digests = (0..<16).map { Digest.sha256(of: Array("m\($0)".utf8)) }
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for d in digests {
+                g.addTask { _ = try await m.putManifest(ManifestPut(record: record(d), blobs: [], manifests: [], tag: "hot"), in: "r") }
+            }
+            try await g.waitForAll()
+        }
+        let winner = try #require(try await m.resolveTag("hot", in: "r"))
+        #expect(digests.contains(winner))
+        for d in digests { #expect(try await m.manifest(d, in: "r") != nil) }
+    }
+
+    @Test func sqliteStateSurvivesReopen() async throws {
+        let s = try Backend.filesystemAndSQLite.make()
+        try await s.metadata.createRepository("r", at: 0)
+        try await s.metadata.createUpload(UploadSession(id: "u", repository: "r", offset: 0, startedAt: 0, updatedAt: 0))
+        _ = try await s.metadata.advanceUpload("u", from: 0, to: 5, at: 1)
+        let (blobs2, meta2) = try s.reopen!()
+        #expect(try await meta2.upload("u")?.offset == 5)
+        _ = blobs2
+    }
+}
