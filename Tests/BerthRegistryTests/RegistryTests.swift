@@ -1,0 +1,231 @@
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+import NIOCore
+import Testing
+
+/// A request body made of the given chunks.
+struct Body: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let chunks: [String]
+    init(_ chunks: String...) { self.chunks = chunks }
+    init(chunks: [String]) { self.chunks = chunks }
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var rest: [String]
+        mutating func next() async throws -> ByteBuffer? {
+            guard !rest.isEmpty else { return nil }
+            return ByteBuffer(string: rest.removeFirst())
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rest: chunks) }
+}
+
+func sha(_ s: String) -> Digest { Digest.sha256(of: Array(s.utf8)) }
+
+func makeRegistry(createOnPush: Bool = true, blobs: any BlobStore = InMemoryBlobStore(),
+                  metadata: any MetadataStore = InMemoryMetadataStore()) -> Registry {
+    Registry(blobs: blobs, metadata: metadata, settings: RegistrySettings(createOnPush: createOnPush, writeBufferSize: 8))
+}
+
+func read(_ r: Registry, _ d: Digest) async throws -> String {
+    var s = ""
+    try await r.readBlob(d, range: nil) { s += String(buffer: $0) }
+    return s
+}
+
+@Suite struct RegistryBlobTests {
+    let repo = try! RepositoryName("team/app")
+
+    @Test func monolithicUploadVerifiesDigest() async throws {
+        let r = makeRegistry()
+        try await r.monolithicUpload(repo, digest: sha("hello world"), contentLength: 11, body: Body("hello ", "world"))
+        #expect(try await r.blobSize(repo, sha("hello world")) == 11)
+        #expect(try await read(r, sha("hello world")) == "hello world")
+        await #expect(throws: BerthError.self) {
+            try await r.monolithicUpload(self.repo, digest: sha("other"), contentLength: nil, body: Body("hello"))
+        }
+        await #expect(throws: BerthError.blobUnknown(sha("other").description)) { _ = try await r.blobSize(self.repo, sha("other")) }
+        await #expect(throws: BerthError.sizeInvalid("received 5 bytes, Content-Length was 9")) {
+            try await r.monolithicUpload(self.repo, digest: sha("hello"), contentLength: 9, body: Body("hello"))
+        }
+    }
+
+    @Test func chunkedUploadInOrderOnly() async throws {
+        let r = makeRegistry()
+        guard case .session(let s) = try await r.startUpload(repo, mount: nil, from: nil) else {
+            Issue.record("expected a session"); return
+        }
+        #expect(try await r.appendChunk(repo, upload: s.id, contentRange: "0-4", contentLength: 5, body: Body("abcde")) == 5)
+        await #expect(throws: BerthError.self) {
+            _ = try await r.appendChunk(self.repo, upload: s.id, contentRange: "0-4", contentLength: 5, body: Body("abcde"))
+        }
+        await #expect(throws: BerthError.self) {
+            _ = try await r.appendChunk(self.repo, upload: s.id, contentRange: "5-9", contentLength: 5, body: Body("fg"))
+        }
+        #expect(try await r.uploadSession(repo, s.id).offset == 5, "a lying chunk does not move the upload")
+        #expect(try await r.appendChunk(repo, upload: s.id, contentRange: nil, contentLength: nil, body: Body("fgh")) == 8)
+        await #expect(throws: BerthError.self) {
+            _ = try await r.completeUpload(self.repo, upload: s.id, digest: sha("wrong").description, contentRange: nil,
+                                           contentLength: 0, body: Body())
+        }
+        let d = try await r.completeUpload(repo, upload: s.id, digest: sha("abcdefghij").description, contentRange: nil,
+                                           contentLength: 2, body: Body("ij"))
+        #expect(d == sha("abcdefghij"))
+        #expect(try await read(r, d) == "abcdefghij")
+        await #expect(throws: BerthError.blobUploadUnknown(s.id)) { _ = try await r.uploadSession(self.repo, s.id) }
+    }
+
+    @Test func uploadResumesInANewProcess() async throws {
+        let blobs = InMemoryBlobStore()
+        let meta = InMemoryMetadataStore()
+        let first = makeRegistry(blobs: blobs, metadata: meta)
+        guard case .session(let s) = try await first.startUpload(repo, mount: nil, from: nil) else { return }
+        _ = try await first.appendChunk(repo, upload: s.id, contentRange: "0-2", contentLength: 3, body: Body("abc"))
+        // A restarted server has no hash state; it rebuilds it from the staged bytes.
+        let second = makeRegistry(blobs: blobs, metadata: meta)
+        #expect(try await second.uploadSession(repo, s.id).offset == 3)
+        _ = try await second.appendChunk(repo, upload: s.id, contentRange: "3-5", contentLength: 3, body: Body("def"))
+        let d = try await second.completeUpload(repo, upload: s.id, digest: sha("abcdef").description, contentRange: nil,
+                                                contentLength: 0, body: Body())
+        #expect(try await read(second, d) == "abcdef")
+    }
+
+    @Test func uploadsBelongToTheirRepository() async throws {
+        let r = makeRegistry()
+        guard case .session(let s) = try await r.startUpload(repo, mount: nil, from: nil) else { return }
+        let other = try RepositoryName("someone/else")
+        await #expect(throws: BerthError.blobUploadUnknown(s.id)) { _ = try await r.uploadSession(other, s.id) }
+        await #expect(throws: BerthError.blobUploadUnknown("../../etc")) { _ = try await r.uploadSession(self.repo, "../../etc") }
+        try await r.cancelUpload(repo, upload: s.id)
+        await #expect(throws: BerthError.blobUploadUnknown(s.id)) { _ = try await r.uploadSession(self.repo, s.id) }
+    }
+
+    @Test func mountAndAutomaticMount() async throws {
+        let r = makeRegistry()
+        let src = try RepositoryName("src/repo")
+        try await r.monolithicUpload(src, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        #expect(try await r.startUpload(repo, mount: sha("layer"), from: src) == .mounted(sha("layer")))
+        let third = try RepositoryName("third/repo")
+        #expect(try await r.startUpload(third, mount: sha("layer"), from: nil) == .mounted(sha("layer")))
+        guard case .session = try await r.startUpload(third, mount: sha("unknown"), from: src) else {
+            Issue.record("an unknown blob falls back to an upload session"); return
+        }
+        // Mounting from a repository that does not hold the blob is refused, even if another does.
+        let fourth = try RepositoryName("fourth/repo")
+        guard case .session = try await r.startUpload(fourth, mount: sha("layer"), from: try RepositoryName("empty/repo")) else {
+            Issue.record("mount must check the source repository"); return
+        }
+    }
+
+    @Test func createOnPushCanBeTurnedOff() async throws {
+        let r = makeRegistry(createOnPush: false)
+        await #expect(throws: BerthError.nameUnknown(repo.value)) {
+            try await r.monolithicUpload(self.repo, digest: sha("x"), contentLength: nil, body: Body("x"))
+        }
+    }
+
+    @Test func parallelPushesOfTheSameBlob() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-reg-\(UUID())").path
+        let r = makeRegistry(blobs: try FileSystemBlobStore(root: dir), metadata: try SQLiteMetadataStore(path: dir + "/db"))
+        let content = (0..<64).map { "chunk\($0)-" }
+        let digest = sha(content.joined())
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for _ in 0..<8 {
+                g.addTask { try await r.monolithicUpload(self.repo, digest: digest, contentLength: nil, body: Body(chunks: content)) }
+            }
+            try await g.waitForAll()
+        }
+        #expect(try await read(r, digest) == content.joined())
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir + "/uploads")
+        #expect(leftovers.isEmpty)
+    }
+}
+
+@Suite struct RegistryManifestTests {
+    let repo = try! RepositoryName("team/app")
+
+    func image(config: Digest, layer: Digest, subject: Digest? = nil, artifactType: String? = nil) -> [UInt8] {
+        var s = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config)","size":1},
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(layer)","size":1}]
+            """
+        if let artifactType { s += #","artifactType":"\#(artifactType)""# }
+        if let subject { s += #","subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(subject)","size":1}"# }
+        return Array((s + "}").utf8)
+    }
+
+    func pushBlobs(_ r: Registry) async throws {
+        try await r.monolithicUpload(repo, digest: sha("c"), contentLength: nil, body: Body("c"))
+        try await r.monolithicUpload(repo, digest: sha("l"), contentLength: nil, body: Body("l"))
+    }
+
+    @Test func pushByTagAndPullExactBytes() async throws {
+        let r = makeRegistry()
+        try await pushBlobs(r)
+        let bytes = image(config: sha("c"), layer: sha("l"))
+        let pushed = try await r.putManifest(repo, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest, bytes: bytes)
+        #expect(pushed.digest == Digest.sha256(of: bytes))
+        #expect(try await r.manifest(repo, reference: .tag(try Tag("v1"))).bytes == bytes)
+        #expect(try await r.manifest(repo, reference: .digest(pushed.digest)).mediaType == MediaType.ociManifest)
+        #expect(try await r.tags(repo, PageRequest()).items == ["v1"])
+    }
+
+    @Test func missingBlobsAndWrongDigestsAreRefused() async throws {
+        let r = makeRegistry()
+        let bytes = image(config: sha("c"), layer: sha("l"))
+        await #expect(throws: BerthError.manifestBlobUnknown(sha("c").description)) {
+            _ = try await r.putManifest(self.repo, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest, bytes: bytes)
+        }
+        try await pushBlobs(r)
+        await #expect(throws: BerthError.self) {
+            _ = try await r.putManifest(self.repo, reference: .digest(sha("nope")), contentType: MediaType.ociManifest, bytes: bytes)
+        }
+        await #expect(throws: BerthError.manifestUnknown("v1")) { _ = try await r.manifest(self.repo, reference: .tag(try Tag("v1"))) }
+    }
+
+    @Test func deleteByTagKeepsManifest() async throws {
+        let r = makeRegistry()
+        try await pushBlobs(r)
+        let bytes = image(config: sha("c"), layer: sha("l"))
+        let pushed = try await r.putManifest(repo, reference: .tag(try Tag("a")), contentType: nil, bytes: bytes)
+        _ = try await r.putManifest(repo, reference: .tag(try Tag("b")), contentType: nil, bytes: bytes)
+        try await r.deleteManifest(repo, reference: .tag(try Tag("a")))
+        #expect(try await r.tags(repo, PageRequest()).items == ["b"])
+        try await r.deleteManifest(repo, reference: .digest(pushed.digest))
+        #expect(try await r.tags(repo, PageRequest()).items == [])
+        await #expect(throws: BerthError.manifestUnknown(pushed.digest.description)) {
+            _ = try await r.manifest(self.repo, reference: .digest(pushed.digest))
+        }
+    }
+
+    @Test func referrersWithFilter() async throws {
+        let r = makeRegistry()
+        try await pushBlobs(r)
+        let subject = try await r.putManifest(repo, reference: .tag(try Tag("v1")), contentType: nil,
+                                              bytes: image(config: sha("c"), layer: sha("l"))).digest
+        let sig = try await r.putManifest(repo, reference: .digest(Digest.sha256(of: image(config: sha("c"), layer: sha("l"), subject: subject, artifactType: "application/x.sig"))),
+                                          contentType: nil, bytes: image(config: sha("c"), layer: sha("l"), subject: subject, artifactType: "application/x.sig"))
+        #expect(sig.subject == subject)
+        let all = try await r.referrers(repo, of: subject, artifactType: nil)
+        #expect(all.map(\.digest) == [sig.digest.description])
+        #expect(all.first?.artifactType == "application/x.sig")
+        #expect(try await r.referrers(repo, of: subject, artifactType: "application/other").isEmpty)
+        #expect(try await r.referrers(repo, of: sha("unknown"), artifactType: nil).isEmpty)
+    }
+
+    @Test func catalogPagination() async throws {
+        let r = makeRegistry()
+        for n in ["b", "a/x", "c", "a/y"] {
+            try await r.monolithicUpload(try RepositoryName(n + "0"), digest: sha("x"), contentLength: nil, body: Body("x"))
+        }
+        let p1 = try await r.catalog(PageRequest(limit: 2, last: nil))
+        #expect(p1.items == ["a/x0", "a/y0"])
+        #expect(p1.next == "a/y0")
+        let p2 = try await r.catalog(PageRequest(limit: 2, last: p1.next))
+        #expect(p2.items == ["b0", "c0"])
+        #expect(p2.next == nil)
+        #expect(try await r.catalog(PageRequest(limit: 0, last: nil)).items == [])
+    }
+}
