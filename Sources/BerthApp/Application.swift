@@ -61,6 +61,13 @@ struct UploadPurgeService: Service {
     let logger: Logger
 
     func run() async throws {
+        // Timers stop at graceful shutdown, not only on cancellation.
+        try await cancelWhenGracefulShutdown {
+            await self.loop()
+        }
+    }
+
+    func loop() async {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: interval)

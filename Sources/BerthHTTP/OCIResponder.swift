@@ -152,8 +152,7 @@ public struct OCIHandler: Sendable {
     // MARK: manifests
 
     func getManifest(_ name: RepositoryName, _ ref: String, head: Bool) async throws -> Response {
-        let reference: Reference
-        do { reference = try Reference(parsing: ref) } catch { throw BerthError.manifestUnknown(ref) }
+        let reference = try Reference(parsing: ref)
         let m = try await registry.manifest(name, reference: reference)
         var headers: HTTPFields = [:]
         headers[.contentType] = m.mediaType

@@ -203,6 +203,10 @@ public final class Registry: Sendable {
                 session.offset = try await append(session, at: at, expected: expected, body: body)
             }
         }
+        if session.offset == 0 {
+            // An empty blob: make sure a (zero-length) staged file exists to commit.
+            try await blobs.openUpload(id: id, at: 0).close()
+        }
         let computed = try await finalDigest(session, algorithm: wanted.algorithm)
         switch UploadStateMachine.complete(digestParameter: digestParameter, computed: computed) {
         case .failure(let e): throw e

@@ -1,0 +1,176 @@
+import BerthApp
+import BerthCore
+import BerthStorage
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Drives the real application (router and handlers) on in-memory storage.
+@Suite struct OCIHTTPTests {
+    func app() throws -> some ApplicationProtocol {
+        var config = BerthConfiguration()
+        config.metadataBackend = "memory"
+        config.blobBackend = "memory"
+        return try buildApplication(config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()))
+    }
+
+    static let digestHeader = HTTPField.Name("Docker-Content-Digest")!
+
+    func sha(_ s: String) -> String { Digest.sha256(of: Array(s.utf8)).description }
+
+    func errorCode(_ r: TestResponse) -> String? {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any],
+              let errs = obj["errors"] as? [[String: Any]] else { return nil }
+        return errs.first?["code"] as? String
+    }
+
+    @Test func baseAndHealth() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/v2/", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.headers[HTTPField.Name("Docker-Distribution-API-Version")!] == "registry/2.0")
+            }
+            try await client.execute(uri: "/healthz", method: .get) { r in #expect(r.status == .ok) }
+        }
+    }
+
+    @Test func blobLifecycle() async throws {
+        try await app().test(.router) { client in
+            let d = sha("payload")
+            try await client.execute(uri: "/v2/r1/blobs/uploads/?digest=\(d)", method: .post, body: ByteBuffer(string: "payload")) { r in
+                #expect(r.status == .created)
+                #expect(r.headers[.location] == "/v2/r1/blobs/\(d)")
+            }
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .head) { r in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentLength] == "7")
+                #expect(r.headers[Self.digestHeader] == d)
+            }
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.range: "bytes=1-3"]) { r in
+                #expect(r.status == .partialContent)
+                #expect(String(buffer: r.body) == "ayl")
+                #expect(r.headers[.contentRange] == "bytes 1-3/7")
+            }
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.range: "bytes=50-"]) { r in
+                #expect(r.status == .rangeNotSatisfiable)
+            }
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .delete) { r in #expect(r.status == .accepted) }
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get) { r in
+                #expect(r.status == .notFound)
+                #expect(self.errorCode(r) == "BLOB_UNKNOWN")
+            }
+        }
+    }
+
+    @Test func chunkedUploadOverHTTP() async throws {
+        try await app().test(.router) { client in
+            let location = try await client.execute(uri: "/v2/r2/blobs/uploads/", method: .post) { r in
+                #expect(r.status == .accepted)
+                #expect(r.headers[HTTPField.Name("Range")!] == "0-0")
+                return r.headers[.location] ?? ""
+            }
+            try await client.execute(uri: location, method: .patch, headers: [.contentRange: "0-3", .contentLength: "4"],
+                                     body: ByteBuffer(string: "abcd")) { r in
+                #expect(r.status == .accepted)
+                #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
+            }
+            try await client.execute(uri: location, method: .patch, headers: [.contentRange: "2-5", .contentLength: "4"],
+                                     body: ByteBuffer(string: "cdef")) { r in
+                #expect(r.status == .rangeNotSatisfiable)
+                #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
+            }
+            try await client.execute(uri: location, method: .get) { r in
+                #expect(r.status == .noContent)
+                #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
+            }
+            try await client.execute(uri: location + "?digest=\(self.sha("abcdef"))", method: .put, body: ByteBuffer(string: "ef")) { r in
+                #expect(r.status == .created)
+                #expect(r.headers[Self.digestHeader] == self.sha("abcdef"))
+            }
+            try await client.execute(uri: location, method: .get) { r in
+                #expect(r.status == .notFound)
+                #expect(self.errorCode(r) == "BLOB_UPLOAD_UNKNOWN")
+            }
+        }
+    }
+
+    @Test func manifestsTagsAndReferrers() async throws {
+        try await app().test(.router) { client in
+            for s in ["cfg", "layer"] {
+                try await client.execute(uri: "/v2/app/blobs/uploads/?digest=\(self.sha(s))", method: .post, body: ByteBuffer(string: s)) { _ in }
+            }
+            let manifest = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(self.sha("cfg"))","size":3},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(self.sha("layer"))","size":5}]}
+                """
+            let md = self.sha(manifest)
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .put, headers: [.contentType: MediaType.ociManifest],
+                                     body: ByteBuffer(string: manifest)) { r in
+                #expect(r.status == .created)
+                #expect(r.headers[Self.digestHeader] == md)
+            }
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .get) { r in
+                #expect(String(buffer: r.body) == manifest)
+                #expect(r.headers[.contentType] == MediaType.ociManifest)
+            }
+            let sig = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x.sig","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"\(self.sha("cfg"))","size":3},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(md)","size":\(manifest.utf8.count)}}
+                """
+            try await client.execute(uri: "/v2/app/manifests/\(self.sha(sig))", method: .put, headers: [.contentType: MediaType.ociManifest],
+                                     body: ByteBuffer(string: sig)) { r in
+                #expect(r.status == .created)
+                #expect(r.headers[HTTPField.Name("OCI-Subject")!] == md)
+            }
+            try await client.execute(uri: "/v2/app/referrers/\(md)?artifactType=application/x.sig", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.headers[HTTPField.Name("OCI-Filters-Applied")!] == "artifactType")
+                #expect(String(buffer: r.body).contains(self.sha(sig)))
+            }
+            try await client.execute(uri: "/v2/app/referrers/\(self.sha("nothing"))", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(String(buffer: r.body).contains(#""manifests":[]"#))
+            }
+            try await client.execute(uri: "/v2/app/tags/list?n=1", method: .get) { r in
+                #expect(String(buffer: r.body) == #"{"name":"app","tags":["v1"]}"#)
+            }
+            try await client.execute(uri: "/v2/app/manifests/v2", method: .put, headers: [.contentType: MediaType.ociManifest],
+                                     body: ByteBuffer(string: manifest)) { _ in }
+            try await client.execute(uri: "/v2/app/tags/list?n=1", method: .get) { r in
+                #expect(r.headers[HTTPField.Name("Link")!] == #"</v2/app/tags/list?n=1&last=v1>; rel="next""#)
+            }
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .delete) { r in #expect(r.status == .accepted) }
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .get) { r in
+                #expect(r.status == .notFound)
+                #expect(self.errorCode(r) == "MANIFEST_UNKNOWN")
+            }
+            try await client.execute(uri: "/v2/app/manifests/v2", method: .head) { r in #expect(r.status == .ok) }
+        }
+    }
+
+    @Test func badInputGetsSpecErrorsNever500() async throws {
+        try await app().test(.router) { client in
+            let cases: [(String, HTTPRequest.Method, String?, String)] = [
+                ("/v2/rr/blobs/sha256:xyz", .get, nil, "DIGEST_INVALID"),
+                ("/v2/rr/blobs/uploads/?digest=sha256:zz", .post, "x", "DIGEST_INVALID"),
+                ("/v2/rr/blobs/uploads/?digest=\(self.sha("other"))", .post, "x", "DIGEST_INVALID"),
+                ("/v2/rr/blobs/uploads/no-such-upload", .patch, "x", "BLOB_UPLOAD_UNKNOWN"),
+                ("/v2/rr/blobs/uploads/no-such-upload", .put, nil, "DIGEST_INVALID"),
+                ("/v2/Bad/manifests/x", .get, nil, "NAME_INVALID"),
+                ("/v2/a%2Fb/manifests/x", .get, nil, "NAME_INVALID"),
+                ("/v2/rr/manifests/v1", .put, "{not json", "MANIFEST_INVALID"),
+                ("/v2/rr/manifests/v1", .put, #"{"schemaVersion":1,"fsLayers":[]}"#, "MANIFEST_INVALID"),
+                ("/v2/rr/manifests/bad:tag", .put, "{}", "DIGEST_INVALID"),
+                ("/v2/nope/tags/list", .get, nil, "NAME_UNKNOWN"),
+                ("/v2/_catalog?n=-2", .get, nil, "PAGINATION_NUMBER_INVALID"),
+            ]
+            for (uri, method, body, code) in cases {
+                try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in
+                    #expect(r.status.code >= 400 && r.status.code < 500, "\(method) \(uri) → \(r.status)")
+                    #expect(self.errorCode(r) == code, "\(method) \(uri)")
+                }
+            }
+        }
+    }
+}
