@@ -45,7 +45,7 @@ public func buildApplication(
         blobs: backends.blobs, metadata: backends.metadata,
         settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds)),
         clock: clock, logger: logger)
-    let responder = BerthResponder<BasicRequestContext>(registry: registry)
+    let responder = BerthResponder<BasicRequestContext>(registry: registry, defaultRegistryID: config.accountId)
     let purger = UploadPurgeService(registry: registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,

@@ -7,6 +7,10 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var dataDir: String = "./berth-data"
     public var host: String = "127.0.0.1"
     public var port: Int = 5000
+    /// The account (12-digit registry id) that owns this registry by default.
+    public var accountId: String = "000000000000"
+    /// The AWS region name this deployment presents.
+    public var region: String = "us-east-1"
     /// Create repositories on their first push.
     public var createOnPush: Bool = true
     /// trace, debug, info, notice, warning, error, critical.
@@ -64,6 +68,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
             }
         }
         if let v = env("BERTH_DATA_DIR") { config.dataDir = v }
+        if let v = env("BERTH_ACCOUNT_ID") { config.accountId = v }
+        if let v = env("BERTH_REGION") { config.region = v }
         if let v = env("BERTH_HOST") { config.host = v }
         int("BERTH_PORT") { config.port = $0 }
         bool("BERTH_CREATE_ON_PUSH") { config.createOnPush = $0 }
@@ -86,6 +92,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         var p: [String] = []
         if dataDir.isEmpty { p.append("dataDir must not be empty") }
         if host.isEmpty { p.append("host must not be empty") }
+        if accountId.utf8.count != 12 || !accountId.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            p.append("accountId must be 12 digits, got \(accountId)")
+        }
+        if region.isEmpty || !region.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d }) {
+            p.append("region must look like us-east-1, got \(region)")
+        }
         if !(0...65535).contains(port) { p.append("port must be 0–65535, got \(port)") }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             p.append("logLevel must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
@@ -99,7 +111,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case dataDir, host, port, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
+        case dataDir, host, port, accountId, region, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              metadataBackend, blobBackend
     }
 
@@ -115,6 +127,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         dataDir = try c.decodeIfPresent(String.self, forKey: .dataDir) ?? d.dataDir
         host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
         port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
+        accountId = try c.decodeIfPresent(String.self, forKey: .accountId) ?? d.accountId
+        region = try c.decodeIfPresent(String.self, forKey: .region) ?? d.region
         createOnPush = try c.decodeIfPresent(Bool.self, forKey: .createOnPush) ?? d.createOnPush
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? d.logLevel
         logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? d.logFormat
@@ -134,7 +148,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
 extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
-        ["dataDir", "host", "port", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
+        ["dataDir", "host", "port", "accountId", "region", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "metadataBackend", "blobBackend"]
     }
 }

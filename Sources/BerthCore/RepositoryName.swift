@@ -92,3 +92,33 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+/// A repository within a registry: the owning account's registry id (12 digits) and the name.
+public struct RepositoryKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let registryID: String
+    public let name: String
+
+    public init(registryID: String, name: RepositoryName) {
+        self.registryID = registryID
+        self.name = name.value
+    }
+
+    /// For values read back from storage, which only ever holds validated names.
+    public init(storedRegistryID registryID: String, name: String) {
+        self.registryID = registryID
+        self.name = name
+    }
+
+    public var description: String { "\(registryID)/\(name)" }
+
+    public static func < (a: RepositoryKey, b: RepositoryKey) -> Bool {
+        (a.registryID, a.name) < (b.registryID, b.name)
+    }
+}
+
+/// An AWS account id, the registry id of its private registry: exactly 12 digits.
+public enum AccountID {
+    public static func isValid(_ s: String) -> Bool {
+        s.utf8.count == 12 && s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+}

@@ -9,8 +9,8 @@ import NIOCore
 public struct BerthResponder<Context: RequestContext>: HTTPResponder {
     let oci: OCIHandler
 
-    public init(registry: Registry) {
-        oci = OCIHandler(registry: registry)
+    public init(registry: Registry, defaultRegistryID: String) {
+        oci = OCIHandler(registry: registry, defaultRegistryID: defaultRegistryID)
     }
 
     static var requestIDHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }

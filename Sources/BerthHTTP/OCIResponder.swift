@@ -10,8 +10,21 @@ import NIOCore
 /// Serves the OCI distribution API (`/v2/...`) from the registry service.
 public struct OCIHandler: Sendable {
     public let registry: Registry
+    /// The registry id (account) used when the Host does not name one.
+    public let defaultRegistryID: String
 
-    public init(registry: Registry) { self.registry = registry }
+    public init(registry: Registry, defaultRegistryID: String) {
+        self.registry = registry
+        self.defaultRegistryID = defaultRegistryID
+    }
+
+    /// `<account>.dkr.ecr.<region>.<domain>[:port]` selects that account's registry, as with ECR.
+    public static func registryID(fromHost host: String?) -> String? {
+        guard let host else { return nil }
+        let labels = host.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
+        guard labels.count == 4, labels[1] == "dkr", labels[2] == "ecr", AccountID.isValid(String(labels[0])) else { return nil }
+        return String(labels[0])
+    }
 
     static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
@@ -27,7 +40,8 @@ public struct OCIHandler: Sendable {
             guard let route = try OCIRoute.parse(path: request.uri.path) else {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
-            response = try await dispatch(route, request, context)
+            let registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
+            response = try await dispatch(route, registryID: registryID, request, context)
         } catch let e as BerthError {
             response = errorResponse(e, request: request, context: context)
         } catch let e as HTTPError where e.status == .contentTooLarge {
@@ -60,47 +74,48 @@ public struct OCIHandler: Sendable {
         return Response(status: wire.status, headers: headers, body: .init(byteBuffer: makeBuffer(body)))
     }
 
-    func dispatch(_ route: OCIRoute, _ request: Request, _ context: some RequestContext) async throws -> Response {
+    func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: some RequestContext) async throws -> Response {
         let method = request.method
+        func key(_ n: RepositoryName) -> RepositoryKey { RepositoryKey(registryID: registryID, name: n) }
         switch (route, method) {
         case (.base, .get), (.base, .head):
             return json(Array("{}".utf8), head: method == .head)
         case (.catalog, .get):
-            return try await catalog(request)
+            return try await catalog(registryID, request)
         case (.tags(let name), .get):
-            return try await tags(name, request)
+            return try await tags(key(name), request)
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
-            return try await getManifest(name, ref, head: method == .head)
+            return try await getManifest(key(name), ref, head: method == .head)
         case (.manifest(let name, let ref), .put):
-            return try await putManifest(name, ref, request)
+            return try await putManifest(key(name), ref, request)
         case (.manifest(let name, let ref), .delete):
-            try await registry.deleteManifest(name, reference: try Reference(parsing: ref))
+            try await registry.deleteManifest(key(name), reference: try Reference(parsing: ref))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
-            return try await getBlob(name, try Digest(parsing: d), request, head: method == .head)
+            return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head)
         case (.blob(let name, let d), .delete):
-            try await registry.deleteBlob(name, try Digest(parsing: d))
+            try await registry.deleteBlob(key(name), try Digest(parsing: d))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.uploads(let name), .post):
-            return try await startUpload(name, request)
+            return try await startUpload(key(name), request)
         case (.upload(let name, let id), .get):
-            let s = try await registry.uploadSession(name, id)
-            return uploadAccepted(name, s.id, offset: s.offset, status: .noContent)
+            let s = try await registry.uploadSession(key(name), id)
+            return uploadAccepted(key(name), s.id, offset: s.offset, status: .noContent)
         case (.upload(let name, let id), .patch):
             let offset = try await registry.appendChunk(
-                name, upload: id, contentRange: request.headers[.contentRange],
+                key(name), upload: id, contentRange: request.headers[.contentRange],
                 contentLength: contentLength(request), body: request.body)
-            return uploadAccepted(name, id, offset: offset, status: .accepted)
+            return uploadAccepted(key(name), id, offset: offset, status: .accepted)
         case (.upload(let name, let id), .put):
             let digest = try await registry.completeUpload(
-                name, upload: id, digest: request.uri.queryParameters.get("digest").map { String($0) },
+                key(name), upload: id, digest: request.uri.queryParameters.get("digest").map { String($0) },
                 contentRange: request.headers[.contentRange], contentLength: contentLength(request), body: request.body)
-            return blobCreated(name, digest)
+            return blobCreated(key(name), digest)
         case (.upload(let name, let id), .delete):
-            try await registry.cancelUpload(name, upload: id)
+            try await registry.cancelUpload(key(name), upload: id)
             return Response(status: .noContent)
         case (.referrers(let name, let d), .get):
-            return try await referrers(name, try Digest(parsing: d), request)
+            return try await referrers(key(name), try Digest(parsing: d), request)
         default:
             throw BerthError.unsupported("\(method) is not supported on \(request.uri.path)")
         }
@@ -135,23 +150,23 @@ public struct OCIHandler: Sendable {
     struct CatalogBody: Encodable { let repositories: [String] }
     struct TagsBody: Encodable { let name: String; let tags: [String] }
 
-    func catalog(_ request: Request) async throws -> Response {
+    func catalog(_ registryID: String, _ request: Request) async throws -> Response {
         let p = try page(request)
-        let result = try await registry.catalog(p)
+        let result = try await registry.catalog(registryID, p)
         let bytes = Array(try OCIJSON.encoder.encode(CatalogBody(repositories: result.items)))
         return json(bytes, extra: link("/v2/_catalog", result, limit: p.limit))
     }
 
-    func tags(_ name: RepositoryName, _ request: Request) async throws -> Response {
+    func tags(_ name: RepositoryKey, _ request: Request) async throws -> Response {
         let p = try page(request)
         let result = try await registry.tags(name, p)
-        let bytes = Array(try OCIJSON.encoder.encode(TagsBody(name: name.value, tags: result.items)))
-        return json(bytes, extra: link("/v2/\(name.value)/tags/list", result, limit: p.limit))
+        let bytes = Array(try OCIJSON.encoder.encode(TagsBody(name: name.name, tags: result.items)))
+        return json(bytes, extra: link("/v2/\(name.name)/tags/list", result, limit: p.limit))
     }
 
     // MARK: manifests
 
-    func getManifest(_ name: RepositoryName, _ ref: String, head: Bool) async throws -> Response {
+    func getManifest(_ name: RepositoryKey, _ ref: String, head: Bool) async throws -> Response {
         let reference = try Reference(parsing: ref)
         let m = try await registry.manifest(name, reference: reference)
         var headers: HTTPFields = [:]
@@ -163,7 +178,7 @@ public struct OCIHandler: Sendable {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: makeBuffer(m.bytes)))
     }
 
-    func putManifest(_ name: RepositoryName, _ ref: String, _ request: Request) async throws -> Response {
+    func putManifest(_ name: RepositoryKey, _ ref: String, _ request: Request) async throws -> Response {
         let reference = try Reference(parsing: ref)
         let limit = ManifestParser.maxSize
         if let cl = contentLength(request), cl > Int64(limit) { throw BerthError.manifestTooLarge(limit: limit) }
@@ -175,7 +190,7 @@ public struct OCIHandler: Sendable {
         let pushed = try await registry.putManifest(
             name, reference: reference, contentType: request.headers[.contentType], bytes: bytes)
         var headers: HTTPFields = [:]
-        headers[.location] = "/v2/\(name.value)/manifests/\(pushed.digest)"
+        headers[.location] = "/v2/\(name.name)/manifests/\(pushed.digest)"
         headers[Self.contentDigest] = pushed.digest.description
         headers[.contentLength] = "0"
         if let s = pushed.subject { headers[Self.ociSubject] = s.description }
@@ -188,7 +203,7 @@ public struct OCIHandler: Sendable {
         let manifests: [Descriptor]
     }
 
-    func referrers(_ name: RepositoryName, _ digest: Digest, _ request: Request) async throws -> Response {
+    func referrers(_ name: RepositoryKey, _ digest: Digest, _ request: Request) async throws -> Response {
         let artifactType = request.uri.queryParameters.get("artifactType").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
         let descriptors = try await registry.referrers(name, of: digest, artifactType: artifactType)
         let bytes = Array(try OCIJSON.encoder.encode(IndexBody(manifests: descriptors)))
@@ -199,7 +214,7 @@ public struct OCIHandler: Sendable {
 
     // MARK: blobs
 
-    func getBlob(_ name: RepositoryName, _ digest: Digest, _ request: Request, head: Bool) async throws -> Response {
+    func getBlob(_ name: RepositoryKey, _ digest: Digest, _ request: Request, head: Bool) async throws -> Response {
         let size = try await registry.blobSize(name, digest)
         var headers: HTTPFields = [:]
         headers[Self.contentDigest] = digest.description
@@ -232,7 +247,7 @@ public struct OCIHandler: Sendable {
         return Response(status: status, headers: headers, body: body)
     }
 
-    func startUpload(_ name: RepositoryName, _ request: Request) async throws -> Response {
+    func startUpload(_ name: RepositoryKey, _ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
         if let d = q.get("digest") {
             let digest = try Digest(parsing: d)
@@ -240,10 +255,10 @@ public struct OCIHandler: Sendable {
             return blobCreated(name, digest)
         }
         var mount: Digest? = nil
-        var from: RepositoryName? = nil
+        var from: RepositoryKey? = nil
         if let m = q.get("mount") {
             mount = try Digest(parsing: m)
-            if let f = q.get("from"), !f.isEmpty { from = try RepositoryName(f) }
+            if let f = q.get("from"), !f.isEmpty { from = RepositoryKey(registryID: name.registryID, name: try RepositoryName(f)) }
         }
         switch try await registry.startUpload(name, mount: mount, from: from) {
         case .mounted(let d):
@@ -253,17 +268,17 @@ public struct OCIHandler: Sendable {
         }
     }
 
-    func blobCreated(_ name: RepositoryName, _ digest: Digest) -> Response {
+    func blobCreated(_ name: RepositoryKey, _ digest: Digest) -> Response {
         var headers: HTTPFields = [:]
-        headers[.location] = "/v2/\(name.value)/blobs/\(digest)"
+        headers[.location] = "/v2/\(name.name)/blobs/\(digest)"
         headers[Self.contentDigest] = digest.description
         headers[.contentLength] = "0"
         return Response(status: .created, headers: headers)
     }
 
-    func uploadAccepted(_ name: RepositoryName, _ id: String, offset: Int64, status: HTTPResponse.Status) -> Response {
+    func uploadAccepted(_ name: RepositoryKey, _ id: String, offset: Int64, status: HTTPResponse.Status) -> Response {
         var headers: HTTPFields = [:]
-        headers[.location] = "/v2/\(name.value)/blobs/uploads/\(id)"
+        headers[.location] = "/v2/\(name.name)/blobs/uploads/\(id)"
         headers[Self.uploadUUID] = id
         headers[Self.range] = "0-\(max(0, offset - 1))"
         headers[.contentLength] = "0"

@@ -11,7 +11,7 @@ public struct PushedManifest: Sendable, Equatable {
 
 extension Registry {
     /// PUT /manifests/<reference>: validates, checks references, stores the exact bytes, moves the tag.
-    public func putManifest(_ name: RepositoryName, reference: Reference, contentType: String?,
+    public func putManifest(_ name: RepositoryKey, reference: Reference, contentType: String?,
                             bytes: [UInt8]) async throws -> PushedManifest {
         try await repositoryForPush(name)
         let parsed = try ManifestParser.parse(bytes, contentType: contentType)
@@ -41,18 +41,18 @@ extension Registry {
             subject: subject, annotationsJSON: annotations, pushedAt: clock.now())
         let result = try await metadata.putManifest(
             ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag),
-            in: name.value)
-        events.publish(.manifestPushed(repository: name.value, digest: digest, mediaType: parsed.mediaType,
+            in: name)
+        events.publish(.manifestPushed(repository: name, digest: digest, mediaType: parsed.mediaType,
                                        tag: tag, previousTagDigest: result.previousTagDigest))
         return PushedManifest(digest: digest, subject: subject, created: result.created)
     }
 
     /// GET/HEAD /manifests/<reference>.
-    public func manifest(_ name: RepositoryName, reference: Reference) async throws -> ManifestRecord {
+    public func manifest(_ name: RepositoryKey, reference: Reference) async throws -> ManifestRecord {
         let digest: Digest
         switch reference {
         case .tag(let t):
-            guard let d = try await metadata.resolveTag(t.value, in: name.value) else {
+            guard let d = try await metadata.resolveTag(t.value, in: name) else {
                 try await requireRepository(name)
                 throw BerthError.manifestUnknown(t.value)
             }
@@ -60,39 +60,39 @@ extension Registry {
         case .digest(let d):
             digest = d
         }
-        if let cached = manifestCache.get(name.value, digest) { return cached }
-        guard let record = try await metadata.manifest(digest, in: name.value) else {
+        if let cached = manifestCache.get(name, digest) { return cached }
+        guard let record = try await metadata.manifest(digest, in: name) else {
             try await requireRepository(name)
             throw BerthError.manifestUnknown(reference.description)
         }
-        manifestCache.put(name.value, record)
+        manifestCache.put(name, record)
         return record
     }
 
     /// DELETE /manifests/<reference>: by tag removes only the tag; by digest the manifest and its tags.
-    public func deleteManifest(_ name: RepositoryName, reference: Reference) async throws {
+    public func deleteManifest(_ name: RepositoryKey, reference: Reference) async throws {
         switch reference {
         case .tag(let t):
-            guard try await metadata.deleteTag(t.value, in: name.value) else {
+            guard try await metadata.deleteTag(t.value, in: name) else {
                 try await requireRepository(name)
                 throw BerthError.manifestUnknown(t.value)
             }
-            events.publish(.tagDeleted(repository: name.value, tag: t.value))
+            events.publish(.tagDeleted(repository: name, tag: t.value))
         case .digest(let d):
-            manifestCache.remove(name.value, d)
-            guard try await metadata.deleteManifest(d, in: name.value) else {
+            manifestCache.remove(name, d)
+            guard try await metadata.deleteManifest(d, in: name) else {
                 try await requireRepository(name)
                 throw BerthError.manifestUnknown(d.description)
             }
-            manifestCache.remove(name.value, d)
-            events.publish(.manifestDeleted(repository: name.value, digest: d))
+            manifestCache.remove(name, d)
+            events.publish(.manifestDeleted(repository: name, digest: d))
         }
     }
 
     /// GET /referrers/<digest>: descriptors of the manifests whose subject is `digest`,
     /// optionally only those of one artifact type.
-    public func referrers(_ name: RepositoryName, of digest: Digest, artifactType: String?) async throws -> [Descriptor] {
-        let rows = try await metadata.referrers(of: digest, in: name.value)
+    public func referrers(_ name: RepositoryKey, of digest: Digest, artifactType: String?) async throws -> [Descriptor] {
+        let rows = try await metadata.referrers(of: digest, in: name)
         return rows.compactMap { row in
             if let artifactType, row.artifactType != artifactType { return nil }
             var annotations: [String: String]? = nil

@@ -61,36 +61,37 @@ public final class Registry: Sendable {
     // MARK: repositories
 
     /// Makes sure a repository exists for a push, creating it when `createOnPush` allows.
-    public func repositoryForPush(_ name: RepositoryName) async throws {
-        if try await metadata.repository(name.value) != nil { return }
-        guard settings.createOnPush else { throw BerthError.nameUnknown(name.value) }
-        if try await metadata.createRepository(name.value, at: clock.now()) {
-            events.publish(.repositoryCreated(repository: name.value))
+    public func repositoryForPush(_ name: RepositoryKey) async throws {
+        if try await metadata.repository(name) != nil { return }
+        guard settings.createOnPush else { throw BerthError.nameUnknown(name.name) }
+        if try await metadata.createRepository(name, at: clock.now()) {
+            events.publish(.repositoryCreated(repository: name))
         }
     }
 
-    func requireRepository(_ name: RepositoryName) async throws {
-        guard try await metadata.repository(name.value) != nil else { throw BerthError.nameUnknown(name.value) }
+    func requireRepository(_ name: RepositoryKey) async throws {
+        guard try await metadata.repository(name) != nil else { throw BerthError.nameUnknown(name.name) }
     }
 
-    public func catalog(_ page: PageRequest) async throws -> Page<String> {
+    /// The names of one registry's repositories.
+    public func catalog(_ registryID: String, _ page: PageRequest) async throws -> Page<String> {
         guard page.limit > 0 else { return Page(items: [], next: nil) }
-        let rows = try await metadata.listRepositories(after: page.last, limit: page.limit)
+        let rows = try await metadata.listRepositories(in: registryID, after: page.last, limit: page.limit)
         return Page.from(rows: rows, limit: page.limit) { $0 }
     }
 
-    public func tags(_ name: RepositoryName, _ page: PageRequest) async throws -> Page<String> {
+    public func tags(_ name: RepositoryKey, _ page: PageRequest) async throws -> Page<String> {
         try await requireRepository(name)
         guard page.limit > 0 else { return Page(items: [], next: nil) }
-        let rows = try await metadata.listTags(in: name.value, after: page.last, limit: page.limit)
+        let rows = try await metadata.listTags(in: name, after: page.last, limit: page.limit)
         return Page.from(rows: rows, limit: page.limit) { $0 }
     }
 
     // MARK: blobs
 
     /// The size of a blob in a repository; `blobUnknown` (or `nameUnknown`) otherwise.
-    public func blobSize(_ name: RepositoryName, _ digest: Digest) async throws -> Int64 {
-        if let size = try await metadata.linkedBlobSize(digest, in: name.value) { return size }
+    public func blobSize(_ name: RepositoryKey, _ digest: Digest) async throws -> Int64 {
+        if let size = try await metadata.linkedBlobSize(digest, in: name) { return size }
         try await requireRepository(name)
         throw BerthError.blobUnknown(digest.description)
     }
@@ -99,32 +100,32 @@ public final class Registry: Sendable {
         try await blobs.read(digest, range: range, into: consumer)
     }
 
-    public func deleteBlob(_ name: RepositoryName, _ digest: Digest) async throws {
-        guard try await metadata.unlinkBlob(digest, from: name.value) else {
+    public func deleteBlob(_ name: RepositoryKey, _ digest: Digest) async throws {
+        guard try await metadata.unlinkBlob(digest, from: name) else {
             try await requireRepository(name)
             throw BerthError.blobUnknown(digest.description)
         }
-        events.publish(.blobUnlinked(repository: name.value, digest: digest))
+        events.publish(.blobUnlinked(repository: name, digest: digest))
     }
 
     /// POST /blobs/uploads/: mounts when asked (or when `from` is omitted and the registry has the blob),
     /// otherwise opens a session.
-    public func startUpload(_ name: RepositoryName, mount: Digest?, from: RepositoryName?) async throws -> UploadStart {
+    public func startUpload(_ name: RepositoryKey, mount: Digest?, from: RepositoryKey?) async throws -> UploadStart {
         try await repositoryForPush(name)
         if let mount {
             let available: Bool
             if let from {
-                available = try await metadata.linkedBlobSize(mount, in: from.value) != nil
+                available = try await metadata.linkedBlobSize(mount, in: from) != nil
             } else {
                 available = try await metadata.blobSize(mount) != nil
             }
-            if available, try await metadata.linkBlob(mount, to: name.value, at: clock.now()) {
-                events.publish(.blobMounted(repository: name.value, from: from?.value, digest: mount))
+            if available, try await metadata.linkBlob(mount, to: name, at: clock.now()) {
+                events.publish(.blobMounted(repository: name, from: from, digest: mount))
                 return .mounted(mount)
             }
         }
         let now = clock.now()
-        let session = UploadSession(id: UUID().uuidString.lowercased(), repository: name.value, offset: 0,
+        let session = UploadSession(id: UUID().uuidString.lowercased(), repository: name, offset: 0,
                                     startedAt: now, updatedAt: now)
         try await metadata.createUpload(session)
         return .session(session)
@@ -132,7 +133,7 @@ public final class Registry: Sendable {
 
     /// POST /blobs/uploads/?digest=: the whole blob in one request.
     public func monolithicUpload<Body: AsyncSequence>(
-        _ name: RepositoryName, digest: Digest, contentLength: Int64?, body: Body
+        _ name: RepositoryKey, digest: Digest, contentLength: Int64?, body: Body
     ) async throws where Body.Element == ByteBuffer {
         try await repositoryForPush(name)
         let id = "mono-" + UUID().uuidString.lowercased()
@@ -162,8 +163,8 @@ public final class Registry: Sendable {
     }
 
     /// The session of an upload in this repository, or `blobUploadUnknown`.
-    public func uploadSession(_ name: RepositoryName, _ id: String) async throws -> UploadSession {
-        guard isPlausibleUploadID(id), let s = try await metadata.upload(id), s.repository == name.value else {
+    public func uploadSession(_ name: RepositoryKey, _ id: String) async throws -> UploadSession {
+        guard isPlausibleUploadID(id), let s = try await metadata.upload(id), s.repository == name else {
             throw BerthError.blobUploadUnknown(id)
         }
         return s
@@ -176,7 +177,7 @@ public final class Registry: Sendable {
 
     /// PATCH: appends one chunk; returns the new committed size.
     public func appendChunk<Body: AsyncSequence>(
-        _ name: RepositoryName, upload id: String, contentRange: String?, contentLength: Int64?, body: Body
+        _ name: RepositoryKey, upload id: String, contentRange: String?, contentLength: Int64?, body: Body
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let session = try await uploadSession(name, id)
         switch UploadStateMachine.chunk(offset: session.offset, contentRange: contentRange, contentLength: contentLength) {
@@ -189,7 +190,7 @@ public final class Registry: Sendable {
 
     /// PUT ?digest=: an optional last chunk, then the digest check and the commit.
     public func completeUpload<Body: AsyncSequence>(
-        _ name: RepositoryName, upload id: String, digest digestParameter: String?, contentRange: String?,
+        _ name: RepositoryKey, upload id: String, digest digestParameter: String?, contentRange: String?,
         contentLength: Int64?, body: Body
     ) async throws -> Digest where Body.Element == ByteBuffer {
         guard let digestParameter else { throw BerthError.digestInvalid("the digest query parameter is required") }
@@ -218,7 +219,7 @@ public final class Registry: Sendable {
         }
     }
 
-    public func cancelUpload(_ name: RepositoryName, upload id: String) async throws {
+    public func cancelUpload(_ name: RepositoryKey, upload id: String) async throws {
         _ = try await uploadSession(name, id)
         try await metadata.deleteUpload(id)
         try await blobs.deleteUpload(id: id)
@@ -299,10 +300,10 @@ public final class Registry: Sendable {
         return try await rehash(session.id, length: session.offset, algorithm: algorithm).finalize()
     }
 
-    private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryName) async throws {
+    private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryKey) async throws {
         try await blobs.commitUpload(id: id, as: digest)
-        try await metadata.recordBlob(digest, size: size, linkTo: repository.value, at: clock.now())
-        events.publish(.blobPushed(repository: repository.value, digest: digest, size: size))
+        try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now())
+        events.publish(.blobPushed(repository: repository, digest: digest, size: size))
     }
 
     /// Streams a request body to storage in large buffers, hashing each buffer while the previous

@@ -3,13 +3,13 @@ import Synchronization
 
 /// What happened in the registry; side effects (audit, webhooks, scanning, metrics) subscribe to these.
 public enum RegistryEvent: Sendable, Equatable {
-    case repositoryCreated(repository: String)
-    case blobPushed(repository: String, digest: Digest, size: Int64)
-    case blobMounted(repository: String, from: String?, digest: Digest)
-    case manifestPushed(repository: String, digest: Digest, mediaType: String, tag: String?, previousTagDigest: Digest?)
-    case manifestDeleted(repository: String, digest: Digest)
-    case tagDeleted(repository: String, tag: String)
-    case blobUnlinked(repository: String, digest: Digest)
+    case repositoryCreated(repository: RepositoryKey)
+    case blobPushed(repository: RepositoryKey, digest: Digest, size: Int64)
+    case blobMounted(repository: RepositoryKey, from: RepositoryKey?, digest: Digest)
+    case manifestPushed(repository: RepositoryKey, digest: Digest, mediaType: String, tag: String?, previousTagDigest: Digest?)
+    case manifestDeleted(repository: RepositoryKey, digest: Digest)
+    case tagDeleted(repository: RepositoryKey, tag: String)
+    case blobUnlinked(repository: RepositoryKey, digest: Digest)
 }
 
 /// Fans registry events out to subscribers. Publishing never blocks: slow subscribers drop the oldest events.

@@ -10,7 +10,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         var tags: [String: Digest] = [:]
     }
     struct State {
-        var repos: [String: Repo] = [:]
+        var repos: [RepositoryKey: Repo] = [:]
         var blobs: [Digest: Int64] = [:]
         var uploads: [String: UploadSession] = [:]
     }
@@ -18,34 +18,35 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public init() {}
 
-    public func createRepository(_ name: String, at: Double) async throws -> Bool {
+    public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
         state.withLock { s in
-            if s.repos[name] != nil { return false }
-            s.repos[name] = Repo(createdAt: at)
+            if s.repos[key] != nil { return false }
+            s.repos[key] = Repo(createdAt: at)
             return true
         }
     }
 
-    public func repository(_ name: String) async throws -> RepositoryRecord? {
-        state.withLock { s in s.repos[name].map { RepositoryRecord(name: name, createdAt: $0.createdAt) } }
+    public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
+        state.withLock { s in s.repos[key].map { RepositoryRecord(key: key, createdAt: $0.createdAt) } }
     }
 
-    public func listRepositories(after last: String?, limit: Int) async throws -> [String] {
+    public func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String] {
         state.withLock { s in
-            Array(s.repos.keys.filter { last == nil || $0 > last! }.sorted().prefix(limit + 1))
+            let names = s.repos.keys.filter { $0.registryID == registryID }.map(\.name)
+            return Array(names.filter { last == nil || $0 > last! }.sorted().prefix(limit + 1))
         }
     }
 
-    public func deleteRepository(_ name: String) async throws -> Bool {
+    public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         state.withLock { s in
-            s.uploads = s.uploads.filter { $0.value.repository != name }
-            return s.repos.removeValue(forKey: name) != nil
+            s.uploads = s.uploads.filter { $0.value.repository != key }
+            return s.repos.removeValue(forKey: key) != nil
         }
     }
 
-    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: String, at: Double) async throws {
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
         try state.withLock { s in
-            guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository) }
+            guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }
             s.blobs[digest] = size
             s.repos[repository]!.blobs.insert(digest)
         }
@@ -55,29 +56,29 @@ public final class InMemoryMetadataStore: MetadataStore {
         state.withLock { $0.blobs[digest] }
     }
 
-    public func linkedBlobSize(_ digest: Digest, in repository: String) async throws -> Int64? {
+    public func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64? {
         state.withLock { s in
             guard s.repos[repository]?.blobs.contains(digest) == true else { return nil }
             return s.blobs[digest]
         }
     }
 
-    public func linkBlob(_ digest: Digest, to repository: String, at: Double) async throws -> Bool {
+    public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
         try state.withLock { s in
-            guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository) }
+            guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }
             guard s.blobs[digest] != nil else { return false }
             s.repos[repository]!.blobs.insert(digest)
             return true
         }
     }
 
-    public func unlinkBlob(_ digest: Digest, from repository: String) async throws -> Bool {
+    public func unlinkBlob(_ digest: Digest, from repository: RepositoryKey) async throws -> Bool {
         state.withLock { s in s.repos[repository]?.blobs.remove(digest) != nil }
     }
 
-    public func putManifest(_ put: ManifestPut, in repository: String) async throws -> ManifestPutResult {
+    public func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult {
         try state.withLock { s in
-            guard var repo = s.repos[repository] else { throw BerthError.nameUnknown(repository) }
+            guard var repo = s.repos[repository] else { throw BerthError.nameUnknown(repository.name) }
             for b in put.blobs where !repo.blobs.contains(b) {
                 throw BerthError.manifestBlobUnknown(b.description)
             }
@@ -98,22 +99,22 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func manifest(_ digest: Digest, in repository: String) async throws -> ManifestRecord? {
+    public func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord? {
         state.withLock { $0.repos[repository]?.manifests[digest] }
     }
 
-    public func resolveTag(_ tag: String, in repository: String) async throws -> Digest? {
+    public func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest? {
         state.withLock { $0.repos[repository]?.tags[tag] }
     }
 
-    public func listTags(in repository: String, after last: String?, limit: Int) async throws -> [String] {
+    public func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String] {
         state.withLock { s in
             guard let r = s.repos[repository] else { return [] }
             return Array(r.tags.keys.filter { last == nil || $0 > last! }.sorted().prefix(limit + 1))
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: String) async throws -> Bool {
+    public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
         state.withLock { s in
             guard var r = s.repos[repository], r.manifests.removeValue(forKey: digest) != nil else { return false }
             r.tags = r.tags.filter { $0.value != digest }
@@ -122,11 +123,11 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: String) async throws -> Bool {
+    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
         state.withLock { s in s.repos[repository]?.tags.removeValue(forKey: tag) != nil }
     }
 
-    public func referrers(of digest: Digest, in repository: String) async throws -> [ManifestSummary] {
+    public func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary] {
         state.withLock { s in
             guard let r = s.repos[repository] else { return [] }
             return r.manifests.values.filter { $0.subject == digest }.sorted { $0.digest < $1.digest }.map {

@@ -67,13 +67,13 @@ public struct ManifestPutResult: Sendable, Equatable {
 /// A chunked upload in progress.
 public struct UploadSession: Sendable, Equatable {
     public var id: String
-    public var repository: String
+    public var repository: RepositoryKey
     /// Bytes committed so far (the next chunk must start here).
     public var offset: Int64
     public var startedAt: Double
     public var updatedAt: Double
 
-    public init(id: String, repository: String, offset: Int64, startedAt: Double, updatedAt: Double) {
+    public init(id: String, repository: RepositoryKey, offset: Int64, startedAt: Double, updatedAt: Double) {
         self.id = id
         self.repository = repository
         self.offset = offset
@@ -83,52 +83,58 @@ public struct UploadSession: Sendable, Equatable {
 }
 
 public struct RepositoryRecord: Sendable, Equatable {
-    public var name: String
+    public var key: RepositoryKey
     public var createdAt: Double
+
+    public init(key: RepositoryKey, createdAt: Double) {
+        self.key = key
+        self.createdAt = createdAt
+    }
 }
 
 /// Repositories.
 public protocol RepositoryMetadata: Sendable {
     /// Creates the repository if it does not exist; returns true when it was created.
     @discardableResult
-    func createRepository(_ name: String, at: Double) async throws -> Bool
-    func repository(_ name: String) async throws -> RepositoryRecord?
-    /// Repositories in lexical order after `last`, up to `limit + 1` rows (so callers can tell a next page).
-    func listRepositories(after last: String?, limit: Int) async throws -> [String]
+    func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool
+    func repository(_ key: RepositoryKey) async throws -> RepositoryRecord?
+    /// Names of a registry's repositories in lexical order after `last`, up to `limit + 1` rows
+    /// (so callers can tell a next page).
+    func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String]
     /// Deletes a repository with everything in it. Returns false when it did not exist.
     @discardableResult
-    func deleteRepository(_ name: String) async throws -> Bool
+    func deleteRepository(_ key: RepositoryKey) async throws -> Bool
 }
 
 /// Blobs known to the registry and their links into repositories.
 public protocol BlobMetadata: Sendable {
     /// Records a committed blob and links it to `repository` in one transaction.
-    func recordBlob(_ digest: Digest, size: Int64, linkTo repository: String, at: Double) async throws
+    func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws
     /// The size of a blob if the registry has it, linked anywhere.
     func blobSize(_ digest: Digest) async throws -> Int64?
     /// The size of a blob if it is linked to `repository`.
-    func linkedBlobSize(_ digest: Digest, in repository: String) async throws -> Int64?
+    func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64?
     /// Links an existing blob to another repository; false when the blob is unknown.
-    func linkBlob(_ digest: Digest, to repository: String, at: Double) async throws -> Bool
+    func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool
     /// Removes the link; false when it was not linked.
-    func unlinkBlob(_ digest: Digest, from repository: String) async throws -> Bool
+    func unlinkBlob(_ digest: Digest, from repository: RepositoryKey) async throws -> Bool
 }
 
 /// Manifests, tags and referrers.
 public protocol ManifestMetadata: Sendable {
     /// Stores a manifest, its references and (optionally) a tag, atomically, after checking that
     /// every referenced blob and manifest exists in the repository (`BerthError.manifestBlobUnknown`).
-    func putManifest(_ put: ManifestPut, in repository: String) async throws -> ManifestPutResult
-    func manifest(_ digest: Digest, in repository: String) async throws -> ManifestRecord?
-    func resolveTag(_ tag: String, in repository: String) async throws -> Digest?
+    func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult
+    func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord?
+    func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest?
     /// Tags in lexical order after `last`, up to `limit + 1` rows.
-    func listTags(in repository: String, after last: String?, limit: Int) async throws -> [String]
+    func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String]
     /// Deletes a manifest and every tag that points to it; false when it did not exist.
-    func deleteManifest(_ digest: Digest, in repository: String) async throws -> Bool
+    func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool
     /// Deletes one tag; false when it did not exist.
-    func deleteTag(_ tag: String, in repository: String) async throws -> Bool
+    func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool
     /// Manifests whose `subject` is `digest`, ordered by digest.
-    func referrers(of digest: Digest, in repository: String) async throws -> [ManifestSummary]
+    func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary]
 }
 
 /// Upload sessions, persisted so that chunked uploads survive restarts.

@@ -6,7 +6,8 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public static let schema = """
         CREATE TABLE IF NOT EXISTS repositories(
-            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+            id INTEGER PRIMARY KEY, registry_id TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL,
+            UNIQUE(registry_id, name));
         CREATE TABLE IF NOT EXISTS blobs(
             digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS repository_blobs(
@@ -41,45 +42,51 @@ public final class SQLiteMetadataStore: MetadataStore {
         try db.write { try $0.exec(Self.schema) }
     }
 
-    private func repoID(_ c: SQLiteConnection, _ name: String) throws -> Int64? {
-        try c.query("SELECT id FROM repositories WHERE name = ?", [.text(name)]) { $0.int(0) }.first
+    private func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
+        try c.query("SELECT id FROM repositories WHERE registry_id = ? AND name = ?",
+                    [.text(key.registryID), .text(key.name)]) { $0.int(0) }.first
     }
 
-    private func requireRepo(_ c: SQLiteConnection, _ name: String) throws -> Int64 {
-        guard let id = try repoID(c, name) else { throw BerthError.nameUnknown(name) }
+    private func requireRepo(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64 {
+        guard let id = try repoID(c, key) else { throw BerthError.nameUnknown(key.name) }
         return id
     }
 
     // MARK: repositories
 
-    public func createRepository(_ name: String, at: Double) async throws -> Bool {
+    public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
         try db.write { c in
-            try c.execute("INSERT OR IGNORE INTO repositories(name, created_at) VALUES(?, ?)", [.text(name), .real(at)]) == 1
+            try c.execute("INSERT OR IGNORE INTO repositories(registry_id, name, created_at) VALUES(?, ?, ?)",
+                          [.text(key.registryID), .text(key.name), .real(at)]) == 1
         }
     }
 
-    public func repository(_ name: String) async throws -> RepositoryRecord? {
+    public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
         try db.read { c in
-            try c.query("SELECT name, created_at FROM repositories WHERE name = ?", [.text(name)]) {
-                RepositoryRecord(name: $0.text(0), createdAt: $0.double(1))
+            try c.query("SELECT created_at FROM repositories WHERE registry_id = ? AND name = ?",
+                        [.text(key.registryID), .text(key.name)]) {
+                RepositoryRecord(key: key, createdAt: $0.double(0))
             }.first
         }
     }
 
-    public func listRepositories(after last: String?, limit: Int) async throws -> [String] {
+    public func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String] {
         try db.read { c in
-            try c.query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?",
-                        [.text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
+            try c.query("SELECT name FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?",
+                        [.text(registryID), .text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
         }
     }
 
-    public func deleteRepository(_ name: String) async throws -> Bool {
-        try db.write { c in try c.execute("DELETE FROM repositories WHERE name = ?", [.text(name)]) == 1 }
+    public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
+        try db.write { c in
+            try c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?",
+                          [.text(key.registryID), .text(key.name)]) == 1
+        }
     }
 
     // MARK: blobs
 
-    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: String, at: Double) async throws {
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
         try db.write { c in
             try c.transaction {
                 let id = try requireRepo(c, repository)
@@ -97,17 +104,17 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func linkedBlobSize(_ digest: Digest, in repository: String) async throws -> Int64? {
+    public func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64? {
         try db.read { c in
             try c.query("""
                 SELECT b.size FROM repositories r
                 JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
-                JOIN blobs b ON b.digest = l.digest WHERE r.name = ?
-                """, [.text(digest.description), .text(repository)]) { $0.int(0) }.first
+                JOIN blobs b ON b.digest = l.digest WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) { $0.int(0) }.first
         }
     }
 
-    public func linkBlob(_ digest: Digest, to repository: String, at: Double) async throws -> Bool {
+    public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
         try db.write { c in
             try c.transaction {
                 let id = try requireRepo(c, repository)
@@ -120,18 +127,18 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func unlinkBlob(_ digest: Digest, from repository: String) async throws -> Bool {
+    public func unlinkBlob(_ digest: Digest, from repository: RepositoryKey) async throws -> Bool {
         try db.write { c in
             try c.execute("""
                 DELETE FROM repository_blobs WHERE digest = ?
-                AND repo_id = (SELECT id FROM repositories WHERE name = ?)
-                """, [.text(digest.description), .text(repository)]) == 1
+                AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) == 1
         }
     }
 
     // MARK: manifests and tags
 
-    public func putManifest(_ put: ManifestPut, in repository: String) async throws -> ManifestPutResult {
+    public func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult {
         try db.write { c in
             try c.transaction {
                 let id = try requireRepo(c, repository)
@@ -181,12 +188,12 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func manifest(_ digest: Digest, in repository: String) async throws -> ManifestRecord? {
+    public func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord? {
         try db.read { c in
             try c.query("""
                 SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at
-                FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ? WHERE r.name = ?
-                """, [.text(digest.description), .text(repository)]) { row in
+                FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ? WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) { row in
                 ManifestRecord(digest: digest, mediaType: row.text(0), artifactType: row.optionalText(1),
                                bytes: row.blob(2), subject: row.optionalText(3).flatMap { Digest.parse($0) },
                                annotationsJSON: row.optionalText(4), pushedAt: row.double(5))
@@ -194,24 +201,24 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func resolveTag(_ tag: String, in repository: String) async throws -> Digest? {
+    public func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest? {
         try db.read { c in
             try c.query("""
-                SELECT t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.name = ?
-                """, [.text(tag), .text(repository)]) { Digest.parse($0.text(0)) }.first ?? nil
+                SELECT t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) { Digest.parse($0.text(0)) }.first ?? nil
         }
     }
 
-    public func listTags(in repository: String, after last: String?, limit: Int) async throws -> [String] {
+    public func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String] {
         try db.read { c in
             try c.query("""
                 SELECT t.tag FROM repositories r JOIN tags t ON t.repo_id = r.id
-                WHERE r.name = ? AND t.tag > ? ORDER BY t.tag LIMIT ?
-                """, [.text(repository), .text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
+                WHERE r.registry_id = ? AND r.name = ? AND t.tag > ? ORDER BY t.tag LIMIT ?
+                """, [.text(repository.registryID), .text(repository.name), .text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: String) async throws -> Bool {
+    public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
         try db.write { c in
             try c.transaction {
                 guard let id = try repoID(c, repository) else { return false }
@@ -225,21 +232,21 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: String) async throws -> Bool {
+    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
         try db.write { c in
             try c.execute("""
-                DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)
-                """, [.text(tag), .text(repository)]) == 1
+                DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
+                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) == 1
         }
     }
 
-    public func referrers(of digest: Digest, in repository: String) async throws -> [ManifestSummary] {
+    public func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary] {
         try db.read { c in
             try c.query("""
                 SELECT m.digest, m.media_type, m.artifact_type, length(m.body), m.annotations
                 FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.subject = ?
-                WHERE r.name = ? ORDER BY m.digest
-                """, [.text(digest.description), .text(repository)]) { row -> ManifestSummary? in
+                WHERE r.registry_id = ? AND r.name = ? ORDER BY m.digest
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) { row -> ManifestSummary? in
                 guard let d = Digest.parse(row.text(0)) else { return nil }
                 return ManifestSummary(digest: d, mediaType: row.text(1), artifactType: row.optionalText(2),
                                        size: row.int(3), annotationsJSON: row.optionalText(4))
@@ -263,11 +270,11 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func upload(_ id: String) async throws -> UploadSession? {
         try db.read { c in
             try c.query("""
-                SELECT u.id, r.name, u.committed, u.started_at, u.updated_at
+                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?
                 """, [.text(id)]) {
-                UploadSession(id: $0.text(0), repository: $0.text(1), offset: $0.int(2), startedAt: $0.double(3),
-                              updatedAt: $0.double(4))
+                UploadSession(id: $0.text(0), repository: RepositoryKey(storedRegistryID: $0.text(1), name: $0.text(2)),
+                              offset: $0.int(3), startedAt: $0.double(4), updatedAt: $0.double(5))
             }.first
         }
     }
@@ -286,11 +293,11 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func staleUploads(before: Double) async throws -> [UploadSession] {
         try db.read { c in
             try c.query("""
-                SELECT u.id, r.name, u.committed, u.started_at, u.updated_at
+                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.updated_at < ? ORDER BY u.id
                 """, [.real(before)]) {
-                UploadSession(id: $0.text(0), repository: $0.text(1), offset: $0.int(2), startedAt: $0.double(3),
-                              updatedAt: $0.double(4))
+                UploadSession(id: $0.text(0), repository: RepositoryKey(storedRegistryID: $0.text(1), name: $0.text(2)),
+                              offset: $0.int(3), startedAt: $0.double(4), updatedAt: $0.double(5))
             }
         }
     }

@@ -23,6 +23,8 @@ struct Body: AsyncSequence, Sendable {
 
 func sha(_ s: String) -> Digest { Digest.sha256(of: Array(s.utf8)) }
 
+func key(_ name: String) -> RepositoryKey { RepositoryKey(registryID: "111111111111", name: try! RepositoryName(name)) }
+
 func makeRegistry(createOnPush: Bool = true, blobs: any BlobStore = InMemoryBlobStore(),
                   metadata: any MetadataStore = InMemoryMetadataStore()) -> Registry {
     Registry(blobs: blobs, metadata: metadata, settings: RegistrySettings(createOnPush: createOnPush, writeBufferSize: 8))
@@ -35,7 +37,7 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
 }
 
 @Suite struct RegistryBlobTests {
-    let repo = try! RepositoryName("team/app")
+    let repo = key("team/app")
 
     @Test func monolithicUploadVerifiesDigest() async throws {
         let r = makeRegistry()
@@ -94,7 +96,7 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
     @Test func uploadsBelongToTheirRepository() async throws {
         let r = makeRegistry()
         guard case .session(let s) = try await r.startUpload(repo, mount: nil, from: nil) else { return }
-        let other = try RepositoryName("someone/else")
+        let other = key("someone/else")
         await #expect(throws: BerthError.blobUploadUnknown(s.id)) { _ = try await r.uploadSession(other, s.id) }
         await #expect(throws: BerthError.blobUploadUnknown("../../etc")) { _ = try await r.uploadSession(self.repo, "../../etc") }
         try await r.cancelUpload(repo, upload: s.id)
@@ -103,24 +105,24 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
 
     @Test func mountAndAutomaticMount() async throws {
         let r = makeRegistry()
-        let src = try RepositoryName("src/repo")
+        let src = key("src/repo")
         try await r.monolithicUpload(src, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         #expect(try await r.startUpload(repo, mount: sha("layer"), from: src) == .mounted(sha("layer")))
-        let third = try RepositoryName("third/repo")
+        let third = key("third/repo")
         #expect(try await r.startUpload(third, mount: sha("layer"), from: nil) == .mounted(sha("layer")))
         guard case .session = try await r.startUpload(third, mount: sha("unknown"), from: src) else {
             Issue.record("an unknown blob falls back to an upload session"); return
         }
         // Mounting from a repository that does not hold the blob is refused, even if another does.
-        let fourth = try RepositoryName("fourth/repo")
-        guard case .session = try await r.startUpload(fourth, mount: sha("layer"), from: try RepositoryName("empty/repo")) else {
+        let fourth = key("fourth/repo")
+        guard case .session = try await r.startUpload(fourth, mount: sha("layer"), from: key("empty/repo")) else {
             Issue.record("mount must check the source repository"); return
         }
     }
 
     @Test func createOnPushCanBeTurnedOff() async throws {
         let r = makeRegistry(createOnPush: false)
-        await #expect(throws: BerthError.nameUnknown(repo.value)) {
+        await #expect(throws: BerthError.nameUnknown(repo.name)) {
             try await r.monolithicUpload(self.repo, digest: sha("x"), contentLength: nil, body: Body("x"))
         }
     }
@@ -143,7 +145,7 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
 }
 
 @Suite struct RegistryManifestTests {
-    let repo = try! RepositoryName("team/app")
+    let repo = key("team/app")
 
     func image(config: Digest, layer: Digest, subject: Digest? = nil, artifactType: String? = nil) -> [UInt8] {
         var s = """
@@ -218,14 +220,14 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
     @Test func catalogPagination() async throws {
         let r = makeRegistry()
         for n in ["b", "a/x", "c", "a/y"] {
-            try await r.monolithicUpload(try RepositoryName(n + "0"), digest: sha("x"), contentLength: nil, body: Body("x"))
+            try await r.monolithicUpload(key(n + "0"), digest: sha("x"), contentLength: nil, body: Body("x"))
         }
-        let p1 = try await r.catalog(PageRequest(limit: 2, last: nil))
+        let p1 = try await r.catalog("111111111111", PageRequest(limit: 2, last: nil))
         #expect(p1.items == ["a/x0", "a/y0"])
         #expect(p1.next == "a/y0")
-        let p2 = try await r.catalog(PageRequest(limit: 2, last: p1.next))
+        let p2 = try await r.catalog("111111111111", PageRequest(limit: 2, last: p1.next))
         #expect(p2.items == ["b0", "c0"])
         #expect(p2.next == nil)
-        #expect(try await r.catalog(PageRequest(limit: 0, last: nil)).items == [])
+        #expect(try await r.catalog("111111111111", PageRequest(limit: 0, last: nil)).items == [])
     }
 }

@@ -37,6 +37,9 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
 func buffer(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
 
+let registry = "111111111111"
+func k(_ name: String) -> RepositoryKey { RepositoryKey(storedRegistryID: registry, name: name) }
+
 func readAll(_ blobs: any BlobStore, _ d: Digest, range: ByteRange? = nil) async throws -> String {
     var out = ByteBuffer()
     try await blobs.read(d, range: range) { var b = $0; out.writeBuffer(&b) }
@@ -121,100 +124,101 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     @Test(arguments: Backend.allCases)
     func repositoriesArePaginatedInOrder(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        for n in ["b/x", "a", "c", "b"] { #expect(try await m.createRepository(n, at: 1)) }
-        #expect(try await m.createRepository("a", at: 2) == false)
-        #expect(try await m.listRepositories(after: nil, limit: 2) == ["a", "b", "b/x"])
-        #expect(try await m.listRepositories(after: "b", limit: 10) == ["b/x", "c"])
-        #expect(try await m.repository("a")?.createdAt == 1)
-        #expect(try await m.deleteRepository("a"))
-        #expect(try await m.repository("a") == nil)
-        #expect(try await m.deleteRepository("a") == false)
+        for n in ["b/x", "a", "c", "b"] { #expect(try await m.createRepository(k(n), at: 1)) }
+        #expect(try await m.createRepository(RepositoryKey(storedRegistryID: "222222222222", name: "zz"), at: 1))
+        #expect(try await m.createRepository(k("a"), at: 2) == false)
+        #expect(try await m.listRepositories(in: registry, after: nil, limit: 2) == ["a", "b", "b/x"])
+        #expect(try await m.listRepositories(in: registry, after: "b", limit: 10) == ["b/x", "c"])
+        #expect(try await m.repository(k("a"))?.createdAt == 1)
+        #expect(try await m.deleteRepository(k("a")))
+        #expect(try await m.repository(k("a")) == nil)
+        #expect(try await m.deleteRepository(k("a")) == false)
     }
 
     @Test(arguments: Backend.allCases)
     func blobLinksArePerRepository(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r1", at: 0)
-        try await m.createRepository("r2", at: 0)
-        try await m.recordBlob(d1, size: 3, linkTo: "r1", at: 0)
-        #expect(try await m.linkedBlobSize(d1, in: "r1") == 3)
-        #expect(try await m.linkedBlobSize(d1, in: "r2") == nil)
+        try await m.createRepository(k("r1"), at: 0)
+        try await m.createRepository(k("r2"), at: 0)
+        try await m.recordBlob(d1, size: 3, linkTo: k("r1"), at: 0)
+        #expect(try await m.linkedBlobSize(d1, in: k("r1")) == 3)
+        #expect(try await m.linkedBlobSize(d1, in: k("r2")) == nil)
         #expect(try await m.blobSize(d1) == 3)
-        #expect(try await m.linkBlob(d1, to: "r2", at: 0))
-        #expect(try await m.linkBlob(d2, to: "r2", at: 0) == false)
-        #expect(try await m.linkedBlobSize(d1, in: "r2") == 3)
-        #expect(try await m.unlinkBlob(d1, from: "r2"))
-        #expect(try await m.unlinkBlob(d1, from: "r2") == false)
-        #expect(try await m.linkedBlobSize(d1, in: "r2") == nil)
-        await #expect(throws: BerthError.nameUnknown("nope")) { try await m.recordBlob(d1, size: 3, linkTo: "nope", at: 0) }
+        #expect(try await m.linkBlob(d1, to: k("r2"), at: 0))
+        #expect(try await m.linkBlob(d2, to: k("r2"), at: 0) == false)
+        #expect(try await m.linkedBlobSize(d1, in: k("r2")) == 3)
+        #expect(try await m.unlinkBlob(d1, from: k("r2")))
+        #expect(try await m.unlinkBlob(d1, from: k("r2")) == false)
+        #expect(try await m.linkedBlobSize(d1, in: k("r2")) == nil)
+        await #expect(throws: BerthError.nameUnknown("nope")) { try await m.recordBlob(d1, size: 3, linkTo: k("nope"), at: 0) }
     }
 
     @Test(arguments: Backend.allCases)
     func manifestPutChecksReferencesAtomically(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r", at: 0)
+        try await m.createRepository(k("r"), at: 0)
         await #expect(throws: BerthError.manifestBlobUnknown(d2.description)) {
-            _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: "r")
+            _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: k("r"))
         }
-        #expect(try await m.manifest(d1, in: "r") == nil, "nothing is stored when a reference is missing")
-        #expect(try await m.resolveTag("t", in: "r") == nil)
-        try await m.recordBlob(d2, size: 3, linkTo: "r", at: 0)
-        let r1 = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: "r")
+        #expect(try await m.manifest(d1, in: k("r")) == nil, "nothing is stored when a reference is missing")
+        #expect(try await m.resolveTag("t", in: k("r")) == nil)
+        try await m.recordBlob(d2, size: 3, linkTo: k("r"), at: 0)
+        let r1 = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: k("r"))
         #expect(r1 == ManifestPutResult(created: true, previousTagDigest: nil))
-        #expect(try await m.manifest(d1, in: "r") == record(d1))
-        #expect(try await m.resolveTag("t", in: "r") == d1)
+        #expect(try await m.manifest(d1, in: k("r")) == record(d1))
+        #expect(try await m.resolveTag("t", in: k("r")) == d1)
         // An index must find its children.
         await #expect(throws: BerthError.manifestBlobUnknown(d2.description)) {
-            _ = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d2], tag: nil), in: "r")
+            _ = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d2], tag: nil), in: k("r"))
         }
-        let r2 = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d1], tag: "t"), in: "r")
+        let r2 = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d1], tag: "t"), in: k("r"))
         #expect(r2 == ManifestPutResult(created: true, previousTagDigest: d1))
-        let again = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d1], tag: "t"), in: "r")
+        let again = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [d1], tag: "t"), in: k("r"))
         #expect(again == ManifestPutResult(created: false, previousTagDigest: nil))
         await #expect(throws: BerthError.nameUnknown("zz")) {
-            _ = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [], tag: nil), in: "zz")
+            _ = try await m.putManifest(ManifestPut(record: record(d3), blobs: [], manifests: [], tag: nil), in: k("zz"))
         }
     }
 
     @Test(arguments: Backend.allCases)
     func tagsListDeleteAndManifestDelete(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r", at: 0)
+        try await m.createRepository(k("r"), at: 0)
         for t in ["v3", "v1", "latest", "v2"] {
-            _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [], manifests: [], tag: t), in: "r")
+            _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [], manifests: [], tag: t), in: k("r"))
         }
-        #expect(try await m.listTags(in: "r", after: nil, limit: 10) == ["latest", "v1", "v2", "v3"])
-        #expect(try await m.listTags(in: "r", after: "v1", limit: 1) == ["v2", "v3"])
-        #expect(try await m.deleteTag("v1", in: "r"))
-        #expect(try await m.deleteTag("v1", in: "r") == false)
-        #expect(try await m.manifest(d1, in: "r") != nil, "deleting a tag keeps the manifest")
-        #expect(try await m.deleteManifest(d1, in: "r"))
-        #expect(try await m.listTags(in: "r", after: nil, limit: 10) == [], "deleting a manifest removes its tags")
-        #expect(try await m.deleteManifest(d1, in: "r") == false)
+        #expect(try await m.listTags(in: k("r"), after: nil, limit: 10) == ["latest", "v1", "v2", "v3"])
+        #expect(try await m.listTags(in: k("r"), after: "v1", limit: 1) == ["v2", "v3"])
+        #expect(try await m.deleteTag("v1", in: k("r")))
+        #expect(try await m.deleteTag("v1", in: k("r")) == false)
+        #expect(try await m.manifest(d1, in: k("r")) != nil, "deleting a tag keeps the manifest")
+        #expect(try await m.deleteManifest(d1, in: k("r")))
+        #expect(try await m.listTags(in: k("r"), after: nil, limit: 10) == [], "deleting a manifest removes its tags")
+        #expect(try await m.deleteManifest(d1, in: k("r")) == false)
     }
 
     @Test(arguments: Backend.allCases)
     func referrersBySubject(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r", at: 0)
-        try await m.createRepository("other", at: 0)
-        _ = try await m.putManifest(ManifestPut(record: record(d2, subject: d1, type: "application/x.sig"), blobs: [], manifests: [], tag: nil), in: "r")
-        _ = try await m.putManifest(ManifestPut(record: record(d3, subject: d1, type: "application/x.sbom"), blobs: [], manifests: [], tag: nil), in: "r")
-        _ = try await m.putManifest(ManifestPut(record: record(d3, subject: d1, type: "application/x.sbom"), blobs: [], manifests: [], tag: nil), in: "other")
-        let refs = try await m.referrers(of: d1, in: "r")
+        try await m.createRepository(k("r"), at: 0)
+        try await m.createRepository(k("other"), at: 0)
+        _ = try await m.putManifest(ManifestPut(record: record(d2, subject: d1, type: "application/x.sig"), blobs: [], manifests: [], tag: nil), in: k("r"))
+        _ = try await m.putManifest(ManifestPut(record: record(d3, subject: d1, type: "application/x.sbom"), blobs: [], manifests: [], tag: nil), in: k("r"))
+        _ = try await m.putManifest(ManifestPut(record: record(d3, subject: d1, type: "application/x.sbom"), blobs: [], manifests: [], tag: nil), in: k("other"))
+        let refs = try await m.referrers(of: d1, in: k("r"))
         #expect(refs.map(\.digest) == [d2, d3].sorted())
         #expect(Set(refs.compactMap(\.artifactType)) == ["application/x.sig", "application/x.sbom"])
         #expect(refs.first?.annotationsJSON == #"{"k":"v"}"#)
-        #expect(try await m.referrers(of: d2, in: "r").isEmpty)
-        _ = try await m.deleteManifest(d2, in: "r")
-        #expect(try await m.referrers(of: d1, in: "r").map(\.digest) == [d3])
+        #expect(try await m.referrers(of: d2, in: k("r")).isEmpty)
+        _ = try await m.deleteManifest(d2, in: k("r"))
+        #expect(try await m.referrers(of: d1, in: k("r")).map(\.digest) == [d3])
     }
 
     @Test(arguments: Backend.allCases)
     func uploadSessionsAdvanceWithCompareAndSet(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r", at: 0)
-        let s = UploadSession(id: "abc-1", repository: "r", offset: 0, startedAt: 10, updatedAt: 10)
+        try await m.createRepository(k("r"), at: 0)
+        let s = UploadSession(id: "abc-1", repository: k("r"), offset: 0, startedAt: 10, updatedAt: 10)
         try await m.createUpload(s)
         #expect(try await m.upload("abc-1") == s)
         #expect(try await m.advanceUpload("abc-1", from: 0, to: 100, at: 20))
@@ -230,38 +234,38 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     @Test(arguments: Backend.allCases)
     func deletingARepositoryRemovesItsContent(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r", at: 0)
-        try await m.recordBlob(d1, size: 1, linkTo: "r", at: 0)
-        _ = try await m.putManifest(ManifestPut(record: record(d2), blobs: [d1], manifests: [], tag: "t"), in: "r")
-        try await m.createUpload(UploadSession(id: "u", repository: "r", offset: 0, startedAt: 0, updatedAt: 0))
-        #expect(try await m.deleteRepository("r"))
-        try await m.createRepository("r", at: 1)
-        #expect(try await m.resolveTag("t", in: "r") == nil)
-        #expect(try await m.manifest(d2, in: "r") == nil)
-        #expect(try await m.linkedBlobSize(d1, in: "r") == nil)
+        try await m.createRepository(k("r"), at: 0)
+        try await m.recordBlob(d1, size: 1, linkTo: k("r"), at: 0)
+        _ = try await m.putManifest(ManifestPut(record: record(d2), blobs: [d1], manifests: [], tag: "t"), in: k("r"))
+        try await m.createUpload(UploadSession(id: "u", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
+        #expect(try await m.deleteRepository(k("r")))
+        try await m.createRepository(k("r"), at: 1)
+        #expect(try await m.resolveTag("t", in: k("r")) == nil)
+        #expect(try await m.manifest(d2, in: k("r")) == nil)
+        #expect(try await m.linkedBlobSize(d1, in: k("r")) == nil)
         #expect(try await m.upload("u") == nil)
     }
 
     @Test(arguments: Backend.allCases)
     func concurrentTagMovesEndConsistent(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository("r", at: 0)
+        try await m.createRepository(k("r"), at: 0)
         let digests = (0..<16).map { Digest.sha256(of: Array("m\($0)".utf8)) }
         try await withThrowingTaskGroup(of: Void.self) { g in
             for d in digests {
-                g.addTask { _ = try await m.putManifest(ManifestPut(record: record(d), blobs: [], manifests: [], tag: "hot"), in: "r") }
+                g.addTask { _ = try await m.putManifest(ManifestPut(record: record(d), blobs: [], manifests: [], tag: "hot"), in: k("r")) }
             }
             try await g.waitForAll()
         }
-        let winner = try #require(try await m.resolveTag("hot", in: "r"))
+        let winner = try #require(try await m.resolveTag("hot", in: k("r")))
         #expect(digests.contains(winner))
-        for d in digests { #expect(try await m.manifest(d, in: "r") != nil) }
+        for d in digests { #expect(try await m.manifest(d, in: k("r")) != nil) }
     }
 
     @Test func sqliteStateSurvivesReopen() async throws {
         let s = try Backend.filesystemAndSQLite.make()
-        try await s.metadata.createRepository("r", at: 0)
-        try await s.metadata.createUpload(UploadSession(id: "u", repository: "r", offset: 0, startedAt: 0, updatedAt: 0))
+        try await s.metadata.createRepository(k("r"), at: 0)
+        try await s.metadata.createUpload(UploadSession(id: "u", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
         _ = try await s.metadata.advanceUpload("u", from: 0, to: 5, at: 1)
         let (blobs2, meta2) = try s.reopen!()
         #expect(try await meta2.upload("u")?.offset == 5)
