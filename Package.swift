@@ -57,6 +57,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthECR",
+            dependencies: [
+                "BerthCore",
+                "BerthStorage",
+                "BerthRegistry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthHTTP",
             dependencies: [
                 "BerthCore",
@@ -89,6 +100,7 @@ let package = Package(
         ),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",

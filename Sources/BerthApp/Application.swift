@@ -50,7 +50,7 @@ public func buildApplication(
     return Application(
         responder: responder,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger],
+        services: [purger, PullRecorderService(registry: registry, interval: .seconds(5), logger: logger)],
         logger: logger)
 }
 
@@ -80,6 +80,31 @@ struct UploadPurgeService: Service {
             } catch {
                 logger.error("upload purge failed", metadata: ["error": "\(error)"])
             }
+        }
+    }
+}
+
+/// Writes noted pull times to the database every few seconds, and once more at shutdown.
+struct PullRecorderService: Service {
+    let registry: Registry
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await flush()
+            }
+        }
+        await flush()
+    }
+
+    func flush() async {
+        do {
+            try await registry.flushPulls()
+        } catch {
+            logger.error("recording pulls failed", metadata: ["error": "\(error)"])
         }
     }
 }

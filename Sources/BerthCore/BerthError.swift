@@ -18,6 +18,8 @@ public enum BerthError: Error, Sendable, Equatable {
     case manifestBlobUnknown(String)
     case manifestTooLarge(limit: Int)
     case tagImmutable(String)
+    case repositoryAlreadyExists(String)
+    case repositoryNotEmpty(String)
     case unsupported(String)
     case paginationNumberInvalid(String)
     case denied(String)
@@ -46,6 +48,8 @@ extension BerthError: CustomStringConvertible {
         case .manifestBlobUnknown(let s): return "manifest references a blob or manifest unknown to the repository: \(s)"
         case .manifestTooLarge(let l): return "manifest exceeds the \(l) byte limit"
         case .tagImmutable(let s): return "tag is immutable: \(s)"
+        case .repositoryAlreadyExists(let s): return "repository already exists: \(s)"
+        case .repositoryNotEmpty(let s): return "repository is not empty: \(s)"
         case .unsupported(let s): return "the operation is unsupported: \(s)"
         case .paginationNumberInvalid(let s): return "invalid number of results requested: \(s)"
         case .denied(let s): return "requested access to the resource is denied: \(s)"

@@ -1,6 +1,7 @@
-/// A repository name: the OCI path grammar restricted by ECR's rules (2–256 characters, lowercase).
+/// A repository name: the grammar shared by the OCI distribution-spec and ECR's API model
+/// (`repositoryName`), 2–256 characters, lowercase:
 ///
-/// `[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*`
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
 public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let value: String
     public var description: String { value }
@@ -18,28 +19,34 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
     public static func isValid(_ s: String) -> Bool {
         let bytes = Array(s.utf8)
         guard bytes.count >= minLength, bytes.count <= maxLength else { return false }
-        // States: expecting an alphanumeric start of a component, or inside one.
-        var needAlnum = true
         var i = 0
-        while i < bytes.count {
+        // Each path component: alnum+ (separator alnum+)*; components joined by single slashes.
+        while true {
+            guard i < bytes.count, isAlnum(bytes[i]) else { return false }
+            while i < bytes.count, isAlnum(bytes[i]) { i += 1 }
+            if i == bytes.count { return true }
             let c = bytes[i]
-            let alnum = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
-            if alnum {
-                needAlnum = false
-            } else if c == UInt8(ascii: "/") {
-                if needAlnum { return false }
-                needAlnum = true
-            } else if c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") {
-                if needAlnum { return false }
-                // OCI's distribution reference grammar also allows "__" and multiple "-";
-                // ECR's pattern is stricter (one separator), so follow ECR.
-                needAlnum = true
+            if c == UInt8(ascii: "/") {
+                i += 1
+                continue
+            }
+            // A separator: ".", "_", "__" or one or more "-".
+            if c == UInt8(ascii: ".") {
+                i += 1
+            } else if c == UInt8(ascii: "_") {
+                i += 1
+                if i < bytes.count, bytes[i] == UInt8(ascii: "_") { i += 1 }
+            } else if c == UInt8(ascii: "-") {
+                while i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
             } else {
                 return false
             }
-            i += 1
+            guard i < bytes.count, isAlnum(bytes[i]) else { return false }
         }
-        return !needAlnum
+    }
+
+    @inline(__always) static func isAlnum(_ c: UInt8) -> Bool {
+        (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
     }
 
     public static func < (a: RepositoryName, b: RepositoryName) -> Bool { a.value < b.value }

@@ -30,6 +30,8 @@ public struct OCIWireError: Sendable, Equatable {
         case .manifestBlobUnknown(let d): (status, code) = (.badRequest, "MANIFEST_BLOB_UNKNOWN"); detail = d
         case .manifestTooLarge: (status, code) = (.contentTooLarge, "MANIFEST_INVALID")
         case .tagImmutable(let t): (status, code) = (.badRequest, "TAG_INVALID"); detail = t
+        case .repositoryAlreadyExists(let n): (status, code) = (.badRequest, "NAME_INVALID"); detail = n
+        case .repositoryNotEmpty(let n): (status, code) = (.badRequest, "UNSUPPORTED"); detail = n
         case .unsupported: (status, code) = (.methodNotAllowed, "UNSUPPORTED")
         case .paginationNumberInvalid: (status, code) = (.badRequest, "PAGINATION_NUMBER_INVALID")
         case .denied: (status, code) = (.forbidden, "DENIED")

@@ -169,6 +169,7 @@ public struct OCIHandler: Sendable {
     func getManifest(_ name: RepositoryKey, _ ref: String, head: Bool) async throws -> Response {
         let reference = try Reference(parsing: ref)
         let m = try await registry.manifest(name, reference: reference)
+        if !head { registry.notePull(name, m.digest) }
         var headers: HTTPFields = [:]
         headers[.contentType] = m.mediaType
         headers[.contentLength] = String(m.bytes.count)

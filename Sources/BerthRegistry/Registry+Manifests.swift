@@ -38,13 +38,27 @@ extension Registry {
         }
         let record = ManifestRecord(
             digest: digest, mediaType: parsed.mediaType, artifactType: parsed.effectiveArtifactType, bytes: bytes,
-            subject: subject, annotationsJSON: annotations, pushedAt: clock.now())
+            subject: subject, annotationsJSON: annotations, pushedAt: clock.now(),
+            imageSize: try await imageSize(of: parsed, in: name))
         let result = try await metadata.putManifest(
             ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag),
             in: name)
         events.publish(.manifestPushed(repository: name, digest: digest, mediaType: parsed.mediaType,
                                        tag: tag, previousTagDigest: result.previousTagDigest))
         return PushedManifest(digest: digest, subject: subject, created: result.created)
+    }
+
+    /// ECR's `imageSizeInBytes`: the sum of the (compressed) layer sizes; for an index, the largest
+    /// size among the manifests it lists.
+    func imageSize(of parsed: ParsedManifest, in name: RepositoryKey) async throws -> Int64 {
+        if parsed.isIndex {
+            var largest: Int64 = 0
+            for d in parsed.requiredManifests {
+                largest = max(largest, try await metadata.image(d, in: name)?.imageSize ?? 0)
+            }
+            return largest
+        }
+        return parsed.layers.reduce(0) { $0 + max(0, $1.size) }
     }
 
     /// GET/HEAD /manifests/<reference>.

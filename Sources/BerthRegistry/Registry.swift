@@ -37,6 +37,14 @@ public final class Registry: Sendable {
     let logger: Logger
     let manifestCache: ManifestCache
 
+    /// Pulls not yet written to the database (ECR refreshes the last pull time lazily too).
+    private let pendingPulls = Mutex<[PullKey: Double]>([:])
+
+    struct PullKey: Hashable {
+        let repository: RepositoryKey
+        let digest: Digest
+    }
+
     /// Incremental hash state of uploads this process is writing, so chunks are hashed only once.
     private let hashers = Mutex<[String: UploadHashState]>([:])
 
@@ -56,6 +64,25 @@ public final class Registry: Sendable {
         self.clock = clock
         self.logger = logger
         self.manifestCache = ManifestCache()
+    }
+
+    // MARK: pulls
+
+    /// Notes that an image was pulled; written in batches by `flushPulls`.
+    public func notePull(_ repository: RepositoryKey, _ digest: Digest) {
+        let now = clock.now()
+        pendingPulls.withLock { $0[PullKey(repository: repository, digest: digest)] = now }
+    }
+
+    /// Writes the pull times noted since the last flush.
+    public func flushPulls() async throws {
+        let pulls = pendingPulls.withLock { p -> [PullKey: Double] in
+            let taken = p
+            p = [:]
+            return taken
+        }
+        guard !pulls.isEmpty else { return }
+        try await metadata.recordPulls(pulls.map { ($0.key.repository, $0.key.digest, $0.value) })
     }
 
     // MARK: repositories
@@ -343,5 +370,36 @@ public final class Registry: Sendable {
             throw error
         }
         return total
+    }
+}
+
+extension Registry {
+    /// Creates a repository with settings; false when it already exists.
+    public func createRepository(_ key: RepositoryKey, settings: RepositorySettings) async throws -> Bool {
+        let created = try await metadata.createRepository(key, at: clock.now(), settings: settings)
+        if created { events.publish(.repositoryCreated(repository: key)) }
+        return created
+    }
+
+    /// Deletes a repository; unless `force`, only an empty one (`repositoryNotEmpty`).
+    public func deleteRepository(_ key: RepositoryKey, force: Bool) async throws -> RepositoryRecord {
+        guard let record = try await metadata.repository(key) else { throw BerthError.nameUnknown(key.name) }
+        if !force, try await metadata.imageCount(in: key) > 0 { throw BerthError.repositoryNotEmpty(key.name) }
+        guard try await metadata.deleteRepository(key) else { throw BerthError.nameUnknown(key.name) }
+        manifestCache.removeRepository(key)
+        events.publish(.repositoryDeleted(repository: key))
+        return record
+    }
+
+    public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord {
+        guard let r = try await metadata.repository(key) else { throw BerthError.nameUnknown(key.name) }
+        return r
+    }
+
+    public func updateSettings(_ key: RepositoryKey, _ update: (inout RepositorySettings) throws -> Void) async throws -> RepositorySettings {
+        var record = try await repository(key)
+        try update(&record.settings)
+        guard try await metadata.updateRepositorySettings(key, record.settings) else { throw BerthError.nameUnknown(key.name) }
+        return record.settings
     }
 }

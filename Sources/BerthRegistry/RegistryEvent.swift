@@ -4,6 +4,7 @@ import Synchronization
 /// What happened in the registry; side effects (audit, webhooks, scanning, metrics) subscribe to these.
 public enum RegistryEvent: Sendable, Equatable {
     case repositoryCreated(repository: RepositoryKey)
+    case repositoryDeleted(repository: RepositoryKey)
     case blobPushed(repository: RepositoryKey, digest: Digest, size: Int64)
     case blobMounted(repository: RepositoryKey, from: RepositoryKey?, digest: Digest)
     case manifestPushed(repository: RepositoryKey, digest: Digest, mediaType: String, tag: String?, previousTagDigest: Digest?)

@@ -5,6 +5,8 @@ import Synchronization
 public final class InMemoryMetadataStore: MetadataStore {
     struct Repo {
         var createdAt: Double
+        var settings: RepositorySettings
+        var pulls: [Digest: Double] = [:]
         var blobs: Set<Digest> = []
         var manifests: [Digest: ManifestRecord] = [:]
         var tags: [String: Digest] = [:]
@@ -13,21 +15,32 @@ public final class InMemoryMetadataStore: MetadataStore {
         var repos: [RepositoryKey: Repo] = [:]
         var blobs: [Digest: Int64] = [:]
         var uploads: [String: UploadSession] = [:]
+        var accounts: [String: AccountRecord] = [:]
+        var keys: [String: AccessKeyRecord] = [:]
+        var accountSettings: [String: String] = [:]
     }
     private let state = Mutex(State())
 
     public init() {}
 
-    public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
+    public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
         state.withLock { s in
             if s.repos[key] != nil { return false }
-            s.repos[key] = Repo(createdAt: at)
+            s.repos[key] = Repo(createdAt: at, settings: settings)
+            return true
+        }
+    }
+
+    public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
+        state.withLock { s in
+            guard s.repos[key] != nil else { return false }
+            s.repos[key]!.settings = settings
             return true
         }
     }
 
     public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
-        state.withLock { s in s.repos[key].map { RepositoryRecord(key: key, createdAt: $0.createdAt) } }
+        state.withLock { s in s.repos[key].map { RepositoryRecord(key: key, createdAt: $0.createdAt, settings: $0.settings) } }
     }
 
     public func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String] {
@@ -91,6 +104,9 @@ public final class InMemoryMetadataStore: MetadataStore {
             var previous: Digest? = nil
             if let tag = put.tag {
                 previous = repo.tags[tag]
+                if let p = previous, p != d, repo.settings.isImmutable(tag: tag) {
+                    throw BerthError.tagImmutable(tag)
+                }
                 repo.tags[tag] = d
                 if previous == d { previous = nil }
             }
@@ -161,5 +177,89 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func staleUploads(before: Double) async throws -> [UploadSession] {
         state.withLock { s in s.uploads.values.filter { $0.updatedAt < before }.sorted { $0.id < $1.id } }
+    }
+
+    // MARK: images
+
+    func summary(_ r: Repo, _ m: ManifestRecord) -> ImageSummary {
+        ImageSummary(digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, manifestSize: m.size,
+                     imageSize: m.imageSize, pushedAt: m.pushedAt, lastPulledAt: r.pulls[m.digest], subject: m.subject,
+                     tags: r.tags.filter { $0.value == m.digest }.map(\.key).sorted())
+    }
+
+    public func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
+        state.withLock { s in
+            guard let r = s.repos[repository] else { return [] }
+            let ms = r.manifests.values.filter { after == nil || $0.digest.description > after! }.sorted { $0.digest < $1.digest }
+            return ms.prefix(limit + 1).map { summary(r, $0) }
+        }
+    }
+
+    public func image(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageSummary? {
+        state.withLock { s in
+            guard let r = s.repos[repository], let m = r.manifests[digest] else { return nil }
+            return summary(r, m)
+        }
+    }
+
+    public func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws {
+        state.withLock { s in
+            for (k, d, t) in pulls where s.repos[k]?.manifests[d] != nil {
+                s.repos[k]!.pulls[d] = max(t, s.repos[k]!.pulls[d] ?? 0)
+            }
+        }
+    }
+
+    public func imageCount(in repository: RepositoryKey) async throws -> Int {
+        state.withLock { $0.repos[repository]?.manifests.count ?? 0 }
+    }
+
+    // MARK: accounts
+
+    public func createAccount(_ id: String, at: Double) async throws -> Bool {
+        state.withLock { s in
+            if s.accounts[id] != nil { return false }
+            s.accounts[id] = AccountRecord(id: id, createdAt: at)
+            return true
+        }
+    }
+
+    public func account(_ id: String) async throws -> AccountRecord? { state.withLock { $0.accounts[id] } }
+
+    public func listAccounts() async throws -> [AccountRecord] {
+        state.withLock { $0.accounts.values.sorted { $0.id < $1.id } }
+    }
+
+    public func putAccessKey(_ key: AccessKeyRecord) async throws {
+        try state.withLock { s in
+            guard s.accounts[key.accountID] != nil else { throw StorageError("unknown account \(key.accountID)") }
+            s.keys[key.accessKeyID] = key
+        }
+    }
+
+    public func accessKey(_ id: String) async throws -> AccessKeyRecord? { state.withLock { $0.keys[id] } }
+
+    public func accessKeys(ofAccount id: String) async throws -> [AccessKeyRecord] {
+        state.withLock { s in s.keys.values.filter { $0.accountID == id }.sorted { $0.accessKeyID < $1.accessKeyID } }
+    }
+
+    public func setAccessKeyStatus(_ id: String, _ status: String) async throws -> Bool {
+        state.withLock { s in
+            guard s.keys[id] != nil else { return false }
+            s.keys[id]!.status = status
+            return true
+        }
+    }
+
+    public func deleteAccessKey(_ id: String) async throws -> Bool {
+        state.withLock { $0.keys.removeValue(forKey: id) != nil }
+    }
+
+    public func accountSetting(_ account: String, _ name: String) async throws -> String? {
+        state.withLock { $0.accountSettings["\(account)/\(name)"] }
+    }
+
+    public func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws {
+        state.withLock { $0.accountSettings["\(account)/\(name)"] = value }
     }
 }

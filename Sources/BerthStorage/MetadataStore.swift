@@ -11,10 +11,13 @@ public struct ManifestRecord: Sendable, Equatable {
     public var annotationsJSON: String?
     /// Seconds since 1970.
     public var pushedAt: Double
+    /// ECR's `imageSizeInBytes`: the sum of the layer sizes; for an index, the largest child's.
+    public var imageSize: Int64
     public var size: Int64 { Int64(bytes.count) }
 
     public init(digest: Digest, mediaType: String, artifactType: String?, bytes: [UInt8], subject: Digest?,
-                annotationsJSON: String?, pushedAt: Double) {
+                annotationsJSON: String?, pushedAt: Double, imageSize: Int64 = 0) {
+        self.imageSize = imageSize
         self.digest = digest
         self.mediaType = mediaType
         self.artifactType = artifactType
@@ -85,9 +88,57 @@ public struct UploadSession: Sendable, Equatable {
 public struct RepositoryRecord: Sendable, Equatable {
     public var key: RepositoryKey
     public var createdAt: Double
+    public var settings: RepositorySettings
 
-    public init(key: RepositoryKey, createdAt: Double) {
+    public init(key: RepositoryKey, createdAt: Double, settings: RepositorySettings = .init()) {
         self.key = key
+        self.createdAt = createdAt
+        self.settings = settings
+    }
+}
+
+/// An image (manifest) in a repository with its tags, as ECR's ListImages/DescribeImages see it.
+public struct ImageSummary: Sendable, Equatable {
+    public var digest: Digest
+    public var mediaType: String
+    public var artifactType: String?
+    public var manifestSize: Int64
+    public var imageSize: Int64
+    public var pushedAt: Double
+    public var lastPulledAt: Double?
+    public var subject: Digest?
+    /// Tags pointing at this image, sorted.
+    public var tags: [String]
+}
+
+/// An account (registry id) known to this deployment.
+public struct AccountRecord: Sendable, Equatable {
+    public var id: String
+    public var createdAt: Double
+    public init(id: String, createdAt: Double) {
+        self.id = id
+        self.createdAt = createdAt
+    }
+}
+
+/// An access key: the secret is stored sealed (encrypted with a key kept outside the database).
+public struct AccessKeyRecord: Sendable, Equatable {
+    public var accessKeyID: String
+    public var accountID: String
+    /// The principal the key belongs to, e.g. `arn:aws:iam::123456789012:root`.
+    public var principalARN: String
+    public var sealedSecret: String
+    /// `Active` or `Inactive`.
+    public var status: String
+    public var createdAt: Double
+
+    public init(accessKeyID: String, accountID: String, principalARN: String, sealedSecret: String,
+                status: String = "Active", createdAt: Double) {
+        self.accessKeyID = accessKeyID
+        self.accountID = accountID
+        self.principalARN = principalARN
+        self.sealedSecret = sealedSecret
+        self.status = status
         self.createdAt = createdAt
     }
 }
@@ -96,7 +147,10 @@ public struct RepositoryRecord: Sendable, Equatable {
 public protocol RepositoryMetadata: Sendable {
     /// Creates the repository if it does not exist; returns true when it was created.
     @discardableResult
-    func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool
+    func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool
+    /// Replaces a repository's settings; false when it does not exist.
+    @discardableResult
+    func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool
     func repository(_ key: RepositoryKey) async throws -> RepositoryRecord?
     /// Names of a registry's repositories in lexical order after `last`, up to `limit + 1` rows
     /// (so callers can tell a next page).
@@ -123,7 +177,8 @@ public protocol BlobMetadata: Sendable {
 /// Manifests, tags and referrers.
 public protocol ManifestMetadata: Sendable {
     /// Stores a manifest, its references and (optionally) a tag, atomically, after checking that
-    /// every referenced blob and manifest exists in the repository (`BerthError.manifestBlobUnknown`).
+    /// every referenced blob and manifest exists in the repository (`BerthError.manifestBlobUnknown`)
+    /// and that the tag may move (`BerthError.tagImmutable`, per the repository's settings).
     func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult
     func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord?
     func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest?
@@ -148,4 +203,41 @@ public protocol UploadMetadata: Sendable {
     func staleUploads(before: Double) async throws -> [UploadSession]
 }
 
-public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata
+/// Images with their tags, for ECR's listing operations, and pull times.
+public protocol ImageMetadata: Sendable {
+    /// Images ordered by digest after `after`, up to `limit + 1` rows.
+    func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary]
+    func image(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageSummary?
+    /// Records when images were last pulled.
+    func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws
+    /// Number of manifests in a repository.
+    func imageCount(in repository: RepositoryKey) async throws -> Int
+}
+
+/// Accounts, their access keys and account settings.
+public protocol AccountMetadata: Sendable {
+    @discardableResult
+    func createAccount(_ id: String, at: Double) async throws -> Bool
+    func account(_ id: String) async throws -> AccountRecord?
+    func listAccounts() async throws -> [AccountRecord]
+    /// Inserts or replaces an access key.
+    func putAccessKey(_ key: AccessKeyRecord) async throws
+    func accessKey(_ id: String) async throws -> AccessKeyRecord?
+    func accessKeys(ofAccount id: String) async throws -> [AccessKeyRecord]
+    @discardableResult
+    func setAccessKeyStatus(_ id: String, _ status: String) async throws -> Bool
+    @discardableResult
+    func deleteAccessKey(_ id: String) async throws -> Bool
+    func accountSetting(_ account: String, _ name: String) async throws -> String?
+    func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws
+}
+
+public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
+    & AccountMetadata
+
+extension RepositoryMetadata {
+    @discardableResult
+    public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
+        try await createRepository(key, at: at, settings: RepositorySettings())
+    }
+}

@@ -1,4 +1,5 @@
 import BerthCore
+import Foundation
 
 /// Registry metadata in a SQLite database (the embedded default).
 public final class SQLiteMetadataStore: MetadataStore {
@@ -7,7 +8,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     public static let schema = """
         CREATE TABLE IF NOT EXISTS repositories(
             id INTEGER PRIMARY KEY, registry_id TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL,
-            UNIQUE(registry_id, name));
+            settings TEXT NOT NULL DEFAULT '{}', UNIQUE(registry_id, name));
         CREATE TABLE IF NOT EXISTS blobs(
             digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS repository_blobs(
@@ -18,7 +19,8 @@ public final class SQLiteMetadataStore: MetadataStore {
         CREATE TABLE IF NOT EXISTS manifests(
             repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
             digest TEXT NOT NULL, media_type TEXT NOT NULL, artifact_type TEXT, body BLOB NOT NULL,
-            subject TEXT, annotations TEXT, pushed_at REAL NOT NULL,
+            subject TEXT, annotations TEXT, pushed_at REAL NOT NULL, image_size INTEGER NOT NULL DEFAULT 0,
+            last_pulled_at REAL,
             PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS manifests_subject ON manifests(repo_id, subject) WHERE subject IS NOT NULL;
         CREATE TABLE IF NOT EXISTS manifest_references(
@@ -34,6 +36,13 @@ public final class SQLiteMetadataStore: MetadataStore {
         CREATE TABLE IF NOT EXISTS uploads(
             id TEXT PRIMARY KEY, repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
             committed INTEGER NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS accounts(id TEXT PRIMARY KEY, created_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS access_keys(
+            id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            principal_arn TEXT NOT NULL, sealed_secret TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS access_keys_account ON access_keys(account_id);
+        CREATE TABLE IF NOT EXISTS account_settings(
+            account_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(account_id, name)) WITHOUT ROWID;
         """
 
     /// Opens (creating if needed) the database at `path`.
@@ -54,18 +63,33 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: repositories
 
-    public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
+    static func encode(_ settings: RepositorySettings) -> String {
+        (try? JSONEncoder().encode(settings)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decode(_ text: String) -> RepositorySettings {
+        (try? JSONDecoder().decode(RepositorySettings.self, from: Data(text.utf8))) ?? RepositorySettings()
+    }
+
+    public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
         try db.write { c in
-            try c.execute("INSERT OR IGNORE INTO repositories(registry_id, name, created_at) VALUES(?, ?, ?)",
-                          [.text(key.registryID), .text(key.name), .real(at)]) == 1
+            try c.execute("INSERT OR IGNORE INTO repositories(registry_id, name, created_at, settings) VALUES(?, ?, ?, ?)",
+                          [.text(key.registryID), .text(key.name), .real(at), .text(Self.encode(settings))]) == 1
+        }
+    }
+
+    public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
+        try db.write { c in
+            try c.execute("UPDATE repositories SET settings = ? WHERE registry_id = ? AND name = ?",
+                          [.text(Self.encode(settings)), .text(key.registryID), .text(key.name)]) == 1
         }
     }
 
     public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
         try db.read { c in
-            try c.query("SELECT created_at FROM repositories WHERE registry_id = ? AND name = ?",
+            try c.query("SELECT created_at, settings FROM repositories WHERE registry_id = ? AND name = ?",
                         [.text(key.registryID), .text(key.name)]) {
-                RepositoryRecord(key: key, createdAt: $0.double(0))
+                RepositoryRecord(key: key, createdAt: $0.double(0), settings: Self.decode($0.text(1)))
             }.first
         }
     }
@@ -142,6 +166,16 @@ public final class SQLiteMetadataStore: MetadataStore {
         try db.write { c in
             try c.transaction {
                 let id = try requireRepo(c, repository)
+                if let tag = put.tag {
+                    let current = try c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?",
+                                              [.integer(id), .text(tag)]) { $0.text(0) }.first
+                    if let current, current != put.record.digest.description {
+                        let settings = try c.query("SELECT settings FROM repositories WHERE id = ?", [.integer(id)]) {
+                            Self.decode($0.text(0))
+                        }.first ?? RepositorySettings()
+                        if settings.isImmutable(tag: tag) { throw BerthError.tagImmutable(tag) }
+                    }
+                }
                 for b in put.blobs {
                     let linked = try c.query("SELECT 1 FROM repository_blobs WHERE repo_id = ? AND digest = ?",
                                              [.integer(id), .text(b.description)]) { _ in 1 }
@@ -155,11 +189,11 @@ public final class SQLiteMetadataStore: MetadataStore {
                 let r = put.record
                 let digest = r.digest.description
                 let created = try c.execute("""
-                    INSERT OR IGNORE INTO manifests(repo_id, digest, media_type, artifact_type, body, subject, annotations, pushed_at)
-                    VALUES(?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT OR IGNORE INTO manifests(repo_id, digest, media_type, artifact_type, body, subject, annotations, pushed_at, image_size)
+                    VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [.integer(id), .text(digest), .text(r.mediaType), r.artifactType.map { .text($0) } ?? .null,
                           .blob(r.bytes), r.subject.map { .text($0.description) } ?? .null,
-                          r.annotationsJSON.map { .text($0) } ?? .null, .real(r.pushedAt)]) == 1
+                          r.annotationsJSON.map { .text($0) } ?? .null, .real(r.pushedAt), .integer(r.imageSize)]) == 1
                 if created {
                     for b in put.blobs {
                         try c.execute("INSERT OR IGNORE INTO manifest_references(repo_id, parent, child, is_manifest) VALUES(?, ?, ?, 0)",
@@ -191,12 +225,12 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord? {
         try db.read { c in
             try c.query("""
-                SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at
+                SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at, m.image_size
                 FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ? WHERE r.registry_id = ? AND r.name = ?
                 """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) { row in
                 ManifestRecord(digest: digest, mediaType: row.text(0), artifactType: row.optionalText(1),
                                bytes: row.blob(2), subject: row.optionalText(3).flatMap { Digest.parse($0) },
-                               annotationsJSON: row.optionalText(4), pushedAt: row.double(5))
+                               annotationsJSON: row.optionalText(4), pushedAt: row.double(5), imageSize: row.int(6))
             }.first
         }
     }
@@ -301,5 +335,135 @@ public final class SQLiteMetadataStore: MetadataStore {
             }
         }
     }
-}
 
+    // MARK: images
+
+    static let imageColumns = """
+        m.digest, m.media_type, m.artifact_type, length(m.body), m.image_size, m.pushed_at, m.last_pulled_at, m.subject,
+        (SELECT group_concat(tag, char(10)) FROM (SELECT tag FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest ORDER BY tag))
+        """
+
+    static func imageRow(_ row: SQLiteRow) -> ImageSummary? {
+        guard let d = Digest.parse(row.text(0)) else { return nil }
+        let tags = row.optionalText(8).map { $0.split(separator: "\n").map(String.init) } ?? []
+        return ImageSummary(digest: d, mediaType: row.text(1), artifactType: row.optionalText(2), manifestSize: row.int(3),
+                            imageSize: row.int(4), pushedAt: row.double(5), lastPulledAt: row.isNull(6) ? nil : row.double(6),
+                            subject: row.optionalText(7).flatMap { Digest.parse($0) }, tags: tags)
+    }
+
+    public func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
+        try db.read { c in
+            try c.query("""
+                SELECT \(Self.imageColumns) FROM repositories r JOIN manifests m ON m.repo_id = r.id
+                WHERE r.registry_id = ? AND r.name = ? AND m.digest > ? ORDER BY m.digest LIMIT ?
+                """, [.text(repository.registryID), .text(repository.name), .text(after ?? ""), .integer(Int64(limit) + 1)],
+                row: Self.imageRow).compactMap { $0 }
+        }
+    }
+
+    public func image(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageSummary? {
+        try db.read { c in
+            try c.query("""
+                SELECT \(Self.imageColumns) FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ?
+                WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)],
+                row: Self.imageRow).first ?? nil
+        }
+    }
+
+    public func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws {
+        guard !pulls.isEmpty else { return }
+        try db.write { c in
+            try c.transaction {
+                for (k, d, t) in pulls {
+                    try c.execute("""
+                        UPDATE manifests SET last_pulled_at = max(coalesce(last_pulled_at, 0), ?)
+                        WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
+                        """, [.real(t), .text(d.description), .text(k.registryID), .text(k.name)])
+                }
+            }
+        }
+    }
+
+    public func imageCount(in repository: RepositoryKey) async throws -> Int {
+        try db.read { c in
+            Int(try c.query("""
+                SELECT count(*) FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(repository.registryID), .text(repository.name)]) { $0.int(0) }.first ?? 0)
+        }
+    }
+
+    // MARK: accounts
+
+    public func createAccount(_ id: String, at: Double) async throws -> Bool {
+        try db.write { c in try c.execute("INSERT OR IGNORE INTO accounts(id, created_at) VALUES(?, ?)", [.text(id), .real(at)]) == 1 }
+    }
+
+    public func account(_ id: String) async throws -> AccountRecord? {
+        try db.read { c in
+            try c.query("SELECT id, created_at FROM accounts WHERE id = ?", [.text(id)]) {
+                AccountRecord(id: $0.text(0), createdAt: $0.double(1))
+            }.first
+        }
+    }
+
+    public func listAccounts() async throws -> [AccountRecord] {
+        try db.read { c in
+            try c.query("SELECT id, created_at FROM accounts ORDER BY id") { AccountRecord(id: $0.text(0), createdAt: $0.double(1)) }
+        }
+    }
+
+    static let keyColumns = "id, account_id, principal_arn, sealed_secret, status, created_at"
+
+    static func keyRow(_ r: SQLiteRow) -> AccessKeyRecord {
+        AccessKeyRecord(accessKeyID: r.text(0), accountID: r.text(1), principalARN: r.text(2), sealedSecret: r.text(3),
+                        status: r.text(4), createdAt: r.double(5))
+    }
+
+    public func putAccessKey(_ key: AccessKeyRecord) async throws {
+        try db.write { c in
+            try c.transaction {
+                let known = try c.query("SELECT 1 FROM accounts WHERE id = ?", [.text(key.accountID)]) { _ in 1 }
+                guard !known.isEmpty else { throw StorageError("unknown account \(key.accountID)") }
+                try c.execute("INSERT OR REPLACE INTO access_keys(\(Self.keyColumns)) VALUES(?, ?, ?, ?, ?, ?)",
+                              [.text(key.accessKeyID), .text(key.accountID), .text(key.principalARN), .text(key.sealedSecret),
+                               .text(key.status), .real(key.createdAt)])
+            }
+        }
+    }
+
+    public func accessKey(_ id: String) async throws -> AccessKeyRecord? {
+        try db.read { c in
+            try c.query("SELECT \(Self.keyColumns) FROM access_keys WHERE id = ?", [.text(id)], row: Self.keyRow).first
+        }
+    }
+
+    public func accessKeys(ofAccount id: String) async throws -> [AccessKeyRecord] {
+        try db.read { c in
+            try c.query("SELECT \(Self.keyColumns) FROM access_keys WHERE account_id = ? ORDER BY id", [.text(id)], row: Self.keyRow)
+        }
+    }
+
+    public func setAccessKeyStatus(_ id: String, _ status: String) async throws -> Bool {
+        try db.write { c in try c.execute("UPDATE access_keys SET status = ? WHERE id = ?", [.text(status), .text(id)]) == 1 }
+    }
+
+    public func deleteAccessKey(_ id: String) async throws -> Bool {
+        try db.write { c in try c.execute("DELETE FROM access_keys WHERE id = ?", [.text(id)]) == 1 }
+    }
+
+    public func accountSetting(_ account: String, _ name: String) async throws -> String? {
+        try db.read { c in
+            try c.query("SELECT value FROM account_settings WHERE account_id = ? AND name = ?", [.text(account), .text(name)]) {
+                $0.text(0)
+            }.first
+        }
+    }
+
+    public func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws {
+        try db.write { c in
+            try c.execute("INSERT OR REPLACE INTO account_settings(account_id, name, value) VALUES(?, ?, ?)",
+                          [.text(account), .text(name), .text(value)])
+        }
+    }
+}

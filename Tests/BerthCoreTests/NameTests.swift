@@ -2,13 +2,13 @@ import BerthCore
 import Testing
 
 @Suite struct RepositoryNameTests {
-    @Test(arguments: ["ab", "library/debian", "a/b", "my-repo", "my_repo", "my.repo", "a0/b1/c2", "team/app.v2-beta_x",
+    @Test(arguments: ["ab", "library/debian", "a/b", "my-repo", "my_repo", "my.repo", "a0/b1/c2", "team/app.v2-beta_x", "a--b", "a__b", "a---b/c_d",
                       String(repeating: "a", count: 256)])
     func accepts(_ s: String) throws {
         #expect(try RepositoryName(s).value == s)
     }
 
-    @Test(arguments: ["", "a", "A/b", "-ab", "ab-", "a//b", "/ab", "ab/", "a..b", "a--b", "a__b", "../etc", "a/../b",
+    @Test(arguments: ["", "a", "A/b", "-ab", "ab-", "a//b", "/ab", "ab/", "a..b", "a___b", "a.-b", "a-.b", "../etc", "a/../b",
                       "a/./b", "ab%2Fcd", "a b", "ab:tag", "ab@sha", "ünï", String(repeating: "a", count: 257), "a/-b", "a._b"])
     func rejects(_ s: String) {
         #expect(throws: BerthError.nameInvalid(s)) { try RepositoryName(s) }
@@ -68,5 +68,32 @@ import Testing
         #expect(ByteRange.resolveRequest("bytes=10-", size: 10) == .unsatisfiable)
         #expect(ByteRange.resolveRequest("bytes=5-2", size: 10) == .unsatisfiable)
         #expect(ByteRange.resolveRequest("items=1-2", size: 10) == .whole)
+    }
+}
+
+@Suite struct TagMutabilityTests {
+    @Test func wildcards() {
+        #expect(Wildcard.matches("*", "anything"))
+        #expect(Wildcard.matches("release-*", "release-1.2"))
+        #expect(!Wildcard.matches("release-*", "dev-1"))
+        #expect(Wildcard.matches("*-rc*", "v1-rc2"))
+        #expect(Wildcard.matches("a*b*c", "axxbyyc"))
+        #expect(!Wildcard.matches("a*b*c", "axxbyy"))
+        #expect(Wildcard.matches("latest", "latest"))
+        #expect(!Wildcard.matches("latest", "latest2"))
+        #expect(Wildcard.matches("a?c", "abc", questionMark: true))
+        #expect(!Wildcard.matches("a?c", "abc"))
+    }
+
+    @Test func mutabilityModes() {
+        #expect(!RepositorySettings().isImmutable(tag: "x"))
+        #expect(RepositorySettings(imageTagMutability: "IMMUTABLE").isImmutable(tag: "x"))
+        let ie = RepositorySettings(imageTagMutability: "IMMUTABLE_WITH_EXCLUSION", exclusionFilters: ["latest", "dev-*"])
+        #expect(!ie.isImmutable(tag: "latest"))
+        #expect(!ie.isImmutable(tag: "dev-7"))
+        #expect(ie.isImmutable(tag: "v1.0"))
+        let me = RepositorySettings(imageTagMutability: "MUTABLE_WITH_EXCLUSION", exclusionFilters: ["v*"])
+        #expect(me.isImmutable(tag: "v1.0"))
+        #expect(!me.isImmutable(tag: "latest"))
     }
 }

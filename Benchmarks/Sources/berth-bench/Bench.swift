@@ -1,0 +1,465 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+enum Section: String, CaseIterable, Sendable {
+    case push, pull, images, latency, tags, catalog
+}
+
+struct BenchConfig: Sendable {
+    var url: String
+    var quick: Bool
+    var blobSizesMiB: [Int]
+    var chunkMiB: Int
+    var imageConcurrency: [Int]
+    var latencyConcurrency: [Int]
+    var duration: Double
+    var warmup: Double
+    var tagCount: Int
+    var tagPageSize: Int
+    var repoCount: Int
+    var catalogPageSizes: [Int]
+    var repeats: Int
+    var verifyDigest: Bool
+    var serverPID: Int32?
+    var sections: [Section]
+    var setupConcurrency: Int
+    var repoPrefix: String
+    var smallLayerBytes: Int
+    var maxImagesPerLevel: Int
+    var maxRequestsPerLevel: Int
+
+    var poolSize: Int {
+        max((imageConcurrency + latencyConcurrency + [setupConcurrency]).max() ?? 1, 1)
+    }
+}
+
+private let MiB = 1 << 20
+
+/// Runs the benchmark sections in order and collects a `Report`.
+final class Bench {
+    let config: BenchConfig
+    let registry: Registry
+    let runID: String
+    var report: Report
+    let sampler: RSSSampler?
+    var rng = Xoshiro256()
+
+    /// The blob the pull section reads (the largest monolithic push), if the push section ran.
+    var pullBlob: (repo: String, digest: String, size: Int)?
+
+    init(config: BenchConfig, client: HTTPClient) throws {
+        self.config = config
+        self.registry = try Registry(client: client, baseURL: config.url)
+        var r = Xoshiro256()
+        self.runID = r.hex(4)
+        let iso = ISO8601DateFormatter().string(from: Date())
+        self.report = Report(
+            meta: ReportMeta(
+                url: registry.base, runID: runID, startedAt: iso, quick: config.quick,
+                durationSeconds: config.duration, serverPID: config.serverPID,
+                host: ProcessInfo.processInfo.hostName,
+                parameters: [
+                    "blobSizesMiB": config.blobSizesMiB.map(String.init).joined(separator: ","),
+                    "chunkMiB": String(config.chunkMiB),
+                    "imageConcurrency": config.imageConcurrency.map(String.init).joined(separator: ","),
+                    "latencyConcurrency": config.latencyConcurrency.map(String.init).joined(separator: ","),
+                    "secondsPerLevel": String(config.duration),
+                    "warmupSeconds": String(config.warmup),
+                    "tags": String(config.tagCount),
+                    "tagPageSize": String(config.tagPageSize),
+                    "repos": String(config.repoCount),
+                    "catalogPageSizes": config.catalogPageSizes.map(String.init).joined(separator: ","),
+                    "repeats": String(config.repeats),
+                    "setupConcurrency": String(config.setupConcurrency),
+                    "smallLayerBytes": String(config.smallLayerBytes),
+                    "connectionPool": String(config.poolSize),
+                    "sections": config.sections.map(\.rawValue).joined(separator: ","),
+                ]))
+        self.sampler = config.serverPID.map { RSSSampler(pid: $0) }
+    }
+
+    func repo(_ suffix: String) -> String { "\(config.repoPrefix)-\(runID)/\(suffix)" }
+
+    func add(_ section: String, _ name: String, _ unit: String, _ value: Double?, _ better: Better, note: String? = nil, warning: String? = nil) {
+        report.metrics.append(Metric(section: section, name: name, unit: unit, value: value, better: better, note: note, warning: warning))
+        log("  \(section) / \(name): \(formatValue(value, unit: unit)) \(unit)\(note.map { "  [\($0)]" } ?? "")\(warning.map { "  WARNING: \($0)" } ?? "")")
+    }
+
+    func run() async -> Report {
+        log("berth-bench: \(registry.base), run \(runID)\(config.quick ? " (quick)" : ""), sections: \(config.sections.map(\.rawValue).joined(separator: ","))")
+        do {
+            try await registry.ping()
+        } catch {
+            report.errors.append("registry not reachable: \(error)")
+            report.meta.finishedAt = ISO8601DateFormatter().string(from: Date())
+            return report
+        }
+        var idle: ProcMemory?
+        if let sampler {
+            idle = ProcMemory.sample(pid: sampler.pid)
+            if idle == nil { report.errors.append("cannot read /proc/\(sampler.pid)/status") }
+            sampler.start()
+        }
+
+        for s in config.sections {
+            do {
+                switch s {
+                case .push: try await blobPush()
+                case .pull: try await blobPull()
+                case .images: try await imagePush()
+                case .latency: try await latency()
+                case .tags: try await tagList()
+                case .catalog: try await catalog()
+                }
+            } catch {
+                log("section \(s.rawValue) failed: \(error)")
+                report.errors.append("\(s.rawValue): \(error)")
+            }
+        }
+
+        if let sampler {
+            sampler.stop()
+            let end = ProcMemory.sample(pid: sampler.pid)
+            let sec = "server memory (VmRSS/VmHWM from /proc/PID/status)"
+            add(sec, "VmRSS idle, before run", "MiB", idle.map { Double($0.rssKiB) / 1024 }, .lower)
+            for (name, kib) in rssWindows {
+                add(sec, name, "MiB", kib.map { Double($0) / 1024 }, .lower)
+            }
+            add(sec, "peak VmRSS sampled over whole run", "MiB", sampler.sampleCount > 0 ? Double(sampler.overallPeakKiB) / 1024 : nil, .lower,
+                note: "pid \(sampler.pid), \(sampler.sampleCount) samples @50 ms")
+            add(sec, "VmRSS at end", "MiB", end.map { Double($0.rssKiB) / 1024 }, .lower)
+            add(sec, "VmHWM at end (kernel peak)", "MiB", end.map { Double($0.hwmKiB) / 1024 }, .lower)
+        }
+        report.meta.finishedAt = ISO8601DateFormatter().string(from: Date())
+        log("done")
+        return report
+    }
+
+    var rssWindows: [(String, Int?)] = []
+
+    // MARK: 1. Blob push
+
+    func blobPush() async throws {
+        let sizes = config.blobSizesMiB.map { $0 * MiB }
+        guard let maxSize = sizes.max() else { return }
+        let reps: (Int) -> Int = { size in size <= MiB ? 10 : (size <= 64 * MiB ? 3 : 2) }
+        let slots = 3 * sizes.map(reps).reduce(0, +) + 8
+        log("generating \(maxSize / MiB) MiB random payload…")
+        let pool = PayloadPool(maxBlobSize: maxSize, slots: slots, rng: &rng)
+        var slot = 0
+        let repo = self.repo("blobs")
+        let sec = "blob push"
+        let chunk = config.chunkMiB * MiB
+
+        enum Mode: CaseIterable { case monolithic, chunked, singlePost }
+        var singlePostSupported: Bool?
+
+        for mode in Mode.allCases {
+            if mode == .singlePost {
+                // Probe with a tiny blob so an unsupporting server isn't sent hundreds of MiB for nothing.
+                let probe = pool.blob(slot: slot, size: 4096)
+                slot += 1
+                singlePostSupported = try await registry.pushBlobSinglePost(repo, probe, digest: sha256Digest(probe))
+            }
+            for size in sizes {
+                let label = size >= MiB ? "\(size / MiB) MiB" : "\(size / 1024) KiB"
+                let name: String
+                switch mode {
+                case .monolithic: name = "monolithic POST+PUT, \(label)"
+                case .chunked: name = "chunked \(config.chunkMiB) MiB PATCHes, \(label)"
+                case .singlePost: name = "single POST ?digest=, \(label)"
+                }
+                if mode == .singlePost, singlePostSupported == false {
+                    add(sec, name, "MiB/s", nil, .higher, warning: "unsupported (server answered 202)")
+                    continue
+                }
+                let isLargest = size == maxSize
+                if isLargest, let sampler { sampler.beginWindow() }
+                var rates: [Double] = []
+                for _ in 0..<reps(size) {
+                    let blob = pool.blob(slot: slot, size: size)
+                    slot += 1
+                    let digest = sha256Digest(blob)  // untimed
+                    let t0 = benchClock.now
+                    switch mode {
+                    case .monolithic: try await registry.pushBlobMonolithic(repo, blob, digest: digest)
+                    case .chunked: try await registry.pushBlobChunked(repo, blob, digest: digest, chunkSize: chunk)
+                    case .singlePost:
+                        guard try await registry.pushBlobSinglePost(repo, blob, digest: digest) else {
+                            throw BenchError("single POST: server answered 202 for \(label) after accepting the probe")
+                        }
+                    }
+                    let dt = (benchClock.now - t0).seconds
+                    rates.append(Double(size) / Double(MiB) / dt)
+                    // Untimed check that the registry has the blob with the right size.
+                    let len = try await registry.headBlob(repo, digest)
+                    guard len == size else {
+                        throw BenchError("after push, HEAD \(digest) gave length \(len.map(String.init) ?? "404"), expected \(size)")
+                    }
+                    if isLargest, mode == .monolithic, pullBlob == nil { pullBlob = (repo, digest, size) }
+                }
+                if isLargest, let sampler {
+                    let modeName = mode == .monolithic ? "monolithic" : (mode == .chunked ? "chunked" : "single-POST")
+                    rssWindows.append(("peak VmRSS during \(label) \(modeName) push", sampler.endWindow()))
+                }
+                let note = rates.count > 1
+                    ? String(format: "median of %d, range %.1f–%.1f", rates.count, rates.min()!, rates.max()!) : nil
+                add(sec, name, "MiB/s", median(rates), .higher, note: note)
+            }
+        }
+    }
+
+    // MARK: 2. Blob pull
+
+    func blobPull() async throws {
+        let sec = "blob pull"
+        if pullBlob == nil {
+            // Pull-only run: push the blob first (untimed).
+            let size = (config.blobSizesMiB.max() ?? 64) * MiB
+            log("pull: pushing a \(size / MiB) MiB blob first (untimed)…")
+            let pool = PayloadPool(maxBlobSize: size, slots: 1, rng: &rng)
+            let blob = pool.blob(slot: 0, size: size)
+            let digest = sha256Digest(blob)
+            let repo = self.repo("blobs")
+            try await registry.pushBlobMonolithic(repo, blob, digest: digest)
+            pullBlob = (repo, digest, size)
+        }
+        let (repo, digest, size) = pullBlob!
+        let label = "\(size / MiB) MiB"
+        // Warm-up pass, untimed; verifies the digest if asked to.
+        let warm = try await registry.getBlob(repo, digest, hash: config.verifyDigest)
+        guard warm.bytes == size else { throw BenchError("GET blob returned \(warm.bytes) bytes, expected \(size)") }
+        if config.verifyDigest {
+            guard warm.digest == digest else { throw BenchError("GET blob: content digest \(warm.digest ?? "?") != \(digest)") }
+        }
+        if let sampler { sampler.beginWindow() }
+        var rates: [Double] = []
+        for _ in 0..<config.repeats {
+            let t0 = benchClock.now
+            let got = try await registry.getBlob(repo, digest)
+            let dt = (benchClock.now - t0).seconds
+            guard got.bytes == size else { throw BenchError("GET blob returned \(got.bytes) bytes, expected \(size)") }
+            rates.append(Double(size) / Double(MiB) / dt)
+        }
+        if let sampler { rssWindows.append(("peak VmRSS during \(label) pulls", sampler.endWindow())) }
+        add(sec, "GET \(label), warm", "MiB/s", median(rates), .higher,
+            note: String(format: "median of %d, range %.1f–%.1f%@", rates.count, rates.min()!, rates.max()!,
+                         config.verifyDigest ? "; digest verified (untimed pass)" : ""))
+    }
+
+    // MARK: 3. Small-image push
+
+    func makeImages(_ n: Int) -> [SmallImage] {
+        var out: [SmallImage] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n { out.append(SmallImage(layerSize: config.smallLayerBytes, rng: &rng)) }
+        return out
+    }
+
+    /// Opens up to `concurrency` pooled connections before a measured level.
+    func warmConnections(_ concurrency: Int) async {
+        let registry = self.registry
+        _ = await runLoad(concurrency: concurrency, duration: 0.3, maxOpsPerWorker: 20) { _, _ in try await registry.ping(); return true }
+    }
+
+    func imagePush() async throws {
+        let sec = "small image push (config + \(config.smallLayerBytes) B layer + manifest by tag)"
+        let repo = self.repo("images")
+        let registry = self.registry
+        for c in config.imageConcurrency {
+            let cap = config.maxImagesPerLevel
+            log("images: generating \(cap) unique images for c=\(c)…")
+            let images = makeImages(cap)
+            await warmConnections(c)
+            let perWorker = (cap + c - 1) / c
+            let r = await runLoad(concurrency: c, duration: config.duration, maxOpsPerWorker: perWorker) { w, seq in
+                let i = seq * c + w
+                guard i < images.count else { return false }
+                try await images[i].push(to: registry, repo: repo, tag: "c\(c)-\(i)")
+                return true
+            }
+            let note = "\(r.ok) images in \(String(format: "%.1f", r.elapsed)) s"
+            let warning = r.errors > 0 ? "\(r.errors) errors, first: \(r.firstError ?? "")" : nil
+            add(sec, "c=\(c)", "images/s", r.ok > 0 ? r.rate : nil, .higher, note: note, warning: warning)
+            add(sec, "c=\(c) p50 per image", "ms", r.percentileMs(50), .lower)
+            add(sec, "c=\(c) p99 per image", "ms", r.percentileMs(99), .lower)
+        }
+    }
+
+    // MARK: 4. Manifest GET / blob HEAD latency
+
+    func latency() async throws {
+        let repo = self.repo("latency")
+        var localRng = rng
+        let image = SmallImage(layerSize: config.smallLayerBytes, rng: &localRng)
+        rng = localRng
+        try await image.push(to: registry, repo: repo, tag: "latest")
+        let registry = self.registry
+        let manifestSize = image.manifest.readableBytes
+        let layerDigest = image.layerDigest
+        let layerSize = image.layer.count
+
+        let kinds: [(String, @Sendable () async throws -> Void)] = [
+            ("manifest GET by tag", {
+                let n = try await registry.getManifest(repo, reference: "latest")
+                guard n == manifestSize else { throw BenchError("manifest GET returned \(n) bytes, expected \(manifestSize)") }
+            }),
+            ("blob HEAD", {
+                let n = try await registry.headBlob(repo, layerDigest)
+                guard n == layerSize else { throw BenchError("blob HEAD gave length \(n.map(String.init) ?? "404"), expected \(layerSize)") }
+            }),
+        ]
+        for (kind, op) in kinds {
+            for c in config.latencyConcurrency {
+                let perWorker = max(1, config.maxRequestsPerLevel / c)
+                _ = await runLoad(concurrency: c, duration: config.warmup, maxOpsPerWorker: perWorker) { _, _ in try await op(); return true }
+                let r = await runLoad(concurrency: c, duration: config.duration, maxOpsPerWorker: perWorker) { _, _ in try await op(); return true }
+                let note = "\(r.ok) requests in \(String(format: "%.1f", r.elapsed)) s"
+                let warning = r.errors > 0 ? "\(r.errors) errors, first: \(r.firstError ?? "")" : nil
+                add(kind, "c=\(c)", "req/s", r.ok > 0 ? r.rate : nil, .higher, note: note, warning: warning)
+                add(kind, "c=\(c) p50", "ms", r.percentileMs(50), .lower)
+                add(kind, "c=\(c) p99", "ms", r.percentileMs(99), .lower)
+            }
+        }
+    }
+
+    // MARK: 5. Tag list
+
+    struct TagList: Decodable { var name: String?; var tags: [String]? }
+    struct Catalog: Decodable { var repositories: [String]? }
+
+    struct Walk {
+        var pages = 0
+        var totalSeconds = 0.0
+        var maxPageEntries = 0
+        var entries: [String] = []
+    }
+
+    /// Follows `Link: <…>; rel="next"` from `firstURL`; only the requests (head + body) are timed, JSON
+    /// decoding between pages is not. Bounded by `maxPages` and by cycle detection.
+    func walk(_ firstURL: String, maxPages: Int, decode: (ByteBuffer) throws -> [String]) async throws -> Walk {
+        var w = Walk()
+        var next: String? = firstURL
+        var visited = Set<String>()
+        while let u = next {
+            guard w.pages < maxPages else { throw BenchError("page walk exceeded \(maxPages) pages") }
+            guard visited.insert(u).inserted else { throw BenchError("page walk cycle at \(u)") }
+            let t0 = benchClock.now
+            let page = try await registry.getPage(u)
+            w.totalSeconds += (benchClock.now - t0).seconds
+            w.pages += 1
+            let items = try decode(page.body)
+            w.maxPageEntries = max(w.maxPageEntries, items.count)
+            w.entries.append(contentsOf: items)
+            next = page.next
+        }
+        return w
+    }
+
+    func tagList() async throws {
+        let n = config.tagCount
+        let sec = "tag list (\(n) tags, 1 repo)"
+        let repo = self.repo("tags")
+        let registry = self.registry
+        var localRng = rng
+        let image = SmallImage(layerSize: config.smallLayerBytes, rng: &localRng)
+        rng = localRng
+        try await image.push(to: registry, repo: repo, tag: "base")
+        let width = String(n).count
+        let tags = (0..<n).map { "t" + String(repeating: "0", count: max(0, width - String($0).count)) + String($0) }
+        log("tags: tagging one manifest \(n) times (setup, c=\(config.setupConcurrency))…")
+        let manifest = image.manifest
+        let t0 = benchClock.now
+        try await forEachConcurrently(n, concurrency: config.setupConcurrency) { i in
+            try await registry.putManifest(repo, reference: tags[i], manifest)
+        }
+        let setup = (benchClock.now - t0).seconds
+        add(sec, "setup: manifest PUT by tag, c=\(config.setupConcurrency)", "req/s", Double(n) / setup, .higher,
+            note: String(format: "%d PUTs in %.1f s (not part of the list timings)", n, setup))
+        let expected = Set(tags + ["base"])
+        let decode: (ByteBuffer) throws -> [String] = { buf in
+            try JSONDecoder().decode(TagList.self, from: Data(buf.readableBytesView)).tags ?? []
+        }
+
+        let pageN = config.tagPageSize
+        var walks: [Walk] = []
+        for _ in 0..<config.repeats {
+            let w = try await walk(registry.url("/v2/\(repo)/tags/list?n=\(pageN)"), maxPages: expected.count / max(1, pageN) + 10, decode: decode)
+            guard Set(w.entries) == expected, w.entries.count == expected.count else {
+                throw BenchError("tags/list?n=\(pageN) walk returned \(w.entries.count) tags (\(Set(w.entries).count) distinct), expected \(expected.count)")
+            }
+            walks.append(w)
+        }
+        let w = walks.sorted { $0.totalSeconds < $1.totalSeconds }[walks.count / 2]
+        let paginated = w.maxPageEntries <= pageN
+        let pageNote = paginated ? nil : "server ignored n=\(pageN): returned \(w.maxPageEntries) tags in one page"
+        add(sec, "n=\(pageN) walk: pages", "pages", Double(w.pages), .none, warning: pageNote)
+        add(sec, "n=\(pageN) walk: total", "ms", w.totalSeconds * 1000, .lower, note: "median of \(walks.count) walks")
+        add(sec, "n=\(pageN) walk: per page", "ms", w.totalSeconds * 1000 / Double(w.pages), .lower)
+
+        // Without n: a single request on most servers. If the server paginates anyway, follow its Links and time
+        // the whole walk (flagged), so the figure still covers the full tag set.
+        var singles: [Walk] = []
+        for _ in 0..<config.repeats {
+            let w = try await walk(registry.url("/v2/\(repo)/tags/list"), maxPages: expected.count + 10, decode: decode)
+            guard Set(w.entries) == expected, w.entries.count == expected.count else {
+                throw BenchError("tags/list (no n) returned \(w.entries.count) tags (\(Set(w.entries).count) distinct), expected \(expected.count)")
+            }
+            singles.append(w)
+        }
+        let s = singles.sorted { $0.totalSeconds < $1.totalSeconds }[singles.count / 2]
+        add(sec, "unpaginated: single request", "ms", s.totalSeconds * 1000, .lower,
+            note: "median of \(singles.count); \(s.entries.count) tags",
+            warning: s.pages > 1 ? "server paginated the request without n: \(s.pages) pages of up to \(s.maxPageEntries) (time is the whole Link walk)" : nil)
+    }
+
+    // MARK: 6. Catalog
+
+    func catalog() async throws {
+        let n = config.repoCount
+        let sec = "catalog (\(n) new repos)"
+        let registry = self.registry
+        var localRng = rng
+        let image = SmallImage(layerSize: config.smallLayerBytes, rng: &localRng)
+        rng = localRng
+        let width = String(n).count
+        let repos = (0..<n).map { self.repo("cat/r" + String(repeating: "0", count: max(0, width - String($0).count)) + String($0)) }
+        log("catalog: pushing a tiny image into \(n) repositories (setup, c=\(config.setupConcurrency))…")
+        let t0 = benchClock.now
+        try await forEachConcurrently(n, concurrency: config.setupConcurrency) { i in
+            try await image.push(to: registry, repo: repos[i], tag: "v1")
+        }
+        let setup = (benchClock.now - t0).seconds
+        add(sec, "setup: tiny image push to new repo, c=\(config.setupConcurrency)", "images/s", Double(n) / setup, .higher,
+            note: String(format: "%d images in %.1f s (not part of the walk timings)", n, setup))
+        let ours = Set(repos)
+        let decode: (ByteBuffer) throws -> [String] = { buf in
+            try JSONDecoder().decode(Catalog.self, from: Data(buf.readableBytesView)).repositories ?? []
+        }
+        var total = 0
+        for pageN in config.catalogPageSizes {
+            var walks: [Walk] = []
+            for _ in 0..<config.repeats {
+                let w = try await walk(registry.url("/v2/_catalog?n=\(pageN)"), maxPages: 1_000_000 / pageN + 100, decode: decode)
+                let seen = Set(w.entries)
+                let missing = ours.subtracting(seen)
+                guard missing.isEmpty else {
+                    throw BenchError("_catalog?n=\(pageN) walk is missing \(missing.count) of our \(n) repositories (e.g. \(missing.first!))")
+                }
+                guard seen.count == w.entries.count else {
+                    throw BenchError("_catalog?n=\(pageN) walk returned duplicates (\(w.entries.count) entries, \(seen.count) distinct)")
+                }
+                walks.append(w)
+            }
+            let w = walks.sorted { $0.totalSeconds < $1.totalSeconds }[walks.count / 2]
+            total = w.entries.count
+            let note = w.maxPageEntries > pageN ? "server ignored n=\(pageN): \(w.maxPageEntries) in one page" : nil
+            add(sec, "n=\(pageN) walk: pages", "pages", Double(w.pages), .none, warning: note)
+            add(sec, "n=\(pageN) walk: total", "ms", w.totalSeconds * 1000, .lower, note: "median of \(walks.count) walks")
+            add(sec, "n=\(pageN) walk: per page", "ms", w.totalSeconds * 1000 / Double(w.pages), .lower)
+        }
+        add(sec, "repositories listed in total", "repos", Double(total), .none,
+            note: total > n ? "catalog also holds \(total - n) repositories from other sections/runs" : nil)
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import AsyncHTTPClient
+import NIOCore
+
+/// Offline checks of the protocol helpers (URL resolution, query building, Link parsing, payload slicing).
+/// Hidden from help; run with `berth-bench self-test`.
+struct SelfTest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "self-test", abstract: "Offline checks of the client's protocol helpers.", shouldDisplay: false)
+
+    func run() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = client.shutdown() as EventLoopFuture<Void> }
+        let reg = try Registry(client: client, baseURL: "http://127.0.0.1:5000/")
+        var passed = 0
+        var failed = 0
+        func check(_ name: String, _ got: String?, _ want: String?) {
+            if got == want { passed += 1 } else { failed += 1; print("FAIL \(name): got \(got ?? "nil"), want \(want ?? "nil")") }
+        }
+        let req = "http://127.0.0.1:5000/v2/a/b/blobs/uploads/"
+        check("base", reg.base, "http://127.0.0.1:5000")
+        check("origin", reg.origin, "http://127.0.0.1:5000")
+        check("absolute", reg.resolve("http://other:1/x?y=1", against: req), "http://other:1/x?y=1")
+        check("abs-path", reg.resolve("/v2/a/b/blobs/uploads/u1?_state=s", against: req), "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u1?_state=s")
+        check("relative", reg.resolve("u1", against: req), "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u1")
+        check("relative-q", reg.resolve("u2", against: req + "u1?x=1"), "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u2")
+        check("query-only", reg.resolve("?n=2", against: req + "u1?x=1"), "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u1?n=2")
+        check("scheme-rel", reg.resolve("//h:2/p", against: req), "http://h:2/p")
+        check("q-none", Registry.appendQuery("http://h/u", "digest", "sha256:ab"), "http://h/u?digest=sha256:ab")
+        check("q-some", Registry.appendQuery("http://h/u?_state=x", "digest", "sha256:ab"), "http://h/u?_state=x&digest=sha256:ab")
+        check("q-trailing", Registry.appendQuery("http://h/u?", "digest", "d"), "http://h/u?digest=d")
+        check("link", Registry.nextLink("</v2/_catalog?last=b&n=2>; rel=\"next\""), "/v2/_catalog?last=b&n=2")
+        check("link-multi", Registry.nextLink("<http://h/p1>; rel=\"prev\", <http://h/p3>; rel=\"next\""), "http://h/p3")
+        check("link-none", Registry.nextLink("<http://h/p1>; rel=\"prev\""), nil)
+        check("link-absent", Registry.nextLink(nil), nil)
+        check("digest", sha256Digest(Array("abc".utf8)), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        var rng = Xoshiro256(seed: 1)
+        let pool = PayloadPool(maxBlobSize: 1 << 20, slots: 2, rng: &rng)
+        let a = pool.blob(slot: 0, size: 1 << 20)
+        let b = pool.blob(slot: 1, size: 1 << 20)
+        check("slice-size", String(a.readableBytes), String(1 << 20))
+        check("slices-differ", String(sha256Digest(a) != sha256Digest(b)), "true")
+        check("slice-overlap", String(a.getBytes(at: a.readerIndex + PayloadPool.stride, length: 16) == b.getBytes(at: b.readerIndex, length: 16)), "true")
+        print("\(passed) passed, \(failed) failed")
+        if failed > 0 { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,316 @@
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+
+/// An `ImageIdentifier` of a request, resolved against a repository.
+enum ResolvedImage {
+    case found(digest: Digest, tag: String?)
+    case failed(code: String, reason: String)
+}
+
+extension ECRService {
+    func imageID(_ digest: String?, _ tag: String?) -> JSONValue {
+        var o: [String: JSONValue] = [:]
+        if let digest { o["imageDigest"] = .string(digest) }
+        if let tag { o["imageTag"] = .string(tag) }
+        return .object(o)
+    }
+
+    func resolve(_ id: Params, in key: RepositoryKey) async throws -> ResolvedImage {
+        let digestText = try id.string("imageDigest")
+        let tag = try id.string("imageTag")
+        if digestText == nil && tag == nil {
+            return .failed(code: "MissingDigestAndTag", reason: "Invalid request parameters: both tag and digest cannot be null")
+        }
+        var digest: Digest? = nil
+        if let digestText {
+            guard let d = Digest.parse(digestText) else {
+                return .failed(code: "InvalidImageDigest", reason: "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'")
+            }
+            digest = d
+        }
+        if let tag {
+            guard Tag.isValid(tag) else {
+                return .failed(code: "InvalidImageTag", reason: "Invalid request parameters: image tag should satisfy the regex '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
+            }
+            guard let target = try await registry.metadata.resolveTag(tag, in: key) else {
+                return .failed(code: "ImageNotFound", reason: "Requested image not found")
+            }
+            if let digest, digest != target {
+                return .failed(code: "ImageTagDoesNotMatchDigest", reason: "Invalid request parameters: given tag does not map to the given digest")
+            }
+            return .found(digest: target, tag: tag)
+        }
+        guard try await registry.metadata.image(digest!, in: key) != nil else {
+            return .failed(code: "ImageNotFound", reason: "Requested image not found")
+        }
+        return .found(digest: digest!, tag: nil)
+    }
+
+    func requireRepository(_ key: RepositoryKey) async throws {
+        _ = try await registry.repository(key)
+    }
+
+    func tagStatus(_ p: Params) throws -> String {
+        guard let f = try p.object("filter") else { return "ANY" }
+        let s = try f.string("tagStatus") ?? "ANY"
+        guard ["TAGGED", "UNTAGGED", "ANY"].contains(s) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value '\(s)' at 'filter.tagStatus' failed to satisfy constraint: Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]")
+        }
+        return s
+    }
+
+    /// Walks images in digest order applying the tag filter, for ListImages and DescribeImages.
+    func pageOfImages(_ key: RepositoryKey, _ p: Params) async throws -> ([ImageSummary], String?) {
+        let limit = try p.maxResults(1, 1000) ?? 100
+        let status = try tagStatus(p)
+        var after = try ECRService.decodeToken(try p.string("nextToken"))
+        var out: [ImageSummary] = []
+        let batchSize = 500
+        while true {
+            let rows = try await registry.metadata.images(in: key, after: after, limit: batchSize)
+            let batch = rows.prefix(batchSize)
+            for (index, r) in batch.enumerated() {
+                if status == "TAGGED" && r.tags.isEmpty { continue }
+                if status == "UNTAGGED" && !r.tags.isEmpty { continue }
+                out.append(r)
+                if out.count == limit {
+                    let more = index < batch.count - 1 || rows.count > batchSize
+                    return (out, more ? ECRService.encodeToken(r.digest.description) : nil)
+                }
+            }
+            guard rows.count > batchSize, let last = batch.last else { return (out, nil) }
+            after = last.digest.description
+        }
+    }
+
+    func listImages(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "ListImages", key)
+        try await requireRepository(key)
+        let (images, next) = try await pageOfImages(key, p)
+        var ids: [JSONValue] = []
+        for i in images {
+            if i.tags.isEmpty { ids.append(imageID(i.digest.description, nil)) }
+            for t in i.tags { ids.append(imageID(i.digest.description, t)) }
+        }
+        var out: [String: JSONValue] = ["imageIds": .array(ids)]
+        if let next { out["nextToken"] = .string(next) }
+        return .object(out)
+    }
+
+    func imageDetail(_ key: RepositoryKey, _ i: ImageSummary) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "registryId": .string(key.registryID),
+            "repositoryName": .string(key.name),
+            "imageDigest": .string(i.digest.description),
+            "imageSizeInBytes": .int(i.imageSize),
+            "imagePushedAt": .double(i.pushedAt),
+            "imageManifestMediaType": .string(i.mediaType),
+            "imageStatus": "ACTIVE",
+        ]
+        if !i.tags.isEmpty { o["imageTags"] = .array(i.tags.map { .string($0) }) }
+        if let a = i.artifactType { o["artifactMediaType"] = .string(a) }
+        if let t = i.lastPulledAt { o["lastRecordedPullTime"] = .double(t) }
+        if let s = i.subject { o["subjectManifestDigest"] = .string(s.description) }
+        return .object(o)
+    }
+
+    func describeImages(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "DescribeImages", key)
+        try await requireRepository(key)
+        try await registry.flushPulls()
+        if let ids = try p.objectList("imageIds") {
+            guard (1...100).contains(ids.count) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'imageIds' failed to satisfy constraint: Member must have length between 1 and 100")
+            }
+            if try p.int("maxResults") != nil || p.string("nextToken") != nil {
+                throw ECRError.invalidParameter("Invalid parameter: maxResults and nextToken cannot be specified together with imageIds")
+            }
+            var details: [JSONValue] = []
+            var seen = Set<Digest>()
+            for id in ids {
+                switch try await resolve(id, in: key) {
+                case .found(let d, _):
+                    guard seen.insert(d).inserted, let i = try await registry.metadata.image(d, in: key) else { continue }
+                    details.append(imageDetail(key, i))
+                case .failed(let code, let reason):
+                    if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
+                        let d = try id.string("imageDigest").map { "imageDigest:'\($0)'" }
+                        let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
+                        let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
+                        throw ECRError("ImageNotFoundException",
+                                       "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+                    }
+                    throw ECRError.invalidParameter(reason)
+                }
+            }
+            return ["imageDetails": .array(details)]
+        }
+        let (images, next) = try await pageOfImages(key, p)
+        var out: [String: JSONValue] = ["imageDetails": .array(images.map { imageDetail(key, $0) })]
+        if let next { out["nextToken"] = .string(next) }
+        return .object(out)
+    }
+
+    func batchGetImage(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        guard let ids = try p.objectList("imageIds") else { throw p.missing("imageIds") }
+        guard (1...100).contains(ids.count) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'imageIds' failed to satisfy constraint: Member must have length between 1 and 100")
+        }
+        let accepted = try p.stringList("acceptedMediaTypes")
+        if let accepted, !(1...100).contains(accepted.count) {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'acceptedMediaTypes' failed to satisfy constraint: Member must have length between 1 and 100")
+        }
+        try await authorize(principal, "BatchGetImage", key)
+        try await requireRepository(key)
+        var images: [JSONValue] = []
+        var failures: [JSONValue] = []
+        for id in ids {
+            let given = imageID(try id.string("imageDigest"), try id.string("imageTag"))
+            switch try await resolve(id, in: key) {
+            case .failed(let code, let reason):
+                failures.append(["imageId": given, "failureCode": .string(code), "failureReason": .string(reason)])
+            case .found(let d, let tag):
+                guard let m = try await registry.metadata.manifest(d, in: key) else {
+                    failures.append(["imageId": given, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"])
+                    continue
+                }
+                if let accepted, !accepted.contains(m.mediaType) {
+                    failures.append(["imageId": given, "failureCode": "ImageNotFound",
+                                     "failureReason": .string("Requested image is not available in any of the accepted media types")])
+                    continue
+                }
+                registry.notePull(key, d)
+                images.append([
+                    "registryId": .string(key.registryID), "repositoryName": .string(key.name),
+                    "imageId": imageID(d.description, tag), "imageManifest": .string(String(decoding: m.bytes, as: UTF8.self)),
+                    "imageManifestMediaType": .string(m.mediaType),
+                ])
+            }
+        }
+        return ["images": .array(images), "failures": .array(failures)]
+    }
+
+    func batchDeleteImage(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        guard let ids = try p.objectList("imageIds") else { throw p.missing("imageIds") }
+        guard (1...100).contains(ids.count) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'imageIds' failed to satisfy constraint: Member must have length between 1 and 100")
+        }
+        try await authorize(principal, "BatchDeleteImage", key)
+        try await requireRepository(key)
+        var deleted: [JSONValue] = []
+        var failures: [JSONValue] = []
+        for id in ids {
+            let given = imageID(try id.string("imageDigest"), try id.string("imageTag"))
+            switch try await resolve(id, in: key) {
+            case .failed(let code, let reason):
+                failures.append(["imageId": given, "failureCode": .string(code), "failureReason": .string(reason)])
+            case .found(let d, let tag?):
+                // Removing a tag; removing an image's last tag deletes the image (as ECR does).
+                try await registry.deleteManifest(key, reference: .tag(try Tag(tag)))
+                if let image = try await registry.metadata.image(d, in: key), image.tags.isEmpty {
+                    try await registry.deleteManifest(key, reference: .digest(d))
+                }
+                deleted.append(imageID(d.description, tag))
+            case .found(let d, nil):
+                let tags = try await registry.metadata.image(d, in: key)?.tags ?? []
+                try await registry.deleteManifest(key, reference: .digest(d))
+                if tags.isEmpty { deleted.append(imageID(d.description, nil)) }
+                for t in tags { deleted.append(imageID(d.description, t)) }
+            }
+        }
+        return ["imageIds": .array(deleted), "failures": .array(failures)]
+    }
+
+    func putImage(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        let manifest = try p.requiredString("imageManifest")
+        let bytes = Array(manifest.utf8)
+        guard (1...ManifestParser.maxSize).contains(bytes.count) else {
+            throw ECRError.invalidParameter("Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Member must have length between 1 and 4194304'")
+        }
+        let mediaType = try p.string("imageManifestMediaType")
+        let tag = try p.string("imageTag")
+        if let tag {
+            guard (1...300).contains(tag.utf8.count), Tag.isValid(tag) else {
+                throw ECRError.invalidParameter("Invalid parameter at 'imageTag' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}''")
+            }
+        }
+        let givenDigest = try p.string("imageDigest")
+        try await authorize(principal, "PutImage", key)
+        try await requireRepository(key)
+        let parsed = try ManifestParser.parse(bytes, contentType: mediaType)
+        let computed = Digest.sha256(of: bytes)
+        if let givenDigest {
+            guard let d = Digest.parse(givenDigest) else {
+                throw ECRError.invalidParameter("Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid digest'")
+            }
+            guard d == computed else {
+                throw ECRError("ImageDigestDoesNotMatchException",
+                               "Manifest digest '\(computed)' does not match the digest specified '\(d)'")
+            }
+        }
+        if let existing = try await registry.metadata.image(computed, in: key),
+           tag == nil || existing.tags.contains(tag!) {
+            throw ECRError("ImageAlreadyExistsException",
+                           "Image with digest '\(computed)'\(tag.map { " and tag '\($0)'" } ?? "") already exists in the repository with name '\(key.name)' in registry with id '\(key.registryID)'")
+        }
+        for child in parsed.requiredManifests where try await registry.metadata.image(child, in: key) == nil {
+            throw ECRError("ReferencedImagesNotFoundException",
+                           "Some of the images referenced by the manifest list were not found in the repository with name '\(key.name)' in the registry with id '\(key.registryID)': [\(child)]")
+        }
+        var missing: [String] = []
+        for b in parsed.requiredBlobs where try await registry.metadata.linkedBlobSize(b, in: key) == nil {
+            missing.append(b.description)
+        }
+        if !missing.isEmpty {
+            throw ECRError("LayersNotFoundException",
+                           "Layers with digests '[\(missing.joined(separator: ", "))]' required for pushing image into repository with name '\(key.name)' in the registry with id '\(key.registryID)' do not exist")
+        }
+        let reference: Reference = try tag.map { .tag(try Tag($0)) } ?? .digest(computed)
+        let pushed = try await registry.putManifest(key, reference: reference, contentType: mediaType ?? parsed.mediaType, bytes: bytes)
+        return ["image": [
+            "registryId": .string(key.registryID), "repositoryName": .string(key.name),
+            "imageId": imageID(pushed.digest.description, tag), "imageManifest": .string(manifest),
+            "imageManifestMediaType": .string(parsed.mediaType),
+        ]]
+    }
+
+    func listImageReferrers(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        guard let subject = try p.object("subjectId") else { throw p.missing("subjectId") }
+        let d = try subject.requiredString("imageDigest")
+        guard let digest = Digest.parse(d) else {
+            throw ECRError.invalidParameter("Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: 'Invalid digest'")
+        }
+        var types: [String]? = nil
+        if let f = try p.object("filter") {
+            types = try f.stringList("artifactTypes")
+            if let t = types, t.count > 5 {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'filter.artifactTypes' failed to satisfy constraint: Member must have length less than or equal to 5")
+            }
+        }
+        let limit = try p.maxResults(1, 50) ?? 50
+        let after = try ECRService.decodeToken(try p.string("nextToken"))
+        try await authorize(principal, "ListImageReferrers", key)
+        try await requireRepository(key)
+        var refs = try await registry.referrers(key, of: digest, artifactType: nil)
+        if let types, !types.isEmpty { refs = refs.filter { types.contains($0.artifactType ?? "") } }
+        if let after { refs = refs.filter { $0.digest > after } }
+        let page = Array(refs.prefix(limit))
+        var out: [String: JSONValue] = ["referrers": .array(page.map { r in
+            var o: [String: JSONValue] = ["digest": .string(r.digest), "mediaType": .string(r.mediaType), "size": .int(r.size),
+                                          "artifactStatus": "ACTIVE"]
+            if let a = r.artifactType { o["artifactType"] = .string(a) }
+            if let ann = r.annotations { o["annotations"] = .object(ann.mapValues { .string($0) }) }
+            return .object(o)
+        })]
+        if refs.count > limit, let last = page.last { out["nextToken"] = .string(ECRService.encodeToken(last.digest)) }
+        return .object(out)
+    }
+}

@@ -1,0 +1,161 @@
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+import NIOCore
+
+/// A request body already in memory, as an async sequence of one buffer.
+struct InMemoryBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let buffer: ByteBuffer?
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var buffer: ByteBuffer?
+        mutating func next() async throws -> ByteBuffer? {
+            defer { buffer = nil }
+            return buffer
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
+}
+
+extension ECRService {
+    /// The part size InitiateLayerUpload suggests (ECR suggests parts of this order).
+    static let partSize: Int64 = 10 * 1024 * 1024
+
+    func batchCheckLayerAvailability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        guard let digests = try p.stringList("layerDigests") else { throw p.missing("layerDigests") }
+        guard (1...100).contains(digests.count) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must have length between 1 and 100")
+        }
+        try await authorize(principal, "BatchCheckLayerAvailability", key)
+        try await requireRepository(key)
+        var layers: [JSONValue] = []
+        var failures: [JSONValue] = []
+        for text in digests {
+            if text.isEmpty {
+                failures.append(["layerDigest": .string(text), "failureCode": "MissingLayerDigest",
+                                 "failureReason": "The layer digest must not be empty"])
+                continue
+            }
+            guard let d = Digest.parse(text) else {
+                failures.append(["layerDigest": .string(text), "failureCode": "InvalidLayerDigest",
+                                 "failureReason": "Invalid layer digest: must satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'"])
+                continue
+            }
+            if let size = try await registry.metadata.linkedBlobSize(d, in: key) {
+                layers.append(["layerDigest": .string(text), "layerAvailability": "AVAILABLE", "layerSize": .int(size),
+                               "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip"])
+            } else {
+                layers.append(["layerDigest": .string(text), "layerAvailability": "UNAVAILABLE"])
+            }
+        }
+        return ["layers": .array(layers), "failures": .array(failures)]
+    }
+
+    func initiateLayerUpload(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "InitiateLayerUpload", key)
+        try await requireRepository(key)
+        guard case .session(let s) = try await registry.startUpload(key, mount: nil, from: nil) else {
+            throw BerthError.internalError("mount without a digest")
+        }
+        return ["uploadId": .string(s.id), "partSize": .int(Self.partSize)]
+    }
+
+    func uploadID(_ p: Params) throws -> String {
+        let id = try p.requiredString("uploadId")
+        let shape = id.split(separator: "-", omittingEmptySubsequences: false).map(\.count)
+        guard shape == [8, 4, 4, 4, 12], id.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+            throw ECRError.invalidParameter("Invalid parameter at 'uploadId' failed to satisfy constraint: 'must satisfy regular expression '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}''")
+        }
+        return id.lowercased()
+    }
+
+    func uploadLayerPart(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        let id = try uploadID(p)
+        let first = try p.requiredInt("partFirstByte")
+        let last = try p.requiredInt("partLastByte")
+        let blob = try p.requiredString("layerPartBlob")
+        guard let data = Data(base64Encoded: blob) else {
+            throw ECRError.serialization("Unable to decode 'layerPartBlob': it is not valid base64")
+        }
+        try await authorize(principal, "UploadLayerPart", key)
+        try await requireRepository(key)
+        let session = try await registry.uploadSession(key, id)
+        func invalidPart(_ message: String) -> ECRError {
+            ECRError("InvalidLayerPartException", message, extra: [
+                "registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
+                "lastValidByteReceived": .int(max(0, session.offset - 1)),
+            ])
+        }
+        guard first >= 0, last >= first, last - first + 1 == Int64(data.count) else {
+            throw invalidPart("The layer part size is not valid, or the first byte specified is not consecutive to the last byte of a previous layer part upload.")
+        }
+        guard first == session.offset else {
+            throw invalidPart("The layer part first byte \(first) is not consecutive to the last byte of the previous layer part upload (\(session.offset - 1)).")
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: data.count)
+        buffer.writeBytes(data)
+        do {
+            _ = try await registry.appendChunk(key, upload: id, contentRange: "\(first)-\(last)", contentLength: Int64(data.count),
+                                               body: InMemoryBody(buffer: buffer))
+        } catch let e as BerthError {
+            switch e {
+            case .rangeNotSatisfiable, .sizeInvalid: throw invalidPart("\(e)")
+            default: throw e
+            }
+        }
+        return ["registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
+                "lastByteReceived": .int(last)]
+    }
+
+    func completeLayerUpload(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        let id = try uploadID(p)
+        guard let digests = try p.stringList("layerDigests") else { throw p.missing("layerDigests") }
+        guard (1...100).contains(digests.count) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must have length between 1 and 100")
+        }
+        guard let digest = Digest.parse(digests[0]) else {
+            throw ECRError.invalidParameter("Invalid parameter at 'layerDigests' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+''")
+        }
+        try await authorize(principal, "CompleteLayerUpload", key)
+        try await requireRepository(key)
+        let session = try await registry.uploadSession(key, id)
+        guard session.offset > 0 else {
+            throw ECRError("EmptyUploadException", "The upload with upload ID '\(id)' was empty")
+        }
+        if try await registry.metadata.linkedBlobSize(digest, in: key) != nil {
+            try await registry.cancelUpload(key, upload: id)
+            throw ECRError("LayerAlreadyExistsException",
+                           "The layer '\(digest)' already exists in the repository with name '\(key.name)' in registry with id '\(key.registryID)'")
+        }
+        do {
+            _ = try await registry.completeUpload(key, upload: id, digest: digest.description, contentRange: nil, contentLength: 0,
+                                                  body: InMemoryBody(buffer: nil))
+        } catch BerthError.digestMismatch {
+            throw ECRError("InvalidLayerException",
+                           "The layer digest calculated for upload ID '\(id)' does not match the layer digest '\(digest)' that was specified")
+        }
+        return ["registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
+                "layerDigest": .string(digest.description)]
+    }
+
+    func getDownloadUrlForLayer(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        let text = try p.requiredString("layerDigest")
+        guard let digest = Digest.parse(text) else {
+            throw ECRError.invalidParameter("Invalid parameter at 'layerDigest' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+''")
+        }
+        try await authorize(principal, "GetDownloadUrlForLayer", key)
+        try await requireRepository(key)
+        guard try await registry.metadata.linkedBlobSize(digest, in: key) != nil else {
+            throw ECRError("LayersNotFoundException",
+                           "The layer with digest '\(digest)' does not exist in the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+        }
+        let url = try env.downloadURL(principal, key, digest, clock.now())
+        return ["downloadUrl": .string(url), "layerDigest": .string(digest.description)]
+    }
+}

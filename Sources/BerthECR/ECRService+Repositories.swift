@@ -1,0 +1,264 @@
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+
+extension ECRService {
+    static let maxTags = 50
+
+    func parseMutability(_ p: Params) throws -> (String, [String])? {
+        guard let m = try p.string("imageTagMutability") else {
+            if try p.list("imageTagMutabilityExclusionFilters") != nil {
+                throw ECRError.invalidParameter("imageTagMutabilityExclusionFilters can only be specified with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION")
+            }
+            return nil
+        }
+        guard RepositorySettings.mutabilityValues.contains(m) else {
+            throw ECRError.invalidParameter(
+                "1 validation error detected: Value '\(m)' at 'imageTagMutability' failed to satisfy constraint: Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]")
+        }
+        let filters = try p.objectList("imageTagMutabilityExclusionFilters") ?? []
+        let withExclusion = m.hasSuffix("_WITH_EXCLUSION")
+        if withExclusion, filters.isEmpty {
+            throw ECRError.invalidParameter("imageTagMutabilityExclusionFilters must be specified when imageTagMutability is \(m)")
+        }
+        if !withExclusion, !filters.isEmpty {
+            throw ECRError.invalidParameter("imageTagMutabilityExclusionFilters can only be specified with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION")
+        }
+        guard filters.count <= 5 else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: Member must have length less than or equal to 5")
+        }
+        var values: [String] = []
+        for f in filters {
+            let type = try f.requiredString("filterType")
+            guard type == "WILDCARD" else {
+                throw ECRError.invalidParameter("1 validation error detected: Value '\(type)' at 'imageTagMutabilityExclusionFilters.member.filterType' failed to satisfy constraint: Member must satisfy enum value set: [WILDCARD]")
+            }
+            let v = try f.requiredString("filter")
+            guard (1...128).contains(v.utf8.count), v.utf8.allSatisfy({ Tag.isValid(String(UnicodeScalar($0))) || $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value '\(v)' at 'imageTagMutabilityExclusionFilters.member.filter' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9a-zA-Z._*-]{1,128}$")
+            }
+            values.append(v)
+        }
+        return (m, values)
+    }
+
+    func parseTags(_ p: Params, _ field: String = "tags") throws -> [ResourceTag] {
+        guard let list = try p.objectList(field) else { return [] }
+        var out: [ResourceTag] = []
+        for t in list {
+            guard let k = try t.string("Key") else {
+                throw ECRError("InvalidTagParameterException", "Tag key must not be null")
+            }
+            let v = try t.string("Value") ?? ""
+            guard (1...128).contains(k.utf8.count), !k.hasPrefix("aws:") else {
+                throw ECRError("InvalidTagParameterException", "Invalid tag key '\(k)': keys must be 1 to 128 characters and not start with 'aws:'")
+            }
+            guard v.utf8.count <= 256 else {
+                throw ECRError("InvalidTagParameterException", "Invalid tag value for key '\(k)': values must be at most 256 characters")
+            }
+            out.removeAll { $0.key == k }
+            out.append(ResourceTag(key: k, value: v))
+        }
+        return out
+    }
+
+    func createRepository(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "CreateRepository", key)
+        var settings = RepositorySettings()
+        if let (m, filters) = try parseMutability(p) {
+            settings.imageTagMutability = m
+            settings.exclusionFilters = filters
+        }
+        if let scan = try p.object("imageScanningConfiguration") {
+            settings.scanOnPush = try scan.bool("scanOnPush") ?? false
+        }
+        if let enc = try p.object("encryptionConfiguration") {
+            let type = try enc.requiredString("encryptionType")
+            guard ["AES256", "KMS", "KMS_DSSE"].contains(type) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value '\(type)' at 'encryptionConfiguration.encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]")
+            }
+            let kms = try enc.string("kmsKey")
+            if type == "AES256", kms != nil {
+                throw ECRError.invalidParameter("Invalid parameter at 'encryptionConfiguration': kmsKey can only be specified when encryptionType is KMS or KMS_DSSE")
+            }
+            if let kms, !(1...2048).contains(kms.utf8.count) {
+                throw ECRError.invalidParameter("Invalid parameter at 'encryptionConfiguration.kmsKey' failed to satisfy constraint: 'Member must have length between 1 and 2048'")
+            }
+            settings.encryptionType = type
+            settings.kmsKey = type == "AES256" ? nil
+                : (kms ?? "arn:aws:kms:\(env.region):\(key.registryID):alias/aws/ecr")
+        }
+        settings.tags = try parseTags(p)
+        guard settings.tags.count <= Self.maxTags else {
+            throw ECRError("TooManyTagsException", "The list of tags on the repository is over the limit. The maximum number of tags that can be applied to a repository is \(Self.maxTags).")
+        }
+        guard try await registry.createRepository(key, settings: settings) else {
+            throw BerthError.repositoryAlreadyExists(key.name)
+        }
+        return ["repository": repositoryJSON(try await registry.repository(key))]
+    }
+
+    func describeRepositories(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let reg = try registryID(p, principal)
+        ctx.registryID = reg
+        let names = try p.stringList("repositoryNames")
+        let maxResults = try p.maxResults(1, 1000)
+        let token = try ECRService.decodeToken(try p.string("nextToken"))
+        var records: [RepositoryRecord] = []
+        var next: String? = nil
+        if let names {
+            guard (1...100).contains(names.count) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'repositoryNames' failed to satisfy constraint: Member must have length between 1 and 100")
+            }
+            if maxResults != nil || token != nil {
+                throw ECRError.invalidParameter("Invalid parameter: maxResults and nextToken cannot be specified together with repositoryNames")
+            }
+            for n in names {
+                ctx.repositoryName = n
+                let key: RepositoryKey
+                do { key = RepositoryKey(registryID: reg, name: try RepositoryName(n)) } catch {
+                    throw ECRError.invalidParameter("Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''")
+                }
+                try await authorize(principal, "DescribeRepositories", key)
+                records.append(try await registry.repository(key))
+            }
+        } else {
+            try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
+                                           resource: "arn:aws:ecr:\(env.region):\(reg):repository/*")
+            let limit = maxResults ?? 1000
+            let rows = try await registry.metadata.listRepositories(in: reg, after: token, limit: limit)
+            let page = Page.from(rows: rows, limit: limit) { $0 }
+            for n in page.items {
+                if let r = try await registry.metadata.repository(RepositoryKey(storedRegistryID: reg, name: n)) { records.append(r) }
+            }
+            next = page.next.map(ECRService.encodeToken)
+        }
+        var out: [String: JSONValue] = ["repositories": .array(records.map(repositoryJSON))]
+        if let next { out["nextToken"] = .string(next) }
+        return .object(out)
+    }
+
+    func deleteRepository(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "DeleteRepository", key)
+        let record = try await registry.deleteRepository(key, force: try p.bool("force") ?? false)
+        return ["repository": repositoryJSON(record)]
+    }
+
+    func putImageTagMutability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        _ = try p.requiredString("imageTagMutability")
+        try await authorize(principal, "PutImageTagMutability", key)
+        guard let (m, filters) = try parseMutability(p) else { throw p.missing("imageTagMutability") }
+        let s = try await registry.updateSettings(key) {
+            $0.imageTagMutability = m
+            $0.exclusionFilters = filters
+        }
+        var out: [String: JSONValue] = [
+            "registryId": .string(key.registryID), "repositoryName": .string(key.name),
+            "imageTagMutability": .string(s.imageTagMutability),
+        ]
+        if !s.exclusionFilters.isEmpty {
+            out["imageTagMutabilityExclusionFilters"] = .array(s.exclusionFilters.map { ["filterType": "WILDCARD", "filter": .string($0)] })
+        }
+        return .object(out)
+    }
+
+    func resourceKey(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) throws -> RepositoryKey {
+        let arn = try p.requiredString("resourceArn")
+        guard let parsed = ResourceARN.parseRepository(arn), parsed.region == env.region else {
+            throw ECRError.invalidParameter("Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN' (value: '\(arn)')")
+        }
+        ctx.registryID = parsed.account
+        ctx.repositoryName = parsed.name
+        return RepositoryKey(storedRegistryID: parsed.account, name: parsed.name)
+    }
+
+    func tagResource(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try resourceKey(p, principal, &ctx)
+        guard try p.list("tags") != nil else { throw p.missing("tags") }
+        let tags = try parseTags(p)
+        try await authorize(principal, "TagResource", key)
+        _ = try await registry.updateSettings(key) { s in
+            for t in tags {
+                s.tags.removeAll { $0.key == t.key }
+                s.tags.append(t)
+            }
+            guard s.tags.count <= ECRService.maxTags else {
+                throw ECRError("TooManyTagsException", "The list of tags on the repository is over the limit. The maximum number of tags that can be applied to a repository is \(ECRService.maxTags).")
+            }
+        }
+        return [:]
+    }
+
+    func untagResource(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try resourceKey(p, principal, &ctx)
+        guard let keys = try p.stringList("tagKeys") else { throw p.missing("tagKeys") }
+        try await authorize(principal, "UntagResource", key)
+        _ = try await registry.updateSettings(key) { s in s.tags.removeAll { keys.contains($0.key) } }
+        return [:]
+    }
+
+    func listTagsForResource(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try resourceKey(p, principal, &ctx)
+        try await authorize(principal, "ListTagsForResource", key)
+        let r = try await registry.repository(key)
+        return ["tags": .array(r.settings.tags.map { ["Key": .string($0.key), "Value": .string($0.value)] })]
+    }
+
+    func describeRegistry(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        return ["registryId": .string(principal.accountID), "replicationConfiguration": ["rules": []]]
+    }
+
+    /// Account settings ECR knows, with their allowed values and defaults.
+    static let accountSettings: [String: (values: [String], defaultValue: String)] = [
+        "BASIC_SCAN_TYPE_VERSION": (["AWS_NATIVE", "CLAIR"], "AWS_NATIVE"),
+        "REGISTRY_POLICY_SCOPE": (["V1", "V2"], "V2"),
+    ]
+
+    func accountSettingName(_ p: Params) throws -> (String, (values: [String], defaultValue: String)) {
+        let name = try p.requiredString("name")
+        guard let spec = Self.accountSettings[name] else {
+            throw ECRError.validation("Invalid account setting name '\(name)'. Valid names are: \(Self.accountSettings.keys.sorted().joined(separator: ", "))")
+        }
+        return (name, spec)
+    }
+
+    func getAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let (name, spec) = try accountSettingName(p)
+        try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        let value = try await registry.metadata.accountSetting(principal.accountID, name) ?? spec.defaultValue
+        return ["name": .string(name), "value": .string(value)]
+    }
+
+    func putAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let (name, spec) = try accountSettingName(p)
+        let value = try p.requiredString("value")
+        guard spec.values.contains(value) else {
+            throw ECRError.validation("Invalid value '\(value)' for account setting \(name). Valid values are: \(spec.values.joined(separator: ", "))")
+        }
+        try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await registry.metadata.putAccountSetting(principal.accountID, name, value)
+        return ["name": .string(name), "value": .string(value)]
+    }
+
+    func getAuthorizationToken(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let ids = try p.stringList("registryIds")
+        if let ids {
+            guard (1...10).contains(ids.count), ids.allSatisfy(AccountID.isValid) else {
+                throw ECRError.invalidParameter("Invalid parameter at 'registryIds' failed to satisfy constraint: 'Member must have length between 1 and 10 and each id must be 12 digits'")
+            }
+        }
+        try await authorizer.authorize(principal, action: "ecr:GetAuthorizationToken", resource: "*")
+        let now = clock.now()
+        let (token, expiresAt) = try env.issueToken(principal, now)
+        let encoded = Data("AWS:\(token)".utf8).base64EncodedString()
+        let registries = ids ?? [principal.accountID]
+        return ["authorizationData": .array(registries.map { id in
+            ["authorizationToken": .string(encoded), "expiresAt": .double(expiresAt), "proxyEndpoint": .string(env.proxyEndpoint(id))]
+        })]
+    }
+}

@@ -1,0 +1,185 @@
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+import Logging
+
+/// What the ECR API needs from its deployment, injected so the API stays free of HTTP and crypto.
+public struct ECREnvironment: Sendable {
+    public var region: String
+    /// `repositoryUri` of a repository.
+    public var repositoryURI: @Sendable (_ account: String, _ name: String) -> String
+    /// `proxyEndpoint` for GetAuthorizationToken, e.g. `https://123456789012.dkr.ecr.us-east-1.example.com`.
+    public var proxyEndpoint: @Sendable (_ account: String) -> String
+    /// Issues a registry token for a principal: the token (to be sent as `AWS:<token>`) and its expiry.
+    public var issueToken: @Sendable (_ principal: Principal, _ now: Double) throws -> (token: String, expiresAt: Double)
+    /// A presigned URL that serves a layer's bytes without other credentials.
+    public var downloadURL: @Sendable (_ principal: Principal, _ repository: RepositoryKey, _ digest: Digest, _ now: Double) throws -> String
+
+    public init(region: String, repositoryURI: @escaping @Sendable (String, String) -> String,
+                proxyEndpoint: @escaping @Sendable (String) -> String,
+                issueToken: @escaping @Sendable (Principal, Double) throws -> (token: String, expiresAt: Double),
+                downloadURL: @escaping @Sendable (Principal, RepositoryKey, Digest, Double) throws -> String) {
+        self.region = region
+        self.repositoryURI = repositoryURI
+        self.proxyEndpoint = proxyEndpoint
+        self.issueToken = issueToken
+        self.downloadURL = downloadURL
+    }
+}
+
+/// Per-request facts used by error messages.
+struct OperationContext {
+    var registryID: String
+    var repositoryName: String?
+}
+
+/// A response of the AWS JSON 1.1 protocol.
+public struct ECRResponse: Sendable, Equatable {
+    public let status: Int
+    public let body: [UInt8]
+    /// The `__type` of an error response (for `x-amzn-ErrorType`).
+    public let errorType: String?
+}
+
+/// The Amazon ECR API (`AmazonEC2ContainerRegistry_V20150921.<Operation>`) over the registry service.
+public final class ECRService: Sendable {
+    public static let targetPrefix = "AmazonEC2ContainerRegistry_V20150921."
+    let registry: Registry
+    let authorizer: any Authorizer
+    let env: ECREnvironment
+    let clock: any WallClock
+    let logger: Logger
+
+    public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
+                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr")) {
+        self.registry = registry
+        self.authorizer = authorizer
+        self.env = environment
+        self.clock = clock
+        self.logger = logger
+    }
+
+    typealias Handler = @Sendable (ECRService, Params, Principal, inout OperationContext) async throws -> JSONValue
+
+    static let operations: [String: Handler] = [
+        "CreateRepository": { try await $0.createRepository($1, $2, &$3) },
+        "DescribeRepositories": { try await $0.describeRepositories($1, $2, &$3) },
+        "DeleteRepository": { try await $0.deleteRepository($1, $2, &$3) },
+        "ListImages": { try await $0.listImages($1, $2, &$3) },
+        "DescribeImages": { try await $0.describeImages($1, $2, &$3) },
+        "BatchGetImage": { try await $0.batchGetImage($1, $2, &$3) },
+        "BatchDeleteImage": { try await $0.batchDeleteImage($1, $2, &$3) },
+        "PutImage": { try await $0.putImage($1, $2, &$3) },
+        "BatchCheckLayerAvailability": { try await $0.batchCheckLayerAvailability($1, $2, &$3) },
+        "InitiateLayerUpload": { try await $0.initiateLayerUpload($1, $2, &$3) },
+        "UploadLayerPart": { try await $0.uploadLayerPart($1, $2, &$3) },
+        "CompleteLayerUpload": { try await $0.completeLayerUpload($1, $2, &$3) },
+        "GetDownloadUrlForLayer": { try await $0.getDownloadUrlForLayer($1, $2, &$3) },
+        "PutImageTagMutability": { try await $0.putImageTagMutability($1, $2, &$3) },
+        "TagResource": { try await $0.tagResource($1, $2, &$3) },
+        "UntagResource": { try await $0.untagResource($1, $2, &$3) },
+        "ListTagsForResource": { try await $0.listTagsForResource($1, $2, &$3) },
+        "DescribeRegistry": { try await $0.describeRegistry($1, $2, &$3) },
+        "GetAccountSetting": { try await $0.getAccountSetting($1, $2, &$3) },
+        "PutAccountSetting": { try await $0.putAccountSetting($1, $2, &$3) },
+        "ListImageReferrers": { try await $0.listImageReferrers($1, $2, &$3) },
+        "GetAuthorizationToken": { try await $0.getAuthorizationToken($1, $2, &$3) },
+    ]
+
+    /// Whether the `X-Amz-Target` names an operation of this service (known or not).
+    public static func handles(target: String) -> Bool { target.hasPrefix(targetPrefix) }
+
+    /// Runs one operation for an authenticated principal.
+    public func handle(target: String, body: [UInt8], principal: Principal) async -> ECRResponse {
+        var ctx = OperationContext(registryID: principal.accountID, repositoryName: nil)
+        do {
+            let name = String(target.dropFirst(Self.targetPrefix.count))
+            guard Self.handles(target: target), let op = Self.operations[name] else {
+                throw ECRError("UnknownOperationException", "Unknown operation \(target)")
+            }
+            let params = Params(try JSONValue.parseObject(body))
+            let result = try await op(self, params, principal, &ctx)
+            return ECRResponse(status: 200, body: result.encoded(), errorType: nil)
+        } catch let e as ECRError {
+            return Self.errorResponse(e)
+        } catch let e as BerthError {
+            if case .internalError(let m) = e { logger.error("ecr operation failed", metadata: ["error": "\(m)"]) }
+            return Self.errorResponse(ECRErrorMapping.map(e, ctx))
+        } catch {
+            logger.error("ecr operation failed", metadata: ["error": "\(error)"])
+            return Self.errorResponse(.server)
+        }
+    }
+
+    public static func errorResponse(_ e: ECRError) -> ECRResponse {
+        ECRResponse(status: e.status, body: e.json, errorType: e.type)
+    }
+
+    // MARK: shared helpers
+
+    /// The registry a request addresses: its `registryId`, else the caller's account.
+    func registryID(_ p: Params, _ principal: Principal) throws(ECRError) -> String {
+        guard let id = try p.string("registryId") else { return principal.accountID }
+        guard AccountID.isValid(id) else {
+            throw .invalidParameter("Invalid parameter at 'registryId' failed to satisfy constraint: 'must satisfy regular expression '[0-9]{12}''")
+        }
+        return id
+    }
+
+    func repositoryKey(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext, field: String = "repositoryName") throws -> RepositoryKey {
+        let registry = try registryID(p, principal)
+        ctx.registryID = registry
+        let name = try p.requiredString(field)
+        ctx.repositoryName = name
+        guard name.utf8.count >= 2, name.utf8.count <= 256 else {
+            throw ECRError.invalidParameter("Invalid parameter at '\(field)' failed to satisfy constraint: 'Member must have length between 2 and 256'")
+        }
+        do {
+            return RepositoryKey(registryID: registry, name: try RepositoryName(name))
+        } catch {
+            throw ECRError.invalidParameter(
+                "Invalid parameter at '\(field)' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''")
+        }
+    }
+
+    func arn(_ key: RepositoryKey) -> String {
+        ResourceARN.repository(region: env.region, account: key.registryID, name: key.name)
+    }
+
+    func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey) async throws {
+        try await authorizer.authorize(principal, action: "ecr:\(action)", resource: arn(key))
+    }
+
+    func repositoryJSON(_ r: RepositoryRecord) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "repositoryArn": .string(arn(r.key)),
+            "registryId": .string(r.key.registryID),
+            "repositoryName": .string(r.key.name),
+            "repositoryUri": .string(env.repositoryURI(r.key.registryID, r.key.name)),
+            "createdAt": .double(r.createdAt),
+            "imageTagMutability": .string(r.settings.imageTagMutability),
+            "imageScanningConfiguration": ["scanOnPush": .bool(r.settings.scanOnPush)],
+        ]
+        var enc: [String: JSONValue] = ["encryptionType": .string(r.settings.encryptionType)]
+        if let k = r.settings.kmsKey { enc["kmsKey"] = .string(k) }
+        o["encryptionConfiguration"] = .object(enc)
+        if !r.settings.exclusionFilters.isEmpty {
+            o["imageTagMutabilityExclusionFilters"] = .array(r.settings.exclusionFilters.map {
+                ["filterType": "WILDCARD", "filter": .string($0)]
+            })
+        }
+        return .object(o)
+    }
+
+    /// `nextToken` values are opaque: base64 of the last key returned.
+    static func encodeToken(_ last: String) -> String { Data(last.utf8).base64EncodedString() }
+
+    static func decodeToken(_ token: String?) throws(ECRError) -> String? {
+        guard let token else { return nil }
+        guard let data = Data(base64Encoded: token), let s = String(data: data, encoding: .utf8) else {
+            throw .invalidParameter("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid pagination token'")
+        }
+        return s
+    }
+}

@@ -1,0 +1,119 @@
+import BerthCore
+@testable import BerthECR
+import BerthRegistry
+import BerthStorage
+import Foundation
+import Testing
+
+@Suite struct JSONValueTests {
+    @Test func parsesAndEncodes() throws {
+        let o = try JSONValue.parseObject(Array(#"{"a":1,"b":[true,null,"x\n\u00e9"],"c":{"d":-2.5e1}}"#.utf8))
+        #expect(o["a"] == .int(1))
+        #expect(o["b"] == .array([.bool(true), .null, .string("x\né")]))
+        #expect(o["c"] == .object(["d": .double(-25)]))
+        #expect(String(decoding: JSONValue.object(o).encoded(), as: UTF8.self) == #"{"a":1,"b":[true,null,"x\né"],"c":{"d":-25}}"#)
+        #expect(try JSONValue.parseObject([]) == [:])
+    }
+
+    @Test(arguments: ["{", "[1]", "\"x\"", "{\"a\":}", "{\"a\":1,}", "{'a':1}", "{\"a\":01x}", "{\"a\":\"\u{01}\"}",
+                      String(repeating: "[", count: 200) + String(repeating: "]", count: 200)])
+    func refusesMalformed(_ s: String) {
+        #expect(throws: ECRError.self) { try JSONValue.parseObject(Array(s.utf8)) }
+    }
+}
+
+@Suite struct ECRServiceTests {
+    let account = "123456789012"
+    var root: Principal { Principal(accountID: account, arn: Principal.rootARN(account), accessKeyID: "AKIAROOT") }
+
+    func service() -> ECRService {
+        let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore())
+        let env = ECREnvironment(
+            region: "us-east-1", repositoryURI: { "127.0.0.1:5000/\($1)" }, proxyEndpoint: { _ in "http://127.0.0.1:5000" },
+            issueToken: { _, now in ("tok", now + 43200) }, downloadURL: { _, k, d, _ in "http://127.0.0.1:5000/v2/\(k.name)/blobs/\(d)" })
+        return ECRService(registry: registry, authorizer: AccountRootAuthorizer(), environment: env, clock: ManualWallClock())
+    }
+
+    func call(_ s: ECRService, _ op: String, _ body: String, as p: Principal? = nil) async -> (Int, [String: JSONValue]) {
+        let r = await s.handle(target: ECRService.targetPrefix + op, body: Array(body.utf8), principal: p ?? root)
+        return (r.status, (try? JSONValue.parseObject(r.body)) ?? [:])
+    }
+
+    @Test func repositoryLifecycle() async throws {
+        let s = service()
+        var (status, out) = await call(s, "CreateRepository", #"{"repositoryName":"team/app","imageTagMutability":"IMMUTABLE","tags":[{"Key":"k","Value":"v"}]}"#)
+        #expect(status == 200)
+        guard case .object(let repo)? = out["repository"] else { Issue.record("no repository"); return }
+        #expect(repo["repositoryArn"] == "arn:aws:ecr:us-east-1:123456789012:repository/team/app")
+        #expect(repo["repositoryUri"] == "127.0.0.1:5000/team/app")
+        #expect(repo["imageTagMutability"] == "IMMUTABLE")
+        (status, out) = await call(s, "CreateRepository", #"{"repositoryName":"team/app"}"#)
+        #expect(status == 400)
+        #expect(out["__type"] == "RepositoryAlreadyExistsException")
+        (status, out) = await call(s, "ListTagsForResource", #"{"resourceArn":"arn:aws:ecr:us-east-1:123456789012:repository/team/app"}"#)
+        #expect(out["tags"] == [["Key": "k", "Value": "v"]])
+        (status, out) = await call(s, "DescribeRepositories", #"{"repositoryNames":["nope"]}"#)
+        #expect(out["__type"] == "RepositoryNotFoundException")
+        (status, out) = await call(s, "DeleteRepository", #"{"repositoryName":"team/app"}"#)
+        #expect(status == 200)
+    }
+
+    @Test func protocolErrors() async {
+        let s = service()
+        var (status, out) = await call(s, "NoSuchThing", "{}")
+        #expect(out["__type"] == "UnknownOperationException")
+        (status, out) = await call(s, "CreateRepository", "{not json")
+        #expect(status == 400)
+        #expect(out["__type"] == "SerializationException")
+        (_, out) = await call(s, "CreateRepository", #"{"repositoryName":5}"#)
+        #expect(out["__type"] == "SerializationException")
+        (_, out) = await call(s, "CreateRepository", "{}")
+        #expect(out["__type"] == "InvalidParameterException")
+        (_, out) = await call(s, "CreateRepository", #"{"repositoryName":"Bad Name"}"#)
+        #expect(out["__type"] == "InvalidParameterException")
+        let other = Principal(accountID: "210987654321", arn: Principal.rootARN("210987654321"), accessKeyID: "AKIAOTHER")
+        _ = await call(s, "CreateRepository", #"{"repositoryName":"mine"}"#)
+        (status, out) = await call(s, "DescribeRepositories", #"{"registryId":"123456789012","repositoryNames":["mine"]}"#, as: other)
+        #expect(out["__type"] == "AccessDeniedException")
+    }
+
+    @Test func layersAndPutImage() async throws {
+        let s = service()
+        _ = await call(s, "CreateRepository", #"{"repositoryName":"app","imageTagMutability":"IMMUTABLE"}"#)
+        let layer = Array("layer-bytes".utf8)
+        let config = Array("{}".utf8)
+        var digests: [String] = []
+        for blob in [layer, config] {
+            let (_, started) = await call(s, "InitiateLayerUpload", #"{"repositoryName":"app"}"#)
+            guard case .string(let id)? = started["uploadId"] else { Issue.record("no upload id"); return }
+            let b64 = Data(blob).base64EncodedString()
+            var (status, out) = await call(s, "UploadLayerPart", #"{"repositoryName":"app","uploadId":"\#(id)","partFirstByte":1,"partLastByte":\#(blob.count),"layerPartBlob":"\#(b64)"}"#)
+            #expect(out["__type"] == "InvalidLayerPartException")
+            (status, out) = await call(s, "UploadLayerPart", #"{"repositoryName":"app","uploadId":"\#(id)","partFirstByte":0,"partLastByte":\#(blob.count - 1),"layerPartBlob":"\#(b64)"}"#)
+            #expect(status == 200)
+            let d = Digest.sha256(of: blob).description
+            (status, out) = await call(s, "CompleteLayerUpload", #"{"repositoryName":"app","uploadId":"\#(id)","layerDigests":["\#(Digest.sha256(of: [1]))"]}"#)
+            #expect(out["__type"] == "InvalidLayerException")
+            (status, out) = await call(s, "CompleteLayerUpload", #"{"repositoryName":"app","uploadId":"\#(id)","layerDigests":["\#(d)"]}"#)
+            #expect(status == 200, "\(out)")
+            digests.append(d)
+        }
+        let manifest = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(digests[1])","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(digests[0])","size":11}]}"#
+        let escaped = manifest.replacingOccurrences(of: "\"", with: "\\\"")
+        var (status, out) = await call(s, "PutImage", #"{"repositoryName":"app","imageTag":"v1","imageManifest":"\#(escaped)"}"#)
+        #expect(status == 200, "\(out)")
+        (status, out) = await call(s, "PutImage", #"{"repositoryName":"app","imageTag":"v1","imageManifest":"\#(escaped)"}"#)
+        #expect(out["__type"] == "ImageAlreadyExistsException")
+        let other = manifest.replacingOccurrences(of: "\"size\":11", with: "\"size\":11,\"annotations\":{\"a\":\"b\"}").replacingOccurrences(of: "\"", with: "\\\"")
+        (status, out) = await call(s, "PutImage", #"{"repositoryName":"app","imageTag":"v1","imageManifest":"\#(other)"}"#)
+        #expect(out["__type"] == "ImageTagAlreadyExistsException")
+        (status, out) = await call(s, "DescribeImages", #"{"repositoryName":"app"}"#)
+        guard case .array(let details)? = out["imageDetails"], case .object(let d)? = details.first else { Issue.record("no details"); return }
+        #expect(d["imageTags"] == ["v1"])
+        #expect(d["imageSizeInBytes"] == .int(11))
+        (status, out) = await call(s, "BatchDeleteImage", #"{"repositoryName":"app","imageIds":[{"imageTag":"v1"}]}"#)
+        #expect(status == 200)
+        (status, out) = await call(s, "ListImages", #"{"repositoryName":"app"}"#)
+        #expect(out["imageIds"] == [], "removing the last tag deletes the image")
+    }
+}
