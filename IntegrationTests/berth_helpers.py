@@ -64,6 +64,30 @@ SPEC_ERROR_CODES = {
 }
 
 
+# Every server these tests start has this account and root key; /v2/ needs a registry token from it.
+ROOT_ACCOUNT_ID = "123456789012"
+ROOT_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+ROOT_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ROOT_ENV = {
+    "BERTH_ACCOUNT_ID": ROOT_ACCOUNT_ID,
+    "BERTH_ROOT_ACCESS_KEY_ID": ROOT_ACCESS_KEY_ID,
+    "BERTH_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET_ACCESS_KEY,
+}
+
+
+def fetch_registry_token(url: str, key_id: str = ROOT_ACCESS_KEY_ID, secret: str = ROOT_SECRET_ACCESS_KEY,
+                         region: str = "us-east-1") -> str:
+    """The password for user AWS, as `aws ecr get-login-password` gets it (GetAuthorizationToken)."""
+    import base64
+    import boto3
+    ecr = boto3.client("ecr", endpoint_url=url, region_name=region, aws_access_key_id=key_id,
+                       aws_secret_access_key=secret)
+    data = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, _, password = base64.b64decode(data).decode().partition(":")
+    assert user == "AWS", user
+    return password
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -99,6 +123,22 @@ def berth_binary() -> Path:
     return Path(os.environ.get("BERTH_BIN") or DEFAULT_BERTH_BIN).resolve()
 
 
+def auth_file_entries() -> dict:
+    """containers-auth.json entries for every server started so far (skopeo's REGISTRY_AUTH_FILE)."""
+    import base64
+    out = {}
+    with _ALL_LOCK:
+        servers = list(_ALL_SERVERS)
+    for srv in servers:
+        if srv.port is None or not srv.alive:
+            continue
+        try:
+            out[srv.hostport] = {"auth": base64.b64encode(f"AWS:{srv.token()}".encode()).decode()}
+        except Exception:
+            continue
+    return out
+
+
 def stop_all_servers():
     """Kill every server process this test run started that is still running."""
     with _ALL_LOCK:
@@ -125,6 +165,7 @@ class BerthServer:
         self.ready_timeout = ready_timeout
         self.extra_args = list(extra_args)
         self.proc: Optional[subprocess.Popen] = None
+        self._token: Optional[str] = None
         self.starts = 0
         self.last_returncode: Optional[int] = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +201,16 @@ class BerthServer:
         return "\n".join(out) or "(no server output captured)"
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def token(self) -> str:
+        """A registry token of the root key (valid across restarts: the data directory keeps the key)."""
+        if self._token is None:
+            self._token = fetch_registry_token(self.url)
+        return self._token
+
+    def basic_auth_header(self) -> str:
+        import base64
+        return "Basic " + base64.b64encode(f"AWS:{self.token()}".encode()).decode()
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -174,8 +225,10 @@ class BerthServer:
         out.flush()
         err.flush()
         try:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+            env.update(ROOT_ENV)
             return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    cwd=str(self.log_dir), preexec_fn=_pdeathsig)
+                                    cwd=str(self.log_dir), preexec_fn=_pdeathsig, env=env)
         finally:
             out.close()
             err.close()
@@ -421,6 +474,8 @@ class Client:
     def __init__(self, server: BerthServer, timeout: float = 60.0):
         self.server = server
         self.session = requests.Session()
+        # Requests carry the root key's registry token unless the session has its own auth or this is off.
+        self.auto_auth = True
         self.timeout = timeout
         self.server_errors: list[str] = []
 
@@ -436,6 +491,12 @@ class Client:
 
     def request(self, method: str, path_or_url: str, **kw) -> requests.Response:
         kw.setdefault("timeout", self.timeout)
+        anonymous = kw.pop("anonymous", False)
+        headers = dict(kw.pop("headers", None) or {})
+        if (self.auto_auth and not anonymous and self.session.auth is None
+                and not any(k.lower() == "authorization" for k in headers)):
+            headers["Authorization"] = self.server.basic_auth_header()
+        kw["headers"] = headers
         kw.setdefault("allow_redirects", False)
         r = self.session.request(method, self.abs(path_or_url), **kw)
         if r.status_code >= 500:
@@ -574,6 +635,7 @@ def raw_request(server: BerthServer, method: str, path: str, headers: Optional[d
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         hdrs = {"Content-Length": str(len(body))} if (body or method in ("PUT", "POST", "PATCH")) else {}
+        hdrs["Authorization"] = server.basic_auth_header()
         hdrs.update(headers or {})
         for k, v in hdrs.items():
             conn.putheader(k, v)
@@ -598,6 +660,7 @@ def open_partial_request(server: BerthServer, method: str, path: str, headers: d
     """Send a request's head and only the first part of its body; return the open socket."""
     s = socket.create_connection((HOST, server.port), timeout=30)
     lines = [f"{method} {path} HTTP/1.1", f"Host: {server.hostport}"]
+    headers = {"Authorization": server.basic_auth_header(), **headers}
     lines += [f"{k}: {v}" for k, v in headers.items()]
     s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + first_bytes)
     return s

@@ -38,6 +38,7 @@ class Skopeo:
         self.env = {**os.environ, "REGISTRY_AUTH_FILE": str(self.auth), "TMPDIR": str(workdir)}
 
     def run(self, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
+        self.auth.write_text(json.dumps({"auths": bh.auth_file_entries()}))
         cmd = [self.path, "--policy", str(self.policy), *args]
         p = subprocess.run(cmd, capture_output=True, env=self.env, timeout=timeout,
                            stdin=subprocess.DEVNULL)
@@ -273,7 +274,8 @@ def oras_client(oras, reg):
         def do_request(self, *args, **kwargs):
             return oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
 
-    client = NoRetryRegistry(hostname=reg.server.hostport, insecure=True)
+    client = NoRetryRegistry(hostname=reg.server.hostport, insecure=True, auth_backend="basic")
+    client.auth.set_basic_auth("AWS", reg.server.token())
     original = client.session.request
 
     def recording_request(method, url, **kw):  # make 5xx seen by oras-py fail the test too

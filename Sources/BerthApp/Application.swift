@@ -1,4 +1,7 @@
+import BerthAuth
+import Crypto
 import BerthCore
+import BerthECR
 import BerthHTTP
 import BerthRegistry
 import BerthStorage
@@ -35,22 +38,115 @@ public struct StorageBackends: Sendable {
     }
 }
 
-/// Builds the whole application: storage, registry service, HTTP server and background services.
+/// The services behind both doors, built once from configuration.
+public struct BerthServices: Sendable {
+    public let config: BerthConfiguration
+    public let registry: Registry
+    public let identity: IdentityService
+    public let ecr: ECRService
+    public let authorizer: any Authorizer
+    public let clock: any WallClock
+
+    public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
+                            clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
+        let backends = try storage ?? StorageBackends.make(config)
+        let registry = Registry(
+            blobs: backends.blobs, metadata: backends.metadata,
+            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds)),
+            clock: clock, logger: logger)
+        let key: SymmetricKey
+        if config.metadataBackend == "memory" && config.secretKeyFile == nil {
+            key = SecretBox.generateKey()
+        } else {
+            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+            key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
+        }
+        let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
+                                       tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock)
+        let authorizer = AccountRootAuthorizer()
+        let endpoint = config.effectivePublicEndpoint
+        let env = ECREnvironment(
+            region: config.region,
+            repositoryURI: { account, name in "\(config.registryHost(account: account))/\(name)" },
+            proxyEndpoint: { account in
+                let scheme = endpoint.hasPrefix("https://") ? "https" : "http"
+                return "\(scheme)://\(config.registryHost(account: account))"
+            },
+            issueToken: { p, now in try identity.issueToken(for: p, now: now) },
+            downloadURL: { p, repo, digest, now in
+                try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
+                                                    principal: p, now: now)
+            })
+        let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger)
+        return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock)
+    }
+
+    /// Makes sure the default account exists with a root key: the configured one, or a generated one
+    /// that is written once to `<dataDir>/root-credentials.json` (mode 0600). Returns a generated key.
+    @discardableResult
+    public func bootstrap(logger: Logger) async throws -> (accessKeyID: String, secret: String)? {
+        let account = config.accountId
+        let metadata = registry.metadata
+        try await metadata.createAccount(account, at: clock.now())
+        if let id = config.rootAccessKeyId, let secret = config.rootSecretAccessKey {
+            let existing = try await metadata.accessKey(id)
+            if let existing, existing.accountID != account {
+                throw ConfigurationError(problems: ["rootAccessKeyId \(id) belongs to account \(existing.accountID)"])
+            }
+            try await metadata.putAccessKey(AccessKeyRecord(
+                accessKeyID: id, accountID: account, principalARN: Principal.rootARN(account),
+                sealedSecret: try identity.seal(secret: secret, accessKeyID: id), status: existing?.status ?? "Active",
+                createdAt: existing?.createdAt ?? clock.now()))
+            return nil
+        }
+        if try await !metadata.accessKeys(ofAccount: account).isEmpty { return nil }
+        let created = try await Self.createRootKey(account: account, metadata: metadata, identity: identity, now: clock.now())
+        if config.metadataBackend != "memory" {
+            let path = "\(config.dataDir)/root-credentials.json"
+            let json = Self.credentialsJSON(account: account, id: created.accessKeyID, secret: created.secret)
+            FileManager.default.createFile(atPath: path, contents: Data(json.utf8), attributes: [.posixPermissions: 0o600])
+            logger.notice("generated root credentials", metadata: ["account": "\(account)", "accessKeyId": "\(created.accessKeyID)", "file": "\(path)"])
+        }
+        return created
+    }
+
+    /// A new root access key for an account.
+    public static func createRootKey(account: String, metadata: any MetadataStore, identity: IdentityService,
+                                     now: Double) async throws -> (accessKeyID: String, secret: String) {
+        let id = AccessKeyGenerator.accessKeyID()
+        let secret = AccessKeyGenerator.secretAccessKey()
+        try await metadata.putAccessKey(AccessKeyRecord(
+            accessKeyID: id, accountID: account, principalARN: Principal.rootARN(account),
+            sealedSecret: try identity.seal(secret: secret, accessKeyID: id), createdAt: now))
+        return (id, secret)
+    }
+
+    public static func credentialsJSON(account: String, id: String, secret: String) -> String {
+        #"{"AccountId":"\#(account)","AccessKeyId":"\#(id)","SecretAccessKey":"\#(secret)"}"#
+    }
+}
+
+/// Builds the whole application: storage, registry service, both doors and background services.
 public func buildApplication(
     _ config: BerthConfiguration, storage: StorageBackends? = nil, clock: any WallClock = SystemWallClock(),
     logger: Logger = Logger(label: "berth")
-) throws -> some ApplicationProtocol {
-    let backends = try storage ?? StorageBackends.make(config)
-    let registry = Registry(
-        blobs: backends.blobs, metadata: backends.metadata,
-        settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds)),
-        clock: clock, logger: logger)
-    let responder = BerthResponder<BasicRequestContext>(registry: registry, defaultRegistryID: config.accountId)
-    let purger = UploadPurgeService(registry: registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
+) async throws -> some ApplicationProtocol {
+    let services = try BerthServices.make(config, storage: storage, clock: clock, logger: logger)
+    try await services.bootstrap(logger: logger)
+    return buildApplication(services, logger: logger)
+}
+
+/// Builds the application around already-made services (tests use this to reach them).
+public func buildApplication(_ services: BerthServices, logger: Logger = Logger(label: "berth")) -> some ApplicationProtocol {
+    let config = services.config
+    let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
+                         authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
+    let responder = BerthResponder<BasicRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity))
+    let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger, PullRecorderService(registry: registry, interval: .seconds(5), logger: logger)],
+        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger)],
         logger: logger)
 }
 

@@ -11,6 +11,16 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var accountId: String = "000000000000"
     /// The AWS region name this deployment presents.
     public var region: String = "us-east-1"
+    /// The account root's access key; generated on first start (and written to
+    /// `<dataDir>/root-credentials.json`, mode 0600) when not given.
+    public var rootAccessKeyId: String? = nil
+    public var rootSecretAccessKey: String? = nil
+    /// The URL clients reach this registry at (`proxyEndpoint`); default `http://<host>:<port>`.
+    public var publicEndpoint: String? = nil
+    /// When set, repository URIs are `<account>.dkr.ecr.<region>.<registryDomain>[:port]/<name>` as with ECR.
+    public var registryDomain: String? = nil
+    /// The key that seals secret access keys at rest, kept outside the database; default `<dataDir>/master.key`.
+    public var secretKeyFile: String? = nil
     /// Create repositories on their first push.
     public var createOnPush: Bool = true
     /// trace, debug, info, notice, warning, error, critical.
@@ -27,6 +37,25 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var blobBackend: String = "filesystem"
 
     public init() {}
+
+    /// `publicEndpoint`, or `http://<host>:<port>`.
+    public var effectivePublicEndpoint: String {
+        publicEndpoint ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
+    /// The public endpoint without its scheme: what clients put in image references.
+    public var publicHost: String {
+        let e = effectivePublicEndpoint
+        let noScheme = e.hasPrefix("https://") ? e.dropFirst(8) : e.dropFirst(7)
+        return String(noScheme.split(separator: "/", maxSplits: 1).first ?? noScheme)
+    }
+
+    /// The host of a registry's repository URIs.
+    public func registryHost(account: String) -> String {
+        guard let domain = registryDomain else { return publicHost }
+        let port = publicHost.split(separator: ":").dropFirst().first.map { ":\($0)" } ?? ""
+        return "\(account).dkr.ecr.\(region).\(domain)\(port)"
+    }
 
     /// Command-line values; nil means not given.
     public struct Overrides: Sendable {
@@ -70,6 +99,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_DATA_DIR") { config.dataDir = v }
         if let v = env("BERTH_ACCOUNT_ID") { config.accountId = v }
         if let v = env("BERTH_REGION") { config.region = v }
+        if let v = env("BERTH_ROOT_ACCESS_KEY_ID") { config.rootAccessKeyId = v }
+        if let v = env("BERTH_ROOT_SECRET_ACCESS_KEY") { config.rootSecretAccessKey = v }
+        if let v = env("BERTH_PUBLIC_ENDPOINT") { config.publicEndpoint = v }
+        if let v = env("BERTH_REGISTRY_DOMAIN") { config.registryDomain = v }
+        if let v = env("BERTH_SECRET_KEY_FILE") { config.secretKeyFile = v }
         if let v = env("BERTH_HOST") { config.host = v }
         int("BERTH_PORT") { config.port = $0 }
         bool("BERTH_CREATE_ON_PUSH") { config.createOnPush = $0 }
@@ -103,6 +137,16 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
             p.append("logLevel must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
         }
         if !["json", "text"].contains(logFormat) { p.append("logFormat must be json or text, got \(logFormat)") }
+        if (rootAccessKeyId == nil) != (rootSecretAccessKey == nil) {
+            p.append("rootAccessKeyId and rootSecretAccessKey must be given together")
+        }
+        if let id = rootAccessKeyId, !(16...128).contains(id.utf8.count) || !id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) }) {
+            p.append("rootAccessKeyId must be 16–128 upper-case letters and digits")
+        }
+        if let secret = rootSecretAccessKey, secret.utf8.count < 16 { p.append("rootSecretAccessKey must be at least 16 characters") }
+        if let e = publicEndpoint, !(e.hasPrefix("http://") || e.hasPrefix("https://")) {
+            p.append("publicEndpoint must start with http:// or https://, got \(e)")
+        }
         if uploadTTLSeconds < 60 { p.append("uploadTTLSeconds must be at least 60") }
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
@@ -111,7 +155,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case dataDir, host, port, accountId, region, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
+        case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
+             secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              metadataBackend, blobBackend
     }
 
@@ -129,6 +174,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
         accountId = try c.decodeIfPresent(String.self, forKey: .accountId) ?? d.accountId
         region = try c.decodeIfPresent(String.self, forKey: .region) ?? d.region
+        rootAccessKeyId = try c.decodeIfPresent(String.self, forKey: .rootAccessKeyId)
+        rootSecretAccessKey = try c.decodeIfPresent(String.self, forKey: .rootSecretAccessKey)
+        publicEndpoint = try c.decodeIfPresent(String.self, forKey: .publicEndpoint)
+        registryDomain = try c.decodeIfPresent(String.self, forKey: .registryDomain)
+        secretKeyFile = try c.decodeIfPresent(String.self, forKey: .secretKeyFile)
         createOnPush = try c.decodeIfPresent(Bool.self, forKey: .createOnPush) ?? d.createOnPush
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? d.logLevel
         logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? d.logFormat
@@ -148,7 +198,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
 extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
-        ["dataDir", "host", "port", "accountId", "region", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
+        ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
+         "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "metadataBackend", "blobBackend"]
     }
 }

@@ -87,15 +87,52 @@ extension ECRService {
 
     func listImages(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
+        let limit = try p.maxResults(1, 1000) ?? 100
+        let status = try tagStatus(p)
+        let token = try ECRService.decodeToken(try p.string("nextToken"))
         try await authorize(principal, "ListImages", key)
         try await requireRepository(key)
-        let (images, next) = try await pageOfImages(key, p)
-        var ids: [JSONValue] = []
-        for i in images {
-            if i.tags.isEmpty { ids.append(imageID(i.digest.description, nil)) }
-            for t in i.tags { ids.append(imageID(i.digest.description, t)) }
+        // The page is made of image ids (one per tag); the token is the last (digest, tag) returned.
+        var lastDigest: String? = nil
+        var lastTag: String? = nil
+        if let token {
+            let parts = token.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
+            lastDigest = String(parts[0])
+            lastTag = parts.count > 1 && !parts[1].isEmpty ? String(parts[1]) : nil
         }
-        var out: [String: JSONValue] = ["imageIds": .array(ids)]
+        var ids: [(String, String?)] = []
+        func entries(_ r: ImageSummary) -> [String?] {
+            if status == "TAGGED" && r.tags.isEmpty { return [] }
+            if status == "UNTAGGED" && !r.tags.isEmpty { return [] }
+            return r.tags.isEmpty ? [nil] : r.tags.map { $0 }
+        }
+        var exhausted = false
+        // The rest of the image the previous page stopped in.
+        if let lastDigest, let lastTag, let d = Digest.parse(lastDigest), let image = try await registry.metadata.image(d, in: key) {
+            for e in entries(image) where (e ?? "") > lastTag { ids.append((lastDigest, e)) }
+        }
+        var after = lastDigest
+        let batch = 500
+        scan: while ids.count < limit {
+            let rows = try await registry.metadata.images(in: key, after: after, limit: batch)
+            for r in rows.prefix(batch) {
+                for e in entries(r) {
+                    if ids.count == limit { break scan }
+                    ids.append((r.digest.description, e))
+                }
+            }
+            guard rows.count > batch, let last = rows.prefix(batch).last else { exhausted = true; break }
+            after = last.digest.description
+        }
+        if ids.count > limit { ids = Array(ids.prefix(limit)) }
+        if exhausted { ids.append(("", nil)) }
+        var next: String? = nil
+        if ids.last?.0 == "" {
+            ids.removeLast()
+        } else if let last = ids.last {
+            next = ECRService.encodeToken(last.0 + "\t" + (last.1 ?? ""))
+        }
+        var out: [String: JSONValue] = ["imageIds": .array(ids.map { imageID($0.0, $0.1) })]
         if let next { out["nextToken"] = .string(next) }
         return .object(out)
     }
@@ -218,6 +255,11 @@ extension ECRService {
                 }
                 deleted.append(imageID(d.description, tag))
             case .found(let d, nil):
+                if try await !registry.metadata.manifestsReferencing(d, in: key).isEmpty {
+                    failures.append(["imageId": given, "failureCode": "ImageReferencedByManifestList",
+                                     "failureReason": "Requested image is referenced by an image index"])
+                    continue
+                }
                 let tags = try await registry.metadata.image(d, in: key)?.tags ?? []
                 try await registry.deleteManifest(key, reference: .digest(d))
                 if tags.isEmpty { deleted.append(imageID(d.description, nil)) }
@@ -244,6 +286,12 @@ extension ECRService {
         let givenDigest = try p.string("imageDigest")
         try await authorize(principal, "PutImage", key)
         try await requireRepository(key)
+        if mediaType == nil {
+            let doc: [String: JSONValue]? = try? JSONValue.parseObject(bytes)
+            guard case .string? = doc?["mediaType"] else {
+                throw ECRError.invalidParameter("Invalid parameter at 'imageManifest' failed to satisfy constraint: 'the manifest has no mediaType and imageManifestMediaType was not given'")
+            }
+        }
         let parsed = try ManifestParser.parse(bytes, contentType: mediaType)
         let computed = Digest.sha256(of: bytes)
         if let givenDigest {

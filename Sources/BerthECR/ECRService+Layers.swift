@@ -21,6 +21,22 @@ struct InMemoryBody: AsyncSequence, Sendable {
 extension ECRService {
     /// The part size InitiateLayerUpload suggests (ECR suggests parts of this order).
     static let partSize: Int64 = 10 * 1024 * 1024
+    /// Every part but the last must be at least this large (as with ECR and S3 multipart uploads).
+    static let minimumPartSize: Int64 = 5 * 1024 * 1024
+
+    /// Remembers a part; a part smaller than the minimum that is followed by another marks the upload.
+    func notePart(_ id: String, size: Int64) {
+        parts.withLock { p in
+            var state = p[id] ?? PartState()
+            if let last = state.lastPartSize, last < Self.minimumPartSize { state.tooSmall = true }
+            state.lastPartSize = size
+            p[id] = state
+        }
+    }
+
+    func partsTooSmall(_ id: String) -> Bool { parts.withLock { $0[id]?.tooSmall ?? false } }
+
+    func forgetParts(_ id: String) { _ = parts.withLock { $0.removeValue(forKey: id) } }
 
     func batchCheckLayerAvailability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
@@ -44,8 +60,7 @@ extension ECRService {
                 continue
             }
             if let size = try await registry.metadata.linkedBlobSize(d, in: key) {
-                layers.append(["layerDigest": .string(text), "layerAvailability": "AVAILABLE", "layerSize": .int(size),
-                               "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip"])
+                layers.append(["layerDigest": .string(text), "layerAvailability": "AVAILABLE", "layerSize": .int(size)])
             } else {
                 layers.append(["layerDigest": .string(text), "layerAvailability": "UNAVAILABLE"])
             }
@@ -78,6 +93,9 @@ extension ECRService {
         let first = try p.requiredInt("partFirstByte")
         let last = try p.requiredInt("partLastByte")
         let blob = try p.requiredString("layerPartBlob")
+        for (field, value) in [("partFirstByte", first), ("partLastByte", last)] where value < 0 {
+            throw ECRError.invalidParameter("1 validation error detected: Value '\(value)' at '\(field)' failed to satisfy constraint: Member must have value greater than or equal to 0")
+        }
         guard let data = Data(base64Encoded: blob) else {
             throw ECRError.serialization("Unable to decode 'layerPartBlob': it is not valid base64")
         }
@@ -107,6 +125,7 @@ extension ECRService {
             default: throw e
             }
         }
+        notePart(id, size: Int64(data.count))
         return ["registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
                 "lastByteReceived": .int(last)]
     }
@@ -127,6 +146,10 @@ extension ECRService {
         guard session.offset > 0 else {
             throw ECRError("EmptyUploadException", "The upload with upload ID '\(id)' was empty")
         }
+        if partsTooSmall(id) {
+            throw ECRError("LayerPartTooSmallException",
+                           "Layer part size must be at least \(Self.minimumPartSize) bytes, except for the last part")
+        }
         if try await registry.metadata.linkedBlobSize(digest, in: key) != nil {
             try await registry.cancelUpload(key, upload: id)
             throw ECRError("LayerAlreadyExistsException",
@@ -135,6 +158,7 @@ extension ECRService {
         do {
             _ = try await registry.completeUpload(key, upload: id, digest: digest.description, contentRange: nil, contentLength: 0,
                                                   body: InMemoryBody(buffer: nil))
+            forgetParts(id)
         } catch BerthError.digestMismatch {
             throw ECRError("InvalidLayerException",
                            "The layer digest calculated for upload ID '\(id)' does not match the layer digest '\(digest)' that was specified")
@@ -155,7 +179,11 @@ extension ECRService {
             throw ECRError("LayersNotFoundException",
                            "The layer with digest '\(digest)' does not exist in the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
         }
-        let url = try env.downloadURL(principal, key, digest, clock.now())
+        guard try await !registry.metadata.manifestsReferencing(digest, in: key).isEmpty else {
+            throw ECRError("LayerInaccessibleException",
+                           "The layer with digest '\(digest)' is not associated with an image in the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+        }
+        let url = try await env.downloadURL(principal, key, digest, clock.now())
         return ["downloadUrl": .string(url), "layerDigest": .string(digest.description)]
     }
 }

@@ -3,6 +3,7 @@ import BerthRegistry
 import BerthStorage
 import Foundation
 import Logging
+import Synchronization
 
 /// What the ECR API needs from its deployment, injected so the API stays free of HTTP and crypto.
 public struct ECREnvironment: Sendable {
@@ -14,12 +15,12 @@ public struct ECREnvironment: Sendable {
     /// Issues a registry token for a principal: the token (to be sent as `AWS:<token>`) and its expiry.
     public var issueToken: @Sendable (_ principal: Principal, _ now: Double) throws -> (token: String, expiresAt: Double)
     /// A presigned URL that serves a layer's bytes without other credentials.
-    public var downloadURL: @Sendable (_ principal: Principal, _ repository: RepositoryKey, _ digest: Digest, _ now: Double) throws -> String
+    public var downloadURL: @Sendable (_ principal: Principal, _ repository: RepositoryKey, _ digest: Digest, _ now: Double) async throws -> String
 
     public init(region: String, repositoryURI: @escaping @Sendable (String, String) -> String,
                 proxyEndpoint: @escaping @Sendable (String) -> String,
                 issueToken: @escaping @Sendable (Principal, Double) throws -> (token: String, expiresAt: Double),
-                downloadURL: @escaping @Sendable (Principal, RepositoryKey, Digest, Double) throws -> String) {
+                downloadURL: @escaping @Sendable (Principal, RepositoryKey, Digest, Double) async throws -> String) {
         self.region = region
         self.repositoryURI = repositoryURI
         self.proxyEndpoint = proxyEndpoint
@@ -50,6 +51,13 @@ public final class ECRService: Sendable {
     let env: ECREnvironment
     let clock: any WallClock
     let logger: Logger
+    /// Part sizes of layer uploads in progress (ECR's minimum part size rule).
+    let parts = Mutex<[String: PartState]>([:])
+
+    struct PartState {
+        var lastPartSize: Int64?
+        var tooSmall = false
+    }
 
     public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
                 clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr")) {

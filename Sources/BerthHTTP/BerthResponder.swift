@@ -8,9 +8,11 @@ import NIOCore
 /// The front door: routes `/v2/` to the OCI handler and serves `/healthz`.
 public struct BerthResponder<Context: RequestContext>: HTTPResponder {
     let oci: OCIHandler
+    let ecr: ECRHandler
 
-    public init(registry: Registry, defaultRegistryID: String) {
-        oci = OCIHandler(registry: registry, defaultRegistryID: defaultRegistryID)
+    public init(oci: OCIHandler, ecr: ECRHandler) {
+        self.oci = oci
+        self.ecr = ecr
     }
 
     static var requestIDHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
@@ -20,6 +22,8 @@ public struct BerthResponder<Context: RequestContext>: HTTPResponder {
         var response: Response
         if path.hasPrefix("/v2") {
             response = try await oci.handle(request, context: context)
+        } else if ECRHandler.accepts(request) {
+            response = try await ecr.handle(request, context: context)
         } else if path == "/healthz" {
             response = Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

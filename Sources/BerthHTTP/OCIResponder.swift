@@ -1,3 +1,4 @@
+import BerthAuth
 import BerthCore
 import BerthRegistry
 import BerthStorage
@@ -12,10 +13,18 @@ public struct OCIHandler: Sendable {
     public let registry: Registry
     /// The registry id (account) used when the Host does not name one.
     public let defaultRegistryID: String
+    let identity: IdentityService
+    let authorizer: any Authorizer
+    /// The realm of the `WWW-Authenticate` challenge, e.g. `http://127.0.0.1:5000/`.
+    let realm: String
 
-    public init(registry: Registry, defaultRegistryID: String) {
+    public init(registry: Registry, defaultRegistryID: String, identity: IdentityService, authorizer: any Authorizer,
+                realm: String) {
         self.registry = registry
         self.defaultRegistryID = defaultRegistryID
+        self.identity = identity
+        self.authorizer = authorizer
+        self.realm = realm
     }
 
     /// `<account>.dkr.ecr.<region>.<domain>[:port]` selects that account's registry, as with ECR.
@@ -41,6 +50,8 @@ public struct OCIHandler: Sendable {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
             let registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
+            let principal = try await authenticate(route, request)
+            try await authorize(route, request.method, registryID: registryID, principal: principal)
             response = try await dispatch(route, registryID: registryID, request, context)
         } catch let e as BerthError {
             response = errorResponse(e, request: request, context: context)
@@ -64,7 +75,7 @@ public struct OCIHandler: Sendable {
             headers[Self.range] = "0-\(max(0, offset - 1))"
         }
         if case .unauthorized = error {
-            headers[.wwwAuthenticate] = #"Basic realm="berth""#
+            headers[.wwwAuthenticate] = "Basic realm=\"\(realm)\",service=\"ecr.amazonaws.com\""
         }
         let body = wire.json
         if request.method == .head {
@@ -72,6 +83,65 @@ public struct OCIHandler: Sendable {
             return Response(status: wire.status, headers: headers)
         }
         return Response(status: wire.status, headers: headers, body: .init(byteBuffer: makeBuffer(body)))
+    }
+
+    /// A registry token (`Basic AWS:<token>`), or for blob downloads a SigV4 presigned URL.
+    func authenticate(_ route: OCIRoute, _ request: Request) async throws -> Principal {
+        if case .blob = route, request.method == .get, let q = request.uri.query, q.contains("X-Amz-Signature=") {
+            do {
+                return try await identity.authenticate(ECRHandler.sigV4Request(request, body: nil), service: "ecr")
+            } catch let e as SigV4Error {
+                throw BerthError.denied(e.message)
+            }
+        }
+        guard let p = try await identity.authenticate(basic: request.headers[.authorization]) else {
+            throw BerthError.unauthorized("a valid registry token is required: use the output of aws ecr get-login-password as the password of user AWS")
+        }
+        return p
+    }
+
+    /// The ECR actions a `/v2/` request needs, as ECR defines them for docker clients.
+    static func actions(_ route: OCIRoute, _ method: HTTPRequest.Method) -> (name: RepositoryName, actions: [String], push: Bool)? {
+        switch route {
+        case .base, .catalog: return nil
+        case .tags(let n): return (n, ["ecr:ListImages"], false)
+        case .manifest(let n, _):
+            switch method {
+            case .put: return (n, ["ecr:PutImage"], true)
+            case .delete: return (n, ["ecr:BatchDeleteImage"], false)
+            default: return (n, ["ecr:BatchGetImage"], false)
+            }
+        case .blob(let n, _):
+            switch method {
+            case .head: return (n, ["ecr:BatchCheckLayerAvailability"], false)
+            case .delete: return (n, ["ecr:BatchDeleteImage"], false)
+            default: return (n, ["ecr:GetDownloadUrlForLayer"], false)
+            }
+        case .uploads(let n): return (n, ["ecr:InitiateLayerUpload"], true)
+        case .upload(let n, _):
+            switch method {
+            case .put: return (n, ["ecr:CompleteLayerUpload"], true)
+            default: return (n, ["ecr:UploadLayerPart"], true)
+            }
+        case .referrers(let n, _): return (n, ["ecr:BatchGetImage"], false)
+        }
+    }
+
+    func authorize(_ route: OCIRoute, _ method: HTTPRequest.Method, registryID: String, principal: Principal) async throws {
+        let region = identity.region
+        guard let (name, actions, push) = Self.actions(route, method) else {
+            if case .catalog = route {
+                try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
+                                               resource: "arn:aws:ecr:\(region):\(registryID):repository/*")
+            }
+            return
+        }
+        let arn = ResourceARN.repository(region: region, account: registryID, name: name.value)
+        for a in actions { try await authorizer.authorize(principal, action: a, resource: arn) }
+        if push, try await registry.metadata.repository(RepositoryKey(registryID: registryID, name: name)) == nil {
+            // A first push creates the repository: that needs ecr:CreateRepository as well.
+            try await authorizer.authorize(principal, action: "ecr:CreateRepository", resource: arn)
+        }
     }
 
     func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: some RequestContext) async throws -> Response {

@@ -9,6 +9,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var pulls: [Digest: Double] = [:]
         var blobs: Set<Digest> = []
         var manifests: [Digest: ManifestRecord] = [:]
+        /// Parent manifest → the blobs and manifests it references.
+        var references: [Digest: [Digest]] = [:]
         var tags: [String: Digest] = [:]
     }
     struct State {
@@ -100,7 +102,10 @@ public final class InMemoryMetadataStore: MetadataStore {
             }
             let d = put.record.digest
             let created = repo.manifests[d] == nil
-            if created { repo.manifests[d] = put.record }
+            if created {
+                repo.manifests[d] = put.record
+                repo.references[d] = put.blobs + put.manifests
+            }
             var previous: Digest? = nil
             if let tag = put.tag {
                 previous = repo.tags[tag]
@@ -133,6 +138,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
         state.withLock { s in
             guard var r = s.repos[repository], r.manifests.removeValue(forKey: digest) != nil else { return false }
+            r.references[digest] = nil
             r.tags = r.tags.filter { $0.value != digest }
             s.repos[repository] = r
             return true
@@ -207,6 +213,13 @@ public final class InMemoryMetadataStore: MetadataStore {
             for (k, d, t) in pulls where s.repos[k]?.manifests[d] != nil {
                 s.repos[k]!.pulls[d] = max(t, s.repos[k]!.pulls[d] ?? 0)
             }
+        }
+    }
+
+    public func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest] {
+        state.withLock { s in
+            guard let r = s.repos[repository] else { return [] }
+            return r.references.filter { $0.value.contains(digest) }.map(\.key).sorted()
         }
     }
 

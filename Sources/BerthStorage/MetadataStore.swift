@@ -212,6 +212,8 @@ public protocol ImageMetadata: Sendable {
     func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws
     /// Number of manifests in a repository.
     func imageCount(in repository: RepositoryKey) async throws -> Int
+    /// Manifests of the repository that reference `digest` (as a config, a layer or an index entry).
+    func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest]
 }
 
 /// Accounts, their access keys and account settings.

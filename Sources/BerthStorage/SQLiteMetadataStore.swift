@@ -385,6 +385,17 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest] {
+        try db.read { c in
+            try c.query("""
+                SELECT x.parent FROM repositories r JOIN manifest_references x ON x.repo_id = r.id AND x.child = ?
+                WHERE r.registry_id = ? AND r.name = ? ORDER BY x.parent
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) {
+                Digest.parse($0.text(0))
+            }.compactMap { $0 }
+        }
+    }
+
     public func imageCount(in repository: RepositoryKey) async throws -> Int {
         try db.read { c in
             Int(try c.query("""

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import CMalloc
+#endif
 import BerthApp
 import Foundation
 import Hummingbird
@@ -9,7 +12,7 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
-        subcommands: [Serve.self, VerifyConfig.self])
+        subcommands: [Serve.self, VerifyConfig.self, Admin.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -34,6 +37,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
+        tuneAllocator()
         let config: BerthConfiguration
         do { config = try options.load() } catch let e as ConfigurationError {
             FileHandle.standardError.write(Data((e.description + "\n").utf8))
@@ -52,7 +56,12 @@ struct Serve: AsyncParsableCommand {
             "host": "\(config.host)", "port": "\(config.port)", "dataDir": "\(config.dataDir)",
             "metadata": "\(config.metadataBackend)", "blobs": "\(config.blobBackend)",
         ])
-        let app = try buildApplication(config, logger: logger)
+        let services = try BerthServices.make(config, logger: logger)
+        if let created = try await services.bootstrap(logger: logger) {
+            // Printed once: the secret is only recoverable from the 0600 file in the data directory.
+            print(BerthServices.credentialsJSON(account: config.accountId, id: created.accessKeyID, secret: created.secret))
+        }
+        let app = buildApplication(services, logger: logger)
         try await app.runService()
         logger.info("berth stopped")
     }
@@ -65,13 +74,98 @@ struct VerifyConfig: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let config = try options.load()
+            var config = try options.load()
+            if config.rootSecretAccessKey != nil { config.rootSecretAccessKey = "(redacted)" }
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try enc.encode(config), as: UTF8.self))
         } catch let e as ConfigurationError {
             FileHandle.standardError.write(Data((e.description + "\n").utf8))
             throw ExitCode(2)
+        }
+    }
+}
+
+/// Keeps memory flat while streaming large blobs: glibc otherwise raises its mmap threshold after the
+/// first large free and serves later multi-MiB buffers from per-thread arenas that it never returns.
+func tuneAllocator() {
+    #if canImport(Glibc)
+    _ = mallopt(M_ARENA_MAX, 2)
+    _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
+    _ = mallopt(M_TRIM_THRESHOLD, 1 << 20)
+    #endif
+}
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bootstrap tasks that must work before any API key exists.",
+        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self])
+}
+
+/// Opens the configured storage directly (the server may be running: SQLite allows it).
+func adminServices(_ options: CommonOptions) async throws -> BerthServices {
+    var logger = Logger(label: "berth.admin")
+    logger.logLevel = .warning
+    let config = try options.load()
+    let services = try BerthServices.make(config, logger: logger)
+    try await services.bootstrap(logger: logger)
+    return services
+}
+
+struct CreateAccount: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-account", abstract: "Create an account and print its root access key as JSON.")
+    @Argument(help: "The 12-digit account id.") var accountID: String
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        guard accountID.count == 12, accountID.allSatisfy(\.isASCII), accountID.allSatisfy(\.isNumber) else {
+            throw ValidationError("ACCOUNT_ID must be 12 digits")
+        }
+        let services = try await adminServices(options)
+        let metadata = services.registry.metadata
+        guard try await metadata.createAccount(accountID, at: services.clock.now()) else {
+            throw ValidationError("account \(accountID) already exists (use create-root-key to add a key)")
+        }
+        let key = try await BerthServices.createRootKey(account: accountID, metadata: metadata, identity: services.identity,
+                                                        now: services.clock.now())
+        print(BerthServices.credentialsJSON(account: accountID, id: key.accessKeyID, secret: key.secret))
+    }
+}
+
+struct CreateRootKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-root-key", abstract: "Add a root access key to an account (for rotation) and print it as JSON.")
+    @Argument(help: "The 12-digit account id.") var accountID: String
+    @Flag(help: "Deactivate the account's other root keys.") var deactivateOthers = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let services = try await adminServices(options)
+        let metadata = services.registry.metadata
+        guard try await metadata.account(accountID) != nil else { throw ValidationError("unknown account \(accountID)") }
+        let previous = try await metadata.accessKeys(ofAccount: accountID)
+        let key = try await BerthServices.createRootKey(account: accountID, metadata: metadata, identity: services.identity,
+                                                        now: services.clock.now())
+        if deactivateOthers {
+            for k in previous { try await metadata.setAccessKeyStatus(k.accessKeyID, "Inactive") }
+        }
+        print(BerthServices.credentialsJSON(account: accountID, id: key.accessKeyID, secret: key.secret))
+    }
+}
+
+struct ListPrincipals: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list-principals", abstract: "List accounts and their access keys (never the secrets).")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let services = try await adminServices(options)
+        let metadata = services.registry.metadata
+        for a in try await metadata.listAccounts() {
+            for k in try await metadata.accessKeys(ofAccount: a.id) {
+                print("\(a.id)\t\(k.principalARN)\t\(k.accessKeyID)\t\(k.status)")
+            }
         }
     }
 }

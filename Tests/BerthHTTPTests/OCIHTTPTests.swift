@@ -5,16 +5,25 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Testing
 
 /// Drives the real application (router and handlers) on in-memory storage.
 @Suite struct OCIHTTPTests {
-    func app() throws -> some ApplicationProtocol {
+    /// The application on in-memory storage, and a registry token of its root key as a Basic header.
+    func app() async throws -> (some ApplicationProtocol, String) {
         var config = BerthConfiguration()
         config.metadataBackend = "memory"
         config.blobBackend = "memory"
-        return try buildApplication(config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()))
+        config.rootAccessKeyId = "AKIAIOSFODNN7EXAMPLE"
+        config.rootSecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        let services = try BerthServices.make(
+            config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()))
+        try await services.bootstrap(logger: Logger(label: "test"))
+        let root = Principal(accountID: config.accountId, arn: Principal.rootARN(config.accountId), accessKeyID: "AKIAIOSFODNN7EXAMPLE")
+        let token = try services.identity.issueToken(for: root, now: services.clock.now()).token
+        return (buildApplication(services), "Basic " + Data("AWS:\(token)".utf8).base64EncodedString())
     }
 
     static let digestHeader = HTTPField.Name("Docker-Content-Digest")!
@@ -28,37 +37,55 @@ import Testing
     }
 
     @Test func baseAndHealth() async throws {
-        try await app().test(.router) { client in
-            try await client.execute(uri: "/v2/", method: .get) { r in
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v2/", method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .ok)
                 #expect(r.headers[HTTPField.Name("Docker-Distribution-API-Version")!] == "registry/2.0")
             }
-            try await client.execute(uri: "/healthz", method: .get) { r in #expect(r.status == .ok) }
+            try await client.execute(uri: "/healthz", method: .get, headers: [.authorization: auth]) { r in #expect(r.status == .ok) }
+        }
+    }
+
+    @Test func everyRequestNeedsAToken() async throws {
+        let (app, _) = try await app()
+        try await app.test(.router) { client in
+            for uri in ["/v2/", "/v2/rr/tags/list", "/v2/_catalog", "/v2/rr/manifests/latest"] {
+                try await client.execute(uri: uri, method: .get) { r in
+                    #expect(r.status == .unauthorized)
+                    #expect(r.headers[.wwwAuthenticate]?.hasPrefix("Basic realm=") == true)
+                    #expect(self.errorCode(r) == "UNAUTHORIZED")
+                }
+            }
+            try await client.execute(uri: "/v2/", method: .get, headers: [.authorization: "Basic QVdTOmdhcmJhZ2U="]) { r in
+                #expect(r.status == .unauthorized)
+            }
         }
     }
 
     @Test func blobLifecycle() async throws {
-        try await app().test(.router) { client in
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
             let d = sha("payload")
-            try await client.execute(uri: "/v2/r1/blobs/uploads/?digest=\(d)", method: .post, body: ByteBuffer(string: "payload")) { r in
+            try await client.execute(uri: "/v2/r1/blobs/uploads/?digest=\(d)", method: .post, headers: [.authorization: auth], body: ByteBuffer(string: "payload")) { r in
                 #expect(r.status == .created)
                 #expect(r.headers[.location] == "/v2/r1/blobs/\(d)")
             }
-            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .head) { r in
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .head, headers: [.authorization: auth]) { r in
                 #expect(r.status == .ok)
                 #expect(r.headers[.contentLength] == "7")
                 #expect(r.headers[Self.digestHeader] == d)
             }
-            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.range: "bytes=1-3"]) { r in
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.authorization: auth, .range: "bytes=1-3"]) { r in
                 #expect(r.status == .partialContent)
                 #expect(String(buffer: r.body) == "ayl")
                 #expect(r.headers[.contentRange] == "bytes 1-3/7")
             }
-            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.range: "bytes=50-"]) { r in
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.authorization: auth, .range: "bytes=50-"]) { r in
                 #expect(r.status == .rangeNotSatisfiable)
             }
-            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .delete) { r in #expect(r.status == .accepted) }
-            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get) { r in
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .delete, headers: [.authorization: auth]) { r in #expect(r.status == .accepted) }
+            try await client.execute(uri: "/v2/r1/blobs/\(d)", method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .notFound)
                 #expect(self.errorCode(r) == "BLOB_UNKNOWN")
             }
@@ -66,31 +93,32 @@ import Testing
     }
 
     @Test func chunkedUploadOverHTTP() async throws {
-        try await app().test(.router) { client in
-            let location = try await client.execute(uri: "/v2/r2/blobs/uploads/", method: .post) { r in
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
+            let location = try await client.execute(uri: "/v2/r2/blobs/uploads/", method: .post, headers: [.authorization: auth]) { r in
                 #expect(r.status == .accepted)
                 #expect(r.headers[HTTPField.Name("Range")!] == "0-0")
                 return r.headers[.location] ?? ""
             }
-            try await client.execute(uri: location, method: .patch, headers: [.contentRange: "0-3", .contentLength: "4"],
+            try await client.execute(uri: location, method: .patch, headers: [.authorization: auth, .contentRange: "0-3", .contentLength: "4"],
                                      body: ByteBuffer(string: "abcd")) { r in
                 #expect(r.status == .accepted)
                 #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
             }
-            try await client.execute(uri: location, method: .patch, headers: [.contentRange: "2-5", .contentLength: "4"],
+            try await client.execute(uri: location, method: .patch, headers: [.authorization: auth, .contentRange: "2-5", .contentLength: "4"],
                                      body: ByteBuffer(string: "cdef")) { r in
                 #expect(r.status == .rangeNotSatisfiable)
                 #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
             }
-            try await client.execute(uri: location, method: .get) { r in
+            try await client.execute(uri: location, method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .noContent)
                 #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
             }
-            try await client.execute(uri: location + "?digest=\(self.sha("abcdef"))", method: .put, body: ByteBuffer(string: "ef")) { r in
+            try await client.execute(uri: location + "?digest=\(self.sha("abcdef"))", method: .put, headers: [.authorization: auth], body: ByteBuffer(string: "ef")) { r in
                 #expect(r.status == .created)
                 #expect(r.headers[Self.digestHeader] == self.sha("abcdef"))
             }
-            try await client.execute(uri: location, method: .get) { r in
+            try await client.execute(uri: location, method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .notFound)
                 #expect(self.errorCode(r) == "BLOB_UPLOAD_UNKNOWN")
             }
@@ -98,59 +126,61 @@ import Testing
     }
 
     @Test func manifestsTagsAndReferrers() async throws {
-        try await app().test(.router) { client in
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
             for s in ["cfg", "layer"] {
-                try await client.execute(uri: "/v2/app/blobs/uploads/?digest=\(self.sha(s))", method: .post, body: ByteBuffer(string: s)) { _ in }
+                try await client.execute(uri: "/v2/app/blobs/uploads/?digest=\(self.sha(s))", method: .post, headers: [.authorization: auth], body: ByteBuffer(string: s)) { _ in }
             }
             let manifest = """
                 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(self.sha("cfg"))","size":3},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(self.sha("layer"))","size":5}]}
                 """
             let md = self.sha(manifest)
-            try await client.execute(uri: "/v2/app/manifests/v1", method: .put, headers: [.contentType: MediaType.ociManifest],
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociManifest],
                                      body: ByteBuffer(string: manifest)) { r in
                 #expect(r.status == .created)
                 #expect(r.headers[Self.digestHeader] == md)
             }
-            try await client.execute(uri: "/v2/app/manifests/v1", method: .get) { r in
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .get, headers: [.authorization: auth]) { r in
                 #expect(String(buffer: r.body) == manifest)
                 #expect(r.headers[.contentType] == MediaType.ociManifest)
             }
             let sig = """
                 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x.sig","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"\(self.sha("cfg"))","size":3},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(md)","size":\(manifest.utf8.count)}}
                 """
-            try await client.execute(uri: "/v2/app/manifests/\(self.sha(sig))", method: .put, headers: [.contentType: MediaType.ociManifest],
+            try await client.execute(uri: "/v2/app/manifests/\(self.sha(sig))", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociManifest],
                                      body: ByteBuffer(string: sig)) { r in
                 #expect(r.status == .created)
                 #expect(r.headers[HTTPField.Name("OCI-Subject")!] == md)
             }
-            try await client.execute(uri: "/v2/app/referrers/\(md)?artifactType=application/x.sig", method: .get) { r in
+            try await client.execute(uri: "/v2/app/referrers/\(md)?artifactType=application/x.sig", method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .ok)
                 #expect(r.headers[HTTPField.Name("OCI-Filters-Applied")!] == "artifactType")
                 #expect(String(buffer: r.body).contains(self.sha(sig)))
             }
-            try await client.execute(uri: "/v2/app/referrers/\(self.sha("nothing"))", method: .get) { r in
+            try await client.execute(uri: "/v2/app/referrers/\(self.sha("nothing"))", method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .ok)
                 #expect(String(buffer: r.body).contains(#""manifests":[]"#))
             }
-            try await client.execute(uri: "/v2/app/tags/list?n=1", method: .get) { r in
+            try await client.execute(uri: "/v2/app/tags/list?n=1", method: .get, headers: [.authorization: auth]) { r in
                 #expect(String(buffer: r.body) == #"{"name":"app","tags":["v1"]}"#)
             }
-            try await client.execute(uri: "/v2/app/manifests/v2", method: .put, headers: [.contentType: MediaType.ociManifest],
+            try await client.execute(uri: "/v2/app/manifests/v2", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociManifest],
                                      body: ByteBuffer(string: manifest)) { _ in }
-            try await client.execute(uri: "/v2/app/tags/list?n=1", method: .get) { r in
+            try await client.execute(uri: "/v2/app/tags/list?n=1", method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.headers[HTTPField.Name("Link")!] == #"</v2/app/tags/list?n=1&last=v1>; rel="next""#)
             }
-            try await client.execute(uri: "/v2/app/manifests/v1", method: .delete) { r in #expect(r.status == .accepted) }
-            try await client.execute(uri: "/v2/app/manifests/v1", method: .get) { r in
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .delete, headers: [.authorization: auth]) { r in #expect(r.status == .accepted) }
+            try await client.execute(uri: "/v2/app/manifests/v1", method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .notFound)
                 #expect(self.errorCode(r) == "MANIFEST_UNKNOWN")
             }
-            try await client.execute(uri: "/v2/app/manifests/v2", method: .head) { r in #expect(r.status == .ok) }
+            try await client.execute(uri: "/v2/app/manifests/v2", method: .head, headers: [.authorization: auth]) { r in #expect(r.status == .ok) }
         }
     }
 
     @Test func badInputGetsSpecErrorsNever500() async throws {
-        try await app().test(.router) { client in
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
             let cases: [(String, HTTPRequest.Method, String?, String)] = [
                 ("/v2/rr/blobs/sha256:xyz", .get, nil, "DIGEST_INVALID"),
                 ("/v2/rr/blobs/uploads/?digest=sha256:zz", .post, "x", "DIGEST_INVALID"),
@@ -166,7 +196,7 @@ import Testing
                 ("/v2/_catalog?n=-2", .get, nil, "PAGINATION_NUMBER_INVALID"),
             ]
             for (uri, method, body, code) in cases {
-                try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in
+                try await client.execute(uri: uri, method: method, headers: [.authorization: auth], body: body.map { ByteBuffer(string: $0) }) { r in
                     #expect(r.status.code >= 400 && r.status.code < 500, "\(method) \(uri) → \(r.status)")
                     #expect(self.errorCode(r) == code, "\(method) \(uri)")
                 }

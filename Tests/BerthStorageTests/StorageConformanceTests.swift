@@ -272,3 +272,73 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         _ = blobs2
     }
 }
+
+@Suite struct ImageMetadataConformance {
+    @Test(arguments: Backend.allCases)
+    func imagesTagsReferencesAndPulls(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        let layer = Digest.sha256(of: Array("layer".utf8))
+        let child = Digest.sha256(of: Array("child".utf8))
+        let index = Digest.sha256(of: Array("index".utf8))
+        try await m.createRepository(k("r"), at: 0)
+        try await m.recordBlob(layer, size: 5, linkTo: k("r"), at: 0)
+        let rec = { (d: Digest, size: Int64) in
+            ManifestRecord(digest: d, mediaType: MediaType.ociManifest, artifactType: nil, bytes: Array("{}".utf8),
+                           subject: nil, annotationsJSON: nil, pushedAt: 2, imageSize: size)
+        }
+        _ = try await m.putManifest(ManifestPut(record: rec(child, 5), blobs: [layer], manifests: [], tag: "b"), in: k("r"))
+        _ = try await m.putManifest(ManifestPut(record: rec(child, 5), blobs: [layer], manifests: [], tag: "a"), in: k("r"))
+        _ = try await m.putManifest(ManifestPut(record: rec(index, 5), blobs: [], manifests: [child], tag: nil), in: k("r"))
+        let images = try await m.images(in: k("r"), after: nil, limit: 10)
+        #expect(images.map(\.digest) == [child, index].sorted())
+        #expect(images.first { $0.digest == child }?.tags == ["a", "b"])
+        #expect(images.first { $0.digest == index }?.tags == [])
+        #expect(try await m.image(child, in: k("r"))?.imageSize == 5)
+        #expect(try await m.manifestsReferencing(child, in: k("r")) == [index])
+        #expect(try await m.manifestsReferencing(layer, in: k("r")) == [child])
+        #expect(try await m.imageCount(in: k("r")) == 2)
+        try await m.recordPulls([(k("r"), child, 99)])
+        #expect(try await m.image(child, in: k("r"))?.lastPulledAt == 99)
+        #expect(try await m.image(index, in: k("r"))?.lastPulledAt == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func immutableTagsCannotMove(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: "IMMUTABLE_WITH_EXCLUSION", exclusionFilters: ["latest"]))
+        let d1 = Digest.sha256(of: Array("1".utf8)), d2 = Digest.sha256(of: Array("2".utf8))
+        let rec = { (d: Digest) in
+            ManifestRecord(digest: d, mediaType: MediaType.ociManifest, artifactType: nil, bytes: Array("{}".utf8),
+                           subject: nil, annotationsJSON: nil, pushedAt: 2)
+        }
+        for t in ["v1", "latest"] { _ = try await m.putManifest(ManifestPut(record: rec(d1), blobs: [], manifests: [], tag: t), in: k("r")) }
+        await #expect(throws: BerthError.tagImmutable("v1")) {
+            _ = try await m.putManifest(ManifestPut(record: rec(d2), blobs: [], manifests: [], tag: "v1"), in: k("r"))
+        }
+        #expect(try await m.manifest(d2, in: k("r")) == nil, "a refused push stores nothing")
+        _ = try await m.putManifest(ManifestPut(record: rec(d1), blobs: [], manifests: [], tag: "v1"), in: k("r"))
+        _ = try await m.putManifest(ManifestPut(record: rec(d2), blobs: [], manifests: [], tag: "latest"), in: k("r"))
+        #expect(try await m.resolveTag("latest", in: k("r")) == d2)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func accountsAndKeys(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        #expect(try await m.createAccount("111111111111", at: 1))
+        #expect(try await m.createAccount("111111111111", at: 2) == false)
+        let key = AccessKeyRecord(accessKeyID: "AKIATEST", accountID: "111111111111", principalARN: "arn:aws:iam::111111111111:root",
+                                  sealedSecret: "sealed", createdAt: 3)
+        try await m.putAccessKey(key)
+        #expect(try await m.accessKey("AKIATEST") == key)
+        #expect(try await m.setAccessKeyStatus("AKIATEST", "Inactive"))
+        #expect(try await m.accessKey("AKIATEST")?.status == "Inactive")
+        #expect(try await m.accessKeys(ofAccount: "111111111111").count == 1)
+        await #expect(throws: (any Error).self) {
+            try await m.putAccessKey(AccessKeyRecord(accessKeyID: "AKIAX", accountID: "999999999999", principalARN: "x", sealedSecret: "s", createdAt: 0))
+        }
+        try await m.putAccountSetting("111111111111", "BLOB_MOUNTING", "ENABLED")
+        #expect(try await m.accountSetting("111111111111", "BLOB_MOUNTING") == "ENABLED")
+        #expect(try await m.deleteAccessKey("AKIATEST"))
+        #expect(try await m.accessKey("AKIATEST") == nil)
+    }
+}

@@ -1,0 +1,96 @@
+import BerthAuth
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+import Synchronization
+
+/// Turns credentials into principals: SigV4-signed API requests, presigned URLs, and the registry
+/// tokens `docker login` uses. Key status is re-read (with a one-second cache), so deactivating a key
+/// revokes its signatures and its tokens on the next request.
+public final class IdentityService: Sendable {
+    let accounts: any AccountMetadata
+    let secrets: SecretBox
+    let tokens: RegistryTokenIssuer
+    let clock: any WallClock
+    public let region: String
+    private let cache = Mutex<[String: (record: AccessKeyRecord?, at: Double)]>([:])
+    static let cacheSeconds = 1.0
+
+    public init(accounts: any AccountMetadata, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
+                clock: any WallClock) {
+        self.accounts = accounts
+        self.secrets = secrets
+        self.tokens = tokens
+        self.region = region
+        self.clock = clock
+    }
+
+    /// Seals a secret access key for storage (bound to its key id).
+    public func seal(secret: String, accessKeyID: String) throws -> String {
+        try secrets.seal(secret, context: accessKeyID)
+    }
+
+    /// The active access key record for an id, or nil.
+    func activeKey(_ id: String) async throws -> AccessKeyRecord? {
+        let now = clock.now()
+        if let hit = cache.withLock({ $0[id] }), now - hit.at < Self.cacheSeconds {
+            return hit.record?.status == "Active" ? hit.record : nil
+        }
+        let record = try await accounts.accessKey(id)
+        cache.withLock { c in
+            if c.count > 10_000 { c.removeAll() }
+            c[id] = (record, now)
+        }
+        return record?.status == "Active" ? record : nil
+    }
+
+    func principal(_ r: AccessKeyRecord) -> Principal {
+        Principal(accountID: r.accountID, arn: r.principalARN, accessKeyID: r.accessKeyID)
+    }
+
+    /// Verifies a SigV4-signed request for `service`; the error is the SigV4 failure to report.
+    public func authenticate(_ request: SigV4Request, service: String) async throws -> Principal {
+        let verifier = SigV4Verifier(region: region, services: [service])
+        var found: AccessKeyRecord? = nil
+        let auth = try await verifier.verify(request, now: Date(timeIntervalSince1970: clock.now())) { id in
+            guard let r = try await self.activeKey(id) else { return nil }
+            found = r
+            return SigV4Credential(secretAccessKey: try self.secrets.open(r.sealedSecret, context: r.accessKeyID))
+        }
+        guard let found, found.accessKeyID == auth.accessKeyID else { throw SigV4Error.unrecognizedClient }
+        return principal(found)
+    }
+
+    /// Issues a 12-hour registry token for a principal.
+    public func issueToken(for p: Principal, now: Double) throws -> (token: String, expiresAt: Double) {
+        let issued = try tokens.issue(accountID: p.accountID, principalARN: p.arn, accessKeyID: p.accessKeyID,
+                                      now: Date(timeIntervalSince1970: now))
+        return (issued.token, issued.claims.expiresAt.timeIntervalSince1970)
+    }
+
+    /// The principal of a `Basic` `AWS:<token>` authorization, or nil when missing, invalid, expired or revoked.
+    public func authenticate(basic header: String?) async throws -> Principal? {
+        guard let header, header.lowercased().hasPrefix("basic ") else { return nil }
+        let encoded = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard let data = Data(base64Encoded: encoded), let text = String(data: data, encoding: .utf8),
+              let colon = text.firstIndex(of: ":"), text[..<colon] == "AWS" else { return nil }
+        let token = String(text[text.index(after: colon)...])
+        guard let claims = try? tokens.verify(token, now: Date(timeIntervalSince1970: clock.now())) else { return nil }
+        guard let key = try await activeKey(claims.accessKeyID), key.accountID == claims.accountID,
+              key.principalARN == claims.principalARN else { return nil }
+        return principal(key)
+    }
+
+    /// A presigned GET URL for a blob, signed with the principal's own key (so revoking it revokes the URL).
+    public func presignedBlobURL(base: String, host: String, repository: RepositoryKey, digest: BerthCore.Digest,
+                                 principal: Principal, now: Double, expires: Int = 3600) async throws -> String {
+        guard let key = try await activeKey(principal.accessKeyID) else { throw BerthError.denied("access key is not active") }
+        let secret = try secrets.open(key.sealedSecret, context: key.accessKeyID)
+        let signer = SigV4Signer(accessKeyID: key.accessKeyID, secretAccessKey: secret, region: region, service: "ecr")
+        let path = "/v2/\(repository.name)/blobs/\(digest)"
+        let url = try signer.presign(method: "GET", host: host, path: path, expires: expires,
+                                     date: Date(timeIntervalSince1970: now))
+        return "\(base)\(path)?\(url.query)"
+    }
+}
