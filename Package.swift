@@ -27,7 +27,7 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CBerthShims", path: "Sources/CBerthShims"),
         .target(
             name: "BerthCore",
             dependencies: [
@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "BerthCore",
                 "CSQLite",
+                "CBerthShims",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -108,7 +109,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthApp",
-                "CMalloc",
+                "CBerthShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -333,38 +333,57 @@ public final class Registry: Sendable {
         events.publish(.blobPushed(repository: repository, digest: digest, size: size))
     }
 
-    /// Streams a request body to storage in large buffers, hashing each buffer while the previous
-    /// one is being written. Returns the number of bytes written.
+    /// Streams a request body to storage in large buffers, hashing each piece as it arrives while
+    /// the previous buffer is being written. Two buffers alternate, so a long upload allocates
+    /// (and page-faults) only twice. Returns the number of bytes written.
     func stream<Body: AsyncSequence>(
         _ body: Body, to writer: any BlobUploadWriter, hasher: inout DigestHasher
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let target = settings.writeBufferSize
         var pending: Task<Void, any Error>? = nil
         var total: Int64 = 0
-        var batch = ByteBuffer()
-        func flush(_ buf: ByteBuffer, hasher: inout DigestHasher) async throws {
-            if let p = pending { try await p.value }
-            pending = Task { try await writer.write(buf) }
-            buf.withUnsafeReadableBytes { hasher.update($0) }
+        var current = ByteBuffer()
+        var spare: ByteBuffer? = nil
+        var inFlight: ByteBuffer? = nil
+        func flush(_ full: ByteBuffer) async throws {
+            if let p = pending {
+                pending = nil
+                try await p.value
+                spare = inFlight  // written: free for reuse
+            }
+            inFlight = full
+            pending = Task { try await writer.write(full) }
         }
         do {
             for try await chunk in body {
                 total += Int64(chunk.readableBytes)
-                if batch.readableBytes == 0 && chunk.readableBytes >= target {
-                    try await flush(chunk, hasher: &hasher)
-                    continue
-                }
-                if batch.capacity == 0 { batch.reserveCapacity(target) }
+                chunk.withUnsafeReadableBytes { hasher.update($0) }
                 var c = chunk
-                batch.writeBuffer(&c)
-                if batch.readableBytes >= target {
-                    let full = batch
-                    batch = ByteBuffer()
-                    try await flush(full, hasher: &hasher)
+                while c.readableBytes > 0 {
+                    if current.capacity == 0 {
+                        if var s = spare {
+                            spare = nil
+                            s.clear()
+                            current = s
+                        } else {
+                            current = writer.makeBuffer(capacity: target)
+                        }
+                    }
+                    let n = min(c.readableBytes, target - current.readableBytes)
+                    var piece = c.readSlice(length: n)!
+                    current.writeBuffer(&piece)
+                    if current.readableBytes >= target {
+                        let full = current
+                        current = ByteBuffer()
+                        try await flush(full)
+                    }
                 }
             }
-            if batch.readableBytes > 0 { try await flush(batch, hasher: &hasher) }
-            if let p = pending { try await p.value }
+            if current.readableBytes > 0 { try await flush(current) }
+            if let p = pending {
+                pending = nil
+                try await p.value
+            }
         } catch {
             if let p = pending { _ = try? await p.value }
             throw error

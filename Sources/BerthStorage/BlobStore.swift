@@ -33,6 +33,9 @@ public typealias BlobStore = BlobReading & BlobUploading & BlobDeleting
 
 /// Appends bytes to one upload. Writes happen in call order.
 public protocol BlobUploadWriter: Sendable {
+    /// A buffer of at least `capacity` bytes that this writer writes most efficiently
+    /// (e.g. page-aligned memory for direct I/O).
+    func makeBuffer(capacity: Int) -> ByteBuffer
     func write(_ buffer: ByteBuffer) async throws
     /// Releases the handle; staged bytes stay for a later `openUpload` or `commitUpload`.
     func close() async throws
@@ -42,4 +45,8 @@ public protocol BlobUploadWriter: Sendable {
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension BlobUploadWriter {
+    public func makeBuffer(capacity: Int) -> ByteBuffer { ByteBufferAllocator().buffer(capacity: capacity) }
 }

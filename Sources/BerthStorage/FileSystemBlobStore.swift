@@ -1,6 +1,7 @@
 import BerthCore
-import NIOCore
+@_spi(CustomByteBufferAllocator) import NIOCore
 import NIOPosix
+import CBerthShims
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ public final class FileSystemBlobStore: BlobStore {
     private let pool: NIOThreadPool
     private let readChunkSize: Int
 
-    public init(root: String, threadPool: NIOThreadPool = .singleton, readChunkSize: Int = 1 << 20) throws {
+    public init(root: String, threadPool: NIOThreadPool = .singleton, readChunkSize: Int = 2 << 20) throws {
         layout = FileSystemLayout(root: root)
         pool = threadPool
         self.readChunkSize = readChunkSize
@@ -68,43 +69,59 @@ public final class FileSystemBlobStore: BlobStore {
             total = Int64(st.st_size) - start
         }
         let chunk = readChunkSize
-        @Sendable func readChunk(_ offset: Int64, _ count: Int) throws -> ByteBuffer {
-            var buf = ByteBufferAllocator().buffer(capacity: count)
-            let n = buf.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { ptr -> Int in
+        let pool = self.pool
+        /// Fills `buffer` (reused when no one else holds it) with `count` bytes at `offset`.
+        @Sendable func readChunk(_ offset: Int64, _ count: Int, into reuse: ByteBuffer?) throws -> ByteBuffer {
+            var buf = reuse ?? ByteBufferAllocator().buffer(capacity: count)
+            buf.clear()
+            _ = buf.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { ptr -> Int in
                 var done = 0
                 while done < count {
                     let r = pread(fd, ptr.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                    if r < 0 { if errno == EINTR { continue }; return -1 }
+                    if r < 0 { if errno == EINTR { continue }; return done }
                     if r == 0 { break }
                     done += r
                 }
                 return done
             }
-            _ = n
             guard buf.readableBytes == count else { throw StorageError("short read of \(path)") }
             return buf
         }
         var offset = start
         let end = start + total
-        var next: Task<ByteBuffer, any Error>? = nil
-        func schedule(_ at: Int64) -> Task<ByteBuffer, any Error>? {
+        func schedule(_ at: Int64, _ reuse: ByteBuffer?) -> Task<ByteBuffer, any Error>? {
             guard at < end else { return nil }
             let count = Int(min(Int64(chunk), end - at))
-            let pool = self.pool
-            return Task { try await pool.runIfActive { try readChunk(at, count) } }
+            return Task { try await pool.runIfActive { try readChunk(at, count, into: reuse) } }
         }
-        next = schedule(offset)
+        // Read the next chunk while the consumer sends the current one; two buffers take turns.
+        var next = schedule(offset, nil)
+        var spare: ByteBuffer? = nil
         while let current = next {
             let buf = try await current.value
             offset += Int64(buf.readableBytes)
-            next = schedule(offset)
+            next = schedule(offset, spare)
+            spare = nil
             do {
                 try await consumer(buf)
             } catch {
                 if let n = next { _ = try? await n.value }
                 throw error
             }
+            spare = buf
         }
+        if total >= Self.trimAfterBytes { Self.releaseFreedMemory() }
+    }
+
+    /// Streams at least this long return the allocator's free memory to the system afterwards.
+    static let trimAfterBytes: Int64 = 16 << 20
+
+    /// Large transfers reuse multi-MiB buffers from the heap (no page faults per buffer); this gives
+    /// the heap back once one ends, so the resident set stays flat between transfers.
+    static func releaseFreedMemory() {
+        #if canImport(Glibc)
+        _ = malloc_trim(0)
+        #endif
     }
 
     public func openUpload(id: String, at offset: Int64) async throws -> any BlobUploadWriter {
@@ -124,7 +141,7 @@ public final class FileSystemBlobStore: BlobStore {
             }
             return fd
         }
-        return FileWriter(fd: fd, offset: offset, pool: pool)
+        return FileWriter(fd: fd, path: path, offset: offset, pool: pool)
     }
 
     public func uploadedSize(id: String) async throws -> Int64? {
@@ -170,44 +187,146 @@ public final class FileSystemBlobStore: BlobStore {
     }
 
     /// Writes with pwrite(2) at an advancing offset; one writer per upload at a time.
+    ///
+    /// Large aligned spans go through a second descriptor opened with O_DIRECT: on this class of
+    /// machine buffered writes of a big blob cost a page-cache copy that runs at a third of the
+    /// disk's speed, while direct I/O streams at disk speed. Unaligned heads and tails (and small
+    /// writes) stay buffered; the kernel keeps both views of the file coherent.
     final class FileWriter: BlobUploadWriter, @unchecked Sendable {
         let fd: Int32
-        // Only touched by the single task that drives this writer.
+        let path: String
+        // Only touched by the single task that drives this writer, one write at a time.
         var offset: Int64
+        var directFD: Int32 = -1
+        var directUnavailable = false
+        var staging: UnsafeMutableRawPointer? = nil
+        var stagingSize = 0
         let pool: NIOThreadPool
         var closed = false
 
-        init(fd: Int32, offset: Int64, pool: NIOThreadPool) {
+        static let alignment = 4096
+        /// Writes smaller than this are not worth the O_DIRECT round trip.
+        static let directMinimum = 1 << 20
+
+        init(fd: Int32, path: String, offset: Int64, pool: NIOThreadPool) {
             self.fd = fd
+            self.path = path
             self.offset = offset
             self.pool = pool
         }
 
+        /// Page-aligned buffers, so direct writes need no staging copy.
+        static let alignedAllocator = ByteBufferAllocator(
+            allocate: { size in
+                var p: UnsafeMutableRawPointer? = nil
+                return posix_memalign(&p, 4096, max(size, 1)) == 0 ? p : nil
+            },
+            reallocate: { old, oldSize, newSize in
+                var p: UnsafeMutableRawPointer? = nil
+                guard posix_memalign(&p, 4096, max(newSize, 1)) == 0, let p else { return nil }
+                if let old {
+                    p.copyMemory(from: old, byteCount: min(oldSize, newSize))
+                    free(old)
+                }
+                return p
+            },
+            deallocate: { free($0) },
+            copy: { dst, src, count in dst.copyMemory(from: src, byteCount: count) })
+
+        func makeBuffer(capacity: Int) -> ByteBuffer { Self.alignedAllocator.buffer(capacity: capacity) }
+
         func write(_ buffer: ByteBuffer) async throws {
             let at = offset
             offset += Int64(buffer.readableBytes)
-            let fd = self.fd
-            try await pool.runIfActive {
-                try buffer.withUnsafeReadableBytes { ptr in
-                    var done = 0
-                    while done < ptr.count {
-                        let r = pwrite(fd, ptr.baseAddress! + done, ptr.count - done, off_t(at) + off_t(done))
-                        if r < 0 {
-                            if errno == EINTR { continue }
-                            throw StorageError("write: \(String(cString: strerror(errno)))")
-                        }
-                        done += r
-                    }
+            try await pool.runIfActive { try self.writeSync(buffer, at: at) }
+        }
+
+        static func pwriteAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, _ at: Int64) throws {
+            var done = 0
+            while done < count {
+                let r = pwrite(fd, base + done, count - done, off_t(at) + off_t(done))
+                if r < 0 {
+                    if errno == EINTR { continue }
+                    throw StorageError("write: \(String(cString: strerror(errno)))")
                 }
+                done += r
+            }
+        }
+
+        func openDirect() -> Bool {
+            if directFD >= 0 { return true }
+            if directUnavailable { return false }
+            let d = open(path, O_WRONLY | O_CLOEXEC | berth_o_direct())
+            if d < 0 { directUnavailable = true; return false }
+            directFD = d
+            return true
+        }
+
+        func writeSync(_ buffer: ByteBuffer, at: Int64) throws {
+            try buffer.withUnsafeReadableBytes { ptr in
+                guard let base = ptr.baseAddress, ptr.count > 0 else { return }
+                let a = Int64(Self.alignment)
+                // Buffered up to the first aligned offset.
+                let head = Int(min(Int64(ptr.count), (a - at % a) % a))
+                let alignedCount = (ptr.count - head) / Self.alignment * Self.alignment
+                guard alignedCount >= Self.directMinimum, openDirect() else {
+                    try Self.pwriteAll(fd, base, ptr.count, at)
+                    return
+                }
+                if head > 0 { try Self.pwriteAll(fd, base, head, at) }
+                let source = base + head
+                if Int(bitPattern: source) % Self.alignment == 0 {
+                    // Already page-aligned memory (makeBuffer): write it directly.
+                    do {
+                        try Self.pwriteAll(directFD, source, alignedCount, at + Int64(head))
+                    } catch {
+                        Glibc.close(directFD)
+                        directFD = -1
+                        directUnavailable = true
+                        try Self.pwriteAll(fd, source, alignedCount, at + Int64(head))
+                    }
+                    let tail = ptr.count - head - alignedCount
+                    if tail > 0 { try Self.pwriteAll(fd, source + alignedCount, tail, at + Int64(head + alignedCount)) }
+                    return
+                }
+                if stagingSize < alignedCount {
+                    free(staging)
+                    var p: UnsafeMutableRawPointer? = nil
+                    guard posix_memalign(&p, Self.alignment, alignedCount) == 0, let p else {
+                        throw StorageError("cannot allocate an aligned write buffer")
+                    }
+                    staging = p
+                    stagingSize = alignedCount
+                }
+                staging!.copyMemory(from: base + head, byteCount: alignedCount)
+                do {
+                    try Self.pwriteAll(directFD, staging!, alignedCount, at + Int64(head))
+                } catch {
+                    // A filesystem may refuse O_DIRECT writes (EINVAL): fall back for good.
+                    Glibc.close(directFD)
+                    directFD = -1
+                    directUnavailable = true
+                    try Self.pwriteAll(fd, base + head, alignedCount, at + Int64(head))
+                }
+                let tail = ptr.count - head - alignedCount
+                if tail > 0 { try Self.pwriteAll(fd, base + head + alignedCount, tail, at + Int64(head + alignedCount)) }
             }
         }
 
         func close() async throws {
             guard !closed else { return }
             closed = true
-            _ = Glibc.close(fd)
+            release()
+            if offset >= FileSystemBlobStore.trimAfterBytes { FileSystemBlobStore.releaseFreedMemory() }
         }
 
-        deinit { if !closed { _ = Glibc.close(fd) } }
+        func release() {
+            _ = Glibc.close(fd)
+            if directFD >= 0 { _ = Glibc.close(directFD) }
+            free(staging)
+            staging = nil
+        }
+
+        deinit { if !closed { release() } }
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 #if canImport(Glibc)
-import CMalloc
+import CBerthShims
 #endif
 import BerthApp
 import Foundation
@@ -91,8 +91,8 @@ struct VerifyConfig: AsyncParsableCommand {
 func tuneAllocator() {
     #if canImport(Glibc)
     _ = mallopt(M_ARENA_MAX, 2)
-    _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-    _ = mallopt(M_TRIM_THRESHOLD, 1 << 20)
+    _ = mallopt(M_MMAP_THRESHOLD, 8 << 20)
+    _ = mallopt(M_TRIM_THRESHOLD, 32 << 20)
     #endif
 }
 

@@ -7,7 +7,7 @@ import NIOCore
 struct BerthBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-bench",
-        abstract: "Benchmark any OCI distribution-spec registry (anonymous access).",
+        abstract: "Benchmark any OCI distribution-spec registry (anonymous, or HTTP Basic with --basic-auth).",
         subcommands: [Run.self, Compare.self, SelfTest.self],
         defaultSubcommand: Run.self
     )
@@ -58,6 +58,20 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Skip the untimed digest verification pass of the pulled blob.")
     var noVerifyDigest = false
 
+    @Option(name: .customLong("basic-auth"),
+            help: ArgumentHelp("Send 'Authorization: Basic base64(USER:PASSWORD)' on every request, e.g. AWS:<token>. Falls back to $\(Run.basicAuthEnv); anonymous when neither is set.",
+                               valueName: "USER:PASSWORD"))
+    var basicAuth: String?
+
+    static let basicAuthEnv = "BERTH_BENCH_BASIC_AUTH"
+
+    /// `--basic-auth`, else a non-empty `$BERTH_BENCH_BASIC_AUTH`, else nil (anonymous).
+    var credentials: String? {
+        if let basicAuth { return basicAuth }
+        if let v = ProcessInfo.processInfo.environment[Run.basicAuthEnv], !v.isEmpty { return v }
+        return nil
+    }
+
     mutating func validate() throws {
         if let only {
             for s in only.split(separator: ",") where Section(rawValue: String(s)) == nil {
@@ -74,6 +88,10 @@ struct Run: AsyncParsableCommand {
         if let d = duration, d <= 0 || d > 600 { throw ValidationError("--duration must be in (0, 600]") }
         if let t = tags, t < 1 || t > 200_000 { throw ValidationError("--tags must be 1…200000") }
         if let r = repos, r < 1 || r > 100_000 { throw ValidationError("--repos must be 1…100000") }
+        if let c = credentials, (try? Registry.basicAuthorization(c)) == nil {
+            let source = basicAuth != nil ? "--basic-auth" : "$\(Run.basicAuthEnv)"
+            throw ValidationError("\(source) must be USER:PASSWORD with a non-empty USER")
+        }
     }
 
     func run() async throws {
@@ -100,7 +118,9 @@ struct Run: AsyncParsableCommand {
             repoPrefix: repoPrefix,
             smallLayerBytes: 2048,
             maxImagesPerLevel: quick ? 5_000 : 20_000,
-            maxRequestsPerLevel: 2_000_000
+            maxRequestsPerLevel: 2_000_000,
+            authorization: try credentials.map(Registry.basicAuthorization),
+            authDescription: credentials.map { "HTTP Basic, user \(Registry.basicAuthUser($0))" } ?? "anonymous"
         )
 
         var httpConfig = HTTPClient.Configuration()

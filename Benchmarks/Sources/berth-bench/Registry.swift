@@ -53,8 +53,12 @@ struct Registry: Sendable {
     let origin: String
     let requestTimeout: TimeAmount
     let bulkTimeout: TimeAmount
+    /// `Authorization` header value sent on every request (e.g. `Basic …`), or nil for anonymous access.
+    /// AsyncHTTPClient keeps it on same-origin redirects and drops it on cross-origin ones.
+    let authorization: String?
 
-    init(client: HTTPClient, baseURL: String, requestTimeout: TimeAmount = .seconds(60), bulkTimeout: TimeAmount = .seconds(900)) throws {
+    init(client: HTTPClient, baseURL: String, authorization: String? = nil,
+         requestTimeout: TimeAmount = .seconds(60), bulkTimeout: TimeAmount = .seconds(900)) throws {
         var b = baseURL
         while b.hasSuffix("/") { b.removeLast() }
         guard let schemeEnd = b.range(of: "://"), b.hasPrefix("http://") || b.hasPrefix("https://") else {
@@ -68,6 +72,7 @@ struct Registry: Sendable {
         }
         self.client = client
         self.base = b
+        self.authorization = authorization
         self.requestTimeout = requestTimeout
         self.bulkTimeout = bulkTimeout
     }
@@ -107,6 +112,20 @@ struct Registry: Sendable {
         return url + sep + name + "=" + value
     }
 
+    /// `Basic base64(USER:PASSWORD)` for a `USER:PASSWORD` string (RFC 7617: the user ends at the first colon,
+    /// the password may contain colons). Throws unless there is a colon and a non-empty user.
+    static func basicAuthorization(_ credentials: String) throws -> String {
+        guard let colon = credentials.firstIndex(of: ":"), colon != credentials.startIndex else {
+            throw BenchError("basic auth credentials must be USER:PASSWORD with a non-empty USER")
+        }
+        return "Basic " + Data(credentials.utf8).base64EncodedString()
+    }
+
+    /// The user part of `USER:PASSWORD` (safe to print; the password is not).
+    static func basicAuthUser(_ credentials: String) -> String {
+        String(credentials.prefix { $0 != ":" })
+    }
+
     /// Extracts the `rel="next"` target from a `Link` header value.
     static func nextLink(_ header: String?) -> String? {
         guard let header else { return nil }
@@ -129,15 +148,22 @@ struct Registry: Sendable {
         body: ByteBuffer? = nil,
         timeout: TimeAmount? = nil
     ) async throws -> HTTPClientResponse {
+        try await client.execute(request(method, url, headers: headers, body: body), timeout: timeout ?? requestTimeout)
+    }
+
+    /// The request `send` executes. Every request, including those to a `Location` or `Link` target, carries
+    /// `authorization` when set.
+    func request(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) -> HTTPClientRequest {
         var req = HTTPClientRequest(url: url)
         req.method = method
+        if let authorization { req.headers.add(name: "Authorization", value: authorization) }
         for (k, v) in headers { req.headers.add(name: k, value: v) }
         if let body {
             req.body = .bytes(body)
         } else if method == .POST || method == .PUT || method == .PATCH {
             req.body = .bytes(ByteBuffer())  // explicit Content-Length: 0
         }
-        return try await client.execute(req, timeout: timeout ?? requestTimeout)
+        return req
     }
 
     /// Reads and discards the body, returning the number of bytes.
@@ -320,6 +346,14 @@ struct Registry: Sendable {
     func ping() async throws {
         let u = url("/v2/")
         let r = try await send(.GET, u)
+        if r.status.code == 401 {
+            let challenge = r.headers.first(name: "WWW-Authenticate").map { " (WWW-Authenticate: \($0))" } ?? ""
+            let hint = authorization == nil
+                ? "the registry requires authentication\(challenge); pass --basic-auth USER:PASSWORD or set BERTH_BENCH_BASIC_AUTH"
+                : "the registry rejected the --basic-auth credentials\(challenge)"
+            try await Self.drain(r)
+            throw BenchError("GET \(u): HTTP 401: \(hint)")
+        }
         try await Self.expect(r, [200], "GET \(u)")
         try await Self.drain(r)
     }

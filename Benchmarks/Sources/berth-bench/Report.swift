@@ -8,6 +8,9 @@ enum Better: String, Codable, Sendable {
 struct Metric: Codable, Sendable {
     var section: String
     var name: String
+    /// How this run measured the figure when servers differ (e.g. "single request" or "Link walk, 3 pages").
+    /// Shown after the name; not part of `key`, so the two variants still line up in a comparison.
+    var variant: String? = nil
     var unit: String
     var value: Double?
     var better: Better
@@ -17,6 +20,7 @@ struct Metric: Codable, Sendable {
     var warning: String?
 
     var key: String { section + "|" + name }
+    var displayName: String { name + (variant.map { ": " + $0 } ?? "") }
 }
 
 struct ReportMeta: Codable, Sendable {
@@ -30,6 +34,8 @@ struct ReportMeta: Codable, Sendable {
     var durationSeconds: Double
     var serverPID: Int32?
     var host: String
+    /// "anonymous" or "HTTP Basic, user X" (never the password). Absent in reports from before --basic-auth.
+    var auth: String? = nil
     /// The knobs this run used (sizes, counts, concurrency levels), for reproducibility.
     var parameters: [String: String]?
 }
@@ -87,7 +93,16 @@ func renderTable(_ header: [String], _ rows: [[String]], rightAligned: Set<Int>)
 }
 
 func measureLabel(_ m: Metric) -> String {
-    "  " + m.name + (m.unit.isEmpty ? "" : " (\(m.unit))")
+    "  " + m.displayName + (m.unit.isEmpty ? "" : " (\(m.unit))")
+}
+
+/// The row label of a comparison: the name, then the variant of each run in column order when they differ,
+/// e.g. "unpaginated (no n): single request | Link walk, 3 pages (ms)".
+func comparisonLabel(_ a: Metric?, _ b: Metric?) -> String {
+    let ref = (a ?? b)!
+    guard let a, let b, a.variant != b.variant else { return measureLabel(ref) }
+    let variants = (a.variant ?? "?") + " | " + (b.variant ?? "?")
+    return "  " + ref.name + ": " + variants + (ref.unit.isEmpty ? "" : " (\(ref.unit))")
 }
 
 func renderReport(_ report: Report) -> String {
@@ -101,7 +116,8 @@ func renderReport(_ report: Report) -> String {
         let note = [m.warning.map { "WARNING: " + $0 }, m.note].compactMap { $0 }.joined(separator: "; ")
         rows.append([measureLabel(m), formatValue(m.value, unit: m.unit), note])
     }
-    var out = "berth-bench \(report.meta.url)  run \(report.meta.runID)\(report.meta.quick ? " (quick)" : "")  started \(report.meta.startedAt)\n\n"
+    var out = "berth-bench \(report.meta.url)  run \(report.meta.runID)\(report.meta.quick ? " (quick)" : "")  started \(report.meta.startedAt)"
+    out += (report.meta.auth.map { "  auth: \($0)" } ?? "") + "\n\n"
     out += renderTable(["measure", "value", "note"], rows, rightAligned: [1])
     if !report.errors.isEmpty {
         out += "\nerrors:\n" + report.errors.map { "  - " + $0 }.joined(separator: "\n") + "\n"
@@ -137,13 +153,14 @@ func renderComparison(_ a: Report, _ b: Report, labelA: String, labelB: String) 
             if goodness > 1.05 { ratio += " better" } else if goodness < 0.95 { ratio += " worse" } else { ratio += " ~" }
         }
         rows.append([
-            measureLabel(ref),
+            comparisonLabel(ma, mb),
             ma.map { formatValue($0.value, unit: $0.unit) } ?? "-",
             mb.map { formatValue($0.value, unit: $0.unit) } ?? "-",
             ratio,
         ])
     }
-    var out = "\(labelA): \(a.meta.url) (run \(a.meta.runID))   \(labelB): \(b.meta.url) (run \(b.meta.runID))\n"
+    func run(_ r: Report) -> String { "run \(r.meta.runID)" + (r.meta.auth.map { ", " + $0 } ?? "") }
+    var out = "\(labelA): \(a.meta.url) (\(run(a)))   \(labelB): \(b.meta.url) (\(run(b)))\n"
     if a.meta.parameters != b.meta.parameters || a.meta.quick != b.meta.quick {
         out += "WARNING: the two runs used different parameters; figures are not directly comparable\n"
     }
@@ -154,7 +171,7 @@ func renderComparison(_ a: Report, _ b: Report, labelA: String, labelB: String) 
     }
     var notes: [String] = []
     for (label, r) in [(labelA, a), (labelB, b)] {
-        for m in r.metrics { if let n = m.warning, !n.isEmpty { notes.append("\(label): \(m.section) / \(m.name): \(n)") } }
+        for m in r.metrics { if let n = m.warning, !n.isEmpty { notes.append("\(label): \(m.section) / \(m.displayName): \(n)") } }
     }
     if !notes.isEmpty {
         out += "\nwarnings:\n" + notes.map { "  - " + $0 }.joined(separator: "\n") + "\n"
