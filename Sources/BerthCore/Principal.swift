@@ -1,11 +1,13 @@
 /// Who is making a request, once authenticated.
-public struct Principal: Sendable, Equatable, Hashable {
+public struct Principal: Sendable, Hashable {
     /// The account the principal belongs to.
     public let accountID: String
     /// e.g. `arn:aws:iam::123456789012:root`.
     public let arn: String
     /// The access key the request (or the token it carries) was made with.
     public let accessKeyID: String
+    /// When the registry token that authenticated this request expires, if one did.
+    public var tokenExpiry: Double? = nil
 
     public init(accountID: String, arn: String, accessKeyID: String) {
         self.accountID = accountID
@@ -14,6 +16,17 @@ public struct Principal: Sendable, Equatable, Hashable {
     }
 
     public static func rootARN(_ account: String) -> String { "arn:aws:iam::\(account):root" }
+
+    /// Principals are the same identity whatever token carried them.
+    public static func == (a: Principal, b: Principal) -> Bool {
+        a.accountID == b.accountID && a.arn == b.arn && a.accessKeyID == b.accessKeyID
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(accountID)
+        h.combine(arn)
+        h.combine(accessKeyID)
+    }
 }
 
 /// ARNs of the resources Berth authorizes on.

@@ -15,6 +15,8 @@ public final class IdentityService: Sendable {
     let clock: any WallClock
     public let region: String
     private let cache = Mutex<[String: (record: AccessKeyRecord?, at: Double)]>([:])
+    /// Recently verified `Authorization` headers (a docker pull sends the same one many times).
+    private let verifiedHeaders = Mutex<[String: (principal: Principal, until: Double)]>([:])
     static let cacheSeconds = 1.0
 
     public init(accounts: any AccountMetadata, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
@@ -71,7 +73,23 @@ public final class IdentityService: Sendable {
 
     /// The principal of a `Basic` `AWS:<token>` authorization, or nil when missing, invalid, expired or revoked.
     public func authenticate(basic header: String?) async throws -> Principal? {
-        guard let header, header.lowercased().hasPrefix("basic ") else { return nil }
+        guard let header else { return nil }
+        let now = clock.now()
+        if let hit = verifiedHeaders.withLock({ $0[header] }), now < hit.until {
+            // Still re-check the key (itself cached for a second), so revocation stays immediate.
+            guard try await activeKey(hit.principal.accessKeyID) != nil else { return nil }
+            return hit.principal
+        }
+        guard let principal = try await verifyBasic(header) else { return nil }
+        verifiedHeaders.withLock { c in
+            if c.count > 10_000 { c.removeAll() }
+            c[header] = (principal, min(now + Self.cacheSeconds, principal.tokenExpiry ?? now))
+        }
+        return principal
+    }
+
+    private func verifyBasic(_ header: String) async throws -> Principal? {
+        guard header.lowercased().hasPrefix("basic ") else { return nil }
         let encoded = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
         guard let data = Data(base64Encoded: encoded), let text = String(data: data, encoding: .utf8),
               let colon = text.firstIndex(of: ":"), text[..<colon] == "AWS" else { return nil }
@@ -79,7 +97,9 @@ public final class IdentityService: Sendable {
         guard let claims = try? tokens.verify(token, now: Date(timeIntervalSince1970: clock.now())) else { return nil }
         guard let key = try await activeKey(claims.accessKeyID), key.accountID == claims.accountID,
               key.principalARN == claims.principalARN else { return nil }
-        return principal(key)
+        var p = principal(key)
+        p.tokenExpiry = claims.expiresAt.timeIntervalSince1970
+        return p
     }
 
     /// A presigned GET URL for a blob, signed with the principal's own key (so revoking it revokes the URL).
