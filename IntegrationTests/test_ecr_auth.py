@@ -25,7 +25,7 @@ from berth_helpers import describe, sha256, unique
 from ecr_helpers import (ACCOUNT_ID, REGION, TARGET_PREFIX, ECRServer, ECRSession, assert_ecr_error,
                          check_after_test, create_repo, expect_error, image_tags, now_utc, put_api_image,
                          repo_arn)
-from ecr_helpers import ecr, ecr_server  # noqa: F401 (fixtures)
+from ecr_helpers import ecr, ecr_fresh, ecr_server  # noqa: F401 (fixtures)
 
 OTHER_ACCOUNT = "210987654321"
 AUTH_STATUSES = (400, 403)
@@ -413,3 +413,29 @@ def test_v2_accepts_a_valid_token(ecr):
     assert image_tags(ecr.client, name, pushed.digest) == {"v2"}
     # two tokens of the same principal both work
     assert ecr.v2().get("/v2/").status_code == 200
+
+
+def test_rotating_the_root_key_revokes_the_old_key_and_its_tokens(ecr_fresh):
+    """`berth admin create-root-key --deactivate-others`, run against a live server, ends the old key's
+    API access and every registry token issued with it on the next request (after the 1 s key cache)."""
+    import json as _json
+    import subprocess as _sp
+    import time as _time
+
+    srv = ecr_fresh.server
+    name = create_repo(ecr_fresh.client)["repositoryName"]
+    old_password = ecr_fresh.registry_password()
+    assert ecr_fresh.v2(old_password).get(f"/v2/{name}/tags/list").status_code == 200
+    cmd = [str(srv.binary), "admin", "create-root-key", srv.account_id, "--deactivate-others",
+           "--data-dir", str(srv.data_dir)]
+    p = _sp.run(cmd, capture_output=True, timeout=60, stdin=_sp.DEVNULL, env=srv.process_env())
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    new = _json.loads(p.stdout.decode().strip().splitlines()[-1])
+    _time.sleep(1.5)
+    anon = ecr_fresh.v2(old_password)
+    r = anon.get(f"/v2/{name}/tags/list")
+    assert r.status_code == 401, f"a token of a deactivated key still works: {r.status_code}"
+    expect_error(lambda **kw: ecr_fresh.client.describe_repositories(**kw), ["UnrecognizedClientException"])
+    fresh = ecr_fresh.other(new["AccessKeyId"], new["SecretAccessKey"])
+    assert [x["repositoryName"] for x in fresh.client.describe_repositories()["repositories"]] == [name]
+    assert fresh.v2().get(f"/v2/{name}/tags/list").status_code == 200
