@@ -160,9 +160,7 @@ extension ECRService {
         try await requireRepository(key)
         try await registry.flushPulls()
         if let ids = try p.objectList("imageIds") {
-            guard (1...100).contains(ids.count) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'imageIds' failed to satisfy constraint: Member must have length between 1 and 100")
-            }
+            try p.checkCount("imageIds", ids.count, 1...100)
             if try p.int("maxResults") != nil || p.string("nextToken") != nil {
                 throw ECRError.invalidParameter("Invalid parameter: maxResults and nextToken cannot be specified together with imageIds")
             }
@@ -194,14 +192,9 @@ extension ECRService {
 
     func batchGetImage(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        guard let ids = try p.objectList("imageIds") else { throw p.missing("imageIds") }
-        guard (1...100).contains(ids.count) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'imageIds' failed to satisfy constraint: Member must have length between 1 and 100")
-        }
+        let ids = try p.requiredObjectList("imageIds", count: 1...100)
         let accepted = try p.stringList("acceptedMediaTypes")
-        if let accepted, !(1...100).contains(accepted.count) {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'acceptedMediaTypes' failed to satisfy constraint: Member must have length between 1 and 100")
-        }
+        if let accepted { try p.checkCount("acceptedMediaTypes", accepted.count, 1...100) }
         try await authorize(principal, "BatchGetImage", key)
         try await requireRepository(key)
         var images: [JSONValue] = []
@@ -234,10 +227,7 @@ extension ECRService {
 
     func batchDeleteImage(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        guard let ids = try p.objectList("imageIds") else { throw p.missing("imageIds") }
-        guard (1...100).contains(ids.count) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'imageIds' failed to satisfy constraint: Member must have length between 1 and 100")
-        }
+        let ids = try p.requiredObjectList("imageIds", count: 1...100)
         try await authorize(principal, "BatchDeleteImage", key)
         try await requireRepository(key)
         var deleted: [JSONValue] = []

@@ -40,10 +40,7 @@ extension ECRService {
 
     func batchCheckLayerAvailability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        guard let digests = try p.stringList("layerDigests") else { throw p.missing("layerDigests") }
-        guard (1...100).contains(digests.count) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must have length between 1 and 100")
-        }
+        let digests = try p.requiredStringList("layerDigests", count: 1...100)
         try await authorize(principal, "BatchCheckLayerAvailability", key)
         try await requireRepository(key)
         var layers: [JSONValue] = []
@@ -133,10 +130,7 @@ extension ECRService {
     func completeLayerUpload(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
         let id = try uploadID(p)
-        guard let digests = try p.stringList("layerDigests") else { throw p.missing("layerDigests") }
-        guard (1...100).contains(digests.count) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must have length between 1 and 100")
-        }
+        let digests = try p.requiredStringList("layerDigests", count: 1...100)
         guard let digest = Digest.parse(digests[0]) else {
             throw ECRError.invalidParameter("Invalid parameter at 'layerDigests' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+''")
         }

@@ -109,9 +109,7 @@ extension ECRService {
         var records: [RepositoryRecord] = []
         var next: String? = nil
         if let names {
-            guard (1...100).contains(names.count) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'repositoryNames' failed to satisfy constraint: Member must have length between 1 and 100")
-            }
+            try p.checkCount("repositoryNames", names.count, 1...100)
             if maxResults != nil || token != nil {
                 throw ECRError.invalidParameter("Invalid parameter: maxResults and nextToken cannot be specified together with repositoryNames")
             }

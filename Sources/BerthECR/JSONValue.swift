@@ -180,6 +180,27 @@ struct Params {
         return out
     }
 
+    /// Refuses a list whose length is outside `range`, with ECR's validation message.
+    func checkCount(_ name: String, _ count: Int, _ range: ClosedRange<Int>) throws(ECRError) {
+        guard range.contains(count) else {
+            throw .invalidParameter("1 validation error detected: Value at '\(name)' failed to satisfy constraint: Member must have length between \(range.lowerBound) and \(range.upperBound)")
+        }
+    }
+
+    /// A required list of structures with a length in `range`.
+    func requiredObjectList(_ name: String, count range: ClosedRange<Int>) throws(ECRError) -> [Params] {
+        guard let list = try objectList(name) else { throw missing(name) }
+        try checkCount(name, list.count, range)
+        return list
+    }
+
+    /// A required list of strings with a length in `range`.
+    func requiredStringList(_ name: String, count range: ClosedRange<Int>) throws(ECRError) -> [String] {
+        guard let list = try stringList(name) else { throw missing(name) }
+        try checkCount(name, list.count, range)
+        return list
+    }
+
     /// `maxResults` within [lo, hi].
     func maxResults(_ lo: Int64 = 1, _ hi: Int64) throws(ECRError) -> Int? {
         guard let v = try int("maxResults") else { return nil }
