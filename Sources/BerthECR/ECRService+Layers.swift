@@ -109,7 +109,9 @@ extension ECRService {
             throw invalidPart("The layer part size is not valid, or the first byte specified is not consecutive to the last byte of a previous layer part upload.")
         }
         guard first == session.offset else {
-            throw invalidPart("The layer part first byte \(first) is not consecutive to the last byte of the previous layer part upload (\(session.offset - 1)).")
+            throw invalidPart(session.offset == 0
+                ? "The layer part first byte \(first) must be 0: no layer part has been received for this upload yet."
+                : "The layer part first byte \(first) is not consecutive to the last byte of the previous layer part upload (\(session.offset - 1)).")
         }
         var buffer = ByteBufferAllocator().buffer(capacity: data.count)
         buffer.writeBytes(data)
