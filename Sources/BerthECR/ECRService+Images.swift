@@ -17,6 +17,17 @@ extension ECRService {
         return .object(o)
     }
 
+    func imageFailure(_ id: JSONValue, _ code: String, _ reason: String) -> JSONValue {
+        ["imageId": id, "failureCode": .string(code), "failureReason": .string(reason)]
+    }
+
+    /// An `Image` of BatchGetImage and PutImage.
+    func imageJSON(_ key: RepositoryKey, _ digest: Digest, _ tag: String?, manifest: String, mediaType: String) -> JSONValue {
+        ["registryId": .string(key.registryID), "repositoryName": .string(key.name),
+         "imageId": imageID(digest.description, tag), "imageManifest": .string(manifest),
+         "imageManifestMediaType": .string(mediaType)]
+    }
+
     func resolve(_ id: Params, in key: RepositoryKey) async throws -> ResolvedImage {
         let digestText = try id.string("imageDigest")
         let tag = try id.string("imageTag")
@@ -203,23 +214,18 @@ extension ECRService {
             let given = imageID(try id.string("imageDigest"), try id.string("imageTag"))
             switch try await resolve(id, in: key) {
             case .failed(let code, let reason):
-                failures.append(["imageId": given, "failureCode": .string(code), "failureReason": .string(reason)])
+                failures.append(imageFailure(given, code, reason))
             case .found(let d, let tag):
                 guard let m = try await registry.metadata.manifest(d, in: key) else {
-                    failures.append(["imageId": given, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"])
+                    failures.append(imageFailure(given, "ImageNotFound", "Requested image not found"))
                     continue
                 }
                 if let accepted, !accepted.contains(m.mediaType) {
-                    failures.append(["imageId": given, "failureCode": "ImageNotFound",
-                                     "failureReason": .string("Requested image is not available in any of the accepted media types")])
+                    failures.append(imageFailure(given, "ImageNotFound", "Requested image is not available in any of the accepted media types"))
                     continue
                 }
                 registry.notePull(key, d)
-                images.append([
-                    "registryId": .string(key.registryID), "repositoryName": .string(key.name),
-                    "imageId": imageID(d.description, tag), "imageManifest": .string(String(decoding: m.bytes, as: UTF8.self)),
-                    "imageManifestMediaType": .string(m.mediaType),
-                ])
+                images.append(imageJSON(key, d, tag, manifest: String(decoding: m.bytes, as: UTF8.self), mediaType: m.mediaType))
             }
         }
         return ["images": .array(images), "failures": .array(failures)]
@@ -236,7 +242,7 @@ extension ECRService {
             let given = imageID(try id.string("imageDigest"), try id.string("imageTag"))
             switch try await resolve(id, in: key) {
             case .failed(let code, let reason):
-                failures.append(["imageId": given, "failureCode": .string(code), "failureReason": .string(reason)])
+                failures.append(imageFailure(given, code, reason))
             case .found(let d, let tag?):
                 // Removing a tag; removing an image's last tag deletes the image (as ECR does).
                 try await registry.deleteManifest(key, reference: .tag(try Tag(tag)))
@@ -246,8 +252,7 @@ extension ECRService {
                 deleted.append(imageID(d.description, tag))
             case .found(let d, nil):
                 if try await !registry.metadata.manifestsReferencing(d, in: key).isEmpty {
-                    failures.append(["imageId": given, "failureCode": "ImageReferencedByManifestList",
-                                     "failureReason": "Requested image is referenced by an image index"])
+                    failures.append(imageFailure(given, "ImageReferencedByManifestList", "Requested image is referenced by an image index"))
                     continue
                 }
                 let tags = try await registry.metadata.image(d, in: key)?.tags ?? []
@@ -312,11 +317,7 @@ extension ECRService {
         }
         let reference: Reference = try tag.map { .tag(try Tag($0)) } ?? .digest(computed)
         let pushed = try await registry.putManifest(key, reference: reference, contentType: mediaType ?? parsed.mediaType, bytes: bytes)
-        return ["image": [
-            "registryId": .string(key.registryID), "repositoryName": .string(key.name),
-            "imageId": imageID(pushed.digest.description, tag), "imageManifest": .string(manifest),
-            "imageManifestMediaType": .string(parsed.mediaType),
-        ]]
+        return ["image": imageJSON(key, pushed.digest, tag, manifest: manifest, mediaType: parsed.mediaType)]
     }
 
     func listImageReferrers(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
