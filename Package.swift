@@ -130,7 +130,8 @@ let package = Package(
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
+                    exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",
