@@ -121,6 +121,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthApp",
+                "BerthScanner",
                 "CBerthShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

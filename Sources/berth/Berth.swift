@@ -3,6 +3,7 @@ import ArgumentParser
 import CBerthShims
 #endif
 import BerthApp
+import BerthScanner
 import Foundation
 import Hummingbird
 import Logging
@@ -12,7 +13,7 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
-        subcommands: [Serve.self, VerifyConfig.self, Admin.self])
+        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -167,5 +168,35 @@ struct ListPrincipals: AsyncParsableCommand {
                 print("\(a.id)\t\(k.principalARN)\t\(k.accessKeyID)\t\(k.status)")
             }
         }
+    }
+}
+
+struct Scan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Scan an OCI image layout offline and print its findings as JSON (ECR finding shape).")
+    @Argument(help: "The image: oci:DIR[:TAG]") var image: String
+    @Option(help: "Directory of OSV advisories, one folder per ecosystem.") var vulndb: String
+
+    func run() async throws {
+        guard image.hasPrefix("oci:") else { throw ValidationError("IMAGE must be oci:DIR[:TAG]") }
+        let spec = image.dropFirst(4)
+        var dir = String(spec)
+        var tag: String? = nil
+        if let colon = spec.lastIndex(of: ":"), !spec[spec.index(after: colon)...].contains("/") {
+            dir = String(spec[..<colon])
+            tag = String(spec[spec.index(after: colon)...])
+        }
+        let database = try VulnerabilityDatabase.load(directory: URL(fileURLWithPath: vulndb))
+        let report = try ImageScanner(matcher: Matcher(database: database)).scan(layout: URL(fileURLWithPath: dir), tag: tag)
+        let findings: [[String: Any]] = report.findings.map { f in
+            [
+                "name": f.name, "uri": f.uri, "severity": f.severity.rawValue,
+                "attributes": f.attributes.map { ["key": $0.key, "value": $0.value] },
+            ]
+        }
+        let counts = Dictionary(uniqueKeysWithValues: report.severityCounts.map { ($0.key.rawValue, $0.value) })
+        let out: [String: Any] = ["findings": findings, "findingSeverityCounts": counts, "packages": report.packages.count]
+        let data = try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
     }
 }
