@@ -81,7 +81,7 @@ let package = Package(
         ),
         .target(
             name: "BerthScanner",
-            dependencies: ["CZlib"],
+            dependencies: ["CZlib", "BerthVersions"],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),

@@ -9,7 +9,7 @@ import Testing
     }
 
     func match(_ a: OSVAffected, _ v: String) -> AffectedMatch? {
-        Matcher.evaluate(a, version: v, comparator: DpkgVersionComparator())
+        Matcher.evaluate(a, version: v, comparator: EcosystemVersionComparator(.debian))
     }
 
     @Test func introducedFixed() {

@@ -1,3 +1,4 @@
+import BerthVersions
 import Foundation
 
 /// Orders version strings of one ecosystem.
@@ -6,14 +7,23 @@ public protocol VersionComparator: Sendable {
     func compare(_ a: String, _ b: String) -> ComparisonResult?
 }
 
+/// Compares with BerthVersions' ordering for one ecosystem (dpkg, apk, rpm, PEP 440, SemVer/npm, Go).
+public struct EcosystemVersionComparator: VersionComparator {
+    public let ecosystem: Ecosystem
+
+    public init(_ ecosystem: Ecosystem) { self.ecosystem = ecosystem }
+
+    public func compare(_ a: String, _ b: String) -> ComparisonResult? {
+        guard let order = try? BerthVersions.VersionComparator.compare(a, b, in: ecosystem) else { return nil }
+        switch order {
+        case .less: return .orderedAscending
+        case .equal: return .orderedSame
+        case .greater: return .orderedDescending
+        }
+    }
+}
+
 /// The comparator for an OSV ecosystem name, or `nil` when none is known.
 public func versionComparator(forEcosystem ecosystem: String) -> (any VersionComparator)? {
-    if ecosystem == "Debian" || ecosystem.hasPrefix("Debian:") || ecosystem == "Ubuntu" || ecosystem.hasPrefix("Ubuntu:") {
-        return DpkgVersionComparator()
-    }
-    switch ecosystem {
-    case "PyPI": return PEP440VersionComparator()
-    case "npm": return SemanticVersionComparator()
-    default: return nil
-    }
+    Ecosystem(osv: ecosystem).map(EcosystemVersionComparator.init)
 }
