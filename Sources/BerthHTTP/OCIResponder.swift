@@ -100,7 +100,8 @@ public struct OCIHandler: Sendable {
         return p
     }
 
-    /// The ECR actions a `/v2/` request needs, as ECR defines them for docker clients.
+    /// The ECR actions a `/v2/` request needs, as ECR defines them for docker clients, and whether
+    /// the request may create the repository (then ecr:CreateRepository is needed too).
     static func actions(_ route: OCIRoute, _ method: HTTPRequest.Method) -> (name: RepositoryName, actions: [String], push: Bool)? {
         switch route {
         case .base, .catalog: return nil
@@ -119,9 +120,10 @@ public struct OCIHandler: Sendable {
             }
         case .uploads(let n): return (n, ["ecr:InitiateLayerUpload"], true)
         case .upload(let n, _):
+            // An upload session only exists in an existing repository: these never create one.
             switch method {
-            case .put: return (n, ["ecr:CompleteLayerUpload"], true)
-            default: return (n, ["ecr:UploadLayerPart"], true)
+            case .put: return (n, ["ecr:CompleteLayerUpload"], false)
+            default: return (n, ["ecr:UploadLayerPart"], false)
             }
         case .referrers(let n, _): return (n, ["ecr:BatchGetImage"], false)
         }
