@@ -86,6 +86,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthScanning",
+            dependencies: [
+                "BerthCore",
+                "BerthStorage",
+                "BerthRegistry",
+                "BerthScanner",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthECR",
             dependencies: [
                 "BerthCore",
@@ -118,6 +131,7 @@ let package = Package(
                 "BerthHTTP",
                 "BerthAuth",
                 "BerthECR",
+                "BerthScanning",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -130,6 +144,7 @@ let package = Package(
             dependencies: [
                 "BerthApp",
                 "BerthScanner",
+                "BerthScanning",
                 "CBerthShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -140,6 +155,9 @@ let package = Package(
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthScanningTests",
+                    dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),

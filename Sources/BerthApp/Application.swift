@@ -4,6 +4,7 @@ import BerthCore
 import BerthECR
 import BerthHTTP
 import BerthRegistry
+import BerthScanning
 import BerthStorage
 import Foundation
 import Hummingbird
@@ -46,6 +47,7 @@ public struct BerthServices: Sendable {
     public let ecr: ECRService
     public let authorizer: any Authorizer
     public let clock: any WallClock
+    public let scanner: ScanService
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -78,7 +80,10 @@ public struct BerthServices: Sendable {
                                                     principal: p, now: now)
             })
         let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger)
-        return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock)
+        let scanner = ScanService(registry: registry, dataDirectory: URL(fileURLWithPath: config.dataDir),
+                                  pollInterval: .seconds(config.scanPollSeconds), logger: logger)
+        return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
+                             scanner: scanner)
     }
 
     /// Makes sure the default account exists with a root key: the configured one, or a generated one
@@ -146,7 +151,8 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     return Application(
         responder: responder,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger)],
+        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
+                   ScanWorkerService(scanner: services.scanner)],
         logger: logger)
 }
 
@@ -176,6 +182,17 @@ struct UploadPurgeService: Service {
             } catch {
                 logger.error("upload purge failed", metadata: ["error": "\(error)"])
             }
+        }
+    }
+}
+
+/// Runs image scans in the background until graceful shutdown.
+struct ScanWorkerService: Service {
+    let scanner: ScanService
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await scanner.run()
         }
     }
 }

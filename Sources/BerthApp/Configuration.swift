@@ -31,6 +31,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var uploadTTLSeconds: Int = 86_400
     /// How often stale uploads are purged, in seconds.
     public var uploadPurgeIntervalSeconds: Int = 3_600
+    /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
+    public var scanPollSeconds: Int = 5
     /// Metadata backend: `sqlite` (default) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
@@ -111,6 +113,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_LOG_FORMAT") { config.logFormat = v }
         int("BERTH_UPLOAD_TTL_SECONDS") { config.uploadTTLSeconds = $0 }
         int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
+        int("BERTH_SCAN_POLL_SECONDS") { config.scanPollSeconds = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = overrides.dataDir { config.dataDir = v }
@@ -149,6 +152,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if uploadTTLSeconds < 60 { p.append("uploadTTLSeconds must be at least 60") }
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
+        if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
         if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
         return p
@@ -157,7 +161,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             metadataBackend, blobBackend
+             scanPollSeconds, metadataBackend, blobBackend
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -184,6 +188,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? d.logFormat
         uploadTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadTTLSeconds) ?? d.uploadTTLSeconds
         uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
+        scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
     }
@@ -200,7 +205,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "metadataBackend", "blobBackend"]
+         "uploadPurgeIntervalSeconds", "scanPollSeconds", "metadataBackend", "blobBackend"]
     }
 }
 

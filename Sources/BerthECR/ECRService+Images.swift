@@ -148,7 +148,7 @@ extension ECRService {
         return .object(out)
     }
 
-    func imageDetail(_ key: RepositoryKey, _ i: ImageSummary) -> JSONValue {
+    func imageDetail(_ key: RepositoryKey, _ i: ImageSummary) async throws -> JSONValue {
         var o: [String: JSONValue] = [
             "registryId": .string(key.registryID),
             "repositoryName": .string(key.name),
@@ -162,6 +162,15 @@ extension ECRService {
         if let a = i.artifactType { o["artifactMediaType"] = .string(a) }
         if let t = i.lastPulledAt { o["lastRecordedPullTime"] = .double(t) }
         if let s = i.subject { o["subjectManifestDigest"] = .string(s.description) }
+        if let scan = try await registry.metadata.scan(i.digest, in: key) {
+            o["imageScanStatus"] = scanStatusJSON(scan)
+            if scan.state == .complete {
+                var summary: [String: JSONValue] = ["findingSeverityCounts": severityCountsJSON(scan)]
+                if let t = scan.completedAt { summary["imageScanCompletedAt"] = .double(t) }
+                if let t = scan.vulnerabilitySourceUpdatedAt { summary["vulnerabilitySourceUpdatedAt"] = .double(t) }
+                o["imageScanFindingsSummary"] = .object(summary)
+            }
+        }
         return .object(o)
     }
 
@@ -181,7 +190,7 @@ extension ECRService {
                 switch try await resolve(id, in: key) {
                 case .found(let d, _):
                     guard seen.insert(d).inserted, let i = try await registry.metadata.image(d, in: key) else { continue }
-                    details.append(imageDetail(key, i))
+                    details.append(try await imageDetail(key, i))
                 case .failed(let code, let reason):
                     if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
                         let d = try id.string("imageDigest").map { "imageDigest:'\($0)'" }
@@ -196,7 +205,9 @@ extension ECRService {
             return ["imageDetails": .array(details)]
         }
         let (images, next) = try await pageOfImages(key, p)
-        var out: [String: JSONValue] = ["imageDetails": .array(images.map { imageDetail(key, $0) })]
+        var details: [JSONValue] = []
+        for i in images { details.append(try await imageDetail(key, i)) }
+        var out: [String: JSONValue] = ["imageDetails": .array(details)]
         if let next { out["nextToken"] = .string(next) }
         return .object(out)
     }

@@ -93,6 +93,12 @@ public final class ECRService: Sendable {
         "PutAccountSetting": { try await $0.putAccountSetting($1, $2, &$3) },
         "ListImageReferrers": { try await $0.listImageReferrers($1, $2, &$3) },
         "GetAuthorizationToken": { try await $0.getAuthorizationToken($1, $2, &$3) },
+        "PutImageScanningConfiguration": { try await $0.putImageScanningConfiguration($1, $2, &$3) },
+        "PutRegistryScanningConfiguration": { try await $0.putRegistryScanningConfiguration($1, $2, &$3) },
+        "GetRegistryScanningConfiguration": { try await $0.getRegistryScanningConfiguration($1, $2, &$3) },
+        "BatchGetRepositoryScanningConfiguration": { try await $0.batchGetRepositoryScanningConfiguration($1, $2, &$3) },
+        "StartImageScan": { try await $0.startImageScan($1, $2, &$3) },
+        "DescribeImageScanFindings": { try await $0.describeImageScanFindings($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).

@@ -33,7 +33,7 @@ public final class Registry: Sendable {
     public let metadata: any MetadataStore
     public let settings: RegistrySettings
     public let events: RegistryEventBus
-    let clock: any WallClock
+    public let clock: any WallClock
     let logger: Logger
     let manifestCache: ManifestCache
 

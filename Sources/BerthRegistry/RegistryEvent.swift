@@ -11,6 +11,9 @@ public enum RegistryEvent: Sendable, Equatable {
     case manifestDeleted(repository: RepositoryKey, digest: Digest)
     case tagDeleted(repository: RepositoryKey, tag: String)
     case blobUnlinked(repository: RepositoryKey, digest: Digest)
+    /// A scan of an image was asked for (on push, by StartImageScan, or by a continuous rescan).
+    case scanRequested(repository: RepositoryKey, digest: Digest)
+    case scanCompleted(repository: RepositoryKey, digest: Digest, state: ImageScanState)
 }
 
 /// Fans registry events out to subscribers. Publishing never blocks: slow subscribers drop the oldest events.

@@ -12,6 +12,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         /// Parent manifest → the blobs and manifests it references.
         var references: [Digest: [Digest]] = [:]
         var tags: [String: Digest] = [:]
+        var scans: [Digest: ImageScanRecord] = [:]
     }
     struct State {
         var repos: [RepositoryKey: Repo] = [:]
@@ -21,7 +22,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         var keys: [String: AccessKeyRecord] = [:]
         var accountSettings: [String: String] = [:]
     }
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     public init() {}
 
@@ -139,6 +140,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         state.withLock { s in
             guard var r = s.repos[repository], r.manifests.removeValue(forKey: digest) != nil else { return false }
             r.references[digest] = nil
+            r.scans[digest] = nil
             r.tags = r.tags.filter { $0.value != digest }
             s.repos[repository] = r
             return true

@@ -234,8 +234,19 @@ public protocol AccountMetadata: Sendable {
     func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws
 }
 
+/// Image scans: status and findings per image, and the queue of scans to run.
+public protocol ScanMetadata: Sendable {
+    /// Stores a scan (replacing the image's previous one) if the image exists and, when `expected` is
+    /// given, its current scan is in that state. Returns false otherwise.
+    @discardableResult
+    func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool
+    func scan(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageScanRecord?
+    /// Scans not yet finished (`PENDING`, `IN_PROGRESS`), oldest request first, without findings.
+    func unfinishedScans(limit: Int) async throws -> [ImageScanRecord]
+}
+
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata
+    & AccountMetadata & ScanMetadata
 
 extension RepositoryMetadata {
     @discardableResult

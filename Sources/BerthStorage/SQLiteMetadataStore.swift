@@ -48,10 +48,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// Opens (creating if needed) the database at `path`.
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
-        try db.write { try $0.exec(Self.schema) }
+        try db.write { c in
+            try c.exec(Self.schema)
+            try c.exec(Self.scanSchema)
+        }
     }
 
-    private func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
+    func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
         try c.query("SELECT id FROM repositories WHERE registry_id = ? AND name = ?",
                     [.text(key.registryID), .text(key.name)]) { $0.int(0) }.first
     }
@@ -261,6 +264,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 guard n == 1 else { return false }
                 try c.execute("DELETE FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), d])
                 try c.execute("DELETE FROM manifest_references WHERE repo_id = ? AND parent = ?", [.integer(id), d])
+                try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
                 return true
             }
         }

@@ -4,6 +4,7 @@ import CBerthShims
 #endif
 import BerthApp
 import BerthScanner
+import BerthScanning
 import Foundation
 import Hummingbird
 import Logging
@@ -13,7 +14,7 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
-        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self])
+        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -198,5 +199,68 @@ struct Scan: AsyncParsableCommand {
         let out: [String: Any] = ["findings": findings, "findingSeverityCounts": counts, "packages": report.packages.count]
         let data = try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+struct VulnDB: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vulndb", abstract: "Manage the offline vulnerability database the scanner uses.",
+        subcommands: [VulnDBImport.self, VulnDBStatus.self])
+}
+
+struct VulnDBImport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import OSV advisories (a directory with one folder of *.json per ecosystem) and make them current.",
+        discussion: "A running registry on the same data directory picks the new database up within scanPollSeconds, "
+            + "keeps serving meanwhile, and rescans repositories whose scan frequency is CONTINUOUS_SCAN.")
+    @Argument(help: "The advisories: a directory of per-ecosystem folders of OSV JSON records.") var path: String
+    @OptionGroup var options: CommonOptions
+    @Flag(help: "List every skipped or repaired record.") var verbose = false
+
+    func run() async throws {
+        let config = try options.load()
+        let bundle = VulnerabilityBundle(dataDirectory: URL(fileURLWithPath: config.dataDir))
+        let result: VulnerabilityBundle.ImportResult
+        do {
+            result = try bundle.importRecords(from: URL(fileURLWithPath: path))
+        } catch let e as VulnerabilityBundle.BundleError {
+            throw ValidationError(e.description)
+        }
+        let m = result.metadata
+        print("imported \(m.recordsByFeed.values.reduce(0, +)) records as \(m.bundle) (skipped \(m.skipped), repaired \(m.repaired))")
+        if verbose { for issue in result.issues { print("  \(issue)") } }
+        VulnDBStatus.printCounts(m)
+    }
+}
+
+struct VulnDBStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show the current vulnerability database: records per ecosystem, newest modified.")
+    @OptionGroup var options: CommonOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let config = try options.load()
+        let bundle = VulnerabilityBundle(dataDirectory: URL(fileURLWithPath: config.dataDir))
+        guard let current = bundle.currentBundle() else {
+            throw ValidationError("no vulnerability database is installed in \(config.dataDir); run `berth vulndb import PATH`")
+        }
+        let m = try bundle.metadata(bundle: current)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(m), as: UTF8.self))
+            return
+        }
+        print("bundle \(m.bundle), imported \(Date(timeIntervalSince1970: m.importedAt)) from \(m.source)")
+        Self.printCounts(m)
+    }
+
+    static func printCounts(_ m: VulnerabilityBundle.Metadata) {
+        print("ecosystem\trecords")
+        for (eco, n) in m.recordsByEcosystem.sorted(by: { $0.key < $1.key }) { print("\(eco)\t\(n)") }
+        print("feeds: " + m.recordsByFeed.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        print("newest modified: \(m.newestModified ?? "-") (\(m.newestModifiedID ?? "-"))")
     }
 }

@@ -1,0 +1,50 @@
+import BerthCore
+import BerthStorage
+import Foundation
+
+extension Registry {
+    /// The registry's scanning configuration (ECR's default when none was put: `BASIC`, no rules).
+    public func scanningConfiguration(_ registryID: String) async throws -> RegistryScanningConfiguration {
+        guard let text = try await metadata.accountSetting(registryID, RegistryScanningConfiguration.settingName),
+              let config = try? JSONDecoder().decode(RegistryScanningConfiguration.self, from: Data(text.utf8))
+        else { return RegistryScanningConfiguration() }
+        return config
+    }
+
+    public func putScanningConfiguration(_ registryID: String, _ config: RegistryScanningConfiguration) async throws {
+        let text = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        try await metadata.putAccountSetting(registryID, RegistryScanningConfiguration.settingName, text)
+    }
+
+    /// How a repository's images are scanned: `SCAN_ON_PUSH`, `CONTINUOUS_SCAN` or `MANUAL`, and the
+    /// registry filters that decided it.
+    public func scanFrequency(_ record: RepositoryRecord) async throws -> (frequency: String, filters: [String]) {
+        try await scanningConfiguration(record.key.registryID)
+            .effective(repository: record.key.name, scanOnPush: record.settings.scanOnPush)
+    }
+
+    /// Queues a scan of an image: stores it as `PENDING` and tells the scan workers.
+    /// `manual` scans (StartImageScan) are limited to one per image per day, as ECR's are.
+    @discardableResult
+    public func requestScan(_ key: RepositoryKey, _ digest: Digest, trigger: String, manual: Bool = false) async throws -> ImageScanRecord {
+        let now = clock.now()
+        let previous = try await metadata.scan(digest, in: key)
+        if manual, let last = previous?.manualRequestedAt, now - last < Self.manualScanInterval {
+            throw BerthError.tooManyRequests("The scan quota per image has been exceeded. Wait and try again.")
+        }
+        if let previous, !previous.state.isFinal, !manual {
+            return previous
+        }
+        let record = ImageScanRecord(
+            repository: key, digest: digest, state: .pending, trigger: trigger, requestedAt: now,
+            manualRequestedAt: manual ? now : previous?.manualRequestedAt)
+        guard try await metadata.putScan(record, ifState: nil) else {
+            throw BerthError.manifestUnknown(digest.description)
+        }
+        events.publish(.scanRequested(repository: key, digest: digest))
+        return record
+    }
+
+    /// ECR allows one StartImageScan per image every 24 hours.
+    public static let manualScanInterval: Double = 24 * 3600
+}

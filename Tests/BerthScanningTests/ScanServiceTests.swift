@@ -1,0 +1,326 @@
+import BerthCore
+import BerthRegistry
+import BerthScanner
+@testable import BerthScanning
+import BerthStorage
+import Foundation
+import NIOCore
+import Testing
+
+/// The shared fixtures (`../shared/fixtures` next to the package, or `$BERTH_FIXTURES`).
+enum Fixtures {
+    static let root: URL = {
+        if let env = ProcessInfo.processInfo.environment["BERTH_FIXTURES"] { return URL(fileURLWithPath: env) }
+        return URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+    }()
+    static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
+    static let database: VulnerabilityDatabase = try! VulnerabilityDatabase.load(directory: url("vulndb"))
+}
+
+struct OneShot: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let bytes: [UInt8]
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var rest: [UInt8]?
+        mutating func next() async throws -> ByteBuffer? {
+            defer { rest = nil }
+            return rest.map { ByteBuffer(bytes: $0) }
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rest: bytes) }
+}
+
+let account = "111111111111"
+func repo(_ name: String) -> RepositoryKey { RepositoryKey(registryID: account, name: try! RepositoryName(name)) }
+
+/// Pushes an OCI image layout's tagged image (all its blobs and the manifest) into a registry.
+@discardableResult
+func push(layout: URL, tag: String, to registry: Registry, _ key: RepositoryKey, as reference: String) async throws -> Digest {
+    let index = try JSONSerialization.jsonObject(with: Data(contentsOf: layout.appendingPathComponent("index.json"))) as! [String: Any]
+    let manifests = index["manifests"] as! [[String: Any]]
+    let entry = manifests.first { ($0["annotations"] as? [String: String])?["org.opencontainers.image.ref.name"] == tag } ?? manifests[0]
+    let digest = entry["digest"] as! String
+    func blob(_ d: String) throws -> [UInt8] {
+        let parts = d.split(separator: ":")
+        return [UInt8](try Data(contentsOf: layout.appendingPathComponent("blobs/\(parts[0])/\(parts[1])")))
+    }
+    let manifestBytes = try blob(digest)
+    let manifest = try JSONSerialization.jsonObject(with: Data(manifestBytes)) as! [String: Any]
+    var blobs = (manifest["layers"] as! [[String: Any]]).map { $0["digest"] as! String }
+    blobs.append((manifest["config"] as! [String: Any])["digest"] as! String)
+    for d in blobs {
+        let bytes = try blob(d)
+        try await registry.monolithicUpload(key, digest: Digest.parse(d)!, contentLength: Int64(bytes.count), body: OneShot(bytes: bytes))
+    }
+    let pushed = try await registry.putManifest(key, reference: try Reference(parsing: reference),
+                                                contentType: manifest["mediaType"] as? String, bytes: manifestBytes)
+    return pushed.digest
+}
+
+/// Waits (bounded) until the image's scan has finished.
+func finishedScan(_ registry: Registry, _ key: RepositoryKey, _ digest: Digest) async throws -> ImageScanRecord? {
+    for _ in 0..<400 {
+        if let s = try await registry.metadata.scan(digest, in: key), s.state.isFinal { return s }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    return nil
+}
+
+func withScanner<T: Sendable>(
+    database: VulnerabilityDatabase? = Fixtures.database, dataDirectory: URL? = nil,
+    _ body: @Sendable (Registry, ScanService) async throws -> T
+) async throws -> T {
+    let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore())
+    try await registry.metadata.createAccount(account, at: 0)
+    let scanner = ScanService(registry: registry, dataDirectory: dataDirectory, pollInterval: .milliseconds(50))
+    if let database { scanner.install(database: database) }
+    let task = Task { await scanner.run() }
+    defer { task.cancel() }
+    try await Task.sleep(for: .milliseconds(20))  // let the service subscribe to events
+    return try await body(registry, scanner)
+}
+
+struct Expected: Decodable {
+    struct F: Decodable {
+        var package: String
+        var installed_version: String
+        var id: String
+    }
+    var findings: [F]
+    static func load() throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Fixtures.url("expected/debian-tiny-vuln.json")))
+    }
+}
+
+@Suite struct ScanServiceTests {
+    @Test func scanOnPushFindsExactlyTheExpectedVulnerabilities() async throws {
+        try await withScanner { registry, _ in
+            let key = repo("tiny")
+            _ = try await registry.createRepository(key, settings: RepositorySettings(scanOnPush: true))
+            let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+            let scan = try #require(try await finishedScan(registry, key, digest))
+            #expect(scan.state == .complete)
+            #expect(scan.trigger == "PUSH")
+            #expect(scan.statusDescription == "The scan was completed successfully.")
+            let got = scan.findings.map { "\($0.name) \($0.packageName) \($0.packageVersion)" }.sorted()
+            let want = try Expected.load().findings.map { "\($0.id) \($0.package) \($0.installed_version)" }.sorted()
+            #expect(got == want)
+            #expect(scan.findings == scan.findings.sorted(by: ScanFinding.reportOrder))
+            #expect(scan.vulnerabilitySourceUpdatedAt == Fixtures.database.newestModified?.date.timeIntervalSince1970)
+            let attrs = try #require(scan.findings.first { $0.name == "CVE-2023-38545" }).attributes.map(\.key)
+            #expect(attrs == ["package_name", "package_version", "CVSS3_SCORE", "CVSS3_VECTOR"])
+        }
+    }
+
+    @Test func withoutScanOnPushNothingIsScannedUntilRequested() async throws {
+        try await withScanner { registry, _ in
+            let key = repo("manual")
+            let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+            try await Task.sleep(for: .milliseconds(150))
+            #expect(try await registry.metadata.scan(digest, in: key) == nil)
+            let queued = try await registry.requestScan(key, digest, trigger: "MANUAL", manual: true)
+            #expect(queued.state == .pending)
+            let scan = try #require(try await finishedScan(registry, key, digest))
+            #expect(scan.state == .complete)
+            #expect(scan.manualRequestedAt == queued.requestedAt)
+            await #expect(throws: BerthError.self) {
+                try await registry.requestScan(key, digest, trigger: "MANUAL", manual: true)
+            }
+        }
+    }
+
+    @Test func registryRulesTurnOnScanOnPush() async throws {
+        try await withScanner { registry, _ in
+            try await registry.putScanningConfiguration(account, RegistryScanningConfiguration(
+                rules: [.init(scanFrequency: "SCAN_ON_PUSH", repositoryFilters: ["team/*"])]))
+            let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, repo("team/a"), as: "1")
+            #expect(try await finishedScan(registry, repo("team/a"), digest)?.state == .complete)
+            let other = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, repo("solo"), as: "1")
+            try await Task.sleep(for: .milliseconds(150))
+            #expect(try await registry.metadata.scan(other, in: repo("solo")) == nil)
+        }
+    }
+
+    @Test func artifactsAreUnsupportedImages() async throws {
+        try await withScanner { registry, _ in
+            let key = repo("art")
+            let config = Array("{}".utf8)
+            let layer = Array("hello".utf8)
+            for b in [config, layer] {
+                try await registry.monolithicUpload(key, digest: Digest.sha256(of: b), contentLength: Int64(b.count), body: OneShot(bytes: b))
+            }
+            let manifest = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example+type",
+                "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"\(Digest.sha256(of: config))","size":2},
+                "layers":[{"mediaType":"text/plain","digest":"\(Digest.sha256(of: layer))","size":5}]}
+                """
+            let pushed = try await registry.putManifest(key, reference: try Reference(parsing: "v1"), contentType: MediaType.ociManifest,
+                                                        bytes: Array(manifest.utf8))
+            try await registry.requestScan(key, pushed.digest, trigger: "MANUAL")
+            let scan = try #require(try await finishedScan(registry, key, pushed.digest))
+            #expect(scan.state == .unsupportedImage)
+            #expect(scan.statusDescription?.hasPrefix("UnsupportedImageError:") == true)
+        }
+    }
+
+    @Test func corruptLayersFailCleanly() async throws {
+        try await withScanner { registry, _ in
+            let key = repo("bad")
+            let config = Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8)
+            let layer: [UInt8] = [0x1f, 0x8b, 0x08, 0x00] + Array(repeating: 0x41, count: 300)
+            for b in [config, layer] {
+                try await registry.monolithicUpload(key, digest: Digest.sha256(of: b), contentLength: Int64(b.count), body: OneShot(bytes: b))
+            }
+            let manifest = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(Digest.sha256(of: config))","size":\(config.count)},
+                "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(Digest.sha256(of: layer))","size":\(layer.count)}]}
+                """
+            let pushed = try await registry.putManifest(key, reference: try Reference(parsing: "v1"), contentType: MediaType.ociManifest,
+                                                        bytes: Array(manifest.utf8))
+            try await registry.requestScan(key, pushed.digest, trigger: "MANUAL")
+            let scan = try #require(try await finishedScan(registry, key, pushed.digest))
+            #expect(scan.state == .failed)
+            #expect(scan.statusDescription?.contains("could not be read") == true)
+        }
+    }
+
+    @Test func anIndexIsScannedPlatformByPlatform() async throws {
+        try await withScanner { registry, _ in
+            let key = repo("multi")
+            let child = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+            let size = try await registry.metadata.manifest(child, in: key)!.bytes.count
+            let index = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+                {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(child)","size":\(size),
+                 "platform":{"architecture":"amd64","os":"linux"}}]}
+                """
+            let pushed = try await registry.putManifest(key, reference: try Reference(parsing: "multi"), contentType: MediaType.ociIndex,
+                                                        bytes: Array(index.utf8))
+            try await registry.requestScan(key, pushed.digest, trigger: "MANUAL")
+            let scan = try #require(try await finishedScan(registry, key, pushed.digest))
+            #expect(scan.state == .complete)
+            #expect(scan.findings.count == 64)
+            #expect(try await registry.metadata.scan(child, in: key)?.findings.count == 64, "the platform image got its own scan")
+        }
+    }
+
+    @Test func withoutADatabaseScansFailWithAReason() async throws {
+        try await withScanner(database: nil) { registry, _ in
+            let key = repo("nodb")
+            let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+            try await registry.requestScan(key, digest, trigger: "MANUAL")
+            let scan = try #require(try await finishedScan(registry, key, digest))
+            #expect(scan.state == .failed)
+            #expect(scan.statusDescription?.contains("berth vulndb import") == true)
+        }
+    }
+
+    @Test func anImportedBundleIsLoadedAndContinuousRepositoriesAreRescanned() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-scan-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("source/Debian")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        // A tiny database: one advisory for curl, then a second import that adds one for zlib.
+        for id in ["CVE-2023-38545"] {
+            try FileManager.default.copyItem(at: Fixtures.url("vulndb/Debian/\(id).json"), to: source.appendingPathComponent("\(id).json"))
+        }
+        let bundle = VulnerabilityBundle(dataDirectory: dir)
+        _ = try bundle.importRecords(from: dir.appendingPathComponent("source"))
+        try await withScanner(database: nil, dataDirectory: dir) { registry, scanner in
+            try await registry.putScanningConfiguration(account, RegistryScanningConfiguration(
+                rules: [.init(scanFrequency: "CONTINUOUS_SCAN", repositoryFilters: ["*"])]))
+            let key = repo("cont")
+            let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+            let first = try #require(try await finishedScan(registry, key, digest))
+            #expect(first.state == .complete)
+            #expect(first.findings.map(\.name) == ["CVE-2023-38545"])
+            try FileManager.default.copyItem(at: Fixtures.url("vulndb/Debian/CVE-2023-45853.json"),
+                                             to: source.appendingPathComponent("CVE-2023-45853.json"))
+            let second = try bundle.importRecords(from: dir.appendingPathComponent("source"))
+            for _ in 0..<200 {
+                if scanner.databaseID == second.metadata.bundle,
+                   let s = try await registry.metadata.scan(digest, in: key), s.state == .complete, s.findings.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            let rescanned = try #require(try await registry.metadata.scan(digest, in: key))
+            #expect(rescanned.trigger == "CONTINUOUS")
+            #expect(Set(rescanned.findings.map(\.name)) == ["CVE-2023-38545", "CVE-2023-45853"])
+        }
+    }
+}
+
+@Suite struct VulnerabilityBundleTests {
+    @Test func importWritesAnIndexedBundleThatLoadsTheSameRecords() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-bundle-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bundle = VulnerabilityBundle(dataDirectory: dir)
+        #expect(bundle.currentBundle() == nil)
+        let result = try bundle.importRecords(from: Fixtures.url("vulndb"))
+        #expect(bundle.currentBundle() == result.metadata.bundle)
+        let (db, meta) = try bundle.load(bundle: result.metadata.bundle)
+        #expect(meta == result.metadata)
+        #expect(db.advisories.count == Fixtures.database.advisories.count)
+        #expect(db.countsByFeed == Fixtures.database.countsByFeed)
+        #expect(meta.recordsByEcosystem == Fixtures.database.countsByEcosystem)
+        #expect(meta.newestModified == Fixtures.database.newestModified?.modified)
+        #expect(meta.repaired == Fixtures.database.issues.filter { $0.disposition == .repaired }.count)
+    }
+
+    @Test func malformedRecordsAreSkippedAndOldBundlesPruned() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-bundle-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let feed = dir.appendingPathComponent("src/PyPI")
+        try FileManager.default.createDirectory(at: feed, withIntermediateDirectories: true)
+        try Data("{not json".utf8).write(to: feed.appendingPathComponent("bad.json"))
+        try Data(#"{"id":"X-1"}"#.utf8).write(to: feed.appendingPathComponent("incomplete.json"))
+        try FileManager.default.copyItem(at: Fixtures.url("vulndb/PyPI/PYSEC-2005-1.json"), to: feed.appendingPathComponent("ok.json"))
+        let bundle = VulnerabilityBundle(dataDirectory: dir)
+        var names: [String] = []
+        for _ in 0..<3 {
+            let r = try bundle.importRecords(from: dir.appendingPathComponent("src"))
+            #expect(r.metadata.recordsByFeed == ["PyPI": 1])
+            #expect(r.metadata.skipped == 2)
+            names.append(r.metadata.bundle)
+        }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: bundle.root.path).filter { VulnerabilityBundle.isBundleName($0) }
+        #expect(Set(kept) == Set(names.suffix(2)), "the current and the previous bundle are kept")
+        #expect(throws: VulnerabilityBundle.BundleError.self) { try bundle.importRecords(from: dir.appendingPathComponent("nowhere")) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("empty"), withIntermediateDirectories: true)
+        #expect(throws: VulnerabilityBundle.BundleError.self) { try bundle.importRecords(from: dir.appendingPathComponent("empty")) }
+        #expect(bundle.currentBundle() == names.last)
+    }
+}
+
+@Suite struct ChunkPipeTests {
+    @Test func chunksArriveInOrderAcrossThreadsWithBackpressure() async throws {
+        let pipe = ChunkPipe(capacity: 2)
+        let producer = Task {
+            for i in 0..<100 { _ = await pipe.send([UInt8(i)]) }
+            pipe.finish()
+        }
+        let received = try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], any Error>) in
+            Thread.detachNewThread {
+                var out: [UInt8] = []
+                do {
+                    while let chunk = try pipe.next() { out += chunk }
+                    c.resume(returning: out)
+                } catch { c.resume(throwing: error) }
+            }
+        }
+        await producer.value
+        #expect(received == (0..<100).map { UInt8($0) })
+    }
+
+    @Test func aCancelledConsumerReleasesTheProducer() async throws {
+        let pipe = ChunkPipe(capacity: 1)
+        #expect(await pipe.send([1]))
+        pipe.cancel()
+        #expect(await pipe.send([2]) == false)
+        pipe.finish(failure: "boom")
+        #expect(try pipe.next() == [1])
+        #expect(throws: ChunkPipe.PipeError.self) { try pipe.next() }
+    }
+}
