@@ -187,7 +187,9 @@ public final class ScanService: Sendable {
             logger.error("scan not started", metadata: ["error": "\(error)"])
             return
         }
+        let started = ContinuousClock.now
         let outcome = await scanImage(record.repository, record.digest, trigger: record.trigger)
+        let elapsed = started.duration(to: .now)
         record.state = outcome.state
         record.statusDescription = outcome.description
         record.findings = outcome.findings
@@ -204,6 +206,7 @@ public final class ScanService: Sendable {
         logger.info("image scanned", metadata: [
             "repository": "\(record.repository)", "digest": "\(record.digest)", "status": "\(record.state.rawValue)",
             "findings": "\(record.findings.count)",
+            "milliseconds": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
         ])
     }
 
