@@ -71,6 +71,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(
+            name: "CZstd",
+            path: "Sources/CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
         .target(
             name: "BerthVersions",
             swiftSettings: swiftSettings
@@ -81,7 +87,7 @@ let package = Package(
         ),
         .target(
             name: "BerthScanner",
-            dependencies: ["CZlib", "BerthVersions"],
+            dependencies: ["CZlib", "CZstd", "CSQLite", "BerthVersions"],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
@@ -154,7 +160,7 @@ let package = Package(
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstd", "CSQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanningTests",
                     dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),

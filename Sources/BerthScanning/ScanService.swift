@@ -232,16 +232,21 @@ public final class ScanService: Sendable {
             return .failed("No vulnerability database is installed; import one with `berth vulndb import`.")
         }
         let manifest: ParsedManifest
+        let bytes: [UInt8]
         do {
             guard let record = try await registry.metadata.manifest(digest, in: key) else {
                 return .failed("The image no longer exists.")
             }
+            bytes = record.bytes
             manifest = try ManifestParser.parse(record.bytes, contentType: record.mediaType)
         } catch {
             return .failed("The image manifest could not be read: \(error)")
         }
         guard manifest.isIndex else { return await scanSingle(key, manifest, db) }
-        let children = PlatformSelection.imageManifests(of: manifest)
+        let children: [PlatformManifest]
+        do { children = try PlatformManifests.select(fromIndex: Data(bytes)).manifests } catch {
+            return .failed("The image index could not be read: \(error.description)")
+        }
         guard !children.isEmpty else { return .unsupported("The image index lists no platform images.") }
         var merged: [ScanFinding] = []
         var seen = Set<String>()
@@ -296,7 +301,7 @@ public final class ScanService: Sendable {
                 return .unsupported("The layer media type \(layer.mediaType) is not supported.")
             }
             guard let digest = Digest.parse(layer.digest) else { return .failed("Invalid layer digest \(layer.digest).") }
-            if let failure = await apply(layer: digest, to: box) {
+            if let failure = await apply(layer: digest, mediaType: layer.mediaType, to: box) {
                 return .failed("Layer \(digest) could not be read: \(failure)")
             }
         }
@@ -310,7 +315,9 @@ public final class ScanService: Sendable {
         } catch {
             return .failed("The scan was interrupted: \(error)")
         }
-        if report.packages.isEmpty && (report.osRelease["ID"] == nil || report.dpkgEcosystem == nil) {
+        // Supported: the OS packages were matched in a known distribution, or there are language packages.
+        let languageKinds: Set<InstalledPackage.Kind> = [.pypi, .npm, .golang]
+        if report.osEcosystems.isEmpty && !report.packages.contains(where: { languageKinds.contains($0.kind) }) {
             return .unsupported(Self.unsupportedOS)
         }
         let findings = report.findings.map(ScanFinding.init(finding:)).sorted(by: ScanFinding.reportOrder)
@@ -318,7 +325,7 @@ public final class ScanService: Sendable {
     }
 
     /// Streams one layer blob into the walker (running on the thread pool); returns a failure reason.
-    func apply(layer digest: Digest, to box: WalkerBox) async -> String? {
+    func apply(layer digest: Digest, mediaType: String, to box: WalkerBox) async -> String? {
         let pipe = ChunkPipe()
         let registry = self.registry
         let producer = Task {
@@ -341,7 +348,7 @@ public final class ScanService: Sendable {
         do {
             try await threadPool.runIfActive {
                 defer { pipe.cancel() }
-                try box.walker.apply { () throws(LayerError) -> [UInt8]? in
+                try box.walker.apply(mediaType: mediaType) { () throws(LayerError) -> [UInt8]? in
                     do { return try pipe.next() } catch let e as ChunkPipe.PipeError { throw .unreadable(e.message) } catch { throw .unreadable("\(error)") }
                 }
             }
@@ -368,18 +375,6 @@ enum LayerMediaTypes {
     static func isScannable(_ t: String) -> Bool { scannable.contains(t) }
     /// Layers that are not pushed to registries (Windows base layers): skipped.
     static func isForeign(_ t: String) -> Bool { t.contains("foreign") || t.contains("nondistributable") }
-}
-
-/// The platform images of an index that are scanned on their own.
-public enum PlatformSelection {
-    public static func imageManifests(of index: ParsedManifest) -> [Descriptor] {
-        index.manifests.filter { d in
-            guard MediaType.manifestTypes.contains(d.mediaType), !MediaType.isIndex(d.mediaType) else { return false }
-            if let p = d.platform, p.os == "unknown" || p.architecture == "unknown" { return false }
-            if d.annotations?["vnd.docker.reference.type"] == "attestation-manifest" { return false }
-            return true
-        }
-    }
 }
 
 extension ScanFinding {

@@ -211,10 +211,10 @@ struct VulnDB: AsyncParsableCommand {
 struct VulnDBImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import OSV advisories (a directory with one folder of *.json per ecosystem) and make them current.",
+        abstract: "Import OSV advisories (one folder of *.json or osv.dev all.zip per ecosystem, or one all.zip) and make them current.",
         discussion: "A running registry on the same data directory picks the new database up within scanPollSeconds, "
             + "keeps serving meanwhile, and rescans repositories whose scan frequency is CONTINUOUS_SCAN.")
-    @Argument(help: "The advisories: a directory of per-ecosystem folders of OSV JSON records.") var path: String
+    @Argument(help: "The advisories: a directory of per-ecosystem folders of OSV JSON records or all.zip exports, or one <Ecosystem>/all.zip.") var path: String
     @OptionGroup var options: CommonOptions
     @Flag(help: "List every skipped or repaired record.") var verbose = false
 

@@ -7,13 +7,13 @@ struct TarBuilder {
     private(set) var bytes: [UInt8] = []
 
     static func header(name: String, size: Int, type: UInt8 = UInt8(ascii: "0"), link: String = "",
-                       sizeField: [UInt8]? = nil, corruptChecksum: Bool = false) -> [UInt8] {
+                       sizeField: [UInt8]? = nil, corruptChecksum: Bool = false, mode: Int = 0o644) -> [UInt8] {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, at offset: Int, max: Int) {
             for (k, b) in s.utf8.prefix(max).enumerated() { h[offset + k] = b }
         }
         put(name, at: 0, max: 100)
-        put("0000644\0", at: 100, max: 8)
+        put(String(format: "%07o\0", mode), at: 100, max: 8)
         put("0000000\0", at: 108, max: 8)
         put("0000000\0", at: 116, max: 8)
         if let sizeField { for (k, b) in sizeField.prefix(12).enumerated() { h[124 + k] = b } } else {
@@ -37,8 +37,8 @@ struct TarBuilder {
 
     mutating func file(_ name: String, _ contents: String) { file(name, Array(contents.utf8)) }
 
-    mutating func file(_ name: String, _ contents: [UInt8]) {
-        bytes += Self.header(name: name, size: contents.count) + Self.padded(contents)
+    mutating func file(_ name: String, _ contents: [UInt8], mode: Int = 0o644) {
+        bytes += Self.header(name: name, size: contents.count, mode: mode) + Self.padded(contents)
     }
 
     mutating func directory(_ name: String) { bytes += Self.header(name: name, size: 0, type: UInt8(ascii: "5")) }

@@ -294,6 +294,40 @@ struct Expected: Decodable {
     }
 }
 
+@Suite struct VulnerabilityArchiveImportTests {
+    /// osv.dev's per-ecosystem export (`<Ecosystem>/all.zip`), built with Python's zipfile (deflate).
+    @Test func anOSVAllZipImportsAsItsEcosystemFeed() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-zip-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let feed = dir.appendingPathComponent("src/Debian")
+        try FileManager.default.createDirectory(at: feed, withIntermediateDirectories: true)
+        let zip = feed.appendingPathComponent("all.zip")
+        let records = ["CVE-2023-38545", "CVE-2023-45853"].map { Fixtures.url("vulndb/Debian/\($0).json").path }
+        let script = """
+            import sys, zipfile
+            with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+                for p in sys.argv[2:]:
+                    z.write(p, p.rsplit("/", 1)[1])
+                z.writestr("../evil.json", "{}")
+                z.writestr("README.txt", "not a record")
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script, zip.path] + records
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0)
+        let bundle = VulnerabilityBundle(dataDirectory: dir)
+        let direct = try bundle.importRecords(from: zip)
+        #expect(direct.metadata.recordsByFeed == ["Debian": 2])
+        #expect(direct.metadata.skipped == 1, "the entry escaping with .. is refused")
+        let viaFolder = try bundle.importRecords(from: dir.appendingPathComponent("src"))
+        #expect(viaFolder.metadata.recordsByFeed == ["Debian": 2])
+        let (db, _) = try bundle.load(bundle: viaFolder.metadata.bundle)
+        #expect(Set(db.advisories.map(\.record.id)) == ["CVE-2023-38545", "CVE-2023-45853"])
+    }
+}
+
 @Suite struct ChunkPipeTests {
     @Test func chunksArriveInOrderAcrossThreadsWithBackpressure() async throws {
         let pipe = ChunkPipe(capacity: 2)

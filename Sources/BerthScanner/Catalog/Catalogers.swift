@@ -19,8 +19,14 @@ public enum Catalogers {
     }
 
     enum FileKind {
-        case dpkgStatus, pythonMetadata, npmPackageJSON, osRelease
+        case dpkgStatus, pythonMetadata, npmPackageJSON, osRelease, apkInstalled, rpmDatabase
     }
+
+    /// Where rpm keeps its SQLite database (RHEL 9 family; Fedora ≥ 36 and openSUSE use `usr/lib/sysimage`).
+    static let rpmDatabasePaths: Set<String> = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"]
+
+    /// True for the package databases that may be larger than ordinary catalog files (rpm's SQLite database).
+    public static func isLargeDatabase(_ path: String) -> Bool { rpmDatabasePaths.contains(path) }
 
     static func kind(of path: String) -> FileKind? {
         if path == "var/lib/dpkg/status" { return .dpkgStatus }
@@ -30,6 +36,8 @@ public enum Catalogers {
             return nil
         }
         if path == "etc/os-release" || path == "usr/lib/os-release" { return .osRelease }
+        if path == "lib/apk/db/installed" { return .apkInstalled }
+        if rpmDatabasePaths.contains(path) { return .rpmDatabase }
         let components = path.split(separator: "/")
         guard let last = components.last else { return nil }
         if components.count >= 2 {
@@ -55,6 +63,8 @@ public enum Catalogers {
             case .dpkgStatus: DpkgStatusCataloger.catalog(file, into: &result)
             case .pythonMetadata: PythonMetadataCataloger.catalog(file, into: &result)
             case .npmPackageJSON: NpmPackageCataloger.catalog(file, into: &result)
+            case .apkInstalled: ApkInstalledCataloger.catalog(file, into: &result)
+            case .rpmDatabase: RpmDatabaseCataloger.catalog(file, into: &result)
             case .osRelease:
                 if result.osRelease.isEmpty || file.path == "etc/os-release" {
                     result.osRelease = OSRelease.parse(String(decoding: file.contents, as: UTF8.self))

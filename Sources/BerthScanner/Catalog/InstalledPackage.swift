@@ -5,17 +5,23 @@ public struct InstalledPackage: Sendable, Equatable, Hashable {
         case deb
         case pypi
         case npm
+        /// Alpine (or Wolfi/Chainguard) `lib/apk/db/installed`.
+        case apk
+        /// `var/lib/rpm/rpmdb.sqlite`.
+        case rpm
+        /// A Go module (or `stdlib`) compiled into a Go binary.
+        case golang = "go"
     }
 
     public var kind: Kind
     public var name: String
     public var version: String
     public var architecture: String?
-    /// The source package (dpkg); for other kinds equal to ``name``.
+    /// The source package: dpkg `Source`, apk origin, rpm SOURCERPM name; for other kinds equal to ``name``.
     public var sourceName: String
-    /// The source package version (dpkg); for other kinds equal to ``version``.
+    /// The source package version (dpkg); for other kinds equal to ``version`` (Go's stdlib: without `go`).
     public var sourceVersion: String
-    /// The file the package was read from, relative to the image root.
+    /// The file the package was read from (for Go modules, the binary), relative to the image root.
     public var path: String
 
     public init(

@@ -28,15 +28,30 @@ public struct LayerWalker {
         public var maxLayerBytes: Int
         /// Bytes read from storage per step.
         public var readChunkBytes: Int
+        /// rpm's SQLite database may be larger than other catalog files; it is captured up to this size.
+        public var maxPackageDatabaseBytes: Int
+        /// Executables larger than this are not searched for Go build information.
+        public var maxGoBinaryBytes: Int
+        /// The most bytes of Go build information kept per binary (the binary itself is streamed, not kept).
+        public var maxGoBuildInfoBytes: Int
 
         public init(
             maxCatalogFileBytes: Int = 16 << 20, maxTotalCapturedBytes: Int = 256 << 20,
-            maxLayerBytes: Int = 64 << 30, readChunkBytes: Int = 64 << 10
+            maxLayerBytes: Int = 64 << 30, readChunkBytes: Int = 64 << 10,
+            maxPackageDatabaseBytes: Int = 128 << 20, maxGoBinaryBytes: Int = 1 << 30, maxGoBuildInfoBytes: Int = 1 << 20
         ) {
             self.maxCatalogFileBytes = maxCatalogFileBytes
             self.maxTotalCapturedBytes = maxTotalCapturedBytes
             self.maxLayerBytes = maxLayerBytes
             self.readChunkBytes = readChunkBytes
+            self.maxPackageDatabaseBytes = maxPackageDatabaseBytes
+            self.maxGoBinaryBytes = maxGoBinaryBytes
+            self.maxGoBuildInfoBytes = maxGoBuildInfoBytes
+        }
+
+        /// The largest capture allowed for a wanted file at `path`.
+        func captureLimit(_ path: String) -> Int {
+            Catalogers.isLargeDatabase(path) ? max(maxPackageDatabaseBytes, maxCatalogFileBytes) : maxCatalogFileBytes
         }
     }
 
@@ -50,13 +65,18 @@ public struct LayerWalker {
         self.limits = limits
     }
 
-    /// Applies the layer stored in `file` (gzip-compressed or plain tar, detected from its first bytes).
+    /// Applies the layer stored in `file` (gzip, zstd or plain tar, detected from its first bytes).
     public mutating func apply(layerFile file: URL) throws(LayerError) {
+        try apply(layerFile: file, mediaType: nil)
+    }
+
+    /// Applies the layer stored in `file`; `mediaType` is the descriptor's, when known (see ``apply(mediaType:reading:)``).
+    public mutating func apply(layerFile file: URL, mediaType: String?) throws(LayerError) {
         let handle: FileHandle
         do { handle = try FileHandle(forReadingFrom: file) } catch { throw .unreadable("\(file.path): \(error)") }
         defer { try? handle.close() }
         let chunk = limits.readChunkBytes
-        try apply { () throws(LayerError) -> [UInt8]? in
+        try apply(mediaType: mediaType) { () throws(LayerError) -> [UInt8]? in
             do {
                 guard let data = try handle.read(upToCount: chunk), !data.isEmpty else { return nil }
                 return [UInt8](data)
@@ -68,22 +88,72 @@ public struct LayerWalker {
 
     /// Applies a layer read through `next`, which returns successive chunks and `nil` at the end.
     public mutating func apply(reading next: () throws(LayerError) -> [UInt8]?) throws(LayerError) {
+        try apply(mediaType: nil, reading: next)
+    }
+
+    /// Applies a layer read through `next`, which returns successive chunks and `nil` at the end.
+    ///
+    /// The compression is taken from the blob's first bytes (gzip `1f 8b`, zstd `28 b5 2f fd`, else plain tar),
+    /// as containerd does, because registries hold layers whose media type understates their compression. A
+    /// `mediaType` that disagrees with the content is reported as a ``LayerIssue``; an encrypted or
+    /// unknown-compression layer media type (`+encrypted`, `+bzip2`, `+xz`, …) is rejected.
+    public mutating func apply(mediaType: String?, reading next: () throws(LayerError) -> [UInt8]?) throws(LayerError) {
         let layer = layersApplied
+        var declared: LayerCompression?
+        if let mediaType {
+            declared = LayerCompression(mediaType: mediaType)
+            if declared == nil, let plus = mediaType.lastIndex(of: "+") ?? mediaType.lastIndex(of: ".") {
+                let suffix = mediaType[mediaType.index(after: plus)...]
+                if !["tar", "gzip", "zstd"].contains(suffix), mediaType.contains("tar") {
+                    throw .unsupportedCompression(mediaType)
+                }
+            }
+        }
         var first = try next()
         guard let head = first else { throw .tar(.truncated) }
         var pending = Pending()
         var capturedSoFar = capturedBytes
         let maxTotal = limits.maxTotalCapturedBytes
+        let limits = self.limits
+        var goScanner: (path: String, scanner: GoBuildInfoScanner)?
         var parser = TarStreamParser(
-            limits: .init(maxCaptureBytes: limits.maxCatalogFileBytes),
+            limits: .init(maxCaptureBytes: max(limits.maxCatalogFileBytes, limits.maxPackageDatabaseBytes)),
             wantsContents: { header in
-                guard let path = LayerPath.normalize(header.path), Catalogers.wants(path) else { return false }
+                guard let path = LayerPath.normalize(header.path), Catalogers.wants(path),
+                      header.size <= limits.captureLimit(path)
+                else { return false }
                 return capturedSoFar + header.size <= maxTotal
+            },
+            observe: { header in
+                // Executables that no cataloger reads by path may be Go binaries: stream them through a scanner.
+                goScanner = nil
+                guard header.mode & 0o111 != 0, header.size >= 64, header.size <= limits.maxGoBinaryBytes,
+                      let path = LayerPath.normalize(header.path), !Catalogers.wants(path)
+                else { return nil }
+                let scanner = GoBuildInfoScanner(maxBuildInfoBytes: limits.maxGoBuildInfoBytes)
+                goScanner = (path, scanner)
+                return scanner
             })
         var lower = index
         var newIssues: [LayerIssue] = []
         let handleEntry: (TarEntry) -> Void = { entry in
-            Self.handle(entry, layer: layer, lower: &lower, pending: &pending, issues: &newIssues)
+            var goInfo: GoBuildInfo?
+            if let g = goScanner, LayerPath.normalize(entry.header.path) == g.path {
+                goScanner = nil
+                if g.scanner.foundLegacyFormat {
+                    newIssues.append(LayerIssue(layer: layer, path: g.path, reason: "Go build information older than Go 1.18 not read"))
+                }
+                if let info = g.scanner.result {
+                    let cost = info.dependencies.reduce(64) { $0 + $1.path.utf8.count + $1.version.utf8.count + 32 }
+                    if capturedSoFar + cost <= maxTotal {
+                        goInfo = info
+                        capturedSoFar += cost
+                    } else {
+                        newIssues.append(LayerIssue(layer: layer, path: g.path, reason: "capture budget exhausted, Go build information skipped"))
+                    }
+                }
+            }
+            Self.handle(entry, goInfo: goInfo, layer: layer, limits: limits, lower: &lower, pending: &pending, issues: &newIssues)
             if let c = entry.contents { capturedSoFar += c.count }
         }
         func feedTar(_ bytes: [UInt8]) throws(LayerError) {
@@ -92,24 +162,35 @@ public struct LayerWalker {
             }
         }
 
-        if head.count >= 4, head[0] == 0x28, head[1] == 0xb5, head[2] == 0x2f, head[3] == 0xfd {
-            throw .unsupportedCompression("zstd")
+        let compression = LayerCompression(sniffing: head)
+        if let declared, declared != compression {
+            newIssues.append(LayerIssue(layer: layer, path: "", reason:
+                "media type says \(declared.rawValue) but the content is \(compression.rawValue); read as \(compression.rawValue)"))
         }
-        if head.count >= 2, head[0] == 0x1f, head[1] == 0x8b {
-            let inflater: GzipInflater
-            do { inflater = try GzipInflater(maxOutputBytes: limits.maxLayerBytes) } catch { throw .inflate(error) }
+        let decompressor: (any LayerDecompressor)?
+        do {
+            switch compression {
+            case .gzip: decompressor = try GzipInflater(maxOutputBytes: limits.maxLayerBytes)
+            case .zstd: decompressor = try ZstdDecompressor(maxOutputBytes: limits.maxLayerBytes)
+            case .none: decompressor = nil
+            }
+        } catch { throw .inflate(error) }
+        if let decompressor {
             while let chunk = first {
                 do {
-                    try inflater.feed(chunk) { out in try feedTar(out) }
+                    try decompressor.feed(chunk) { out in try feedTar(out) }
                 } catch let e as InflateError { throw .inflate(e) } catch let e as LayerError { throw e } catch {
                     throw .unreadable("\(error)")
                 }
-                // Read on after the tar end marker so that the gzip trailer (CRC, length) is verified.
+                // Read on after the tar end marker so that the trailer (gzip CRC and length, zstd checksum) is verified.
                 first = try next()
             }
-            do { try inflater.finish() } catch { throw .inflate(error) }
+            do { try decompressor.finish() } catch { throw .inflate(error) }
         } else {
+            var plainBytes = 0
             while let chunk = first {
+                plainBytes += chunk.count
+                guard plainBytes <= limits.maxLayerBytes else { throw .inflate(.outputLimitExceeded(limits.maxLayerBytes)) }
                 try feedTar(chunk)
                 if parser.reachedEnd { break }
                 first = try next()
@@ -132,7 +213,8 @@ public struct LayerWalker {
     }
 
     private static func handle(
-        _ entry: TarEntry, layer: Int, lower: inout VirtualFileIndex, pending: inout Pending, issues: inout [LayerIssue]
+        _ entry: TarEntry, goInfo: GoBuildInfo?, layer: Int, limits: Limits,
+        lower: inout VirtualFileIndex, pending: inout Pending, issues: inout [LayerIssue]
     ) {
         let raw = entry.header.path
         guard let path = LayerPath.normalize(raw) else {
@@ -161,13 +243,23 @@ public struct LayerWalker {
         default:
             lower.removeTree(path)
             pending.additions[path] = nil
+            if let goInfo {
+                pending.additions[path] = .goBinary(goInfo)
+                return
+            }
+            if entry.header.type == .hardLink, let target = LayerPath.normalize(entry.header.linkName),
+               case .goBinary(let info)? = pending.additions[target] ?? lower[target] {
+                pending.additions[path] = .goBinary(info)
+                return
+            }
             guard Catalogers.wants(path) else { return }
             switch entry.header.type {
             case .regular:
                 if let contents = entry.contents {
                     pending.additions[path] = .file(contents)
                 } else {
-                    issues.append(LayerIssue(layer: layer, path: path, reason: entry.exceededCaptureLimit
+                    let tooLarge = entry.exceededCaptureLimit || entry.header.size > limits.captureLimit(path)
+                    issues.append(LayerIssue(layer: layer, path: path, reason: tooLarge
                         ? "larger than the catalog file limit, skipped" : "capture budget exhausted, skipped"))
                 }
             case .symbolicLink:

@@ -53,8 +53,13 @@ public struct OCIImageLayout: Sendable {
             ?? index.manifests
         guard let descriptor = candidates.first else { throw .notFound("no manifest for tag \(tag ?? "(any)")") }
         var manifest: Manifest = try decode(try blobURL(descriptor.digest))
-        // An image index: pick linux/amd64, else the first entry.
-        if manifest.layers == nil, let entries = manifest.manifests, !entries.isEmpty {
+        // An image index: pick linux/amd64, else the first entry that is not an attestation manifest.
+        if manifest.layers == nil, let all = manifest.manifests, !all.isEmpty {
+            let entries = all.filter { e in
+                e.platform?.os != "unknown" && e.platform?.architecture != "unknown"
+                    && e.annotations?["vnd.docker.reference.type"] != "attestation-manifest"
+            }
+            guard !entries.isEmpty else { throw .notFound("the index lists no image manifest") }
             let pick = entries.first { $0.platform?.os == "linux" && $0.platform?.architecture == "amd64" } ?? entries[0]
             manifest = try decode(try blobURL(pick.digest))
         }

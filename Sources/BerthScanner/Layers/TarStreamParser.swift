@@ -25,6 +25,16 @@ public struct TarEntryHeader: Sendable, Equatable {
     public var type: TarEntryType
     public var size: Int
     public var linkName: String
+    /// The permission bits (`0` when the field is unreadable).
+    public var mode: Int = 0
+}
+
+/// Sees the data of one tar entry as it streams by, without the parser buffering it.
+public protocol TarEntryObserver: AnyObject {
+    /// Called with successive pieces of the entry's data.
+    func consume(_ bytes: ArraySlice<UInt8>)
+    /// True once the observer needs no more data.
+    var isDone: Bool { get }
 }
 
 /// One tar entry and, when it was asked for and small enough, its contents.
@@ -66,6 +76,8 @@ public struct TarStreamParser {
 
     public let limits: Limits
     private let wantsContents: (TarEntryHeader) -> Bool
+    private let observe: ((TarEntryHeader) -> (any TarEntryObserver)?)?
+    private var observer: (any TarEntryObserver)?
     private var state: State = .header
     private var block: [UInt8] = []
     private var buffer: [UInt8] = []
@@ -76,8 +88,17 @@ public struct TarStreamParser {
 
     /// A parser that captures the contents of the entries `wantsContents` accepts.
     public init(limits: Limits = Limits(), wantsContents: @escaping (TarEntryHeader) -> Bool) {
+        self.init(limits: limits, wantsContents: wantsContents, observe: nil)
+    }
+
+    /// A parser that also streams the data of the regular entries `observe` returns an observer for to that observer.
+    public init(
+        limits: Limits = Limits(), wantsContents: @escaping (TarEntryHeader) -> Bool,
+        observe: ((TarEntryHeader) -> (any TarEntryObserver)?)?
+    ) {
         self.limits = limits
         self.wantsContents = wantsContents
+        self.observe = observe
         block.reserveCapacity(512)
     }
 
@@ -105,9 +126,13 @@ public struct TarStreamParser {
             case .data(let header, let remaining, let capture, let tooLarge):
                 let take = min(remaining, bytes.count - i)
                 if capture { buffer.append(contentsOf: bytes[i..<(i + take)]) }
+                if let o = observer {
+                    if o.isDone { observer = nil } else { o.consume(bytes[i..<(i + take)]) }
+                }
                 i += take
                 let left = remaining - take
                 if left == 0 {
+                    observer = nil
                     let entry = TarEntry(header: header, contents: capture ? buffer : nil, exceededCaptureLimit: tooLarge)
                     buffer = []
                     state = pendingPadding > 0 ? .padding(remaining: pendingPadding) : .header
@@ -221,7 +246,9 @@ public struct TarStreamParser {
             type = .directory
             size = 0
         }
-        let header = TarEntryHeader(path: name, type: type, size: size, linkName: link)
+        let mode = (try? Self.parseNumber(block[100..<108], field: "mode")) ?? 0
+        let header = TarEntryHeader(path: name, type: type, size: size, linkName: link, mode: mode)
+        observer = type == .regular && size > 0 ? observe?(header) : nil
         let wanted = type == .regular && wantsContents(header)
         let capture = wanted && size <= limits.maxCaptureBytes
         pendingPadding = (512 - size % 512) % 512

@@ -7,6 +7,8 @@ public struct VirtualFileIndex: Sendable, Equatable {
     public enum Node: Sendable, Equatable {
         case file([UInt8])
         case symbolicLink(String)
+        /// A Go executable, represented by the build information found in it (its bytes are not kept).
+        case goBinary(GoBuildInfo)
     }
 
     public private(set) var nodes: [String: Node] = [:]
@@ -61,7 +63,7 @@ public struct VirtualFileIndex: Sendable, Equatable {
                 let joined = target.hasPrefix("/") ? String(target.dropFirst()) : LayerPath.join(LayerPath.parent(current), target)
                 guard let next = Self.lexicallyClean(joined) else { return nil }
                 current = next
-            case nil:
+            case nil, .goBinary?:
                 return nil
             }
         }
@@ -77,6 +79,14 @@ public struct VirtualFileIndex: Sendable, Equatable {
             parts.append(c)
         }
         return parts.isEmpty ? nil : parts.joined(separator: "/")
+    }
+
+    /// The Go executables found in the layers, by path.
+    public func goBinaries() -> [(path: String, info: GoBuildInfo)] {
+        nodes.keys.sorted().compactMap { path in
+            guard case .goBinary(let info)? = nodes[path] else { return nil }
+            return (path, info)
+        }
     }
 
     /// Every tracked path that catalogers want, with symbolic links resolved to their target's contents.

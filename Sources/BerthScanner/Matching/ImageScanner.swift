@@ -7,6 +7,8 @@ public struct ScanReport: Sendable {
     public var osRelease: [String: String]
     /// The ecosystem dpkg packages were matched in, or `nil` when the distribution is unknown.
     public var dpkgEcosystem: String?
+    /// The ecosystem each OS package kind (deb, apk, rpm) was matched in; kinds without one were not matched.
+    public var osEcosystems: [InstalledPackage.Kind: String] = [:]
     public var findings: [Finding]
     public var layerIssues: [LayerIssue]
     public var catalogIssues: [CatalogIssue]
@@ -42,24 +44,30 @@ public struct ImageScanner: Sendable {
         do { layers = try image.layers(tag: tag) } catch { throw .layout(error) }
         var walker = LayerWalker(limits: limits)
         for layer in layers {
-            do { try walker.apply(layerFile: layer.url) } catch { throw .layer(digest: layer.digest, error) }
+            do { try walker.apply(layerFile: layer.url, mediaType: layer.mediaType) } catch { throw .layer(digest: layer.digest, error) }
         }
         return scan(index: walker.index, layerIssues: walker.issues)
     }
 
     /// Catalogs and matches an already merged file index.
     public func scan(index: VirtualFileIndex, layerIssues: [LayerIssue] = []) -> ScanReport {
-        let catalog = Catalogers.catalog(index.catalogFiles())
+        var catalog = Catalogers.catalog(index.catalogFiles())
+        for (path, info) in index.goBinaries() { catalog.packages += info.packages(path: path) }
         var catalogIssues = catalog.issues
-        let ecosystem = Matcher.dpkgEcosystem(osRelease: catalog.osRelease)
-        if ecosystem == nil, catalog.packages.contains(where: { $0.kind == .deb }) {
-            catalogIssues.append(CatalogIssue(
-                path: "etc/os-release", reason: "distribution unknown or not Debian; dpkg packages not matched"))
+        let ecosystems = Matcher.osEcosystems(osRelease: catalog.osRelease)
+        let ecosystem = ecosystems[.deb]
+        let distro = catalog.osRelease["ID"].map { "'\($0)'" } ?? "unknown"
+        for (kind, what) in [(InstalledPackage.Kind.deb, "dpkg"), (.apk, "apk"), (.rpm, "rpm")]
+        where ecosystems[kind] == nil && catalog.packages.contains(where: { $0.kind == kind }) {
+            let reason = kind == .deb
+                ? "distribution unknown or not Debian; dpkg packages not matched"
+                : "no OSV ecosystem for distribution \(distro) \(catalog.osRelease["VERSION_ID"] ?? ""); \(what) packages not matched"
+            catalogIssues.append(CatalogIssue(path: "etc/os-release", reason: reason))
         }
         return ScanReport(
             packages: catalog.packages, notInstalled: catalog.notInstalled, osRelease: catalog.osRelease,
-            dpkgEcosystem: ecosystem,
-            findings: matcher.findings(for: catalog.packages, dpkgEcosystem: ecosystem),
+            dpkgEcosystem: ecosystem, osEcosystems: ecosystems,
+            findings: matcher.findings(for: catalog.packages, osEcosystems: ecosystems),
             layerIssues: layerIssues, catalogIssues: catalogIssues)
     }
 }

@@ -2,7 +2,9 @@ import Foundation
 
 /// Matches installed packages against a ``VulnerabilityDatabase``.
 ///
-/// Rules: dpkg packages are matched in ecosystem `Debian:<VERSION_ID>` on their SOURCE name and version;
+/// Rules: dpkg packages are matched in ecosystem `Debian:<VERSION_ID>` on their SOURCE name and version; apk
+/// packages in `Alpine:v<major.minor>` on their origin; rpm packages in `Rocky Linux:<major>`/`AlmaLinux:<major>` on
+/// their SOURCERPM name; Go modules in `Go` on their module path (`stdlib` for the toolchain);
 /// PyPI names are compared after PEP 503 normalisation; npm names exactly. A version is affected when it is
 /// listed in `versions[]` or falls in an ECOSYSTEM/SEMVER range: `introduced <= v < fixed`, or
 /// `<= last_affected`, `< limit`; a range without an upper event is still open. GIT ranges are not used.
@@ -22,15 +24,64 @@ public struct Matcher: Sendable {
         return "Debian:\(version)"
     }
 
+    /// The OSV ecosystem apk packages belong to: `Alpine:v<major.minor>` from `ID=alpine` and `VERSION_ID`
+    /// (`3.19.1` → `Alpine:v3.19`), `Wolfi` for `ID=wolfi`, `Chainguard` for `ID=chainguard`.
+    public static func apkEcosystem(osRelease: [String: String]) -> String? {
+        switch osRelease["ID"] {
+        case "alpine":
+            guard let version = osRelease["VERSION_ID"] else { return nil }
+            let parts = version.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count >= 2, let major = Int(parts[0]),
+                  let minor = Int(parts[1].prefix(while: { $0.isASCII && $0.isNumber }))
+            else { return nil }
+            return "Alpine:v\(major).\(minor)"
+        case "wolfi": return "Wolfi"
+        case "chainguard": return "Chainguard"
+        default: return nil
+        }
+    }
+
+    /// The OSV ecosystem rpm packages belong to: `Rocky Linux:<major>` (`ID=rocky`), `AlmaLinux:<major>`
+    /// (`ID=almalinux`), `Mageia:<VERSION_ID>`. `nil` for Red Hat Enterprise Linux, whose OSV ecosystems are
+    /// per product stream (`Red Hat:enterprise_linux:9::baseos`) and cannot be derived from os-release, and for
+    /// other distributions.
+    public static func rpmEcosystem(osRelease: [String: String]) -> String? {
+        guard let version = osRelease["VERSION_ID"], !version.isEmpty else { return nil }
+        let major = version.split(separator: ".").first.map(String.init) ?? version
+        guard !major.isEmpty, major.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        switch osRelease["ID"] {
+        case "rocky": return "Rocky Linux:\(major)"
+        case "almalinux": return "AlmaLinux:\(major)"
+        case "mageia": return "Mageia:\(version)"
+        default: return nil
+        }
+    }
+
+    /// The ecosystems of the operating system's package kinds (deb, apk, rpm) known from os-release.
+    public static func osEcosystems(osRelease: [String: String]) -> [InstalledPackage.Kind: String] {
+        var out: [InstalledPackage.Kind: String] = [:]
+        out[.deb] = dpkgEcosystem(osRelease: osRelease)
+        out[.apk] = apkEcosystem(osRelease: osRelease)
+        out[.rpm] = rpmEcosystem(osRelease: osRelease)
+        return out
+    }
+
     /// The findings for `packages`, sorted by package type, package name, version, path and advisory id.
     public func findings(for packages: [InstalledPackage], dpkgEcosystem: String?) -> [Finding] {
+        findings(for: packages, osEcosystems: dpkgEcosystem.map { [.deb: $0] } ?? [:])
+    }
+
+    /// The findings for `packages`; OS packages (deb, apk, rpm) are matched in `osEcosystems[kind]` and skipped
+    /// when their kind has none, language packages in `PyPI`, `npm` and `Go`.
+    public func findings(for packages: [InstalledPackage], osEcosystems: [InstalledPackage.Kind: String]) -> [Finding] {
         var out: [Finding] = []
         for package in packages {
             let ecosystem: String?
             switch package.kind {
-            case .deb: ecosystem = dpkgEcosystem
+            case .deb, .apk, .rpm: ecosystem = osEcosystems[package.kind]
             case .pypi: ecosystem = "PyPI"
             case .npm: ecosystem = "npm"
+            case .golang: ecosystem = "Go"
             }
             guard let ecosystem, let comparator = versionComparator(forEcosystem: ecosystem) else { continue }
             let name = package.sourceName
