@@ -146,10 +146,11 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let config = services.config
     let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
                          authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
-    let responder = BerthResponder<BasicRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity))
+    let responder = BerthResponder<BerthRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity))
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,
+        server: config.zeroCopyDownloads ? .http1(additionalChannelHandlers: [ZeroCopyDownloads.shared.installer()]) : .http1(),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
         services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
                    ScanWorkerService(scanner: services.scanner)],

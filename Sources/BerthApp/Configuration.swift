@@ -33,6 +33,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var uploadPurgeIntervalSeconds: Int = 3_600
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
     public var scanPollSeconds: Int = 5
+    /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers.
+    public var zeroCopyDownloads: Bool = true
     /// Metadata backend: `sqlite` (default) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
@@ -114,6 +116,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         int("BERTH_UPLOAD_TTL_SECONDS") { config.uploadTTLSeconds = $0 }
         int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
         int("BERTH_SCAN_POLL_SECONDS") { config.scanPollSeconds = $0 }
+        bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = overrides.dataDir { config.dataDir = v }
@@ -161,7 +164,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, metadataBackend, blobBackend
+             scanPollSeconds, zeroCopyDownloads, metadataBackend, blobBackend
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -189,6 +192,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         uploadTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadTTLSeconds) ?? d.uploadTTLSeconds
         uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
         scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
+        zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
     }
@@ -205,7 +209,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "scanPollSeconds", "metadataBackend", "blobBackend"]
+         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "metadataBackend", "blobBackend"]
     }
 }
 

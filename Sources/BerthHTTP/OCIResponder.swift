@@ -164,7 +164,8 @@ public struct OCIHandler: Sendable {
             try await registry.deleteManifest(key(name), reference: try Reference(parsing: ref))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
-            return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head)
+            return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head,
+                                     sendFiles: (context as? BerthRequestContext)?.canSendFiles ?? false)
         case (.blob(let name, let d), .delete):
             try await registry.deleteBlob(key(name), try Digest(parsing: d))
             return Response(status: .accepted, headers: [.contentLength: "0"])
@@ -287,7 +288,7 @@ public struct OCIHandler: Sendable {
 
     // MARK: blobs
 
-    func getBlob(_ name: RepositoryKey, _ digest: Digest, _ request: Request, head: Bool) async throws -> Response {
+    func getBlob(_ name: RepositoryKey, _ digest: Digest, _ request: Request, head: Bool, sendFiles: Bool = false) async throws -> Response {
         let size = try await registry.blobSize(name, digest)
         var headers: HTTPFields = [:]
         headers[Self.contentDigest] = digest.description
@@ -313,6 +314,13 @@ public struct OCIHandler: Sendable {
         if head || length == 0 { return Response(status: status, headers: headers) }
         let registry = self.registry
         let readRange = range
+        if sendFiles, let path = registry.blobs.localFilePath(of: digest),
+           let ticket = ZeroCopyDownloads.shared.ticket(path: path, offset: range?.start ?? 0, length: length) {
+            return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in
+                try await writer.write(ticket)
+                try await writer.finish(nil)
+            })
+        }
         let body = ResponseBody(contentLength: Int(length)) { writer in
             try await registry.readBlob(digest, range: readRange) { buf in try await writer.write(buf) }
             try await writer.finish(nil)

@@ -7,6 +7,13 @@ public protocol BlobReading: Sendable {
     func size(of digest: Digest) async throws -> Int64?
     /// Streams a committed blob (or one inclusive range of it) to `consumer` in chunks.
     func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws
+    /// The path of a committed blob's immutable file on the local filesystem, for stores that keep one
+    /// (lets the HTTP layer send it with `sendfile`); nil otherwise.
+    func localFilePath(of digest: Digest) -> String?
+}
+
+extension BlobReading {
+    public func localFilePath(of digest: Digest) -> String? { nil }
 }
 
 /// The staging area of uploads: bytes are appended to an upload, then committed under their digest.

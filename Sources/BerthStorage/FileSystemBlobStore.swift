@@ -50,6 +50,8 @@ public final class FileSystemBlobStore: BlobStore {
         }
     }
 
+    public func localFilePath(of digest: Digest) -> String? { layout.blobPath(digest) }
+
     public func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
         try await readFile(layout.blobPath(digest), start: range?.start ?? 0, length: range?.count, into: consumer)
     }
