@@ -48,6 +48,7 @@ public struct BerthServices: Sendable {
     public let authorizer: any Authorizer
     public let clock: any WallClock
     public let scanner: ScanService
+    public let ecrPublic: ECRService
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -78,12 +79,16 @@ public struct BerthServices: Sendable {
             downloadURL: { p, repo, digest, now in
                 try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
                                                     principal: p, now: now)
-            })
+            },
+            publicRegistryURI: { account in "\(config.publicHost)/public/\(PublicRegistry.alias(of: account))" },
+            publicLogoURL: { account, name in "\(endpoint)/gallery/\(PublicRegistry.alias(of: account))/\(name)/logo" })
         let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger)
+        let ecrPublic = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger,
+                                   flavor: .public)
         let scanner = ScanService(registry: registry, dataDirectory: URL(fileURLWithPath: config.dataDir),
                                   pollInterval: .seconds(config.scanPollSeconds), logger: logger)
         return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner)
+                             scanner: scanner, ecrPublic: ecrPublic)
     }
 
     /// Makes sure the default account exists with a root key: the configured one, or a generated one
@@ -146,7 +151,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let config = services.config
     let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
                          authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
-    let responder = BerthResponder<BerthRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity))
+    let responder = BerthResponder<BerthRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity, ecrPublic: services.ecrPublic))
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,

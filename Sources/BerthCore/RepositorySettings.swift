@@ -9,6 +9,8 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     public var encryptionType: String
     public var kmsKey: String?
     public var tags: [ResourceTag]
+    /// ECR Public catalog data (gallery description, about and usage text, platforms, logo).
+    public var catalog: PublicCatalogData? = nil
 
     public init(imageTagMutability: String = "MUTABLE", exclusionFilters: [String] = [], scanOnPush: Bool = false,
                 encryptionType: String = "AES256", kmsKey: String? = nil, tags: [ResourceTag] = []) {
@@ -61,5 +63,49 @@ public enum Wildcard {
         }
         while pi < p.count, p[pi] == UInt8(ascii: "*") { pi += 1 }
         return pi == p.count
+    }
+}
+
+/// What ECR Public shows about a public repository in its gallery (`RepositoryCatalogData`).
+public struct PublicCatalogData: Sendable, Equatable, Codable {
+    public var description: String?
+    public var architectures: [String]?
+    public var operatingSystems: [String]?
+    public var aboutText: String?
+    public var usageText: String?
+    /// The logo, base64 (at most 512,000 bytes decoded), served at `logoUrl`.
+    public var logoBase64: String?
+
+    public init(description: String? = nil, architectures: [String]? = nil, operatingSystems: [String]? = nil,
+                aboutText: String? = nil, usageText: String? = nil, logoBase64: String? = nil) {
+        self.description = description
+        self.architectures = architectures
+        self.operatingSystems = operatingSystems
+        self.aboutText = aboutText
+        self.usageText = usageText
+        self.logoBase64 = logoBase64
+    }
+}
+
+/// ECR Public registries: one per account, addressed by an alias as `public.ecr.aws/<alias>` is.
+public enum PublicRegistry {
+    /// An account's registry alias: `r` + the account id (the alias grammar needs a leading letter).
+    public static func alias(of account: String) -> String { "r" + account }
+
+    /// The account an alias names.
+    public static func account(ofAlias alias: String) -> String? {
+        guard alias.hasPrefix("r") else { return nil }
+        let id = String(alias.dropFirst())
+        return AccountID.isValid(id) ? id : nil
+    }
+
+    /// Parses `arn:aws:ecr-public::<account>:repository/<name>`.
+    public static func parseRepositoryARN(_ arn: String) -> (account: String, name: String)? {
+        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "arn", parts[1] == "aws", parts[2] == "ecr-public", parts[3].isEmpty,
+              parts[5].hasPrefix("repository/") else { return nil }
+        let name = String(parts[5].dropFirst("repository/".count))
+        guard AccountID.isValid(String(parts[4])), RepositoryName.isValid(name) else { return nil }
+        return (String(parts[4]), name)
     }
 }

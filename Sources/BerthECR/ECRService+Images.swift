@@ -23,7 +23,7 @@ extension ECRService {
 
     /// An `Image` of BatchGetImage and PutImage.
     func imageJSON(_ key: RepositoryKey, _ digest: Digest, _ tag: String?, manifest: String, mediaType: String) -> JSONValue {
-        ["registryId": .string(key.registryID), "repositoryName": .string(key.name),
+        ["registryId": .string(wireID(key)), "repositoryName": .string(key.name),
          "imageId": imageID(digest.description, tag), "imageManifest": .string(manifest),
          "imageManifestMediaType": .string(mediaType)]
     }
@@ -150,7 +150,7 @@ extension ECRService {
 
     func imageDetail(_ key: RepositoryKey, _ i: ImageSummary) async throws -> JSONValue {
         var o: [String: JSONValue] = [
-            "registryId": .string(key.registryID),
+            "registryId": .string(wireID(key)),
             "repositoryName": .string(key.name),
             "imageDigest": .string(i.digest.description),
             "imageSizeInBytes": .int(i.imageSize),
@@ -160,6 +160,10 @@ extension ECRService {
         ]
         if !i.tags.isEmpty { o["imageTags"] = .array(i.tags.map { .string($0) }) }
         if let a = i.artifactType { o["artifactMediaType"] = .string(a) }
+        if flavor == .public {
+            o["imageStatus"] = nil  // not in ECR Public's ImageDetail
+            return .object(o)
+        }
         if let t = i.lastPulledAt { o["lastRecordedPullTime"] = .double(t) }
         if let s = i.subject { o["subjectManifestDigest"] = .string(s.description) }
         if let scan = try await registry.metadata.scan(i.digest, in: key) {
@@ -197,7 +201,7 @@ extension ECRService {
                         let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
                         let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
                         throw ECRError("ImageNotFoundException",
-                                       "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+                                       "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
                     }
                     throw ECRError.invalidParameter(reason)
                 }
@@ -312,11 +316,11 @@ extension ECRService {
         if let existing = try await registry.metadata.image(computed, in: key),
            tag == nil || existing.tags.contains(tag!) {
             throw ECRError("ImageAlreadyExistsException",
-                           "Image with digest '\(computed)'\(tag.map { " and tag '\($0)'" } ?? "") already exists in the repository with name '\(key.name)' in registry with id '\(key.registryID)'")
+                           "Image with digest '\(computed)'\(tag.map { " and tag '\($0)'" } ?? "") already exists in the repository with name '\(key.name)' in registry with id '\(wireID(key))'")
         }
         for child in parsed.requiredManifests where try await registry.metadata.image(child, in: key) == nil {
             throw ECRError("ReferencedImagesNotFoundException",
-                           "Some of the images referenced by the manifest list were not found in the repository with name '\(key.name)' in the registry with id '\(key.registryID)': [\(child)]")
+                           "Some of the images referenced by the manifest list were not found in the repository with name '\(key.name)' in the registry with id '\(wireID(key))': [\(child)]")
         }
         var missing: [String] = []
         for b in parsed.requiredBlobs where try await registry.metadata.linkedBlobSize(b, in: key) == nil {
@@ -324,7 +328,7 @@ extension ECRService {
         }
         if !missing.isEmpty {
             throw ECRError("LayersNotFoundException",
-                           "Layers with digests '[\(missing.joined(separator: ", "))]' required for pushing image into repository with name '\(key.name)' in the registry with id '\(key.registryID)' do not exist")
+                           "Layers with digests '[\(missing.joined(separator: ", "))]' required for pushing image into repository with name '\(key.name)' in the registry with id '\(wireID(key))' do not exist")
         }
         let reference: Reference = try tag.map { .tag(try Tag($0)) } ?? .digest(computed)
         let pushed = try await registry.putManifest(key, reference: reference, contentType: mediaType ?? parsed.mediaType, bytes: bytes)

@@ -101,7 +101,7 @@ extension ECRService {
         let session = try await registry.uploadSession(key, id)
         func invalidPart(_ message: String) -> ECRError {
             ECRError("InvalidLayerPartException", message, extra: [
-                "registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
+                "registryId": .string(wireID(key)), "repositoryName": .string(key.name), "uploadId": .string(id),
                 "lastValidByteReceived": .int(max(0, session.offset - 1)),
             ])
         }
@@ -125,7 +125,7 @@ extension ECRService {
             }
         }
         notePart(id, size: Int64(data.count))
-        return ["registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "uploadId": .string(id),
                 "lastByteReceived": .int(last)]
     }
 
@@ -149,7 +149,7 @@ extension ECRService {
         if try await registry.metadata.linkedBlobSize(digest, in: key) != nil {
             try await registry.cancelUpload(key, upload: id)
             throw ECRError("LayerAlreadyExistsException",
-                           "The layer '\(digest)' already exists in the repository with name '\(key.name)' in registry with id '\(key.registryID)'")
+                           "The layer '\(digest)' already exists in the repository with name '\(key.name)' in registry with id '\(wireID(key))'")
         }
         do {
             _ = try await registry.completeUpload(key, upload: id, digest: digest.description, contentRange: nil, contentLength: 0,
@@ -159,7 +159,7 @@ extension ECRService {
             throw ECRError("InvalidLayerException",
                            "The layer digest calculated for upload ID '\(id)' does not match the layer digest '\(digest)' that was specified")
         }
-        return ["registryId": .string(key.registryID), "repositoryName": .string(key.name), "uploadId": .string(id),
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "uploadId": .string(id),
                 "layerDigest": .string(digest.description)]
     }
 
@@ -173,11 +173,11 @@ extension ECRService {
         try await requireRepository(key)
         guard try await registry.metadata.linkedBlobSize(digest, in: key) != nil else {
             throw ECRError("LayersNotFoundException",
-                           "The layer with digest '\(digest)' does not exist in the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+                           "The layer with digest '\(digest)' does not exist in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
         }
         guard try await !registry.metadata.manifestsReferencing(digest, in: key).isEmpty else {
             throw ECRError("LayerInaccessibleException",
-                           "The layer with digest '\(digest)' is not associated with an image in the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+                           "The layer with digest '\(digest)' is not associated with an image in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
         }
         let url = try await env.downloadURL(principal, key, digest, clock.now())
         return ["downloadUrl": .string(url), "layerDigest": .string(digest.description)]

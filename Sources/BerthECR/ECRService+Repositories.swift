@@ -116,20 +116,20 @@ extension ECRService {
             for n in names {
                 ctx.repositoryName = n
                 let key: RepositoryKey
-                do { key = RepositoryKey(registryID: reg, name: try RepositoryName(n)) } catch {
+                do { key = RepositoryKey(registryID: storeID(reg), name: try RepositoryName(n)) } catch {
                     throw ECRError.invalidParameter("Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''")
                 }
                 try await authorize(principal, "DescribeRepositories", key)
                 records.append(try await registry.repository(key))
             }
         } else {
-            try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
-                                           resource: "arn:aws:ecr:\(env.region):\(reg):repository/*")
+            try await authorizer.authorize(principal, action: "\(actionPrefix)DescribeRepositories",
+                                           resource: repositoryARNPrefix(reg) + "*")
             let limit = maxResults ?? 1000
-            let rows = try await registry.metadata.listRepositories(in: reg, after: token, limit: limit)
+            let rows = try await registry.metadata.listRepositories(in: storeID(reg), after: token, limit: limit)
             let page = Page.from(rows: rows, limit: limit) { $0 }
             for n in page.items {
-                if let r = try await registry.metadata.repository(RepositoryKey(storedRegistryID: reg, name: n)) { records.append(r) }
+                if let r = try await registry.metadata.repository(RepositoryKey(storedRegistryID: storeID(reg), name: n)) { records.append(r) }
             }
             next = page.next.map(ECRService.encodeToken)
         }
@@ -155,7 +155,7 @@ extension ECRService {
             $0.exclusionFilters = filters
         }
         var out: [String: JSONValue] = [
-            "registryId": .string(key.registryID), "repositoryName": .string(key.name),
+            "registryId": .string(wireID(key)), "repositoryName": .string(key.name),
             "imageTagMutability": .string(s.imageTagMutability),
         ]
         if !s.exclusionFilters.isEmpty {
@@ -166,12 +166,18 @@ extension ECRService {
 
     func resourceKey(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) throws -> RepositoryKey {
         let arn = try p.requiredString("resourceArn")
-        guard let parsed = ResourceARN.parseRepository(arn), parsed.region == env.region else {
+        let parsed: (account: String, name: String)?
+        if flavor == .public {
+            parsed = PublicRegistry.parseRepositoryARN(arn)
+        } else {
+            parsed = ResourceARN.parseRepository(arn).flatMap { $0.region == env.region ? ($0.account, $0.name) : nil }
+        }
+        guard let parsed else {
             throw ECRError.invalidParameter("Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN' (value: '\(arn)')")
         }
         ctx.registryID = parsed.account
         ctx.repositoryName = parsed.name
-        return RepositoryKey(storedRegistryID: parsed.account, name: parsed.name)
+        return RepositoryKey(storedRegistryID: storeID(parsed.account), name: parsed.name)
     }
 
     func tagResource(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {

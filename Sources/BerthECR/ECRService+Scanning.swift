@@ -13,7 +13,7 @@ extension ECRService {
         let scanOnPush = try config.bool("scanOnPush") ?? false
         try await authorize(principal, "PutImageScanningConfiguration", key)
         let s = try await registry.updateSettings(key) { $0.scanOnPush = scanOnPush }
-        return ["registryId": .string(key.registryID), "repositoryName": .string(key.name),
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name),
                 "imageScanningConfiguration": ["scanOnPush": .bool(s.scanOnPush)]]
     }
 
@@ -127,7 +127,7 @@ extension ECRService {
                 let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
                 let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
                 throw ECRError("ImageNotFoundException",
-                               "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+                               "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
             }
             throw ECRError.invalidParameter(reason)
         }
@@ -149,7 +149,7 @@ extension ECRService {
         try await requireRepository(key)
         let (digest, id) = try await requireImage(p, in: key)
         guard let manifest = try await registry.metadata.manifest(digest, in: key) else {
-            throw ECRError("ImageNotFoundException", "The image with imageId {imageDigest:'\(digest)'} does not exist within the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+            throw ECRError("ImageNotFoundException", "The image with imageId {imageDigest:'\(digest)'} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
         }
         if let parsed = try? ManifestParser.parse(manifest.bytes, contentType: manifest.mediaType), !parsed.isIndex,
            !(parsed.config.map { MediaType.isImageConfig($0.mediaType) } ?? false) {
@@ -161,7 +161,7 @@ extension ECRService {
         } catch BerthError.tooManyRequests(let m) {
             throw ECRError("LimitExceededException", m)
         }
-        return ["registryId": .string(key.registryID), "repositoryName": .string(key.name), "imageId": id,
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "imageId": id,
                 "imageScanStatus": scanStatusJSON(record)]
     }
 
@@ -179,10 +179,10 @@ extension ECRService {
             let idText = [try p.object("imageId")?.string("imageDigest").map { "imageDigest:'\($0)'" },
                           try p.object("imageId")?.string("imageTag").map { "imageTag:'\($0)'" }].compactMap { $0 }.joined(separator: ", ")
             throw ECRError("ScanNotFoundException",
-                           "Image scan does not exist for the image with '{\(idText)}' in the repository with name '\(key.name)' in the registry with id '\(key.registryID)'")
+                           "Image scan does not exist for the image with '{\(idText)}' in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
         }
         var out: [String: JSONValue] = [
-            "registryId": .string(key.registryID), "repositoryName": .string(key.name), "imageId": id,
+            "registryId": .string(wireID(key)), "repositoryName": .string(key.name), "imageId": id,
             "imageScanStatus": scanStatusJSON(scan),
         ]
         guard scan.state == .complete else { return .object(out) }
@@ -232,7 +232,7 @@ extension ECRService {
         }
         details["cvss"] = .array(cvss)
         var container: [String: JSONValue] = [
-            "imageHash": .string(digest.description), "registry": .string(key.registryID), "repositoryName": .string(key.name),
+            "imageHash": .string(digest.description), "registry": .string(wireID(key)), "repositoryName": .string(key.name),
         ]
         if let image {
             container["imageTags"] = .array(image.tags.map { .string($0) })
@@ -243,7 +243,7 @@ extension ECRService {
             "details": ["awsEcrContainerImage": .object(container)],
         ]
         var o: [String: JSONValue] = [
-            "awsAccountId": .string(key.registryID), "severity": .string(f.severity.rawValue), "status": "ACTIVE",
+            "awsAccountId": .string(wireID(key)), "severity": .string(f.severity.rawValue), "status": "ACTIVE",
             "title": .string("\(f.name) - \(f.packageName)"), "type": "PACKAGE_VULNERABILITY",
             "findingArn": .string("arn:aws:inspector2:\(env.region):\(key.registryID):finding/\(Self.findingID(f, key, digest))"),
             "packageVulnerabilityDetails": .object(details), "resources": .array([resource]),

@@ -16,11 +16,22 @@ public struct ECREnvironment: Sendable {
     public var issueToken: @Sendable (_ principal: Principal, _ now: Double) throws -> (token: String, expiresAt: Double)
     /// A presigned URL that serves a layer's bytes without other credentials.
     public var downloadURL: @Sendable (_ principal: Principal, _ repository: RepositoryKey, _ digest: Digest, _ now: Double) async throws -> String
+    /// `repositoryUri` of an ECR Public repository: `<host>/public/<alias>/<name>`.
+    public var publicRepositoryURI: @Sendable (_ account: String, _ name: String) -> String
+    /// The registry URI of an account's public registry: `<host>/public/<alias>`.
+    public var publicRegistryURI: @Sendable (_ account: String) -> String
+    /// Where a public repository's gallery logo is served (`logoUrl`).
+    public var publicLogoURL: @Sendable (_ account: String, _ name: String) -> String
 
     public init(region: String, repositoryURI: @escaping @Sendable (String, String) -> String,
                 proxyEndpoint: @escaping @Sendable (String) -> String,
                 issueToken: @escaping @Sendable (Principal, Double) throws -> (token: String, expiresAt: Double),
-                downloadURL: @escaping @Sendable (Principal, RepositoryKey, Digest, Double) async throws -> String) {
+                downloadURL: @escaping @Sendable (Principal, RepositoryKey, Digest, Double) async throws -> String,
+                publicRegistryURI: @escaping @Sendable (String) -> String = { "localhost/public/\(PublicRegistry.alias(of: $0))" },
+                publicLogoURL: @escaping @Sendable (String, String) -> String = { "http://localhost/gallery/\(PublicRegistry.alias(of: $0))/\($1)/logo" }) {
+        self.publicRegistryURI = publicRegistryURI
+        self.publicLogoURL = publicLogoURL
+        self.publicRepositoryURI = { account, name in "\(publicRegistryURI(account))/\(name)" }
         self.region = region
         self.repositoryURI = repositoryURI
         self.proxyEndpoint = proxyEndpoint
@@ -46,6 +57,14 @@ public struct ECRResponse: Sendable, Equatable {
 /// The Amazon ECR API (`AmazonEC2ContainerRegistry_V20150921.<Operation>`) over the registry service.
 public final class ECRService: Sendable {
     public static let targetPrefix = "AmazonEC2ContainerRegistry_V20150921."
+    public static let publicTargetPrefix = "SpencerFrontendService."
+
+    /// Which API an instance serves: Amazon ECR, or Amazon ECR Public over the same registry.
+    public enum Flavor: Sendable, Equatable {
+        case `private`
+        case `public`
+    }
+    public let flavor: Flavor
     let registry: Registry
     let authorizer: any Authorizer
     let env: ECREnvironment
@@ -60,7 +79,8 @@ public final class ECRService: Sendable {
     }
 
     public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
-                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr")) {
+                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr"), flavor: Flavor = .private) {
+        self.flavor = flavor
         self.registry = registry
         self.authorizer = authorizer
         self.env = environment
@@ -104,12 +124,16 @@ public final class ECRService: Sendable {
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).
     public static func handles(target: String) -> Bool { target.hasPrefix(targetPrefix) }
 
+    /// The target prefix of this instance's API.
+    public var prefix: String { flavor == .public ? Self.publicTargetPrefix : Self.targetPrefix }
+
     /// Runs one operation for an authenticated principal.
     public func handle(target: String, body: [UInt8], principal: Principal) async -> ECRResponse {
         var ctx = OperationContext(registryID: principal.accountID, repositoryName: nil)
         do {
-            let name = String(target.dropFirst(Self.targetPrefix.count))
-            guard Self.handles(target: target), let op = Self.operations[name] else {
+            let name = String(target.dropFirst(prefix.count))
+            let table = flavor == .public ? Self.publicOperations : Self.operations
+            guard target.hasPrefix(prefix), let op = table[name] else {
                 throw ECRError("UnknownOperationException", "Unknown operation \(target)")
             }
             let params = Params(try JSONValue.parseObject(body))
@@ -150,25 +174,49 @@ public final class ECRService: Sendable {
             throw ECRError.invalidParameter("Invalid parameter at '\(field)' failed to satisfy constraint: 'Member must have length between 2 and 256'")
         }
         do {
-            return RepositoryKey(registryID: registry, name: try RepositoryName(name))
+            return RepositoryKey(registryID: storeID(registry), name: try RepositoryName(name))
         } catch {
             throw ECRError.invalidParameter(
                 "Invalid parameter at '\(field)' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''")
         }
     }
 
-    func arn(_ key: RepositoryKey) -> String {
-        ResourceARN.repository(region: env.region, account: key.registryID, name: key.name)
+    func arn(_ key: RepositoryKey) -> String { repositoryARNPrefix(wireID(key)) + key.name }
+
+    /// `arn:aws:ecr:<region>:<account>:repository/`, or ECR Public's `arn:aws:ecr-public::<account>:repository/`.
+    func repositoryARNPrefix(_ account: String) -> String {
+        switch flavor {
+        case .private: "arn:aws:ecr:\(env.region):\(account):repository/"
+        case .public: "arn:aws:ecr-public::\(account):repository/"
+        }
     }
 
+    /// `ecr:` or `ecr-public:`.
+    var actionPrefix: String { flavor == .public ? "ecr-public:" : "ecr:" }
+
+    /// The registry id repositories of `account` are stored under: the account for private
+    /// repositories, `public:<account>` for ECR Public ones (a separate namespace, as in AWS).
+    func storeID(_ account: String) -> String { flavor == .public ? Self.publicStorePrefix + account : account }
+
+    /// The account id a stored repository key shows on the wire.
+    func wireID(_ key: RepositoryKey) -> String {
+        key.registryID.hasPrefix(Self.publicStorePrefix) ? String(key.registryID.dropFirst(Self.publicStorePrefix.count)) : key.registryID
+    }
+
+    public static let publicStorePrefix = "public:"
+
     func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey) async throws {
-        try await authorizer.authorize(principal, action: "ecr:\(action)", resource: arn(key))
+        try await authorizer.authorize(principal, action: "\(actionPrefix)\(action)", resource: arn(key))
     }
 
     func repositoryJSON(_ r: RepositoryRecord) -> JSONValue {
+        if flavor == .public {
+            return ["repositoryArn": .string(arn(r.key)), "registryId": .string(wireID(r.key)), "repositoryName": .string(r.key.name),
+                    "repositoryUri": .string(env.publicRepositoryURI(wireID(r.key), r.key.name)), "createdAt": .double(r.createdAt)]
+        }
         var o: [String: JSONValue] = [
             "repositoryArn": .string(arn(r.key)),
-            "registryId": .string(r.key.registryID),
+            "registryId": .string(wireID(r.key)),
             "repositoryName": .string(r.key.name),
             "repositoryUri": .string(env.repositoryURI(r.key.registryID, r.key.name)),
             "createdAt": .double(r.createdAt),

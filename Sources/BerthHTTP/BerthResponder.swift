@@ -24,6 +24,8 @@ public struct BerthResponder<Context: RequestContext>: HTTPResponder {
             response = try await oci.handle(request, context: context)
         } else if ECRHandler.accepts(request) {
             response = try await ecr.handle(request, context: context)
+        } else if path.hasPrefix("/gallery/"), request.method == .get || request.method == .head {
+            response = try await oci.galleryLogo(path)
         } else if path == "/healthz" {
             response = Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

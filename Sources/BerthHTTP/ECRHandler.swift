@@ -9,12 +9,15 @@ import NIOCore
 /// The AWS JSON 1.1 door: `POST /` with `X-Amz-Target`, SigV4-verified, dispatched to the ECR API.
 public struct ECRHandler: Sendable {
     let ecr: ECRService
+    /// Amazon ECR Public (`SpencerFrontendService`), signed for service `ecr-public`.
+    let ecrPublic: ECRService?
     let identity: IdentityService
     /// Largest request body accepted (a 4 MiB manifest, or a base64 layer part, plus JSON).
     static let maxBody = 32 * 1024 * 1024
 
-    public init(ecr: ECRService, identity: IdentityService) {
+    public init(ecr: ECRService, identity: IdentityService, ecrPublic: ECRService? = nil) {
         self.ecr = ecr
+        self.ecrPublic = ecrPublic
         self.identity = identity
     }
 
@@ -37,13 +40,16 @@ public struct ECRHandler: Sendable {
                 }
                 body.append(contentsOf: chunk.readableBytesView)
             }
+            let target = request.headers[Self.target] ?? ""
+            let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
             let principal: Principal
             do {
-                principal = try await identity.authenticate(Self.sigV4Request(request, body: body), service: "ecr")
+                principal = try await identity.authenticate(Self.sigV4Request(request, body: body),
+                                                            service: service.flavor == .public ? "ecr-public" : "ecr")
             } catch let e as SigV4Error {
                 return respond(ECRService.errorResponse(ECRError(e.awsErrorType, e.message, status: e.httpStatus)), context)
             }
-            result = await ecr.handle(target: request.headers[Self.target] ?? "", body: body, principal: principal)
+            result = await service.handle(target: target, body: body, principal: principal)
         }
         return respond(result, context)
     }

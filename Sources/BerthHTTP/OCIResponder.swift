@@ -1,5 +1,6 @@
 import BerthAuth
 import BerthCore
+import BerthECR
 import BerthRegistry
 import BerthStorage
 import Foundation
@@ -46,10 +47,24 @@ public struct OCIHandler: Sendable {
     public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         var response: Response
         do {
-            guard let route = try OCIRoute.parse(path: request.uri.path) else {
+            guard var route = try OCIRoute.parse(path: request.uri.path) else {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
-            let registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
+            var registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
+            if let (account, name) = route.publicRepository {
+                // ECR Public: anyone may pull; pushes need a principal allowed ecr-public:<Action>.
+                route = route.renamed(name)
+                registryID = ECRService.publicStorePrefix + account
+                let key = RepositoryKey(registryID: registryID, name: name)
+                if !OCIRoute.isPull(route, request.method) {
+                    let principal = try await authenticate(route, request)
+                    try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
+                    guard try await registry.metadata.repository(key) != nil else { throw BerthError.nameUnknown(name.value) }
+                }
+                response = try await dispatch(route, registryID: registryID, request, context)
+                response.headers[Self.apiVersion] = "registry/2.0"
+                return response
+            }
             let principal = try await authenticate(route, request)
             try await authorize(route, request.method, registryID: registryID, principal: principal)
             response = try await dispatch(route, registryID: registryID, request, context)
@@ -146,6 +161,22 @@ public struct OCIHandler: Sendable {
         }
     }
 
+    /// A repository as `/v2/` paths name it: `public/<alias>/<name>` for ECR Public repositories.
+    static func pathName(_ key: RepositoryKey) -> String {
+        guard key.registryID.hasPrefix(ECRService.publicStorePrefix) else { return key.name }
+        return "public/\(PublicRegistry.alias(of: String(key.registryID.dropFirst(ECRService.publicStorePrefix.count))))/\(key.name)"
+    }
+
+    /// ECR Public pushes: the same actions as private ones, as `ecr-public:<Action>` on the public ARN.
+    func authorizePublic(_ route: OCIRoute, _ method: HTTPRequest.Method, account: String, name: RepositoryName,
+                         principal: Principal) async throws {
+        guard let (_, actions, _) = Self.actions(route, method) else { return }
+        let arn = "arn:aws:ecr-public::\(account):repository/\(name.value)"
+        for a in actions {
+            try await authorizer.authorize(principal, action: "ecr-public:" + a.dropFirst("ecr:".count), resource: arn)
+        }
+    }
+
     func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: some RequestContext) async throws -> Response {
         let method = request.method
         func key(_ n: RepositoryName) -> RepositoryKey { RepositoryKey(registryID: registryID, name: n) }
@@ -234,7 +265,7 @@ public struct OCIHandler: Sendable {
         let p = try page(request)
         let result = try await registry.tags(name, p)
         let bytes = Array(try OCIJSON.encoder.encode(TagsBody(name: name.name, tags: result.items)))
-        return json(bytes, extra: link("/v2/\(name.name)/tags/list", result, limit: p.limit))
+        return json(bytes, extra: link("/v2/\(Self.pathName(name))/tags/list", result, limit: p.limit))
     }
 
     // MARK: manifests
@@ -264,7 +295,7 @@ public struct OCIHandler: Sendable {
         let pushed = try await registry.putManifest(
             name, reference: reference, contentType: request.headers[.contentType], bytes: bytes)
         var headers: HTTPFields = [:]
-        headers[.location] = "/v2/\(name.name)/manifests/\(pushed.digest)"
+        headers[.location] = "/v2/\(Self.pathName(name))/manifests/\(pushed.digest)"
         headers[Self.contentDigest] = pushed.digest.description
         headers[.contentLength] = "0"
         if let s = pushed.subject { headers[Self.ociSubject] = s.description }
@@ -351,7 +382,7 @@ public struct OCIHandler: Sendable {
 
     func blobCreated(_ name: RepositoryKey, _ digest: Digest) -> Response {
         var headers: HTTPFields = [:]
-        headers[.location] = "/v2/\(name.name)/blobs/\(digest)"
+        headers[.location] = "/v2/\(Self.pathName(name))/blobs/\(digest)"
         headers[Self.contentDigest] = digest.description
         headers[.contentLength] = "0"
         return Response(status: .created, headers: headers)
@@ -359,7 +390,7 @@ public struct OCIHandler: Sendable {
 
     func uploadAccepted(_ name: RepositoryKey, _ id: String, offset: Int64, status: HTTPResponse.Status) -> Response {
         var headers: HTTPFields = [:]
-        headers[.location] = "/v2/\(name.name)/blobs/uploads/\(id)"
+        headers[.location] = "/v2/\(Self.pathName(name))/blobs/uploads/\(id)"
         headers[Self.uploadUUID] = id
         headers[Self.range] = "0-\(max(0, offset - 1))"
         headers[.contentLength] = "0"

@@ -1,4 +1,5 @@
 import BerthCore
+import HTTPTypes
 
 /// A `/v2/` request path, parsed. Repository names contain slashes, so the path is read from its end.
 public enum OCIRoute: Equatable, Sendable {
@@ -51,5 +52,47 @@ public enum OCIRoute: Equatable, Sendable {
             return .referrers(try name(n - 2), parts[n - 1])
         }
         return nil
+    }
+}
+
+extension OCIRoute {
+    /// The repository the route addresses, if any.
+    public var repositoryName: RepositoryName? {
+        switch self {
+        case .base, .catalog: nil
+        case .tags(let n), .manifest(let n, _), .blob(let n, _), .uploads(let n), .upload(let n, _), .referrers(let n, _): n
+        }
+    }
+
+    /// The same route on another repository.
+    public func renamed(_ n: RepositoryName) -> OCIRoute {
+        switch self {
+        case .base, .catalog: self
+        case .tags: .tags(n)
+        case .manifest(_, let r): .manifest(n, r)
+        case .blob(_, let d): .blob(n, d)
+        case .uploads: .uploads(n)
+        case .upload(_, let id): .upload(n, id)
+        case .referrers(_, let d): .referrers(n, d)
+        }
+    }
+
+    /// ECR Public repositories are addressed as `public/<alias>/<name>` (like `public.ecr.aws/<alias>/<name>`):
+    /// the account the alias names and the repository name, or nil for a private repository.
+    public var publicRepository: (account: String, name: RepositoryName)? {
+        guard let full = repositoryName?.value, full.hasPrefix("public/") else { return nil }
+        let parts = full.split(separator: "/", maxSplits: 2)
+        guard parts.count == 3, let account = PublicRegistry.account(ofAlias: String(parts[1])),
+              let name = try? RepositoryName(String(parts[2])) else { return nil }
+        return (account, name)
+    }
+
+    /// Whether the request only reads (pulls, lists tags, discovers referrers).
+    public static func isPull(_ route: OCIRoute, _ method: HTTPRequest.Method) -> Bool {
+        guard method == .get || method == .head else { return false }
+        switch route {
+        case .tags, .manifest, .blob, .referrers: return true
+        default: return false
+        }
     }
 }
