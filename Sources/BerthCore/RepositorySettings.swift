@@ -9,6 +9,8 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     public var encryptionType: String
     public var kmsKey: String?
     public var tags: [ResourceTag]
+    /// The repository policy (ECR `SetRepositoryPolicy`), as the JSON text it was set with.
+    public var policy: String? = nil
 
     public init(imageTagMutability: String = "MUTABLE", exclusionFilters: [String] = [], scanOnPush: Bool = false,
                 encryptionType: String = "AES256", kmsKey: String? = nil, tags: [ResourceTag] = []) {

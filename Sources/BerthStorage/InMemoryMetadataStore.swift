@@ -22,6 +22,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var accountSettings: [String: String] = [:]
     }
     private let state = Mutex(State())
+    /// IAM entities (InMemoryMetadataStore+IAM.swift).
+    let iam = Mutex(IAMState())
 
     public init() {}
 

@@ -235,7 +235,7 @@ public protocol AccountMetadata: Sendable {
 }
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata
+    & AccountMetadata & IdentityMetadata
 
 extension RepositoryMetadata {
     @discardableResult

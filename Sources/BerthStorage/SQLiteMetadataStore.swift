@@ -49,6 +49,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
         try db.write { try $0.exec(Self.schema) }
+        try db.write { try $0.exec(Self.identitySchema) }
     }
 
     private func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
