@@ -91,7 +91,20 @@ let package = Package(
                 "BerthCore",
                 "BerthStorage",
                 "BerthRegistry",
+                "BerthPolicy",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthIAM",
+            dependencies: [
+                "BerthCore",
+                "BerthStorage",
+                "BerthRegistry",
+                "BerthPolicy",
+                "BerthAuth",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -103,6 +116,7 @@ let package = Package(
                 "BerthRegistry",
                 "BerthAuth",
                 "BerthECR",
+                "BerthIAM",
                 "BerthStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -118,6 +132,7 @@ let package = Package(
                 "BerthHTTP",
                 "BerthAuth",
                 "BerthECR",
+                "BerthIAM",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -143,6 +158,8 @@ let package = Package(
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",

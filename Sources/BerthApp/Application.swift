@@ -3,6 +3,7 @@ import Crypto
 import BerthCore
 import BerthECR
 import BerthHTTP
+import BerthIAM
 import BerthRegistry
 import BerthStorage
 import Foundation
@@ -46,6 +47,8 @@ public struct BerthServices: Sendable {
     public let ecr: ECRService
     public let authorizer: any Authorizer
     public let clock: any WallClock
+    public let iam: IAMService
+    public let sts: STSService
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -61,10 +64,12 @@ public struct BerthServices: Sendable {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
             key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
         }
-        let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
-                                       tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock)
-        let authorizer = AccountRootAuthorizer()
         let endpoint = config.effectivePublicEndpoint
+        let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
+                                       tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
+                                       secureTransport: endpoint.hasPrefix("https://"))
+        let policyAuthorizer = PolicyAuthorizer(store: backends.metadata, region: config.region, clock: clock)
+        let authorizer: any Authorizer = policyAuthorizer
         let env = ECREnvironment(
             region: config.region,
             repositoryURI: { account, name in "\(config.registryHost(account: account))/\(name)" },
@@ -78,7 +83,13 @@ public struct BerthServices: Sendable {
                                                     principal: p, now: now)
             })
         let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger)
-        return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock)
+        let iam = IAMService(store: backends.metadata, authorizer: authorizer, clock: clock, logger: logger) { secret, id in
+            try identity.seal(secret: secret, accessKeyID: id)
+        }
+        let sts = STSService(store: backends.metadata, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
+                             logger: logger)
+        return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
+                             iam: iam, sts: sts)
     }
 
     /// Makes sure the default account exists with a root key: the configured one, or a generated one
@@ -141,7 +152,9 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let config = services.config
     let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
                          authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
-    let responder = BerthResponder<BasicRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity))
+    let responder = BerthResponder<BerthRequestContext>(
+        oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity),
+        query: QueryHandler(iam: services.iam, sts: services.sts, identity: services.identity))
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,

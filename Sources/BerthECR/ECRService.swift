@@ -93,6 +93,12 @@ public final class ECRService: Sendable {
         "PutAccountSetting": { try await $0.putAccountSetting($1, $2, &$3) },
         "ListImageReferrers": { try await $0.listImageReferrers($1, $2, &$3) },
         "GetAuthorizationToken": { try await $0.getAuthorizationToken($1, $2, &$3) },
+        "SetRepositoryPolicy": { try await $0.setRepositoryPolicy($1, $2, &$3) },
+        "GetRepositoryPolicy": { try await $0.getRepositoryPolicy($1, $2, &$3) },
+        "DeleteRepositoryPolicy": { try await $0.deleteRepositoryPolicy($1, $2, &$3) },
+        "PutRegistryPolicy": { try await $0.putRegistryPolicy($1, $2, &$3) },
+        "GetRegistryPolicy": { try await $0.getRegistryPolicy($1, $2, &$3) },
+        "DeleteRegistryPolicy": { try await $0.deleteRegistryPolicy($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).

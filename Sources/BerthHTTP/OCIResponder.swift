@@ -50,7 +50,8 @@ public struct OCIHandler: Sendable {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
             let registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
-            let principal = try await authenticate(route, request)
+            var principal = try await authenticate(route, request)
+            principal.sourceIP = ECRHandler.sourceIP(context)
             try await authorize(route, request.method, registryID: registryID, principal: principal)
             response = try await dispatch(route, registryID: registryID, request, context)
         } catch let e as BerthError {
@@ -91,6 +92,8 @@ public struct OCIHandler: Sendable {
             do {
                 return try await identity.authenticate(ECRHandler.sigV4Request(request, body: nil), service: "ecr")
             } catch let e as SigV4Error {
+                throw BerthError.denied(e.message)
+            } catch let e as SessionTokenError {
                 throw BerthError.denied(e.message)
             }
         }
