@@ -39,7 +39,7 @@ public struct QueryHandler: Sendable {
     public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         var body: [UInt8] = []
         var service = "iam"
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = context.id
         func fail(_ e: QueryError) -> Response {
             respond((service == "sts" ? STSService.wire : IAMService.wire).error(e, requestID: requestID), context)
         }

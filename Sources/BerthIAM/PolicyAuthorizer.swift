@@ -81,7 +81,8 @@ public final class PolicyAuthorizer: Authorizer {
             ?? RequestPrincipal.root(account: principal.accountID)
         return AccessRequest(
             principal: rp, action: action, resource: resource,
-            resourceAccount: resource == "*" ? principal.accountID : nil,
+            // AWS managed policies (`arn:aws:iam::aws:policy/…`) are read in the caller's account.
+            resourceAccount: resource == "*" || resource.hasPrefix("arn:aws:iam::aws:") ? principal.accountID : nil,
             currentTime: Date(timeIntervalSince1970: clock.now()), sourceIP: principal.sourceIP,
             secureTransport: principal.secureTransport, resourceTags: resourceTags, requestTags: context.requestTags)
     }
