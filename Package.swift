@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [
-                "BerthApp", "BerthHTTP",
+                "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
