@@ -138,6 +138,10 @@ public final class IAMService: Sendable {
         }
     }
 
+    static func nonWhitespaceCount(_ s: String) -> Int {
+        s.unicodeScalars.reduce(0) { $0 + ($1.properties.isWhitespace ? 0 : 1) }
+    }
+
     static func inlineOptions(_ kind: IAMEntityKind) -> PolicyParseOptions {
         switch kind {
         case .user: .iamInlineUserPolicy
@@ -424,8 +428,16 @@ public final class IAMService: Sendable {
         let document = try p.required("PolicyDocument")
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "Put\(kind.title)Policy", entity.arn)
-        try validatePolicy(document, Self.inlineOptions(kind))
-        try await store.putInlinePolicy(IAMEntityKey(kind, principal.accountID, name), name: policyName, document: document)
+        let options = Self.inlineOptions(kind)
+        try validatePolicy(document, options)
+        // The quota is for all inline policies of the entity together, whitespace not counted.
+        let key = IAMEntityKey(kind, principal.accountID, name)
+        let others = try await store.inlinePolicies(key).filter { $0.name != policyName }.map(\.document)
+        let total = (others + [document]).reduce(0) { $0 + Self.nonWhitespaceCount($1) }
+        if let limit = options.maximumSize, total > limit {
+            throw QueryError.limitExceeded("Maximum policy size of \(limit) bytes exceeded for \(kind.rawValue) \(name)")
+        }
+        try await store.putInlinePolicy(key, name: policyName, document: document)
         return []
     }
 

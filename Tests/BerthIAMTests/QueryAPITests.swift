@@ -91,6 +91,14 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
             try await w.iamCall("PutUserPolicy", ["UserName": "alice", "PolicyName": "big",
                                                   "PolicyDocument": allow("[" + (1...200).map { #""ecr:Action\#($0)""# }.joined(separator: ",") + "]")])
         }
+        // 2,048 characters for all of a user's inline policies together.
+        let half = allow("[" + (1...60).map { #""ecr:Action\#($0)""# }.joined(separator: ",") + "]")
+        try await w.iamCall("PutUserPolicy", ["UserName": "alice", "PolicyName": "half", "PolicyDocument": half])
+        try await w.iamCall("PutUserPolicy", ["UserName": "alice", "PolicyName": "half", "PolicyDocument": half])
+        await expectError("LimitExceeded") {
+            try await w.iamCall("PutUserPolicy", ["UserName": "alice", "PolicyName": "other", "PolicyDocument": half])
+        }
+        try await w.iamCall("DeleteUserPolicy", ["UserName": "alice", "PolicyName": "half"])
         await expectError("NoSuchEntity") { try await w.iamCall("GetUserPolicy", ["UserName": "alice", "PolicyName": "nope"]) }
         await expectError("NoSuchEntity") { try await w.iamCall("PutUserPolicy", ["UserName": "bob", "PolicyName": "p", "PolicyDocument": doc]) }
         try await w.iamCall("DeleteUserPolicy", ["UserName": "alice", "PolicyName": "pull"])
