@@ -229,6 +229,22 @@ def test_explicit_deny_beats_allow(root):
     assert root.client.list_images(repositoryName=repo)["imageIds"]
 
 
+def test_condition_keys_source_ip_and_request_tags(root):
+    repo, _ = pushed_repo(root)
+    _, local = new_user(root, inline=[statement("Allow", ["ecr:DescribeRepositories"],
+                                                Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})])
+    _, remote = new_user(root, inline=[statement("Allow", ["ecr:DescribeRepositories"],
+                                                 Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})])
+    assert local.client.describe_repositories(repositoryNames=[repo])["repositories"]
+    expect_error(remote.client.describe_repositories, "AccessDeniedException", repositoryNames=[repo])
+    _, tagger = new_user(root, inline=[statement("Allow", ["ecr:CreateRepository"],
+                                                 Condition={"StringEquals": {"aws:RequestTag/team": "core"}})])
+    expect_error(tagger.client.create_repository, "AccessDeniedException", repositoryName=unique("untagged"))
+    expect_error(tagger.client.create_repository, "AccessDeniedException", repositoryName=unique("web"),
+                 tags=[{"Key": "team", "Value": "web"}])
+    tagger.client.create_repository(repositoryName=unique("core"), tags=[{"Key": "team", "Value": "core"}])
+
+
 def test_group_policies_apply_to_members(root):
     repo, _ = pushed_repo(root)
     iam = root.boto("iam")

@@ -161,8 +161,14 @@ public final class ECRService: Sendable {
         ResourceARN.repository(region: env.region, account: key.registryID, name: key.name)
     }
 
-    func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey) async throws {
-        try await authorizer.authorize(principal, action: "ecr:\(action)", resource: arn(key))
+    func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey,
+                   context: AuthorizationContext = AuthorizationContext()) async throws {
+        try await authorizer.authorize(principal, action: "ecr:\(action)", resource: arn(key), context: context)
+    }
+
+    /// `aws:RequestTag/*` and `aws:TagKeys` of a request that carries tags.
+    static func tagContext(_ tags: [ResourceTag]) -> AuthorizationContext {
+        AuthorizationContext(requestTags: Dictionary(tags.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }))
     }
 
     func repositoryJSON(_ r: RepositoryRecord) -> JSONValue {

@@ -180,6 +180,20 @@ func deny(_ actions: String, _ resource: String = "*") -> String {
         #expect(await !w.allowed(me, "ecr:BatchGetImage"))
     }
 
+    @Test func requestTagsReachConditions() async throws {
+        let w = try await World()
+        try await w.createUser("tagger", policies: [allow(#""ecr:CreateRepository""#, condition: #"{"StringEquals":{"aws:RequestTag/team":"core"},"ForAllValues:StringEquals":{"aws:TagKeys":["team"]}}"#)])
+        let p = World.user("tagger")
+        let core = AuthorizationContext(requestTags: ["team": "core"])
+        try await w.authorizer.authorize(p, action: "ecr:CreateRepository", resource: World.repo, context: core)
+        for bad in [AuthorizationContext(), AuthorizationContext(requestTags: ["team": "web"]),
+                    AuthorizationContext(requestTags: ["team": "core", "cost": "1"])] {
+            await #expect(throws: BerthError.self) {
+                try await w.authorizer.authorize(p, action: "ecr:CreateRepository", resource: World.repo, context: bad)
+            }
+        }
+    }
+
     @Test func aPolicyThatDoesNotParseNeverGrants() async throws {
         let w = try await World()
         try await w.createUser("broken", policies: [allow(#""ecr:*""#)])
