@@ -380,6 +380,11 @@ def test_assumed_role_session_works(root, skopeo_ecr, tmp_path):
     expect_error(session.client.delete_repository, "AccessDeniedException", repositoryName=repo, force=True)
     skopeo_ecr.login(session)
     skopeo_ecr.copy(f"docker://{root.server.hostport}/{repo}:v1", f"oci:{tmp_path / 'pulled'}:v1")
+    # a presigned layer URL made for the session carries its token and works without other credentials
+    url = session.client.get_download_url_for_layer(repositoryName=repo, layerDigest=img.layer_digests[0])["downloadUrl"]
+    assert "X-Amz-Security-Token=" in url
+    r = session.v2_anonymous().get(url.replace(url.split("/v2/")[0], root.server.url))
+    assert r.status_code == 200 and r.content == img.layers[0], describe(r)
 
     # the user itself has no identity policy, so it cannot push; and nobody else may assume the role
     expect_error(user.client.describe_repositories, "AccessDeniedException")

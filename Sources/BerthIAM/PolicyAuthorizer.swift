@@ -106,11 +106,12 @@ public final class PolicyAuthorizer: Authorizer {
 
     private func identityEntry(_ principal: Principal) async throws -> IdentityEntry {
         let now = clock.now()
-        if let hit = identityCache.withLock({ $0[principal.arn] }), now - hit.at < Self.cacheSeconds { return hit.entry }
+        let key = "\(principal.arn)\u{0}\(principal.userID ?? "")"
+        if let hit = identityCache.withLock({ $0[key] }), now - hit.at < Self.cacheSeconds { return hit.entry }
         let entry = try await loadIdentity(principal)
         identityCache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
-            c[principal.arn] = (entry, now)
+            c[key] = (entry, now)
         }
         return entry
     }
@@ -145,6 +146,10 @@ public final class PolicyAuthorizer: Authorizer {
         case .assumedRole(let role, let session):
             let key = IAMEntityKey(.role, account, role)
             guard let r = try await store.entity(key) else { return IdentityEntry(policies: [], userID: userID, poisoned: false) }
+            // A session of a role that was deleted and created again under the same name is not the new role's.
+            if let id = principal.userID, id.split(separator: ":").first.map(String.init) != r.id {
+                return IdentityEntry(policies: [], userID: userID, poisoned: false)
+            }
             userID = "\(r.id):\(session)"
             try await gather(key)
         case .unknown:

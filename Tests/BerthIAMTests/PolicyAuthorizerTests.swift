@@ -211,5 +211,12 @@ func deny(_ actions: String, _ resource: String = "*") -> String {
         let session = Principal(accountID: World.account, arn: "arn:aws:sts::123456789012:assumed-role/builder/s", accessKeyID: "ASIAX")
         #expect(await w.allowed(session, "ecr:PutImage"))
         #expect(await !w.allowed(session, "ecr:DeleteRepository"))
+        let roleID = try #require(try await w.store.entity(IAMEntityKey(.role, World.account, "builder"))?.id)
+        var current = session
+        current.userID = "\(roleID):s"
+        #expect(await w.allowed(current, "ecr:PutImage"))
+        var stale = session
+        stale.userID = "AROAOLDROLEOFTHATNAME:s"
+        #expect(await !w.allowed(stale, "ecr:PutImage"))
     }
 }
