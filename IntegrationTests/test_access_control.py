@@ -143,6 +143,10 @@ def test_iam_api_through_the_cli(root):
     out = root.aws_json("iam", "create-user", "--user-name", name, "--path", "/ci/")
     assert out["User"]["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/ci/{name}"
     assert name in [u["UserName"] for u in root.aws_json("iam", "list-users")["Users"]]
+    for extra in (unique("cli"), unique("cli")):
+        root.aws("iam", "create-user", "--user-name", extra)
+    everyone = {u["UserName"] for u in root.aws_json("iam", "list-users")["Users"]}
+    assert {u["UserName"] for u in root.aws_json("iam", "list-users", "--page-size", "1")["Users"]} == everyone
     doc = statement("Allow", ["ecr:BatchGetImage"])
     root.aws("iam", "put-user-policy", "--user-name", name, "--policy-name", "pull", "--policy-document", json.dumps(doc))
     got = root.aws_json("iam", "get-user-policy", "--user-name", name, "--policy-name", "pull")

@@ -138,6 +138,25 @@ public final class IAMService: Sendable {
         }
     }
 
+    /// `MaxItems` (1…1000, default 100) and `Marker` paging over a sorted list; `Marker` is opaque
+    /// (the base64 of the last key returned). Returns the page and the `IsTruncated`/`Marker` members.
+    func page<T>(_ items: [T], _ p: QueryParams, key: (T) -> String) throws -> ([T], [XMLNode]) {
+        let max = try p.int("MaxItems") ?? 100
+        guard (1...1000).contains(max) else {
+            throw QueryError.validation("1 validation error detected: Value '\(max)' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000")
+        }
+        var rest = items[...]
+        if let marker = p["Marker"] {
+            guard let data = Data(base64Encoded: marker), let last = String(data: data, encoding: .utf8) else {
+                throw QueryError.invalidInput("Invalid Marker.")
+            }
+            rest = rest.drop { key($0) <= last }
+        }
+        let out = Array(rest.prefix(max))
+        guard rest.count > max, let last = out.last else { return (out, [.text("IsTruncated", "false")]) }
+        return (out, [.text("IsTruncated", "true"), .text("Marker", Data(key(last).utf8).base64EncodedString())])
+    }
+
     static func nonWhitespaceCount(_ s: String) -> Int {
         s.unicodeScalars.reduce(0) { $0 + ($1.properties.isWhitespace ? 0 : 1) }
     }
@@ -202,7 +221,8 @@ public final class IAMService: Sendable {
         try await authorize(principal, "List\(kind.title)s", arn(kind, account, "*"))
         let prefix = p["PathPrefix"] ?? "/"
         let all = try await store.entities(kind, account: account).filter { $0.path.hasPrefix(prefix) }
-        return [.list("\(kind.title)s", all.map(entityXML)), .text("IsTruncated", "false")]
+        let (items, more) = try page(all, p) { $0.name }
+        return [.list("\(kind.title)s", items.map(entityXML))] + more
     }
 
     func deleteUser(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
@@ -253,13 +273,14 @@ public final class IAMService: Sendable {
     func listAccessKeys(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let owner = try await keyOwner(p, principal)
         try await authorize(principal, "ListAccessKeys", owner.arn)
-        let keys = try await store.accessKeys(ofAccount: principal.accountID).filter { $0.principalARN == owner.arn }
+        let all = try await store.accessKeys(ofAccount: principal.accountID).filter { $0.principalARN == owner.arn }
+        let (keys, more) = try page(all, p) { $0.accessKeyID }
         return [.list("AccessKeyMetadata", keys.map { k in
             var m: [XMLNode] = []
             if let n = owner.name { m.append(.text("UserName", n)) }
             return m + [.text("AccessKeyId", k.accessKeyID), .text("Status", k.status),
                         .text("CreateDate", QueryProtocol.timestamp(k.createdAt))]
-        }), .text("IsTruncated", "false")]
+        })] + more
     }
 
     func ownedKey(_ p: QueryParams, _ principal: Principal, _ action: String) async throws -> AccessKeyRecord {
@@ -311,7 +332,8 @@ public final class IAMService: Sendable {
         for u in try await store.users(inGroup: name, account: account) {
             if let r = try await store.entity(IAMEntityKey(.user, account, u)) { users.append(r) }
         }
-        return [.element("Group", entityXML(group)), .list("Users", users.map(entityXML)), .text("IsTruncated", "false")]
+        let (members, more) = try page(users, p) { $0.name }
+        return [.element("Group", entityXML(group)), .list("Users", members.map(entityXML))] + more
     }
 
     func deleteGroup(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
@@ -363,7 +385,8 @@ public final class IAMService: Sendable {
         for g in try await store.groups(ofUser: name, account: account) {
             if let r = try await store.entity(IAMEntityKey(.group, account, g)) { groups.append(r) }
         }
-        return [.list("Groups", groups.map(entityXML)), .text("IsTruncated", "false")]
+        let (items, more) = try page(groups, p) { $0.name }
+        return [.list("Groups", items.map(entityXML))] + more
     }
 
     // MARK: roles
@@ -458,7 +481,8 @@ public final class IAMService: Sendable {
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "List\(kind.title)Policies", entity.arn)
         let names = try await store.inlinePolicies(IAMEntityKey(kind, principal.accountID, name)).map(\.name)
-        return [.strings("PolicyNames", names), .text("IsTruncated", "false")]
+        let (items, more) = try page(names, p) { $0 }
+        return [.strings("PolicyNames", items)] + more
     }
 
     func deleteInlinePolicy(_ kind: IAMEntityKind, _ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
@@ -486,9 +510,22 @@ public final class IAMService: Sendable {
         return (r.name, r.arn, r)
     }
 
+    /// A stable 21-character id for an AWS managed policy.
+    static func awsManagedPolicyID(_ arn: String) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var out = "ANPA"
+        for round in 0..<17 {
+            for b in arn.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            h = (h ^ UInt64(round)) &* 0x100_0000_01b3
+            out.append(alphabet[Int(h >> 59)])
+        }
+        return out
+    }
+
     func policyXML(_ name: String, _ arn: String, _ r: ManagedPolicyRecord?, attachments: Int) -> [XMLNode] {
         var out: [XMLNode] = [
-            .text("PolicyName", name), .text("PolicyId", r?.id ?? "ANPA\(String(arn.utf8.count))AWSMANAGED"),
+            .text("PolicyName", name), .text("PolicyId", r?.id ?? Self.awsManagedPolicyID(arn)),
             .text("Arn", arn), .text("Path", r?.path ?? "/"), .text("DefaultVersionId", "v1"),
             .text("AttachmentCount", String(attachments)), .text("PermissionsBoundaryUsageCount", "0"),
             .text("IsAttachable", "true"),
@@ -537,18 +574,13 @@ public final class IAMService: Sendable {
 
     func listPolicies(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         try await authorize(principal, "ListPolicies", "arn:aws:iam::\(principal.accountID):policy/*")
-        var items: [[XMLNode]] = []
-        if p["Scope"] != "Local" {
-            for m in ManagedPolicy.allCases {
-                items.append(policyXML(m.name, m.arn, nil, attachments: try await store.attachmentCount(arn: m.arn)))
-            }
-        }
-        if p["Scope"] != "AWS" {
-            for r in try await store.managedPolicies(account: principal.accountID) {
-                items.append(policyXML(r.name, r.arn, r, attachments: try await store.attachmentCount(arn: r.arn)))
-            }
-        }
-        return [.list("Policies", items), .text("IsTruncated", "false")]
+        var all: [(arn: String, name: String, record: ManagedPolicyRecord?)] = []
+        if p["Scope"] != "Local" { all += ManagedPolicy.allCases.map { ($0.arn, $0.name, nil) } }
+        if p["Scope"] != "AWS" { all += try await store.managedPolicies(account: principal.accountID).map { ($0.arn, $0.name, $0) } }
+        let (items, more) = try page(all.sorted { $0.arn < $1.arn }, p) { $0.arn }
+        var out: [[XMLNode]] = []
+        for i in items { out.append(policyXML(i.name, i.arn, i.record, attachments: try await store.attachmentCount(arn: i.arn))) }
+        return [.list("Policies", out)] + more
     }
 
     func attachPolicy(_ kind: IAMEntityKind, _ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
@@ -581,11 +613,12 @@ public final class IAMService: Sendable {
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "ListAttached\(kind.title)Policies", entity.arn)
         var items: [[XMLNode]] = []
-        for arn in try await store.attachedPolicies(IAMEntityKey(kind, principal.accountID, name)) {
+        let (arns, more) = try page(try await store.attachedPolicies(IAMEntityKey(kind, principal.accountID, name)), p) { $0 }
+        for arn in arns {
             let policyName = PolicyAuthorizer.awsManagedPolicy(arn: arn)?.name ?? arn.split(separator: "/").last.map(String.init) ?? arn
             items.append([.text("PolicyName", policyName), .text("PolicyArn", arn)])
         }
-        return [.list("AttachedPolicies", items), .text("IsTruncated", "false")]
+        return [.list("AttachedPolicies", items)] + more
     }
 }
 

@@ -31,6 +31,15 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
         await expectError("ValidationError") { try await w.iamCall("CreateUser", ["UserName": "x", "Path": "nope"]) }
         await expectError("NoSuchEntity") { try await w.iamCall("GetUser", ["UserName": "bob"]) }
         await expectError("InvalidAction") { try await w.iamCall("Frobnicate", [:]) }
+        for n in ["bob", "carol", "dave"] { try await w.iamCall("CreateUser", ["UserName": n]) }
+        let first = try await w.iamCall("ListUsers", ["MaxItems": "2"])
+        #expect(first.contains("<UserName>alice</UserName>") && first.contains("<UserName>bob</UserName>") && !first.contains("carol"))
+        #expect(first.contains("<IsTruncated>true</IsTruncated><Marker>"))
+        let marker = try #require(first.split(separator: "<Marker>").last?.split(separator: "<").first.map(String.init))
+        let second = try await w.iamCall("ListUsers", ["MaxItems": "2", "Marker": marker])
+        #expect(second.contains("<UserName>carol</UserName>") && second.contains("<UserName>dave</UserName>") && !second.contains("bob"))
+        #expect(second.contains("<IsTruncated>false</IsTruncated>"))
+        await expectError("ValidationError") { try await w.iamCall("ListUsers", ["MaxItems": "0"]) }
         let list = try await w.iamCall("ListUsers", [:])
         #expect(list.contains("<Users><member><Path>/ci/</Path><UserName>alice</UserName>"))
         #expect(list.contains("<IsTruncated>false</IsTruncated>"))
