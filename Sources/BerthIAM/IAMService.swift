@@ -263,6 +263,12 @@ public final class IAMService: Sendable {
         let now = clock.now()
         try await store.putAccessKey(AccessKeyRecord(accessKeyID: id, accountID: account, principalARN: owner.arn,
                                                      sealedSecret: try seal(secret, id), createdAt: now))
+        if owner.name != nil,
+           try await store.accessKeys(ofAccount: account).filter({ $0.principalARN == owner.arn }).count > Self.maxAccessKeysPerUser {
+            // A concurrent CreateAccessKey won the race for the last slot.
+            try await store.deleteAccessKey(id)
+            throw QueryError.limitExceeded("Cannot exceed quota for AccessKeysPerUser: \(Self.maxAccessKeysPerUser)")
+        }
         var key: [XMLNode] = []
         if let n = owner.name { key.append(.text("UserName", n)) }
         key += [.text("AccessKeyId", id), .text("Status", "Active"), .text("SecretAccessKey", secret),
