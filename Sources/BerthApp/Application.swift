@@ -152,7 +152,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let config = services.config
     let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
                          authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
-    let responder = BerthResponder<BerthRequestContext>(
+    let responder = BerthResponder<PeerAddressRequestContext>(
         oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity),
         query: QueryHandler(iam: services.iam, sts: services.sts, identity: services.identity))
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)

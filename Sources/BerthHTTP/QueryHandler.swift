@@ -101,14 +101,3 @@ public struct QueryHandler: Sendable {
         return Response(status: HTTPResponse.Status(code: r.status), headers: headers, body: .init(byteBuffer: makeBuffer(r.body)))
     }
 }
-
-/// The request context of the server: Hummingbird's basic one plus the peer address (`aws:SourceIp`).
-public struct BerthRequestContext: RequestContext, RemoteAddressRequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress
-    }
-}
