@@ -20,7 +20,7 @@ extension ECRService {
         }
     }
 
-    func registryARN(_ account: String) -> String { "arn:aws:ecr:\(env.region):\(account):registry" }
+    func registryResource(_ account: String) -> String { "arn:aws:ecr:\(env.region):\(account):registry" }
 
     func setRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
@@ -71,21 +71,21 @@ extension ECRService {
     func putRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
         let (text, _) = try parsePolicyText(p, options: .ecrRegistryPolicy, kind: "registry")
-        try await authorizer.authorize(principal, action: "ecr:PutRegistryPolicy", resource: registryARN(account))
+        try await authorizer.authorize(principal, action: "ecr:PutRegistryPolicy", resource: registryResource(account))
         try await registry.metadata.putAccountSetting(account, RegistryPolicy.settingName, text)
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 
     func getRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
-        try await authorizer.authorize(principal, action: "ecr:GetRegistryPolicy", resource: registryARN(account))
+        try await authorizer.authorize(principal, action: "ecr:GetRegistryPolicy", resource: registryResource(account))
         guard let text = try await registryPolicy(account) else { throw registryPolicyNotFound(account) }
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 
     func deleteRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
-        try await authorizer.authorize(principal, action: "ecr:DeleteRegistryPolicy", resource: registryARN(account))
+        try await authorizer.authorize(principal, action: "ecr:DeleteRegistryPolicy", resource: registryResource(account))
         guard let text = try await registryPolicy(account) else { throw registryPolicyNotFound(account) }
         try await registry.metadata.putAccountSetting(account, RegistryPolicy.settingName, "")
         return ["registryId": .string(account), "policyText": .string(text)]
