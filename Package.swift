@@ -110,7 +110,20 @@ let package = Package(
                 "BerthCore",
                 "BerthStorage",
                 "BerthRegistry",
+                "BerthPolicy",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthIAM",
+            dependencies: [
+                "BerthCore",
+                "BerthStorage",
+                "BerthRegistry",
+                "BerthPolicy",
+                "BerthAuth",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -122,6 +135,7 @@ let package = Package(
                 "BerthRegistry",
                 "BerthAuth",
                 "BerthECR",
+                "BerthIAM",
                 "BerthStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -140,6 +154,7 @@ let package = Package(
                 "BerthAuth",
                 "BerthECR",
                 "BerthScanning",
+                "BerthIAM",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -169,11 +184,13 @@ let package = Package(
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [
-                "BerthApp", "BerthHTTP",
+                "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

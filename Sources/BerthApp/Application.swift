@@ -3,6 +3,7 @@ import Crypto
 import BerthCore
 import BerthECR
 import BerthHTTP
+import BerthIAM
 import BerthRegistry
 import BerthScanning
 import BerthStorage
@@ -49,6 +50,8 @@ public struct BerthServices: Sendable {
     public let clock: any WallClock
     public let scanner: ScanService
     public let ecrPublic: ECRService
+    public let iam: IAMService
+    public let sts: STSService
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -64,10 +67,12 @@ public struct BerthServices: Sendable {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
             key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
         }
-        let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
-                                       tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock)
-        let authorizer = AccountRootAuthorizer()
         let endpoint = config.effectivePublicEndpoint
+        let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
+                                       tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
+                                       secureTransport: endpoint.hasPrefix("https://"))
+        let policyAuthorizer = PolicyAuthorizer(store: backends.metadata, region: config.region, clock: clock)
+        let authorizer: any Authorizer = policyAuthorizer
         let env = ECREnvironment(
             region: config.region,
             repositoryURI: { account, name in "\(config.registryHost(account: account))/\(name)" },
@@ -87,8 +92,13 @@ public struct BerthServices: Sendable {
                                    flavor: .public)
         let scanner = ScanService(registry: registry, dataDirectory: URL(fileURLWithPath: config.dataDir),
                                   pollInterval: .seconds(config.scanPollSeconds), logger: logger)
+        let iam = IAMService(store: backends.metadata, authorizer: authorizer, clock: clock, logger: logger) { secret, id in
+            try identity.seal(secret: secret, accessKeyID: id)
+        }
+        let sts = STSService(store: backends.metadata, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
+                             logger: logger)
         return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic)
+                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts)
     }
 
     /// Makes sure the default account exists with a root key: the configured one, or a generated one
@@ -151,7 +161,9 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let config = services.config
     let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
                          authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
-    let responder = BerthResponder<BerthRequestContext>(oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity, ecrPublic: services.ecrPublic))
+    let responder = BerthResponder<BerthRequestContext>(
+        oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity, ecrPublic: services.ecrPublic),
+        query: QueryHandler(iam: services.iam, sts: services.sts, identity: services.identity))
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,

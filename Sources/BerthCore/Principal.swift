@@ -8,6 +8,15 @@ public struct Principal: Sendable, Hashable {
     public let accessKeyID: String
     /// When the registry token that authenticated this request expires, if one did.
     public var tokenExpiry: Double? = nil
+    /// `aws:userid`: the user's `AIDA…` id, `AROA…:<session>` for a role session; nil for the root.
+    public var userID: String? = nil
+    /// The session token of temporary (`ASIA…`) credentials, when the request carried one.
+    public var sessionToken: String? = nil
+    /// When temporary credentials expire.
+    public var sessionExpiry: Double? = nil
+    /// Facts about the request this principal was authenticated on (`aws:SourceIp`, `aws:SecureTransport`).
+    public var sourceIP: String? = nil
+    public var secureTransport: Bool? = nil
 
     public init(accountID: String, arn: String, accessKeyID: String) {
         self.accountID = accountID
@@ -16,6 +25,35 @@ public struct Principal: Sendable, Hashable {
     }
 
     public static func rootARN(_ account: String) -> String { "arn:aws:iam::\(account):root" }
+
+    /// What sort of identity this is, read from its ARN.
+    public enum Kind: Sendable, Hashable {
+        case root
+        /// An IAM user (`arn:aws:iam::<account>:user/<path><name>`).
+        case user(name: String)
+        /// A role session (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
+        case assumedRole(role: String, session: String)
+        case unknown
+    }
+
+    public var kind: Kind {
+        if arn == Self.rootARN(accountID) { return .root }
+        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[4] == accountID else { return .unknown }
+        let resource = parts[5]
+        if parts[2] == "iam", resource.hasPrefix("user/"), let name = resource.split(separator: "/").last {
+            return .user(name: String(name))
+        }
+        if parts[2] == "sts", resource.hasPrefix("assumed-role/") {
+            let pieces = resource.split(separator: "/", omittingEmptySubsequences: false)
+            if pieces.count == 3, !pieces[1].isEmpty, !pieces[2].isEmpty {
+                return .assumedRole(role: String(pieces[1]), session: String(pieces[2]))
+            }
+        }
+        return .unknown
+    }
+
+    public var isRoot: Bool { kind == .root }
 
     /// Principals are the same identity whatever token carried them.
     public static func == (a: Principal, b: Principal) -> Bool {
@@ -46,10 +84,27 @@ public enum ResourceARN {
     }
 }
 
+/// Request facts an authorization may depend on beyond the principal (condition keys).
+public struct AuthorizationContext: Sendable, Equatable {
+    /// `aws:RequestTag/<key>` / `aws:TagKeys`; nil when the request carries no tags.
+    public var requestTags: [String: String]?
+    public init(requestTags: [String: String]? = nil) {
+        self.requestTags = requestTags
+    }
+}
+
 /// The single point where every operation is authorized: `ecr:<Action>` on a resource ARN.
 public protocol Authorizer: Sendable {
     /// Throws `BerthError.denied` when `principal` may not perform `action` on `resource`.
     func authorize(_ principal: Principal, action: String, resource: String) async throws
+    /// The same, with request facts for condition keys; by default they are ignored.
+    func authorize(_ principal: Principal, action: String, resource: String, context: AuthorizationContext) async throws
+}
+
+extension Authorizer {
+    public func authorize(_ principal: Principal, action: String, resource: String, context: AuthorizationContext) async throws {
+        try await authorize(principal, action: action, resource: resource)
+    }
 }
 
 /// Until IAM users and policies exist: an account's root may do everything in its own account

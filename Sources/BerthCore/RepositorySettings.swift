@@ -11,6 +11,8 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     public var tags: [ResourceTag]
     /// ECR Public catalog data (gallery description, about and usage text, platforms, logo).
     public var catalog: PublicCatalogData? = nil
+    /// The repository policy (ECR `SetRepositoryPolicy`), as the JSON text it was set with.
+    public var policy: String? = nil
 
     public init(imageTagMutability: String = "MUTABLE", exclusionFilters: [String] = [], scanOnPush: Bool = false,
                 encryptionType: String = "AES256", kmsKey: String? = nil, tags: [ResourceTag] = []) {
@@ -89,6 +91,9 @@ public struct PublicCatalogData: Sendable, Equatable, Codable {
 
 /// ECR Public registries: one per account, addressed by an alias as `public.ecr.aws/<alias>` is.
 public enum PublicRegistry {
+    /// The registry id public repositories of an account are stored under: `public:<account>`.
+    public static let storePrefix = "public:"
+
     /// An account's registry alias: `r` + the account id (the alias grammar needs a leading letter).
     public static func alias(of account: String) -> String { "r" + account }
 

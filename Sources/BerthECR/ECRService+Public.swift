@@ -28,6 +28,9 @@ extension ECRService {
         "TagResource": { try await $0.tagResource($1, $2, &$3) },
         "UntagResource": { try await $0.untagResource($1, $2, &$3) },
         "UploadLayerPart": { try await $0.uploadLayerPart($1, $2, &$3) },
+        "SetRepositoryPolicy": { try await $0.setRepositoryPolicy($1, $2, &$3) },
+        "GetRepositoryPolicy": { try await $0.getRepositoryPolicy($1, $2, &$3) },
+        "DeleteRepositoryPolicy": { try await $0.deleteRepositoryPolicy($1, $2, &$3) },
     ]
 
     static let registryDisplayNameSetting = "PUBLIC_REGISTRY_DISPLAY_NAME"

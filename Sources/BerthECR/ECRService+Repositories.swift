@@ -65,7 +65,8 @@ extension ECRService {
 
     func createRepository(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        try await authorize(principal, "CreateRepository", key)
+        let requestTags = try p.list("tags") == nil ? nil : try parseTags(p)
+        try await authorize(principal, "CreateRepository", key, context: requestTags.map(Self.tagContext) ?? AuthorizationContext())
         var settings = RepositorySettings()
         if let (m, filters) = try parseMutability(p) {
             settings.imageTagMutability = m
@@ -184,7 +185,7 @@ extension ECRService {
         let key = try resourceKey(p, principal, &ctx)
         guard try p.list("tags") != nil else { throw p.missing("tags") }
         let tags = try parseTags(p)
-        try await authorize(principal, "TagResource", key)
+        try await authorize(principal, "TagResource", key, context: Self.tagContext(tags))
         _ = try await registry.updateSettings(key) { s in
             for t in tags {
                 s.tags.removeAll { $0.key == t.key }

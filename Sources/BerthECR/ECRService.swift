@@ -119,6 +119,12 @@ public final class ECRService: Sendable {
         "BatchGetRepositoryScanningConfiguration": { try await $0.batchGetRepositoryScanningConfiguration($1, $2, &$3) },
         "StartImageScan": { try await $0.startImageScan($1, $2, &$3) },
         "DescribeImageScanFindings": { try await $0.describeImageScanFindings($1, $2, &$3) },
+        "SetRepositoryPolicy": { try await $0.setRepositoryPolicy($1, $2, &$3) },
+        "GetRepositoryPolicy": { try await $0.getRepositoryPolicy($1, $2, &$3) },
+        "DeleteRepositoryPolicy": { try await $0.deleteRepositoryPolicy($1, $2, &$3) },
+        "PutRegistryPolicy": { try await $0.putRegistryPolicy($1, $2, &$3) },
+        "GetRegistryPolicy": { try await $0.getRegistryPolicy($1, $2, &$3) },
+        "DeleteRegistryPolicy": { try await $0.deleteRegistryPolicy($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).
@@ -203,10 +209,16 @@ public final class ECRService: Sendable {
         key.registryID.hasPrefix(Self.publicStorePrefix) ? String(key.registryID.dropFirst(Self.publicStorePrefix.count)) : key.registryID
     }
 
-    public static let publicStorePrefix = "public:"
+    public static let publicStorePrefix = PublicRegistry.storePrefix
 
-    func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey) async throws {
-        try await authorizer.authorize(principal, action: "\(actionPrefix)\(action)", resource: arn(key))
+    func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey,
+                   context: AuthorizationContext = AuthorizationContext()) async throws {
+        try await authorizer.authorize(principal, action: "\(actionPrefix)\(action)", resource: arn(key), context: context)
+    }
+
+    /// `aws:RequestTag/*` and `aws:TagKeys` of a request that carries tags.
+    static func tagContext(_ tags: [ResourceTag]) -> AuthorizationContext {
+        AuthorizationContext(requestTags: Dictionary(tags.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }))
     }
 
     func repositoryJSON(_ r: RepositoryRecord) -> JSONValue {

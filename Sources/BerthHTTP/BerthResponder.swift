@@ -9,10 +9,13 @@ import NIOCore
 public struct BerthResponder<Context: RequestContext>: HTTPResponder {
     let oci: OCIHandler
     let ecr: ECRHandler
+    /// IAM and STS (Query protocol); nil serves only the ECR API on `POST /`.
+    let query: QueryHandler?
 
-    public init(oci: OCIHandler, ecr: ECRHandler) {
+    public init(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler? = nil) {
         self.oci = oci
         self.ecr = ecr
+        self.query = query
     }
 
     static var requestIDHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
@@ -22,6 +25,8 @@ public struct BerthResponder<Context: RequestContext>: HTTPResponder {
         var response: Response
         if path.hasPrefix("/v2") {
             response = try await oci.handle(request, context: context)
+        } else if let query, QueryHandler.accepts(request) {
+            response = try await query.handle(request, context: context)
         } else if ECRHandler.accepts(request) {
             response = try await ecr.handle(request, context: context)
         } else if path.hasPrefix("/gallery/"), request.method == .get || request.method == .head {

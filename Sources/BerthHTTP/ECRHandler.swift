@@ -42,13 +42,17 @@ public struct ECRHandler: Sendable {
             }
             let target = request.headers[Self.target] ?? ""
             let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
-            let principal: Principal
+            var principal: Principal
             do {
                 principal = try await identity.authenticate(Self.sigV4Request(request, body: body),
                                                             service: service.flavor == .public ? "ecr-public" : "ecr")
             } catch let e as SigV4Error {
                 return respond(ECRService.errorResponse(ECRError(e.awsErrorType, e.message, status: e.httpStatus)), context)
+            } catch let e as SessionTokenError {
+                let type = e == .expired ? "ExpiredTokenException" : "UnrecognizedClientException"
+                return respond(ECRService.errorResponse(ECRError(type, e.message, status: 400)), context)
             }
+            principal.sourceIP = Self.sourceIP(context)
             result = await service.handle(target: target, body: body, principal: principal)
         }
         return respond(result, context)
@@ -62,6 +66,11 @@ public struct ECRHandler: Sendable {
         if let t = r.errorType { headers[Self.errorType] = t }
         return Response(status: HTTPResponse.Status(code: r.status), headers: headers,
                         body: .init(byteBuffer: makeBuffer(r.body)))
+    }
+
+    /// `aws:SourceIp`: the peer address, when the request context knows it.
+    static func sourceIP(_ context: some RequestContext) -> String? {
+        (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
     }
 
     /// The parts of a request SigV4 signs, exactly as received.

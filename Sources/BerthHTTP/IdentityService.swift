@@ -1,5 +1,6 @@
 import BerthAuth
 import BerthCore
+import BerthIAM
 import BerthRegistry
 import BerthStorage
 import Foundation
@@ -14,13 +15,19 @@ public final class IdentityService: Sendable {
     let tokens: RegistryTokenIssuer
     let clock: any WallClock
     public let region: String
+    /// Opens STS session tokens (`X-Amz-Security-Token` of `ASIA…` credentials).
+    public let sessions: SessionTokenCodec
+    /// `aws:SecureTransport` of requests (true when clients reach the server over TLS, e.g. through a proxy).
+    let secureTransport: Bool
     private let cache = Mutex<[String: (record: AccessKeyRecord?, at: Double)]>([:])
     /// Recently verified `Authorization` headers (a docker pull sends the same one many times).
     private let verifiedHeaders = Mutex<[String: (principal: Principal, until: Double)]>([:])
     static let cacheSeconds = 1.0
 
     public init(accounts: any AccountMetadata, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
-                clock: any WallClock) {
+                clock: any WallClock, secureTransport: Bool = false) {
+        self.sessions = SessionTokenCodec(box: secrets)
+        self.secureTransport = secureTransport
         self.accounts = accounts
         self.secrets = secrets
         self.tokens = tokens
@@ -48,26 +55,45 @@ public final class IdentityService: Sendable {
     }
 
     func principal(_ r: AccessKeyRecord) -> Principal {
-        Principal(accountID: r.accountID, arn: r.principalARN, accessKeyID: r.accessKeyID)
+        var p = Principal(accountID: r.accountID, arn: r.principalARN, accessKeyID: r.accessKeyID)
+        p.secureTransport = secureTransport
+        return p
     }
 
-    /// Verifies a SigV4-signed request for `service`; the error is the SigV4 failure to report.
+    static func isTemporary(_ accessKeyID: String) -> Bool { accessKeyID.hasPrefix(AccessKeyGenerator.temporaryPrefix) }
+
+    /// Verifies a SigV4-signed request for `service`; the error is the SigV4 failure to report
+    /// (or a `SessionTokenError` for temporary credentials).
     public func authenticate(_ request: SigV4Request, service: String) async throws -> Principal {
         let verifier = SigV4Verifier(region: region, services: [service])
-        var found: AccessKeyRecord? = nil
-        let auth = try await verifier.verify(request, now: Date(timeIntervalSince1970: clock.now())) { id in
-            guard let r = try await self.activeKey(id) else { return nil }
-            found = r
-            return SigV4Credential(secretAccessKey: try self.secrets.open(r.sealedSecret, context: r.accessKeyID))
+        let now = clock.now()
+        let parsed = try verifier.parse(request, now: Date(timeIntervalSince1970: now))
+        if Self.isTemporary(parsed.accessKeyID), let token = parsed.sessionToken {
+            guard let claims = sessions.open(token), claims.accessKeyID == parsed.accessKeyID else {
+                throw SessionTokenError.invalid
+            }
+            _ = try verifier.verify(parsed, credential: SigV4Credential(secretAccessKey: claims.secretAccessKey, sessionToken: token))
+            guard now < claims.expiresAt else { throw SessionTokenError.expired }
+            var p = claims.principal
+            p.sessionToken = token
+            p.secureTransport = secureTransport
+            return p
         }
+        let found = try await activeKey(parsed.accessKeyID)
+        let credential = try found.map { r in
+            SigV4Credential(secretAccessKey: try secrets.open(r.sealedSecret, context: r.accessKeyID))
+        }
+        let auth = try verifier.verify(parsed, credential: credential)
         guard let found, found.accessKeyID == auth.accessKeyID else { throw SigV4Error.unrecognizedClient }
         return principal(found)
     }
 
-    /// Issues a 12-hour registry token for a principal.
+    /// Issues a 12-hour registry token for a principal (no longer than its session, for temporary credentials).
     public func issueToken(for p: Principal, now: Double) throws -> (token: String, expiresAt: Double) {
+        var validity = RegistryTokenIssuer.defaultValidity
+        if let end = p.sessionExpiry { validity = min(validity, max(1, (end - now).rounded(.down))) }
         let issued = try tokens.issue(accountID: p.accountID, principalARN: p.arn, accessKeyID: p.accessKeyID,
-                                      now: Date(timeIntervalSince1970: now))
+                                      now: Date(timeIntervalSince1970: now), validity: validity)
         return (issued.token, issued.claims.expiresAt.timeIntervalSince1970)
     }
 
@@ -77,7 +103,9 @@ public final class IdentityService: Sendable {
         let now = clock.now()
         if let hit = verifiedHeaders.withLock({ $0[header] }), now < hit.until {
             // Still re-check the key (itself cached for a second), so revocation stays immediate.
-            guard try await activeKey(hit.principal.accessKeyID) != nil else { return nil }
+            if !Self.isTemporary(hit.principal.accessKeyID) {
+                guard try await activeKey(hit.principal.accessKeyID) != nil else { return nil }
+            }
             return hit.principal
         }
         guard let principal = try await verifyBasic(header) else { return nil }
@@ -95,6 +123,14 @@ public final class IdentityService: Sendable {
               let colon = text.firstIndex(of: ":"), text[..<colon] == "AWS" else { return nil }
         let token = String(text[text.index(after: colon)...])
         guard let claims = try? tokens.verify(token, now: Date(timeIntervalSince1970: clock.now())) else { return nil }
+        if Self.isTemporary(claims.accessKeyID) {
+            // Issued to a role session, and never valid longer than it.
+            var p = Principal(accountID: claims.accountID, arn: claims.principalARN, accessKeyID: claims.accessKeyID)
+            p.tokenExpiry = claims.expiresAt.timeIntervalSince1970
+            p.sessionExpiry = p.tokenExpiry
+            p.secureTransport = secureTransport
+            return p
+        }
         guard let key = try await activeKey(claims.accessKeyID), key.accountID == claims.accountID,
               key.principalARN == claims.principalARN else { return nil }
         var p = principal(key)
@@ -105,12 +141,35 @@ public final class IdentityService: Sendable {
     /// A presigned GET URL for a blob, signed with the principal's own key (so revoking it revokes the URL).
     public func presignedBlobURL(base: String, host: String, repository: RepositoryKey, digest: BerthCore.Digest,
                                  principal: Principal, now: Double, expires: Int = 3600) async throws -> String {
-        guard let key = try await activeKey(principal.accessKeyID) else { throw BerthError.denied("access key is not active") }
-        let secret = try secrets.open(key.sealedSecret, context: key.accessKeyID)
-        let signer = SigV4Signer(accessKeyID: key.accessKeyID, secretAccessKey: secret, region: region, service: "ecr")
+        let signer: SigV4Signer
+        if Self.isTemporary(principal.accessKeyID) {
+            guard let token = principal.sessionToken, let claims = sessions.open(token), claims.accessKeyID == principal.accessKeyID else {
+                throw BerthError.denied("presigned URLs need the session's credentials")
+            }
+            signer = SigV4Signer(accessKeyID: claims.accessKeyID, secretAccessKey: claims.secretAccessKey, sessionToken: token,
+                                 region: region, service: "ecr")
+        } else {
+            guard let key = try await activeKey(principal.accessKeyID) else { throw BerthError.denied("access key is not active") }
+            let secret = try secrets.open(key.sealedSecret, context: key.accessKeyID)
+            signer = SigV4Signer(accessKeyID: key.accessKeyID, secretAccessKey: secret, region: region, service: "ecr")
+        }
         let path = "/v2/\(repository.name)/blobs/\(digest)"
         let url = try signer.presign(method: "GET", host: host, path: path, expires: expires,
                                      date: Date(timeIntervalSince1970: now))
         return "\(base)\(path)?\(url.query)"
+    }
+}
+
+/// Why temporary credentials were refused.
+public enum SessionTokenError: Error, Sendable {
+    /// Not a token this server issued, or not for this access key id.
+    case invalid
+    case expired
+
+    public var message: String {
+        switch self {
+        case .invalid: "The security token included in the request is invalid."
+        case .expired: "The security token included in the request is expired"
+        }
     }
 }

@@ -57,7 +57,8 @@ public struct OCIHandler: Sendable {
                 registryID = ECRService.publicStorePrefix + account
                 let key = RepositoryKey(registryID: registryID, name: name)
                 if !OCIRoute.isPull(route, request.method) {
-                    let principal = try await authenticate(route, request)
+                    var principal = try await authenticate(route, request)
+                    principal.sourceIP = ECRHandler.sourceIP(context)
                     try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
                     guard try await registry.metadata.repository(key) != nil else { throw BerthError.nameUnknown(name.value) }
                 }
@@ -65,7 +66,8 @@ public struct OCIHandler: Sendable {
                 response.headers[Self.apiVersion] = "registry/2.0"
                 return response
             }
-            let principal = try await authenticate(route, request)
+            var principal = try await authenticate(route, request)
+            principal.sourceIP = ECRHandler.sourceIP(context)
             try await authorize(route, request.method, registryID: registryID, principal: principal)
             response = try await dispatch(route, registryID: registryID, request, context)
         } catch let e as BerthError {
@@ -106,6 +108,8 @@ public struct OCIHandler: Sendable {
             do {
                 return try await identity.authenticate(ECRHandler.sigV4Request(request, body: nil), service: "ecr")
             } catch let e as SigV4Error {
+                throw BerthError.denied(e.message)
+            } catch let e as SessionTokenError {
                 throw BerthError.denied(e.message)
             }
         }

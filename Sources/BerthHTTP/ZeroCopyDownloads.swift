@@ -118,13 +118,16 @@ final class ZeroCopyHandler: ChannelOutboundHandler, RemovableChannelHandler, Se
 }
 
 /// The request context of the live server: knows whether its channel can send files directly.
-public struct BerthRequestContext: RequestContext {
+/// It also knows the peer address (`aws:SourceIp` of policy conditions, read through `RemoteAddressRequestContext`).
+public struct BerthRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Whether blob downloads may be sent as file regions on this request's connection.
     public let canSendFiles: Bool
+    public let remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         canSendFiles = ZeroCopyDownloads.shared.isInstalled(on: source.channel)
+        remoteAddress = source.channel.remoteAddress
     }
 }

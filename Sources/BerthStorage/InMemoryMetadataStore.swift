@@ -23,6 +23,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var accountSettings: [String: String] = [:]
     }
     let state = Mutex(State())
+    /// IAM entities (InMemoryMetadataStore+IAM.swift).
+    let iam = Mutex(IAMState())
 
     public init() {}
 

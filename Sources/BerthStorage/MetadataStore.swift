@@ -246,7 +246,7 @@ public protocol ScanMetadata: Sendable {
 }
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata & ScanMetadata
+    & AccountMetadata & IdentityMetadata & ScanMetadata
 
 extension RepositoryMetadata {
     @discardableResult

@@ -51,6 +51,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         try db.write { c in
             try c.exec(Self.schema)
             try c.exec(Self.scanSchema)
+            try c.exec(Self.identitySchema)
         }
     }
 

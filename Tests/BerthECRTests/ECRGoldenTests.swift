@@ -324,7 +324,7 @@ extension GoldenCase {
     static let nopeARN: JSONValue = "arn:aws:ecr:us-east-1:123456789012:repository/nope"
     static func tags(_ n: Int) -> JSONValue { .array((1...n).map { ["Key": .string("k\($0)"), "Value": "v"] }) }
 
-    static let all: [GoldenCase] = repositories + images + layers + settings + scanning + protocolErrors
+    static let all: [GoldenCase] = repositories + images + layers + settings + scanning + policies + protocolErrors
 
     static let repositories: [GoldenCase] = [
         // CreateRepository
@@ -597,6 +597,53 @@ extension GoldenCase {
     ]
 }
 
+extension GoldenCase {
+    static let pullPolicy: JSONValue = .string(#"{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]}]}"#)
+    static let replicationPolicy: JSONValue = .string(#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":"ecr:ReplicateImage","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/*"}]}"#)
+    static let lockout: JSONValue = .string(#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:*"}]}"#)
+
+    static func setPolicy(_ w: GoldenWorld) async throws {
+        try await w.ok("SetRepositoryPolicy", ["repositoryName": app, "policyText": pullPolicy])
+    }
+
+    static func putRegistryPolicy(_ w: GoldenWorld) async throws {
+        try await w.ok("PutRegistryPolicy", ["policyText": replicationPolicy])
+    }
+
+    static let policies: [GoldenCase] = [
+        .call("SetRepositoryPolicy", "success") { ["repositoryName": app, "policyText": pullPolicy] },
+        .call("SetRepositoryPolicy", "success-force-lockout") { ["repositoryName": app, "policyText": lockout, "force": true] },
+        .call("SetRepositoryPolicy", "InvalidParameterException-lockout") { ["repositoryName": app, "policyText": lockout] },
+        .call("SetRepositoryPolicy", "InvalidParameterException-not-json") { ["repositoryName": app, "policyText": "{nope"] },
+        .call("SetRepositoryPolicy", "InvalidParameterException-no-principal") {
+            ["repositoryName": app, "policyText": .string(#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*"}]}"#)]
+        },
+        .call("SetRepositoryPolicy", "InvalidParameterException-too-long") {
+            ["repositoryName": app, "policyText": .string(String(repeating: " ", count: 10_241))]
+        },
+        .call("SetRepositoryPolicy", "RepositoryNotFoundException") { ["repositoryName": "nope", "policyText": pullPolicy] },
+        .call("GetRepositoryPolicy", "success", setup: setPolicy) { ["repositoryName": app] },
+        .call("GetRepositoryPolicy", "RepositoryPolicyNotFoundException") { ["repositoryName": app] },
+        .call("GetRepositoryPolicy", "RepositoryNotFoundException") { ["repositoryName": "nope"] },
+        .call("DeleteRepositoryPolicy", "success", setup: setPolicy) { ["repositoryName": app] },
+        .custom("DeleteRepositoryPolicy", "RepositoryPolicyNotFoundException-after-delete") { w in
+            try await setPolicy(w)
+            try await w.ok("DeleteRepositoryPolicy", ["repositoryName": app])
+            return await w.call("DeleteRepositoryPolicy", ["repositoryName": app])
+        },
+        .call("PutRegistryPolicy", "success") { ["policyText": replicationPolicy] },
+        .call("PutRegistryPolicy", "InvalidParameterException") { ["policyText": "[]"] },
+        .call("GetRegistryPolicy", "success", setup: putRegistryPolicy) { [:] },
+        .call("GetRegistryPolicy", "RegistryPolicyNotFoundException") { [:] },
+        .call("DeleteRegistryPolicy", "success", setup: putRegistryPolicy) { [:] },
+        .custom("DeleteRegistryPolicy", "RegistryPolicyNotFoundException-after-delete") { w in
+            try await putRegistryPolicy(w)
+            try await w.ok("DeleteRegistryPolicy", [:])
+            return await w.call("DeleteRegistryPolicy", [:])
+        },
+    ]
+}
+
 // MARK: - Tests
 
 @Suite struct ECRGoldenTests {
@@ -648,7 +695,7 @@ extension GoldenCase {
 
     @Test func everyOperationHasSuccessAndErrorCases() {
         let ops = Set(ECRService.operations.keys)
-        #expect(ops.count == 28)
+        #expect(ops.count == 34)
         for op in ops.sorted() {
             let cases = GoldenCase.all.filter { $0.operation == op }
             #expect(cases.contains { $0.isSuccess }, "\(op) has no success case")

@@ -52,7 +52,7 @@ import Testing
         let r = await pub.handle(target: ECRService.targetPrefix + "CreateRepository", body: Array(#"{"repositoryName":"x1"}"#.utf8),
                                  principal: Self.root)
         #expect(r.errorType == "UnknownOperationException")
-        #expect(ECRService.publicOperations.count == 20)
+        #expect(ECRService.publicOperations.count == 23)
     }
 
     @Test func catalogDataIsValidatedAndMerged() async throws {

@@ -1,0 +1,93 @@
+import BerthCore
+import BerthPolicy
+import BerthRegistry
+import BerthStorage
+import Foundation
+
+/// Repository policies (Set/Get/DeleteRepositoryPolicy) and the registry policy (Put/Get/DeleteRegistryPolicy).
+extension ECRService {
+    static let maxPolicyText = 10_240
+
+    func parsePolicyText(_ p: Params, options: PolicyParseOptions, kind: String) throws -> (String, Policy) {
+        let text = try p.requiredString("policyText")
+        guard text.utf8.count <= Self.maxPolicyText else {
+            throw ECRError.invalidParameter("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Member must have length less than or equal to \(Self.maxPolicyText)'")
+        }
+        do {
+            return (text, try Policy(parsing: text, options: options))
+        } catch {
+            throw ECRError.invalidParameter("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid \(kind) policy provided: \(error.message)'")
+        }
+    }
+
+    func registryResource(_ account: String) -> String { "arn:aws:ecr:\(env.region):\(account):registry" }
+
+    func setRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        let (text, policy) = try parsePolicyText(p, options: .ecrRepositoryPolicy, kind: "repository")
+        let force = try p.bool("force") ?? false
+        try await authorize(principal, "SetRepositoryPolicy", key)
+        if !force, let caller = RequestPrincipal(arn: principal.arn) {
+            // Without force, a policy that would deny its author further policy changes is refused.
+            let request = AccessRequest(principal: caller, action: "\(actionPrefix)SetRepositoryPolicy", resource: arn(key))
+            if case .explicitDeny = PolicyEngine.evaluate(request, identityPolicies: [], resourcePolicies: [policy]) {
+                throw ECRError.invalidParameter("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'The repository policy would prevent the caller from calling SetRepositoryPolicy on the repository in the future; use force to set it anyway'")
+            }
+        }
+        _ = try await registry.updateSettings(key) { $0.policy = text }
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "policyText": .string(text)]
+    }
+
+    func repositoryPolicyNotFound(_ key: RepositoryKey) -> ECRError {
+        ECRError("RepositoryPolicyNotFoundException",
+                 "Repository policy does not exist for the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+    }
+
+    func getRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "GetRepositoryPolicy", key)
+        guard let text = try await registry.repository(key).settings.policy else { throw repositoryPolicyNotFound(key) }
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "policyText": .string(text)]
+    }
+
+    func deleteRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let key = try repositoryKey(p, principal, &ctx)
+        try await authorize(principal, "DeleteRepositoryPolicy", key)
+        guard let text = try await registry.repository(key).settings.policy else { throw repositoryPolicyNotFound(key) }
+        _ = try await registry.updateSettings(key) { $0.policy = nil }
+        return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "policyText": .string(text)]
+    }
+
+    /// The stored registry policy; an empty value means deleted.
+    func registryPolicy(_ account: String) async throws -> String? {
+        guard let text = try await registry.metadata.accountSetting(account, RegistryPolicy.settingName), !text.isEmpty else { return nil }
+        return text
+    }
+
+    func registryPolicyNotFound(_ account: String) -> ECRError {
+        ECRError("RegistryPolicyNotFoundException", "Registry policy does not exist in the registry with id '\(account)'")
+    }
+
+    func putRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let account = principal.accountID
+        let (text, _) = try parsePolicyText(p, options: .ecrRegistryPolicy, kind: "registry")
+        try await authorizer.authorize(principal, action: "ecr:PutRegistryPolicy", resource: registryResource(account))
+        try await registry.metadata.putAccountSetting(account, RegistryPolicy.settingName, text)
+        return ["registryId": .string(account), "policyText": .string(text)]
+    }
+
+    func getRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let account = principal.accountID
+        try await authorizer.authorize(principal, action: "ecr:GetRegistryPolicy", resource: registryResource(account))
+        guard let text = try await registryPolicy(account) else { throw registryPolicyNotFound(account) }
+        return ["registryId": .string(account), "policyText": .string(text)]
+    }
+
+    func deleteRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        let account = principal.accountID
+        try await authorizer.authorize(principal, action: "ecr:DeleteRegistryPolicy", resource: registryResource(account))
+        guard let text = try await registryPolicy(account) else { throw registryPolicyNotFound(account) }
+        try await registry.metadata.putAccountSetting(account, RegistryPolicy.settingName, "")
+        return ["registryId": .string(account), "policyText": .string(text)]
+    }
+}

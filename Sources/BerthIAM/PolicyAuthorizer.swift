@@ -1,0 +1,194 @@
+import BerthCore
+import BerthPolicy
+import BerthRegistry
+import BerthStorage
+import Foundation
+import Synchronization
+
+/// The policy-evaluating `Authorizer`: gathers the caller's identity policies (a user's inline and
+/// attached policies and its groups'; a role session's role policies) and the resource's policies
+/// (repository policy, registry policy of the resource's account), then decides with `PolicyEngine`
+/// as AWS does. Lookups are cached for at most one second, so revoking a policy takes effect on the
+/// next request. A stored policy that fails to parse never grants: the request is denied.
+public final class PolicyAuthorizer: Authorizer {
+    let store: any MetadataStore
+    let clock: any WallClock
+    let region: String
+    static let cacheSeconds = 1.0
+
+    private struct IdentityEntry {
+        var policies: [Policy]
+        var userID: String?
+        /// A stored policy failed to parse: deny everything.
+        var poisoned: Bool
+    }
+
+    private let identityCache = Mutex<[String: (entry: IdentityEntry, at: Double)]>([:])
+    private let resourceCache = Mutex<[String: (policies: [String], tags: [String: String], at: Double)]>([:])
+    private let parsed = Mutex<[String: Policy?]>([:])
+
+    public init(store: any MetadataStore, region: String, clock: any WallClock = SystemWallClock()) {
+        self.store = store
+        self.region = region
+        self.clock = clock
+    }
+
+    public func authorize(_ principal: Principal, action: String, resource: String) async throws {
+        try await authorize(principal, action: action, resource: resource, context: AuthorizationContext())
+    }
+
+    public func authorize(_ principal: Principal, action: String, resource: String, context: AuthorizationContext) async throws {
+        let identity = try await identityEntry(principal)
+        let (resourceTexts, tags) = try await resourcePolicies(resource)
+        var resourcePolicies: [Policy] = []
+        var poisoned = identity.poisoned
+        for t in resourceTexts {
+            if let p = parse(t, kind: .resource) { resourcePolicies.append(p) } else { poisoned = true }
+        }
+        let request = accessRequest(principal, userID: identity.userID, action: action, resource: resource,
+                                    resourceTags: tags, context: context)
+        if poisoned {
+            throw BerthError.denied("User: \(principal.arn) is not authorized to perform: \(action) on resource: \(resource) because a policy that applies could not be read")
+        }
+        let decision = PolicyEngine.evaluate(request, identityPolicies: identity.policies, resourcePolicies: resourcePolicies)
+        if let message = decision.accessDeniedMessage(for: request) { throw BerthError.denied(message) }
+    }
+
+    /// `sts:AssumeRole`: the role's trust policy must allow the caller, and (same account, trust naming
+    /// only the account; or cross account) so must the caller's identity policies.
+    public func authorizeAssumeRole(_ principal: Principal, role: IAMEntityRecord, action: String = "sts:AssumeRole",
+                                    context: AuthorizationContext = AuthorizationContext()) async throws {
+        let identity = try await identityEntry(principal)
+        let denied = BerthError.denied("User: \(principal.arn) is not authorized to perform: \(action) on resource: \(role.arn)")
+        guard !identity.poisoned, let text = role.assumeRolePolicy, let trust = parse(text, kind: .resource) else { throw denied }
+        let request = accessRequest(principal, userID: identity.userID, action: action, resource: role.arn,
+                                    resourceTags: [:], context: context)
+        // The trust policy must allow on its own: evaluated as if from another account, a missing
+        // resource-side allow shows as implicitDeny(.resourceBased).
+        var foreign = request
+        foreign.resourceAccount = principal.accountID == "000000000000" ? "000000000001" : "000000000000"
+        switch PolicyEngine.evaluate(foreign, identityPolicies: [], resourcePolicies: [trust]) {
+        case .explicitDeny, .implicitDeny(.resourceBased): throw denied
+        default: break
+        }
+        let decision = PolicyEngine.evaluate(request, identityPolicies: identity.policies, resourcePolicies: [trust])
+        guard decision.isAllowed else { throw denied }
+    }
+
+    func accessRequest(_ principal: Principal, userID: String?, action: String, resource: String,
+                       resourceTags: [String: String], context: AuthorizationContext) -> AccessRequest {
+        let rp = RequestPrincipal(arn: principal.arn, userID: userID ?? principal.userID)
+            ?? RequestPrincipal.root(account: principal.accountID)
+        return AccessRequest(
+            principal: rp, action: action, resource: resource,
+            // AWS managed policies (`arn:aws:iam::aws:policy/…`) are read in the caller's account.
+            resourceAccount: resource == "*" || resource.hasPrefix("arn:aws:iam::aws:") ? principal.accountID : nil,
+            currentTime: Date(timeIntervalSince1970: clock.now()), sourceIP: principal.sourceIP,
+            secureTransport: principal.secureTransport, resourceTags: resourceTags, requestTags: context.requestTags)
+    }
+
+    func parse(_ text: String, kind: PolicyKind) -> Policy? {
+        let key = "\(kind == .identity ? "i" : "r")\u{0}\(text)"
+        if let hit = parsed.withLock({ $0[key] }) { return hit }
+        let options: PolicyParseOptions = kind == .identity ? .identity : .resource
+        let policy = try? Policy(parsing: text, options: options)
+        parsed.withLock { c in
+            if c.count > 4096 { c.removeAll() }
+            c[key] = .some(policy)
+        }
+        return policy
+    }
+
+    /// The document of a managed policy ARN: AWS managed ones are built in.
+    public static func awsManagedPolicy(arn: String) -> ManagedPolicy? {
+        ManagedPolicy.allCases.first { $0.arn == arn }
+    }
+
+    private func identityEntry(_ principal: Principal) async throws -> IdentityEntry {
+        let now = clock.now()
+        let key = "\(principal.arn)\u{0}\(principal.userID ?? "")"
+        if let hit = identityCache.withLock({ $0[key] }), now - hit.at < Self.cacheSeconds { return hit.entry }
+        let entry = try await loadIdentity(principal)
+        identityCache.withLock { c in
+            if c.count > 10_000 { c.removeAll() }
+            c[key] = (entry, now)
+        }
+        return entry
+    }
+
+    private func loadIdentity(_ principal: Principal) async throws -> IdentityEntry {
+        let account = principal.accountID
+        var texts: [String] = []
+        var userID: String? = principal.userID
+        func gather(_ key: IAMEntityKey) async throws {
+            texts += try await store.inlinePolicies(key).map(\.document)
+            for arn in try await store.attachedPolicies(key) {
+                if let m = Self.awsManagedPolicy(arn: arn) {
+                    texts.append(m.document)
+                } else if let p = try await store.managedPolicy(arn: arn) {
+                    texts.append(p.document)
+                }
+            }
+        }
+        switch principal.kind {
+        case .root:
+            userID = account
+        case .user(let name):
+            let key = IAMEntityKey(.user, account, name)
+            guard let user = try await store.entity(key), user.arn == principal.arn else {
+                return IdentityEntry(policies: [], userID: userID, poisoned: false)
+            }
+            userID = user.id
+            try await gather(key)
+            for g in try await store.groups(ofUser: name, account: account) {
+                try await gather(IAMEntityKey(.group, account, g))
+            }
+        case .assumedRole(let role, let session):
+            let key = IAMEntityKey(.role, account, role)
+            guard let r = try await store.entity(key) else { return IdentityEntry(policies: [], userID: userID, poisoned: false) }
+            // A session of a role that was deleted and created again under the same name is not the new role's.
+            if let id = principal.userID, id.split(separator: ":").first.map(String.init) != r.id {
+                return IdentityEntry(policies: [], userID: userID, poisoned: false)
+            }
+            userID = "\(r.id):\(session)"
+            try await gather(key)
+        case .unknown:
+            return IdentityEntry(policies: [], userID: userID, poisoned: false)
+        }
+        var policies: [Policy] = []
+        var poisoned = false
+        for t in texts {
+            if let p = parse(t, kind: .identity) { policies.append(p) } else { poisoned = true }
+        }
+        return IdentityEntry(policies: policies, userID: userID, poisoned: poisoned)
+    }
+
+    /// The repository policy and registry policy (texts) and the repository tags for a resource ARN.
+    private func resourcePolicies(_ resource: String) async throws -> ([String], [String: String]) {
+        let parts = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "arn", parts[2] == "ecr" || parts[2] == "ecr-public",
+              AccountID.isValid(String(parts[4])) else { return ([], [:]) }
+        let now = clock.now()
+        if let hit = resourceCache.withLock({ $0[resource] }), now - hit.at < Self.cacheSeconds { return (hit.policies, hit.tags) }
+        let account = String(parts[4])
+        var texts: [String] = []
+        var tags: [String: String] = [:]
+        // ECR Public repositories are stored in their account's public namespace and have no registry policy.
+        let key: RepositoryKey?
+        if parts[2] == "ecr-public" {
+            key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: PublicRegistry.storePrefix + $0.account, name: $0.name) }
+        } else {
+            key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: account, name: $0.name) }
+        }
+        if let key, let repo = try await store.repository(key) {
+            if let p = repo.settings.policy { texts.append(p) }
+            for t in repo.settings.tags { tags[t.key] = t.value }
+        }
+        if parts[2] == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty { texts.append(p) }
+        resourceCache.withLock { c in
+            if c.count > 10_000 { c.removeAll() }
+            c[resource] = (texts, tags, now)
+        }
+        return (texts, tags)
+    }
+}

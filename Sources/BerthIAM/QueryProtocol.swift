@@ -1,0 +1,218 @@
+import BerthCore
+import Foundation
+
+/// An XML element of a Query-protocol response.
+public indirect enum XMLNode: Sendable, Equatable {
+    case text(String, String)
+    case element(String, [XMLNode])
+
+    /// `<name><member>…</member>…</name>`.
+    public static func list(_ name: String, _ members: [[XMLNode]]) -> XMLNode {
+        .element(name, members.map { .element("member", $0) })
+    }
+
+    public static func strings(_ name: String, _ values: [String]) -> XMLNode {
+        .element(name, values.map { .text("member", $0) })
+    }
+
+    func render(into out: inout String) {
+        switch self {
+        case let .text(name, value):
+            out += "<\(name)>\(XMLNode.escape(value))</\(name)>"
+        case let .element(name, children):
+            out += "<\(name)>"
+            for c in children { c.render(into: &out) }
+            out += "</\(name)>"
+        }
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for ch in s.unicodeScalars {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            case "\r": out += "&#13;"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+}
+
+/// A response of the AWS Query protocol (`text/xml`).
+public struct QueryResponse: Sendable, Equatable {
+    public let status: Int
+    public let body: [UInt8]
+    public let errorCode: String?
+}
+
+/// An error as the Query protocol sends it: `<ErrorResponse><Error><Type/><Code/><Message/></Error>…`.
+public struct QueryError: Error, Sendable, Equatable {
+    public let code: String
+    public let message: String
+    public let status: Int
+    public let sender: Bool
+
+    public init(_ code: String, _ message: String, status: Int = 400, sender: Bool = true) {
+        self.code = code
+        self.message = message
+        self.status = status
+        self.sender = sender
+    }
+
+    public static func noSuchEntity(_ m: String) -> QueryError { QueryError("NoSuchEntity", m, status: 404) }
+    public static func alreadyExists(_ m: String) -> QueryError { QueryError("EntityAlreadyExists", m, status: 409) }
+    public static func deleteConflict(_ m: String) -> QueryError { QueryError("DeleteConflict", m, status: 409) }
+    public static func limitExceeded(_ m: String) -> QueryError { QueryError("LimitExceeded", m, status: 409) }
+    public static func malformedPolicy(_ m: String) -> QueryError { QueryError("MalformedPolicyDocument", m) }
+    public static func invalidInput(_ m: String) -> QueryError { QueryError("InvalidInput", m) }
+    public static func validation(_ m: String) -> QueryError { QueryError("ValidationError", m) }
+    public static func accessDenied(_ m: String) -> QueryError { QueryError("AccessDenied", m, status: 403) }
+    public static func missingParameter(_ name: String) -> QueryError {
+        QueryError("ValidationError", "1 validation error detected: Value null at '\(name.prefix(1).lowercased() + name.dropFirst())' failed to satisfy constraint: Member must not be null")
+    }
+    public static let serviceFailure = QueryError("ServiceFailure", "An internal error occurred.", status: 500, sender: false)
+}
+
+/// The wire side of a Query-protocol service: form parameters in, XML out.
+public struct QueryProtocol: Sendable {
+    /// e.g. `https://iam.amazonaws.com/doc/2010-05-08/`.
+    public let namespace: String
+
+    public init(namespace: String) {
+        self.namespace = namespace
+    }
+
+    public func success(_ action: String, _ result: [XMLNode], requestID: String) -> QueryResponse {
+        var out = "<\(action)Response xmlns=\"\(namespace)\">"
+        if !result.isEmpty { XMLNode.element("\(action)Result", result).render(into: &out) }
+        out += "<ResponseMetadata><RequestId>\(requestID)</RequestId></ResponseMetadata></\(action)Response>"
+        return QueryResponse(status: 200, body: Array(out.utf8), errorCode: nil)
+    }
+
+    public func error(_ e: QueryError, requestID: String) -> QueryResponse {
+        var out = "<ErrorResponse xmlns=\"\(namespace)\">"
+        XMLNode.element("Error", [
+            .text("Type", e.sender ? "Sender" : "Receiver"), .text("Code", e.code), .text("Message", e.message),
+        ]).render(into: &out)
+        out += "<RequestId>\(requestID)</RequestId></ErrorResponse>"
+        return QueryResponse(status: e.status, body: Array(out.utf8), errorCode: e.code)
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` body; nil when malformed.
+    public static func parseForm(_ body: [UInt8]) -> [String: String]? {
+        var out: [String: String] = [:]
+        for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let k = decode(kv[0]) else { return nil }
+            let v = kv.count > 1 ? decode(kv[1]) : ""
+            guard let v else { return nil }
+            out[k] = v
+        }
+        return out
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if b == UInt8(ascii: "+") {
+                out.append(UInt8(ascii: " "))
+            } else if b == UInt8(ascii: "%") {
+                guard i + 2 < bytes.endIndex, let h = hex(bytes[i + 1]), let l = hex(bytes[i + 2]) else { return nil }
+                out.append(h << 4 | l)
+                i += 2
+            } else {
+                out.append(b)
+            }
+            i += 1
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// RFC 3986 percent-encoding (unreserved characters kept), as IAM returns policy documents.
+    public static func percentEncode(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(UnicodeScalar(b))
+            default:
+                out += String(format: "%%%02X", b)
+            }
+        }
+        return out
+    }
+
+    /// `2026-12-01T09:10:07Z`.
+    public static func timestamp(_ t: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date(timeIntervalSince1970: t.rounded(.down)))
+    }
+}
+
+/// Form parameters with the IAM/STS validation vocabulary.
+public struct QueryParams: Sendable {
+    public let values: [String: String]
+    public init(_ values: [String: String]) { self.values = values }
+
+    public subscript(_ name: String) -> String? { values[name] }
+
+    public func required(_ name: String) throws(QueryError) -> String {
+        guard let v = values[name] else { throw .missingParameter(name) }
+        return v
+    }
+
+    /// A name of 1…`max` characters of `[\w+=,.@-]`.
+    public func name(_ field: String, max: Int = 64, required: Bool = true) throws(QueryError) -> String? {
+        guard let v = values[field] else {
+            if required { throw .missingParameter(field) }
+            return nil
+        }
+        let lower = field.prefix(1).lowercased() + field.dropFirst()
+        guard (1...max).contains(v.utf8.count) else {
+            throw .validation("1 validation error detected: Value '\(v)' at '\(lower)' failed to satisfy constraint: Member must have length less than or equal to \(max)")
+        }
+        guard v.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_+=,.@-".unicodeScalars.contains($0)) }) else {
+            throw .validation("1 validation error detected: Value '\(v)' at '\(lower)' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+")
+        }
+        return v
+    }
+
+    /// `/` or `/a/b/`.
+    public func path(_ field: String = "Path") throws(QueryError) -> String {
+        guard let v = values[field] else { return "/" }
+        let ok = v == "/" || (v.utf8.count <= 512 && v.hasPrefix("/") && v.hasSuffix("/") && v.utf8.count > 1
+            && v.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E })
+        guard ok else {
+            throw .validation("1 validation error detected: Value '\(v)' at 'path' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)")
+        }
+        return v
+    }
+
+    public func int(_ field: String) throws(QueryError) -> Int? {
+        guard let v = values[field] else { return nil }
+        guard let i = Int(v) else {
+            throw .validation("1 validation error detected: Value '\(v)' at '\(field.prefix(1).lowercased() + field.dropFirst())' failed to satisfy constraint: Member must be a number")
+        }
+        return i
+    }
+}

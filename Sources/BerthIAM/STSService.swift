@@ -1,0 +1,120 @@
+import BerthAuth
+import BerthCore
+import BerthRegistry
+import BerthStorage
+import Foundation
+import Logging
+
+/// The STS Query API (`Version=2011-06-15`): GetCallerIdentity and AssumeRole.
+public final class STSService: Sendable {
+    public static let version = "2011-06-15"
+    public static let wire = QueryProtocol(namespace: "https://sts.amazonaws.com/doc/2011-06-15/")
+
+    let store: any MetadataStore
+    let authorizer: PolicyAuthorizer
+    let sessions: SessionTokenCodec
+    let clock: any WallClock
+    let logger: Logger
+
+    public init(store: any MetadataStore, authorizer: PolicyAuthorizer, sessions: SessionTokenCodec,
+                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.sts")) {
+        self.store = store
+        self.authorizer = authorizer
+        self.sessions = sessions
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func handle(_ form: [String: String], principal: Principal, requestID: String) async -> QueryResponse {
+        let action = form["Action"] ?? ""
+        do {
+            let p = QueryParams(form)
+            let result: [XMLNode]
+            switch action {
+            case "GetCallerIdentity": result = try await getCallerIdentity(principal)
+            case "AssumeRole": result = try await assumeRole(p, principal)
+            default: throw QueryError("InvalidAction", "Could not find operation \(action) for version \(Self.version)")
+            }
+            return Self.wire.success(action, result, requestID: requestID)
+        } catch let e as QueryError {
+            return Self.wire.error(e, requestID: requestID)
+        } catch let e as BerthError {
+            if case .denied(let m) = e { return Self.wire.error(.accessDenied(m), requestID: requestID) }
+            logger.error("sts action failed", metadata: ["error": "\(e)"])
+            return Self.wire.error(.serviceFailure, requestID: requestID)
+        } catch {
+            logger.error("sts action failed", metadata: ["error": "\(error)"])
+            return Self.wire.error(.serviceFailure, requestID: requestID)
+        }
+    }
+
+    func getCallerIdentity(_ principal: Principal) async throws -> [XMLNode] {
+        var userID = principal.userID ?? principal.accountID
+        if case .user(let name) = principal.kind,
+           let u = try await store.entity(IAMEntityKey(.user, principal.accountID, name)) {
+            userID = u.id
+        }
+        return [.text("UserId", userID), .text("Account", principal.accountID), .text("Arn", principal.arn)]
+    }
+
+    /// `arn:aws:iam::<account>:role/<path><name>` → account, path, name.
+    static func parseRoleARN(_ arn: String) -> (account: String, path: String, name: String)? {
+        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "arn", parts[1] == "aws", parts[2] == "iam", parts[3].isEmpty,
+              AccountID.isValid(String(parts[4])), parts[5].hasPrefix("role/") else { return nil }
+        let rest = parts[5].dropFirst(4)  // "/path/name"
+        guard let slash = rest.lastIndex(of: "/") else { return nil }
+        let name = String(rest[rest.index(after: slash)...])
+        guard !name.isEmpty else { return nil }
+        return (String(parts[4]), String(rest[...slash]), name)
+    }
+
+    func assumeRole(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
+        let roleARN = try p.required("RoleArn")
+        guard roleARN.utf8.count >= 20, roleARN.utf8.count <= 2048 else {
+            throw QueryError.validation("1 validation error detected: Value '\(roleARN)' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20")
+        }
+        guard let session = try p.name("RoleSessionName", max: 64), session.utf8.count >= 2 else {
+            throw QueryError.validation("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2")
+        }
+        if p["Policy"] != nil || p["PolicyArns.member.1.arn"] != nil {
+            throw QueryError.validation("Session policies are not supported by this server.")
+        }
+        let duration = try p.int("DurationSeconds") ?? 3600
+        guard (900...43200).contains(duration) else {
+            throw QueryError.validation("1 validation error detected: Value '\(duration)' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200")
+        }
+        let denied = QueryError.accessDenied("User: \(principal.arn) is not authorized to perform: sts:AssumeRole on resource: \(roleARN)")
+        guard let parsed = Self.parseRoleARN(roleARN) else {
+            throw QueryError.validation("\(roleARN) is invalid")
+        }
+        guard let role = try await store.entity(IAMEntityKey(.role, parsed.account, parsed.name)), role.path == parsed.path else {
+            throw denied
+        }
+        do {
+            try await authorizer.authorizeAssumeRole(principal, role: role)
+        } catch is BerthError {
+            throw denied
+        }
+        let maxDuration = role.maxSessionDuration ?? 3600
+        if duration > maxDuration {
+            throw QueryError.validation("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+        }
+        if case .assumedRole = principal.kind, duration > 3600 {
+            throw QueryError.validation("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
+        }
+        let expires = (clock.now() + Double(duration)).rounded(.down)
+        let claims = SessionClaims(
+            accessKeyID: AccessKeyGenerator.accessKeyID(prefix: AccessKeyGenerator.temporaryPrefix),
+            secretAccessKey: AccessKeyGenerator.secretAccessKey(), accountID: role.accountID, roleName: role.name,
+            roleID: role.id, sessionName: session, expiresAt: expires)
+        let token = try sessions.seal(claims)
+        return [
+            .element("Credentials", [
+                .text("AccessKeyId", claims.accessKeyID), .text("SecretAccessKey", claims.secretAccessKey),
+                .text("SessionToken", token), .text("Expiration", QueryProtocol.timestamp(expires)),
+            ]),
+            .element("AssumedRoleUser", [.text("AssumedRoleId", claims.userID), .text("Arn", claims.arn)]),
+        ]
+    }
+}

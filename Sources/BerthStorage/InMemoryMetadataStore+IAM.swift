@@ -1,0 +1,117 @@
+import BerthCore
+import Synchronization
+
+struct IAMState {
+    var entities: [IAMEntityKey: IAMEntityRecord] = [:]
+    var inline: [IAMEntityKey: [String: String]] = [:]
+    var managed: [String: ManagedPolicyRecord] = [:]
+    var attachments: [IAMEntityKey: Set<String>] = [:]
+    /// account/group → users.
+    var members: [IAMEntityKey: Set<String>] = [:]
+}
+
+extension InMemoryMetadataStore {
+    public func createEntity(_ entity: IAMEntityRecord) async throws -> Bool {
+        iam.withLock { s in
+            let key = IAMEntityKey(entity.kind, entity.accountID, entity.name)
+            if s.entities[key] != nil { return false }
+            s.entities[key] = entity
+            return true
+        }
+    }
+
+    public func entity(_ key: IAMEntityKey) async throws -> IAMEntityRecord? { iam.withLock { $0.entities[key] } }
+
+    public func entities(_ kind: IAMEntityKind, account: String) async throws -> [IAMEntityRecord] {
+        iam.withLock { s in
+            s.entities.values.filter { $0.kind == kind && $0.accountID == account }.sorted { $0.name < $1.name }
+        }
+    }
+
+    public func deleteEntity(_ key: IAMEntityKey) async throws -> Bool {
+        iam.withLock { s in
+            guard s.entities.removeValue(forKey: key) != nil else { return false }
+            s.inline[key] = nil
+            s.attachments[key] = nil
+            switch key.kind {
+            case .group: s.members[key] = nil
+            case .user:
+                for g in s.members.keys where g.accountID == key.accountID { s.members[g]?.remove(key.name) }
+            case .role: break
+            }
+            return true
+        }
+    }
+
+    public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String) async throws {
+        iam.withLock { $0.inline[key, default: [:]][name] = document }
+    }
+
+    public func inlinePolicy(_ key: IAMEntityKey, name: String) async throws -> String? {
+        iam.withLock { $0.inline[key]?[name] }
+    }
+
+    public func inlinePolicies(_ key: IAMEntityKey) async throws -> [(name: String, document: String)] {
+        iam.withLock { s in (s.inline[key] ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    public func deleteInlinePolicy(_ key: IAMEntityKey, name: String) async throws -> Bool {
+        iam.withLock { $0.inline[key]?.removeValue(forKey: name) != nil }
+    }
+
+    public func createManagedPolicy(_ policy: ManagedPolicyRecord) async throws -> Bool {
+        iam.withLock { s in
+            if s.managed[policy.arn] != nil { return false }
+            s.managed[policy.arn] = policy
+            return true
+        }
+    }
+
+    public func managedPolicy(arn: String) async throws -> ManagedPolicyRecord? { iam.withLock { $0.managed[arn] } }
+
+    public func managedPolicies(account: String) async throws -> [ManagedPolicyRecord] {
+        iam.withLock { s in s.managed.values.filter { $0.accountID == account }.sorted { $0.arn < $1.arn } }
+    }
+
+    public func deleteManagedPolicy(arn: String) async throws -> Bool {
+        iam.withLock { s in
+            guard s.managed.removeValue(forKey: arn) != nil else { return false }
+            for k in s.attachments.keys { s.attachments[k]?.remove(arn) }
+            return true
+        }
+    }
+
+    public func attachPolicy(_ key: IAMEntityKey, arn: String) async throws {
+        iam.withLock { _ = $0.attachments[key, default: []].insert(arn) }
+    }
+
+    public func detachPolicy(_ key: IAMEntityKey, arn: String) async throws -> Bool {
+        iam.withLock { $0.attachments[key]?.remove(arn) != nil }
+    }
+
+    public func attachedPolicies(_ key: IAMEntityKey) async throws -> [String] {
+        iam.withLock { ($0.attachments[key] ?? []).sorted() }
+    }
+
+    public func attachmentCount(arn: String) async throws -> Int {
+        iam.withLock { s in s.attachments.values.filter { $0.contains(arn) }.count }
+    }
+
+    public func addUser(_ user: String, toGroup group: String, account: String) async throws {
+        iam.withLock { _ = $0.members[IAMEntityKey(.group, account, group), default: []].insert(user) }
+    }
+
+    public func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool {
+        iam.withLock { $0.members[IAMEntityKey(.group, account, group)]?.remove(user) != nil }
+    }
+
+    public func groups(ofUser user: String, account: String) async throws -> [String] {
+        iam.withLock { s in
+            s.members.filter { $0.key.accountID == account && $0.value.contains(user) }.map(\.key.name).sorted()
+        }
+    }
+
+    public func users(inGroup group: String, account: String) async throws -> [String] {
+        iam.withLock { ($0.members[IAMEntityKey(.group, account, group)] ?? []).sorted() }
+    }
+}

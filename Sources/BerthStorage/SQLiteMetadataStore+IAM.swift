@@ -1,0 +1,206 @@
+import BerthCore
+
+extension SQLiteMetadataStore {
+    /// IAM tables; run from `init` after the main schema.
+    static let identitySchema = """
+        CREATE TABLE IF NOT EXISTS iam_entities(
+            kind TEXT NOT NULL, account_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, id TEXT NOT NULL,
+            created_at REAL NOT NULL, assume_role_policy TEXT, max_session_duration INTEGER, description TEXT,
+            PRIMARY KEY(kind, account_id, name)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS iam_inline_policies(
+            kind TEXT NOT NULL, account_id TEXT NOT NULL, entity TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL,
+            PRIMARY KEY(kind, account_id, entity, name)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS iam_managed_policies(
+            arn TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, id TEXT NOT NULL,
+            document TEXT NOT NULL, description TEXT, created_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS iam_attachments(
+            kind TEXT NOT NULL, account_id TEXT NOT NULL, entity TEXT NOT NULL, arn TEXT NOT NULL,
+            PRIMARY KEY(kind, account_id, entity, arn)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS iam_attachments_arn ON iam_attachments(arn);
+        CREATE TABLE IF NOT EXISTS iam_group_members(
+            account_id TEXT NOT NULL, group_name TEXT NOT NULL, user_name TEXT NOT NULL,
+            PRIMARY KEY(account_id, group_name, user_name)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS iam_group_members_user ON iam_group_members(account_id, user_name);
+        """
+
+    static let entityColumns = "kind, account_id, name, path, id, created_at, assume_role_policy, max_session_duration, description"
+
+    static func entityRow(_ r: SQLiteRow) -> IAMEntityRecord {
+        IAMEntityRecord(kind: IAMEntityKind(rawValue: r.text(0)) ?? .user, accountID: r.text(1), name: r.text(2),
+                        path: r.text(3), id: r.text(4), createdAt: r.double(5), assumeRolePolicy: r.optionalText(6),
+                        maxSessionDuration: r.isNull(7) ? nil : Int(r.int(7)), description: r.optionalText(8))
+    }
+
+    static func keyValues(_ k: IAMEntityKey) -> [SQLiteValue] { [.text(k.kind.rawValue), .text(k.accountID), .text(k.name)] }
+
+    static func optional(_ s: String?) -> SQLiteValue { s.map(SQLiteValue.text) ?? .null }
+
+    public func createEntity(_ e: IAMEntityRecord) async throws -> Bool {
+        try db.write { c in
+            try c.execute("INSERT OR IGNORE INTO iam_entities(\(Self.entityColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                .text(e.kind.rawValue), .text(e.accountID), .text(e.name), .text(e.path), .text(e.id), .real(e.createdAt),
+                Self.optional(e.assumeRolePolicy), e.maxSessionDuration.map { .integer(Int64($0)) } ?? .null,
+                Self.optional(e.description),
+            ]) == 1
+        }
+    }
+
+    public func entity(_ key: IAMEntityKey) async throws -> IAMEntityRecord? {
+        try db.read { c in
+            try c.query("SELECT \(Self.entityColumns) FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?",
+                        Self.keyValues(key), row: Self.entityRow).first
+        }
+    }
+
+    public func entities(_ kind: IAMEntityKind, account: String) async throws -> [IAMEntityRecord] {
+        try db.read { c in
+            try c.query("SELECT \(Self.entityColumns) FROM iam_entities WHERE kind = ? AND account_id = ? ORDER BY name",
+                        [.text(kind.rawValue), .text(account)], row: Self.entityRow)
+        }
+    }
+
+    public func deleteEntity(_ key: IAMEntityKey) async throws -> Bool {
+        try db.write { c in
+            try c.transaction {
+                let v = Self.keyValues(key)
+                guard try c.execute("DELETE FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?", v) == 1 else {
+                    return false
+                }
+                try c.execute("DELETE FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ?", v)
+                try c.execute("DELETE FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ?", v)
+                switch key.kind {
+                case .group:
+                    try c.execute("DELETE FROM iam_group_members WHERE account_id = ? AND group_name = ?",
+                                  [.text(key.accountID), .text(key.name)])
+                case .user:
+                    try c.execute("DELETE FROM iam_group_members WHERE account_id = ? AND user_name = ?",
+                                  [.text(key.accountID), .text(key.name)])
+                case .role: break
+                }
+                return true
+            }
+        }
+    }
+
+    public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String) async throws {
+        try db.write { c in
+            try c.execute("INSERT OR REPLACE INTO iam_inline_policies(kind, account_id, entity, name, document) VALUES(?, ?, ?, ?, ?)",
+                          Self.keyValues(key) + [.text(name), .text(document)])
+        }
+    }
+
+    public func inlinePolicy(_ key: IAMEntityKey, name: String) async throws -> String? {
+        try db.read { c in
+            try c.query("SELECT document FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? AND name = ?",
+                        Self.keyValues(key) + [.text(name)]) { $0.text(0) }.first
+        }
+    }
+
+    public func inlinePolicies(_ key: IAMEntityKey) async throws -> [(name: String, document: String)] {
+        try db.read { c in
+            try c.query("SELECT name, document FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? ORDER BY name",
+                        Self.keyValues(key)) { (name: $0.text(0), document: $0.text(1)) }
+        }
+    }
+
+    public func deleteInlinePolicy(_ key: IAMEntityKey, name: String) async throws -> Bool {
+        try db.write { c in
+            try c.execute("DELETE FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? AND name = ?",
+                          Self.keyValues(key) + [.text(name)]) == 1
+        }
+    }
+
+    static let policyColumns = "arn, account_id, name, path, id, document, description, created_at"
+
+    static func policyRow(_ r: SQLiteRow) -> ManagedPolicyRecord {
+        ManagedPolicyRecord(accountID: r.text(1), name: r.text(2), path: r.text(3), id: r.text(4), document: r.text(5),
+                            description: r.optionalText(6), createdAt: r.double(7))
+    }
+
+    public func createManagedPolicy(_ p: ManagedPolicyRecord) async throws -> Bool {
+        try db.write { c in
+            try c.execute("INSERT OR IGNORE INTO iam_managed_policies(\(Self.policyColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", [
+                .text(p.arn), .text(p.accountID), .text(p.name), .text(p.path), .text(p.id), .text(p.document),
+                Self.optional(p.description), .real(p.createdAt),
+            ]) == 1
+        }
+    }
+
+    public func managedPolicy(arn: String) async throws -> ManagedPolicyRecord? {
+        try db.read { c in
+            try c.query("SELECT \(Self.policyColumns) FROM iam_managed_policies WHERE arn = ?", [.text(arn)], row: Self.policyRow).first
+        }
+    }
+
+    public func managedPolicies(account: String) async throws -> [ManagedPolicyRecord] {
+        try db.read { c in
+            try c.query("SELECT \(Self.policyColumns) FROM iam_managed_policies WHERE account_id = ? ORDER BY arn",
+                        [.text(account)], row: Self.policyRow)
+        }
+    }
+
+    public func deleteManagedPolicy(arn: String) async throws -> Bool {
+        try db.write { c in
+            try c.transaction {
+                guard try c.execute("DELETE FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) == 1 else { return false }
+                try c.execute("DELETE FROM iam_attachments WHERE arn = ?", [.text(arn)])
+                return true
+            }
+        }
+    }
+
+    public func attachPolicy(_ key: IAMEntityKey, arn: String) async throws {
+        try db.write { c in
+            try c.execute("INSERT OR IGNORE INTO iam_attachments(kind, account_id, entity, arn) VALUES(?, ?, ?, ?)",
+                          Self.keyValues(key) + [.text(arn)])
+        }
+    }
+
+    public func detachPolicy(_ key: IAMEntityKey, arn: String) async throws -> Bool {
+        try db.write { c in
+            try c.execute("DELETE FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ? AND arn = ?",
+                          Self.keyValues(key) + [.text(arn)]) == 1
+        }
+    }
+
+    public func attachedPolicies(_ key: IAMEntityKey) async throws -> [String] {
+        try db.read { c in
+            try c.query("SELECT arn FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ? ORDER BY arn",
+                        Self.keyValues(key)) { $0.text(0) }
+        }
+    }
+
+    public func attachmentCount(arn: String) async throws -> Int {
+        try db.read { c in
+            Int(try c.query("SELECT count(*) FROM iam_attachments WHERE arn = ?", [.text(arn)]) { $0.int(0) }.first ?? 0)
+        }
+    }
+
+    public func addUser(_ user: String, toGroup group: String, account: String) async throws {
+        try db.write { c in
+            try c.execute("INSERT OR IGNORE INTO iam_group_members(account_id, group_name, user_name) VALUES(?, ?, ?)",
+                          [.text(account), .text(group), .text(user)])
+        }
+    }
+
+    public func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool {
+        try db.write { c in
+            try c.execute("DELETE FROM iam_group_members WHERE account_id = ? AND group_name = ? AND user_name = ?",
+                          [.text(account), .text(group), .text(user)]) == 1
+        }
+    }
+
+    public func groups(ofUser user: String, account: String) async throws -> [String] {
+        try db.read { c in
+            try c.query("SELECT group_name FROM iam_group_members WHERE account_id = ? AND user_name = ? ORDER BY group_name",
+                        [.text(account), .text(user)]) { $0.text(0) }
+        }
+    }
+
+    public func users(inGroup group: String, account: String) async throws -> [String] {
+        try db.read { c in
+            try c.query("SELECT user_name FROM iam_group_members WHERE account_id = ? AND group_name = ? ORDER BY user_name",
+                        [.text(account), .text(group)]) { $0.text(0) }
+        }
+    }
+}
