@@ -20,6 +20,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 from botocore.config import Config
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -433,3 +434,41 @@ def test_expired_session_is_refused(root):
     expect_query_error(expired.boto("sts").get_caller_identity, "ExpiredTokenException")
     p = expired.cli("describe-repositories", check=False)
     assert p.returncode != 0 and b"ExpiredToken" in p.stderr, p.stderr
+
+
+# =============================================================================================
+# ECR Public under the same policies
+# =============================================================================================
+def test_ecr_public_pushes_follow_iam_and_repository_policies(root):
+    pub_root = root.boto("ecr-public")
+    name = unique("pubac")
+    repo_arn = pub_root.create_repository(repositoryName=name)["repository"]["repositoryArn"]
+    # A user allowed only ecr-public:Describe* may read the control plane but not push.
+    _, reader = new_user(root, inline=[statement("Allow", ["ecr-public:Describe*", "ecr-public:GetAuthorizationToken"])])
+    pub_reader = reader.boto("ecr-public")
+    assert [r["repositoryName"] for r in pub_reader.describe_repositories(repositoryNames=[name])["repositories"]] == [name]
+    expect_query_error(pub_reader.initiate_layer_upload, "AccessDeniedException", repositoryName=name)
+    expect_query_error(pub_reader.put_repository_catalog_data, "AccessDeniedException",
+                       repositoryName=name, catalogData={"description": "x"})
+    # The repository policy grants pushes to that user; an explicit Deny in it would win over IAM.
+    user_arn = reader.boto("sts").get_caller_identity()["Arn"]
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "push", "Effect": "Allow", "Principal": {"AWS": user_arn},
+        "Action": ["ecr-public:InitiateLayerUpload", "ecr-public:UploadLayerPart", "ecr-public:CompleteLayerUpload",
+                   "ecr-public:BatchCheckLayerAvailability", "ecr-public:PutImage"]}]}
+    pub_root.set_repository_policy(repositoryName=name, policyText=json.dumps(policy))
+    assert json.loads(pub_root.get_repository_policy(repositoryName=name)["policyText"]) == policy
+    time.sleep(1.1)  # policies are re-read within a second
+    img = put_api_image(pub_reader, name, tag="v1")
+    r = requests.get(f"{root.server.url}/v2/public/r{root.server.account_id}/{name}/manifests/v1",
+                     headers={"Accept": img.media_type}, timeout=10)
+    assert r.status_code == 200 and r.content == img.manifest, "anyone pulls public images"
+    policy["Statement"].append({"Sid": "deny", "Effect": "Deny", "Principal": {"AWS": user_arn},
+                                "Action": "ecr-public:PutImage"})
+    pub_root.set_repository_policy(repositoryName=name, policyText=json.dumps(policy))
+    time.sleep(1.1)
+    expect_query_error(pub_reader.put_image, "AccessDeniedException", repositoryName=name,
+                       imageManifest=img.manifest_text, imageTag="v2")
+    pub_root.delete_repository_policy(repositoryName=name)
+    expect_query_error(pub_root.get_repository_policy, "RepositoryPolicyNotFoundException", repositoryName=name)
+    assert repo_arn.startswith("arn:aws:ecr-public::")
