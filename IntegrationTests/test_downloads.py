@@ -1,6 +1,6 @@
-"""Blob downloads sent with sendfile (zeroCopyDownloads, on by default): exact bytes whole and by range,
+"""Blob downloads, buffered and with sendfile (zeroCopyDownloads): exact bytes whole and by range,
 under concurrency, after the blob is deleted mid-download, and no file descriptors left behind by
-clients that hang up — against the real `berth serve`."""
+clients that hang up — against the real `berth serve`, once in each mode."""
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -9,9 +9,37 @@ import os
 import socket
 import time
 
+import pytest
+
+import berth_helpers as bh
 from berth_helpers import sha256, unique
+from ecr_helpers import ECRServer, default_env
 
 SIZE = (12 << 20) + 4321
+
+
+@pytest.fixture(scope="module", params=["true", "false"], ids=["sendfile", "buffered"])
+def dl_server(request, berth_bin, tmp_path_factory):
+    srv = ECRServer(berth_bin, tmp_path_factory.mktemp(f"berth-dl-{request.param}"),
+                    env={**default_env(), "BERTH_ZERO_COPY_DOWNLOADS": request.param})
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.dispose()
+
+
+@pytest.fixture
+def reg(dl_server):
+    c = bh.Client(dl_server)
+    yield c
+    assert dl_server.alive(), "the server died"
+    assert not c.server_errors, c.server_errors
+
+
+@pytest.fixture
+def shared_server(dl_server):
+    return dl_server
 
 
 def open_fds(server) -> int:

@@ -34,7 +34,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
     public var scanPollSeconds: Int = 5
     /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers.
-    public var zeroCopyDownloads: Bool = true
+    /// Off by default: on loopback it is no faster for curl and slower for NIO-based clients (see README).
+    public var zeroCopyDownloads: Bool = false
     /// Metadata backend: `sqlite` (default) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
