@@ -35,6 +35,8 @@ public final class ZeroCopyDownloads: Sendable {
     /// Channels whose pipeline has the handler.
     let channels = Mutex<Set<ObjectIdentifier>>([])
     static let ticketSize = 24
+    /// Bytes per `sendfile` write.
+    static let sliceSize = 4 << 20
 
     /// Whether responses on `channel` may carry tickets.
     func isInstalled(on channel: any Channel) -> Bool {
@@ -111,9 +113,19 @@ final class ZeroCopyHandler: ChannelOutboundHandler, RemovableChannelHandler, Se
             context.write(data, promise: promise)
             return
         }
+        // Sent in slices, as Go's net/http does (4 MiB per sendfile): one huge sendfile keeps a
+        // loopback receiver from draining while the sender holds the socket.
         let written = promise ?? context.eventLoop.makePromise()
         written.futureResult.whenComplete { _ in try? handle.close() }
-        context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: written)
+        var start = region.readerIndex
+        let end = region.endIndex
+        while start < end {
+            let sliceEnd = min(end, start + ZeroCopyDownloads.sliceSize)
+            let slice = FileRegion(fileHandle: handle, readerIndex: start, endIndex: sliceEnd)
+            context.write(wrapOutboundOut(.body(.fileRegion(slice))), promise: sliceEnd == end ? written : nil)
+            start = sliceEnd
+        }
+        if region.readableBytes == 0 { context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: written) }
     }
 }
 
