@@ -49,3 +49,46 @@ final class ManifestCache: Sendable {
         }
     }
 }
+
+/// Sizes of blobs known to be linked to a repository, so `HEAD /blobs/<digest>` (asked for every layer
+/// of every push and pull) needs no database read. Entries are dropped when this process unlinks the
+/// blob or deletes the repository; a lookup that raced with such a removal is not cached (generation).
+final class BlobLinkCache: Sendable {
+    struct Key: Hashable { let repository: RepositoryKey; let digest: Digest }
+    private struct State {
+        var sizes: [Key: Int64] = [:]
+        var generation: UInt64 = 0
+    }
+    private let state = Mutex(State())
+    private let maxEntries: Int
+
+    init(maxEntries: Int = 200_000) { self.maxEntries = maxEntries }
+
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    func get(_ repository: RepositoryKey, _ digest: Digest) -> Int64? {
+        state.withLock { $0.sizes[Key(repository: repository, digest: digest)] }
+    }
+
+    func put(_ repository: RepositoryKey, _ digest: Digest, size: Int64, ifGeneration generation: UInt64) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.sizes.count >= maxEntries { s.sizes.removeAll(keepingCapacity: true) }
+            s.sizes[Key(repository: repository, digest: digest)] = size
+        }
+    }
+
+    func remove(_ repository: RepositoryKey, _ digest: Digest) {
+        state.withLock { s in
+            s.generation &+= 1
+            s.sizes[Key(repository: repository, digest: digest)] = nil
+        }
+    }
+
+    func removeRepository(_ repository: RepositoryKey) {
+        state.withLock { s in
+            s.generation &+= 1
+            s.sizes = s.sizes.filter { $0.key.repository != repository }
+        }
+    }
+}

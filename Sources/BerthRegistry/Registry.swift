@@ -36,6 +36,7 @@ public final class Registry: Sendable {
     public let clock: any WallClock
     let logger: Logger
     let manifestCache: ManifestCache
+    let blobLinks = BlobLinkCache()
 
     /// Pulls not yet written to the database (ECR refreshes the last pull time lazily too).
     private let pendingPulls = Mutex<[PullKey: Double]>([:])
@@ -118,7 +119,12 @@ public final class Registry: Sendable {
 
     /// The size of a blob in a repository; `blobUnknown` (or `nameUnknown`) otherwise.
     public func blobSize(_ name: RepositoryKey, _ digest: Digest) async throws -> Int64 {
-        if let size = try await metadata.linkedBlobSize(digest, in: name) { return size }
+        if let size = blobLinks.get(name, digest) { return size }
+        let generation = blobLinks.generation
+        if let size = try await metadata.linkedBlobSize(digest, in: name) {
+            blobLinks.put(name, digest, size: size, ifGeneration: generation)
+            return size
+        }
         try await requireRepository(name)
         throw BerthError.blobUnknown(digest.description)
     }
@@ -128,6 +134,8 @@ public final class Registry: Sendable {
     }
 
     public func deleteBlob(_ name: RepositoryKey, _ digest: Digest) async throws {
+        blobLinks.remove(name, digest)
+        defer { blobLinks.remove(name, digest) }
         guard try await metadata.unlinkBlob(digest, from: name) else {
             try await requireRepository(name)
             throw BerthError.blobUnknown(digest.description)
@@ -404,6 +412,8 @@ extension Registry {
     public func deleteRepository(_ key: RepositoryKey, force: Bool) async throws -> RepositoryRecord {
         guard let record = try await metadata.repository(key) else { throw BerthError.nameUnknown(key.name) }
         if !force, try await metadata.imageCount(in: key) > 0 { throw BerthError.repositoryNotEmpty(key.name) }
+        blobLinks.removeRepository(key)
+        defer { blobLinks.removeRepository(key) }
         guard try await metadata.deleteRepository(key) else { throw BerthError.nameUnknown(key.name) }
         manifestCache.removeRepository(key)
         events.publish(.repositoryDeleted(repository: key))

@@ -231,3 +231,19 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
         #expect(try await r.catalog("111111111111", PageRequest(limit: 0, last: nil)).items == [])
     }
 }
+
+@Suite struct BlobLinkCacheTests {
+    @Test func cachedBlobSizesGoWithUnlinksAndRepositoryDeletes() async throws {
+        let r = makeRegistry()
+        let repo = key("cache/app")
+        try await r.monolithicUpload(repo, digest: sha("layer"), contentLength: 5, body: Body("layer"))
+        #expect(try await r.blobSize(repo, sha("layer")) == 5)
+        #expect(try await r.blobSize(repo, sha("layer")) == 5, "served from the cache")
+        try await r.deleteBlob(repo, sha("layer"))
+        await #expect(throws: BerthError.blobUnknown(sha("layer").description)) { try await r.blobSize(repo, sha("layer")) }
+        try await r.monolithicUpload(repo, digest: sha("layer"), contentLength: 5, body: Body("layer"))
+        #expect(try await r.blobSize(repo, sha("layer")) == 5)
+        _ = try await r.deleteRepository(repo, force: true)
+        await #expect(throws: BerthError.self) { try await r.blobSize(repo, sha("layer")) }
+    }
+}
