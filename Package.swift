@@ -124,6 +124,8 @@ let package = Package(
                 "BerthRegistry",
                 "BerthPolicy",
                 "BerthAuth",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -184,7 +186,9 @@ let package = Package(
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry"],
+        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
+                                                    .product(name: "Crypto", package: "swift-crypto"),
+                                                    .product(name: "_CryptoExtras", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -96,7 +96,8 @@ public struct BerthServices: Sendable {
             try identity.seal(secret: secret, accessKeyID: id)
         }
         let sts = STSService(store: backends.metadata, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
-                             logger: logger)
+                             logger: logger,
+                             webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
         return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
                              scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts)
     }

@@ -40,6 +40,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
     public var blobBackend: String = "filesystem"
+    /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
+    public var oidcJwksDirectory: String? = nil
 
     public init() {}
 
@@ -47,6 +49,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var effectivePublicEndpoint: String {
         publicEndpoint ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
+
+    /// `oidcJwksDirectory`, or `<dataDir>/oidc-jwks`.
+    public var effectiveOIDCJwksDirectory: String { oidcJwksDirectory ?? "\(dataDir)/oidc-jwks" }
 
     /// The public endpoint without its scheme: what clients put in image references.
     public var publicHost: String {
@@ -120,6 +125,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
+        if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
         if let v = overrides.dataDir { config.dataDir = v }
         if let v = overrides.host { config.host = v }
         if let v = overrides.port { config.port = v }
@@ -159,13 +165,14 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
         if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
+        if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
         return p
     }
 
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, zeroCopyDownloads, metadataBackend, blobBackend
+             scanPollSeconds, zeroCopyDownloads, metadataBackend, blobBackend, oidcJwksDirectory
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -196,6 +203,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
+        oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
     }
 
     struct AnyKey: CodingKey {
@@ -210,7 +218,8 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "metadataBackend", "blobBackend"]
+         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "metadataBackend", "blobBackend",
+         "oidcJwksDirectory"]
     }
 }
 

@@ -7,7 +7,7 @@ import Hummingbird
 import NIOCore
 
 /// The AWS Query door: `POST /` with a form body (`Action=…&Version=…`) and no `X-Amz-Target`,
-/// SigV4-signed for `iam` or `sts`, answered in XML.
+/// SigV4-signed for `iam` or `sts` (except STS's unsigned AssumeRoleWithWebIdentity), answered in XML.
 public struct QueryHandler: Sendable {
     let iam: IAMService
     let sts: STSService
@@ -57,6 +57,10 @@ public struct QueryHandler: Sendable {
             return fail(QueryError("SignatureDoesNotMatch", "Credential should be scoped to correct service: 'iam' or 'sts'.", status: 403))
         }
         let expected = service == "sts" ? STSService.version : IAMService.version
+        if service == "sts", form["Version"] == expected, let action = form["Action"], STSService.unsignedActions.contains(action) {
+            // AssumeRoleWithWebIdentity is unsigned in AWS: the web identity token is the credential.
+            return respond(await sts.handleUnsigned(form, requestID: requestID), context)
+        }
         var principal: Principal
         do {
             principal = try await identity.authenticate(ECRHandler.sigV4Request(request, body: body), service: service)

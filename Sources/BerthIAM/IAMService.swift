@@ -34,6 +34,7 @@ public final class IAMService: Sendable {
     typealias Handler = @Sendable (IAMService, QueryParams, Principal) async throws -> [XMLNode]
 
     static let operations: [String: Handler] = baseOperations.merging(perKindOperations) { a, _ in a }
+        .merging(oidcOperations) { a, _ in a }
 
     static let baseOperations: [String: Handler] = [
         "CreateUser": { try await $0.createUser($1, $2) },

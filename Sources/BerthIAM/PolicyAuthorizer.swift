@@ -75,6 +75,26 @@ public final class PolicyAuthorizer: Authorizer {
         guard decision.isAllowed else { throw denied }
     }
 
+    /// `sts:AssumeRoleWithWebIdentity`: the role's trust policy alone decides, and only a statement whose
+    /// `Principal` names the provider as `Federated` can allow (a `"*"` principal does not let any web
+    /// identity in). `context` holds the token's claims as `<issuer>:sub`, `<issuer>:aud`, …
+    public func authorizeWebIdentity(provider: String, role: IAMEntityRecord, context: [String: ContextValue]) throws {
+        let denied = BerthError.denied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        guard let text = role.assumeRolePolicy, let trust = parse(text, kind: .resource) else { throw denied }
+        var caller = RequestPrincipal.anonymous
+        caller.federatedProvider = provider
+        let request = AccessRequest(principal: caller, action: "sts:AssumeRoleWithWebIdentity", resource: role.arn,
+                                    currentTime: Date(timeIntervalSince1970: clock.now()), context: context)
+        // Every Deny applies; only Allows naming the provider may grant.
+        let statements = trust.statements.filter { st in
+            if st.effect == .deny { return true }
+            guard case let .principal(set)? = st.principals else { return false }
+            return set.federated.contains(provider)
+        }
+        let scoped = Policy(version: trust.version, id: trust.id, statements: statements, kind: trust.kind)
+        guard PolicyEngine.evaluate(request, identityPolicies: [], resourcePolicies: [scoped]).isAllowed else { throw denied }
+    }
+
     func accessRequest(_ principal: Principal, userID: String?, action: String, resource: String,
                        resourceTags: [String: String], context: AuthorizationContext) -> AccessRequest {
         let rp = RequestPrincipal(arn: principal.arn, userID: userID ?? principal.userID)

@@ -1,11 +1,13 @@
 import BerthAuth
 import BerthCore
+import BerthPolicy
 import BerthRegistry
 import BerthStorage
 import Foundation
 import Logging
 
-/// The STS Query API (`Version=2011-06-15`): GetCallerIdentity and AssumeRole.
+/// The STS Query API (`Version=2011-06-15`): GetCallerIdentity, AssumeRole and (unsigned)
+/// AssumeRoleWithWebIdentity.
 public final class STSService: Sendable {
     public static let version = "2011-06-15"
     public static let wire = QueryProtocol(namespace: "https://sts.amazonaws.com/doc/2011-06-15/")
@@ -15,14 +17,39 @@ public final class STSService: Sendable {
     let sessions: SessionTokenCodec
     let clock: any WallClock
     let logger: Logger
+    /// OIDC issuers' signing keys, for AssumeRoleWithWebIdentity.
+    let webIdentityKeys: any WebIdentityKeySource
+
+    /// The one action AWS accepts without a signature.
+    public static let unsignedActions: Set<String> = ["AssumeRoleWithWebIdentity"]
 
     public init(store: any MetadataStore, authorizer: PolicyAuthorizer, sessions: SessionTokenCodec,
-                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.sts")) {
+                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.sts"),
+                webIdentityKeys: any WebIdentityKeySource = NoWebIdentityKeys()) {
         self.store = store
         self.authorizer = authorizer
         self.sessions = sessions
         self.clock = clock
         self.logger = logger
+        self.webIdentityKeys = webIdentityKeys
+    }
+
+    /// Runs an action that needs no caller credentials (AssumeRoleWithWebIdentity).
+    public func handleUnsigned(_ form: [String: String], requestID: String) async -> QueryResponse {
+        let action = form["Action"] ?? ""
+        do {
+            guard Self.unsignedActions.contains(action) else {
+                throw QueryError("MissingAuthenticationToken", "Request is missing Authentication Token", status: 403)
+            }
+            return Self.wire.success(action, try await assumeRoleWithWebIdentity(QueryParams(form)), requestID: requestID)
+        } catch let e as QueryError {
+            return Self.wire.error(e, requestID: requestID)
+        } catch let e as WebIdentityTokenError {
+            return Self.wire.error(e.queryError, requestID: requestID)
+        } catch {
+            logger.error("sts action failed", metadata: ["error": "\(error)"])
+            return Self.wire.error(.serviceFailure, requestID: requestID)
+        }
     }
 
     public func handle(_ form: [String: String], principal: Principal, requestID: String) async -> QueryResponse {
@@ -33,11 +60,14 @@ public final class STSService: Sendable {
             switch action {
             case "GetCallerIdentity": result = try await getCallerIdentity(principal)
             case "AssumeRole": result = try await assumeRole(p, principal)
+            case "AssumeRoleWithWebIdentity": result = try await assumeRoleWithWebIdentity(p)
             default: throw QueryError("InvalidAction", "Could not find operation \(action) for version \(Self.version)")
             }
             return Self.wire.success(action, result, requestID: requestID)
         } catch let e as QueryError {
             return Self.wire.error(e, requestID: requestID)
+        } catch let e as WebIdentityTokenError {
+            return Self.wire.error(e.queryError, requestID: requestID)
         } catch let e as BerthError {
             if case .denied(let m) = e { return Self.wire.error(.accessDenied(m), requestID: requestID) }
             logger.error("sts action failed", metadata: ["error": "\(e)"])
@@ -115,6 +145,86 @@ public final class STSService: Sendable {
                 .text("SessionToken", token), .text("Expiration", QueryProtocol.timestamp(expires)),
             ]),
             .element("AssumedRoleUser", [.text("AssumedRoleId", claims.userID), .text("Arn", claims.arn)]),
+        ]
+    }
+
+    /// Trades an OIDC ID token (a CI job's, say) for role credentials. The token must be signed by a key
+    /// in the issuer's installed JWKS, the issuer must be an OIDC provider of the role's account, one
+    /// of its audiences one of the provider's client ids, and the role's trust policy must allow the
+    /// provider as `Federated` principal with the token's claims as `<issuer>:sub`, `:aud`, `:amr`.
+    func assumeRoleWithWebIdentity(_ p: QueryParams) async throws -> [XMLNode] {
+        let roleARN = try p.required("RoleArn")
+        guard roleARN.utf8.count >= 20, roleARN.utf8.count <= 2048 else {
+            throw QueryError.validation("1 validation error detected: Value '\(roleARN)' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20")
+        }
+        guard let session = try p.name("RoleSessionName", max: 64), session.utf8.count >= 2 else {
+            throw QueryError.validation("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2")
+        }
+        let token = try p.required("WebIdentityToken")
+        guard (4...20000).contains(token.utf8.count) else {
+            throw QueryError.validation("1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length less than or equal to 20000")
+        }
+        if p["Policy"] != nil || p["PolicyArns.member.1.arn"] != nil {
+            throw QueryError.validation("Session policies are not supported by this server.")
+        }
+        if p["ProviderId"] != nil {
+            throw QueryError.validation("ProviderId is only for OAuth 2.0 providers, which this server does not support.")
+        }
+        let duration = try p.int("DurationSeconds") ?? 3600
+        guard (900...43200).contains(duration) else {
+            throw QueryError.validation("1 validation error detected: Value '\(duration)' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200")
+        }
+        let jwt = try WebIdentityToken(token)
+        let denied = QueryError.accessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        guard let parsed = Self.parseRoleARN(roleARN) else { throw QueryError.validation("\(roleARN) is invalid") }
+        guard let role = try await store.entity(IAMEntityKey(.role, parsed.account, parsed.name)), role.path == parsed.path else {
+            throw denied
+        }
+        // The issuer is read before the signature is checked only to find whose keys to check it with.
+        guard jwt.issuer.hasPrefix("https://") else {
+            throw WebIdentityTokenError.invalid("No OpenIDConnect provider found in your account for \(jwt.issuer)")
+        }
+        let url = String(jwt.issuer.dropFirst(8))
+        guard let provider = try await store.oidcProvider(arn: OIDCProviderRecord.arn(account: role.accountID, url: url)) else {
+            throw WebIdentityTokenError.invalid("No OpenIDConnect provider found in your account for \(jwt.issuer)")
+        }
+        guard let keys = await webIdentityKeys.keys(forIssuer: provider.url) else {
+            throw QueryError("IDPCommunicationError", "No signing keys are installed for \(jwt.issuer) (its JWKS file is missing or unreadable).")
+        }
+        try jwt.verify(with: keys, now: clock.now())
+        guard let audience = jwt.audiences.first(where: { provider.clientIDs.contains($0) }) else {
+            throw WebIdentityTokenError.invalid("Incorrect token audience")
+        }
+        var context: [String: ContextValue] = [
+            "\(provider.url):sub": .single(jwt.subject),
+            "\(provider.url):aud": .single(audience),
+        ]
+        if let amr = jwt.authenticationMethods { context["\(provider.url):amr"] = .multiple(amr) }
+        do {
+            try authorizer.authorizeWebIdentity(provider: provider.arn, role: role, context: context)
+        } catch is BerthError {
+            throw denied
+        }
+        if duration > role.maxSessionDuration ?? 3600 {
+            throw QueryError.validation("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+        }
+        let expires = (clock.now() + Double(duration)).rounded(.down)
+        let claims = SessionClaims(
+            accessKeyID: AccessKeyGenerator.accessKeyID(prefix: AccessKeyGenerator.temporaryPrefix),
+            secretAccessKey: AccessKeyGenerator.secretAccessKey(), accountID: role.accountID, roleName: role.name,
+            roleID: role.id, sessionName: session, expiresAt: expires)
+        logger.info("web identity assumed role", metadata: [
+            "role": "\(role.arn)", "provider": "\(provider.arn)", "subject": "\(jwt.subject)", "session": "\(session)",
+        ])
+        return [
+            .element("Credentials", [
+                .text("AccessKeyId", claims.accessKeyID), .text("SecretAccessKey", claims.secretAccessKey),
+                .text("SessionToken", try sessions.seal(claims)), .text("Expiration", QueryProtocol.timestamp(expires)),
+            ]),
+            .text("SubjectFromWebIdentityToken", jwt.subject),
+            .element("AssumedRoleUser", [.text("AssumedRoleId", claims.userID), .text("Arn", claims.arn)]),
+            .text("Provider", jwt.issuer),
+            .text("Audience", audience),
         ]
     }
 }

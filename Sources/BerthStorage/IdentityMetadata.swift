@@ -64,6 +64,31 @@ public struct ManagedPolicyRecord: Sendable, Equatable {
     public var arn: String { "arn:aws:iam::\(accountID):policy\(path)\(name)" }
 }
 
+/// An IAM OpenID Connect identity provider: the issuer whose tokens `AssumeRoleWithWebIdentity` accepts.
+public struct OIDCProviderRecord: Sendable, Equatable {
+    public var accountID: String
+    /// The issuer URL without `https://`, e.g. `token.actions.githubusercontent.com`.
+    public var url: String
+    /// The accepted audiences (`aud`).
+    public var clientIDs: [String]
+    /// Stored and returned; Berth verifies signatures with the configured JWKS instead.
+    public var thumbprints: [String]
+    public var createdAt: Double
+
+    public init(accountID: String, url: String, clientIDs: [String] = [], thumbprints: [String] = [], createdAt: Double) {
+        self.accountID = accountID
+        self.url = url
+        self.clientIDs = clientIDs
+        self.thumbprints = thumbprints
+        self.createdAt = createdAt
+    }
+
+    /// `arn:aws:iam::<account>:oidc-provider/<url>`.
+    public var arn: String { Self.arn(account: accountID, url: url) }
+
+    public static func arn(account: String, url: String) -> String { "arn:aws:iam::\(account):oidc-provider/\(url)" }
+}
+
 /// Names one user, group or role.
 public struct IAMEntityKey: Sendable, Hashable {
     public var kind: IAMEntityKind
@@ -121,6 +146,14 @@ public protocol IdentityMetadata: Sendable {
     func groups(ofUser user: String, account: String) async throws -> [String]
     /// User names of a group, sorted.
     func users(inGroup group: String, account: String) async throws -> [String]
+
+    /// False when a provider with that ARN exists.
+    func createOIDCProvider(_ provider: OIDCProviderRecord) async throws -> Bool
+    func oidcProvider(arn: String) async throws -> OIDCProviderRecord?
+    /// The account's providers, by ARN.
+    func oidcProviders(account: String) async throws -> [OIDCProviderRecord]
+    @discardableResult
+    func deleteOIDCProvider(arn: String) async throws -> Bool
 }
 
 /// Where an account's ECR registry policy is kept (an account setting).

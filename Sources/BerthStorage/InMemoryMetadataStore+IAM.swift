@@ -8,6 +8,8 @@ struct IAMState {
     var attachments: [IAMEntityKey: Set<String>] = [:]
     /// account/group → users.
     var members: [IAMEntityKey: Set<String>] = [:]
+    /// ARN → provider.
+    var oidcProviders: [String: OIDCProviderRecord] = [:]
 }
 
 extension InMemoryMetadataStore {
@@ -113,5 +115,23 @@ extension InMemoryMetadataStore {
 
     public func users(inGroup group: String, account: String) async throws -> [String] {
         iam.withLock { ($0.members[IAMEntityKey(.group, account, group)] ?? []).sorted() }
+    }
+
+    public func createOIDCProvider(_ provider: OIDCProviderRecord) async throws -> Bool {
+        iam.withLock { s in
+            if s.oidcProviders[provider.arn] != nil { return false }
+            s.oidcProviders[provider.arn] = provider
+            return true
+        }
+    }
+
+    public func oidcProvider(arn: String) async throws -> OIDCProviderRecord? { iam.withLock { $0.oidcProviders[arn] } }
+
+    public func oidcProviders(account: String) async throws -> [OIDCProviderRecord] {
+        iam.withLock { s in s.oidcProviders.values.filter { $0.accountID == account }.sorted { $0.arn < $1.arn } }
+    }
+
+    public func deleteOIDCProvider(arn: String) async throws -> Bool {
+        iam.withLock { $0.oidcProviders.removeValue(forKey: arn) != nil }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import BerthCore
 
 extension SQLiteMetadataStore {
@@ -21,6 +22,9 @@ extension SQLiteMetadataStore {
             account_id TEXT NOT NULL, group_name TEXT NOT NULL, user_name TEXT NOT NULL,
             PRIMARY KEY(account_id, group_name, user_name)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS iam_group_members_user ON iam_group_members(account_id, user_name);
+        CREATE TABLE IF NOT EXISTS iam_oidc_providers(
+            arn TEXT PRIMARY KEY, account_id TEXT NOT NULL, url TEXT NOT NULL, client_ids TEXT NOT NULL,
+            thumbprints TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
         """
 
     static let entityColumns = "kind, account_id, name, path, id, created_at, assume_role_policy, max_session_duration, description"
@@ -201,6 +205,52 @@ extension SQLiteMetadataStore {
         try db.read { c in
             try c.query("SELECT user_name FROM iam_group_members WHERE account_id = ? AND group_name = ? ORDER BY user_name",
                         [.text(account), .text(group)]) { $0.text(0) }
+        }
+    }
+
+    // MARK: OIDC providers
+
+    static let oidcColumns = "account_id, url, client_ids, thumbprints, created_at"
+
+    /// Lists are kept as JSON arrays of strings.
+    static func encodeList(_ list: [String]) -> String {
+        (try? JSONEncoder().encode(list)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
+    static func decodeList(_ text: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
+
+    static func oidcRow(_ r: SQLiteRow) -> OIDCProviderRecord {
+        OIDCProviderRecord(accountID: r.text(0), url: r.text(1), clientIDs: decodeList(r.text(2)),
+                           thumbprints: decodeList(r.text(3)), createdAt: r.double(4))
+    }
+
+    public func createOIDCProvider(_ p: OIDCProviderRecord) async throws -> Bool {
+        try db.write { c in
+            try c.execute("INSERT OR IGNORE INTO iam_oidc_providers(arn, \(Self.oidcColumns)) VALUES(?, ?, ?, ?, ?, ?)", [
+                .text(p.arn), .text(p.accountID), .text(p.url), .text(Self.encodeList(p.clientIDs)),
+                .text(Self.encodeList(p.thumbprints)), .real(p.createdAt),
+            ]) == 1
+        }
+    }
+
+    public func oidcProvider(arn: String) async throws -> OIDCProviderRecord? {
+        try db.read { c in
+            try c.query("SELECT \(Self.oidcColumns) FROM iam_oidc_providers WHERE arn = ?", [.text(arn)], row: Self.oidcRow).first
+        }
+    }
+
+    public func oidcProviders(account: String) async throws -> [OIDCProviderRecord] {
+        try db.read { c in
+            try c.query("SELECT \(Self.oidcColumns) FROM iam_oidc_providers WHERE account_id = ? ORDER BY arn",
+                        [.text(account)], row: Self.oidcRow)
+        }
+    }
+
+    public func deleteOIDCProvider(arn: String) async throws -> Bool {
+        try db.write { c in
+            try c.execute("DELETE FROM iam_oidc_providers WHERE arn = ?", [.text(arn)]) == 1
         }
     }
 }

@@ -38,6 +38,15 @@ import Testing
         #expect(c.registryHost(account: "123456789012") == "123456789012.dkr.ecr.us-east-1.example.com:8443")
     }
 
+    @Test func oidcJwksDirectoryDefaultsUnderTheDataDirectory() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).effectiveOIDCJwksDirectory == "./berth-data/oidc-jwks")
+        let path = try file(#"{"oidcJwksDirectory": "/from/file"}"#)
+        #expect(try BerthConfiguration.load(file: path, environment: [:]).effectiveOIDCJwksDirectory == "/from/file")
+        let c = try BerthConfiguration.load(file: path, environment: ["BERTH_OIDC_JWKS_DIRECTORY": "/etc/berth/jwks"])
+        #expect(c.oidcJwksDirectory == "/etc/berth/jwks")
+        #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: try file(#"{"oidcJwksDirectory": ""}"#), environment: [:]) }
+    }
+
     @Test func everyProblemIsReported() throws {
         do {
             _ = try BerthConfiguration.load(

@@ -76,6 +76,28 @@ import Testing
         #expect(try await m.users(inGroup: "devs", account: account).isEmpty)
     }
 
+    @Test(arguments: Backend.allCases)
+    func oidcProvidersAreUniquePerARN(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        let github = OIDCProviderRecord(accountID: account, url: "token.actions.githubusercontent.com",
+                                        clientIDs: ["sts.amazonaws.com", "other"], thumbprints: [String(repeating: "a", count: 40)],
+                                        createdAt: 7)
+        let gitlab = OIDCProviderRecord(accountID: account, url: "gitlab.example.com/ci", createdAt: 8)
+        #expect(github.arn == "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com")
+        #expect(try await m.createOIDCProvider(github))
+        #expect(try await !m.createOIDCProvider(github))
+        #expect(try await m.createOIDCProvider(gitlab))
+        // The same issuer in another account is another provider.
+        #expect(try await m.createOIDCProvider(OIDCProviderRecord(accountID: "210987654321", url: github.url, createdAt: 9)))
+        #expect(try await m.oidcProvider(arn: github.arn) == github)
+        #expect(try await m.oidcProvider(arn: gitlab.arn) == gitlab)
+        #expect(try await m.oidcProviders(account: account) == [gitlab, github].sorted { $0.arn < $1.arn })
+        #expect(try await m.deleteOIDCProvider(arn: github.arn))
+        #expect(try await !m.deleteOIDCProvider(arn: github.arn))
+        #expect(try await m.oidcProvider(arn: github.arn) == nil)
+        #expect(try await m.oidcProviders(account: "210987654321").count == 1)
+    }
+
     @Test func sqliteIdentitySurvivesReopen() async throws {
         let s = try Backend.filesystemAndSQLite.make()
         _ = try await s.metadata.createEntity(IAMEntityRecord(kind: .role, accountID: account, name: "r", id: "AROA1", createdAt: 1,
@@ -84,6 +106,9 @@ import Testing
         let (_, reopened) = try s.reopen!()
         #expect(try await reopened.entity(IAMEntityKey(.role, account, "r"))?.maxSessionDuration == 3600)
         #expect(try await reopened.inlinePolicy(IAMEntityKey(.role, account, "r"), name: "p") == "{}")
+        _ = try await reopened.createOIDCProvider(OIDCProviderRecord(accountID: account, url: "idp.example.com", clientIDs: ["a"], createdAt: 2))
+        let (_, again) = try s.reopen!()
+        #expect(try await again.oidcProvider(arn: "arn:aws:iam::123456789012:oidc-provider/idp.example.com")?.clientIDs == ["a"])
     }
 
     @Test func repositorySettingsWithoutPolicyStillDecode() throws {
