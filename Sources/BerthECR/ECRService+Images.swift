@@ -196,14 +196,7 @@ extension ECRService {
                     guard seen.insert(d).inserted, let i = try await registry.metadata.image(d, in: key) else { continue }
                     details.append(try await imageDetail(key, i))
                 case .failed(let code, let reason):
-                    if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
-                        let d = try id.string("imageDigest").map { "imageDigest:'\($0)'" }
-                        let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
-                        let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
-                        throw ECRError("ImageNotFoundException",
-                                       "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
-                    }
-                    throw ECRError.invalidParameter(reason)
+                    throw try imageLookupError(id, code: code, reason: reason, in: key)
                 }
             }
             return ["imageDetails": .array(details)]

@@ -122,15 +122,19 @@ extension ECRService {
         case .found(let digest, let tag):
             return (digest, imageID(digest.description, tag))
         case .failed(let code, let reason):
-            if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
-                let d = try id.string("imageDigest").map { "imageDigest:'\($0)'" }
-                let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
-                let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
-                throw ECRError("ImageNotFoundException",
-                               "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
-            }
-            throw ECRError.invalidParameter(reason)
+            throw try imageLookupError(id, code: code, reason: reason, in: key)
         }
+    }
+
+    /// The error of a single-image lookup that failed: ImageNotFoundException naming the given id, or
+    /// InvalidParameterException for a malformed one.
+    func imageLookupError(_ id: Params, code: String, reason: String, in key: RepositoryKey) throws -> ECRError {
+        guard code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" else { return .invalidParameter(reason) }
+        let d = try id.string("imageDigest").map { "imageDigest:'\($0)'" }
+        let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
+        let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
+        return ECRError("ImageNotFoundException",
+                        "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
     }
 
     func scanStatusJSON(_ s: ImageScanRecord) -> JSONValue {
