@@ -23,6 +23,7 @@ skopeo. Shapes, error names and limits come from botocore's ECR model
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -711,16 +712,24 @@ class SkopeoECR:
 # ---------------------------------------------------------------------------------------------
 # fixtures (import them into a test module: `from ecr_helpers import ecr, ecr_server, ...`)
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ecr_server(berth_bin, tmp_path_factory):
-    """One berth per test module, started with BERTH_ACCOUNT_ID=123456789012, BERTH_REGION=us-east-1
-    and the root key pair in the environment."""
-    srv = ECRServer(berth_bin, tmp_path_factory.mktemp("berth-ecr"))
+@contextlib.contextmanager
+def running_server(binary: Path, base: Path, **extra_env):
+    """An ECRServer with the default test identity plus `extra_env`, started, and disposed afterwards."""
+    srv = ECRServer(binary, base, env={**default_env(), **extra_env})
+    srv.data_dir.mkdir(parents=True, exist_ok=True)
     srv.start()
     try:
         yield srv
     finally:
         srv.dispose()
+
+
+@pytest.fixture(scope="module")
+def ecr_server(berth_bin, tmp_path_factory):
+    """One berth per test module, started with BERTH_ACCOUNT_ID=123456789012, BERTH_REGION=us-east-1
+    and the root key pair in the environment."""
+    with running_server(berth_bin, tmp_path_factory.mktemp("berth-ecr")) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -13,20 +13,16 @@ import pytest
 
 import berth_helpers as bh
 from berth_helpers import sha256, unique
-from ecr_helpers import ECRServer, default_env
+from ecr_helpers import running_server
 
 SIZE = (12 << 20) + 4321
 
 
 @pytest.fixture(scope="module", params=["true", "false"], ids=["sendfile", "buffered"])
 def dl_server(request, berth_bin, tmp_path_factory):
-    srv = ECRServer(berth_bin, tmp_path_factory.mktemp(f"berth-dl-{request.param}"),
-                    env={**default_env(), "BERTH_ZERO_COPY_DOWNLOADS": request.param})
-    srv.start()
-    try:
+    with running_server(berth_bin, tmp_path_factory.mktemp(f"berth-dl-{request.param}"),
+                        BERTH_ZERO_COPY_DOWNLOADS=request.param) as srv:
         yield srv
-    finally:
-        srv.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from berth_helpers import FIXTURES_DIR, unique
-from ecr_helpers import (ECRServer, ECRSession, check_after_test, create_repo, default_env, expect_error,
+from ecr_helpers import (ECRSession, check_after_test, create_repo, expect_error, running_server,
                          put_api_image, skopeo_ecr, skopeo_path, aws_cli)  # noqa: F401 (fixtures)
 
 TINY = FIXTURES_DIR / "images" / "debian-tiny-vuln"
@@ -28,14 +28,13 @@ def vulndb(server: ECRServer, *args) -> subprocess.CompletedProcess:
 def scan_server(berth_bin, tmp_path_factory):
     if not (FIXTURES_DIR / "vulndb").is_dir():
         pytest.fail(f"shared fixtures not found at {FIXTURES_DIR}", pytrace=False)
-    srv = ECRServer(berth_bin, tmp_path_factory.mktemp("berth-scan"), env={**default_env(), "BERTH_SCAN_POLL_SECONDS": "1"})
-    srv.data_dir.mkdir(parents=True, exist_ok=True)
-    vulndb(srv, "import", str(FIXTURES_DIR / "vulndb"))
-    srv.start()
-    try:
+    with running_server(berth_bin, tmp_path_factory.mktemp("berth-scan"), BERTH_SCAN_POLL_SECONDS="1") as srv:
+        # Imported while the server runs: it picks the database up within a poll, as in production.
+        vulndb(srv, "import", str(FIXTURES_DIR / "vulndb"))
+        deadline = time.time() + 60
+        while "vulnerability database loaded" not in srv.log_tail(200000) and time.time() < deadline:
+            time.sleep(0.2)
         yield srv
-    finally:
-        srv.dispose()
 
 
 @pytest.fixture

@@ -133,13 +133,16 @@ final class ZeroCopyHandler: ChannelOutboundHandler, RemovableChannelHandler, Se
 /// It also knows the peer address (`aws:SourceIp` of policy conditions, read through `RemoteAddressRequestContext`).
 public struct BerthRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// Whether blob downloads may be sent as file regions on this request's connection.
-    public let canSendFiles: Bool
+    let channel: any Channel
     public let remoteAddress: SocketAddress?
+
+    /// Whether blob downloads may be sent as file regions on this request's connection (asked only by
+    /// blob GETs, so other requests never take the lock).
+    public var canSendFiles: Bool { ZeroCopyDownloads.shared.isInstalled(on: channel) }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        canSendFiles = ZeroCopyDownloads.shared.isInstalled(on: source.channel)
+        channel = source.channel
         remoteAddress = source.channel.remoteAddress
     }
 }

@@ -133,16 +133,20 @@ public final class STSService: Sendable {
         if case .assumedRole = principal.kind, duration > 3600 {
             throw QueryError.validation("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
         }
+        return try sessionCredentials(role: role, session: session, duration: duration)
+    }
+
+    /// New temporary credentials for a role session: `Credentials` and `AssumedRoleUser`.
+    func sessionCredentials(role: IAMEntityRecord, session: String, duration: Int) throws -> [XMLNode] {
         let expires = (clock.now() + Double(duration)).rounded(.down)
         let claims = SessionClaims(
             accessKeyID: AccessKeyGenerator.accessKeyID(prefix: AccessKeyGenerator.temporaryPrefix),
             secretAccessKey: AccessKeyGenerator.secretAccessKey(), accountID: role.accountID, roleName: role.name,
             roleID: role.id, sessionName: session, expiresAt: expires)
-        let token = try sessions.seal(claims)
         return [
             .element("Credentials", [
                 .text("AccessKeyId", claims.accessKeyID), .text("SecretAccessKey", claims.secretAccessKey),
-                .text("SessionToken", token), .text("Expiration", QueryProtocol.timestamp(expires)),
+                .text("SessionToken", try sessions.seal(claims)), .text("Expiration", QueryProtocol.timestamp(expires)),
             ]),
             .element("AssumedRoleUser", [.text("AssumedRoleId", claims.userID), .text("Arn", claims.arn)]),
         ]
@@ -208,21 +212,11 @@ public final class STSService: Sendable {
         if duration > role.maxSessionDuration ?? 3600 {
             throw QueryError.validation("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
         }
-        let expires = (clock.now() + Double(duration)).rounded(.down)
-        let claims = SessionClaims(
-            accessKeyID: AccessKeyGenerator.accessKeyID(prefix: AccessKeyGenerator.temporaryPrefix),
-            secretAccessKey: AccessKeyGenerator.secretAccessKey(), accountID: role.accountID, roleName: role.name,
-            roleID: role.id, sessionName: session, expiresAt: expires)
         logger.info("web identity assumed role", metadata: [
             "role": "\(role.arn)", "provider": "\(provider.arn)", "subject": "\(jwt.subject)", "session": "\(session)",
         ])
-        return [
-            .element("Credentials", [
-                .text("AccessKeyId", claims.accessKeyID), .text("SecretAccessKey", claims.secretAccessKey),
-                .text("SessionToken", try sessions.seal(claims)), .text("Expiration", QueryProtocol.timestamp(expires)),
-            ]),
+        return try sessionCredentials(role: role, session: session, duration: duration) + [
             .text("SubjectFromWebIdentityToken", jwt.subject),
-            .element("AssumedRoleUser", [.text("AssumedRoleId", claims.userID), .text("Arn", claims.arn)]),
             .text("Provider", jwt.issuer),
             .text("Audience", audience),
         ]
