@@ -7,6 +7,7 @@ import concurrent.futures as cf
 import hashlib
 import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -104,3 +105,46 @@ def test_clients_that_hang_up_leave_no_open_files(reg, shared_server):
     assert open_fds(shared_server) <= before + 5, f"{open_fds(shared_server)} fds open, {before} before"
     r = reg.get(f"/v2/{repo}/blobs/{digest}")
     assert r.status_code == 200 and sha256(r.content) == digest
+
+
+def server_side_congestion_control(port: int, client: socket.socket) -> str:
+    """The congestion-control algorithm `ss` reports for the server's end of `client`'s connection."""
+    local_port = client.getsockname()[1]
+    out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} and dport = :{local_port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    for word in out.split():
+        if word in ("cubic", "reno", "bbr", "bbr2", "htcp", "vegas", "westwood", "dctcp"):
+            return word
+    raise AssertionError(f"no congestion control in ss output: {out!r}")
+
+
+def system_congestion_control() -> str:
+    with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+        return f.read().strip()
+
+
+def test_loopback_connections_get_cubic_or_reno(dl_server):
+    """BBR paces loopback transfers at about half of what cubic/reno reach; Berth switches connections
+    from this host to the first of loopbackCongestionControl the kernel accepts (default cubic, reno)."""
+    host, port = dl_server.hostport.split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert b"200" in s.recv(1000).split(b"\r\n")[0]
+        assert server_side_congestion_control(int(port), s) in ("cubic", "reno")
+
+
+def test_loopback_congestion_control_can_be_left_to_the_system(berth_bin, tmp_path):
+    with running_server(berth_bin, tmp_path / "cc", BERTH_LOOPBACK_CONGESTION_CONTROL="system") as srv:
+        host, port = srv.hostport.split(":")
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert b"200" in s.recv(1000).split(b"\r\n")[0]
+            assert server_side_congestion_control(int(port), s) == system_congestion_control()
+
+
+def test_invalid_congestion_control_names_are_refused(berth_bin, tmp_path):
+    env = {**os.environ, "BERTH_LOOPBACK_CONGESTION_CONTROL": "cubic,../etc"}
+    r = subprocess.run([str(berth_bin), "verify-config", "--data-dir", str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "loopbackCongestionControl" in (r.stdout + r.stderr)

@@ -165,10 +165,11 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let responder = BerthResponder<BerthRequestContext>(
         oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity, ecrPublic: services.ecrPublic),
         query: QueryHandler(iam: services.iam, sts: services.sts, identity: services.identity))
+    let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
         responder: responder,
-        server: config.zeroCopyDownloads ? .http1(additionalChannelHandlers: [ZeroCopyDownloads.shared.installer()]) : .http1(),
+        server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
         services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
                    ScanWorkerService(scanner: services.scanner)],

@@ -1,3 +1,4 @@
+import BerthHTTP
 import Foundation
 
 /// Every Berth setting, in one tree. Sources, lowest precedence first: defaults, the JSON config
@@ -33,9 +34,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var uploadPurgeIntervalSeconds: Int = 3_600
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
     public var scanPollSeconds: Int = 5
-    /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers.
-    /// Off by default: on loopback it is no faster for curl and slower for NIO-based clients (see README).
-    public var zeroCopyDownloads: Bool = false
+    /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers:
+    /// less CPU and memory per download, and the fastest for clients that read in large pieces (see README).
+    public var zeroCopyDownloads: Bool = true
+    /// TCP congestion control for connections from this host (loopback peers), first accepted wins;
+    /// empty (`BERTH_LOOPBACK_CONGESTION_CONTROL=system`) keeps the system's. BBR paces loopback transfers at about half of what cubic/reno reach.
+    public var loopbackCongestionControl: [String] = ["cubic", "reno"]
     /// Metadata backend: `sqlite` (default) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
@@ -123,6 +127,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
         int("BERTH_SCAN_POLL_SECONDS") { config.scanPollSeconds = $0 }
         bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
+        if let v = env("BERTH_LOOPBACK_CONGESTION_CONTROL") {
+            // `system`: leave every connection to the system's algorithm (an empty variable means unset).
+            config.loopbackCongestionControl = v == "system" ? []
+                : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
@@ -165,6 +174,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
         if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
+        for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
+            p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
+        }
         if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
         return p
     }
@@ -172,7 +184,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, zeroCopyDownloads, metadataBackend, blobBackend, oidcJwksDirectory
+             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, metadataBackend, blobBackend, oidcJwksDirectory
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -201,6 +213,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
         scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
+        loopbackCongestionControl = try c.decodeIfPresent([String].self, forKey: .loopbackCongestionControl) ?? d.loopbackCongestionControl
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
@@ -218,7 +231,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "metadataBackend", "blobBackend",
+         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "metadataBackend", "blobBackend",
          "oidcJwksDirectory"]
     }
 }

@@ -1,3 +1,4 @@
+import BerthCore
 import Foundation
 import Logging
 
@@ -17,24 +18,50 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    nonisolated(unsafe) static let formatter: ISO8601DateFormatter = {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }()
-
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         var object: [String: String] = [
-            "time": Self.formatter.string(from: Date()),
+            "time": UTCTimestamp.iso8601(Date().timeIntervalSince1970, millis: true),
             "level": event.level.rawValue,
             "label": label,
             "message": event.message.description,
         ]
         for (k, v) in merged { object[k] = "\(v)" }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        data.append(0x0a)
-        FileHandle.standardError.write(data)
+        var line = "{"
+        for (i, key) in object.keys.sorted().enumerated() {
+            if i > 0 { line += "," }
+            Self.appendJSONString(key, to: &line)
+            line += ":"
+            Self.appendJSONString(object[key]!, to: &line)
+        }
+        line += "}\n"
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(2, buf.baseAddress! + off, buf.count - off)
+                if n > 0 { off += n } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+        }
+    }
+
+    /// A JSON string literal (RFC 8259 escapes; control characters as `\u00XX`).
+    static func appendJSONString(_ s: String, to out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
     }
 }

@@ -163,9 +163,7 @@ public struct QueryProtocol: Sendable {
 
     /// `2026-12-01T09:10:07Z`.
     public static func timestamp(_ t: Double) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date(timeIntervalSince1970: t.rounded(.down)))
+        UTCTimestamp.iso8601(t)
     }
 }
 
