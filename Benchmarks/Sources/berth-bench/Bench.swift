@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOPosix
 import NIOCore
 
 enum Section: String, CaseIterable, Sendable {
@@ -336,16 +337,47 @@ final class Bench {
                 guard n == layerSize else { throw BenchError("blob HEAD gave length \(n.map(String.init) ?? "404"), expected \(layerSize)") }
             }),
         ]
+        // The measure: the wrk-style client (see RawLoad), so the server gets the machine; then the same
+        // levels through AsyncHTTPClient, reported beside it.
+        var rawTargets: [String: RawLoad.Target] = [:]
+        if registry.base.hasPrefix("http://") {
+            let auth = registry.authorization.map { [("Authorization", $0)] } ?? []
+            func path(_ p: String) -> String { String(registry.url(p).dropFirst(registry.origin.count)) }
+            rawTargets["manifest GET by tag"] = try RawLoad.target(
+                base: registry.origin, method: "GET", path: path("/v2/\(repo)/manifests/latest"),
+                headers: [("Accept", MediaType.manifestAccept)] + auth, expectedLength: manifestSize)
+            rawTargets["blob HEAD"] = try RawLoad.target(
+                base: registry.origin, method: "HEAD", path: path("/v2/\(repo)/blobs/\(layerDigest)"),
+                headers: auth, expectedLength: layerSize)
+        }
+        let loadGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        func report(_ kind: String, _ c: Int, _ r: LoadResult) {
+            let note = "\(r.ok) requests in \(String(format: "%.1f", r.elapsed)) s"
+            let warning = r.errors > 0 ? "\(r.errors) errors, first: \(r.firstError ?? "")" : nil
+            add(kind, "c=\(c)", "req/s", r.ok > 0 ? r.rate : nil, .higher, note: note, warning: warning)
+            add(kind, "c=\(c) p50", "ms", r.percentileMs(50), .lower)
+            add(kind, "c=\(c) p99", "ms", r.percentileMs(99), .lower)
+        }
+        do {
+            for (kind, _) in kinds {
+                guard let target = rawTargets[kind] else { continue }
+                for c in config.latencyConcurrency {
+                    let perWorker = max(1, config.maxRequestsPerLevel / c)
+                    _ = try await RawLoad.run(target, concurrency: c, duration: config.warmup, maxOpsPerWorker: perWorker, group: loadGroup)
+                    report(kind, c, try await RawLoad.run(target, concurrency: c, duration: config.duration, maxOpsPerWorker: perWorker, group: loadGroup))
+                }
+            }
+        } catch {
+            try? await loadGroup.shutdownGracefully()
+            throw error
+        }
+        try? await loadGroup.shutdownGracefully()
         for (kind, op) in kinds {
             for c in config.latencyConcurrency {
                 let perWorker = max(1, config.maxRequestsPerLevel / c)
                 _ = await runLoad(concurrency: c, duration: config.warmup, maxOpsPerWorker: perWorker) { _, _ in try await op(); return true }
                 let r = await runLoad(concurrency: c, duration: config.duration, maxOpsPerWorker: perWorker) { _, _ in try await op(); return true }
-                let note = "\(r.ok) requests in \(String(format: "%.1f", r.elapsed)) s"
-                let warning = r.errors > 0 ? "\(r.errors) errors, first: \(r.firstError ?? "")" : nil
-                add(kind, "c=\(c)", "req/s", r.ok > 0 ? r.rate : nil, .higher, note: note, warning: warning)
-                add(kind, "c=\(c) p50", "ms", r.percentileMs(50), .lower)
-                add(kind, "c=\(c) p99", "ms", r.percentileMs(99), .lower)
+                report(rawTargets.isEmpty ? kind : "\(kind), AsyncHTTPClient", c, r)
             }
         }
     }
