@@ -55,6 +55,19 @@ struct SelfTest: AsyncParsableCommand {
         check("slice-size", String(a.readableBytes), String(1 << 20))
         check("slices-differ", String(sha256Digest(a) != sha256Digest(b)), "true")
         check("slice-overlap", String(a.getBytes(at: a.readerIndex + PayloadPool.stride, length: 16) == b.getBytes(at: b.readerIndex, length: 16)), "true")
+        func head(_ text: String) -> String {
+            guard let (status, length, size) = RawLoad.Connection.parseHead(ByteBuffer(string: text)) else { return "incomplete" }
+            return "\(status) \(length.map(String.init) ?? "-") \(size)"
+        }
+        check("raw-head", head("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX: y\r\n\r\nbody"), "200 1234 47")
+        check("raw-head-case", head("HTTP/1.1 404 Not Found\r\ncontent-LENGTH:7\r\n\r\n"), "404 7 44")
+        check("raw-head-none", head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), "200 - 47")
+        check("raw-head-partial", head("HTTP/1.1 200 OK\r\nContent-Length: 1"), "incomplete")
+        check("raw-head-similar-name", head("HTTP/1.1 200 OK\r\nX-Content-Length: 9\r\n\r\n"), "200 - 40")
+        let t = try RawLoad.target(base: "http://127.0.0.1:5002", method: "HEAD", path: "/v2/r/blobs/d", headers: [("A", "b")], expectedLength: 3)
+        check("raw-target", "\(t.host) \(t.port) \(t.isHead)", "127.0.0.1 5002 true")
+        check("raw-request", String(decoding: t.request, as: UTF8.self),
+              "HEAD /v2/r/blobs/d HTTP/1.1\r\nHost: 127.0.0.1:5002\r\nUser-Agent: berth-bench\r\nA: b\r\n\r\n")
         print("\(passed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode.failure }
     }
