@@ -90,11 +90,15 @@ struct VerifyConfig: AsyncParsableCommand {
 
 /// Keeps memory flat while streaming large blobs: glibc otherwise raises its mmap threshold after the
 /// first large free and serves later multi-MiB buffers from per-thread arenas that it never returns.
+/// Buffers of 1 MiB and more (the 4 MiB upload buffers, 2 MiB download buffers) get their own mappings,
+/// returned to the system when freed; a transfer reuses its two buffers, so that costs a few faults per
+/// transfer. Measured with berth-bench push+pull (1, 64, 512 MiB): peak VmRSS 46.6 MiB, VmHWM 46.5,
+/// against 51–57 / 55–58 with an 8 MiB threshold and 32 MiB trim threshold; throughput unchanged.
 func tuneAllocator() {
     #if canImport(Glibc)
     _ = mallopt(M_ARENA_MAX, 2)
-    _ = mallopt(M_MMAP_THRESHOLD, 8 << 20)
-    _ = mallopt(M_TRIM_THRESHOLD, 32 << 20)
+    _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    _ = mallopt(M_TRIM_THRESHOLD, 8 << 20)
     #endif
 }
 
