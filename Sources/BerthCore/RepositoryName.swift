@@ -17,7 +17,11 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
 
     /// A hand-written matcher for the grammar (no regex engine on the hot path).
     public static func isValid(_ s: String) -> Bool {
-        let bytes = Array(s.utf8)
+        if let r = s.utf8.withContiguousStorageIfAvailable({ isValid(bytes: $0) }) { return r }
+        return Array(s.utf8).withUnsafeBufferPointer { isValid(bytes: $0) }
+    }
+
+    static func isValid(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.count >= minLength, bytes.count <= maxLength else { return false }
         var i = 0
         // Each path component: alnum+ (separator alnum+)*; components joined by single slashes.
@@ -84,7 +88,7 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
 
     /// Anything containing ':' is taken as a digest, everything else as a tag.
     public init(parsing s: some StringProtocol) throws(BerthError) {
-        if s.contains(":") {
+        if s.utf8.contains(UInt8(ascii: ":")) {
             self = .digest(try Digest(parsing: s))
         } else {
             guard Tag.isValid(String(s)) else { throw .tagInvalid(String(s)) }

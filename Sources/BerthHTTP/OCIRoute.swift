@@ -21,16 +21,17 @@ public enum OCIRoute: Equatable, Sendable {
         guard rest.first == "/" else { return nil }
         rest = rest.dropFirst()
         if rest == "_catalog" { return .catalog }
-        var parts = rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // Substrings of the path: no copies but the name and the last segment.
+        var parts = rest.split(separator: "/", omittingEmptySubsequences: false)
         // A trailing slash (".../uploads/") yields an empty last element.
-        let trailingSlash = parts.last == ""
+        let trailingSlash = parts.last?.isEmpty == true
         if trailingSlash { parts.removeLast() }
         guard parts.count >= 2 else { return nil }
         func name(_ count: Int) throws(BerthError) -> RepositoryName {
-            let raw = parts[0..<count].joined(separator: "/")
+            // The first `count` segments with their slashes, as they are in the path.
             // Percent-encoding is never valid in a name; refuse it rather than decode it
             // (an encoded slash or dot segment must not sneak past the grammar).
-            return try RepositoryName(raw)
+            try RepositoryName(rest[rest.startIndex..<parts[count - 1].endIndex])
         }
         let n = parts.count
         if n >= 3, parts[n - 2] == "tags", parts[n - 1] == "list", !trailingSlash {
@@ -40,16 +41,16 @@ public enum OCIRoute: Equatable, Sendable {
             return .uploads(try name(n - 2))
         }
         if n >= 4, parts[n - 3] == "blobs", parts[n - 2] == "uploads", !trailingSlash {
-            return .upload(try name(n - 3), parts[n - 1])
+            return .upload(try name(n - 3), String(parts[n - 1]))
         }
         if n >= 3, parts[n - 2] == "manifests", !trailingSlash {
-            return .manifest(try name(n - 2), parts[n - 1])
+            return .manifest(try name(n - 2), String(parts[n - 1]))
         }
         if n >= 3, parts[n - 2] == "blobs", !trailingSlash {
-            return .blob(try name(n - 2), parts[n - 1])
+            return .blob(try name(n - 2), String(parts[n - 1]))
         }
         if n >= 3, parts[n - 2] == "referrers", !trailingSlash {
-            return .referrers(try name(n - 2), parts[n - 1])
+            return .referrers(try name(n - 2), String(parts[n - 1]))
         }
         return nil
     }

@@ -21,6 +21,8 @@ public final class PolicyAuthorizer: Authorizer {
         var userID: String?
         /// A stored policy failed to parse: deny everything.
         var poisoned: Bool
+        /// The caller as the policy engine sees it, parsed once per cache entry.
+        var requestPrincipal: RequestPrincipal? = nil
     }
 
     private let identityCache = Mutex<[String: (entry: IdentityEntry, at: Double)]>([:])
@@ -46,7 +48,7 @@ public final class PolicyAuthorizer: Authorizer {
             if let p = parse(t, kind: .resource) { resourcePolicies.append(p) } else { poisoned = true }
         }
         let request = accessRequest(principal, userID: identity.userID, action: action, resource: resource,
-                                    resourceTags: tags, context: context)
+                                    resourceTags: tags, context: context, parsed: identity.requestPrincipal)
         if poisoned {
             throw BerthError.denied("User: \(principal.arn) is not authorized to perform: \(action) on resource: \(resource) because a policy that applies could not be read")
         }
@@ -95,10 +97,14 @@ public final class PolicyAuthorizer: Authorizer {
         guard PolicyEngine.evaluate(request, identityPolicies: [], resourcePolicies: [scoped]).isAllowed else { throw denied }
     }
 
+    static func requestPrincipal(_ principal: Principal, userID: String?) -> RequestPrincipal {
+        RequestPrincipal(arn: principal.arn, userID: userID ?? principal.userID) ?? RequestPrincipal.root(account: principal.accountID)
+    }
+
     func accessRequest(_ principal: Principal, userID: String?, action: String, resource: String,
-                       resourceTags: [String: String], context: AuthorizationContext) -> AccessRequest {
-        let rp = RequestPrincipal(arn: principal.arn, userID: userID ?? principal.userID)
-            ?? RequestPrincipal.root(account: principal.accountID)
+                       resourceTags: [String: String], context: AuthorizationContext,
+                       parsed: RequestPrincipal? = nil) -> AccessRequest {
+        let rp = parsed ?? Self.requestPrincipal(principal, userID: userID)
         return AccessRequest(
             principal: rp, action: action, resource: resource,
             // AWS managed policies (`arn:aws:iam::aws:policy/…`) are read in the caller's account.
@@ -128,7 +134,8 @@ public final class PolicyAuthorizer: Authorizer {
         let now = clock.now()
         let key = "\(principal.arn)\u{0}\(principal.userID ?? "")"
         if let hit = identityCache.withLock({ $0[key] }), now - hit.at < Self.cacheSeconds { return hit.entry }
-        let entry = try await loadIdentity(principal)
+        var entry = try await loadIdentity(principal)
+        entry.requestPrincipal = Self.requestPrincipal(principal, userID: entry.userID)
         identityCache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
             c[key] = (entry, now)
@@ -185,11 +192,11 @@ public final class PolicyAuthorizer: Authorizer {
 
     /// The repository policy and registry policy (texts) and the repository tags for a resource ARN.
     private func resourcePolicies(_ resource: String) async throws -> ([String], [String: String]) {
+        let now = clock.now()
+        if let hit = resourceCache.withLock({ $0[resource] }), now - hit.at < Self.cacheSeconds { return (hit.policies, hit.tags) }
         let parts = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
         guard parts.count == 6, parts[0] == "arn", parts[2] == "ecr" || parts[2] == "ecr-public",
               AccountID.isValid(String(parts[4])) else { return ([], [:]) }
-        let now = clock.now()
-        if let hit = resourceCache.withLock({ $0[resource] }), now - hit.at < Self.cacheSeconds { return (hit.policies, hit.tags) }
         let account = String(parts[4])
         var texts: [String] = []
         var tags: [String: String] = [:]

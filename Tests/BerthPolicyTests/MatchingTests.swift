@@ -202,3 +202,22 @@ struct MatchingTests {
         #expect(PolicyDate.iso8601(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00Z")
     }
 }
+
+@Suite struct ARNAccountTests {
+    @Test(arguments: [
+        ("arn:aws:ecr:us-east-1:123456789012:repository/a/b", "123456789012"),
+        ("arn:aws:iam::123456789012:role/x", "123456789012"),
+        ("arn:aws:ecr-public::123456789012:repository/x", "123456789012"),
+        ("arn:aws:s3:::bucket", nil),
+        ("arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly", "aws"),
+        ("arn:aws:ecr:us-east-1:123456789012", nil),
+        ("*", nil),
+        ("", nil),
+        ("arn:", nil),
+        ("urn:aws:ecr:us-east-1:123456789012:repository/x", nil),
+        ("arn:aws:ecr:us-east-1:1:2:3", "1"),
+    ] as [(String, String?)])
+    func accountIsTheFifthField(arn: String, account: String?) {
+        #expect(AccessRequest.account(ofARN: arn) == account)
+    }
+}

@@ -99,9 +99,25 @@ public struct AccessRequest: Sendable {
         return nil
     }
 
+    /// The fifth field of `arn:partition:service:region:account:resource` (one pass, no allocations
+    /// but the result: this runs on every authorization).
     static func account(ofARN arn: String) -> String? {
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", !parts[4].isEmpty else { return nil }
-        return String(parts[4])
+        let u = arn.utf8
+        guard u.starts(with: "arn:".utf8) else { return nil }
+        var colons = 1
+        var start: String.Index? = nil
+        var i = u.index(u.startIndex, offsetBy: 4)
+        while i < u.endIndex {
+            if u[i] == UInt8(ascii: ":") {
+                colons += 1
+                if colons == 4 {
+                    start = u.index(after: i)
+                } else if colons == 5, let s = start {
+                    return s == i ? nil : String(arn[s..<i])
+                }
+            }
+            i = u.index(after: i)
+        }
+        return nil
     }
 }
