@@ -177,7 +177,7 @@ public final class Registry: Sendable {
             let writer = try await blobs.openUpload(id: id, at: 0)
             let written: Int64
             do {
-                written = try await stream(body, to: writer, hasher: &hasher)
+                written = try await stream(body, to: writer, hasher: &hasher, sizeHint: contentLength)
                 try await writer.close()
             } catch {
                 try? await writer.close()
@@ -296,7 +296,7 @@ public final class Registry: Sendable {
             let writer = try await blobs.openUpload(id: session.id, at: start)
             let written: Int64
             do {
-                written = try await stream(body, to: writer, hasher: &hasher)
+                written = try await stream(body, to: writer, hasher: &hasher, sizeHint: expected)
                 try await writer.close()
             } catch {
                 try? await writer.close()
@@ -344,10 +344,13 @@ public final class Registry: Sendable {
     /// Streams a request body to storage in large buffers, hashing each piece as it arrives while
     /// the previous buffer is being written. Two buffers alternate, so a long upload allocates
     /// (and page-faults) only twice. Returns the number of bytes written.
+    /// `sizeHint` (the declared length, when there is one) keeps small bodies from taking a whole
+    /// write buffer (at least 64 KiB is used); a body longer than its hint still streams correctly (the
+    /// length check is the caller's).
     func stream<Body: AsyncSequence>(
-        _ body: Body, to writer: any BlobUploadWriter, hasher: inout DigestHasher
+        _ body: Body, to writer: any BlobUploadWriter, hasher: inout DigestHasher, sizeHint: Int64? = nil
     ) async throws -> Int64 where Body.Element == ByteBuffer {
-        let target = settings.writeBufferSize
+        let target = sizeHint.map { Int(max(64 << 10, min(Int64(settings.writeBufferSize), $0))) } ?? settings.writeBufferSize
         var pending: Task<Void, any Error>? = nil
         var total: Int64 = 0
         var current = ByteBuffer()
