@@ -72,36 +72,19 @@ enum RawGet {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
         defer { buf.deallocate() }
         // Headers: read until CRLFCRLF (at most 64 KiB of them).
-        var head: [UInt8] = []
-        var bodyStart = 0
         var filled = 0
-        while true {
+        var head: (status: Int, length: Int?, size: Int)?
+        while head == nil {
             let n = recv(fd, buf.baseAddress! + filled, capacity - filled, 0)
             guard n > 0 else { throw BenchError("connection closed before the response headers (errno \(errno))") }
             filled += n
-            let view = UnsafeRawBufferPointer(rebasing: buf[0..<filled])
-            if let end = findHeaderEnd(view) {
-                head = Array(view[0..<end])
-                bodyStart = end + 4
-                break
-            }
-            guard filled < 65_536 else { throw BenchError("response headers over 64 KiB") }
+            head = RawLoad.parseHead(UnsafeRawBufferPointer(rebasing: buf[0..<filled]))
+            guard head != nil || filled < 65_536 else { throw BenchError("response headers over 64 KiB") }
         }
-        let text = String(decoding: head, as: UTF8.self)
-        let lines = text.components(separatedBy: "\r\n")
-        let statusParts = lines.first?.split(separator: " ") ?? []
-        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw BenchError("bad status line: \(lines.first ?? "")") }
-        var contentLength: Int?
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if name == "content-length" { contentLength = Int(value) }
-            if name == "transfer-encoding", value.lowercased() != "identity" {
-                throw BenchError("raw GET expects a Content-Length body, got Transfer-Encoding: \(value)")
-            }
+        let (status, contentLength, bodyStart) = head!
+        guard let length = contentLength else {
+            throw BenchError("raw GET expects a Content-Length body (status \(status))")
         }
-        guard let length = contentLength else { throw BenchError("response without Content-Length (status \(status))") }
         var got = filled - bodyStart
         while got < length {
             let n = recv(fd, buf.baseAddress!, min(capacity, length - got), 0)
@@ -110,11 +93,5 @@ enum RawGet {
             got += n
         }
         return Result(status: status, bodyBytes: got)
-    }
-
-    private static func findHeaderEnd(_ b: UnsafeRawBufferPointer) -> Int? {
-        guard b.count >= 4 else { return nil }
-        for i in 0...(b.count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i }
-        return nil
     }
 }

@@ -174,44 +174,48 @@ enum RawLoad {
 
         /// Status, Content-Length and the size of the head (through CRLFCRLF), once the head is complete.
         static func parseHead(_ buf: ByteBuffer) -> (Int, Int?, Int)? {
-            buf.withUnsafeReadableBytes { b -> (Int, Int?, Int)? in
-                guard b.count >= 16 else { return nil }
-                var end = -1
-                var i = 0
-                while i + 3 < b.count {
-                    if b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { end = i; break }
-                    i += 1
-                }
-                guard end >= 12 else { return nil }
-                // "HTTP/1.1 200 ..."
-                var status = 0
-                for k in 9..<12 { status = status * 10 + Int(b[k]) - 48 }
-                var length: Int?
-                let name = Array("content-length:".utf8)
-                var line = 0
-                while line < end {
-                    var next = line
-                    while next < end && !(b[next] == 13 && b[next + 1] == 10) { next += 1 }
-                    if next - line > name.count {
-                        var match = true
-                        for k in 0..<name.count where (b[line + k] | 0x20) != name[k] {
-                            match = false
-                            break
-                        }
-                        if match {
-                            var v = 0
-                            var digits = 0
-                            for k in (line + name.count)..<next where b[k] >= 48 && b[k] <= 57 {
-                                v = v * 10 + Int(b[k]) - 48
-                                digits += 1
-                            }
-                            if digits > 0 { length = v }
-                        }
-                    }
-                    line = next + 2
-                }
-                return (status, length, end + 4)
-            }
+            buf.withUnsafeReadableBytes { RawLoad.parseHead($0) }
         }
+    }
+
+    /// Status, Content-Length and the size of the head (through CRLFCRLF) of the response in `b`, once
+    /// the head is complete; nil while it is not. Shared with ``RawGet``.
+    static func parseHead(_ b: UnsafeRawBufferPointer) -> (Int, Int?, Int)? {
+        guard b.count >= 16 else { return nil }
+        var end = -1
+        var i = 0
+        while i + 3 < b.count {
+            if b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { end = i; break }
+            i += 1
+        }
+        guard end >= 12 else { return nil }
+        // "HTTP/1.1 200 ..."
+        var status = 0
+        for k in 9..<12 { status = status * 10 + Int(b[k]) - 48 }
+        var length: Int?
+        let name = Array("content-length:".utf8)
+        var line = 0
+        while line < end {
+            var next = line
+            while next < end && !(b[next] == 13 && b[next + 1] == 10) { next += 1 }
+            if next - line > name.count {
+                var match = true
+                for k in 0..<name.count where (b[line + k] | 0x20) != name[k] {
+                    match = false
+                    break
+                }
+                if match {
+                    var v = 0
+                    var digits = 0
+                    for k in (line + name.count)..<next where b[k] >= 48 && b[k] <= 57 {
+                        v = v * 10 + Int(b[k]) - 48
+                        digits += 1
+                    }
+                    if digits > 0 { length = v }
+                }
+            }
+            line = next + 2
+        }
+        return (status, length, end + 4)
     }
 }
