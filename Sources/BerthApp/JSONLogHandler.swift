@@ -1,4 +1,5 @@
 import BerthCore
+import BerthECR
 import Foundation
 import Logging
 
@@ -21,47 +22,21 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        var object: [String: String] = [
-            "time": UTCTimestamp.iso8601(Date().timeIntervalSince1970, millis: true),
-            "level": event.level.rawValue,
-            "label": label,
-            "message": event.message.description,
+        var object: [String: JSONValue] = [
+            "time": .string(UTCTimestamp.iso8601(Date().timeIntervalSince1970, millis: true)),
+            "level": .string(event.level.rawValue),
+            "label": .string(label),
+            "message": .string(event.message.description),
         ]
-        for (k, v) in merged { object[k] = "\(v)" }
-        var line = "{"
-        for (i, key) in object.keys.sorted().enumerated() {
-            if i > 0 { line += "," }
-            Self.appendJSONString(key, to: &line)
-            line += ":"
-            Self.appendJSONString(object[key]!, to: &line)
-        }
-        line += "}\n"
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buf in
+        for (k, v) in merged { object[k] = .string("\(v)") }
+        var bytes = JSONValue.object(object).encoded()
+        bytes.append(0x0a)
+        bytes.withUnsafeBytes { buf in
             var off = 0
             while off < buf.count {
                 let n = write(2, buf.baseAddress! + off, buf.count - off)
                 if n > 0 { off += n } else if n < 0 && errno == EINTR { continue } else { break }
             }
         }
-    }
-
-    /// A JSON string literal (RFC 8259 escapes; control characters as `\u00XX`).
-    static func appendJSONString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }

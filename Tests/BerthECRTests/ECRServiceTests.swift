@@ -20,6 +20,15 @@ import Testing
     func refusesMalformed(_ s: String) {
         #expect(throws: ECRError.self) { try JSONValue.parseObject(Array(s.utf8)) }
     }
+
+    /// The writer is also what BerthApp.JSONLogHandler serialises log lines with.
+    @Test func stringsEscapeEverythingJSONRequires() throws {
+        let out = String(decoding: JSONValue.string("a\"b\\c\nd\re\tf\u{1}g\u{7f}é😀").encoded(), as: UTF8.self)
+        #expect(out == #""a\"b\\c\nd\re\tf\u0001g"# + "\u{7f}é😀\"")
+        let parsed = try JSONSerialization.jsonObject(with: Data("[\(out)]".utf8)) as? [String]
+        #expect(parsed == ["a\"b\\c\nd\re\tf\u{1}g\u{7f}é😀"])
+        #expect(String(decoding: JSONValue.object(["time": "t", "level": "info"]).encoded(), as: UTF8.self) == #"{"level":"info","time":"t"}"#)
+    }
 }
 
 @Suite struct ECRServiceTests {

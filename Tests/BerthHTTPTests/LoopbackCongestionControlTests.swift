@@ -71,12 +71,4 @@ import Testing
         #expect(connectionHandlers(loopback: nil, zeroCopy: false).isEmpty)
         #expect(connectionHandlers(loopback: LoopbackCongestionControl(algorithms: ["cubic"]), zeroCopy: true).count == 2)
     }
-
-    @Test func jsonLogLinesEscapeEverythingJSONRequires() throws {
-        var out = ""
-        JSONLogHandler.appendJSONString("a\"b\\c\nd\re\tf\u{1}g\u{7f}é😀", to: &out)
-        #expect(out == #""a\"b\\c\nd\re\tf\u0001g"# + "\u{7f}é😀\"")
-        let parsed = try JSONSerialization.jsonObject(with: Data("[\(out)]".utf8)) as? [String]
-        #expect(parsed == ["a\"b\\c\nd\re\tf\u{1}g\u{7f}é😀"])
-    }
 }

@@ -203,11 +203,6 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
         return body
     }
 
-    func value(_ tag: String, in body: String) -> String? {
-        guard let a = body.range(of: "<\(tag)>"), let b = body.range(of: "</\(tag)>", range: a.upperBound..<body.endIndex) else { return nil }
-        return String(body[a.upperBound..<b.lowerBound])
-    }
-
     @Test func getCallerIdentity() async throws {
         let w = try await World()
         try await w.createUser("alice")
@@ -263,6 +258,12 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
         // Another account's root is not trusted.
         await expectError("AccessDenied") { _ = try await sts(w, "AssumeRole", ["RoleArn": arn, "RoleSessionName": "s1"], as: World.root(World.other)) }
     }
+}
+
+/// The text of the first `<tag>…</tag>` in a Query-protocol XML body.
+func value(_ tag: String, in body: String) -> String? {
+    guard let a = body.range(of: "<\(tag)>"), let b = body.range(of: "</\(tag)>", range: a.upperBound..<body.endIndex) else { return nil }
+    return String(body[a.upperBound..<b.lowerBound])
 }
 
 func XMLUnescape(_ s: String) -> String {

@@ -188,11 +188,6 @@ struct TestIssuer: Sendable {
         return body
     }
 
-    func value(_ tag: String, in body: String) -> String? {
-        guard let a = body.range(of: "<\(tag)>"), let b = body.range(of: "</\(tag)>", range: a.upperBound..<body.endIndex) else { return nil }
-        return String(body[a.upperBound..<b.lowerBound])
-    }
-
     @Test func aValidTokenBuysRoleCredentials() async throws {
         let s = try await setup()
         let body = try await assume(s, TestIssuer.token(TestIssuer.claims(now: s.now)), ["DurationSeconds": "900"])
