@@ -71,12 +71,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .systemLibrary(
-            name: "CZstd",
-            path: "Sources/CZstd",
-            pkgConfig: "libzstd",
-            providers: [.apt(["libzstd-dev"])]
-        ),
+        // libzstd is opened at run time (dlopen): building needs no zstd headers, scanning a zstd layer needs libzstd1.
+        .target(name: "CZstdRuntime", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "BerthVersions",
             swiftSettings: swiftSettings
@@ -87,7 +83,7 @@ let package = Package(
         ),
         .target(
             name: "BerthScanner",
-            dependencies: ["CZlib", "CZstd", "CSQLite", "BerthVersions"],
+            dependencies: ["CZlib", "CZstdRuntime", "CSQLite", "BerthVersions"],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
@@ -179,7 +175,7 @@ let package = Package(
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstd", "CSQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanningTests",
                     dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),

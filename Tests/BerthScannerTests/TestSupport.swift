@@ -1,4 +1,4 @@
-import CZstd
+import CZstdRuntime
 import Foundation
 @testable import BerthScanner
 
@@ -61,17 +61,18 @@ func run(_ tool: String, _ arguments: [String], in directory: URL? = nil, input:
 
 /// zstd-compresses `data` with libzstd (one frame, content checksum on).
 func zstd(_ data: [UInt8], level: Int32 = 3) -> [UInt8] {
-    let cctx = ZSTD_createCCtx()!
-    defer { ZSTD_freeCCtx(cctx) }
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
-    var out = [UInt8](repeating: 0, count: ZSTD_compressBound(data.count))
+    precondition(berth_zstd_load() != 0, "libzstd.so.1 is needed by the zstd tests")
+    let cctx = berth_zstd_create_cctx()!
+    defer { _ = berth_zstd_free_cctx(cctx) }
+    _ = berth_zstd_cctx_set_parameter(cctx, Int32(BERTH_ZSTD_C_CHECKSUM_FLAG), 1)
+    _ = berth_zstd_cctx_set_parameter(cctx, Int32(BERTH_ZSTD_C_COMPRESSION_LEVEL), level)
+    var out = [UInt8](repeating: 0, count: berth_zstd_compress_bound(data.count))
     let n = data.withUnsafeBytes { src in
         out.withUnsafeMutableBytes { dst in
-            ZSTD_compress2(cctx, dst.baseAddress, dst.count, src.baseAddress, src.count)
+            berth_zstd_compress2(cctx, dst.baseAddress, dst.count, src.baseAddress, src.count)
         }
     }
-    precondition(ZSTD_isError(n) == 0)
+    precondition(berth_zstd_is_error(n) == 0)
     return Array(out[0..<n])
 }
 

@@ -9,6 +9,8 @@ public enum InflateError: Error, Sendable, Equatable {
     /// The decompressed output would exceed the configured limit.
     case outputLimitExceeded(Int)
     case zlib(Int32)
+    /// The decompressor's library is not installed on this machine.
+    case unavailable(String)
 }
 
 /// Streams gzip (or zlib) data through zlib's `inflate` one chunk at a time.

@@ -1,12 +1,15 @@
-import CZstd
+import CZstdRuntime
 
 /// Streams Zstandard data (RFC 8878) through libzstd one chunk at a time.
+///
+/// libzstd is opened at run time the first time a zstd layer is met (``ZstdLibrary``); without it the layer
+/// fails with a clear ``InflateError/unavailable(_:)`` instead of Berth needing zstd headers to build.
 ///
 /// Concatenated frames and skippable frames are handled as `zstd -d` does; frame checksums are verified when
 /// present. The window is limited to `ZSTD_WINDOWLOG_LIMIT_DEFAULT` (128 MiB), so a frame cannot make the decoder
 /// allocate more than that. Errors are reported as ``InflateError``. Not thread-safe.
 public final class ZstdDecompressor: LayerDecompressor {
-    private let context: OpaquePointer
+    private let context: UnsafeMutableRawPointer
     private var sawInput = false
     /// True when the last call ended exactly at a frame boundary.
     private var atFrameBoundary = true
@@ -17,13 +20,14 @@ public final class ZstdDecompressor: LayerDecompressor {
     public let maxOutputBytes: Int
 
     public init(chunkSize: Int = 128 << 10, maxOutputBytes: Int = 16 << 30) throws(InflateError) {
-        guard let context = ZSTD_createDCtx() else { throw .corrupt("zstd: cannot allocate a decompression context") }
+        try ZstdLibrary.require()
+        guard let context = berth_zstd_create_dctx() else { throw .corrupt("zstd: cannot allocate a decompression context") }
         self.context = context
         self.chunkSize = max(chunkSize, 1)
         self.maxOutputBytes = maxOutputBytes
     }
 
-    deinit { ZSTD_freeDCtx(context) }
+    deinit { _ = berth_zstd_free_dctx(context) }
 
     /// Decompresses `input`, passing every produced chunk to `sink`.
     public func feed(_ input: [UInt8], sink: ([UInt8]) throws -> Void) throws {
@@ -37,15 +41,15 @@ public final class ZstdDecompressor: LayerDecompressor {
             var produced = 0
             input.withUnsafeBytes { inBuf in
                 output.withUnsafeMutableBytes { outBuf in
-                    var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: position)
-                    var outb = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
-                    rc = ZSTD_decompressStream(context, &outb, &inb)
+                    var inb = berth_zstd_in_buffer(src: inBuf.baseAddress, size: inBuf.count, pos: position)
+                    var outb = berth_zstd_out_buffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
+                    rc = berth_zstd_decompress_stream(context, &outb, &inb)
                     position = inb.pos
                     produced = outb.pos
                 }
             }
-            if ZSTD_isError(rc) != 0 {
-                throw InflateError.corrupt("zstd: " + String(cString: ZSTD_getErrorName(rc)))
+            if berth_zstd_is_error(rc) != 0 {
+                throw InflateError.corrupt("zstd: " + String(cString: berth_zstd_error_name(rc)))
             }
             atFrameBoundary = rc == 0
             if produced > 0 {
@@ -64,6 +68,19 @@ public final class ZstdDecompressor: LayerDecompressor {
     /// Checks that the input ended exactly at the end of a frame.
     public func finish() throws(InflateError) {
         guard sawInput, atFrameBoundary else { throw .truncated }
+    }
+}
+
+/// The system's libzstd, opened on first use.
+public enum ZstdLibrary {
+    /// Whether libzstd (`libzstd.so.1`, Debian's `libzstd1`) could be loaded.
+    public static var isAvailable: Bool { berth_zstd_load() != 0 }
+
+    /// Throws ``InflateError/unavailable(_:)`` naming why libzstd could not be loaded.
+    public static func require() throws(InflateError) {
+        guard berth_zstd_load() == 0 else { return }
+        let why = berth_zstd_load_error().map { String(cString: $0) } ?? "unknown error"
+        throw .unavailable("zstd layers need the zstd library (Debian package libzstd1): \(why)")
     }
 }
 
