@@ -222,12 +222,14 @@ def image_id(d: DockerDaemon, ref: str) -> str:
     return d.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
 
 
-def create_repo(session: ECRSession, name: str, *extra) -> dict:
-    return session.cli_json("create-repository", "--repository-name", name, *extra)["repository"]
+# The ECR calls around docker go through boto3 (an aws CLI start costs a second or more on a busy machine);
+# the aws CLI itself is used where docker users type it: get-login-password.
+def create_repo(session: ECRSession, name: str, **params) -> dict:
+    return session.client.create_repository(repositoryName=name, **params)["repository"]
 
 
 def describe_images(session: ECRSession, repo: str) -> list:
-    return session.cli_json("describe-images", "--repository-name", repo)["imageDetails"]
+    return session.client.describe_images(repositoryName=repo)["imageDetails"]
 
 
 _IMPORTS = 0
@@ -327,7 +329,7 @@ def test_push_pull_and_manifest_inspect_of_the_fixture_image(docker, ecr, fixtur
     [detail] = describe_images(ecr, repo)
     assert detail["imageDigest"] == digest and detail["imageTags"] == ["1"], detail
     assert detail["imageManifestMediaType"] == DOCKER_V2, detail
-    got = ecr.cli_json("batch-get-image", "--repository-name", repo, "--image-ids", "imageTag=1")["images"]
+    got = ecr.client.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "1"}])["images"]
     manifest_text = got[0]["imageManifest"]
     assert len(manifest_text.encode()) == size
     manifest = json.loads(manifest_text)
@@ -371,7 +373,7 @@ def test_push_creates_a_missing_repository_or_refuses_it_like_ecr(docker, ecr, b
     ref = f"{ecr.server.hostport}/{repo}:1"
     imported_image(docker, ref)
     digest, _ = pushed_digest(push(docker, ref), "1")
-    names = [r["repositoryName"] for r in ecr.cli_json("describe-repositories")["repositories"]]
+    names = [r["repositoryName"] for r in ecr.client.describe_repositories()["repositories"]]
     assert repo in names
     assert describe_images(ecr, repo)[0]["imageDigest"] == digest
 
@@ -389,7 +391,7 @@ def test_push_creates_a_missing_repository_or_refuses_it_like_ecr(docker, ecr, b
             line = error_line(p)
             assert line.startswith("name unknown: ") and missing in line, line
             check_ecr_wording("name-unknown", line, ECR_NAME_UNKNOWN(missing, ACCOUNT_ID))
-            names = [r["repositoryName"] for r in strict.cli_json("describe-repositories")["repositories"]]
+            names = [r["repositoryName"] for r in strict.client.describe_repositories()["repositories"]]
             assert missing not in names
         finally:
             check_after_test(srv, [strict])
@@ -399,7 +401,7 @@ def test_push_creates_a_missing_repository_or_refuses_it_like_ecr(docker, ecr, b
 def test_immutable_tag_refuses_other_content(docker, ecr):
     host = ecr.server.hostport
     repo = f"docker/{unique('immutable')}"
-    create_repo(ecr, repo, "--image-tag-mutability", "IMMUTABLE")
+    create_repo(ecr, repo, imageTagMutability="IMMUTABLE")
     login_ok(docker, ecr)
     ref = f"{host}/{repo}:v1"
     first = imported_image(docker, ref)
