@@ -192,7 +192,7 @@ public struct OCIHandler: Sendable {
         case (.tags(let name), .get):
             return try await tags(key(name), request)
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
-            return try await getManifest(key(name), ref, head: method == .head)
+            return try await getManifest(key(name), ref, accept: request.headers[values: .accept], head: method == .head)
         case (.manifest(let name, let ref), .put):
             return try await putManifest(key(name), ref, request)
         case (.manifest(let name, let ref), .delete):
@@ -274,10 +274,12 @@ public struct OCIHandler: Sendable {
 
     // MARK: manifests
 
-    func getManifest(_ name: RepositoryKey, _ ref: String, head: Bool) async throws -> Response {
+    /// Serves the stored manifest, or its Docker schema 2 ⇄ OCI conversion when `Accept` lists only the
+    /// other format (see `Registry.manifest(_:reference:accepting:)`); with nothing acceptable, the stored one.
+    func getManifest(_ name: RepositoryKey, _ ref: String, accept: [String], head: Bool) async throws -> Response {
         let reference = try Reference(parsing: ref)
-        let m = try await registry.manifest(name, reference: reference)
-        if !head { registry.notePull(name, m.digest) }
+        let m = try await registry.manifest(name, reference: reference, accepting: AcceptedMediaTypes(acceptHeaders: accept))
+        if !head { registry.notePull(name, m.stored.digest) }
         var headers: HTTPFields = [:]
         headers[.contentType] = m.mediaType
         headers[.contentLength] = String(m.bytes.count)

@@ -37,6 +37,7 @@ public final class Registry: Sendable {
     let logger: Logger
     let manifestCache: ManifestCache
     let blobLinks = BlobLinkCache()
+    let conversions = ConversionAliases()
 
     /// Pulls not yet written to the database (ECR refreshes the last pull time lazily too).
     private let pendingPulls = Mutex<[PullKey: Double]>([:])
