@@ -153,6 +153,10 @@ public final class Registry: Sendable {
     /// POST /blobs/uploads/ (and ECR InitiateLayerUpload): a new, empty upload session.
     public func startUpload(_ name: RepositoryKey) async throws -> UploadSession {
         try await repositoryForPush(name)
+        return try await newSession(name)
+    }
+
+    private func newSession(_ name: RepositoryKey) async throws -> UploadSession {
         let now = clock.now()
         let session = UploadSession(id: UUID().uuidString.lowercased(), repository: name, offset: 0,
                                     startedAt: now, updatedAt: now)
@@ -173,7 +177,7 @@ public final class Registry: Sendable {
             events.publish(.blobMounted(repository: name, from: source, digest: mount))
             return .mounted(mount)
         }
-        return .session(try await startUpload(name))
+        return .session(try await newSession(name))
     }
 
     /// Whether the account lets blobs be mounted across its repositories (`BLOB_MOUNTING`).
