@@ -234,6 +234,8 @@ def test_public_and_private_repositories_never_mount_from_each_other(root):
     secret, digest, data = secret_blob(root)
     assert_refused(v2, f"{alias}/{p1}", digest)
     assert_refused(v2, f"{alias}/{p1}", digest, frm=secret)
+    got = pub.batch_check_layer_availability(repositoryName=p1, layerDigests=[digest])
+    assert [l["layerAvailability"] for l in got["layers"]] == ["UNAVAILABLE"], got
     # public -> private: a blob only in a public repository
     pdata = os.urandom(1500)
     pdigest = v2.push_blob(f"{alias}/{p2}", pdata)
