@@ -81,6 +81,13 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
+    public func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey] {
+        guard limit > 0 else { return [] }
+        return state.withLock { s in
+            Array(s.repos.filter { $0.key.registryID == registryID && $0.value.blobs.contains(digest) }.keys.sorted().prefix(limit))
+        }
+    }
+
     public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
         try state.withLock { s in
             guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }

@@ -168,6 +168,9 @@ public protocol BlobMetadata: Sendable {
     func blobSize(_ digest: Digest) async throws -> Int64?
     /// The size of a blob if it is linked to `repository`.
     func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64?
+    /// Up to `limit` repositories of one registry that have the blob linked, in name order
+    /// (the candidate sources of an automatic cross-repository mount).
+    func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey]
     /// Links an existing blob to another repository; false when the blob is unknown.
     func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool
     /// Removes the link; false when it was not linked.

@@ -142,6 +142,18 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey] {
+        guard limit > 0 else { return [] }
+        return try db.read { c in
+            try c.query("""
+                SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repo_id
+                WHERE l.digest = ? AND r.registry_id = ? ORDER BY r.name LIMIT ?
+                """, [.text(digest.description), .text(registryID), .integer(Int64(limit))]) {
+                RepositoryKey(storedRegistryID: registryID, name: $0.text(0))
+            }
+        }
+    }
+
     public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
         try db.write { c in
             try c.transaction {
