@@ -204,9 +204,10 @@ public final class FileSystemBlobStore: BlobStore {
     ///
     /// `.buffered`: every write goes through the page cache, and write-back of each completed window
     /// (``writeBehindWindow``) is started at once, so the disk works while the upload streams and the fsync
-    /// at commit only waits for the last window. Before starting a window, write-back of the window before
-    /// it is awaited, which bounds the dirty pages one upload holds. Left to itself the kernel would start
-    /// write-back only at its dirty threshold (gigabytes), and the fsync would then write the whole blob.
+    /// at commit only waits for the last windows. With ``writeBehindDepth`` windows in write-back, the oldest
+    /// is awaited before another starts, which bounds the dirty pages one upload holds. Left to itself the
+    /// kernel would start write-back only at its dirty threshold (gigabytes), and the fsync would then write
+    /// the whole blob.
     ///
     /// `.direct`: large aligned spans go through a second descriptor opened with O_DIRECT (no page-cache
     /// copy; but the blob is not cached afterwards). Unaligned heads and tails (and small writes) stay
@@ -225,14 +226,17 @@ public final class FileSystemBlobStore: BlobStore {
         var closed = false
         /// Where the bytes not yet handed to write-back start (`.buffered`).
         var writeBehindFrom: Int64
-        /// The window handed to write-back last, awaited before the next one is started.
-        var inWriteBack: (offset: Int64, count: Int64)? = nil
+        /// Windows handed to write-back, oldest first; the oldest is awaited when there are too many.
+        var inWriteBack: [(offset: Int64, count: Int64)] = []
 
         static let alignment = 4096
         /// Writes smaller than this are not worth the O_DIRECT round trip.
         static let directMinimum = 1 << 20
         /// Write-back is started for every this many bytes written (`.buffered`).
         static let writeBehindWindow: Int64 = 8 << 20
+        /// Windows in write-back at once before the oldest is awaited: bounds one upload's dirty pages to
+        /// about (this + 1) windows while keeping the disk's queue fed.
+        static let writeBehindDepth = 4
 
         init(fd: Int32, path: String, offset: Int64, pool: NIOThreadPool, mode: BlobWriteMode = .buffered) {
             self.fd = fd
@@ -353,12 +357,13 @@ public final class FileSystemBlobStore: BlobStore {
         func writeBehind(upTo end: Int64) {
             guard end - writeBehindFrom >= Self.writeBehindWindow else { return }
             let count = (end - writeBehindFrom) / Self.writeBehindWindow * Self.writeBehindWindow
-            if let previous = inWriteBack {
-                // Wait for the previous window: an upload never holds more than two windows of dirty pages.
-                _ = berth_start_writeback(fd, previous.offset, previous.count, 1)
+            if inWriteBack.count >= Self.writeBehindDepth {
+                // A disk slower than the network throttles the upload here instead of filling memory.
+                let oldest = inWriteBack.removeFirst()
+                _ = berth_start_writeback(fd, oldest.offset, oldest.count, 1)
             }
             _ = berth_start_writeback(fd, writeBehindFrom, count, 0)
-            inWriteBack = (writeBehindFrom, count)
+            inWriteBack.append((writeBehindFrom, count))
             writeBehindFrom += count
         }
 
