@@ -196,7 +196,7 @@ public struct OCIHandler: Sendable {
         case (.manifest(let name, let ref), .put):
             return try await putManifest(key(name), ref, request)
         case (.manifest(let name, let ref), .delete):
-            try await registry.deleteManifest(key(name), reference: try Reference(parsing: ref))
+            try await registry.deleteManifest(key(name), reference: try await readReference(key(name), ref))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
             return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head,
@@ -274,8 +274,21 @@ public struct OCIHandler: Sendable {
 
     // MARK: manifests
 
+    /// The reference of a manifest GET, HEAD or DELETE. A string that is no legal tag (and no digest)
+    /// names no manifest: that is 404 MANIFEST_UNKNOWN, as the distribution-spec conformance suite
+    /// expects of `.INVALID_MANIFEST_NAME` (NAME_UNKNOWN first if the repository does not exist).
+    /// A PUT still refuses such a tag with TAG_INVALID: it asks for the name to be assigned.
+    func readReference(_ name: RepositoryKey, _ ref: String) async throws -> Reference {
+        do {
+            return try Reference(parsing: ref)
+        } catch BerthError.tagInvalid(let t) {
+            _ = try await registry.repository(name)
+            throw BerthError.manifestUnknown(t)
+        }
+    }
+
     func getManifest(_ name: RepositoryKey, _ ref: String, head: Bool) async throws -> Response {
-        let reference = try Reference(parsing: ref)
+        let reference = try await readReference(name, ref)
         let m = try await registry.manifest(name, reference: reference)
         if !head { registry.notePull(name, m.digest) }
         var headers: HTTPFields = [:]
