@@ -76,7 +76,7 @@ import Testing
         Case(error: .unknownOperation("X.Y"), type: "UnknownOperationException", message: "Unknown operation X.Y"),
     ]
 
-    @Test(arguments: cases) func messageIsAWSs(_ c: Case) {
+    @Test(arguments: ECRMessageTests.cases) func messageIsAWSs(_ c: Case) {
         #expect(c.error.type == c.type)
         #expect(c.error.message == c.message)
         #expect(c.error.status == 400)
