@@ -193,3 +193,54 @@ def test_continuous_scan_rescans_after_a_database_import(scan, skopeo_ecr):
         assert len(r["imageScanFindings"]["findings"]) == len(first["imageScanFindings"]["findings"])
     finally:
         c.put_registry_scanning_configuration(scanType="BASIC", rules=[])
+
+
+def push_tiny_zstd(skopeo, session, repo: str, tag: str = "zstd"):
+    """The tiny image re-compressed with zstd on the way in (OCI `tar+zstd` layers)."""
+    skopeo.login(session)
+    skopeo.copy(f"oci:{TINY}:1", f"docker://{session.server.hostport}/{repo}:{tag}",
+                "--format", "oci", "--dest-compress-format", "zstd", "--dest-compress")
+    manifest = session.client.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": tag}])["images"][0]
+    layers = json.loads(manifest["imageManifest"])["layers"]
+    assert layers and all(l["mediaType"].endswith("+zstd") for l in layers), layers
+
+
+def test_zstd_layers_are_scanned_with_the_system_libzstd(scan, skopeo_ecr):
+    # libzstd is opened at run time (no zstd headers at build time); a zstd image scans like the gzip one.
+    c = scan.client
+    repo = unique("zstd")
+    c.create_repository(repositoryName=repo)
+    push_tiny_zstd(skopeo_ecr, scan, repo)
+    c.start_image_scan(repositoryName=repo, imageId={"imageTag": "zstd"})
+    r = wait_scan(c, repo, {"imageTag": "zstd"}, timeout=180)
+    assert r["imageScanStatus"]["status"] == "COMPLETE", r["imageScanStatus"]
+    findings = list(r["imageScanFindings"]["findings"])
+    while r.get("nextToken"):
+        r = c.describe_image_scan_findings(repositoryName=repo, imageId={"imageTag": "zstd"}, nextToken=r["nextToken"])
+        findings += r["imageScanFindings"]["findings"]
+    expected = json.loads((FIXTURES_DIR / "expected" / "debian-tiny-vuln.json").read_text())
+    assert {finding_key(f) for f in findings} == {(f["id"], f["package"], f["installed_version"]) for f in expected["findings"]}
+
+
+def test_without_libzstd_a_zstd_layer_scan_fails_with_the_reason(berth_bin, tmp_path_factory, skopeo_ecr, tmp_path):
+    # As on a machine without Debian's libzstd1: the server runs and pushes work; the scan of a zstd layer
+    # ends FAILED and says what is missing (gzip images still scan).
+    with running_server(berth_bin, tmp_path_factory.mktemp("berth-nozstd"), BERTH_SCAN_POLL_SECONDS="1",
+                        BERTH_ZSTD_LIBRARY="/nonexistent/libzstd.so.1") as srv:
+        vulndb(srv, "import", str(FIXTURES_DIR / "vulndb"))
+        deadline = time.time() + 60
+        while "vulnerability database loaded" not in srv.log_tail(200000) and time.time() < deadline:
+            time.sleep(0.2)
+        s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        c = s.client
+        repo = unique("nozstd")
+        c.create_repository(repositoryName=repo)
+        push_tiny_zstd(skopeo_ecr, s, repo)
+        c.start_image_scan(repositoryName=repo, imageId={"imageTag": "zstd"})
+        r = wait_scan(c, repo, {"imageTag": "zstd"}, timeout=120)
+        assert r["imageScanStatus"]["status"] == "FAILED", r["imageScanStatus"]
+        assert "libzstd1" in r["imageScanStatus"]["description"], r["imageScanStatus"]
+        push_tiny(skopeo_ecr, s, repo, tag="gz")
+        c.start_image_scan(repositoryName=repo, imageId={"imageTag": "gz"})
+        assert wait_scan(c, repo, {"imageTag": "gz"}, timeout=120)["imageScanStatus"]["status"] == "COMPLETE"
+        check_after_test(srv, [s])

@@ -30,7 +30,7 @@ public struct StorageBackends: Sendable {
         }
         switch config.blobBackend {
         case "memory": blobs = InMemoryBlobStore()
-        default: blobs = try FileSystemBlobStore(root: config.dataDir)
+        default: blobs = try FileSystemBlobStore(root: config.dataDir, writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered)
         }
         switch config.metadataBackend {
         case "memory": metadata = InMemoryMetadataStore()

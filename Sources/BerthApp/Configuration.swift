@@ -1,4 +1,5 @@
 import BerthHTTP
+import BerthStorage
 import Foundation
 
 /// Every Berth setting, in one tree. Sources, lowest precedence first: defaults, the JSON config
@@ -40,6 +41,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// TCP congestion control for connections from this host (loopback peers), first accepted wins;
     /// empty (`BERTH_LOOPBACK_CONGESTION_CONTROL=system`) keeps the system's. BBR paces loopback transfers at about half of what cubic/reno reach.
     public var loopbackCongestionControl: [String] = ["cubic", "reno"]
+    /// How the filesystem blob store writes uploads: `buffered` (page cache with early write-back; a blob
+    /// just pushed is pulled from memory) or `direct` (O_DIRECT for large spans).
+    public var blobWrites: String = "buffered"
     /// Metadata backend: `sqlite` (default) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
@@ -148,6 +152,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
             config.loopbackCongestionControl = v == "system" ? []
                 : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        if let v = env("BERTH_BLOB_WRITES") { config.blobWrites = v }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
@@ -189,6 +194,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
+        if BlobWriteMode(rawValue: blobWrites) == nil { p.append("blobWrites must be buffered or direct, got \(blobWrites)") }
         if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
         for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
@@ -200,7 +206,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, metadataBackend, blobBackend, oidcJwksDirectory
+             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, metadataBackend, blobBackend, oidcJwksDirectory
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -230,6 +236,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         loopbackCongestionControl = try c.decodeIfPresent([String].self, forKey: .loopbackCongestionControl) ?? d.loopbackCongestionControl
+        blobWrites = try c.decodeIfPresent(String.self, forKey: .blobWrites) ?? d.blobWrites
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
@@ -247,7 +254,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "metadataBackend", "blobBackend",
+         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "metadataBackend", "blobBackend",
          "oidcJwksDirectory"]
     }
 }

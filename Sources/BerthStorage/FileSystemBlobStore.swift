@@ -9,16 +9,28 @@ import Glibc
 import Darwin
 #endif
 
+/// How upload bytes reach the disk.
+public enum BlobWriteMode: String, Sendable, CaseIterable {
+    /// Through the page cache, with write-back started every few MiB (`sync_file_range`) so the final
+    /// fsync has little left to wait for; a blob just pushed stays cached for the pulls that follow it.
+    case buffered
+    /// Large aligned spans with O_DIRECT: no page-cache copy, but the first pulls after a push read from disk.
+    case direct
+}
+
 /// Content-addressed blobs on a local filesystem. All blocking I/O runs on a thread pool.
 public final class FileSystemBlobStore: BlobStore {
     public let layout: FileSystemLayout
     private let pool: NIOThreadPool
     private let readChunkSize: Int
+    private let writeMode: BlobWriteMode
 
-    public init(root: String, threadPool: NIOThreadPool = .singleton, readChunkSize: Int = 2 << 20) throws {
+    public init(root: String, threadPool: NIOThreadPool = .singleton, readChunkSize: Int = 2 << 20,
+                writeMode: BlobWriteMode = .buffered) throws {
         layout = FileSystemLayout(root: root)
         pool = threadPool
         self.readChunkSize = readChunkSize
+        self.writeMode = writeMode
         try Self.makeDirectories(layout.blobsDirectory)
         try Self.makeDirectories(layout.uploadsDirectory)
     }
@@ -143,7 +155,7 @@ public final class FileSystemBlobStore: BlobStore {
             }
             return fd
         }
-        return FileWriter(fd: fd, path: path, offset: offset, pool: pool)
+        return FileWriter(fd: fd, path: path, offset: offset, pool: pool, mode: writeMode)
     }
 
     public func uploadedSize(id: String) async throws -> Int64? {
@@ -190,10 +202,15 @@ public final class FileSystemBlobStore: BlobStore {
 
     /// Writes with pwrite(2) at an advancing offset; one writer per upload at a time.
     ///
-    /// Large aligned spans go through a second descriptor opened with O_DIRECT: on this class of
-    /// machine buffered writes of a big blob cost a page-cache copy that runs at a third of the
-    /// disk's speed, while direct I/O streams at disk speed. Unaligned heads and tails (and small
-    /// writes) stay buffered; the kernel keeps both views of the file coherent.
+    /// `.buffered`: every write goes through the page cache, and write-back of each completed window
+    /// (``writeBehindWindow``) is started at once, so the disk works while the upload streams and the fsync
+    /// at commit only waits for the last window. Before starting a window, write-back of the window before
+    /// it is awaited, which bounds the dirty pages one upload holds. Left to itself the kernel would start
+    /// write-back only at its dirty threshold (gigabytes), and the fsync would then write the whole blob.
+    ///
+    /// `.direct`: large aligned spans go through a second descriptor opened with O_DIRECT (no page-cache
+    /// copy; but the blob is not cached afterwards). Unaligned heads and tails (and small writes) stay
+    /// buffered; the kernel keeps both views of the file coherent.
     final class FileWriter: BlobUploadWriter, @unchecked Sendable {
         let fd: Int32
         let path: String
@@ -204,17 +221,26 @@ public final class FileSystemBlobStore: BlobStore {
         var staging: UnsafeMutableRawPointer? = nil
         var stagingSize = 0
         let pool: NIOThreadPool
+        let mode: BlobWriteMode
         var closed = false
+        /// Where the bytes not yet handed to write-back start (`.buffered`).
+        var writeBehindFrom: Int64
+        /// The window handed to write-back last, awaited before the next one is started.
+        var inWriteBack: (offset: Int64, count: Int64)? = nil
 
         static let alignment = 4096
         /// Writes smaller than this are not worth the O_DIRECT round trip.
         static let directMinimum = 1 << 20
+        /// Write-back is started for every this many bytes written (`.buffered`).
+        static let writeBehindWindow: Int64 = 8 << 20
 
-        init(fd: Int32, path: String, offset: Int64, pool: NIOThreadPool) {
+        init(fd: Int32, path: String, offset: Int64, pool: NIOThreadPool, mode: BlobWriteMode = .buffered) {
             self.fd = fd
             self.path = path
             self.offset = offset
             self.pool = pool
+            self.mode = mode
+            self.writeBehindFrom = offset
         }
 
         /// Page-aligned buffers, so direct writes need no staging copy.
@@ -265,6 +291,14 @@ public final class FileSystemBlobStore: BlobStore {
         }
 
         func writeSync(_ buffer: ByteBuffer, at: Int64) throws {
+            if mode == .buffered {
+                try buffer.withUnsafeReadableBytes { ptr in
+                    guard let base = ptr.baseAddress, ptr.count > 0 else { return }
+                    try Self.pwriteAll(fd, base, ptr.count, at)
+                }
+                writeBehind(upTo: at + Int64(buffer.readableBytes))
+                return
+            }
             try buffer.withUnsafeReadableBytes { ptr in
                 guard let base = ptr.baseAddress, ptr.count > 0 else { return }
                 let a = Int64(Self.alignment)
@@ -313,6 +347,19 @@ public final class FileSystemBlobStore: BlobStore {
                 let tail = ptr.count - head - alignedCount
                 if tail > 0 { try Self.pwriteAll(fd, base + head + alignedCount, tail, at + Int64(head + alignedCount)) }
             }
+        }
+
+        /// Starts write-back of the completed windows below `end` (errors are left to the fsync at commit).
+        func writeBehind(upTo end: Int64) {
+            guard end - writeBehindFrom >= Self.writeBehindWindow else { return }
+            let count = (end - writeBehindFrom) / Self.writeBehindWindow * Self.writeBehindWindow
+            if let previous = inWriteBack {
+                // Wait for the previous window: an upload never holds more than two windows of dirty pages.
+                _ = berth_start_writeback(fd, previous.offset, previous.count, 1)
+            }
+            _ = berth_start_writeback(fd, writeBehindFrom, count, 0)
+            inWriteBack = (writeBehindFrom, count)
+            writeBehindFrom += count
         }
 
         func close() async throws {

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void *(*p_createDCtx)(void);
@@ -30,8 +31,15 @@ static char load_error[512];
     } while (0)
 
 static void load_once(void) {
-    void *handle = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (handle == NULL) handle = dlopen("libzstd.so", RTLD_NOW | RTLD_LOCAL);
+    // BERTH_ZSTD_LIBRARY names another library file (tests use it to see the error without libzstd).
+    const char *chosen = getenv("BERTH_ZSTD_LIBRARY");
+    void *handle = NULL;
+    if (chosen != NULL && chosen[0] != '\0') {
+        handle = dlopen(chosen, RTLD_NOW | RTLD_LOCAL);
+    } else {
+        handle = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
+        if (handle == NULL) handle = dlopen("libzstd.so", RTLD_NOW | RTLD_LOCAL);
+    }
     if (handle == NULL) {
         const char *why = dlerror();
         snprintf(load_error, sizeof load_error, "%s", why ? why : "libzstd.so.1 not found");

@@ -376,3 +376,37 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(total == bytes.count)
     }
 }
+
+@Suite struct BlobWriteModeTests {
+    /// Both write strategies store exactly the bytes written: pieces of odd sizes that cross the write-back
+    /// windows and page boundaries, an upload resumed at an offset (a chunked upload's next PATCH), and a
+    /// resumed upload truncated back to its committed length.
+    @Test(arguments: BlobWriteMode.allCases)
+    func writesLandExactly(_ mode: BlobWriteMode) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-writes-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try FileSystemBlobStore(root: dir, writeMode: mode)
+        var bytes = [UInt8](repeating: 0, count: (21 << 20) + 777)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: (i &* 2246822519) >> 11) }
+        let cuts = [0, 4097, (3 << 20) + 1, (9 << 20) + 5, (13 << 20), bytes.count]
+        // First "PATCH": the first three pieces, with garbage after them that the next open truncates.
+        var w = try await store.openUpload(id: "w", at: 0)
+        for i in 0..<3 { try await w.write(ByteBuffer(bytes: bytes[cuts[i]..<cuts[i + 1]])) }
+        try await w.write(ByteBuffer(bytes: [UInt8](repeating: 0xEE, count: 12345)))
+        try await w.close()
+        // Second "PATCH" resumes at the committed length.
+        w = try await store.openUpload(id: "w", at: Int64(cuts[3]))
+        for i in 3..<(cuts.count - 1) {
+            var piece = w.makeBuffer(capacity: cuts[i + 1] - cuts[i])
+            piece.writeBytes(bytes[cuts[i]..<cuts[i + 1]])
+            try await w.write(piece)
+        }
+        try await w.close()
+        #expect(try await store.uploadedSize(id: "w") == Int64(bytes.count))
+        let digest = Digest.sha256(of: bytes)
+        try await store.commitUpload(id: "w", as: digest)
+        var out: [UInt8] = []
+        try await store.read(digest, range: nil) { out += Array($0.readableBytesView) }
+        #expect(out == bytes)
+    }
+}

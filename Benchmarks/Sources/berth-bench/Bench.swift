@@ -273,6 +273,60 @@ final class Bench {
         }
         add(sec, raw ? "GET \(label), warm, AsyncHTTPClient" : "GET \(label), warm", "MiB/s", median(ahcRates), .higher,
             note: String(format: "median of %d, range %.1f–%.1f%@", ahcRates.count, ahcRates.min()!, ahcRates.max()!, verified))
+        if raw { try await pullAfterPushAndCold(repo: repo, size: size) }
+    }
+
+    /// A CI pipeline pulls what it has just pushed: each of these blobs is pulled once, at once after its own
+    /// push (fresh content each time). Then the cold pull: the page cache dropped before each pull
+    /// (`/proc/sys/vm/drop_caches`, root only; reported as unavailable otherwise).
+    func pullAfterPushAndCold(repo: String, size: Int) async throws {
+        let sec = "blob pull"
+        let label = "\(size / MiB) MiB"
+        let rounds = max(2, min(config.repeats, 3))
+        let pool = PayloadPool(maxBlobSize: size, slots: rounds, rng: &rng)
+        var afterPush: [Double] = []
+        var pushed: [String] = []
+        for i in 0..<rounds {
+            let blob = pool.blob(slot: i, size: size)
+            let digest = sha256Digest(blob)
+            try await registry.pushBlobMonolithic(repo, blob, digest: digest)
+            let t0 = benchClock.now
+            let got = try await RawGet.run(url: registry.url("/v2/\(repo)/blobs/\(digest)"), authorization: registry.authorization)
+            let dt = (benchClock.now - t0).seconds
+            guard got.status == 200, got.bodyBytes == size else {
+                throw BenchError("raw GET blob after push: status \(got.status), \(got.bodyBytes) bytes")
+            }
+            afterPush.append(Double(size) / Double(MiB) / dt)
+            pushed.append(digest)
+        }
+        add(sec, "GET \(label), right after its push", "MiB/s", median(afterPush), .higher,
+            note: String(format: "median of %d, range %.1f–%.1f; each blob pulled once, just pushed", afterPush.count,
+                         afterPush.min()!, afterPush.max()!))
+        var cold: [Double] = []
+        for digest in pushed {
+            guard dropPageCache() else { break }
+            let t0 = benchClock.now
+            let got = try await RawGet.run(url: registry.url("/v2/\(repo)/blobs/\(digest)"), authorization: registry.authorization)
+            let dt = (benchClock.now - t0).seconds
+            guard got.status == 200, got.bodyBytes == size else {
+                throw BenchError("raw GET blob, cold: status \(got.status), \(got.bodyBytes) bytes")
+            }
+            cold.append(Double(size) / Double(MiB) / dt)
+        }
+        if cold.isEmpty {
+            add(sec, "GET \(label), cold page cache", "MiB/s", nil, .higher, warning: "cannot drop the page cache (needs root)")
+        } else {
+            add(sec, "GET \(label), cold page cache", "MiB/s", median(cold), .higher,
+                note: String(format: "median of %d, range %.1f–%.1f; sync + drop_caches before each", cold.count, cold.min()!, cold.max()!))
+        }
+    }
+
+    /// `sync; echo 3 > /proc/sys/vm/drop_caches`; false when not permitted.
+    func dropPageCache() -> Bool {
+        sync()
+        guard let f = fopen("/proc/sys/vm/drop_caches", "w") else { return false }
+        defer { fclose(f) }
+        return fputs("3\n", f) >= 0 && fflush(f) == 0
     }
 
     // MARK: 3. Small-image push

@@ -13,6 +13,18 @@ public enum InflateError: Error, Sendable, Equatable {
     case unavailable(String)
 }
 
+extension InflateError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .corrupt(let why): return "corrupt compressed data: \(why)"
+        case .truncated: return "the compressed data ends early"
+        case .outputLimitExceeded(let limit): return "decompressed data exceeds \(limit) bytes"
+        case .zlib(let code): return "zlib error \(code)"
+        case .unavailable(let why): return why
+        }
+    }
+}
+
 /// Streams gzip (or zlib) data through zlib's `inflate` one chunk at a time.
 ///
 /// Concatenated gzip members are inflated one after another, as `gzip -d` does. Not thread-safe.

@@ -8,6 +8,17 @@ public enum LayerError: Error, Sendable, Equatable {
     case tar(TarError)
 }
 
+extension LayerError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .unreadable(let why): return "layer unreadable: \(why)"
+        case .unsupportedCompression(let what): return "unsupported layer compression: \(what)"
+        case .inflate(let e): return "layer decompression failed: \(e)"
+        case .tar(let e): return "layer archive invalid: \(e)"
+        }
+    }
+}
+
 /// Something in a layer that was ignored, and why.
 public struct LayerIssue: Sendable, Equatable, CustomStringConvertible {
     public var layer: Int

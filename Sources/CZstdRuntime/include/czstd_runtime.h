@@ -13,7 +13,8 @@ typedef struct { void *dst; size_t size; size_t pos; } berth_zstd_out_buffer;
 #define BERTH_ZSTD_C_COMPRESSION_LEVEL 100
 #define BERTH_ZSTD_C_CHECKSUM_FLAG 201
 
-/// Loads libzstd once (libzstd.so.1, then libzstd.so); 1 when every function was found, else 0.
+/// Loads libzstd once (libzstd.so.1, then libzstd.so; or the file named by BERTH_ZSTD_LIBRARY);
+/// 1 when every function was found, else 0.
 int berth_zstd_load(void);
 /// Why the last load failed (dlerror's text), or NULL.
 const char *berth_zstd_load_error(void);
