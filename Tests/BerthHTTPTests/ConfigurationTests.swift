@@ -89,6 +89,7 @@ import Testing
         config.blobBackend = "memory"
         config.rootAccessKeyId = "AKIAIOSFODNN7EXAMPLE"
         config.rootSecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        config.accountId = "123456789012"
         config.publicEndpoint = "https://registry.example.com:443"
         config.registryDomain = "amazonaws.com"
         let services = try BerthServices.make(
