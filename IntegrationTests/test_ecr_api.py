@@ -303,7 +303,7 @@ def test_error_messages_are_awss(ecr):
     e = expect_error(ecr.raw.put_image, "ImageTagAlreadyExistsException", repositoryName=imm, imageTag="v1",
                      imageManifest=put_api_image(ecr.client, imm, image=other).manifest.decode())
     assert e.response["Error"]["Message"] == (
-        f"The image tag 'v1' already exists in the '{imm}' repository and cannot be overwritten because the repository is immutable.")
+        f"The image tag 'v1' already exists in the '{imm}' repository and cannot be overwritten because the tag is immutable.")
     assert img.digest
 
 

@@ -66,11 +66,14 @@ public struct ECRError: Error, Sendable, Equatable {
                  "The image with imageId \(imageIDText(digest: digest, tag: tag)) does not exist within the repository with name '\(repository)' in the registry with id '\(registry)'")
     }
 
-    /// AWS (docker push to an immutable repository): `The image tag 'latest' already exists in the
-    /// 'app_service_image' repository and cannot be overwritten because the repository is immutable.`
+    /// AWS (docker push over an immutable tag, 2025; triggerdotdev/trigger.dev#2473 quotes ECR's
+    /// TAG_INVALID body, osscontainertools/kaniko#204 docker's line): `The image tag '20250903.2' already
+    /// exists in the 'deployments-prod/proj' repository and cannot be overwritten because the tag is immutable.`
+    /// ECR said "because the repository is immutable." before its per-tag exclusions (aws/containers-roadmap#862,
+    /// 2020). The OCI door (docker's `tag invalid: …`) sends the same text.
     public static func imageTagAlreadyExists(_ tag: String, repository: String) -> ECRError {
         ECRError("ImageTagAlreadyExistsException",
-                 "The image tag '\(tag)' already exists in the '\(repository)' repository and cannot be overwritten because the repository is immutable.")
+                 "The image tag '\(tag)' already exists in the '\(repository)' repository and cannot be overwritten because the tag is immutable.")
     }
 
     /// AWS (the part scripts match on: `already exists in the repository with name`):

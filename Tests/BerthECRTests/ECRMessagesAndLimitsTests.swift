@@ -33,7 +33,7 @@ import Testing
         Case(error: .imageNotFound(digest: d, tag: nil, repository: "gw", registry: reg), type: "ImageNotFoundException",
              message: "The image with imageId {imageDigest:'\(d)', imageTag:'null'} does not exist within the repository with name 'gw' in the registry with id '123456789012'"),
         Case(error: .imageTagAlreadyExists("latest", repository: "app_service_image"), type: "ImageTagAlreadyExistsException",
-             message: "The image tag 'latest' already exists in the 'app_service_image' repository and cannot be overwritten because the repository is immutable."),
+             message: "The image tag 'latest' already exists in the 'app_service_image' repository and cannot be overwritten because the tag is immutable."),
         Case(error: .imageAlreadyExists(digest: d, tag: "v1", repository: "app", registry: reg), type: "ImageAlreadyExistsException",
              message: "Image with digest '\(d)' and tag 'v1' already exists in the repository with name 'app' in registry with id '123456789012'"),
         Case(error: .imageAlreadyExists(digest: d, tag: nil, repository: "app", registry: reg), type: "ImageAlreadyExistsException",
