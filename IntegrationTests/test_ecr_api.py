@@ -568,6 +568,16 @@ def test_batch_check_layer_availability(ecr):
     expect_error(ecr.raw.batch_check_layer_availability, IPE, repositoryName=name, layerDigests=[])
 
 
+def test_batch_check_layer_availability_digest_over_1000_characters(ecr):
+    """BatchedOperationLayerDigest is at most 1000 characters in the model: a longer one is refused as a
+    parameter, a malformed one up to that length is a failure of the batch."""
+    name = create_repo(ecr.client)["repositoryName"]
+    e = expect_error(ecr.raw.batch_check_layer_availability, IPE, repositoryName=name, layerDigests=["sha256:" + "a" * 994])
+    assert "length less than or equal to 1000" in e.response["Error"]["Message"]
+    r = ecr.client.batch_check_layer_availability(repositoryName=name, layerDigests=["sha256:" + "a" * 993])
+    assert [f["failureCode"] for f in r["failures"]] == ["InvalidLayerDigest"], r
+
+
 # =============================================================================================
 # PutImage
 # =============================================================================================

@@ -163,6 +163,9 @@ def test_public_limits(ecr, pub):
     assert len(pub.list_tags_for_resource(resourceArn=arn)["tags"]) == 200
     e = expect_error(raw.tag_resource, "TooManyTagsException", resourceArn=arn, tags=[{"Key": "one-more", "Value": "v"}])
     assert e.response["Error"]["Message"].endswith("is 200.")
+    # Arn: 1..2048 characters.
+    e = expect_error(raw.list_tags_for_resource, "InvalidParameterException", resourceArn=arn + "a" * (2049 - len(arn)))
+    assert "length less than or equal to 2048" in e.response["Error"]["Message"]
 
 
 def test_public_describe_repositories_default_page_is_100(ecr_fresh):

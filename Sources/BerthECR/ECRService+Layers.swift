@@ -25,6 +25,8 @@ extension ECRService {
     static let minimumPartSize: Int64 = 5 * 1024 * 1024
     /// The largest part UploadLayerPart takes (LayerPartBlob max in ECR's model).
     static let maxPartSize = 20_971_520
+    /// The longest digest BatchCheckLayerAvailability takes (BatchedOperationLayerDigest max in the model).
+    static let maxBatchedLayerDigestLength = 1000
 
     /// Remembers a part; a part smaller than the minimum that is followed by another marks the upload.
     func notePart(_ id: String, size: Int64) {
@@ -43,6 +45,10 @@ extension ECRService {
     func batchCheckLayerAvailability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
         let digests = try p.requiredStringList("layerDigests", count: 1...100)
+        // BatchedOperationLayerDigest: at most 1000 characters in the model (ECR and ECR Public).
+        guard digests.allSatisfy({ $0.utf8.count <= Self.maxBatchedLayerDigestLength }) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to \(Self.maxBatchedLayerDigestLength)]")
+        }
         try await authorize(principal, "BatchCheckLayerAvailability", key)
         try await requireRepository(key)
         var layers: [JSONValue] = []

@@ -178,6 +178,10 @@ extension ECRService {
         let arn = try p.requiredString("resourceArn")
         let parsed: (account: String, name: String)?
         if flavor == .public {
+            // ECR Public's Arn: 1–2048 characters in the model (ECR's has no length constraint).
+            guard (1...2048).contains(arn.utf8.count) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must have length \(arn.isEmpty ? "greater than or equal to 1" : "less than or equal to 2048")")
+            }
             parsed = PublicRegistry.parseRepositoryARN(arn)
         } else {
             parsed = ResourceARN.parseRepository(arn).flatMap { $0.region == env.region ? ($0.account, $0.name) : nil }

@@ -213,4 +213,38 @@ import Testing
         (status, out) = await call(pub, "UntagResource", ["resourceArn": pubARN, "tagKeys": ["k0", "k1"]])
         #expect(status == 200)
     }
+
+    /// ECR Public's resourceArn is 1–2048 characters on every tag operation.
+    @Test func publicResourceARNsAreAtMost2048Characters() async {
+        let (_, pub) = services()
+        let long = JSONValue.string("arn:aws:ecr-public::\(Self.account):repository/" + String(repeating: "a", count: 2049))
+        for (op, extra) in [("TagResource", ["tags": tags(1)]), ("UntagResource", ["tagKeys": ["k"]]), ("ListTagsForResource", [:])] as [(String, [String: JSONValue])] {
+            var body = extra
+            body["resourceArn"] = long
+            let (status, out) = await call(pub, op, .object(body))
+            #expect(status == 400, "\(op)")
+            #expect(out["__type"] == "InvalidParameterException", "\(op)")
+            #expect(out["message"] == "1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must have length less than or equal to 2048", "\(op)")
+        }
+        let (status, out) = await call(pub, "ListTagsForResource", ["resourceArn": ""])
+        #expect(status == 400)
+        #expect(out["message"] == "1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must have length greater than or equal to 1")
+    }
+
+    /// BatchCheckLayerAvailability takes digests of at most 1000 characters (a longer one is refused as a
+    /// parameter; a malformed one up to 1000 characters is a failure of the batch).
+    @Test(arguments: [false, true]) func batchedLayerDigestsAreAtMost1000Characters(publicAPI: Bool) async {
+        let (priv, pub) = services()
+        let s = publicAPI ? pub : priv
+        _ = await call(s, "CreateRepository", ["repositoryName": "app"])
+        let (status, out) = await call(s, "BatchCheckLayerAvailability", ["repositoryName": "app",
+                                                                           "layerDigests": [.string("sha256:" + String(repeating: "a", count: 994))]])
+        #expect(status == 400)
+        #expect(out["__type"] == "InvalidParameterException")
+        #expect(out["message"] == "1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 1000]")
+        let (okStatus, ok) = await call(s, "BatchCheckLayerAvailability", ["repositoryName": "app",
+                                                                           "layerDigests": [.string("sha256:" + String(repeating: "a", count: 993))]])
+        #expect(okStatus == 200)
+        #expect(count(ok["failures"]) == 1)
+    }
 }
