@@ -46,15 +46,19 @@ public struct OCIHandler: Sendable {
 
     public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         var response: Response
+        // The account and repository an error message names (as ECR's texts do).
+        var scope = ErrorScope(registryID: Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID)
         do {
             guard var route = try OCIRoute.parse(path: request.uri.path) else {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
-            var registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
+            var registryID = scope.registryID
+            scope.repository = route.repositoryName?.value
             if let (account, name) = route.publicRepository {
                 // ECR Public: anyone may pull; pushes need a principal allowed ecr-public:<Action>.
                 route = route.renamed(name)
                 registryID = ECRService.publicStorePrefix + account
+                scope = ErrorScope(registryID: account, repository: name.value)
                 let key = RepositoryKey(registryID: registryID, name: name)
                 if !OCIRoute.isPull(route, request.method) {
                     var principal = try await authenticate(route, request)
@@ -71,21 +75,27 @@ public struct OCIHandler: Sendable {
             try await authorize(route, request.method, registryID: registryID, principal: principal)
             response = try await dispatch(route, registryID: registryID, request, context)
         } catch let e as BerthError {
-            response = errorResponse(e, request: request, context: context)
+            response = errorResponse(e, scope: scope, request: request, context: context)
         } catch let e as HTTPError where e.status == .contentTooLarge {
-            response = errorResponse(.sizeInvalid("request body too large"), request: request, context: context)
+            response = errorResponse(.sizeInvalid("request body too large"), scope: scope, request: request, context: context)
         } catch {
-            response = errorResponse(.internalError("\(error)"), request: request, context: context)
+            response = errorResponse(.internalError("\(error)"), scope: scope, request: request, context: context)
         }
         response.headers[Self.apiVersion] = "registry/2.0"
         return response
     }
 
-    func errorResponse(_ error: BerthError, request: Request, context: some RequestContext) -> Response {
+    /// The registry (account) and repository of a request, for error messages.
+    struct ErrorScope {
+        var registryID: String
+        var repository: String?
+    }
+
+    func errorResponse(_ error: BerthError, scope: ErrorScope, request: Request, context: some RequestContext) -> Response {
         if case .internalError = error {
             context.logger.error("request failed", metadata: ["error": "\(error)"])
         }
-        let wire = OCIWireError(error)
+        let wire = OCIWireError(error, registryID: scope.registryID, repository: scope.repository)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if case .rangeNotSatisfiable(let offset, _) = error {
