@@ -10,7 +10,7 @@ import time
 import pytest
 
 from berth_helpers import FIXTURES_DIR, unique
-from ecr_helpers import (ECRSession, check_after_test, create_repo, expect_error, running_server,
+from ecr_helpers import (ECRSession, check_after_test, create_repo, ensure_layer, expect_error, running_server,
                          put_api_image, skopeo_ecr, skopeo_path, aws_cli)  # noqa: F401 (fixtures)
 
 TINY = FIXTURES_DIR / "images" / "debian-tiny-vuln"
@@ -24,16 +24,20 @@ def vulndb(server: ECRServer, *args) -> subprocess.CompletedProcess:
     return p
 
 
+def import_fixture_vulndb(srv):
+    """Imported while the server runs: it picks the database up within a poll, as in production."""
+    vulndb(srv, "import", str(FIXTURES_DIR / "vulndb"))
+    deadline = time.time() + 60
+    while "vulnerability database loaded" not in srv.log_tail(200000) and time.time() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def scan_server(berth_bin, tmp_path_factory):
     if not (FIXTURES_DIR / "vulndb").is_dir():
         pytest.fail(f"shared fixtures not found at {FIXTURES_DIR}", pytrace=False)
     with running_server(berth_bin, tmp_path_factory.mktemp("berth-scan"), BERTH_SCAN_POLL_SECONDS="1") as srv:
-        # Imported while the server runs: it picks the database up within a poll, as in production.
-        vulndb(srv, "import", str(FIXTURES_DIR / "vulndb"))
-        deadline = time.time() + 60
-        while "vulnerability database loaded" not in srv.log_tail(200000) and time.time() < deadline:
-            time.sleep(0.2)
+        import_fixture_vulndb(srv)
         yield srv
 
 
@@ -196,23 +200,38 @@ def test_continuous_scan_rescans_after_a_database_import(scan, skopeo_ecr):
 
 
 def push_tiny_zstd(skopeo, session, repo: str, tag: str = "zstd"):
-    """The tiny image re-compressed with zstd on the way in (OCI `tar+zstd` layers)."""
-    skopeo.login(session)
-    skopeo.copy(f"oci:{TINY}:1", f"docker://{session.server.hostport}/{repo}:{tag}",
-                "--format", "oci", "--dest-compress-format", "zstd", "--dest-compress")
-    manifest = session.client.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": tag}])["images"][0]
-    layers = json.loads(manifest["imageManifest"])["layers"]
-    assert layers and all(l["mediaType"].endswith("+zstd") for l in layers), layers
+    """The tiny image re-compressed with zstd (OCI `tar+zstd` layers). skopeo recompresses into a local
+    layout (pushing with it directly would reuse the gzip layers it knows the registry has), and the
+    blobs and manifest go in through the ECR layer API and PutImage."""
+    layout = skopeo.workdir / f"zstd-{unique('l')}"
+    skopeo.run("copy", "--format", "oci", "--dest-compress-format", "zstd", "--dest-compress",
+               f"oci:{TINY}:1", f"oci:{layout}:{tag}")
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: (layout / "blobs" / "sha256" / d.split(":", 1)[1]).read_bytes()  # noqa: E731
+    manifest_bytes = blob(index["manifests"][0]["digest"])
+    manifest = json.loads(manifest_bytes)
+    assert manifest["layers"] and all(l["mediaType"].endswith("+zstd") for l in manifest["layers"]), manifest
+    c = session.client
+    for d in [manifest["config"]["digest"]] + [l["digest"] for l in manifest["layers"]]:
+        ensure_layer(c, repo, blob(d))
+    c.put_image(repositoryName=repo, imageTag=tag, imageManifest=manifest_bytes.decode(),
+                imageManifestMediaType=index["manifests"][0].get("mediaType", "application/vnd.oci.image.manifest.v1+json"))
+
+
+def scan_new_zstd_image(skopeo, session, prefix: str):
+    """A new repository with the zstd image, scanned on demand: (repository, final scan answer)."""
+    c = session.client
+    repo = unique(prefix)
+    c.create_repository(repositoryName=repo)
+    push_tiny_zstd(skopeo, session, repo)
+    c.start_image_scan(repositoryName=repo, imageId={"imageTag": "zstd"})
+    return repo, wait_scan(c, repo, {"imageTag": "zstd"}, timeout=180)
 
 
 def test_zstd_layers_are_scanned_with_the_system_libzstd(scan, skopeo_ecr):
     # libzstd is opened at run time (no zstd headers at build time); a zstd image scans like the gzip one.
     c = scan.client
-    repo = unique("zstd")
-    c.create_repository(repositoryName=repo)
-    push_tiny_zstd(skopeo_ecr, scan, repo)
-    c.start_image_scan(repositoryName=repo, imageId={"imageTag": "zstd"})
-    r = wait_scan(c, repo, {"imageTag": "zstd"}, timeout=180)
+    repo, r = scan_new_zstd_image(skopeo_ecr, scan, "zstd")
     assert r["imageScanStatus"]["status"] == "COMPLETE", r["imageScanStatus"]
     findings = list(r["imageScanFindings"]["findings"])
     while r.get("nextToken"):
@@ -227,17 +246,10 @@ def test_without_libzstd_a_zstd_layer_scan_fails_with_the_reason(berth_bin, tmp_
     # ends FAILED and says what is missing (gzip images still scan).
     with running_server(berth_bin, tmp_path_factory.mktemp("berth-nozstd"), BERTH_SCAN_POLL_SECONDS="1",
                         BERTH_ZSTD_LIBRARY="/nonexistent/libzstd.so.1") as srv:
-        vulndb(srv, "import", str(FIXTURES_DIR / "vulndb"))
-        deadline = time.time() + 60
-        while "vulnerability database loaded" not in srv.log_tail(200000) and time.time() < deadline:
-            time.sleep(0.2)
+        import_fixture_vulndb(srv)
         s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
         c = s.client
-        repo = unique("nozstd")
-        c.create_repository(repositoryName=repo)
-        push_tiny_zstd(skopeo_ecr, s, repo)
-        c.start_image_scan(repositoryName=repo, imageId={"imageTag": "zstd"})
-        r = wait_scan(c, repo, {"imageTag": "zstd"}, timeout=120)
+        repo, r = scan_new_zstd_image(skopeo_ecr, s, "nozstd")
         assert r["imageScanStatus"]["status"] == "FAILED", r["imageScanStatus"]
         assert "libzstd1" in r["imageScanStatus"]["description"], r["imageScanStatus"]
         push_tiny(skopeo_ecr, s, repo, tag="gz")

@@ -70,8 +70,9 @@ public struct BerthServices: Sendable {
         let endpoint = config.effectivePublicEndpoint
         let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
-                                       secureTransport: endpoint.hasPrefix("https://"))
-        let policyAuthorizer = PolicyAuthorizer(store: backends.metadata, region: config.region, clock: clock)
+                                       secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds)
+        let policyAuthorizer = PolicyAuthorizer(store: backends.metadata, region: config.region, clock: clock,
+                                                cacheSeconds: config.authCacheSeconds, logger: logger)
         let authorizer: any Authorizer = policyAuthorizer
         let env = ECREnvironment(
             region: config.region,

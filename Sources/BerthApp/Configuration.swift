@@ -50,6 +50,10 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var blobBackend: String = "filesystem"
     /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
     public var oidcJwksDirectory: String? = nil
+    /// How long cached access keys and policies may be used before they are read again, in seconds. Writes
+    /// made through this server take effect on the next request regardless (they invalidate the caches);
+    /// this bounds only how late a change written by another process sharing the database is seen. 0 disables the caches.
+    public var authCacheSeconds: Double = 1
 
     public init() {}
 
@@ -156,6 +160,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
+        if let v = env("BERTH_AUTH_CACHE_SECONDS") {
+            if let d = Double(v) { config.authCacheSeconds = d } else { problems.append("BERTH_AUTH_CACHE_SECONDS must be a number, got \(v)") }
+        }
         if let v = overrides.dataDir { config.dataDir = v }
         if let v = overrides.host { config.host = v }
         if let v = overrides.port { config.port = v }
@@ -200,13 +207,15 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
         }
         if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
+        if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
         return p
     }
 
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, metadataBackend, blobBackend, oidcJwksDirectory
+             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, metadataBackend, blobBackend, oidcJwksDirectory,
+             authCacheSeconds
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -240,6 +249,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
+        authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
     }
 
     struct AnyKey: CodingKey {
@@ -255,7 +265,7 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "metadataBackend", "blobBackend",
-         "oidcJwksDirectory"]
+         "oidcJwksDirectory", "authCacheSeconds"]
     }
 }
 

@@ -114,3 +114,19 @@ public enum PublicRegistry {
         return (String(parts[4]), name)
     }
 }
+
+/// The ECR account setting `BLOB_MOUNTING`: whether a cross-repository mount may link a blob that
+/// another repository of the same registry holds. `DISABLED` turns every mount into a normal upload.
+public enum BlobMounting {
+    public static let settingName = "BLOB_MOUNTING"
+    public static let enabled = "ENABLED"
+    public static let disabled = "DISABLED"
+    public static let values = [enabled, disabled]
+    /// Berth mounts unless the account turns it off.
+    public static let defaultValue = enabled
+
+    /// The account whose setting governs a registry: an account's public registry follows its private one.
+    public static func account(ofRegistry registryID: String) -> String {
+        registryID.hasPrefix(PublicRegistry.storePrefix) ? String(registryID.dropFirst(PublicRegistry.storePrefix.count)) : registryID
+    }
+}

@@ -216,24 +216,39 @@ extension ECRService {
         if let accepted { try p.checkCount("acceptedMediaTypes", accepted.count, 1...100) }
         try await authorize(principal, "BatchGetImage", key)
         try await requireRepository(key)
+        // ECR's image manifest conversion: an image asked for by tag alone comes as its Docker schema 2 ⇄ OCI
+        // conversion when only that format is accepted; the digest reported is the conversion's own.
+        let accepting = AcceptedMediaTypes(list: accepted)
         var images: [JSONValue] = []
         var failures: [JSONValue] = []
         for id in ids {
-            let given = imageID(try id.string("imageDigest"), try id.string("imageTag"))
+            let digestText = try id.string("imageDigest")
+            let tagText = try id.string("imageTag")
+            let given = imageID(digestText, tagText)
             switch try await resolve(id, in: key) {
             case .failed(let code, let reason):
+                // A digest a conversion was served under (pulled by tag before) resolves to that conversion.
+                if code == "ImageNotFound", tagText == nil, let d = digestText.flatMap({ Digest.parse($0) }),
+                   let converted = try await registry.convertedManifest(key, d), accepting.accepts(converted.mediaType) {
+                    registry.notePull(key, converted.stored.digest)
+                    images.append(imageJSON(key, converted.digest, nil, manifest: String(decoding: converted.bytes, as: UTF8.self),
+                                            mediaType: converted.mediaType))
+                    continue
+                }
                 failures.append(imageFailure(given, code, reason))
             case .found(let d, let tag):
                 guard let m = try await registry.metadata.manifest(d, in: key) else {
                     failures.append(imageFailure(given, "ImageNotFound", "Requested image not found"))
                     continue
                 }
-                if let accepted, !accepted.contains(m.mediaType) {
+                let served = registry.negotiate(key, m, accepting: accepting, byTag: tag != nil && digestText == nil)
+                guard served.acceptable else {
                     failures.append(imageFailure(given, "ImageNotFound", "Requested image is not available in any of the accepted media types"))
                     continue
                 }
                 registry.notePull(key, d)
-                images.append(imageJSON(key, d, tag, manifest: String(decoding: m.bytes, as: UTF8.self), mediaType: m.mediaType))
+                images.append(imageJSON(key, served.digest, tag, manifest: String(decoding: served.bytes, as: UTF8.self),
+                                        mediaType: served.mediaType))
             }
         }
         return ["images": .array(images), "failures": .array(failures)]

@@ -77,9 +77,7 @@ extension ECRService {
         let key = try repositoryKey(p, principal, &ctx)
         try await authorize(principal, "InitiateLayerUpload", key)
         try await requireRepository(key)
-        guard case .session(let s) = try await registry.startUpload(key, mount: nil, from: nil) else {
-            throw BerthError.internalError("mount without a digest")
-        }
+        let s = try await registry.startUpload(key)
         return ["uploadId": .string(s.id), "partSize": .int(Self.partSize)]
     }
 

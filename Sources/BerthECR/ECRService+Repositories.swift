@@ -243,7 +243,7 @@ extension ECRService {
     static let accountSettings: [String: (values: [String], defaultValue: String)] = [
         "BASIC_SCAN_TYPE_VERSION": (["AWS_NATIVE", "CLAIR"], "AWS_NATIVE"),
         "REGISTRY_POLICY_SCOPE": (["V1", "V2"], "V2"),
-        "BLOB_MOUNTING": (["ENABLED", "DISABLED"], "DISABLED"),
+        BlobMounting.settingName: (BlobMounting.values, BlobMounting.defaultValue),
     ]
 
     func accountSettingName(_ p: Params) throws -> (String, (values: [String], defaultValue: String)) {

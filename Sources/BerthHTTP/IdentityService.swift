@@ -7,8 +7,10 @@ import Foundation
 import Synchronization
 
 /// Turns credentials into principals: SigV4-signed API requests, presigned URLs, and the registry
-/// tokens `docker login` uses. Key status is re-read (with a one-second cache), so deactivating a key
-/// revokes its signatures and its tokens on the next request.
+/// tokens `docker login` uses. Key records are cached, but an entry is used only while the store's
+/// `authorizationGeneration` is the one it was read at (any key, user or policy write moves it), so
+/// deactivating or deleting a key revokes its signatures and its tokens on the very next request;
+/// a change made by another process sharing the database is seen after `cacheSeconds`.
 public final class IdentityService: Sendable {
     let accounts: any AccountMetadata
     let secrets: SecretBox
@@ -19,13 +21,17 @@ public final class IdentityService: Sendable {
     public let sessions: SessionTokenCodec
     /// `aws:SecureTransport` of requests (true when clients reach the server over TLS, e.g. through a proxy).
     let secureTransport: Bool
-    private let cache = Mutex<[String: (record: AccessKeyRecord?, at: Double)]>([:])
-    /// Recently verified `Authorization` headers (a docker pull sends the same one many times).
+    private let cache = Mutex<[String: (record: AccessKeyRecord?, at: Double, generation: UInt64)]>([:])
+    /// Recently verified `Authorization` headers (a docker pull sends the same one many times). A hit
+    /// still re-checks its key through `activeKey`, so it never outlives a revocation.
     private let verifiedHeaders = Mutex<[String: (principal: Principal, until: Double)]>([:])
-    static let cacheSeconds = 1.0
+    /// The longest a cached key record is used without a local write moving the generation.
+    let cacheSeconds: Double
+    public static let defaultCacheSeconds = 1.0
 
     public init(accounts: any AccountMetadata, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
-                clock: any WallClock, secureTransport: Bool = false) {
+                clock: any WallClock, secureTransport: Bool = false, cacheSeconds: Double = IdentityService.defaultCacheSeconds) {
+        self.cacheSeconds = cacheSeconds
         self.sessions = SessionTokenCodec(box: secrets)
         self.secureTransport = secureTransport
         self.accounts = accounts
@@ -43,13 +49,15 @@ public final class IdentityService: Sendable {
     /// The active access key record for an id, or nil.
     func activeKey(_ id: String) async throws -> AccessKeyRecord? {
         let now = clock.now()
-        if let hit = cache.withLock({ $0[id] }), now - hit.at < Self.cacheSeconds {
+        // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
+        let generation = accounts.authorizationGeneration.current
+        if let hit = cache.withLock({ $0[id] }), hit.generation == generation, now - hit.at < cacheSeconds {
             return hit.record?.status == "Active" ? hit.record : nil
         }
         let record = try await accounts.accessKey(id)
         cache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
-            c[id] = (record, now)
+            c[id] = (record, now, generation)
         }
         return record?.status == "Active" ? record : nil
     }
@@ -102,7 +110,7 @@ public final class IdentityService: Sendable {
         guard let header else { return nil }
         let now = clock.now()
         if let hit = verifiedHeaders.withLock({ $0[header] }), now < hit.until {
-            // Still re-check the key (itself cached for a second), so revocation stays immediate.
+            // Still re-check the key (its cache entry dies with any key write), so revocation stays immediate.
             if !Self.isTemporary(hit.principal.accessKeyID) {
                 guard try await activeKey(hit.principal.accessKeyID) != nil else { return nil }
             }
@@ -111,7 +119,7 @@ public final class IdentityService: Sendable {
         guard let principal = try await verifyBasic(header) else { return nil }
         verifiedHeaders.withLock { c in
             if c.count > 10_000 { c.removeAll() }
-            c[header] = (principal, min(now + Self.cacheSeconds, principal.tokenExpiry ?? now))
+            c[header] = (principal, min(now + cacheSeconds, principal.tokenExpiry ?? now))
         }
         return principal
     }

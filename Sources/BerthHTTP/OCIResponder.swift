@@ -60,20 +60,22 @@ public struct OCIHandler: Sendable {
                 registryID = ECRService.publicStorePrefix + account
                 scope = ErrorScope(registryID: account, repository: name.value)
                 let key = RepositoryKey(registryID: registryID, name: name)
+                var pusher: Principal? = nil
                 if !OCIRoute.isPull(route, request.method) {
                     var principal = try await authenticate(route, request)
                     principal.sourceIP = ECRHandler.sourceIP(context)
                     try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
                     guard try await registry.metadata.repository(key) != nil else { throw BerthError.nameUnknown(name.value) }
+                    pusher = principal
                 }
-                response = try await dispatch(route, registryID: registryID, request, context)
+                response = try await dispatch(route, registryID: registryID, request, context, principal: pusher)
                 response.headers[Self.apiVersion] = "registry/2.0"
                 return response
             }
             var principal = try await authenticate(route, request)
             principal.sourceIP = ECRHandler.sourceIP(context)
             try await authorize(route, request.method, registryID: registryID, principal: principal)
-            response = try await dispatch(route, registryID: registryID, request, context)
+            response = try await dispatch(route, registryID: registryID, request, context, principal: principal)
         } catch let e as BerthError {
             response = errorResponse(e, scope: scope, request: request, context: context)
         } catch let e as HTTPError where e.status == .contentTooLarge {
@@ -191,7 +193,8 @@ public struct OCIHandler: Sendable {
         }
     }
 
-    func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: some RequestContext) async throws -> Response {
+    func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: some RequestContext,
+                  principal: Principal?) async throws -> Response {
         let method = request.method
         func key(_ n: RepositoryName) -> RepositoryKey { RepositoryKey(registryID: registryID, name: n) }
         switch (route, method) {
@@ -202,7 +205,7 @@ public struct OCIHandler: Sendable {
         case (.tags(let name), .get):
             return try await tags(key(name), request)
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
-            return try await getManifest(key(name), ref, head: method == .head)
+            return try await getManifest(key(name), ref, accept: request.headers[values: .accept], head: method == .head)
         case (.manifest(let name, let ref), .put):
             return try await putManifest(key(name), ref, request)
         case (.manifest(let name, let ref), .delete):
@@ -215,7 +218,7 @@ public struct OCIHandler: Sendable {
             try await registry.deleteBlob(key(name), try Digest(parsing: d))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.uploads(let name), .post):
-            return try await startUpload(key(name), request)
+            return try await startUpload(key(name), request, principal: principal)
         case (.upload(let name, let id), .get):
             let s = try await registry.uploadSession(key(name), id)
             return uploadAccepted(key(name), s.id, offset: s.offset, status: .noContent)
@@ -297,10 +300,12 @@ public struct OCIHandler: Sendable {
         }
     }
 
-    func getManifest(_ name: RepositoryKey, _ ref: String, head: Bool) async throws -> Response {
+    /// Serves the stored manifest, or its Docker schema 2 ⇄ OCI conversion when `Accept` lists only the
+    /// other format (see `Registry.manifest(_:reference:accepting:)`); with nothing acceptable, the stored one.
+    func getManifest(_ name: RepositoryKey, _ ref: String, accept: [String], head: Bool) async throws -> Response {
         let reference = try await readReference(name, ref)
-        let m = try await registry.manifest(name, reference: reference)
-        if !head { registry.notePull(name, m.digest) }
+        let m = try await registry.manifest(name, reference: reference, accepting: AcceptedMediaTypes(acceptHeaders: accept))
+        if !head { registry.notePull(name, m.stored.digest) }
         var headers: HTTPFields = [:]
         headers[.contentType] = m.mediaType
         headers[.contentLength] = String(m.bytes.count)
@@ -386,7 +391,7 @@ public struct OCIHandler: Sendable {
         return Response(status: status, headers: headers, body: body)
     }
 
-    func startUpload(_ name: RepositoryKey, _ request: Request) async throws -> Response {
+    func startUpload(_ name: RepositoryKey, _ request: Request, principal: Principal?) async throws -> Response {
         let q = request.uri.queryParameters
         if let d = q.get("digest") {
             let digest = try Digest(parsing: d)
@@ -397,13 +402,42 @@ public struct OCIHandler: Sendable {
         var from: RepositoryKey? = nil
         if let m = q.get("mount") {
             mount = try Digest(parsing: m)
-            if let f = q.get("from"), !f.isEmpty { from = RepositoryKey(registryID: name.registryID, name: try RepositoryName(f)) }
+            if let f = q.get("from"), !f.isEmpty { from = try Self.mountSource(String(f), registryID: name.registryID) }
         }
-        switch try await registry.startUpload(name, mount: mount, from: from) {
+        guard let digest = mount, let principal else {
+            return uploadAccepted(name, try await registry.startUpload(name).id, offset: 0, status: .accepted)
+        }
+        let mayPull: Registry.PullPermission = { source in try await self.mayPullBlob(digest, from: source, principal: principal) }
+        switch try await registry.startUpload(name, mount: digest, from: from, mayPull: mayPull) {
         case .mounted(let d):
             return blobCreated(name, d)
         case .session(let s):
             return uploadAccepted(name, s.id, offset: 0, status: .accepted)
+        }
+    }
+
+    /// The repository a `from` parameter names, as `/v2/` paths name them: `public/<alias>/<name>` is
+    /// an ECR Public repository, anything else a repository of the registry the request addresses.
+    static func mountSource(_ from: String, registryID: String) throws -> RepositoryKey {
+        let route = OCIRoute.uploads(try RepositoryName(from))
+        if let (account, name) = route.publicRepository {
+            return RepositoryKey(registryID: ECRService.publicStorePrefix + account, name: name)
+        }
+        // A plain name pushed next to a public repository names a private one (of the same account).
+        return RepositoryKey(registryID: BlobMounting.account(ofRegistry: registryID), name: try RepositoryName(from))
+    }
+
+    /// Whether `principal` may read `digest` from `source`: exactly the decision a blob GET there makes
+    /// (ECR Public repositories: anyone may pull). Decides which repositories a mount may take a blob from.
+    func mayPullBlob(_ digest: Digest, from source: RepositoryKey, principal: Principal) async throws -> Bool {
+        if source.registryID.hasPrefix(ECRService.publicStorePrefix) { return true }
+        do {
+            try await authorize(.blob(try RepositoryName(source.name), digest.description), .get,
+                                registryID: source.registryID, principal: principal)
+            return true
+        } catch let e as BerthError {
+            if case .denied = e { return false }
+            throw e
         }
     }
 

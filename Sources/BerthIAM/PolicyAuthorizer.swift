@@ -3,18 +3,29 @@ import BerthPolicy
 import BerthRegistry
 import BerthStorage
 import Foundation
+import Logging
 import Synchronization
 
 /// The policy-evaluating `Authorizer`: gathers the caller's identity policies (a user's inline and
 /// attached policies and its groups'; a role session's role policies) and the resource's policies
 /// (repository policy, registry policy of the resource's account), then decides with `PolicyEngine`
-/// as AWS does. Lookups are cached for at most one second, so revoking a policy takes effect on the
-/// next request. A stored policy that fails to parse never grants: the request is denied.
+/// as AWS does.
+///
+/// Lookups are cached, and a cache entry is used only while the store's `authorizationGeneration` is the
+/// one it was filled at: every write to keys, IAM entities, policies, memberships, account settings or
+/// repositories moves it, so a change takes effect on the very next request (one atomic load per lookup
+/// on the hot path). Writes by another process sharing the database are seen after `cacheSeconds`.
+///
+/// Fails closed: a stored policy that does not parse, or policies or settings that cannot be read at all,
+/// never grant and never drop a `Deny`: the request is denied and the failure logged.
 public final class PolicyAuthorizer: Authorizer {
     let store: any MetadataStore
     let clock: any WallClock
     let region: String
-    static let cacheSeconds = 1.0
+    let logger: Logger
+    /// The longest a cached lookup is used without a local write moving the generation (writes by other processes).
+    let cacheSeconds: Double
+    public static let defaultCacheSeconds = 1.0
 
     private struct IdentityEntry {
         var policies: [Policy]
@@ -25,14 +36,30 @@ public final class PolicyAuthorizer: Authorizer {
         var requestPrincipal: RequestPrincipal? = nil
     }
 
-    private let identityCache = Mutex<[String: (entry: IdentityEntry, at: Double)]>([:])
-    private let resourceCache = Mutex<[String: (policies: [String], tags: [String: String], at: Double)]>([:])
+    private let identityCache = Mutex<[String: (entry: IdentityEntry, at: Double, generation: UInt64)]>([:])
+    private let resourceCache = Mutex<[String: (policies: [String], tags: [String: String], at: Double, generation: UInt64)]>([:])
     private let parsed = Mutex<[String: Policy?]>([:])
 
-    public init(store: any MetadataStore, region: String, clock: any WallClock = SystemWallClock()) {
+    public init(store: any MetadataStore, region: String, clock: any WallClock = SystemWallClock(),
+                cacheSeconds: Double = PolicyAuthorizer.defaultCacheSeconds, logger: Logger = Logger(label: "berth.authorizer")) {
         self.store = store
         self.region = region
         self.clock = clock
+        self.cacheSeconds = cacheSeconds
+        self.logger = logger
+    }
+
+    /// Whether a cache entry filled at `at` with `generation` may still be used.
+    func isFresh(at: Double, generation: UInt64, now: Double, current: UInt64) -> Bool {
+        generation == current && now - at < cacheSeconds
+    }
+
+    /// The denial for policies that could not be read or parsed, logged as the error it is.
+    func unreadable(_ principal: Principal, action: String, resource: String, _ error: Any) -> BerthError {
+        logger.error("authorization data cannot be read; request denied", metadata: [
+            "principal": "\(principal.arn)", "action": "\(action)", "resource": "\(resource)", "error": "\(error)",
+        ])
+        return BerthError.denied("User: \(principal.arn) is not authorized to perform: \(action) on resource: \(resource) because a policy that applies could not be read")
     }
 
     public func authorize(_ principal: Principal, action: String, resource: String) async throws {
@@ -40,8 +67,15 @@ public final class PolicyAuthorizer: Authorizer {
     }
 
     public func authorize(_ principal: Principal, action: String, resource: String, context: AuthorizationContext) async throws {
-        let identity = try await identityEntry(principal)
-        let (resourceTexts, tags) = try await resourcePolicies(resource)
+        let identity: IdentityEntry
+        let resourceSide: (texts: [String], tags: [String: String])
+        do {
+            identity = try await identityEntry(principal)
+            resourceSide = try await self.resourcePolicies(resource)
+        } catch {
+            throw unreadable(principal, action: action, resource: resource, error)
+        }
+        let (resourceTexts, tags) = resourceSide
         var resourcePolicies: [Policy] = []
         var poisoned = identity.poisoned
         for t in resourceTexts {
@@ -49,9 +83,7 @@ public final class PolicyAuthorizer: Authorizer {
         }
         let request = accessRequest(principal, userID: identity.userID, action: action, resource: resource,
                                     resourceTags: tags, context: context, parsed: identity.requestPrincipal)
-        if poisoned {
-            throw BerthError.denied("User: \(principal.arn) is not authorized to perform: \(action) on resource: \(resource) because a policy that applies could not be read")
-        }
+        if poisoned { throw unreadable(principal, action: action, resource: resource, "a stored policy that applies does not parse") }
         let decision = PolicyEngine.evaluate(request, identityPolicies: identity.policies, resourcePolicies: resourcePolicies)
         if let message = decision.accessDeniedMessage(for: request) { throw BerthError.denied(message) }
     }
@@ -60,7 +92,12 @@ public final class PolicyAuthorizer: Authorizer {
     /// only the account; or cross account) so must the caller's identity policies.
     public func authorizeAssumeRole(_ principal: Principal, role: IAMEntityRecord, action: String = "sts:AssumeRole",
                                     context: AuthorizationContext = AuthorizationContext()) async throws {
-        let identity = try await identityEntry(principal)
+        let identity: IdentityEntry
+        do {
+            identity = try await identityEntry(principal)
+        } catch {
+            throw unreadable(principal, action: action, resource: role.arn, error)
+        }
         let denied = BerthError.denied("User: \(principal.arn) is not authorized to perform: \(action) on resource: \(role.arn)")
         guard !identity.poisoned, let text = role.assumeRolePolicy, let trust = parse(text, kind: .resource) else { throw denied }
         let request = accessRequest(principal, userID: identity.userID, action: action, resource: role.arn,
@@ -132,13 +169,17 @@ public final class PolicyAuthorizer: Authorizer {
 
     private func identityEntry(_ principal: Principal) async throws -> IdentityEntry {
         let now = clock.now()
+        // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
+        let generation = store.authorizationGeneration.current
         let key = "\(principal.arn)\u{0}\(principal.userID ?? "")"
-        if let hit = identityCache.withLock({ $0[key] }), now - hit.at < Self.cacheSeconds { return hit.entry }
+        if let hit = identityCache.withLock({ $0[key] }), isFresh(at: hit.at, generation: hit.generation, now: now, current: generation) {
+            return hit.entry
+        }
         var entry = try await loadIdentity(principal)
         entry.requestPrincipal = Self.requestPrincipal(principal, userID: entry.userID)
         identityCache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
-            c[key] = (entry, now)
+            c[key] = (entry, now, generation)
         }
         return entry
     }
@@ -193,7 +234,10 @@ public final class PolicyAuthorizer: Authorizer {
     /// The repository policy and registry policy (texts) and the repository tags for a resource ARN.
     private func resourcePolicies(_ resource: String) async throws -> ([String], [String: String]) {
         let now = clock.now()
-        if let hit = resourceCache.withLock({ $0[resource] }), now - hit.at < Self.cacheSeconds { return (hit.policies, hit.tags) }
+        let generation = store.authorizationGeneration.current
+        if let hit = resourceCache.withLock({ $0[resource] }), isFresh(at: hit.at, generation: hit.generation, now: now, current: generation) {
+            return (hit.policies, hit.tags)
+        }
         let parts = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
         guard parts.count == 6, parts[0] == "arn", parts[2] == "ecr" || parts[2] == "ecr-public",
               AccountID.isValid(String(parts[4])) else { return ([], [:]) }
@@ -214,7 +258,7 @@ public final class PolicyAuthorizer: Authorizer {
         if parts[2] == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty { texts.append(p) }
         resourceCache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
-            c[resource] = (texts, tags, now)
+            c[resource] = (texts, tags, now, generation)
         }
         return (texts, tags)
     }

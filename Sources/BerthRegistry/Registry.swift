@@ -37,6 +37,7 @@ public final class Registry: Sendable {
     let logger: Logger
     let manifestCache: ManifestCache
     let blobLinks = BlobLinkCache()
+    let conversions = ConversionAliases()
 
     /// Pulls not yet written to the database (ECR refreshes the last pull time lazily too).
     private let pendingPulls = Mutex<[PullKey: Double]>([:])
@@ -143,27 +144,67 @@ public final class Registry: Sendable {
         events.publish(.blobUnlinked(repository: name, digest: digest))
     }
 
-    /// POST /blobs/uploads/: mounts when asked (or when `from` is omitted and the registry has the blob),
-    /// otherwise opens a session.
-    public func startUpload(_ name: RepositoryKey, mount: Digest?, from: RepositoryKey?) async throws -> UploadStart {
+    /// Whether the caller may read blobs of a repository: the door's answer, the very decision a blob
+    /// GET in that repository makes (IAM, repository and registry policies). A denial is `false`.
+    public typealias PullPermission = @Sendable (RepositoryKey) async throws -> Bool
+
+    /// How many repositories an automatic mount (no `from`) considers as its source.
+    public static let maxMountCandidates = 16
+
+    /// POST /blobs/uploads/ (and ECR InitiateLayerUpload): a new, empty upload session.
+    public func startUpload(_ name: RepositoryKey) async throws -> UploadSession {
         try await repositoryForPush(name)
-        if let mount {
-            let available: Bool
-            if let from {
-                available = try await metadata.linkedBlobSize(mount, in: from) != nil
-            } else {
-                available = try await metadata.blobSize(mount) != nil
-            }
-            if available, try await metadata.linkBlob(mount, to: name, at: clock.now()) {
-                events.publish(.blobMounted(repository: name, from: from, digest: mount))
-                return .mounted(mount)
-            }
-        }
+        return try await newSession(name)
+    }
+
+    private func newSession(_ name: RepositoryKey) async throws -> UploadSession {
         let now = clock.now()
         let session = UploadSession(id: UUID().uuidString.lowercased(), repository: name, offset: 0,
                                     startedAt: now, updatedAt: now)
         try await metadata.createUpload(session)
-        return .session(session)
+        return session
+    }
+
+    /// POST /blobs/uploads/?mount=<digest>[&from=<repository>]: links the blob when a source repository
+    /// of the same registry holds it and the caller may pull it from there (`mayPull`); with `from` that
+    /// repository is the only candidate, without it up to `maxMountCandidates` repositories holding the
+    /// blob are. Knowing a digest is never enough. When the account's `BLOB_MOUNTING` setting is
+    /// `DISABLED`, or no source qualifies, a normal upload session is opened and nothing is linked.
+    public func startUpload(_ name: RepositoryKey, mount: Digest?, from: RepositoryKey?,
+                            mayPull: PullPermission) async throws -> UploadStart {
+        try await repositoryForPush(name)
+        if let mount, let source = try await mountSource(of: mount, into: name, from: from, mayPull: mayPull),
+           try await metadata.linkBlob(mount, to: name, at: clock.now()) {
+            events.publish(.blobMounted(repository: name, from: source, digest: mount))
+            return .mounted(mount)
+        }
+        return .session(try await newSession(name))
+    }
+
+    /// Whether the account lets blobs be mounted across its repositories (`BLOB_MOUNTING`).
+    public func blobMountingEnabled(_ registryID: String) async throws -> Bool {
+        let value = try await metadata.accountSetting(BlobMounting.account(ofRegistry: registryID), BlobMounting.settingName)
+        return (value ?? BlobMounting.defaultValue) != BlobMounting.disabled
+    }
+
+    /// The repository a mount may take `digest` from, or nil: one in the same registry as `name`
+    /// that has the blob linked and that the caller may pull from.
+    func mountSource(of digest: Digest, into name: RepositoryKey, from: RepositoryKey?,
+                     mayPull: PullPermission) async throws -> RepositoryKey? {
+        guard try await blobMountingEnabled(name.registryID) else { return nil }
+        let candidates: [RepositoryKey]
+        if let from {
+            // Another registry (another account, or public and private) is never a source.
+            guard from.registryID == name.registryID,
+                  try await metadata.linkedBlobSize(digest, in: from) != nil else { return nil }
+            candidates = [from]
+        } else {
+            candidates = try await metadata.repositoriesLinking(digest, in: name.registryID, limit: Self.maxMountCandidates)
+        }
+        for candidate in candidates {
+            if try await mayPull(candidate) { return candidate }
+        }
+        return nil
     }
 
     /// POST /blobs/uploads/?digest=: the whole blob in one request.

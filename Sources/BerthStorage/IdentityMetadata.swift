@@ -103,7 +103,8 @@ public struct IAMEntityKey: Sendable, Hashable {
 
 /// IAM users, groups, roles, their inline policies, managed policies and attachments, group memberships.
 /// Entity names are unique per account and kind; callers check references (DeleteConflict) before deleting.
-public protocol IdentityMetadata: Sendable {
+/// Every write advances `authorizationGeneration`.
+public protocol IdentityMetadata: AuthorizationChangeTracking {
     /// Creates the entity; false when one of that kind and name exists in the account.
     func createEntity(_ entity: IAMEntityRecord) async throws -> Bool
     func entity(_ key: IAMEntityKey) async throws -> IAMEntityRecord?

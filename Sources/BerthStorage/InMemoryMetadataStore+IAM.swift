@@ -14,11 +14,13 @@ struct IAMState {
 
 extension InMemoryMetadataStore {
     public func createEntity(_ entity: IAMEntityRecord) async throws -> Bool {
-        iam.withLock { s in
-            let key = IAMEntityKey(entity.kind, entity.accountID, entity.name)
-            if s.entities[key] != nil { return false }
-            s.entities[key] = entity
-            return true
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                let key = IAMEntityKey(entity.kind, entity.accountID, entity.name)
+                if s.entities[key] != nil { return false }
+                s.entities[key] = entity
+                return true
+            }
         }
     }
 
@@ -31,22 +33,26 @@ extension InMemoryMetadataStore {
     }
 
     public func deleteEntity(_ key: IAMEntityKey) async throws -> Bool {
-        iam.withLock { s in
-            guard s.entities.removeValue(forKey: key) != nil else { return false }
-            s.inline[key] = nil
-            s.attachments[key] = nil
-            switch key.kind {
-            case .group: s.members[key] = nil
-            case .user:
-                for g in s.members.keys where g.accountID == key.accountID { s.members[g]?.remove(key.name) }
-            case .role: break
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                guard s.entities.removeValue(forKey: key) != nil else { return false }
+                s.inline[key] = nil
+                s.attachments[key] = nil
+                switch key.kind {
+                case .group: s.members[key] = nil
+                case .user:
+                    for g in s.members.keys where g.accountID == key.accountID { s.members[g]?.remove(key.name) }
+                case .role: break
+                }
+                return true
             }
-            return true
         }
     }
 
     public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String) async throws {
-        iam.withLock { $0.inline[key, default: [:]][name] = document }
+        authorizationGeneration.recording {
+            iam.withLock { $0.inline[key, default: [:]][name] = document }
+        }
     }
 
     public func inlinePolicy(_ key: IAMEntityKey, name: String) async throws -> String? {
@@ -58,14 +64,18 @@ extension InMemoryMetadataStore {
     }
 
     public func deleteInlinePolicy(_ key: IAMEntityKey, name: String) async throws -> Bool {
-        iam.withLock { $0.inline[key]?.removeValue(forKey: name) != nil }
+        authorizationGeneration.recording {
+            iam.withLock { $0.inline[key]?.removeValue(forKey: name) != nil }
+        }
     }
 
     public func createManagedPolicy(_ policy: ManagedPolicyRecord) async throws -> Bool {
-        iam.withLock { s in
-            if s.managed[policy.arn] != nil { return false }
-            s.managed[policy.arn] = policy
-            return true
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                if s.managed[policy.arn] != nil { return false }
+                s.managed[policy.arn] = policy
+                return true
+            }
         }
     }
 
@@ -76,19 +86,25 @@ extension InMemoryMetadataStore {
     }
 
     public func deleteManagedPolicy(arn: String) async throws -> Bool {
-        iam.withLock { s in
-            guard s.managed.removeValue(forKey: arn) != nil else { return false }
-            for k in s.attachments.keys { s.attachments[k]?.remove(arn) }
-            return true
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                guard s.managed.removeValue(forKey: arn) != nil else { return false }
+                for k in s.attachments.keys { s.attachments[k]?.remove(arn) }
+                return true
+            }
         }
     }
 
     public func attachPolicy(_ key: IAMEntityKey, arn: String) async throws {
-        iam.withLock { _ = $0.attachments[key, default: []].insert(arn) }
+        authorizationGeneration.recording {
+            iam.withLock { _ = $0.attachments[key, default: []].insert(arn) }
+        }
     }
 
     public func detachPolicy(_ key: IAMEntityKey, arn: String) async throws -> Bool {
-        iam.withLock { $0.attachments[key]?.remove(arn) != nil }
+        authorizationGeneration.recording {
+            iam.withLock { $0.attachments[key]?.remove(arn) != nil }
+        }
     }
 
     public func attachedPolicies(_ key: IAMEntityKey) async throws -> [String] {
@@ -100,11 +116,15 @@ extension InMemoryMetadataStore {
     }
 
     public func addUser(_ user: String, toGroup group: String, account: String) async throws {
-        iam.withLock { _ = $0.members[IAMEntityKey(.group, account, group), default: []].insert(user) }
+        authorizationGeneration.recording {
+            iam.withLock { _ = $0.members[IAMEntityKey(.group, account, group), default: []].insert(user) }
+        }
     }
 
     public func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool {
-        iam.withLock { $0.members[IAMEntityKey(.group, account, group)]?.remove(user) != nil }
+        authorizationGeneration.recording {
+            iam.withLock { $0.members[IAMEntityKey(.group, account, group)]?.remove(user) != nil }
+        }
     }
 
     public func groups(ofUser user: String, account: String) async throws -> [String] {
@@ -118,10 +138,12 @@ extension InMemoryMetadataStore {
     }
 
     public func createOIDCProvider(_ provider: OIDCProviderRecord) async throws -> Bool {
-        iam.withLock { s in
-            if s.oidcProviders[provider.arn] != nil { return false }
-            s.oidcProviders[provider.arn] = provider
-            return true
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                if s.oidcProviders[provider.arn] != nil { return false }
+                s.oidcProviders[provider.arn] = provider
+                return true
+            }
         }
     }
 
@@ -132,6 +154,8 @@ extension InMemoryMetadataStore {
     }
 
     public func deleteOIDCProvider(arn: String) async throws -> Bool {
-        iam.withLock { $0.oidcProviders.removeValue(forKey: arn) != nil }
+        authorizationGeneration.recording {
+            iam.withLock { $0.oidcProviders.removeValue(forKey: arn) != nil }
+        }
     }
 }

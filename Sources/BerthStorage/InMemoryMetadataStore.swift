@@ -25,22 +25,27 @@ public final class InMemoryMetadataStore: MetadataStore {
     let state = Mutex(State())
     /// IAM entities (InMemoryMetadataStore+IAM.swift).
     let iam = Mutex(IAMState())
+    public let authorizationGeneration = AuthorizationGeneration()
 
     public init() {}
 
     public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
-        state.withLock { s in
-            if s.repos[key] != nil { return false }
-            s.repos[key] = Repo(createdAt: at, settings: settings)
-            return true
+        authorizationGeneration.recording {
+            state.withLock { s in
+                if s.repos[key] != nil { return false }
+                s.repos[key] = Repo(createdAt: at, settings: settings)
+                return true
+            }
         }
     }
 
     public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
-        state.withLock { s in
-            guard s.repos[key] != nil else { return false }
-            s.repos[key]!.settings = settings
-            return true
+        authorizationGeneration.recording {
+            state.withLock { s in
+                guard s.repos[key] != nil else { return false }
+                s.repos[key]!.settings = settings
+                return true
+            }
         }
     }
 
@@ -56,9 +61,11 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
-        state.withLock { s in
-            s.uploads = s.uploads.filter { $0.value.repository != key }
-            return s.repos.removeValue(forKey: key) != nil
+        authorizationGeneration.recording {
+            state.withLock { s in
+                s.uploads = s.uploads.filter { $0.value.repository != key }
+                return s.repos.removeValue(forKey: key) != nil
+            }
         }
     }
 
@@ -78,6 +85,13 @@ public final class InMemoryMetadataStore: MetadataStore {
         state.withLock { s in
             guard s.repos[repository]?.blobs.contains(digest) == true else { return nil }
             return s.blobs[digest]
+        }
+    }
+
+    public func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey] {
+        guard limit > 0 else { return [] }
+        return state.withLock { s in
+            Array(s.repos.filter { $0.key.registryID == registryID && $0.value.blobs.contains(digest) }.keys.sorted().prefix(limit))
         }
     }
 
@@ -234,10 +248,12 @@ public final class InMemoryMetadataStore: MetadataStore {
     // MARK: accounts
 
     public func createAccount(_ id: String, at: Double) async throws -> Bool {
-        state.withLock { s in
-            if s.accounts[id] != nil { return false }
-            s.accounts[id] = AccountRecord(id: id, createdAt: at)
-            return true
+        authorizationGeneration.recording {
+            state.withLock { s in
+                if s.accounts[id] != nil { return false }
+                s.accounts[id] = AccountRecord(id: id, createdAt: at)
+                return true
+            }
         }
     }
 
@@ -248,9 +264,11 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func putAccessKey(_ key: AccessKeyRecord) async throws {
-        try state.withLock { s in
-            guard s.accounts[key.accountID] != nil else { throw StorageError("unknown account \(key.accountID)") }
-            s.keys[key.accessKeyID] = key
+        try authorizationGeneration.recording {
+            try state.withLock { s in
+                guard s.accounts[key.accountID] != nil else { throw StorageError("unknown account \(key.accountID)") }
+                s.keys[key.accessKeyID] = key
+            }
         }
     }
 
@@ -261,15 +279,19 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func setAccessKeyStatus(_ id: String, _ status: String) async throws -> Bool {
-        state.withLock { s in
-            guard s.keys[id] != nil else { return false }
-            s.keys[id]!.status = status
-            return true
+        authorizationGeneration.recording {
+            state.withLock { s in
+                guard s.keys[id] != nil else { return false }
+                s.keys[id]!.status = status
+                return true
+            }
         }
     }
 
     public func deleteAccessKey(_ id: String) async throws -> Bool {
-        state.withLock { $0.keys.removeValue(forKey: id) != nil }
+        authorizationGeneration.recording {
+            state.withLock { $0.keys.removeValue(forKey: id) != nil }
+        }
     }
 
     public func accountSetting(_ account: String, _ name: String) async throws -> String? {
@@ -277,6 +299,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws {
-        state.withLock { $0.accountSettings["\(account)/\(name)"] = value }
+        authorizationGeneration.recording {
+            state.withLock { $0.accountSettings["\(account)/\(name)"] = value }
+        }
     }
 }

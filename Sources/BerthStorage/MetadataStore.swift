@@ -143,8 +143,9 @@ public struct AccessKeyRecord: Sendable, Equatable {
     }
 }
 
-/// Repositories.
-public protocol RepositoryMetadata: Sendable {
+/// Repositories. Creating, deleting and changing the settings of one advances `authorizationGeneration`
+/// (its policy and tags take part in authorization).
+public protocol RepositoryMetadata: AuthorizationChangeTracking {
     /// Creates the repository if it does not exist; returns true when it was created.
     @discardableResult
     func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool
@@ -168,6 +169,9 @@ public protocol BlobMetadata: Sendable {
     func blobSize(_ digest: Digest) async throws -> Int64?
     /// The size of a blob if it is linked to `repository`.
     func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64?
+    /// Up to `limit` repositories of one registry that have the blob linked, in name order
+    /// (the candidate sources of an automatic cross-repository mount).
+    func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey]
     /// Links an existing blob to another repository; false when the blob is unknown.
     func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool
     /// Removes the link; false when it was not linked.
@@ -216,8 +220,8 @@ public protocol ImageMetadata: Sendable {
     func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest]
 }
 
-/// Accounts, their access keys and account settings.
-public protocol AccountMetadata: Sendable {
+/// Accounts, their access keys and account settings. Every write advances `authorizationGeneration`.
+public protocol AccountMetadata: AuthorizationChangeTracking {
     @discardableResult
     func createAccount(_ id: String, at: Double) async throws -> Bool
     func account(_ id: String) async throws -> AccountRecord?

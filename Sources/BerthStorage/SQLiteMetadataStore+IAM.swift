@@ -40,7 +40,7 @@ extension SQLiteMetadataStore {
     static func optional(_ s: String?) -> SQLiteValue { s.map(SQLiteValue.text) ?? .null }
 
     public func createEntity(_ e: IAMEntityRecord) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_entities(\(Self.entityColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 .text(e.kind.rawValue), .text(e.accountID), .text(e.name), .text(e.path), .text(e.id), .real(e.createdAt),
                 Self.optional(e.assumeRolePolicy), e.maxSessionDuration.map { .integer(Int64($0)) } ?? .null,
@@ -64,7 +64,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteEntity(_ key: IAMEntityKey) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.transaction {
                 let v = Self.keyValues(key)
                 guard try c.execute("DELETE FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?", v) == 1 else {
@@ -87,7 +87,7 @@ extension SQLiteMetadataStore {
     }
 
     public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String) async throws {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR REPLACE INTO iam_inline_policies(kind, account_id, entity, name, document) VALUES(?, ?, ?, ?, ?)",
                           Self.keyValues(key) + [.text(name), .text(document)])
         }
@@ -108,7 +108,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteInlinePolicy(_ key: IAMEntityKey, name: String) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("DELETE FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? AND name = ?",
                           Self.keyValues(key) + [.text(name)]) == 1
         }
@@ -122,7 +122,7 @@ extension SQLiteMetadataStore {
     }
 
     public func createManagedPolicy(_ p: ManagedPolicyRecord) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_managed_policies(\(Self.policyColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", [
                 .text(p.arn), .text(p.accountID), .text(p.name), .text(p.path), .text(p.id), .text(p.document),
                 Self.optional(p.description), .real(p.createdAt),
@@ -144,7 +144,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteManagedPolicy(arn: String) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.transaction {
                 guard try c.execute("DELETE FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) == 1 else { return false }
                 try c.execute("DELETE FROM iam_attachments WHERE arn = ?", [.text(arn)])
@@ -154,14 +154,14 @@ extension SQLiteMetadataStore {
     }
 
     public func attachPolicy(_ key: IAMEntityKey, arn: String) async throws {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_attachments(kind, account_id, entity, arn) VALUES(?, ?, ?, ?)",
                           Self.keyValues(key) + [.text(arn)])
         }
     }
 
     public func detachPolicy(_ key: IAMEntityKey, arn: String) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("DELETE FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ? AND arn = ?",
                           Self.keyValues(key) + [.text(arn)]) == 1
         }
@@ -181,14 +181,14 @@ extension SQLiteMetadataStore {
     }
 
     public func addUser(_ user: String, toGroup group: String, account: String) async throws {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_group_members(account_id, group_name, user_name) VALUES(?, ?, ?)",
                           [.text(account), .text(group), .text(user)])
         }
     }
 
     public func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("DELETE FROM iam_group_members WHERE account_id = ? AND group_name = ? AND user_name = ?",
                           [.text(account), .text(group), .text(user)]) == 1
         }
@@ -213,24 +213,31 @@ extension SQLiteMetadataStore {
     static let oidcColumns = "account_id, url, client_ids, thumbprints, created_at"
 
     /// Lists are kept as JSON arrays of strings.
-    static func encodeList(_ list: [String]) -> String {
-        (try? JSONEncoder().encode(list)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    static func encodeList(_ list: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
     }
 
-    static func decodeList(_ text: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    /// A stored list; one that does not decode is an error (an empty list of client ids would look
+    /// like a provider that accepts no audience, hiding the damage).
+    static func decodeList(_ text: String, _ what: @autoclosure () -> String) throws -> [String] {
+        do {
+            return try JSONDecoder().decode([String].self, from: Data(text.utf8))
+        } catch {
+            throw CorruptMetadataError(what: what(), detail: "\(error)")
+        }
     }
 
-    static func oidcRow(_ r: SQLiteRow) -> OIDCProviderRecord {
-        OIDCProviderRecord(accountID: r.text(0), url: r.text(1), clientIDs: decodeList(r.text(2)),
-                           thumbprints: decodeList(r.text(3)), createdAt: r.double(4))
+    static func oidcRow(_ r: SQLiteRow) throws -> OIDCProviderRecord {
+        let url = r.text(1)
+        return OIDCProviderRecord(accountID: r.text(0), url: url, clientIDs: try decodeList(r.text(2), "client ids of OIDC provider \(url)"),
+                                  thumbprints: try decodeList(r.text(3), "thumbprints of OIDC provider \(url)"), createdAt: r.double(4))
     }
 
     public func createOIDCProvider(_ p: OIDCProviderRecord) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_oidc_providers(arn, \(Self.oidcColumns)) VALUES(?, ?, ?, ?, ?, ?)", [
-                .text(p.arn), .text(p.accountID), .text(p.url), .text(Self.encodeList(p.clientIDs)),
-                .text(Self.encodeList(p.thumbprints)), .real(p.createdAt),
+                .text(p.arn), .text(p.accountID), .text(p.url), .text(try Self.encodeList(p.clientIDs)),
+                .text(try Self.encodeList(p.thumbprints)), .real(p.createdAt),
             ]) == 1
         }
     }
@@ -249,7 +256,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteOIDCProvider(arn: String) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("DELETE FROM iam_oidc_providers WHERE arn = ?", [.text(arn)]) == 1
         }
     }

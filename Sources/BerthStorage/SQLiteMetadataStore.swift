@@ -4,6 +4,7 @@ import Foundation
 /// Registry metadata in a SQLite database (the embedded default).
 public final class SQLiteMetadataStore: MetadataStore {
     let db: SQLiteDatabase
+    public let authorizationGeneration = AuthorizationGeneration()
 
     public static let schema = """
         CREATE TABLE IF NOT EXISTS repositories(
@@ -55,6 +56,11 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// A write that can change an authorization decision (see `AuthorizationGeneration`).
+    func authorizationWrite<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try authorizationGeneration.recording { try db.write(body) }
+    }
+
     func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
         try c.query("SELECT id FROM repositories WHERE registry_id = ? AND name = ?",
                     [.text(key.registryID), .text(key.name)]) { $0.int(0) }.first
@@ -67,25 +73,33 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: repositories
 
-    static func encode(_ settings: RepositorySettings) -> String {
-        (try? JSONEncoder().encode(settings)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    static func encode(_ settings: RepositorySettings) throws -> String {
+        String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
     }
 
-    static func decode(_ text: String) -> RepositorySettings {
-        (try? JSONDecoder().decode(RepositorySettings.self, from: Data(text.utf8))) ?? RepositorySettings()
+    /// A repository's stored settings. A row that does not decode is an error, never default settings:
+    /// the defaults have no repository policy, so falling back to them would drop its `Deny` statements.
+    static func decode(_ text: String, of key: RepositoryKey) throws -> RepositorySettings {
+        do {
+            return try JSONDecoder().decode(RepositorySettings.self, from: Data(text.utf8))
+        } catch {
+            throw CorruptMetadataError(what: "settings of repository \(key.registryID)/\(key.name)", detail: "\(error)")
+        }
     }
 
     public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
-        try db.write { c in
+        let text = try Self.encode(settings)
+        return try authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO repositories(registry_id, name, created_at, settings) VALUES(?, ?, ?, ?)",
-                          [.text(key.registryID), .text(key.name), .real(at), .text(Self.encode(settings))]) == 1
+                          [.text(key.registryID), .text(key.name), .real(at), .text(text)]) == 1
         }
     }
 
     public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
-        try db.write { c in
+        let text = try Self.encode(settings)
+        return try authorizationWrite { c in
             try c.execute("UPDATE repositories SET settings = ? WHERE registry_id = ? AND name = ?",
-                          [.text(Self.encode(settings)), .text(key.registryID), .text(key.name)]) == 1
+                          [.text(text), .text(key.registryID), .text(key.name)]) == 1
         }
     }
 
@@ -93,7 +107,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         try db.read { c in
             try c.query("SELECT created_at, settings FROM repositories WHERE registry_id = ? AND name = ?",
                         [.text(key.registryID), .text(key.name)]) {
-                RepositoryRecord(key: key, createdAt: $0.double(0), settings: Self.decode($0.text(1)))
+                RepositoryRecord(key: key, createdAt: $0.double(0), settings: try Self.decode($0.text(1), of: key))
             }.first
         }
     }
@@ -106,7 +120,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?",
                           [.text(key.registryID), .text(key.name)]) == 1
         }
@@ -142,6 +156,18 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey] {
+        guard limit > 0 else { return [] }
+        return try db.read { c in
+            try c.query("""
+                SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repo_id
+                WHERE l.digest = ? AND r.registry_id = ? ORDER BY r.name LIMIT ?
+                """, [.text(digest.description), .text(registryID), .integer(Int64(limit))]) {
+                RepositoryKey(storedRegistryID: registryID, name: $0.text(0))
+            }
+        }
+    }
+
     public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
         try db.write { c in
             try c.transaction {
@@ -174,9 +200,9 @@ public final class SQLiteMetadataStore: MetadataStore {
                     let current = try c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?",
                                               [.integer(id), .text(tag)]) { $0.text(0) }.first
                     if let current, current != put.record.digest.description {
-                        let settings = try c.query("SELECT settings FROM repositories WHERE id = ?", [.integer(id)]) {
-                            Self.decode($0.text(0))
-                        }.first ?? RepositorySettings()
+                        guard let settings = try c.query("SELECT settings FROM repositories WHERE id = ?", [.integer(id)], row: {
+                            try Self.decode($0.text(0), of: repository)
+                        }).first else { throw BerthError.nameUnknown(repository.name) }
                         if settings.isImmutable(tag: tag) { throw BerthError.tagImmutable(tag) }
                     }
                 }
@@ -412,7 +438,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: accounts
 
     public func createAccount(_ id: String, at: Double) async throws -> Bool {
-        try db.write { c in try c.execute("INSERT OR IGNORE INTO accounts(id, created_at) VALUES(?, ?)", [.text(id), .real(at)]) == 1 }
+        try authorizationWrite { c in try c.execute("INSERT OR IGNORE INTO accounts(id, created_at) VALUES(?, ?)", [.text(id), .real(at)]) == 1 }
     }
 
     public func account(_ id: String) async throws -> AccountRecord? {
@@ -437,7 +463,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func putAccessKey(_ key: AccessKeyRecord) async throws {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.transaction {
                 let known = try c.query("SELECT 1 FROM accounts WHERE id = ?", [.text(key.accountID)]) { _ in 1 }
                 guard !known.isEmpty else { throw StorageError("unknown account \(key.accountID)") }
@@ -461,11 +487,11 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func setAccessKeyStatus(_ id: String, _ status: String) async throws -> Bool {
-        try db.write { c in try c.execute("UPDATE access_keys SET status = ? WHERE id = ?", [.text(status), .text(id)]) == 1 }
+        try authorizationWrite { c in try c.execute("UPDATE access_keys SET status = ? WHERE id = ?", [.text(status), .text(id)]) == 1 }
     }
 
     public func deleteAccessKey(_ id: String) async throws -> Bool {
-        try db.write { c in try c.execute("DELETE FROM access_keys WHERE id = ?", [.text(id)]) == 1 }
+        try authorizationWrite { c in try c.execute("DELETE FROM access_keys WHERE id = ?", [.text(id)]) == 1 }
     }
 
     public func accountSetting(_ account: String, _ name: String) async throws -> String? {
@@ -477,7 +503,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws {
-        try db.write { c in
+        try authorizationWrite { c in
             try c.execute("INSERT OR REPLACE INTO account_settings(account_id, name, value) VALUES(?, ?, ?)",
                           [.text(account), .text(name), .text(value)])
         }

@@ -138,6 +138,15 @@ import Testing
         #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: try file(#"{"oidcJwksDirectory": ""}"#), environment: [:]) }
     }
 
+    @Test func authCacheSecondsFromFileAndEnvironment() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).authCacheSeconds == 1)
+        #expect(try BerthConfiguration.load(file: try file(#"{"authCacheSeconds": 0.25}"#), environment: [:]).authCacheSeconds == 0.25)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_AUTH_CACHE_SECONDS": "0"]).authCacheSeconds == 0)
+        for bad in ["-1", "301", "nan", "soon"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try BerthConfiguration.load(file: nil, environment: ["BERTH_AUTH_CACHE_SECONDS": bad]) }
+        }
+    }
+
     @Test func everyProblemIsReported() throws {
         do {
             _ = try BerthConfiguration.load(

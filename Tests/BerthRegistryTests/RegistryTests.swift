@@ -3,6 +3,7 @@ import BerthRegistry
 import BerthStorage
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 /// A request body made of the given chunks.
@@ -55,9 +56,7 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
 
     @Test func chunkedUploadInOrderOnly() async throws {
         let r = makeRegistry()
-        guard case .session(let s) = try await r.startUpload(repo, mount: nil, from: nil) else {
-            Issue.record("expected a session"); return
-        }
+        let s = try await r.startUpload(repo)
         #expect(try await r.appendChunk(repo, upload: s.id, contentRange: "0-4", contentLength: 5, body: Body("abcde")) == 5)
         await #expect(throws: BerthError.self) {
             _ = try await r.appendChunk(self.repo, upload: s.id, contentRange: "0-4", contentLength: 5, body: Body("abcde"))
@@ -82,7 +81,7 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
         let blobs = InMemoryBlobStore()
         let meta = InMemoryMetadataStore()
         let first = makeRegistry(blobs: blobs, metadata: meta)
-        guard case .session(let s) = try await first.startUpload(repo, mount: nil, from: nil) else { return }
+        let s = try await first.startUpload(repo)
         _ = try await first.appendChunk(repo, upload: s.id, contentRange: "0-2", contentLength: 3, body: Body("abc"))
         // A restarted server has no hash state; it rebuilds it from the staged bytes.
         let second = makeRegistry(blobs: blobs, metadata: meta)
@@ -95,7 +94,7 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
 
     @Test func uploadsBelongToTheirRepository() async throws {
         let r = makeRegistry()
-        guard case .session(let s) = try await r.startUpload(repo, mount: nil, from: nil) else { return }
+        let s = try await r.startUpload(repo)
         let other = key("someone/else")
         await #expect(throws: BerthError.blobUploadUnknown(s.id)) { _ = try await r.uploadSession(other, s.id) }
         await #expect(throws: BerthError.blobUploadUnknown("../../etc")) { _ = try await r.uploadSession(self.repo, "../../etc") }
@@ -107,19 +106,20 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
         let r = makeRegistry()
         let src = key("src/repo")
         try await r.monolithicUpload(src, digest: sha("layer"), contentLength: nil, body: Body("layer"))
-        #expect(try await r.startUpload(repo, mount: sha("layer"), from: src) == .mounted(sha("layer")))
+        #expect(try await r.startUpload(repo, mount: sha("layer"), from: src, mayPull: anyone) == .mounted(sha("layer")))
         let third = key("third/repo")
-        #expect(try await r.startUpload(third, mount: sha("layer"), from: nil) == .mounted(sha("layer")))
-        guard case .session = try await r.startUpload(third, mount: sha("unknown"), from: src) else {
+        #expect(try await r.startUpload(third, mount: sha("layer"), from: nil, mayPull: anyone) == .mounted(sha("layer")))
+        #expect(try await r.blobSize(third, sha("layer")) == 5)
+        guard case .session = try await r.startUpload(third, mount: sha("unknown"), from: src, mayPull: anyone) else {
             Issue.record("an unknown blob falls back to an upload session"); return
         }
         // Mounting from a repository that does not hold the blob is refused, even if another does.
         let fourth = key("fourth/repo")
-        guard case .session = try await r.startUpload(fourth, mount: sha("layer"), from: key("empty/repo")) else {
+        guard case .session = try await r.startUpload(fourth, mount: sha("layer"), from: key("empty/repo"), mayPull: anyone) else {
             Issue.record("mount must check the source repository"); return
         }
+        await #expect(throws: BerthError.blobUnknown(sha("layer").description)) { _ = try await r.blobSize(fourth, sha("layer")) }
     }
-
     @Test func createOnPushCanBeTurnedOff() async throws {
         let r = makeRegistry(createOnPush: false)
         await #expect(throws: BerthError.nameUnknown(repo.name)) {
@@ -245,5 +245,116 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
         #expect(try await r.blobSize(repo, sha("layer")) == 5)
         _ = try await r.deleteRepository(repo, force: true)
         await #expect(throws: BerthError.self) { try await r.blobSize(repo, sha("layer")) }
+    }
+}
+
+/// A caller that may pull from every repository.
+let anyone: Registry.PullPermission = { _ in true }
+
+/// Records which repositories a mount asked about, answering from a fixed set.
+final class PullProbe: Sendable {
+    let allowed: Set<RepositoryKey>
+    private let asked = Mutex<[RepositoryKey]>([])
+    init(_ allowed: Set<RepositoryKey>) { self.allowed = allowed }
+    var questions: [RepositoryKey] { asked.withLock { $0 } }
+    var permission: Registry.PullPermission {
+        { repository in
+            self.asked.withLock { $0.append(repository) }
+            return self.allowed.contains(repository)
+        }
+    }
+}
+
+/// Knowing a digest must not leak a blob: a mount links only what the caller may pull from a
+/// repository of the same registry that holds it, and only while the account allows mounting.
+@Suite struct MountIsolationTests {
+    let secret = key("secret")
+    let mine = key("mine")
+    let digest = sha("private layer")
+
+    func registryWithSecret(_ metadata: any MetadataStore = InMemoryMetadataStore()) async throws -> Registry {
+        let r = makeRegistry(metadata: metadata)
+        try await r.monolithicUpload(secret, digest: digest, contentLength: nil, body: Body("private layer"))
+        return r
+    }
+
+    func expectSession(_ start: UploadStart, _ comment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard case .session = start else {
+            Issue.record("expected an upload session: \(comment)", sourceLocation: sourceLocation); return
+        }
+    }
+
+    @Test func explicitMountNeedsPullPermissionOnTheSource() async throws {
+        let r = try await registryWithSecret()
+        let probe = PullProbe([])
+        expectSession(try await r.startUpload(mine, mount: digest, from: secret, mayPull: probe.permission), "no pull on secret")
+        #expect(probe.questions == [secret])
+        await #expect(throws: BerthError.blobUnknown(digest.description)) { _ = try await r.blobSize(self.mine, self.digest) }
+        let allowed = PullProbe([secret])
+        #expect(try await r.startUpload(mine, mount: digest, from: secret, mayPull: allowed.permission) == .mounted(digest))
+        #expect(try await r.blobSize(mine, digest) == 13)
+    }
+
+    @Test func automaticMountOnlyFromARepositoryTheCallerMayPull() async throws {
+        let r = try await registryWithSecret()
+        let denied = PullProbe([])
+        expectSession(try await r.startUpload(mine, mount: digest, from: nil, mayPull: denied.permission), "no pull anywhere")
+        #expect(denied.questions == [secret], "only repositories holding the blob are candidates")
+        await #expect(throws: BerthError.blobUnknown(digest.description)) { _ = try await r.blobSize(self.mine, self.digest) }
+        // Another holder the caller may pull from qualifies; the one it may not is never the source.
+        let shared = key("shared")
+        #expect(try await r.startUpload(shared, mount: digest, from: secret, mayPull: anyone) == .mounted(digest))
+        let probe = PullProbe([shared])
+        #expect(try await r.startUpload(mine, mount: digest, from: nil, mayPull: probe.permission) == .mounted(digest))
+        #expect(probe.questions.last == shared)
+    }
+
+    @Test func explicitSourceDoesNotFallBackToOtherHolders() async throws {
+        let r = try await registryWithSecret()
+        try await r.repositoryForPush(key("empty"))
+        let probe = PullProbe([secret])
+        expectSession(try await r.startUpload(mine, mount: digest, from: key("empty"), mayPull: probe.permission),
+                      "the named source lacks the blob")
+        #expect(probe.questions.isEmpty, "a source that lacks the blob is not even considered")
+    }
+
+    @Test func otherRegistriesAreNeverSources() async throws {
+        let r = try await registryWithSecret()
+        // Another account, and the same account's public registry, are separate registries.
+        for registryID in ["222222222222", "public:111111111111"] {
+            let target = RepositoryKey(registryID: registryID, name: try RepositoryName("mine"))
+            let probe = PullProbe([secret])
+            expectSession(try await r.startUpload(target, mount: digest, from: nil, mayPull: probe.permission), "automatic, \(registryID)")
+            expectSession(try await r.startUpload(target, mount: digest, from: secret, mayPull: probe.permission), "explicit, \(registryID)")
+            #expect(probe.questions.isEmpty)
+            await #expect(throws: BerthError.blobUnknown(digest.description)) { _ = try await r.blobSize(target, self.digest) }
+        }
+    }
+
+    @Test func automaticMountChecksABoundedNumberOfCandidates() async throws {
+        let r = try await registryWithSecret()
+        for i in 0..<(Registry.maxMountCandidates + 4) {
+            #expect(try await r.startUpload(key("holder-\(i)"), mount: digest, from: secret, mayPull: anyone) == .mounted(digest))
+        }
+        let probe = PullProbe([])
+        expectSession(try await r.startUpload(mine, mount: digest, from: nil, mayPull: probe.permission), "nobody may be pulled")
+        #expect(probe.questions.count == Registry.maxMountCandidates)
+    }
+
+    @Test func blobMountingDisabledMeansNoMountAtAll() async throws {
+        let metadata = InMemoryMetadataStore()
+        let r = try await registryWithSecret(metadata)
+        #expect(try await r.blobMountingEnabled("111111111111"), "mounting is on unless the account turns it off")
+        try await metadata.putAccountSetting("111111111111", BlobMounting.settingName, BlobMounting.disabled)
+        #expect(try await r.blobMountingEnabled("111111111111") == false)
+        #expect(try await r.blobMountingEnabled("public:111111111111") == false)
+        #expect(try await r.blobMountingEnabled("222222222222"))
+        let probe = PullProbe([secret])
+        expectSession(try await r.startUpload(mine, mount: digest, from: secret, mayPull: probe.permission), "explicit, disabled")
+        expectSession(try await r.startUpload(mine, mount: digest, from: nil, mayPull: probe.permission), "automatic, disabled")
+        #expect(probe.questions.isEmpty)
+        await #expect(throws: BerthError.blobUnknown(digest.description)) { _ = try await r.blobSize(self.mine, self.digest) }
+        try await metadata.putAccountSetting("111111111111", BlobMounting.settingName, BlobMounting.enabled)
+        #expect(try await r.startUpload(mine, mount: digest, from: secret, mayPull: probe.permission) == .mounted(digest))
     }
 }

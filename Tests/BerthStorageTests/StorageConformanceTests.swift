@@ -154,6 +154,26 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     }
 
     @Test(arguments: Backend.allCases)
+    func repositoriesLinkingABlobStayInTheirRegistry(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        let other = RepositoryKey(storedRegistryID: "222222222222", name: "a")
+        let publicRepo = RepositoryKey(storedRegistryID: "public:" + registry, name: "a")
+        for key in [k("c"), k("a"), k("b"), other, publicRepo] { try await m.createRepository(key, at: 0) }
+        try await m.recordBlob(d1, size: 3, linkTo: k("c"), at: 0)
+        #expect(try await m.linkBlob(d1, to: k("a"), at: 0))
+        #expect(try await m.linkBlob(d1, to: other, at: 0))
+        #expect(try await m.linkBlob(d1, to: publicRepo, at: 0))
+        #expect(try await m.repositoriesLinking(d1, in: registry, limit: 10) == [k("a"), k("c")])
+        #expect(try await m.repositoriesLinking(d1, in: registry, limit: 1) == [k("a")])
+        #expect(try await m.repositoriesLinking(d1, in: registry, limit: 0) == [])
+        #expect(try await m.repositoriesLinking(d1, in: "222222222222", limit: 10) == [other])
+        #expect(try await m.repositoriesLinking(d1, in: "public:" + registry, limit: 10) == [publicRepo])
+        #expect(try await m.repositoriesLinking(d2, in: registry, limit: 10) == [])
+        #expect(try await m.unlinkBlob(d1, from: k("a")))
+        #expect(try await m.repositoriesLinking(d1, in: registry, limit: 10) == [k("c")])
+    }
+
+    @Test(arguments: Backend.allCases)
     func manifestPutChecksReferencesAtomically(_ backend: Backend) async throws {
         let m = try backend.make().metadata
         try await m.createRepository(k("r"), at: 0)

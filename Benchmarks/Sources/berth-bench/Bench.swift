@@ -290,13 +290,7 @@ final class Bench {
             let blob = pool.blob(slot: i, size: size)
             let digest = sha256Digest(blob)
             try await registry.pushBlobMonolithic(repo, blob, digest: digest)
-            let t0 = benchClock.now
-            let got = try await RawGet.run(url: registry.url("/v2/\(repo)/blobs/\(digest)"), authorization: registry.authorization)
-            let dt = (benchClock.now - t0).seconds
-            guard got.status == 200, got.bodyBytes == size else {
-                throw BenchError("raw GET blob after push: status \(got.status), \(got.bodyBytes) bytes")
-            }
-            afterPush.append(Double(size) / Double(MiB) / dt)
+            afterPush.append(try await timedRawPull(repo, digest, size: size, what: "after push"))
             pushed.append(digest)
         }
         add(sec, "GET \(label), right after its push", "MiB/s", median(afterPush), .higher,
@@ -305,13 +299,7 @@ final class Bench {
         var cold: [Double] = []
         for digest in pushed {
             guard dropPageCache() else { break }
-            let t0 = benchClock.now
-            let got = try await RawGet.run(url: registry.url("/v2/\(repo)/blobs/\(digest)"), authorization: registry.authorization)
-            let dt = (benchClock.now - t0).seconds
-            guard got.status == 200, got.bodyBytes == size else {
-                throw BenchError("raw GET blob, cold: status \(got.status), \(got.bodyBytes) bytes")
-            }
-            cold.append(Double(size) / Double(MiB) / dt)
+            cold.append(try await timedRawPull(repo, digest, size: size, what: "cold"))
         }
         if cold.isEmpty {
             add(sec, "GET \(label), cold page cache", "MiB/s", nil, .higher, warning: "cannot drop the page cache (needs root)")
@@ -319,6 +307,17 @@ final class Bench {
             add(sec, "GET \(label), cold page cache", "MiB/s", median(cold), .higher,
                 note: String(format: "median of %d, range %.1f–%.1f; sync + drop_caches before each", cold.count, cold.min()!, cold.max()!))
         }
+    }
+
+    /// One pull of the whole blob with the large-buffer reader, in MiB/s.
+    func timedRawPull(_ repo: String, _ digest: String, size: Int, what: String) async throws -> Double {
+        let t0 = benchClock.now
+        let got = try await RawGet.run(url: registry.url("/v2/\(repo)/blobs/\(digest)"), authorization: registry.authorization)
+        let dt = (benchClock.now - t0).seconds
+        guard got.status == 200, got.bodyBytes == size else {
+            throw BenchError("raw GET blob (\(what)): status \(got.status), \(got.bodyBytes) bytes, expected 200 and \(size)")
+        }
+        return Double(size) / Double(MiB) / dt
     }
 
     /// `sync; echo 3 > /proc/sys/vm/drop_caches`; false when not permitted.
