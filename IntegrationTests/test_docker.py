@@ -86,11 +86,9 @@ ECR_LOGIN_REFUSED = re.compile(r"^Error response from daemon: login attempt to h
 
 # Cases where Berth differs from ECR today (see the report of issue #10 item 7). The test asserts docker's
 # prefix and the facts; remove a case here to assert ECR's exact text.
-#   tag-immutable             the text of the refusal to move an immutable tag
 #   tag-immutable-same-image  ECR refuses to push even the same image again to an immutable tag
-#   denied                    the text of a push refused by IAM
-#   name-unknown              the text of a push to a repository that does not exist
-ECR_PENDING = {"tag-immutable", "tag-immutable-same-image", "denied", "name-unknown"}
+# (tag-immutable, denied and name-unknown, the texts of those refusals, now match ECR's and are asserted.)
+ECR_PENDING = {"tag-immutable-same-image"}
 
 
 class EcrPending(UserWarning):

@@ -263,6 +263,58 @@ def test_describe_repositories_pagination(ecr_fresh):
     assert sorted(x["repositoryName"] for x in out["repositories"]) == names
 
 
+def test_describe_repositories_default_page_is_100(ecr_fresh):
+    """"If maxResults is not used, DescribeRepositories returns up to 100 results and a nextToken
+    value" (ECR API reference). 105 repositories used to come back in one page."""
+    ecr = ecr_fresh
+    names = sorted(unique("p") for _ in range(105))
+    for n in names:
+        ecr.client.create_repository(repositoryName=n)
+    first = ecr.client.describe_repositories()
+    assert len(first["repositories"]) == 100 and first.get("nextToken"), len(first["repositories"])
+    second = ecr.client.describe_repositories(nextToken=first["nextToken"])
+    assert len(second["repositories"]) == 5 and not second.get("nextToken")
+    got = sorted(r["repositoryName"] for r in first["repositories"] + second["repositories"])
+    assert got == names
+
+
+def test_error_messages_are_awss(ecr):
+    """Texts quoted from real ECR answers (see ECRError's message table)."""
+    name = create_repo(ecr.client)["repositoryName"]
+    e = expect_error(ecr.raw.describe_repositories, RNF, repositoryNames=["nope-" + name])
+    assert e.response["Error"]["Message"] == (
+        f"The repository with name 'nope-{name}' does not exist in the registry with id '{ACCOUNT_ID}'")
+    e = expect_error(ecr.raw.create_repository, "RepositoryAlreadyExistsException", repositoryName=name)
+    assert e.response["Error"]["Message"] == f"The repository with name '{name}' already exists in the registry with id '{ACCOUNT_ID}'"
+    e = expect_error(ecr.raw.get_repository_policy, "RepositoryPolicyNotFoundException", repositoryName=name)
+    assert e.response["Error"]["Message"] == (
+        f"Repository policy does not exist for the repository with name '{name}' in the registry with id '{ACCOUNT_ID}'")
+    e = expect_error(ecr.raw.describe_images, "ImageNotFoundException", repositoryName=name, imageIds=[{"imageTag": "nope"}])
+    assert e.response["Error"]["Message"] == (
+        f"The image with imageId {{imageDigest:'null', imageTag:'nope'}} does not exist within the repository with name "
+        f"'{name}' in the registry with id '{ACCOUNT_ID}'")
+    img = put_api_image(ecr.client, name, tag="v1")
+    e = expect_error(ecr.raw.delete_repository, "RepositoryNotEmptyException", repositoryName=name)
+    assert e.response["Error"]["Message"] == (
+        f"The repository with name '{name}' in registry with id '{ACCOUNT_ID}' cannot be deleted because it still contains images")
+    imm = create_repo(ecr.client, imageTagMutability="IMMUTABLE")["repositoryName"]
+    put_api_image(ecr.client, imm, tag="v1")
+    other = build_image(imm)
+    e = expect_error(ecr.raw.put_image, "ImageTagAlreadyExistsException", repositoryName=imm, imageTag="v1",
+                     imageManifest=put_api_image(ecr.client, imm, image=other).manifest.decode())
+    assert e.response["Error"]["Message"] == (
+        f"The image tag 'v1' already exists in the '{imm}' repository and cannot be overwritten because the tag is immutable.")
+    assert img.digest
+
+
+def test_put_image_tag_over_300_characters(ecr):
+    """ImageTag is 1..300 characters in the model: a longer one is InvalidParameterException."""
+    name = create_repo(ecr.client)["repositoryName"]
+    img = put_api_image(ecr.client, name)
+    e = expect_error(ecr.raw.put_image, IPE, repositoryName=name, imageTag="t" * 301, imageManifest=img.manifest.decode())
+    assert "length less than or equal to 300" in e.response["Error"]["Message"]
+
+
 def test_describe_repositories_bad_parameters(ecr):
     name = create_repo(ecr.client)["repositoryName"]
     for bad in (0, 1001):
@@ -514,6 +566,16 @@ def test_batch_check_layer_availability(ecr):
     assert "not-a-digest" in failures, r
     assert failures["not-a-digest"]["failureCode"] == "InvalidLayerDigest", r
     expect_error(ecr.raw.batch_check_layer_availability, IPE, repositoryName=name, layerDigests=[])
+
+
+def test_batch_check_layer_availability_digest_over_1000_characters(ecr):
+    """BatchedOperationLayerDigest is at most 1000 characters in the model: a longer one is refused as a
+    parameter, a malformed one up to that length is a failure of the batch."""
+    name = create_repo(ecr.client)["repositoryName"]
+    e = expect_error(ecr.raw.batch_check_layer_availability, IPE, repositoryName=name, layerDigests=["sha256:" + "a" * 994])
+    assert "length less than or equal to 1000" in e.response["Error"]["Message"]
+    r = ecr.client.batch_check_layer_availability(repositoryName=name, layerDigests=["sha256:" + "a" * 993])
+    assert [f["failureCode"] for f in r["failures"]] == ["InvalidLayerDigest"], r
 
 
 # =============================================================================================

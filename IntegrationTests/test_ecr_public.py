@@ -15,7 +15,7 @@ import requests
 from botocore.config import Config
 
 from berth_helpers import FIXTURES_DIR, sha256, unique
-from ecr_helpers import (AWS_CLI, ECRSession, _boto_session, ecr, ecr_server, expect_error, put_api_image,  # noqa: F401
+from ecr_helpers import (AWS_CLI, ECRSession, _boto_session, ecr, ecr_fresh, ecr_server, expect_error, put_api_image,  # noqa: F401
                          skopeo_ecr, skopeo_path, aws_cli)
 
 TINY = FIXTURES_DIR / "images" / "debian-tiny-vuln"
@@ -149,3 +149,29 @@ def test_private_credentials_do_not_unlock_private_repositories_anonymously(ecr)
     assert r.status_code == 401
     r = requests.get(f"{ecr.server.url}/v2/public/{alias(ecr)}/{name}/tags/list", timeout=10)
     assert r.status_code == 404
+
+
+def test_public_limits(ecr, pub):
+    """ECR Public's model: RepositoryName 2..205 on every operation, 200 tags a repository."""
+    raw = public_client_raw(ecr)
+    for op in (raw.describe_images, raw.get_repository_catalog_data, raw.initiate_layer_upload):
+        e = expect_error(op, "InvalidParameterException", repositoryName="a" * 206)
+        assert "between 2 and 205" in e.response["Error"]["Message"]
+    name = unique("tags")
+    arn = pub.create_repository(repositoryName=name)["repository"]["repositoryArn"]
+    pub.tag_resource(resourceArn=arn, tags=[{"Key": f"k{i}", "Value": "v"} for i in range(200)])
+    assert len(pub.list_tags_for_resource(resourceArn=arn)["tags"]) == 200
+    e = expect_error(raw.tag_resource, "TooManyTagsException", resourceArn=arn, tags=[{"Key": "one-more", "Value": "v"}])
+    assert e.response["Error"]["Message"].endswith("is 200.")
+    # Arn: 1..2048 characters.
+    e = expect_error(raw.list_tags_for_resource, "InvalidParameterException", resourceArn=arn + "a" * (2049 - len(arn)))
+    assert "length less than or equal to 2048" in e.response["Error"]["Message"]
+
+
+def test_public_describe_repositories_default_page_is_100(ecr_fresh):
+    c = public_client(ecr_fresh)
+    for i in range(101):
+        c.create_repository(repositoryName=f"p{i:03d}")
+    first = c.describe_repositories()
+    assert len(first["repositories"]) == 100 and first.get("nextToken")
+    assert len(c.describe_repositories(nextToken=first["nextToken"])["repositories"]) == 1

@@ -769,6 +769,22 @@ class TestManifests:
         assert r.status != 201
         assert bh.raw_error_codes(r), f"error body expected: {r}"
 
+    @pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+    @pytest.mark.parametrize("ref", [".INVALID_MANIFEST_NAME", "-dash", "x" * 129])
+    def test_reference_that_is_no_tag_is_unknown_on_read(self, reg, ref, method):
+        """distribution-spec v1.1.1 conformance: "GET/HEAD nonexistent manifest should return 404"
+        with the reference `.INVALID_MANIFEST_NAME`. Such a reference names nothing: 404
+        MANIFEST_UNKNOWN on GET, HEAD and DELETE; a PUT under it stays 400 TAG_INVALID."""
+        repo = unique()
+        img = reg.push_image(repo, tag="t")
+        r = reg.request(method, f"/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+        if method == "HEAD":
+            assert r.status_code == 404, describe(r)
+        else:
+            assert_oci_error(r, 404, "MANIFEST_UNKNOWN")
+        assert_oci_error(reg.put_manifest(repo, ref, img.manifest), 400, "TAG_INVALID")
+        assert reg.get_manifest(repo, "t").content == img.manifest
+
     @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
     @pytest.mark.parametrize("bad", ["sha256:abc", "sha256:" + "g" * 64, "sha256:" + "A" * 64],
                              ids=["short", "nonhex", "uppercase"])

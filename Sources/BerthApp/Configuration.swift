@@ -57,26 +57,42 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// `publicEndpoint`, or `http://<host>:<port>`.
+    /// `publicEndpoint`, or `http://<host>:<port>`, as URLs are built from it: without the scheme's
+    /// default port (443 for https, 80 for http; a URI never carries it) and without a trailing slash.
     public var effectivePublicEndpoint: String {
-        publicEndpoint ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        let e = Self.splitEndpoint(publicEndpoint ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
+        return "\(e.scheme)://\(e.authority)\(e.path)"
     }
 
     /// `oidcJwksDirectory`, or `<dataDir>/oidc-jwks`.
     public var effectiveOIDCJwksDirectory: String { oidcJwksDirectory ?? "\(dataDir)/oidc-jwks" }
 
-    /// The public endpoint without its scheme: what clients put in image references.
-    public var publicHost: String {
-        let e = effectivePublicEndpoint
-        let noScheme = e.hasPrefix("https://") ? e.dropFirst(8) : e.dropFirst(7)
-        return String(noScheme.split(separator: "/", maxSplits: 1).first ?? noScheme)
-    }
+    /// The public endpoint without its scheme: what clients put in image references (`host[:port]`,
+    /// never with the scheme's default port).
+    public var publicHost: String { Self.splitEndpoint(effectivePublicEndpoint).authority }
 
-    /// The host of a registry's repository URIs.
+    /// The host of a registry's repository URIs: `<account>.dkr.ecr.<region>.<registryDomain>[:port]`
+    /// when `registryDomain` is set (the port only if the public endpoint has a non-default one).
     public func registryHost(account: String) -> String {
         guard let domain = registryDomain else { return publicHost }
-        let port = publicHost.split(separator: ":").dropFirst().first.map { ":\($0)" } ?? ""
+        let authority = publicHost
+        var port = ""
+        if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") { port = String(authority[colon...]) }
         return "\(account).dkr.ecr.\(region).\(domain)\(port)"
+    }
+
+    /// An `http(s)://authority/path` endpoint, split; the authority loses the scheme's default port
+    /// (`:443` for https, `:80` for http) and the path its trailing slashes.
+    static func splitEndpoint(_ endpoint: String) -> (scheme: String, authority: String, path: String) {
+        let https = endpoint.lowercased().hasPrefix("https://")
+        let rest = endpoint.dropFirst(https ? 8 : endpoint.lowercased().hasPrefix("http://") ? 7 : 0)
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        var authority = String(rest[..<slash])
+        var path = String(rest[slash...])
+        while path.hasSuffix("/") { path.removeLast() }
+        let defaultPort = https ? ":443" : ":80"
+        if authority.hasSuffix(defaultPort) { authority.removeLast(defaultPort.count) }
+        return (https ? "https" : "http", authority, path)
     }
 
     /// Command-line values; nil means not given.

@@ -74,7 +74,7 @@ extension ECRService {
 
     /// Walks images in digest order applying the tag filter, for ListImages and DescribeImages.
     func pageOfImages(_ key: RepositoryKey, _ p: Params) async throws -> ([ImageSummary], String?) {
-        let limit = try p.maxResults(1, 1000) ?? 100
+        let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
         let status = try tagStatus(p)
         var after = try ECRService.decodeToken(try p.string("nextToken"))
         var out: [ImageSummary] = []
@@ -98,7 +98,7 @@ extension ECRService {
 
     func listImages(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        let limit = try p.maxResults(1, 1000) ?? 100
+        let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
         let status = try tagStatus(p)
         let token = try ECRService.decodeToken(try p.string("nextToken"))
         try await authorize(principal, "ListImages", key)
@@ -297,7 +297,11 @@ extension ECRService {
         let mediaType = try p.string("imageManifestMediaType")
         let tag = try p.string("imageTag")
         if let tag {
-            guard (1...300).contains(tag.utf8.count), Tag.isValid(tag) else {
+            // ImageTag: 1–300 characters in the model; then the tag grammar.
+            guard (1...300).contains(tag.utf8.count) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'imageTag' failed to satisfy constraint: Member must have length \(tag.isEmpty ? "greater than or equal to 1" : "less than or equal to 300")")
+            }
+            guard Tag.isValid(tag) else {
                 throw ECRError.invalidParameter("Invalid parameter at 'imageTag' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}''")
             }
         }
@@ -317,26 +321,22 @@ extension ECRService {
                 throw ECRError.invalidParameter("Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid digest'")
             }
             guard d == computed else {
-                throw ECRError("ImageDigestDoesNotMatchException",
-                               "Manifest digest '\(computed)' does not match the digest specified '\(d)'")
+                throw ECRError.imageDigestDoesNotMatch(computed: computed.description, given: d.description)
             }
         }
         if let existing = try await registry.metadata.image(computed, in: key),
            tag == nil || existing.tags.contains(tag!) {
-            throw ECRError("ImageAlreadyExistsException",
-                           "Image with digest '\(computed)'\(tag.map { " and tag '\($0)'" } ?? "") already exists in the repository with name '\(key.name)' in registry with id '\(wireID(key))'")
+            throw ECRError.imageAlreadyExists(digest: computed.description, tag: tag, repository: key.name, registry: wireID(key))
         }
         for child in parsed.requiredManifests where try await registry.metadata.image(child, in: key) == nil {
-            throw ECRError("ReferencedImagesNotFoundException",
-                           "Some of the images referenced by the manifest list were not found in the repository with name '\(key.name)' in the registry with id '\(wireID(key))': [\(child)]")
+            throw ECRError.referencedImagesNotFound([child.description], repository: key.name, registry: wireID(key))
         }
         var missing: [String] = []
         for b in parsed.requiredBlobs where try await registry.metadata.linkedBlobSize(b, in: key) == nil {
             missing.append(b.description)
         }
         if !missing.isEmpty {
-            throw ECRError("LayersNotFoundException",
-                           "Layers with digests '[\(missing.joined(separator: ", "))]' required for pushing image into repository with name '\(key.name)' in the registry with id '\(wireID(key))' do not exist")
+            throw ECRError.layersNotFound(missing, repository: key.name, registry: wireID(key))
         }
         let reference: Reference = try tag.map { .tag(try Tag($0)) } ?? .digest(computed)
         let pushed = try await registry.putManifest(key, reference: reference, contentType: mediaType ?? parsed.mediaType, bytes: bytes)

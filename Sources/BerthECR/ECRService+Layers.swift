@@ -23,6 +23,10 @@ extension ECRService {
     static let partSize: Int64 = 10 * 1024 * 1024
     /// Every part but the last must be at least this large (as with ECR and S3 multipart uploads).
     static let minimumPartSize: Int64 = 5 * 1024 * 1024
+    /// The largest part UploadLayerPart takes (LayerPartBlob max in ECR's model).
+    static let maxPartSize = 20_971_520
+    /// The longest digest BatchCheckLayerAvailability takes (BatchedOperationLayerDigest max in the model).
+    static let maxBatchedLayerDigestLength = 1000
 
     /// Remembers a part; a part smaller than the minimum that is followed by another marks the upload.
     func notePart(_ id: String, size: Int64) {
@@ -41,6 +45,10 @@ extension ECRService {
     func batchCheckLayerAvailability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
         let digests = try p.requiredStringList("layerDigests", count: 1...100)
+        // BatchedOperationLayerDigest: at most 1000 characters in the model (ECR and ECR Public).
+        guard digests.allSatisfy({ $0.utf8.count <= Self.maxBatchedLayerDigestLength }) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to \(Self.maxBatchedLayerDigestLength)]")
+        }
         try await authorize(principal, "BatchCheckLayerAvailability", key)
         try await requireRepository(key)
         var layers: [JSONValue] = []
@@ -94,22 +102,21 @@ extension ECRService {
         guard let data = Data(base64Encoded: blob) else {
             throw ECRError.serialization("Unable to decode 'layerPartBlob': it is not valid base64")
         }
+        // LayerPartBlob: at most 20971520 bytes (20 MiB) in the model.
+        guard data.count <= Self.maxPartSize else {
+            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerPartBlob' failed to satisfy constraint: Member must have length less than or equal to \(Self.maxPartSize)")
+        }
         try await authorize(principal, "UploadLayerPart", key)
         try await requireRepository(key)
         let session = try await registry.uploadSession(key, id)
-        func invalidPart(_ message: String) -> ECRError {
-            ECRError("InvalidLayerPartException", message, extra: [
-                "registryId": .string(wireID(key)), "repositoryName": .string(key.name), "uploadId": .string(id),
-                "lastValidByteReceived": .int(max(0, session.offset - 1)),
-            ])
+        func invalidPart(_ reason: ECRError.InvalidPartReason) -> ECRError {
+            .invalidLayerPart(reason, uploadID: id, repository: key.name, registry: wireID(key), lastValidByte: max(0, session.offset - 1))
         }
         guard first >= 0, last >= first, last - first + 1 == Int64(data.count) else {
-            throw invalidPart("The layer part size is not valid, or the first byte specified is not consecutive to the last byte of a previous layer part upload.")
+            throw invalidPart(.sizeMismatch)
         }
         guard first == session.offset else {
-            throw invalidPart(session.offset == 0
-                ? "The layer part first byte \(first) must be 0: no layer part has been received for this upload yet."
-                : "The layer part first byte \(first) is not consecutive to the last byte of the previous layer part upload (\(session.offset - 1)).")
+            throw invalidPart(session.offset == 0 ? .firstPartNotAtZero(first) : .notConsecutive(first: first, lastReceived: session.offset - 1))
         }
         var buffer = ByteBufferAllocator().buffer(capacity: data.count)
         buffer.writeBytes(data)
@@ -118,7 +125,7 @@ extension ECRService {
                                                body: InMemoryBody(buffer: buffer))
         } catch let e as BerthError {
             switch e {
-            case .rangeNotSatisfiable, .sizeInvalid: throw invalidPart("\(e)")
+            case .rangeNotSatisfiable, .sizeInvalid: throw invalidPart(.other("\(e)"))
             default: throw e
             }
         }
@@ -138,24 +145,21 @@ extension ECRService {
         try await requireRepository(key)
         let session = try await registry.uploadSession(key, id)
         guard session.offset > 0 else {
-            throw ECRError("EmptyUploadException", "The upload with upload ID '\(id)' was empty")
+            throw ECRError.emptyUpload(id)
         }
         if partsTooSmall(id) {
-            throw ECRError("LayerPartTooSmallException",
-                           "Layer part size must be at least \(Self.minimumPartSize) bytes, except for the last part")
+            throw ECRError.layerPartTooSmall(minimum: Self.minimumPartSize)
         }
         if try await registry.metadata.linkedBlobSize(digest, in: key) != nil {
             try await registry.cancelUpload(key, upload: id)
-            throw ECRError("LayerAlreadyExistsException",
-                           "The layer '\(digest)' already exists in the repository with name '\(key.name)' in registry with id '\(wireID(key))'")
+            throw ECRError.layerAlreadyExists(digest.description, repository: key.name, registry: wireID(key))
         }
         do {
             _ = try await registry.completeUpload(key, upload: id, digest: digest.description, contentRange: nil, contentLength: 0,
                                                   body: InMemoryBody(buffer: nil))
             forgetParts(id)
         } catch BerthError.digestMismatch {
-            throw ECRError("InvalidLayerException",
-                           "The layer digest calculated for upload ID '\(id)' does not match the layer digest '\(digest)' that was specified")
+            throw ECRError.invalidLayer(uploadID: id, digest: digest.description)
         }
         return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "uploadId": .string(id),
                 "layerDigest": .string(digest.description)]
@@ -170,12 +174,10 @@ extension ECRService {
         try await authorize(principal, "GetDownloadUrlForLayer", key)
         try await requireRepository(key)
         guard try await registry.metadata.linkedBlobSize(digest, in: key) != nil else {
-            throw ECRError("LayersNotFoundException",
-                           "The layer with digest '\(digest)' does not exist in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+            throw ECRError.layerNotFound(digest.description, repository: key.name, registry: wireID(key))
         }
         guard try await !registry.metadata.manifestsReferencing(digest, in: key).isEmpty else {
-            throw ECRError("LayerInaccessibleException",
-                           "The layer with digest '\(digest)' is not associated with an image in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+            throw ECRError.layerInaccessible(digest.description, repository: key.name, registry: wireID(key))
         }
         let url = try await env.downloadURL(principal, key, digest, clock.now())
         return ["downloadUrl": .string(url), "layerDigest": .string(digest.description)]

@@ -39,8 +39,7 @@ extension ECRService {
     }
 
     func repositoryPolicyNotFound(_ key: RepositoryKey) -> ECRError {
-        ECRError("RepositoryPolicyNotFoundException",
-                 "Repository policy does not exist for the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+        .repositoryPolicyNotFound(key.name, registry: wireID(key))
     }
 
     func getRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
@@ -65,7 +64,7 @@ extension ECRService {
     }
 
     func registryPolicyNotFound(_ account: String) -> ECRError {
-        ECRError("RegistryPolicyNotFoundException", "Registry policy does not exist in the registry with id '\(account)'")
+        ECRError.registryPolicyNotFound(registry: account)
     }
 
     func putRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {

@@ -86,15 +86,12 @@ extension ECRService {
 
     func createPublicRepository(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        guard key.name.utf8.count <= 205 else {
-            throw ECRError.invalidParameter("Invalid parameter at 'repositoryName' failed to satisfy constraint: 'Member must have length between 2 and 205'")
-        }
         try await authorize(principal, "CreateRepository", key)
         var settings = RepositorySettings()
         if let c = try p.object("catalogData") { settings.catalog = try parseCatalogData(c) }
         settings.tags = try parseTags(p)
-        guard settings.tags.count <= 200 else {
-            throw ECRError("TooManyTagsException", "The list of tags on the repository is over the limit. The maximum number of tags that can be applied to a repository is 200.")
+        guard settings.tags.count <= Self.maxPublicTags else {
+            throw ECRError.tooManyTags(limit: Self.maxPublicTags)
         }
         guard try await registry.createRepository(key, settings: settings) else {
             throw BerthError.repositoryAlreadyExists(key.name)
@@ -152,7 +149,7 @@ extension ECRService {
         let key = try repositoryKey(p, principal, &ctx)
         try await authorize(principal, "DescribeImageTags", key)
         try await requireRepository(key)
-        let limit = try p.maxResults(1, 1000) ?? 100
+        let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
         let after = try ECRService.decodeToken(try p.string("nextToken"))
         let rows = try await registry.metadata.listTags(in: key, after: after, limit: limit)
         let page = Page.from(rows: rows, limit: limit) { $0 }

@@ -5,6 +5,14 @@ import Foundation
 
 extension ECRService {
     static let maxTags = 50
+    /// ECR Public allows 200 tags a repository (TagList max 200 in its model).
+    static let maxPublicTags = 200
+    /// The page size of list operations called without maxResults (ListImages, DescribeImages,
+    /// DescribeRepositories, DescribeImageScanFindings, DescribeImageTags): 100, as AWS documents.
+    static let defaultPageSize = 100
+
+    /// The most tags a repository of this API may carry.
+    var tagLimit: Int { flavor == .public ? Self.maxPublicTags : Self.maxTags }
 
     func parseMutability(_ p: Params) throws -> (String, [String])? {
         guard let m = try p.string("imageTagMutability") else {
@@ -48,14 +56,14 @@ extension ECRService {
         var out: [ResourceTag] = []
         for t in list {
             guard let k = try t.string("Key") else {
-                throw ECRError("InvalidTagParameterException", "Tag key must not be null")
+                throw ECRError.tagKeyMissing
             }
             let v = try t.string("Value") ?? ""
             guard (1...128).contains(k.utf8.count), !k.hasPrefix("aws:") else {
-                throw ECRError("InvalidTagParameterException", "Invalid tag key '\(k)': keys must be 1 to 128 characters and not start with 'aws:'")
+                throw ECRError.invalidTagKey(k)
             }
             guard v.utf8.count <= 256 else {
-                throw ECRError("InvalidTagParameterException", "Invalid tag value for key '\(k)': values must be at most 256 characters")
+                throw ECRError.invalidTagValue(key: k)
             }
             out.removeAll { $0.key == k }
             out.append(ResourceTag(key: k, value: v))
@@ -93,7 +101,7 @@ extension ECRService {
         }
         settings.tags = try parseTags(p)
         guard settings.tags.count <= Self.maxTags else {
-            throw ECRError("TooManyTagsException", "The list of tags on the repository is over the limit. The maximum number of tags that can be applied to a repository is \(Self.maxTags).")
+            throw ECRError.tooManyTags(limit: Self.maxTags)
         }
         guard try await registry.createRepository(key, settings: settings) else {
             throw BerthError.repositoryAlreadyExists(key.name)
@@ -126,7 +134,8 @@ extension ECRService {
         } else {
             try await authorizer.authorize(principal, action: "\(actionPrefix)DescribeRepositories",
                                            resource: repositoryARNPrefix(reg) + "*")
-            let limit = maxResults ?? 1000
+            // Without maxResults, ECR (and ECR Public) return up to 100 repositories and a nextToken.
+            let limit = maxResults ?? Self.defaultPageSize
             let rows = try await registry.metadata.listRepositories(in: storeID(reg), after: token, limit: limit)
             let page = Page.from(rows: rows, limit: limit) { $0 }
             for n in page.items {
@@ -169,6 +178,10 @@ extension ECRService {
         let arn = try p.requiredString("resourceArn")
         let parsed: (account: String, name: String)?
         if flavor == .public {
+            // ECR Public's Arn: 1–2048 characters in the model (ECR's has no length constraint).
+            guard (1...2048).contains(arn.utf8.count) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must have length \(arn.isEmpty ? "greater than or equal to 1" : "less than or equal to 2048")")
+            }
             parsed = PublicRegistry.parseRepositoryARN(arn)
         } else {
             parsed = ResourceARN.parseRepository(arn).flatMap { $0.region == env.region ? ($0.account, $0.name) : nil }
@@ -186,14 +199,13 @@ extension ECRService {
         guard try p.list("tags") != nil else { throw p.missing("tags") }
         let tags = try parseTags(p)
         try await authorize(principal, "TagResource", key, context: Self.tagContext(tags))
+        let limit = tagLimit
         _ = try await registry.updateSettings(key) { s in
             for t in tags {
                 s.tags.removeAll { $0.key == t.key }
                 s.tags.append(t)
             }
-            guard s.tags.count <= ECRService.maxTags else {
-                throw ECRError("TooManyTagsException", "The list of tags on the repository is over the limit. The maximum number of tags that can be applied to a repository is \(ECRService.maxTags).")
-            }
+            guard s.tags.count <= limit else { throw ECRError.tooManyTags(limit: limit) }
         }
         return [:]
     }
@@ -201,6 +213,15 @@ extension ECRService {
     func untagResource(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try resourceKey(p, principal, &ctx)
         guard let keys = try p.stringList("tagKeys") else { throw p.missing("tagKeys") }
+        if flavor == .public {
+            // ECR Public's model: TagKeyList max 200, each TagKey 1–128 characters.
+            guard keys.count <= Self.maxPublicTags else {
+                throw ECRError.invalidParameter("1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to \(Self.maxPublicTags)")
+            }
+            for k in keys where !(1...128).contains(k.utf8.count) {
+                throw ECRError.tagKeyLength(k)
+            }
+        }
         try await authorize(principal, "UntagResource", key)
         _ = try await registry.updateSettings(key) { s in s.tags.removeAll { keys.contains($0.key) } }
         return [:]

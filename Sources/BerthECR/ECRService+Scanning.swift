@@ -130,11 +130,7 @@ extension ECRService {
     /// InvalidParameterException for a malformed one.
     func imageLookupError(_ id: Params, code: String, reason: String, in key: RepositoryKey) throws -> ECRError {
         guard code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" else { return .invalidParameter(reason) }
-        let d = try id.string("imageDigest").map { "imageDigest:'\($0)'" }
-        let t = try id.string("imageTag").map { "imageTag:'\($0)'" }
-        let desc = [d, t].compactMap { $0 }.joined(separator: ", ")
-        return ECRError("ImageNotFoundException",
-                        "The image with imageId {\(desc)} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+        return .imageNotFound(digest: try id.string("imageDigest"), tag: try id.string("imageTag"), repository: key.name, registry: wireID(key))
     }
 
     func scanStatusJSON(_ s: ImageScanRecord) -> JSONValue {
@@ -153,17 +149,17 @@ extension ECRService {
         try await requireRepository(key)
         let (digest, id) = try await requireImage(p, in: key)
         guard let manifest = try await registry.metadata.manifest(digest, in: key) else {
-            throw ECRError("ImageNotFoundException", "The image with imageId {imageDigest:'\(digest)'} does not exist within the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+            throw ECRError.imageNotFound(digest: digest.description, tag: nil, repository: key.name, registry: wireID(key))
         }
         if let parsed = try? ManifestParser.parse(manifest.bytes, contentType: manifest.mediaType), !parsed.isIndex,
            !(parsed.config.map { MediaType.isImageConfig($0.mediaType) } ?? false) {
-            throw ECRError("UnsupportedImageTypeException", "The image type is not supported: artifacts of type '\(parsed.effectiveArtifactType ?? parsed.config?.mediaType ?? manifest.mediaType)' cannot be scanned")
+            throw ECRError.unsupportedImageType(parsed.effectiveArtifactType ?? parsed.config?.mediaType ?? manifest.mediaType)
         }
         let record: ImageScanRecord
         do {
             record = try await registry.requestScan(key, digest, trigger: "MANUAL", manual: true)
-        } catch BerthError.tooManyRequests(let m) {
-            throw ECRError("LimitExceededException", m)
+        } catch BerthError.tooManyRequests {
+            throw ECRError.scanQuotaExceeded
         }
         return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "imageId": id,
                 "imageScanStatus": scanStatusJSON(record)]
@@ -173,17 +169,15 @@ extension ECRService {
         let key = try repositoryKey(p, principal, &ctx)
         try await authorize(principal, "DescribeImageScanFindings", key)
         try await requireRepository(key)
-        let limit = try p.maxResults(1, 1000) ?? 100
+        let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
         let start = try ECRService.decodeToken(try p.string("nextToken")).map { Int($0) } ?? 0
         guard let offset = start, offset >= 0 else {
             throw ECRError.invalidParameter("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid pagination token'")
         }
         let (digest, id) = try await requireImage(p, in: key)
         guard let scan = try await registry.metadata.scan(digest, in: key) else {
-            let idText = [try p.object("imageId")?.string("imageDigest").map { "imageDigest:'\($0)'" },
-                          try p.object("imageId")?.string("imageTag").map { "imageTag:'\($0)'" }].compactMap { $0 }.joined(separator: ", ")
-            throw ECRError("ScanNotFoundException",
-                           "Image scan does not exist for the image with '{\(idText)}' in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'")
+            throw ECRError.scanNotFound(digest: try p.object("imageId")?.string("imageDigest"), tag: try p.object("imageId")?.string("imageTag"),
+                                        repository: key.name, registry: wireID(key))
         }
         var out: [String: JSONValue] = [
             "registryId": .string(wireID(key)), "repositoryName": .string(key.name), "imageId": id,

@@ -140,7 +140,7 @@ public final class ECRService: Sendable {
             let name = String(target.dropFirst(prefix.count))
             let table = flavor == .public ? Self.publicOperations : Self.operations
             guard target.hasPrefix(prefix), let op = table[name] else {
-                throw ECRError("UnknownOperationException", "Unknown operation \(target)")
+                throw ECRError.unknownOperation(target)
             }
             let params = Params(try JSONValue.parseObject(body))
             let result = try await op(self, params, principal, &ctx)
@@ -176,8 +176,10 @@ public final class ECRService: Sendable {
         ctx.registryID = registry
         let name = try p.requiredString(field)
         ctx.repositoryName = name
-        guard name.utf8.count >= 2, name.utf8.count <= 256 else {
-            throw ECRError.invalidParameter("Invalid parameter at '\(field)' failed to satisfy constraint: 'Member must have length between 2 and 256'")
+        // RepositoryName: 2–256 characters on ECR, 2–205 on ECR Public.
+        let maxLength = flavor == .public ? 205 : 256
+        guard name.utf8.count >= 2, name.utf8.count <= maxLength else {
+            throw ECRError.invalidParameter("Invalid parameter at '\(field)' failed to satisfy constraint: 'Member must have length between 2 and \(maxLength)'")
         }
         do {
             return RepositoryKey(registryID: storeID(registry), name: try RepositoryName(name))

@@ -1,4 +1,5 @@
 import BerthCore
+import BerthECR
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -10,7 +11,9 @@ public struct OCIWireError: Sendable, Equatable {
     public let message: String
     public let detail: String?
 
-    public init(_ error: BerthError) {
+    /// `registryID` (the account) and `repository` (the name in the request) let a message read as
+    /// Amazon ECR's does for docker, which prints `<code>: <message>`.
+    public init(_ error: BerthError, registryID: String? = nil, repository: String? = nil) {
         let (status, code): (HTTPResponse.Status, String)
         var detail: String? = nil
         switch error {
@@ -41,8 +44,30 @@ public struct OCIWireError: Sendable, Equatable {
         }
         self.status = status
         self.code = code
-        self.message = error.description
+        self.message = Self.message(error, registryID: registryID, repository: repository)
         self.detail = detail
+    }
+
+    /// The message of an error: ECR's text where docker users see one from Amazon ECR (the same texts
+    /// as the ECR API's exceptions, from ECRError's table), otherwise the error's description.
+    static func message(_ error: BerthError, registryID: String?, repository: String?) -> String {
+        switch error {
+        case .tagImmutable(let t):
+            // ECR: `tag invalid: The image tag 'v1' already exists in the 'r' repository and cannot be
+            // overwritten because the tag is immutable.`
+            guard let repository else { return error.description }
+            return ECRError.imageTagAlreadyExists(t, repository: repository).message
+        case .nameUnknown(let n):
+            // ECR: `name unknown: The repository with name 'r' does not exist in the registry with id '123456789012'`.
+            guard let registryID else { return error.description }
+            return ECRError.repositoryNotFound(n, registry: registryID).message
+        case .denied(let m):
+            // ECR: `denied: User: arn:… is not authorized to perform: ecr:InitiateLayerUpload on resource: …`
+            // (the IAM text alone: DENIED already says that access was denied).
+            return m
+        default:
+            return error.description
+        }
     }
 
     struct Body: Encodable {

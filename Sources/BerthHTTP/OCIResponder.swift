@@ -46,15 +46,19 @@ public struct OCIHandler: Sendable {
 
     public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         var response: Response
+        // The account and repository an error message names (as ECR's texts do).
+        var scope = ErrorScope(registryID: Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID)
         do {
             guard var route = try OCIRoute.parse(path: request.uri.path) else {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
-            var registryID = Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID
+            var registryID = scope.registryID
+            scope.repository = route.repositoryName?.value
             if let (account, name) = route.publicRepository {
                 // ECR Public: anyone may pull; pushes need a principal allowed ecr-public:<Action>.
                 route = route.renamed(name)
                 registryID = ECRService.publicStorePrefix + account
+                scope = ErrorScope(registryID: account, repository: name.value)
                 let key = RepositoryKey(registryID: registryID, name: name)
                 var pusher: Principal? = nil
                 if !OCIRoute.isPull(route, request.method) {
@@ -73,21 +77,27 @@ public struct OCIHandler: Sendable {
             try await authorize(route, request.method, registryID: registryID, principal: principal)
             response = try await dispatch(route, registryID: registryID, request, context, principal: principal)
         } catch let e as BerthError {
-            response = errorResponse(e, request: request, context: context)
+            response = errorResponse(e, scope: scope, request: request, context: context)
         } catch let e as HTTPError where e.status == .contentTooLarge {
-            response = errorResponse(.sizeInvalid("request body too large"), request: request, context: context)
+            response = errorResponse(.sizeInvalid("request body too large"), scope: scope, request: request, context: context)
         } catch {
-            response = errorResponse(.internalError("\(error)"), request: request, context: context)
+            response = errorResponse(.internalError("\(error)"), scope: scope, request: request, context: context)
         }
         response.headers[Self.apiVersion] = "registry/2.0"
         return response
     }
 
-    func errorResponse(_ error: BerthError, request: Request, context: some RequestContext) -> Response {
+    /// The registry (account) and repository of a request, for error messages.
+    struct ErrorScope {
+        var registryID: String
+        var repository: String?
+    }
+
+    func errorResponse(_ error: BerthError, scope: ErrorScope, request: Request, context: some RequestContext) -> Response {
         if case .internalError = error {
             context.logger.error("request failed", metadata: ["error": "\(error)"])
         }
-        let wire = OCIWireError(error)
+        let wire = OCIWireError(error, registryID: scope.registryID, repository: scope.repository)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if case .rangeNotSatisfiable(let offset, _) = error {
@@ -199,7 +209,7 @@ public struct OCIHandler: Sendable {
         case (.manifest(let name, let ref), .put):
             return try await putManifest(key(name), ref, request)
         case (.manifest(let name, let ref), .delete):
-            try await registry.deleteManifest(key(name), reference: try Reference(parsing: ref))
+            try await registry.deleteManifest(key(name), reference: try await readReference(key(name), ref))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
             return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head,
@@ -277,10 +287,23 @@ public struct OCIHandler: Sendable {
 
     // MARK: manifests
 
+    /// The reference of a manifest GET, HEAD or DELETE. A string that is no legal tag (and no digest)
+    /// names no manifest: that is 404 MANIFEST_UNKNOWN, as the distribution-spec conformance suite
+    /// expects of `.INVALID_MANIFEST_NAME` (NAME_UNKNOWN first if the repository does not exist).
+    /// A PUT still refuses such a tag with TAG_INVALID: it asks for the name to be assigned.
+    func readReference(_ name: RepositoryKey, _ ref: String) async throws -> Reference {
+        do {
+            return try Reference(parsing: ref)
+        } catch BerthError.tagInvalid(let t) {
+            _ = try await registry.repository(name)
+            throw BerthError.manifestUnknown(t)
+        }
+    }
+
     /// Serves the stored manifest, or its Docker schema 2 ⇄ OCI conversion when `Accept` lists only the
     /// other format (see `Registry.manifest(_:reference:accepting:)`); with nothing acceptable, the stored one.
     func getManifest(_ name: RepositoryKey, _ ref: String, accept: [String], head: Bool) async throws -> Response {
-        let reference = try Reference(parsing: ref)
+        let reference = try await readReference(name, ref)
         let m = try await registry.manifest(name, reference: reference, accepting: AcceptedMediaTypes(acceptHeaders: accept))
         if !head { registry.notePull(name, m.stored.digest) }
         var headers: HTTPFields = [:]

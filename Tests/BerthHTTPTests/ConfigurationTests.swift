@@ -1,5 +1,12 @@
 import BerthApp
+import BerthCore
+import BerthStorage
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -36,6 +43,90 @@ import Testing
             file: nil, environment: ["BERTH_PUBLIC_ENDPOINT": "https://registry.example.com:8443", "BERTH_REGISTRY_DOMAIN": "example.com"])
         #expect(c.publicHost == "registry.example.com:8443")
         #expect(c.registryHost(account: "123456789012") == "123456789012.dkr.ecr.us-east-1.example.com:8443")
+    }
+
+    /// A URI never carries its scheme's default port (ECR's carry no port at all).
+    @Test func defaultPortsAreDroppedFromEndpointsAndHosts() throws {
+        let cases: [(endpoint: String, normalized: String, host: String, registryHost: String)] = [
+            ("https://registry.example.com:443", "https://registry.example.com", "registry.example.com",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            ("https://registry.example.com:443/", "https://registry.example.com", "registry.example.com",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            ("http://registry.example.com:80", "http://registry.example.com", "registry.example.com",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            ("HTTPS://registry.example.com:443", "https://registry.example.com", "registry.example.com",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            // Not the scheme's default: kept.
+            ("http://registry.example.com:443", "http://registry.example.com:443", "registry.example.com:443",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com:443"),
+            ("https://registry.example.com:80", "https://registry.example.com:80", "registry.example.com:80",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com:80"),
+            ("https://registry.example.com:8443", "https://registry.example.com:8443", "registry.example.com:8443",
+             "123456789012.dkr.ecr.us-east-1.amazonaws.com:8443"),
+            ("https://[::1]:443", "https://[::1]", "[::1]", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            ("http://[::1]:5000", "http://[::1]:5000", "[::1]:5000", "123456789012.dkr.ecr.us-east-1.amazonaws.com:5000"),
+        ]
+        for c in cases {
+            var config = BerthConfiguration()
+            config.publicEndpoint = c.endpoint
+            #expect(config.effectivePublicEndpoint == c.normalized, "\(c.endpoint)")
+            #expect(config.publicHost == c.host, "\(c.endpoint)")
+            #expect(config.registryHost(account: "123456789012") == c.host, "\(c.endpoint)")
+            config.registryDomain = "amazonaws.com"
+            #expect(config.registryHost(account: "123456789012") == c.registryHost, "\(c.endpoint)")
+        }
+        var local = BerthConfiguration()
+        local.port = 80
+        #expect(local.effectivePublicEndpoint == "http://127.0.0.1")
+        #expect(local.publicHost == "127.0.0.1")
+    }
+
+    /// repositoryUri, proxyEndpoint and presigned layer URLs as the ECR API returns them, with the
+    /// public endpoint `https://…:443`.
+    @Test func ecrURIsCarryNoDefaultPort() async throws {
+        var config = BerthConfiguration()
+        config.metadataBackend = "memory"
+        config.blobBackend = "memory"
+        config.rootAccessKeyId = "AKIAIOSFODNN7EXAMPLE"
+        config.rootSecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        config.accountId = "123456789012"
+        config.publicEndpoint = "https://registry.example.com:443"
+        config.registryDomain = "amazonaws.com"
+        let services = try BerthServices.make(
+            config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()))
+        try await services.bootstrap(logger: Logger(label: "test"))
+        let root = Principal(accountID: config.accountId, arn: Principal.rootARN(config.accountId), accessKeyID: "AKIAIOSFODNN7EXAMPLE")
+        func call(_ op: String, _ body: String, publicAPI: Bool = false) async throws -> [String: Any] {
+            let service = publicAPI ? services.ecrPublic : services.ecr
+            let r = await service.handle(target: service.prefix + op, body: Array(body.utf8), principal: root)
+            #expect(r.status == 200, "\(op): \(String(decoding: r.body, as: UTF8.self))")
+            return try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any] ?? [:]
+        }
+        let created = try await call("CreateRepository", #"{"repositoryName":"x/y"}"#)
+        let uri = (created["repository"] as? [String: Any])?["repositoryUri"] as? String
+        #expect(uri == "123456789012.dkr.ecr.us-east-1.amazonaws.com/x/y")
+        let token = try await call("GetAuthorizationToken", "{}")
+        let proxy = ((token["authorizationData"] as? [[String: Any]])?.first)?["proxyEndpoint"] as? String
+        #expect(proxy == "https://123456789012.dkr.ecr.us-east-1.amazonaws.com")
+        let pub = try await call("CreateRepository", #"{"repositoryName":"pub"}"#, publicAPI: true)
+        let pubURI = (pub["repository"] as? [String: Any])?["repositoryUri"] as? String
+        #expect(pubURI?.hasPrefix("registry.example.com/public/") == true, "\(pubURI ?? "nil")")
+        // A layer of an image, then its presigned download URL.
+        let layer = Array("layer".utf8)
+        let layerDigest = Digest.sha256(of: layer)
+        let auth = "Basic " + Data("AWS:\(try services.identity.issueToken(for: root, now: services.clock.now()).token)".utf8).base64EncodedString()
+        let manifest = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(layerDigest)","size":5},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(layerDigest)","size":5}]}
+            """
+        try await buildApplication(services).test(.router) { client in
+            try await client.execute(uri: "/v2/x/y/blobs/uploads/?digest=\(layerDigest)", method: .post, headers: [.authorization: auth],
+                                     body: ByteBuffer(bytes: layer)) { r in #expect(r.status == .created) }
+            try await client.execute(uri: "/v2/x/y/manifests/v1", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociManifest],
+                                     body: ByteBuffer(string: manifest)) { r in #expect(r.status == .created) }
+        }
+        let url = try await call("GetDownloadUrlForLayer", #"{"repositoryName":"x/y","layerDigest":"\#(layerDigest)"}"#)
+        let download = url["downloadUrl"] as? String ?? ""
+        #expect(download.hasPrefix("https://registry.example.com/v2/x/y/blobs/\(layerDigest)?"), "\(download)")
     }
 
     @Test func oidcJwksDirectoryDefaultsUnderTheDataDirectory() throws {

@@ -203,4 +203,33 @@ import Testing
             }
         }
     }
+
+    /// distribution-spec v1.1.1 conformance ("GET/HEAD nonexistent manifest should return 404") asks for
+    /// `.INVALID_MANIFEST_NAME`: a reference that is no legal tag names nothing on read (and DELETE) paths,
+    /// while a PUT under it is refused as TAG_INVALID.
+    @Test func invalidTagReferenceIsUnknownOnReadButInvalidOnPut() async throws {
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v2/inv/blobs/uploads/?digest=\(self.sha("x"))", method: .post, headers: [.authorization: auth],
+                                     body: ByteBuffer(string: "x")) { r in #expect(r.status == .created) }
+            for ref in [".INVALID_MANIFEST_NAME", "-dash", String(repeating: "t", count: 129)] {
+                for method in [HTTPRequest.Method.get, .head, .delete] {
+                    try await client.execute(uri: "/v2/inv/manifests/\(ref)", method: method, headers: [.authorization: auth]) { r in
+                        #expect(r.status == .notFound, "\(method) \(ref)")
+                        if method != .head { #expect(self.errorCode(r) == "MANIFEST_UNKNOWN", "\(method) \(ref)") }
+                    }
+                }
+                try await client.execute(uri: "/v2/inv/manifests/\(ref)", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociManifest],
+                                         body: ByteBuffer(string: "{}")) { r in
+                    #expect(r.status == .badRequest)
+                    #expect(self.errorCode(r) == "TAG_INVALID")
+                }
+            }
+            // In a repository that does not exist, the repository is what is unknown.
+            try await client.execute(uri: "/v2/nothere/manifests/.INVALID_MANIFEST_NAME", method: .get, headers: [.authorization: auth]) { r in
+                #expect(r.status == .notFound)
+                #expect(self.errorCode(r) == "NAME_UNKNOWN")
+            }
+        }
+    }
 }

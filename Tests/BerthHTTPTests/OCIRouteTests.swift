@@ -57,4 +57,21 @@ import Testing
         let json = String(decoding: OCIWireError(.blobUnknown("sha256:x")).json, as: UTF8.self)
         #expect(json.contains(#""code":"BLOB_UNKNOWN""#))
     }
+
+    /// docker prints `<code>: <message>`; these messages read as Amazon ECR's, the codes stay the spec's.
+    @Test func messagesReadAsECRs() {
+        let immutable = OCIWireError(.tagImmutable("v1"), registryID: "123456789012", repository: "team/app")
+        #expect(immutable.code == "TAG_INVALID")
+        #expect(immutable.message == "The image tag 'v1' already exists in the 'team/app' repository and cannot be overwritten because the tag is immutable.")
+        let unknown = OCIWireError(.nameUnknown("team/app"), registryID: "123456789012", repository: "team/app")
+        #expect(unknown.code == "NAME_UNKNOWN")
+        #expect(unknown.message == "The repository with name 'team/app' does not exist in the registry with id '123456789012'")
+        let iam = "User: arn:aws:iam::123456789012:user/r is not authorized to perform: ecr:InitiateLayerUpload on resource: "
+            + "arn:aws:ecr:us-east-1:123456789012:repository/team/app because no identity-based policy allows the ecr:InitiateLayerUpload action"
+        let denied = OCIWireError(.denied(iam), registryID: "123456789012", repository: "team/app")
+        #expect(denied.code == "DENIED")
+        #expect(denied.message == iam)
+        // Without the request's scope, the error's own description.
+        #expect(OCIWireError(.tagImmutable("v1")).message == "tag is immutable: v1")
+    }
 }
