@@ -172,7 +172,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], exclude: ["Fixtures"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),

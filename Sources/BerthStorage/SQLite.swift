@@ -147,9 +147,12 @@ public final class SQLiteDatabase: Sendable {
     private let readers: Mutex<[SQLiteConnection]>
     private let maxIdleReaders = 8
 
-    public init(path: String) throws {
+    /// Opens the database; `check` runs on the writer connection before anything is written
+    /// (before the journal mode is set), so it can refuse a database without touching it.
+    public init(path: String, check: (SQLiteConnection) throws -> Void = { _ in }) throws {
         self.path = path
         let w = try SQLiteConnection(path: path)
+        try check(w)
         try w.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         writer = Mutex(w)
         readers = Mutex([])

@@ -2,31 +2,6 @@ import Foundation
 import BerthCore
 
 extension SQLiteMetadataStore {
-    /// IAM tables; run from `init` after the main schema.
-    static let identitySchema = """
-        CREATE TABLE IF NOT EXISTS iam_entities(
-            kind TEXT NOT NULL, account_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, id TEXT NOT NULL,
-            created_at REAL NOT NULL, assume_role_policy TEXT, max_session_duration INTEGER, description TEXT,
-            PRIMARY KEY(kind, account_id, name)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS iam_inline_policies(
-            kind TEXT NOT NULL, account_id TEXT NOT NULL, entity TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL,
-            PRIMARY KEY(kind, account_id, entity, name)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS iam_managed_policies(
-            arn TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, id TEXT NOT NULL,
-            document TEXT NOT NULL, description TEXT, created_at REAL NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS iam_attachments(
-            kind TEXT NOT NULL, account_id TEXT NOT NULL, entity TEXT NOT NULL, arn TEXT NOT NULL,
-            PRIMARY KEY(kind, account_id, entity, arn)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS iam_attachments_arn ON iam_attachments(arn);
-        CREATE TABLE IF NOT EXISTS iam_group_members(
-            account_id TEXT NOT NULL, group_name TEXT NOT NULL, user_name TEXT NOT NULL,
-            PRIMARY KEY(account_id, group_name, user_name)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS iam_group_members_user ON iam_group_members(account_id, user_name);
-        CREATE TABLE IF NOT EXISTS iam_oidc_providers(
-            arn TEXT PRIMARY KEY, account_id TEXT NOT NULL, url TEXT NOT NULL, client_ids TEXT NOT NULL,
-            thumbprints TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
-        """
-
     static let entityColumns = "kind, account_id, name, path, id, created_at, assume_role_policy, max_session_duration, description"
 
     static func entityRow(_ r: SQLiteRow) -> IAMEntityRecord {

@@ -2,17 +2,6 @@ import BerthCore
 import Foundation
 
 extension SQLiteMetadataStore {
-    static let scanSchema = """
-        CREATE TABLE IF NOT EXISTS image_scans(
-            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-            digest TEXT NOT NULL, state TEXT NOT NULL, description TEXT, trigger TEXT NOT NULL,
-            requested_at REAL NOT NULL, started_at REAL, completed_at REAL, manual_requested_at REAL,
-            source_updated_at REAL, findings BLOB,
-            PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS image_scans_unfinished ON image_scans(requested_at)
-            WHERE state IN ('PENDING', 'IN_PROGRESS');
-        """
-
     static func optional(_ d: Double?) -> SQLiteValue { d.map { .real($0) } ?? .null }
 
     public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {

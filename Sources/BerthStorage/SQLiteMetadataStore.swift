@@ -6,54 +6,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     let db: SQLiteDatabase
     public let authorizationGeneration = AuthorizationGeneration()
 
-    public static let schema = """
-        CREATE TABLE IF NOT EXISTS repositories(
-            id INTEGER PRIMARY KEY, registry_id TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL,
-            settings TEXT NOT NULL DEFAULT '{}', UNIQUE(registry_id, name));
-        CREATE TABLE IF NOT EXISTS blobs(
-            digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS repository_blobs(
-            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-            digest TEXT NOT NULL, linked_at REAL NOT NULL,
-            PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS repository_blobs_digest ON repository_blobs(digest);
-        CREATE TABLE IF NOT EXISTS manifests(
-            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-            digest TEXT NOT NULL, media_type TEXT NOT NULL, artifact_type TEXT, body BLOB NOT NULL,
-            subject TEXT, annotations TEXT, pushed_at REAL NOT NULL, image_size INTEGER NOT NULL DEFAULT 0,
-            last_pulled_at REAL,
-            PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS manifests_subject ON manifests(repo_id, subject) WHERE subject IS NOT NULL;
-        CREATE TABLE IF NOT EXISTS manifest_references(
-            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-            parent TEXT NOT NULL, child TEXT NOT NULL, is_manifest INTEGER NOT NULL,
-            PRIMARY KEY(repo_id, parent, child)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS manifest_references_child ON manifest_references(child);
-        CREATE TABLE IF NOT EXISTS tags(
-            repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-            tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at REAL NOT NULL,
-            PRIMARY KEY(repo_id, tag)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS tags_digest ON tags(repo_id, digest);
-        CREATE TABLE IF NOT EXISTS uploads(
-            id TEXT PRIMARY KEY, repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-            committed INTEGER NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS accounts(id TEXT PRIMARY KEY, created_at REAL NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS access_keys(
-            id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-            principal_arn TEXT NOT NULL, sealed_secret TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS access_keys_account ON access_keys(account_id);
-        CREATE TABLE IF NOT EXISTS account_settings(
-            account_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(account_id, name)) WITHOUT ROWID;
-        """
-
-    /// Opens (creating if needed) the database at `path`.
-    public init(path: String) throws {
-        db = try SQLiteDatabase(path: path)
-        try db.write { c in
-            try c.exec(Self.schema)
-            try c.exec(Self.scanSchema)
-            try c.exec(Self.identitySchema)
-        }
+    /// Opens (creating if needed) the database at `path` and brings its schema to the latest of
+    /// `migrations` (see `SchemaMigrator`). A database recorded at a later version than the list
+    /// knows (`SchemaTooNewError`), or unversioned with tables unlike the baseline's (`SchemaMismatchError`),
+    /// is refused before anything is written to it.
+    public init(path: String, migrations: [SchemaMigration] = SQLiteMetadataStore.migrations) throws {
+        db = try SQLiteDatabase(path: path) { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) }
+        try db.write { c in _ = try SchemaMigrator.migrate(c, path: path, migrations: migrations) }
     }
 
     /// A write that can change an authorization decision (see `AuthorizationGeneration`).

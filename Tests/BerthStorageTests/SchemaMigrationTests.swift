@@ -1,0 +1,240 @@
+import BerthCore
+@testable import BerthStorage
+import Foundation
+import Testing
+
+/// The metadata schema's migrations, on databases made by earlier code (Fixtures/v1: made by the
+/// unversioned Berth with Fixtures/make_fixture.py) and on new, future and damaged ones.
+@Suite struct SchemaMigrationTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static let account = "123456789012"
+    static let app = RepositoryKey(storedRegistryID: account, name: "fixture/app")
+    static let v1 = Digest.parse("sha256:68301536634b6ec3581f743957af6d87560f2291d5cc29c9aa713db6fbab2a27")!
+    static let v2 = Digest.parse("sha256:caa857dba9caf08230e1f8ef49cade3b0f6553644c349cd08182806b20b92c2c")!
+    static let multi = Digest.parse("sha256:a8f5f4d7f13e4e4626a7e1812a7de4aa768eaf7a50402a4d1fbbd7fd332f7809")!
+    static let v1Layer = Digest.parse("sha256:4ef6015c3dfa5a2e882d4fb2d62a940f303a2628b5cbedeeda04737f859293bf")!
+
+    /// A fresh directory; with `fixture`, a copy of that fixture's berth.db in it.
+    func directory(fixture: String? = nil) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-mig-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if let fixture {
+            try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent("\(fixture)/berth.db").path, toPath: dir + "/berth.db")
+        }
+        return dir
+    }
+
+    func history(_ path: String) throws -> [(version: Int, name: String, appliedAt: Double)] {
+        try SchemaMigrator.history(SQLiteConnection(path: path, readOnly: true))
+    }
+
+    func schema(_ path: String) throws -> [String] {
+        try SchemaMigrator.objects(SQLiteConnection(path: path, readOnly: true)).map { "\($0.type) \($0.name): \(SchemaMigrator.normalized($0.sql))" }
+    }
+
+    func rowCounts(_ path: String) throws -> [String: Int64] {
+        let c = try SQLiteConnection(path: path, readOnly: true)
+        let tables = try c.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'") { $0.text(0) }
+        return Dictionary(uniqueKeysWithValues: try tables.map { t in (t, try c.query("SELECT count(*) FROM \"\(t)\"") { $0.int(0) }.first ?? -1) })
+    }
+
+    static let fixtureCounts: [String: Int64] = [
+        "access_keys": 3, "account_settings": 3, "accounts": 2, "blobs": 4, "iam_attachments": 2, "iam_entities": 4,
+        "iam_group_members": 2, "iam_inline_policies": 1, "iam_managed_policies": 1, "iam_oidc_providers": 1, "image_scans": 1,
+        "manifest_references": 6, "manifests": 3, "repositories": 2, "repository_blobs": 4, "tags": 3, "uploads": 1,
+    ]
+
+    /// Everything Fixtures/v1 holds, read through the store's API (values from Fixtures/v1/expected.json).
+    func expectFixtureV1(_ m: SQLiteMetadataStore) async throws {
+        let a = Self.account
+        #expect(try await m.listRepositories(in: a, after: nil, limit: 10) == ["fixture/app", "fixture/empty"])
+        let repo = try #require(try await m.repository(Self.app))
+        #expect(repo.settings.imageTagMutability == "IMMUTABLE")
+        #expect(repo.settings.policy == #"{"Version":"2012-10-17","Statement":[{"Sid":"OtherAccountPulls","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]}]}"#)
+        #expect(try await m.repository(RepositoryKey(storedRegistryID: a, name: "fixture/empty"))?.settings == RepositorySettings())
+
+        #expect(try await m.listTags(in: Self.app, after: nil, limit: 10) == ["multi", "v1", "v2"])
+        #expect(try await m.resolveTag("v1", in: Self.app) == Self.v1)
+        #expect(try await m.resolveTag("v2", in: Self.app) == Self.v2)
+        #expect(try await m.resolveTag("multi", in: Self.app) == Self.multi)
+        let manifest = try #require(try await m.manifest(Self.v1, in: Self.app))
+        #expect(manifest.mediaType == "application/vnd.oci.image.manifest.v1+json")
+        #expect(Digest.sha256(of: manifest.bytes) == Self.v1)
+        #expect(try await m.manifest(Self.multi, in: Self.app)?.mediaType == "application/vnd.oci.image.index.v1+json")
+        #expect(try await m.manifestsReferencing(Self.v1, in: Self.app) == [Self.multi])
+        #expect(try await m.manifestsReferencing(Self.v1Layer, in: Self.app) == [Self.v1])
+        let image = try #require(try await m.image(Self.v1, in: Self.app))
+        #expect(image.tags == ["v1"])
+        #expect(image.lastPulledAt != nil)
+        #expect(try await m.imageCount(in: Self.app) == 3)
+        #expect(try await m.linkedBlobSize(Self.v1Layer, in: Self.app) == 600)
+        #expect(try await m.blobSize(Self.v1Layer) == 600)
+
+        let upload = try #require(try await m.upload("edf66f7f-479b-4590-a1ed-84595ae85ec7"))
+        #expect(upload.repository == Self.app && upload.offset == 0)
+        let scan = try #require(try await m.scan(Self.v1, in: Self.app))
+        #expect(scan.state == .failed && scan.trigger == "MANUAL")
+
+        #expect(try await m.listAccounts().map(\.id) == ["123456789012", "210987654321"])
+        #expect(try await m.accessKey("AKIAIOSFODNN7EXAMPLE")?.principalARN == "arn:aws:iam::123456789012:root")
+        let alice = try #require(try await m.accessKey("AKIAPGYZNKER23YOW2F5"))
+        #expect(alice.principalARN == "arn:aws:iam::123456789012:user/team/alice" && alice.status == "Active")
+        #expect(alice.sealedSecret.hasPrefix("v1:"))
+        #expect(try await m.accessKeys(ofAccount: "210987654321").map(\.accessKeyID) == ["AKIA3MJFIFKMZDJQRK56"])
+        #expect(try await m.accountSetting(a, "BASIC_SCAN_TYPE_VERSION") == "CLAIR")
+        #expect(try await m.accountSetting(a, "berth:REGISTRY_POLICY")?.contains(#""Sid":"Replicate""#) == true)
+        #expect(try await m.accountSetting(a, "REGISTRY_SCANNING_CONFIGURATION")?.contains("SCAN_ON_PUSH") == true)
+
+        #expect(try await m.entities(.user, account: a).map(\.name) == ["alice", "bob"])
+        #expect(try await m.entity(IAMEntityKey(.user, a, "alice"))?.path == "/team/")
+        #expect(try await m.inlinePolicy(IAMEntityKey(.user, a, "alice"), name: "push-fixture")
+                == #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/fixture/*"}]}"#)
+        #expect(try await m.users(inGroup: "devs", account: a) == ["alice", "bob"])
+        let pullAll = "arn:aws:iam::123456789012:policy/fixture/pull-all"
+        #expect(try await m.attachedPolicies(IAMEntityKey(.group, a, "devs")) == [pullAll])
+        let policy = try #require(try await m.managedPolicy(arn: pullAll))
+        #expect(policy.document.contains("ecr:GetAuthorizationToken") && policy.description == "pull everything")
+        let role = try #require(try await m.entity(IAMEntityKey(.role, a, "ci")))
+        #expect(role.maxSessionDuration == 7200 && role.description == "builds")
+        #expect(role.assumeRolePolicy?.contains("sts:AssumeRole") == true)
+        #expect(try await m.attachedPolicies(IAMEntityKey(.role, a, "ci")) == ["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"])
+        let oidc = try #require(try await m.oidcProvider(arn: "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"))
+        #expect(oidc.clientIDs == ["sts.amazonaws.com"] && oidc.thumbprints == ["6938fd4d98bab03faadb97b34396831e3780aea1"])
+    }
+
+    @Test func fixtureV1IsAdoptedAsVersion1AndReadsBack() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let before = try schema(path)
+        #expect(try history(path).isEmpty)
+        do {
+            let m = try SQLiteMetadataStore(path: path)
+            try await expectFixtureV1(m)
+        }
+        #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
+        #expect(try history(path).first?.name == "baseline")
+        #expect(try schema(path) == before, "adoption changes no table or index")
+        #expect(try rowCounts(path) == Self.fixtureCounts)
+        // The same objects as a database the baseline creates.
+        let fresh = try directory() + "/berth.db"
+        _ = try SQLiteMetadataStore(path: fresh)
+        #expect(Set(try schema(fresh)) == Set(before))
+
+        // Opening again is a no-op: nothing applied, nothing recorded anew.
+        let recorded = try history(path)
+        let again = try SQLiteMetadataStore(path: path)
+        try await expectFixtureV1(again)
+        #expect(try history(path).map(\.appliedAt) == recorded.map(\.appliedAt))
+        #expect(try again.db.write { c in try SchemaMigrator.migrate(c, path: path, migrations: SQLiteMetadataStore.migrations) } == [])
+    }
+
+    @Test func laterMigrationsApplyToFixtureV1() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let migrations = SQLiteMetadataStore.migrations + [
+            SchemaMigration(version: 2, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
+            SchemaMigration(version: 3, name: "test: note every repository") { c in
+                try c.execute("UPDATE repositories SET notes = 'from ' || name")
+            },
+        ]
+        let m = try SQLiteMetadataStore(path: path, migrations: migrations)
+        #expect(try history(path).map(\.version) == [1, 2, 3])
+        #expect(try history(path).map(\.name) == ["baseline", "test: repository notes", "test: note every repository"])
+        try await expectFixtureV1(m)
+        let notes = try SQLiteConnection(path: path, readOnly: true).query("SELECT notes FROM repositories ORDER BY name") { $0.text(0) }
+        #expect(notes == ["from fixture/app", "from fixture/empty"])
+    }
+
+    @Test func freshDatabaseGetsEveryMigration() async throws {
+        let path = try directory() + "/berth.db"
+        let migrations = SQLiteMetadataStore.migrations + [
+            SchemaMigration(version: 2, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
+        ]
+        let m = try SQLiteMetadataStore(path: path, migrations: migrations)
+        #expect(try history(path).map(\.version) == [1, 2])
+        #expect(try rowCounts(path).keys.sorted() == (Self.fixtureCounts.keys + ["notes"]).sorted())
+        #expect(try await m.createRepository(Self.app, at: 1, settings: RepositorySettings()))
+        #expect(try await m.listRepositories(in: Self.account, after: nil, limit: 10) == ["fixture/app"])
+    }
+
+    @Test func futureVersionIsRefusedUntouched() throws {
+        let path = try directory() + "/berth.db"
+        do {
+            let c = try SQLiteConnection(path: path)
+            try c.exec(SQLiteMetadataStore.baselineSchema)
+            try c.exec(SchemaMigrator.bookkeeping)
+            try c.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES(1, 'baseline', 1), (7, 'from the future', 2)")
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let error = #expect(throws: SchemaTooNewError.self) { _ = try SQLiteMetadataStore(path: path) }
+        #expect(error?.found == 7 && error?.supported == SQLiteMetadataStore.migrations.count)
+        #expect(error?.description.contains("schema version 7") == true)
+        #expect(error?.description.contains("versions up to \(SQLiteMetadataStore.migrations.count)") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "not even switched to WAL")
+    }
+
+    @Test func failingMigrationRollsBackAndKeepsTheVersion() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        _ = try SQLiteMetadataStore(path: path)
+        let broken = SQLiteMetadataStore.migrations + [
+            SchemaMigration(version: 2, name: "test: half done") { c in
+                try c.exec("CREATE TABLE half(x); DELETE FROM tags;")
+                try c.exec("INSERT INTO no_such_table VALUES(1)")
+            },
+        ]
+        #expect(throws: SQLiteError.self) { _ = try SQLiteMetadataStore(path: path, migrations: broken) }
+        #expect(try history(path).map(\.version) == [1])
+        #expect(try rowCounts(path) == Self.fixtureCounts, "no table created, no row deleted")
+        // A migration breaking a foreign key is refused the same way.
+        let dangling = SQLiteMetadataStore.migrations + [
+            SchemaMigration(version: 2, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
+        ]
+        #expect(throws: StorageError.self) { _ = try SQLiteMetadataStore(path: path, migrations: dangling) }
+        #expect(try history(path).map(\.version) == [1])
+        try await expectFixtureV1(try SQLiteMetadataStore(path: path))
+    }
+
+    @Test func concurrentOpensApplyEachMigrationOnce() async throws {
+        let path = try directory() + "/berth.db"
+        let migrations = SQLiteMetadataStore.migrations + [
+            SchemaMigration(version: 2, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
+            SchemaMigration(version: 3, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
+        ]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask { _ = try SQLiteMetadataStore(path: path, migrations: migrations) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try history(path).map(\.version) == [1, 2, 3])
+        #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM counter") { $0.int(0) } == [1])
+    }
+
+    @Test func unversionedDatabaseMissingTablesGetsThem() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        do {
+            let c = try SQLiteConnection(path: path)
+            try c.exec("DROP TABLE iam_oidc_providers; DROP INDEX image_scans_unfinished;")
+        }
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).map(\.version) == [1])
+        #expect(try await m.oidcProviders(account: Self.account).isEmpty)
+        #expect(try schema(path).contains { $0.hasPrefix("index image_scans_unfinished:") })
+        #expect(try await m.resolveTag("v1", in: Self.app) == Self.v1)
+    }
+
+    @Test func unversionedDatabaseWithOtherTablesIsRefusedUntouched() throws {
+        let path = try directory() + "/berth.db"
+        do {
+            let c = try SQLiteConnection(path: path)
+            try c.exec("CREATE TABLE repositories(id INTEGER PRIMARY KEY, name TEXT)")
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let error = #expect(throws: SchemaMismatchError.self) { _ = try SQLiteMetadataStore(path: path) }
+        #expect(error?.description.contains("table repositories") == true)
+        let c = try SQLiteConnection(path: path, readOnly: true)
+        #expect(try SchemaMigrator.recordedVersion(c) == 0)
+        #expect(try c.query("SELECT name FROM sqlite_master WHERE type = 'table'") { $0.text(0) } == ["repositories"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+    }
+}
