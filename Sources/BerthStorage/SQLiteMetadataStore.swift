@@ -16,6 +16,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// A write that can change an authorization decision (see `AuthorizationGeneration`).
+    @discardableResult
     func authorizationWrite<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         try authorizationGeneration.recording { try db.write(body) }
     }
