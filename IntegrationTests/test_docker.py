@@ -84,11 +84,11 @@ ECR_NO_CREDENTIALS = "no basic auth credentials"
 ECR_LOGIN_REFUSED = re.compile(r"^Error response from daemon: login attempt to https?://(?P<host>[^/]+)/v2/ "
                                r"failed with status: 401 Unauthorized$")
 
-# Cases where Berth differs from ECR today (see the report of issue #10 item 7). The test asserts docker's
-# prefix and the facts; remove a case here to assert ECR's exact text.
-#   tag-immutable-same-image  ECR refuses to push even the same image again to an immutable tag
-# (tag-immutable, denied and name-unknown, the texts of those refusals, now match ECR's and are asserted.)
-ECR_PENDING = {"tag-immutable-same-image"}
+# Cases where Berth's text differs from ECR's: the test then asserts docker's prefix and the facts and
+# warns; remove a case here to assert ECR's exact text. Empty: tag-immutable, denied and name-unknown
+# match ECR's texts and are asserted. (Berth accepts the same image pushed again to an immutable tag,
+# where ECR refuses it: a deliberate difference, asserted in test_immutable_tag_refuses_other_content.)
+ECR_PENDING: set[str] = set()
 
 
 class EcrPending(UserWarning):
@@ -407,23 +407,11 @@ def test_immutable_tag_refuses_other_content(docker, ecr):
 
     # The same image again under the same tag: ECR refuses this too, with the same text (kaniko added
     # --push-ignore-immutable-tag-errors for it, osscontainertools/kaniko#204; aws/containers-roadmap#2179:
-    # "even when the digest has not changed, it fails"). Berth accepts it today.
+    # "even when the digest has not changed, it fails"). Berth accepts it as a no-op on purpose (a retried
+    # push must not fail; README, tag immutability): the tag keeps its digest.
     p = push(docker, ref, check=False)
-    if p.returncode == 0:
-        assert pushed_digest(p, "v1")[0] == digest
-        same = "accepted (exit 0)"
-    else:
-        same = error_line(p)
-        assert same.startswith("tag invalid: "), same
-    if "tag-immutable-same-image" in ECR_PENDING:
-        if p.returncode != 0:
-            warnings.warn(EcrPending("tag-immutable-same-image: Berth now refuses it as ECR does; remove it "
-                                     "from ECR_PENDING in test_docker.py"))
-        else:
-            warnings.warn(EcrPending(f"tag-immutable-same-image: pushing the same image to v1 again: Berth "
-                                     f"{same}; ECR refuses: {ECR_TAG_IMMUTABLE('v1', repo)!r}"))
-    else:
-        assert same == ECR_TAG_IMMUTABLE("v1", repo), f"the same image again: Berth {same}"
+    assert p.returncode == 0, f"the same image again under an immutable tag was refused:\n{p.stdout}\n{p.stderr}"
+    assert pushed_digest(p, "v1")[0] == digest
 
     other = imported_image(docker, ref)  # the tag now names other content locally
     assert other != first
