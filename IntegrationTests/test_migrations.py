@@ -28,6 +28,8 @@ def data_copy(tmp_path: Path, version: str) -> tuple[Path, dict]:
     src = FIXTURES / version
     data = tmp_path / "data"
     shutil.copytree(src, data, ignore=shutil.ignore_patterns("expected.json"))
+    # git keeps no 0600: restore what Berth wrote and insists on (a checkout has 0644).
+    (data / "master.key").chmod(0o600)
     return data, json.loads((src / "expected.json").read_text())
 
 
