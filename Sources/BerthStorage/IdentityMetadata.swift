@@ -1,109 +1,11 @@
 import BerthCore
 
-/// The IAM entities policies attach to.
-public enum IAMEntityKind: String, Sendable, CaseIterable {
-    case user, group, role
-}
-
-/// An IAM user, group or role of an account.
-public struct IAMEntityRecord: Sendable, Equatable {
-    public var kind: IAMEntityKind
-    public var accountID: String
-    public var name: String
-    /// `/` or `/division/`.
-    public var path: String
-    /// `AIDA…` (user), `AGPA…` (group) or `AROA…` (role).
-    public var id: String
-    public var createdAt: Double
-    /// Roles only: the trust policy.
-    public var assumeRolePolicy: String?
-    /// Roles only: the longest session, in seconds (3600…43200).
-    public var maxSessionDuration: Int?
-    public var description: String?
-
-    public init(kind: IAMEntityKind, accountID: String, name: String, path: String = "/", id: String, createdAt: Double,
-                assumeRolePolicy: String? = nil, maxSessionDuration: Int? = nil, description: String? = nil) {
-        self.kind = kind
-        self.accountID = accountID
-        self.name = name
-        self.path = path
-        self.id = id
-        self.createdAt = createdAt
-        self.assumeRolePolicy = assumeRolePolicy
-        self.maxSessionDuration = maxSessionDuration
-        self.description = description
-    }
-
-    /// `arn:aws:iam::<account>:<kind>/<path><name>`.
-    public var arn: String { "arn:aws:iam::\(accountID):\(kind.rawValue)\(path)\(name)" }
-}
-
-/// A customer managed policy (one version, `v1`).
-public struct ManagedPolicyRecord: Sendable, Equatable {
-    public var accountID: String
-    public var name: String
-    public var path: String
-    /// `ANPA…`.
-    public var id: String
-    public var document: String
-    public var description: String?
-    public var createdAt: Double
-
-    public init(accountID: String, name: String, path: String = "/", id: String, document: String,
-                description: String? = nil, createdAt: Double) {
-        self.accountID = accountID
-        self.name = name
-        self.path = path
-        self.id = id
-        self.document = document
-        self.description = description
-        self.createdAt = createdAt
-    }
-
-    /// `arn:aws:iam::<account>:policy/<path><name>`.
-    public var arn: String { "arn:aws:iam::\(accountID):policy\(path)\(name)" }
-}
-
-/// An IAM OpenID Connect identity provider: the issuer whose tokens `AssumeRoleWithWebIdentity` accepts.
-public struct OIDCProviderRecord: Sendable, Equatable {
-    public var accountID: String
-    /// The issuer URL without `https://`, e.g. `token.actions.githubusercontent.com`.
-    public var url: String
-    /// The accepted audiences (`aud`).
-    public var clientIDs: [String]
-    /// Stored and returned; Berth verifies signatures with the configured JWKS instead.
-    public var thumbprints: [String]
-    public var createdAt: Double
-
-    public init(accountID: String, url: String, clientIDs: [String] = [], thumbprints: [String] = [], createdAt: Double) {
-        self.accountID = accountID
-        self.url = url
-        self.clientIDs = clientIDs
-        self.thumbprints = thumbprints
-        self.createdAt = createdAt
-    }
-
-    /// `arn:aws:iam::<account>:oidc-provider/<url>`.
-    public var arn: String { Self.arn(account: accountID, url: url) }
-
-    public static func arn(account: String, url: String) -> String { "arn:aws:iam::\(account):oidc-provider/\(url)" }
-}
-
-/// Names one user, group or role.
-public struct IAMEntityKey: Sendable, Hashable {
-    public var kind: IAMEntityKind
-    public var accountID: String
-    public var name: String
-    public init(_ kind: IAMEntityKind, _ accountID: String, _ name: String) {
-        self.kind = kind
-        self.accountID = accountID
-        self.name = name
-    }
-}
-
 /// IAM users, groups, roles, their inline policies, managed policies and attachments, group memberships.
-/// Entity names are unique per account and kind; callers check references (DeleteConflict) before deleting.
-/// Every write advances `authorizationGeneration`.
+/// Entity names are unique per account and kind. The plain writes (`deleteEntity`, `putInlinePolicy`,
+/// `attachPolicy`, `addUser`, `deleteManagedPolicy`) check nothing; the guarded ones (those returning an
+/// ``IdentityWriteResult``) check IAM's rules — existence, quotas, DeleteConflict — and write in one
+/// transaction, so two concurrent requests cannot both pass the check. Every write advances
+/// `authorizationGeneration`.
 public protocol IdentityMetadata: AuthorizationChangeTracking {
     /// Creates the entity; false when one of that kind and name exists in the account.
     func createEntity(_ entity: IAMEntityRecord) async throws -> Bool
@@ -113,9 +15,17 @@ public protocol IdentityMetadata: AuthorizationChangeTracking {
     /// Deletes the entity with its inline policies, attachments and memberships; false when unknown.
     @discardableResult
     func deleteEntity(_ key: IAMEntityKey) async throws -> Bool
+    /// Deletes the entity only when nothing refers to it any more: no inline or attached policies and,
+    /// for a user, no access keys (of its ARN) and no group memberships; for a group, no members.
+    /// `.done`, `.notFound` or `.inUse`.
+    func deleteEntityIfUnreferenced(_ key: IAMEntityKey) async throws -> IdentityWriteResult
 
     /// Inserts or replaces an inline policy.
     func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String) async throws
+    /// Inserts or replaces an inline policy of an existing entity when the entity's inline policies
+    /// together (this one replacing any of the same name) stay within `totalSizeLimit`, counted with
+    /// ``InlinePolicyQuota/chargedSize(_:)``. `.done`, `.notFound` or `.limitReached`.
+    func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String, totalSizeLimit: Int?) async throws -> IdentityWriteResult
     func inlinePolicy(_ key: IAMEntityKey, name: String) async throws -> String?
     /// Inline policies by name.
     func inlinePolicies(_ key: IAMEntityKey) async throws -> [(name: String, document: String)]
@@ -129,9 +39,15 @@ public protocol IdentityMetadata: AuthorizationChangeTracking {
     /// Deletes the policy; false when unknown.
     @discardableResult
     func deleteManagedPolicy(arn: String) async throws -> Bool
+    /// Deletes the policy only when it is attached to nothing. `.done`, `.notFound` or `.inUse`.
+    func deleteManagedPolicyIfUnattached(arn: String) async throws -> IdentityWriteResult
 
     /// Attaches a managed policy (customer or AWS managed) by ARN; idempotent.
     func attachPolicy(_ key: IAMEntityKey, arn: String) async throws
+    /// Attaches a policy to an existing entity (idempotent). With `policyMustExist` the ARN must be a stored
+    /// customer managed policy; with `limit`, the entity may have at most that many attached afterwards.
+    /// `.done`, `.notFound` or `.limitReached`.
+    func attachPolicy(_ key: IAMEntityKey, arn: String, policyMustExist: Bool, limit: Int?) async throws -> IdentityWriteResult
     @discardableResult
     func detachPolicy(_ key: IAMEntityKey, arn: String) async throws -> Bool
     /// ARNs attached to an entity, sorted.
@@ -141,6 +57,8 @@ public protocol IdentityMetadata: AuthorizationChangeTracking {
 
     /// Idempotent.
     func addUser(_ user: String, toGroup group: String, account: String) async throws
+    /// Adds an existing user to an existing group (idempotent). `.done` or `.notFound`.
+    func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult
     @discardableResult
     func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool
     /// Group names of a user, sorted.

@@ -159,3 +159,96 @@ extension InMemoryMetadataStore {
         }
     }
 }
+
+// MARK: guarded writes (check and write under one lock)
+
+extension InMemoryMetadataStore {
+    public func insertAccessKey(_ key: AccessKeyRecord, limit: AccessKeyLimit) async throws -> Bool {
+        try authorizationGeneration.recording {
+            try state.withLock { s in
+                guard s.accounts[key.accountID] != nil else { throw StorageError("unknown account \(key.accountID)") }
+                guard s.keys[key.accessKeyID] == nil else { throw StorageError("access key \(key.accessKeyID) exists") }
+                let inAccount = s.keys.values.filter { $0.accountID == key.accountID }
+                switch limit {
+                case .unlimited: break
+                case .perPrincipal(let n): if inAccount.filter({ $0.principalARN == key.principalARN }).count >= n { return false }
+                case .perAccount(let n): if inAccount.count >= n { return false }
+                }
+                s.keys[key.accessKeyID] = key
+                return true
+            }
+        }
+    }
+
+    public func deleteEntityIfUnreferenced(_ key: IAMEntityKey) async throws -> IdentityWriteResult {
+        authorizationGeneration.recording {
+            // Access keys live in `state`: take it first, then `iam` (the only order both are ever taken in).
+            state.withLock { st in
+                iam.withLock { s in
+                    guard let entity = s.entities[key] else { return .notFound }
+                    var referenced = !(s.inline[key] ?? [:]).isEmpty || !(s.attachments[key] ?? []).isEmpty
+                    switch key.kind {
+                    case .user:
+                        referenced = referenced || st.keys.values.contains { $0.accountID == key.accountID && $0.principalARN == entity.arn }
+                            || s.members.contains { $0.key.accountID == key.accountID && $0.value.contains(key.name) }
+                    case .group:
+                        referenced = referenced || !(s.members[key] ?? []).isEmpty
+                    case .role: break
+                    }
+                    if referenced { return .inUse }
+                    s.entities[key] = nil
+                    return .done
+                }
+            }
+        }
+    }
+
+    public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String, totalSizeLimit: Int?) async throws -> IdentityWriteResult {
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                guard s.entities[key] != nil else { return .notFound }
+                if let totalSizeLimit {
+                    let others = (s.inline[key] ?? [:]).filter { $0.key != name }.values
+                    let total = (others + [document]).reduce(0) { $0 + InlinePolicyQuota.chargedSize($1) }
+                    if total > totalSizeLimit { return .limitReached }
+                }
+                s.inline[key, default: [:]][name] = document
+                return .done
+            }
+        }
+    }
+
+    public func deleteManagedPolicyIfUnattached(arn: String) async throws -> IdentityWriteResult {
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                guard s.managed[arn] != nil else { return .notFound }
+                if s.attachments.values.contains(where: { $0.contains(arn) }) { return .inUse }
+                s.managed[arn] = nil
+                return .done
+            }
+        }
+    }
+
+    public func attachPolicy(_ key: IAMEntityKey, arn: String, policyMustExist: Bool, limit: Int?) async throws -> IdentityWriteResult {
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                guard s.entities[key] != nil, !policyMustExist || s.managed[arn] != nil else { return .notFound }
+                let attached = s.attachments[key] ?? []
+                if let limit, !attached.contains(arn), attached.count >= limit { return .limitReached }
+                s.attachments[key, default: []].insert(arn)
+                return .done
+            }
+        }
+    }
+
+    public func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult {
+        authorizationGeneration.recording {
+            iam.withLock { s in
+                let groupKey = IAMEntityKey(.group, account, group)
+                guard s.entities[IAMEntityKey(.user, account, user)] != nil, s.entities[groupKey] != nil else { return .notFound }
+                s.members[groupKey, default: []].insert(user)
+                return .done
+            }
+        }
+    }
+}

@@ -111,38 +111,6 @@ public struct ImageSummary: Sendable, Equatable {
     public var tags: [String]
 }
 
-/// An account (registry id) known to this deployment.
-public struct AccountRecord: Sendable, Equatable {
-    public var id: String
-    public var createdAt: Double
-    public init(id: String, createdAt: Double) {
-        self.id = id
-        self.createdAt = createdAt
-    }
-}
-
-/// An access key: the secret is stored sealed (encrypted with a key kept outside the database).
-public struct AccessKeyRecord: Sendable, Equatable {
-    public var accessKeyID: String
-    public var accountID: String
-    /// The principal the key belongs to, e.g. `arn:aws:iam::123456789012:root`.
-    public var principalARN: String
-    public var sealedSecret: String
-    /// `Active` or `Inactive`.
-    public var status: String
-    public var createdAt: Double
-
-    public init(accessKeyID: String, accountID: String, principalARN: String, sealedSecret: String,
-                status: String = "Active", createdAt: Double) {
-        self.accessKeyID = accessKeyID
-        self.accountID = accountID
-        self.principalARN = principalARN
-        self.sealedSecret = sealedSecret
-        self.status = status
-        self.createdAt = createdAt
-    }
-}
-
 /// Repositories. Creating, deleting and changing the settings of one advances `authorizationGeneration`
 /// (its policy and tags take part in authorization).
 public protocol RepositoryMetadata: AuthorizationChangeTracking {
@@ -228,6 +196,9 @@ public protocol AccountMetadata: AuthorizationChangeTracking {
     func listAccounts() async throws -> [AccountRecord]
     /// Inserts or replaces an access key.
     func putAccessKey(_ key: AccessKeyRecord) async throws
+    /// Inserts a new access key if its account exists and `limit` allows one more; false when it does not.
+    /// The count and the insert are one transaction.
+    func insertAccessKey(_ key: AccessKeyRecord, limit: AccessKeyLimit) async throws -> Bool
     func accessKey(_ id: String) async throws -> AccessKeyRecord?
     func accessKeys(ofAccount id: String) async throws -> [AccessKeyRecord]
     @discardableResult

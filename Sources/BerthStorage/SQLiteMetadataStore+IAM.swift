@@ -236,3 +236,127 @@ extension SQLiteMetadataStore {
         }
     }
 }
+
+// MARK: guarded writes (check and write in one transaction)
+
+extension SQLiteMetadataStore {
+    static func exists(_ c: SQLiteConnection, _ sql: String, _ values: [SQLiteValue]) throws -> Bool {
+        try c.query("SELECT EXISTS(\(sql))", values) { $0.int(0) }.first == 1
+    }
+
+    static func count(_ c: SQLiteConnection, _ sql: String, _ values: [SQLiteValue]) throws -> Int {
+        Int(try c.query(sql, values) { $0.int(0) }.first ?? 0)
+    }
+
+    static func entityExists(_ c: SQLiteConnection, _ key: IAMEntityKey) throws -> Bool {
+        try exists(c, "SELECT 1 FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?", keyValues(key))
+    }
+
+    public func insertAccessKey(_ key: AccessKeyRecord, limit: AccessKeyLimit) async throws -> Bool {
+        try authorizationWrite { c in
+            try c.transaction {
+                guard try Self.exists(c, "SELECT 1 FROM accounts WHERE id = ?", [.text(key.accountID)]) else {
+                    throw StorageError("unknown account \(key.accountID)")
+                }
+                switch limit {
+                case .unlimited: break
+                case .perPrincipal(let n):
+                    let have = try Self.count(c, "SELECT count(*) FROM access_keys WHERE account_id = ? AND principal_arn = ?",
+                                              [.text(key.accountID), .text(key.principalARN)])
+                    if have >= n { return false }
+                case .perAccount(let n):
+                    if try Self.count(c, "SELECT count(*) FROM access_keys WHERE account_id = ?", [.text(key.accountID)]) >= n { return false }
+                }
+                try c.execute("INSERT INTO access_keys(\(Self.keyColumns)) VALUES(?, ?, ?, ?, ?, ?)",
+                              [.text(key.accessKeyID), .text(key.accountID), .text(key.principalARN), .text(key.sealedSecret),
+                               .text(key.status), .real(key.createdAt)])
+                return true
+            }
+        }
+    }
+
+    public func deleteEntityIfUnreferenced(_ key: IAMEntityKey) async throws -> IdentityWriteResult {
+        try authorizationWrite { c in
+            try c.transaction {
+                let v = Self.keyValues(key)
+                guard let entity = try c.query("SELECT \(Self.entityColumns) FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?",
+                                                v, row: Self.entityRow).first else { return .notFound }
+                var referenced = try Self.exists(c, "SELECT 1 FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ?", v)
+                    || Self.exists(c, "SELECT 1 FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ?", v)
+                let account: SQLiteValue = .text(key.accountID), name: SQLiteValue = .text(key.name)
+                switch key.kind {
+                case .user:
+                    referenced = try referenced
+                        || Self.exists(c, "SELECT 1 FROM access_keys WHERE account_id = ? AND principal_arn = ?", [account, .text(entity.arn)])
+                        || Self.exists(c, "SELECT 1 FROM iam_group_members WHERE account_id = ? AND user_name = ?", [account, name])
+                case .group:
+                    referenced = try referenced
+                        || Self.exists(c, "SELECT 1 FROM iam_group_members WHERE account_id = ? AND group_name = ?", [account, name])
+                case .role: break
+                }
+                if referenced { return .inUse }
+                try c.execute("DELETE FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?", v)
+                return .done
+            }
+        }
+    }
+
+    public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String, totalSizeLimit: Int?) async throws -> IdentityWriteResult {
+        try authorizationWrite { c in
+            try c.transaction {
+                guard try Self.entityExists(c, key) else { return .notFound }
+                if let totalSizeLimit {
+                    let others = try c.query("SELECT document FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? AND name != ?",
+                                             Self.keyValues(key) + [.text(name)]) { $0.text(0) }
+                    let total = (others + [document]).reduce(0) { $0 + InlinePolicyQuota.chargedSize($1) }
+                    if total > totalSizeLimit { return .limitReached }
+                }
+                try c.execute("INSERT OR REPLACE INTO iam_inline_policies(kind, account_id, entity, name, document) VALUES(?, ?, ?, ?, ?)",
+                              Self.keyValues(key) + [.text(name), .text(document)])
+                return .done
+            }
+        }
+    }
+
+    public func deleteManagedPolicyIfUnattached(arn: String) async throws -> IdentityWriteResult {
+        try authorizationWrite { c in
+            try c.transaction {
+                guard try Self.exists(c, "SELECT 1 FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) else { return .notFound }
+                if try Self.exists(c, "SELECT 1 FROM iam_attachments WHERE arn = ?", [.text(arn)]) { return .inUse }
+                try c.execute("DELETE FROM iam_managed_policies WHERE arn = ?", [.text(arn)])
+                return .done
+            }
+        }
+    }
+
+    public func attachPolicy(_ key: IAMEntityKey, arn: String, policyMustExist: Bool, limit: Int?) async throws -> IdentityWriteResult {
+        try authorizationWrite { c in
+            try c.transaction {
+                guard try Self.entityExists(c, key) else { return .notFound }
+                if policyMustExist, try !Self.exists(c, "SELECT 1 FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) {
+                    return .notFound
+                }
+                if let limit {
+                    let attached = try c.query("SELECT arn FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ?",
+                                               Self.keyValues(key)) { $0.text(0) }
+                    if !attached.contains(arn), attached.count >= limit { return .limitReached }
+                }
+                try c.execute("INSERT OR IGNORE INTO iam_attachments(kind, account_id, entity, arn) VALUES(?, ?, ?, ?)",
+                              Self.keyValues(key) + [.text(arn)])
+                return .done
+            }
+        }
+    }
+
+    public func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult {
+        try authorizationWrite { c in
+            try c.transaction {
+                guard try Self.entityExists(c, IAMEntityKey(.user, account, user)),
+                      try Self.entityExists(c, IAMEntityKey(.group, account, group)) else { return .notFound }
+                try c.execute("INSERT OR IGNORE INTO iam_group_members(account_id, group_name, user_name) VALUES(?, ?, ?)",
+                              [.text(account), .text(group), .text(user)])
+                return .done
+            }
+        }
+    }
+}
