@@ -113,10 +113,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "BerthIAM",
+            name: "BerthDirectory",
             dependencies: [
                 "BerthCore",
                 "BerthStorage",
+                "BerthPolicy",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthIAM",
+            dependencies: [
+                "BerthCore",
+                "BerthDirectory",
                 "BerthRegistry",
                 "BerthPolicy",
                 "BerthAuth",
@@ -134,6 +143,7 @@ let package = Package(
                 "BerthAuth",
                 "BerthECR",
                 "BerthIAM",
+                "BerthDirectory",
                 "BerthStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -153,6 +163,7 @@ let package = Package(
                 "BerthECR",
                 "BerthScanning",
                 "BerthIAM",
+                "BerthDirectory",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -183,7 +194,9 @@ let package = Package(
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
+        .testTarget(name: "BerthDirectoryTests", dependencies: ["BerthDirectory", "BerthStorage", "BerthCore"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthDirectory", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "_CryptoExtras", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
