@@ -1,6 +1,7 @@
 import BerthAuth
 import Crypto
 import BerthCore
+import BerthDirectory
 import BerthECR
 import BerthHTTP
 import BerthIAM
@@ -44,6 +45,8 @@ public struct StorageBackends: Sendable {
 public struct BerthServices: Sendable {
     public let config: BerthConfiguration
     public let registry: Registry
+    /// Accounts, access keys and IAM identities: what `berth admin` and the bootstrap write.
+    public let directory: Directory
     public let identity: IdentityService
     public let ecr: ECRService
     public let authorizer: any Authorizer
@@ -60,6 +63,7 @@ public struct BerthServices: Sendable {
             blobs: backends.blobs, metadata: backends.metadata,
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds)),
             clock: clock, logger: logger)
+        let directory = Directory(store: backends.metadata)
         let key: SymmetricKey
         if config.metadataBackend == "memory" && config.secretKeyFile == nil {
             key = SecretBox.generateKey()
@@ -68,10 +72,10 @@ public struct BerthServices: Sendable {
             key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
         }
         let endpoint = config.effectivePublicEndpoint
-        let identity = IdentityService(accounts: backends.metadata, secrets: try SecretBox(key: key),
+        let identity = IdentityService(directory: directory, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
                                        secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds)
-        let policyAuthorizer = PolicyAuthorizer(store: backends.metadata, region: config.region, clock: clock,
+        let policyAuthorizer = PolicyAuthorizer(directory: directory, region: config.region, clock: clock,
                                                 cacheSeconds: config.authCacheSeconds, logger: logger)
         let authorizer: any Authorizer = policyAuthorizer
         let env = ECREnvironment(
@@ -93,13 +97,13 @@ public struct BerthServices: Sendable {
                                    flavor: .public)
         let scanner = ScanService(registry: registry, dataDirectory: URL(fileURLWithPath: config.dataDir),
                                   pollInterval: .seconds(config.scanPollSeconds), logger: logger)
-        let iam = IAMService(store: backends.metadata, authorizer: authorizer, clock: clock, logger: logger) { secret, id in
+        let iam = IAMService(directory: directory, authorizer: authorizer, clock: clock, logger: logger) { secret, id in
             try identity.seal(secret: secret, accessKeyID: id)
         }
-        let sts = STSService(store: backends.metadata, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
+        let sts = STSService(directory: directory, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
-        return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
+        return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
                              scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts)
     }
 
@@ -108,21 +112,20 @@ public struct BerthServices: Sendable {
     @discardableResult
     public func bootstrap(logger: Logger) async throws -> (accessKeyID: String, secret: String)? {
         let account = config.accountId
-        let metadata = registry.metadata
-        try await metadata.createAccount(account, at: clock.now())
+        try await directory.createAccount(account, at: clock.now())
         if let id = config.rootAccessKeyId, let secret = config.rootSecretAccessKey {
-            let existing = try await metadata.accessKey(id)
-            if let existing, existing.accountID != account {
-                throw ConfigurationError(problems: ["rootAccessKeyId \(id) belongs to account \(existing.accountID)"])
+            do {
+                try await directory.putConfiguredRootKey(id: id, account: account,
+                                                         sealedSecret: try identity.seal(secret: secret, accessKeyID: id), at: clock.now())
+            } catch DirectoryError.accessKeyOfAnotherAccount(_, let other) {
+                throw ConfigurationError(problems: ["rootAccessKeyId \(id) belongs to account \(other)"])
             }
-            try await metadata.putAccessKey(AccessKeyRecord(
-                accessKeyID: id, accountID: account, principalARN: Principal.rootARN(account),
-                sealedSecret: try identity.seal(secret: secret, accessKeyID: id), status: existing?.status ?? "Active",
-                createdAt: existing?.createdAt ?? clock.now()))
             return nil
         }
-        if try await !metadata.accessKeys(ofAccount: account).isEmpty { return nil }
-        let created = try await Self.createRootKey(account: account, metadata: metadata, identity: identity, now: clock.now())
+        // Only the account's first key: a key made meanwhile by another process (or an earlier start) wins.
+        let (record, secret) = try Self.newRootKey(account: account, identity: identity, now: clock.now())
+        guard try await directory.addFirstAccessKey(record) else { return nil }
+        let created = (accessKeyID: record.accessKeyID, secret: secret)
         if config.metadataBackend != "memory" {
             let path = "\(config.dataDir)/root-credentials.json"
             let json = Self.credentialsJSON(account: account, id: created.accessKeyID, secret: created.secret)
@@ -133,14 +136,19 @@ public struct BerthServices: Sendable {
     }
 
     /// A new root access key for an account.
-    public static func createRootKey(account: String, metadata: any MetadataStore, identity: IdentityService,
+    public static func createRootKey(account: String, directory: Directory, identity: IdentityService,
                                      now: Double) async throws -> (accessKeyID: String, secret: String) {
+        let (record, secret) = try newRootKey(account: account, identity: identity, now: now)
+        try await directory.addAccessKey(record)
+        return (record.accessKeyID, secret)
+    }
+
+    /// A root key record with a fresh id and sealed secret, and the secret.
+    static func newRootKey(account: String, identity: IdentityService, now: Double) throws -> (AccessKeyRecord, String) {
         let id = AccessKeyGenerator.accessKeyID()
         let secret = AccessKeyGenerator.secretAccessKey()
-        try await metadata.putAccessKey(AccessKeyRecord(
-            accessKeyID: id, accountID: account, principalARN: Principal.rootARN(account),
-            sealedSecret: try identity.seal(secret: secret, accessKeyID: id), createdAt: now))
-        return (id, secret)
+        return (AccessKeyRecord(accessKeyID: id, accountID: account, principalARN: Principal.rootARN(account),
+                                sealedSecret: try identity.seal(secret: secret, accessKeyID: id), createdAt: now), secret)
     }
 
     public static func credentialsJSON(account: String, id: String, secret: String) -> String {

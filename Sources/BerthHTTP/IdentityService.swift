@@ -1,18 +1,19 @@
 import BerthAuth
 import BerthCore
+import BerthDirectory
 import BerthIAM
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Synchronization
 
 /// Turns credentials into principals: SigV4-signed API requests, presigned URLs, and the registry
-/// tokens `docker login` uses. Key records are cached, but an entry is used only while the store's
-/// `authorizationGeneration` is the one it was read at (any key, user or policy write moves it), so
-/// deactivating or deleting a key revokes its signatures and its tokens on the very next request;
-/// a change made by another process sharing the database is seen after `cacheSeconds`.
+/// tokens `docker login` uses. Key records (read from the `Directory`) are cached, but an entry is used
+/// only while the directory's `authorizationGeneration` is the one it was read at (any key, user or
+/// policy write moves it), so deactivating or deleting a key revokes its signatures and its tokens on
+/// the very next request; a change made by another process sharing the database is seen after
+/// `cacheSeconds`.
 public final class IdentityService: Sendable {
-    let accounts: any AccountMetadata
+    let directory: Directory
     let secrets: SecretBox
     let tokens: RegistryTokenIssuer
     let clock: any WallClock
@@ -29,12 +30,12 @@ public final class IdentityService: Sendable {
     let cacheSeconds: Double
     public static let defaultCacheSeconds = 1.0
 
-    public init(accounts: any AccountMetadata, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
+    public init(directory: Directory, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
                 clock: any WallClock, secureTransport: Bool = false, cacheSeconds: Double = IdentityService.defaultCacheSeconds) {
         self.cacheSeconds = cacheSeconds
         self.sessions = SessionTokenCodec(box: secrets)
         self.secureTransport = secureTransport
-        self.accounts = accounts
+        self.directory = directory
         self.secrets = secrets
         self.tokens = tokens
         self.region = region
@@ -50,16 +51,16 @@ public final class IdentityService: Sendable {
     func activeKey(_ id: String) async throws -> AccessKeyRecord? {
         let now = clock.now()
         // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
-        let generation = accounts.authorizationGeneration.current
+        let generation = directory.authorizationGeneration
         if let hit = cache.withLock({ $0[id] }), hit.generation == generation, now - hit.at < cacheSeconds {
-            return hit.record?.status == "Active" ? hit.record : nil
+            return hit.record?.status == AccessKeyStatus.active.rawValue ? hit.record : nil
         }
-        let record = try await accounts.accessKey(id)
+        let record = try await directory.accessKey(id)
         cache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
             c[id] = (record, now, generation)
         }
-        return record?.status == "Active" ? record : nil
+        return record?.status == AccessKeyStatus.active.rawValue ? record : nil
     }
 
     func principal(_ r: AccessKeyRecord) -> Principal {

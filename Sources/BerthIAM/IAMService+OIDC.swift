@@ -1,5 +1,5 @@
 import BerthCore
-import BerthStorage
+import BerthDirectory
 import Foundation
 
 /// IAM OpenID Connect providers: the issuers whose ID tokens AssumeRoleWithWebIdentity accepts.
@@ -48,7 +48,7 @@ extension IAMService {
         guard (20...2048).contains(arn.utf8.count), arn.hasPrefix("arn:aws:iam::"), arn.contains(":oidc-provider/") else {
             throw QueryError.invalidInput("ARN \(arn) is not valid.")
         }
-        guard arn.hasPrefix(prefix), let provider = try await store.oidcProvider(arn: arn) else {
+        guard arn.hasPrefix(prefix), let provider = try await directory.oidcProvider(arn: arn) else {
             throw QueryError.noSuchEntity("OpenIDConnect Provider not found for arn \(arn)")
         }
         return provider
@@ -77,7 +77,7 @@ extension IAMService {
         let record = OIDCProviderRecord(accountID: principal.accountID, url: url, clientIDs: clientIDs, thumbprints: thumbprints,
                                         createdAt: clock.now())
         try await authorize(principal, "CreateOpenIDConnectProvider", record.arn)
-        guard try await store.createOIDCProvider(record) else {
+        guard try await directory.createOIDCProvider(record) else {
             throw QueryError.alreadyExists("Provider with url https://\(url) already exists.")
         }
         return [.text("OpenIDConnectProviderArn", record.arn)]
@@ -94,14 +94,14 @@ extension IAMService {
 
     func listOIDCProviders(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         try await authorize(principal, "ListOpenIDConnectProviders", "arn:aws:iam::\(principal.accountID):oidc-provider/*")
-        let providers = try await store.oidcProviders(account: principal.accountID)
+        let providers = try await directory.oidcProviders(account: principal.accountID)
         return [.list("OpenIDConnectProviderList", providers.map { [.text("Arn", $0.arn)] })]
     }
 
     func deleteOIDCProvider(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let provider = try await requireOIDCProvider(p, principal)
         try await authorize(principal, "DeleteOpenIDConnectProvider", provider.arn)
-        try await store.deleteOIDCProvider(arn: provider.arn)
+        try await directory.deleteOIDCProvider(arn: provider.arn)
         return []
     }
 }

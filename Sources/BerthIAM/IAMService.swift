@@ -1,8 +1,8 @@
 import BerthAuth
 import BerthCore
+import BerthDirectory
 import BerthPolicy
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Logging
 
@@ -12,19 +12,17 @@ import Logging
 public final class IAMService: Sendable {
     public static let version = "2010-05-08"
     public static let wire = QueryProtocol(namespace: "https://iam.amazonaws.com/doc/2010-05-08/")
-    static let maxAccessKeysPerUser = 2
-
-    let store: any MetadataStore
+    let directory: Directory
     let authorizer: any Authorizer
     let clock: any WallClock
     let logger: Logger
     /// Seals a secret access key for storage, bound to its key id.
     let seal: @Sendable (_ secret: String, _ accessKeyID: String) throws -> String
 
-    public init(store: any MetadataStore, authorizer: any Authorizer, clock: any WallClock = SystemWallClock(),
+    public init(directory: Directory, authorizer: any Authorizer, clock: any WallClock = SystemWallClock(),
                 logger: Logger = Logger(label: "berth.iam"),
                 seal: @escaping @Sendable (String, String) throws -> String) {
-        self.store = store
+        self.directory = directory
         self.authorizer = authorizer
         self.clock = clock
         self.logger = logger
@@ -89,6 +87,8 @@ public final class IAMService: Sendable {
             return Self.wire.success(action, result, requestID: requestID)
         } catch let e as QueryError {
             return Self.wire.error(e, requestID: requestID)
+        } catch let e as DirectoryError {
+            return Self.wire.error(QueryError(e), requestID: requestID)
         } catch let e as BerthError {
             if case .denied(let m) = e { return Self.wire.error(.accessDenied(m), requestID: requestID) }
             logger.error("iam action failed", metadata: ["error": "\(e)"])
@@ -115,10 +115,7 @@ public final class IAMService: Sendable {
     }
 
     func requireEntity(_ kind: IAMEntityKind, _ account: String, _ name: String) async throws -> IAMEntityRecord {
-        guard let e = try await store.entity(IAMEntityKey(kind, account, name)) else {
-            throw QueryError.noSuchEntity("The \(kind.rawValue) with name \(name) cannot be found.")
-        }
-        return e
+        try await directory.requireEntity(IAMEntityKey(kind, account, name))
     }
 
     /// The caller's user name when a `UserName` is omitted (IAM users act on themselves).
@@ -158,18 +155,6 @@ public final class IAMService: Sendable {
         return (out, [.text("IsTruncated", "true"), .text("Marker", Data(key(last).utf8).base64EncodedString())])
     }
 
-    static func nonWhitespaceCount(_ s: String) -> Int {
-        s.unicodeScalars.reduce(0) { $0 + ($1.properties.isWhitespace ? 0 : 1) }
-    }
-
-    static func inlineOptions(_ kind: IAMEntityKind) -> PolicyParseOptions {
-        switch kind {
-        case .user: .iamInlineUserPolicy
-        case .group: .iamInlineGroupPolicy
-        case .role: .iamInlineRolePolicy
-        }
-    }
-
     func entityXML(_ e: IAMEntityRecord) -> [XMLNode] {
         let t = e.kind.title
         var out: [XMLNode] = [
@@ -192,7 +177,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         try await authorize(principal, "CreateUser", arn(.user, account, path: path, name))
         let user = IAMEntityRecord(kind: .user, accountID: account, name: name, path: path, id: newID("AIDA"), createdAt: clock.now())
-        guard try await store.createEntity(user) else {
+        guard try await directory.createEntity(user) else {
             throw QueryError.alreadyExists("User with name \(name) already exists.")
         }
         return [.element("User", entityXML(user))]
@@ -203,7 +188,7 @@ public final class IAMService: Sendable {
         guard let name = try userName(p, principal) else {
             // The root user describes itself.
             try await authorize(principal, "GetUser", Principal.rootARN(account))
-            let created = try await store.account(account)?.createdAt ?? 0
+            let created = try await directory.account(account)?.createdAt ?? 0
             return [.element("User", [
                 .text("UserId", account), .text("Arn", Principal.rootARN(account)),
                 .text("CreateDate", QueryProtocol.timestamp(created)),
@@ -221,7 +206,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         try await authorize(principal, "List\(kind.title)s", arn(kind, account, "*"))
         let prefix = p["PathPrefix"] ?? "/"
-        let all = try await store.entities(kind, account: account).filter { $0.path.hasPrefix(prefix) }
+        let all = try await directory.entities(kind, account: account).filter { $0.path.hasPrefix(prefix) }
         let (items, more) = try page(all, p) { $0.name }
         return [.list("\(kind.title)s", items.map(entityXML))] + more
     }
@@ -231,15 +216,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         let user = try await requireEntity(.user, account, name)
         try await authorize(principal, "DeleteUser", user.arn)
-        let key = IAMEntityKey(.user, account, name)
-        let keys = try await store.accessKeys(ofAccount: account).filter { $0.principalARN == user.arn }
-        let inline = try await store.inlinePolicies(key)
-        let attached = try await store.attachedPolicies(key)
-        let groups = try await store.groups(ofUser: name, account: account)
-        if !keys.isEmpty || !inline.isEmpty || !attached.isEmpty || !groups.isEmpty {
-            throw QueryError.deleteConflict("Cannot delete entity, must delete access keys, policies and group memberships first.")
-        }
-        try await store.deleteEntity(key)
+        try await directory.deleteEntity(IAMEntityKey(.user, account, name))
         return []
     }
 
@@ -255,21 +232,12 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         let owner = try await keyOwner(p, principal)
         try await authorize(principal, "CreateAccessKey", owner.arn)
-        let existing = try await store.accessKeys(ofAccount: account).filter { $0.principalARN == owner.arn }
-        guard existing.count < Self.maxAccessKeysPerUser || owner.name == nil else {
-            throw QueryError.limitExceeded("Cannot exceed quota for AccessKeysPerUser: \(Self.maxAccessKeysPerUser)")
-        }
         let id = AccessKeyGenerator.accessKeyID()
         let secret = AccessKeyGenerator.secretAccessKey()
         let now = clock.now()
-        try await store.putAccessKey(AccessKeyRecord(accessKeyID: id, accountID: account, principalARN: owner.arn,
-                                                     sealedSecret: try seal(secret, id), createdAt: now))
-        if owner.name != nil,
-           try await store.accessKeys(ofAccount: account).filter({ $0.principalARN == owner.arn }).count > Self.maxAccessKeysPerUser {
-            // A concurrent CreateAccessKey won the race for the last slot.
-            try await store.deleteAccessKey(id)
-            throw QueryError.limitExceeded("Cannot exceed quota for AccessKeysPerUser: \(Self.maxAccessKeysPerUser)")
-        }
+        // The quota (AccessKeysPerUser) is checked with the insert, in one transaction.
+        try await directory.addAccessKey(AccessKeyRecord(accessKeyID: id, accountID: account, principalARN: owner.arn,
+                                                         sealedSecret: try seal(secret, id), createdAt: now))
         var key: [XMLNode] = []
         if let n = owner.name { key.append(.text("UserName", n)) }
         key += [.text("AccessKeyId", id), .text("Status", "Active"), .text("SecretAccessKey", secret),
@@ -280,7 +248,7 @@ public final class IAMService: Sendable {
     func listAccessKeys(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let owner = try await keyOwner(p, principal)
         try await authorize(principal, "ListAccessKeys", owner.arn)
-        let all = try await store.accessKeys(ofAccount: principal.accountID).filter { $0.principalARN == owner.arn }
+        let all = try await directory.accessKeys(account: principal.accountID, principalARN: owner.arn)
         let (keys, more) = try page(all, p) { $0.accessKeyID }
         return [.list("AccessKeyMetadata", keys.map { k in
             var m: [XMLNode] = []
@@ -294,25 +262,25 @@ public final class IAMService: Sendable {
         let id = try p.required("AccessKeyId")
         let owner = try await keyOwner(p, principal)
         try await authorize(principal, action, owner.arn)
-        guard let k = try await store.accessKey(id), k.accountID == principal.accountID, k.principalARN == owner.arn else {
+        guard let k = try await directory.accessKey(id), k.accountID == principal.accountID, k.principalARN == owner.arn else {
             throw QueryError.noSuchEntity("The Access Key with id \(id) cannot be found.")
         }
         return k
     }
 
     func updateAccessKey(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
-        let status = try p.required("Status")
-        guard status == "Active" || status == "Inactive" else {
-            throw QueryError.validation("1 validation error detected: Value '\(status)' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]")
+        let text = try p.required("Status")
+        guard let status = AccessKeyStatus(rawValue: text) else {
+            throw QueryError.validation("1 validation error detected: Value '\(text)' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]")
         }
         let k = try await ownedKey(p, principal, "UpdateAccessKey")
-        try await store.setAccessKeyStatus(k.accessKeyID, status)
+        try await directory.setAccessKeyStatus(k.accessKeyID, status)
         return []
     }
 
     func deleteAccessKey(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let k = try await ownedKey(p, principal, "DeleteAccessKey")
-        try await store.deleteAccessKey(k.accessKeyID)
+        try await directory.deleteAccessKey(k.accessKeyID)
         return []
     }
 
@@ -324,7 +292,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         try await authorize(principal, "CreateGroup", arn(.group, account, path: path, name))
         let group = IAMEntityRecord(kind: .group, accountID: account, name: name, path: path, id: newID("AGPA"), createdAt: clock.now())
-        guard try await store.createEntity(group) else {
+        guard try await directory.createEntity(group) else {
             throw QueryError.alreadyExists("Group with name \(name) already exists.")
         }
         return [.element("Group", entityXML(group))]
@@ -335,10 +303,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         let group = try await requireEntity(.group, account, name)
         try await authorize(principal, "GetGroup", group.arn)
-        var users: [IAMEntityRecord] = []
-        for u in try await store.users(inGroup: name, account: account) {
-            if let r = try await store.entity(IAMEntityKey(.user, account, u)) { users.append(r) }
-        }
+        let users = try await directory.users(inGroup: name, account: account)
         let (members, more) = try page(users, p) { $0.name }
         return [.element("Group", entityXML(group)), .list("Users", members.map(entityXML))] + more
     }
@@ -348,14 +313,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         let group = try await requireEntity(.group, account, name)
         try await authorize(principal, "DeleteGroup", group.arn)
-        let key = IAMEntityKey(.group, account, name)
-        let members = try await store.users(inGroup: name, account: account)
-        let inline = try await store.inlinePolicies(key)
-        let attached = try await store.attachedPolicies(key)
-        if !members.isEmpty || !inline.isEmpty || !attached.isEmpty {
-            throw QueryError.deleteConflict("Cannot delete entity, must remove users and policies from group first.")
-        }
-        try await store.deleteEntity(key)
+        try await directory.deleteEntity(IAMEntityKey(.group, account, name))
         return []
     }
 
@@ -371,13 +329,13 @@ public final class IAMService: Sendable {
 
     func addUserToGroup(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let m = try await membership(p, principal, "AddUserToGroup")
-        try await store.addUser(m.user, toGroup: m.group, account: principal.accountID)
+        try await directory.addUser(m.user, toGroup: m.group, account: principal.accountID)
         return []
     }
 
     func removeUserFromGroup(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let m = try await membership(p, principal, "RemoveUserFromGroup")
-        guard try await store.removeUser(m.user, fromGroup: m.group, account: principal.accountID) else {
+        guard try await directory.removeUser(m.user, fromGroup: m.group, account: principal.accountID) else {
             throw QueryError.noSuchEntity("The user with name \(m.user) is not a member of group \(m.group).")
         }
         return []
@@ -388,10 +346,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         let user = try await requireEntity(.user, account, name)
         try await authorize(principal, "ListGroupsForUser", user.arn)
-        var groups: [IAMEntityRecord] = []
-        for g in try await store.groups(ofUser: name, account: account) {
-            if let r = try await store.entity(IAMEntityKey(.group, account, g)) { groups.append(r) }
-        }
+        let groups = try await directory.groups(ofUser: name, account: account)
         let (items, more) = try page(groups, p) { $0.name }
         return [.list("Groups", items.map(entityXML))] + more
     }
@@ -418,7 +373,7 @@ public final class IAMService: Sendable {
         let role = IAMEntityRecord(kind: .role, accountID: account, name: name, path: path, id: newID("AROA"),
                                    createdAt: clock.now(), assumeRolePolicy: trust, maxSessionDuration: duration,
                                    description: p["Description"])
-        guard try await store.createEntity(role) else {
+        guard try await directory.createEntity(role) else {
             throw QueryError.alreadyExists("Role with name \(name) already exists.")
         }
         return [.element("Role", entityXML(role))]
@@ -436,13 +391,7 @@ public final class IAMService: Sendable {
         let account = principal.accountID
         let role = try await requireEntity(.role, account, name)
         try await authorize(principal, "DeleteRole", role.arn)
-        let key = IAMEntityKey(.role, account, name)
-        let inline = try await store.inlinePolicies(key)
-        let attached = try await store.attachedPolicies(key)
-        if !inline.isEmpty || !attached.isEmpty {
-            throw QueryError.deleteConflict("Cannot delete entity, must delete policies first.")
-        }
-        try await store.deleteEntity(key)
+        try await directory.deleteEntity(IAMEntityKey(.role, account, name))
         return []
     }
 
@@ -458,16 +407,9 @@ public final class IAMService: Sendable {
         let document = try p.required("PolicyDocument")
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "Put\(kind.title)Policy", entity.arn)
-        let options = Self.inlineOptions(kind)
-        try validatePolicy(document, options)
-        // The quota is for all inline policies of the entity together, whitespace not counted.
-        let key = IAMEntityKey(kind, principal.accountID, name)
-        let others = try await store.inlinePolicies(key).filter { $0.name != policyName }.map(\.document)
-        let total = (others + [document]).reduce(0) { $0 + Self.nonWhitespaceCount($1) }
-        if let limit = options.maximumSize, total > limit {
-            throw QueryError.limitExceeded("Maximum policy size of \(limit) bytes exceeded for \(kind.rawValue) \(name)")
-        }
-        try await store.putInlinePolicy(key, name: policyName, document: document)
+        try validatePolicy(document, Directory.inlinePolicyOptions(kind))
+        // The quota is for all inline policies of the entity together, checked with the write.
+        try await directory.putInlinePolicy(IAMEntityKey(kind, principal.accountID, name), name: policyName, document: document)
         return []
     }
 
@@ -476,7 +418,7 @@ public final class IAMService: Sendable {
         let policyName = try p.name("PolicyName", max: 128)!
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "Get\(kind.title)Policy", entity.arn)
-        guard let doc = try await store.inlinePolicy(IAMEntityKey(kind, principal.accountID, name), name: policyName) else {
+        guard let doc = try await directory.inlinePolicy(IAMEntityKey(kind, principal.accountID, name), name: policyName) else {
             throw QueryError.noSuchEntity("The \(kind.rawValue) policy with name \(policyName) cannot be found.")
         }
         return [.text("\(kind.title)Name", name), .text("PolicyName", policyName),
@@ -487,7 +429,7 @@ public final class IAMService: Sendable {
         let name = try entityName(kind, p)
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "List\(kind.title)Policies", entity.arn)
-        let names = try await store.inlinePolicies(IAMEntityKey(kind, principal.accountID, name)).map(\.name)
+        let names = try await directory.inlinePolicies(IAMEntityKey(kind, principal.accountID, name)).map(\.name)
         let (items, more) = try page(names, p) { $0 }
         return [.strings("PolicyNames", items)] + more
     }
@@ -497,7 +439,7 @@ public final class IAMService: Sendable {
         let policyName = try p.name("PolicyName", max: 128)!
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "Delete\(kind.title)Policy", entity.arn)
-        guard try await store.deleteInlinePolicy(IAMEntityKey(kind, principal.accountID, name), name: policyName) else {
+        guard try await directory.deleteInlinePolicy(IAMEntityKey(kind, principal.accountID, name), name: policyName) else {
             throw QueryError.noSuchEntity("The \(kind.rawValue) policy with name \(policyName) cannot be found.")
         }
         return []
@@ -507,11 +449,11 @@ public final class IAMService: Sendable {
 
     /// A managed policy by ARN: an AWS managed ECR policy or a customer managed one of the caller's account.
     func resolvePolicy(_ arn: String, _ principal: Principal) async throws -> (name: String, arn: String, record: ManagedPolicyRecord?) {
-        if let m = PolicyAuthorizer.awsManagedPolicy(arn: arn) { return (m.name, m.arn, nil) }
+        if let m = Directory.awsManagedPolicy(arn: arn) { return (m.name, m.arn, nil) }
         guard arn.hasPrefix("arn:aws:iam::"), arn.utf8.count <= 2048 else {
             throw QueryError.invalidInput("ARN \(arn) is not valid.")
         }
-        guard let r = try await store.managedPolicy(arn: arn), r.accountID == principal.accountID else {
+        guard let r = try await directory.managedPolicy(arn: arn), r.accountID == principal.accountID else {
             throw QueryError.noSuchEntity("Policy \(arn) does not exist or is not attachable.")
         }
         return (r.name, r.arn, r)
@@ -552,7 +494,7 @@ public final class IAMService: Sendable {
                                          description: p["Description"], createdAt: clock.now())
         try await authorize(principal, "CreatePolicy", record.arn)
         try validatePolicy(document, .iamManagedPolicy)
-        guard try await store.createManagedPolicy(record) else {
+        guard try await directory.createManagedPolicy(record) else {
             throw QueryError.alreadyExists("A policy called \(name) already exists. Duplicate names are not allowed.")
         }
         return [.element("Policy", policyXML(name, record.arn, record, attachments: 0))]
@@ -561,7 +503,7 @@ public final class IAMService: Sendable {
     func getPolicy(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let policy = try await resolvePolicy(try p.required("PolicyArn"), principal)
         try await authorize(principal, "GetPolicy", policy.arn)
-        let count = try await store.attachmentCount(arn: policy.arn)
+        let count = try await directory.attachmentCount(arn: policy.arn)
         return [.element("Policy", policyXML(policy.name, policy.arn, policy.record, attachments: count))]
     }
 
@@ -572,10 +514,7 @@ public final class IAMService: Sendable {
         guard policy.record != nil else {
             throw QueryError("UnmodifiableEntity", "Cannot delete an AWS managed policy: \(arn)")
         }
-        if try await store.attachmentCount(arn: policy.arn) > 0 {
-            throw QueryError.deleteConflict("Cannot delete a policy attached to entities.")
-        }
-        try await store.deleteManagedPolicy(arn: policy.arn)
+        try await directory.deleteManagedPolicy(arn: policy.arn)
         return []
     }
 
@@ -583,10 +522,10 @@ public final class IAMService: Sendable {
         try await authorize(principal, "ListPolicies", "arn:aws:iam::\(principal.accountID):policy/*")
         var all: [(arn: String, name: String, record: ManagedPolicyRecord?)] = []
         if p["Scope"] != "Local" { all += ManagedPolicy.allCases.map { ($0.arn, $0.name, nil) } }
-        if p["Scope"] != "AWS" { all += try await store.managedPolicies(account: principal.accountID).map { ($0.arn, $0.name, $0) } }
+        if p["Scope"] != "AWS" { all += try await directory.managedPolicies(account: principal.accountID).map { ($0.arn, $0.name, $0) } }
         let (items, more) = try page(all.sorted { $0.arn < $1.arn }, p) { $0.arn }
         var out: [[XMLNode]] = []
-        for i in items { out.append(policyXML(i.name, i.arn, i.record, attachments: try await store.attachmentCount(arn: i.arn))) }
+        for i in items { out.append(policyXML(i.name, i.arn, i.record, attachments: try await directory.attachmentCount(arn: i.arn))) }
         return [.list("Policies", out)] + more
     }
 
@@ -595,12 +534,7 @@ public final class IAMService: Sendable {
         let entity = try await requireEntity(kind, principal.accountID, name)
         let policy = try await resolvePolicy(try p.required("PolicyArn"), principal)
         try await authorize(principal, "Attach\(kind.title)Policy", entity.arn)
-        let key = IAMEntityKey(kind, principal.accountID, name)
-        let attached = try await store.attachedPolicies(key)
-        guard attached.contains(policy.arn) || attached.count < 10 else {
-            throw QueryError.limitExceeded("Cannot exceed quota for PoliciesPer\(kind.title): 10")
-        }
-        try await store.attachPolicy(key, arn: policy.arn)
+        try await directory.attachPolicy(IAMEntityKey(kind, principal.accountID, name), arn: policy.arn)
         return []
     }
 
@@ -609,7 +543,7 @@ public final class IAMService: Sendable {
         let arn = try p.required("PolicyArn")
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "Detach\(kind.title)Policy", entity.arn)
-        guard try await store.detachPolicy(IAMEntityKey(kind, principal.accountID, name), arn: arn) else {
+        guard try await directory.detachPolicy(IAMEntityKey(kind, principal.accountID, name), arn: arn) else {
             throw QueryError.noSuchEntity("Policy \(arn) was not found.")
         }
         return []
@@ -620,9 +554,9 @@ public final class IAMService: Sendable {
         let entity = try await requireEntity(kind, principal.accountID, name)
         try await authorize(principal, "ListAttached\(kind.title)Policies", entity.arn)
         var items: [[XMLNode]] = []
-        let (arns, more) = try page(try await store.attachedPolicies(IAMEntityKey(kind, principal.accountID, name)), p) { $0 }
+        let (arns, more) = try page(try await directory.attachedPolicies(IAMEntityKey(kind, principal.accountID, name)), p) { $0 }
         for arn in arns {
-            let policyName = PolicyAuthorizer.awsManagedPolicy(arn: arn)?.name ?? arn.split(separator: "/").last.map(String.init) ?? arn
+            let policyName = Directory.awsManagedPolicy(arn: arn)?.name ?? arn.split(separator: "/").last.map(String.init) ?? arn
             items.append([.text("PolicyName", policyName), .text("PolicyArn", arn)])
         }
         return [.list("AttachedPolicies", items)] + more
@@ -632,4 +566,32 @@ public final class IAMService: Sendable {
 extension IAMEntityKind {
     /// `User`, `Group`, `Role`: as in action and member names.
     var title: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
+}
+
+extension QueryError {
+    /// The Query error for a rule the directory enforced.
+    init(_ e: DirectoryError) {
+        switch e {
+        case .noSuchEntity(let key):
+            self = .noSuchEntity("The \(key.kind.rawValue) with name \(key.name) cannot be found.")
+        case .noSuchPolicy(let arn):
+            self = .noSuchEntity("Policy \(arn) does not exist or is not attachable.")
+        case .entityInUse(let key):
+            switch key.kind {
+            case .user: self = .deleteConflict("Cannot delete entity, must delete access keys, policies and group memberships first.")
+            case .group: self = .deleteConflict("Cannot delete entity, must remove users and policies from group first.")
+            case .role: self = .deleteConflict("Cannot delete entity, must delete policies first.")
+            }
+        case .policyAttached:
+            self = .deleteConflict("Cannot delete a policy attached to entities.")
+        case .accessKeyQuota(let limit):
+            self = .limitExceeded("Cannot exceed quota for AccessKeysPerUser: \(limit)")
+        case .attachedPolicyQuota(let kind, let limit):
+            self = .limitExceeded("Cannot exceed quota for PoliciesPer\(kind.title): \(limit)")
+        case .inlinePolicySizeQuota(let key, let limit):
+            self = .limitExceeded("Maximum policy size of \(limit) bytes exceeded for \(key.kind.rawValue) \(key.name)")
+        case .accessKeyOfAnotherAccount(let id, _):
+            self = .invalidInput("The access key \(id) belongs to another account.")
+        }
+    }
 }

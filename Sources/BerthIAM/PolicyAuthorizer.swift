@@ -1,7 +1,7 @@
 import BerthCore
+import BerthDirectory
 import BerthPolicy
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Logging
 import Synchronization
@@ -11,7 +11,7 @@ import Synchronization
 /// (repository policy, registry policy of the resource's account), then decides with `PolicyEngine`
 /// as AWS does.
 ///
-/// Lookups are cached, and a cache entry is used only while the store's `authorizationGeneration` is the
+/// Lookups are cached, and a cache entry is used only while the directory's `authorizationGeneration` is the
 /// one it was filled at: every write to keys, IAM entities, policies, memberships, account settings or
 /// repositories moves it, so a change takes effect on the very next request (one atomic load per lookup
 /// on the hot path). Writes by another process sharing the database are seen after `cacheSeconds`.
@@ -19,7 +19,7 @@ import Synchronization
 /// Fails closed: a stored policy that does not parse, or policies or settings that cannot be read at all,
 /// never grant and never drop a `Deny`: the request is denied and the failure logged.
 public final class PolicyAuthorizer: Authorizer {
-    let store: any MetadataStore
+    let directory: Directory
     let clock: any WallClock
     let region: String
     let logger: Logger
@@ -40,9 +40,9 @@ public final class PolicyAuthorizer: Authorizer {
     private let resourceCache = Mutex<[String: (policies: [String], tags: [String: String], at: Double, generation: UInt64)]>([:])
     private let parsed = Mutex<[String: Policy?]>([:])
 
-    public init(store: any MetadataStore, region: String, clock: any WallClock = SystemWallClock(),
+    public init(directory: Directory, region: String, clock: any WallClock = SystemWallClock(),
                 cacheSeconds: Double = PolicyAuthorizer.defaultCacheSeconds, logger: Logger = Logger(label: "berth.authorizer")) {
-        self.store = store
+        self.directory = directory
         self.region = region
         self.clock = clock
         self.cacheSeconds = cacheSeconds
@@ -162,15 +162,10 @@ public final class PolicyAuthorizer: Authorizer {
         return policy
     }
 
-    /// The document of a managed policy ARN: AWS managed ones are built in.
-    public static func awsManagedPolicy(arn: String) -> ManagedPolicy? {
-        ManagedPolicy.allCases.first { $0.arn == arn }
-    }
-
     private func identityEntry(_ principal: Principal) async throws -> IdentityEntry {
         let now = clock.now()
         // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
-        let generation = store.authorizationGeneration.current
+        let generation = directory.authorizationGeneration
         let key = "\(principal.arn)\u{0}\(principal.userID ?? "")"
         if let hit = identityCache.withLock({ $0[key] }), isFresh(at: hit.at, generation: hit.generation, now: now, current: generation) {
             return hit.entry
@@ -185,77 +180,24 @@ public final class PolicyAuthorizer: Authorizer {
     }
 
     private func loadIdentity(_ principal: Principal) async throws -> IdentityEntry {
-        let account = principal.accountID
-        var texts: [String] = []
-        var userID: String? = principal.userID
-        func gather(_ key: IAMEntityKey) async throws {
-            texts += try await store.inlinePolicies(key).map(\.document)
-            for arn in try await store.attachedPolicies(key) {
-                if let m = Self.awsManagedPolicy(arn: arn) {
-                    texts.append(m.document)
-                } else if let p = try await store.managedPolicy(arn: arn) {
-                    texts.append(p.document)
-                }
-            }
-        }
-        switch principal.kind {
-        case .root:
-            userID = account
-        case .user(let name):
-            let key = IAMEntityKey(.user, account, name)
-            guard let user = try await store.entity(key), user.arn == principal.arn else {
-                return IdentityEntry(policies: [], userID: userID, poisoned: false)
-            }
-            userID = user.id
-            try await gather(key)
-            for g in try await store.groups(ofUser: name, account: account) {
-                try await gather(IAMEntityKey(.group, account, g))
-            }
-        case .assumedRole(let role, let session):
-            let key = IAMEntityKey(.role, account, role)
-            guard let r = try await store.entity(key) else { return IdentityEntry(policies: [], userID: userID, poisoned: false) }
-            // A session of a role that was deleted and created again under the same name is not the new role's.
-            if let id = principal.userID, id.split(separator: ":").first.map(String.init) != r.id {
-                return IdentityEntry(policies: [], userID: userID, poisoned: false)
-            }
-            userID = "\(r.id):\(session)"
-            try await gather(key)
-        case .unknown:
-            return IdentityEntry(policies: [], userID: userID, poisoned: false)
-        }
+        let found = try await directory.identityPolicies(of: principal)
         var policies: [Policy] = []
         var poisoned = false
-        for t in texts {
+        for t in found.documents {
             if let p = parse(t, kind: .identity) { policies.append(p) } else { poisoned = true }
         }
-        return IdentityEntry(policies: policies, userID: userID, poisoned: poisoned)
+        return IdentityEntry(policies: policies, userID: found.userID, poisoned: poisoned)
     }
 
     /// The repository policy and registry policy (texts) and the repository tags for a resource ARN.
     private func resourcePolicies(_ resource: String) async throws -> ([String], [String: String]) {
         let now = clock.now()
-        let generation = store.authorizationGeneration.current
+        let generation = directory.authorizationGeneration
         if let hit = resourceCache.withLock({ $0[resource] }), isFresh(at: hit.at, generation: hit.generation, now: now, current: generation) {
             return (hit.policies, hit.tags)
         }
-        let parts = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[2] == "ecr" || parts[2] == "ecr-public",
-              AccountID.isValid(String(parts[4])) else { return ([], [:]) }
-        let account = String(parts[4])
-        var texts: [String] = []
-        var tags: [String: String] = [:]
-        // ECR Public repositories are stored in their account's public namespace and have no registry policy.
-        let key: RepositoryKey?
-        if parts[2] == "ecr-public" {
-            key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: PublicRegistry.storePrefix + $0.account, name: $0.name) }
-        } else {
-            key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: account, name: $0.name) }
-        }
-        if let key, let repo = try await store.repository(key) {
-            if let p = repo.settings.policy { texts.append(p) }
-            for t in repo.settings.tags { tags[t.key] = t.value }
-        }
-        if parts[2] == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty { texts.append(p) }
+        let found = try await directory.resourcePolicies(of: resource)
+        let (texts, tags) = (found.documents, found.tags)
         resourceCache.withLock { c in
             if c.count > 10_000 { c.removeAll() }
             c[resource] = (texts, tags, now, generation)

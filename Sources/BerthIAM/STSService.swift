@@ -1,8 +1,8 @@
 import BerthAuth
 import BerthCore
+import BerthDirectory
 import BerthPolicy
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Logging
 
@@ -12,7 +12,7 @@ public final class STSService: Sendable {
     public static let version = "2011-06-15"
     public static let wire = QueryProtocol(namespace: "https://sts.amazonaws.com/doc/2011-06-15/")
 
-    let store: any MetadataStore
+    let directory: Directory
     let authorizer: PolicyAuthorizer
     let sessions: SessionTokenCodec
     let clock: any WallClock
@@ -23,10 +23,10 @@ public final class STSService: Sendable {
     /// The one action AWS accepts without a signature.
     public static let unsignedActions: Set<String> = ["AssumeRoleWithWebIdentity"]
 
-    public init(store: any MetadataStore, authorizer: PolicyAuthorizer, sessions: SessionTokenCodec,
+    public init(directory: Directory, authorizer: PolicyAuthorizer, sessions: SessionTokenCodec,
                 clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.sts"),
                 webIdentityKeys: any WebIdentityKeySource = NoWebIdentityKeys()) {
-        self.store = store
+        self.directory = directory
         self.authorizer = authorizer
         self.sessions = sessions
         self.clock = clock
@@ -81,7 +81,7 @@ public final class STSService: Sendable {
     func getCallerIdentity(_ principal: Principal) async throws -> [XMLNode] {
         var userID = principal.userID ?? principal.accountID
         if case .user(let name) = principal.kind,
-           let u = try await store.entity(IAMEntityKey(.user, principal.accountID, name)) {
+           let u = try await directory.entity(IAMEntityKey(.user, principal.accountID, name)) {
             userID = u.id
         }
         return [.text("UserId", userID), .text("Account", principal.accountID), .text("Arn", principal.arn)]
@@ -118,7 +118,7 @@ public final class STSService: Sendable {
         guard let parsed = Self.parseRoleARN(roleARN) else {
             throw QueryError.validation("\(roleARN) is invalid")
         }
-        guard let role = try await store.entity(IAMEntityKey(.role, parsed.account, parsed.name)), role.path == parsed.path else {
+        guard let role = try await directory.entity(IAMEntityKey(.role, parsed.account, parsed.name)), role.path == parsed.path else {
             throw denied
         }
         do {
@@ -181,7 +181,7 @@ public final class STSService: Sendable {
         let jwt = try WebIdentityToken(token)
         let denied = QueryError.accessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
         guard let parsed = Self.parseRoleARN(roleARN) else { throw QueryError.validation("\(roleARN) is invalid") }
-        guard let role = try await store.entity(IAMEntityKey(.role, parsed.account, parsed.name)), role.path == parsed.path else {
+        guard let role = try await directory.entity(IAMEntityKey(.role, parsed.account, parsed.name)), role.path == parsed.path else {
             throw denied
         }
         // The issuer is read before the signature is checked only to find whose keys to check it with.
@@ -189,7 +189,7 @@ public final class STSService: Sendable {
             throw WebIdentityTokenError.invalid("No OpenIDConnect provider found in your account for \(jwt.issuer)")
         }
         let url = String(jwt.issuer.dropFirst(8))
-        guard let provider = try await store.oidcProvider(arn: OIDCProviderRecord.arn(account: role.accountID, url: url)) else {
+        guard let provider = try await directory.oidcProvider(arn: OIDCProviderRecord.arn(account: role.accountID, url: url)) else {
             throw WebIdentityTokenError.invalid("No OpenIDConnect provider found in your account for \(jwt.issuer)")
         }
         guard let keys = await webIdentityKeys.keys(forIssuer: provider.url) else {

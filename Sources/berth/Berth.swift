@@ -129,12 +129,11 @@ struct CreateAccount: AsyncParsableCommand {
             throw ValidationError("ACCOUNT_ID must be 12 digits")
         }
         let services = try await adminServices(options)
-        let metadata = services.registry.metadata
-        guard try await metadata.createAccount(accountID, at: services.clock.now()) else {
+        guard try await services.directory.createAccount(accountID, at: services.clock.now()) else {
             throw ValidationError("account \(accountID) already exists (use create-root-key to add a key)")
         }
-        let key = try await BerthServices.createRootKey(account: accountID, metadata: metadata, identity: services.identity,
-                                                        now: services.clock.now())
+        let key = try await BerthServices.createRootKey(account: accountID, directory: services.directory,
+                                                        identity: services.identity, now: services.clock.now())
         print(BerthServices.credentialsJSON(account: accountID, id: key.accessKeyID, secret: key.secret))
     }
 }
@@ -148,13 +147,14 @@ struct CreateRootKey: AsyncParsableCommand {
 
     func run() async throws {
         let services = try await adminServices(options)
-        let metadata = services.registry.metadata
-        guard try await metadata.account(accountID) != nil else { throw ValidationError("unknown account \(accountID)") }
-        let previous = try await metadata.accessKeys(ofAccount: accountID)
-        let key = try await BerthServices.createRootKey(account: accountID, metadata: metadata, identity: services.identity,
+        let directory = services.directory
+        guard try await directory.account(accountID) != nil else { throw ValidationError("unknown account \(accountID)") }
+        // The root's keys only: its IAM users' keys are theirs to rotate.
+        let previous = try await directory.rootAccessKeys(account: accountID)
+        let key = try await BerthServices.createRootKey(account: accountID, directory: directory, identity: services.identity,
                                                         now: services.clock.now())
         if deactivateOthers {
-            for k in previous { try await metadata.setAccessKeyStatus(k.accessKeyID, "Inactive") }
+            for k in previous { try await directory.setAccessKeyStatus(k.accessKeyID, .inactive) }
         }
         print(BerthServices.credentialsJSON(account: accountID, id: key.accessKeyID, secret: key.secret))
     }
@@ -167,9 +167,8 @@ struct ListPrincipals: AsyncParsableCommand {
 
     func run() async throws {
         let services = try await adminServices(options)
-        let metadata = services.registry.metadata
-        for a in try await metadata.listAccounts() {
-            for k in try await metadata.accessKeys(ofAccount: a.id) {
+        for a in try await services.directory.accounts() {
+            for k in try await services.directory.accessKeys(account: a.id) {
                 print("\(a.id)\t\(k.principalARN)\t\(k.accessKeyID)\t\(k.status)")
             }
         }

@@ -38,20 +38,20 @@ import Testing
 
     @Test func deactivatedAndDeletedKeysStopAtOnce() async throws {
         let s = try await services()
-        let metadata = s.registry.metadata
+        let directory = s.directory
         let p = try await s.identity.authenticate(signed(), service: "ecr")
         let basic = "Basic " + Data("AWS:\(try s.identity.issueToken(for: p, now: clock.now()).token)".utf8).base64EncodedString()
         #expect(try await s.identity.authenticate(basic: basic)?.arn == p.arn)
 
-        try await metadata.setAccessKeyStatus(Self.id, "Inactive")
+        try await directory.setAccessKeyStatus(Self.id, .inactive)
         await #expect(throws: SigV4Error.self) { try await s.identity.authenticate(signed(), service: "ecr") }
         #expect(try await s.identity.authenticate(basic: basic) == nil)
 
-        try await metadata.setAccessKeyStatus(Self.id, "Active")
+        try await directory.setAccessKeyStatus(Self.id, .active)
         #expect(try await s.identity.authenticate(signed(), service: "ecr").arn == p.arn)
         #expect(try await s.identity.authenticate(basic: basic)?.arn == p.arn)
 
-        try await metadata.deleteAccessKey(Self.id)
+        try await directory.deleteAccessKey(Self.id)
         await #expect(throws: SigV4Error.self) { try await s.identity.authenticate(signed(), service: "ecr") }
         #expect(try await s.identity.authenticate(basic: basic) == nil)
     }

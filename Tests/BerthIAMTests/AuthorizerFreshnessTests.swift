@@ -1,4 +1,5 @@
 import BerthCore
+import BerthDirectory
 @testable import BerthIAM
 import BerthPolicy
 import BerthRegistry
@@ -89,7 +90,7 @@ import Testing
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualWallClock()
-        let authorizer = PolicyAuthorizer(store: store, region: "us-east-1", clock: clock, cacheSeconds: 5)
+        let authorizer = PolicyAuthorizer(directory: Directory(store: store), region: "us-east-1", clock: clock, cacheSeconds: 5)
         _ = try await store.createAccount(World.account, at: 0)
         let key = RepositoryKey(storedRegistryID: World.account, name: "app")
         _ = try await store.createRepository(key, at: 0)
@@ -107,7 +108,7 @@ import Testing
         settings.policy = nil
         _ = try await store.updateRepositorySettings(key, settings)
         #expect(await !allowed(authorizer, other), "a local write applies at once")
-        let uncached = PolicyAuthorizer(store: store, region: "us-east-1", clock: clock, cacheSeconds: 0)
+        let uncached = PolicyAuthorizer(directory: Directory(store: store), region: "us-east-1", clock: clock, cacheSeconds: 0)
         _ = try raw.execute("UPDATE repositories SET settings = ? WHERE name = 'app'", [.text(text)])
         #expect(await allowed(uncached, other), "0 s: no cache")
     }
@@ -127,7 +128,7 @@ import Testing
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualWallClock()
-        let authorizer = PolicyAuthorizer(store: store, region: "us-east-1", clock: clock)
+        let authorizer = PolicyAuthorizer(directory: Directory(store: store), region: "us-east-1", clock: clock)
         _ = try await store.createAccount(World.account, at: 0)
         var settings = RepositorySettings()
         settings.policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:DescribeImages"}]}"#

@@ -1,5 +1,6 @@
 import BerthAuth
 import BerthCore
+import BerthDirectory
 @testable import BerthIAM
 import BerthPolicy
 import BerthRegistry
@@ -12,6 +13,7 @@ struct World {
     static let account = "123456789012"
     static let other = "210987654321"
     let store = InMemoryMetadataStore()
+    let directory: Directory
     let clock = ManualWallClock(1_700_000_000)
     let authorizer: PolicyAuthorizer
     let iam: IAMService
@@ -19,9 +21,10 @@ struct World {
     let sessions = SessionTokenCodec(box: try! SecretBox(key: SecretBox.generateKey()))
 
     init() async throws {
-        authorizer = PolicyAuthorizer(store: store, region: "us-east-1", clock: clock)
-        iam = IAMService(store: store, authorizer: authorizer, clock: clock) { secret, _ in "sealed:\(secret)" }
-        sts = STSService(store: store, authorizer: authorizer, sessions: sessions, clock: clock)
+        directory = Directory(store: store)
+        authorizer = PolicyAuthorizer(directory: directory, region: "us-east-1", clock: clock)
+        iam = IAMService(directory: directory, authorizer: authorizer, clock: clock) { secret, _ in "sealed:\(secret)" }
+        sts = STSService(directory: directory, authorizer: authorizer, sessions: sessions, clock: clock)
         for a in [Self.account, Self.other] { _ = try await store.createAccount(a, at: 0) }
         _ = try await store.createRepository(RepositoryKey(storedRegistryID: Self.account, name: "app"), at: 0,
                                              settings: RepositorySettings(tags: [ResourceTag(key: "team", value: "core")]))

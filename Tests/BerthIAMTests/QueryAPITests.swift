@@ -1,5 +1,6 @@
 import BerthAuth
 import BerthCore
+import BerthDirectory
 @testable import BerthIAM
 import BerthPolicy
 import BerthRegistry

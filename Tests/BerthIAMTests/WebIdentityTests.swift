@@ -1,5 +1,6 @@
 import BerthAuth
 import BerthCore
+import BerthDirectory
 @testable import BerthIAM
 import BerthPolicy
 import BerthRegistry
@@ -165,7 +166,7 @@ struct TestIssuer: Sendable {
     func setup(trust: String = AssumeRoleWithWebIdentityTests.trust(), provider: Bool = true) async throws -> Setup {
         let w = try await World()
         let keys = StaticWebIdentityKeys([TestIssuer.url: TestIssuer.jwks])
-        let sts = STSService(store: w.store, authorizer: w.authorizer, sessions: w.sessions, clock: w.clock, webIdentityKeys: keys)
+        let sts = STSService(directory: w.directory, authorizer: w.authorizer, sessions: w.sessions, clock: w.clock, webIdentityKeys: keys)
         if provider {
             try await w.iamCall("CreateOpenIDConnectProvider", [
                 "Url": "https://token.actions.githubusercontent.com", "ClientIDList.member.1": "sts.amazonaws.com",
