@@ -57,6 +57,24 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
         #expect(await w.iam.handle(form, principal: World.root(), requestID: "r").status == 400)
     }
 
+    /// Two concurrent CreateAccessKey for a user with one key: one is created, the other is LimitExceeded.
+    @Test func concurrentCreateAccessKeyAtTheLimit() async throws {
+        let w = try await World()
+        try await w.iamCall("CreateUser", ["UserName": "alice"])
+        try await w.iamCall("CreateAccessKey", ["UserName": "alice"])
+        let iam = w.iam
+        let form = ["Action": "CreateAccessKey", "Version": "2010-05-08", "UserName": "alice"]
+        let answers = await withTaskGroup(of: QueryResponse.self) { group in
+            for _ in 0..<2 { group.addTask { await iam.handle(form, principal: World.root(), requestID: "r") } }
+            var out: [QueryResponse] = []
+            for await r in group { out.append(r) }
+            return out
+        }
+        #expect(answers.map(\.status).sorted() == [200, 409])
+        #expect(answers.compactMap(\.errorCode) == ["LimitExceeded"])
+        #expect(try await w.store.accessKeys(ofAccount: World.account).count == 2)
+    }
+
     @Test func accessKeysAreLimitedAndDeleteConflicts() async throws {
         let w = try await World()
         try await w.iamCall("CreateUser", ["UserName": "alice"])
