@@ -91,7 +91,6 @@ let package = Package(
             name: "BerthScanning",
             dependencies: [
                 "BerthCore",
-                "BerthStorage",
                 "BerthRegistry",
                 "BerthScanner",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -104,7 +103,6 @@ let package = Package(
             name: "BerthECR",
             dependencies: [
                 "BerthCore",
-                "BerthStorage",
                 "BerthRegistry",
                 "BerthPolicy",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -52,6 +52,9 @@ public struct BerthServices: Sendable {
     public let ecrPublic: ECRService
     public let iam: IAMService
     public let sts: STSService
+    /// The metadata store, for the account bootstrap and `berth admin` (accounts and keys have no domain
+    /// service yet; `Registry` keeps its stores to itself).
+    public let metadata: any MetadataStore
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -100,7 +103,7 @@ public struct BerthServices: Sendable {
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
         return BerthServices(config: config, registry: registry, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts)
+                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metadata: backends.metadata)
     }
 
     /// Makes sure the default account exists with a root key: the configured one, or a generated one
@@ -108,7 +111,7 @@ public struct BerthServices: Sendable {
     @discardableResult
     public func bootstrap(logger: Logger) async throws -> (accessKeyID: String, secret: String)? {
         let account = config.accountId
-        let metadata = registry.metadata
+        let metadata = self.metadata
         try await metadata.createAccount(account, at: clock.now())
         if let id = config.rootAccessKeyId, let secret = config.rootSecretAccessKey {
             let existing = try await metadata.accessKey(id)

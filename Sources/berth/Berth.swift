@@ -129,7 +129,7 @@ struct CreateAccount: AsyncParsableCommand {
             throw ValidationError("ACCOUNT_ID must be 12 digits")
         }
         let services = try await adminServices(options)
-        let metadata = services.registry.metadata
+        let metadata = services.metadata
         guard try await metadata.createAccount(accountID, at: services.clock.now()) else {
             throw ValidationError("account \(accountID) already exists (use create-root-key to add a key)")
         }
@@ -148,7 +148,7 @@ struct CreateRootKey: AsyncParsableCommand {
 
     func run() async throws {
         let services = try await adminServices(options)
-        let metadata = services.registry.metadata
+        let metadata = services.metadata
         guard try await metadata.account(accountID) != nil else { throw ValidationError("unknown account \(accountID)") }
         let previous = try await metadata.accessKeys(ofAccount: accountID)
         let key = try await BerthServices.createRootKey(account: accountID, metadata: metadata, identity: services.identity,
@@ -167,7 +167,7 @@ struct ListPrincipals: AsyncParsableCommand {
 
     func run() async throws {
         let services = try await adminServices(options)
-        let metadata = services.registry.metadata
+        let metadata = services.metadata
         for a in try await metadata.listAccounts() {
             for k in try await metadata.accessKeys(ofAccount: a.id) {
                 print("\(a.id)\t\(k.principalARN)\t\(k.accessKeyID)\t\(k.status)")

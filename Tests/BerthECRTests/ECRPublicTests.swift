@@ -36,7 +36,7 @@ import Testing
         #expect(repo["registryId"] == .string(Self.account))
         #expect(repo["repositoryUri"] == .string("localhost:5000/public/r123456789012/web"))
         #expect(Set(repo.keys) == ["repositoryArn", "registryId", "repositoryName", "repositoryUri", "createdAt"])
-        #expect(try await registry.metadata.repository(RepositoryKey(storedRegistryID: "public:\(Self.account)", name: "web")) != nil)
+        #expect(try await registry.findRepository(RepositoryKey(storedRegistryID: "public:\(Self.account)", name: "web")) != nil)
         // The private API neither sees it nor clashes with it.
         let (_, listed) = try await call(priv, "DescribeRepositories", [:])
         #expect(listed["repositories"] == .array([]))

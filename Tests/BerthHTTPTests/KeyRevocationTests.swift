@@ -38,7 +38,7 @@ import Testing
 
     @Test func deactivatedAndDeletedKeysStopAtOnce() async throws {
         let s = try await services()
-        let metadata = s.registry.metadata
+        let metadata = s.metadata
         let p = try await s.identity.authenticate(signed(), service: "ecr")
         let basic = "Basic " + Data("AWS:\(try s.identity.issueToken(for: p, now: clock.now()).token)".utf8).base64EncodedString()
         #expect(try await s.identity.authenticate(basic: basic)?.arn == p.arn)

@@ -325,7 +325,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     @Test(arguments: Backend.allCases)
     func immutableTagsCannotMove(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: "IMMUTABLE_WITH_EXCLUSION", exclusionFilters: ["latest"]))
+        try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: .immutableWithExclusion, exclusionFilters: ["latest"]))
         let d1 = Digest.sha256(of: Array("1".utf8)), d2 = Digest.sha256(of: Array("2".utf8))
         let rec = { (d: Digest) in
             ManifestRecord(digest: d, mediaType: MediaType.ociManifest, artifactType: nil, bytes: Array("{}".utf8),
