@@ -179,7 +179,7 @@ let package = Package(
                     dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
                                                     .product(name: "Crypto", package: "swift-crypto"),

@@ -69,6 +69,11 @@ public final class Registry: Sendable {
         self.manifestCache = ManifestCache()
     }
 
+    /// A registry on in-memory stores (tests, ephemeral registries): nothing outlives the process.
+    public static func inMemory(settings: RegistrySettings = .init(), clock: any WallClock = SystemWallClock()) -> Registry {
+        Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), settings: settings, clock: clock)
+    }
+
     // MARK: pulls
 
     /// Notes that an image was pulled; written in batches by `flushPulls`.

@@ -1,6 +1,5 @@
 import BerthCore
 @testable import BerthECR
-import BerthStorage
 import Foundation
 
 extension GoldenWorld {

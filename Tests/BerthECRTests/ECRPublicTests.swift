@@ -1,7 +1,6 @@
 import BerthCore
 @testable import BerthECR
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Testing
 
@@ -10,7 +9,7 @@ import Testing
     static let root = Principal(accountID: account, arn: Principal.rootARN(account), accessKeyID: "AKIAPUBLICROOT000001")
 
     func services() -> (ECRService, ECRService, Registry) {
-        let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), clock: ManualWallClock(1_700_000_000))
+        let registry = Registry.inMemory(clock: ManualWallClock(1_700_000_000))
         let env = ECREnvironment(
             region: "us-east-1", repositoryURI: { "\($0).dkr.ecr.us-east-1.localhost/\($1)" },
             proxyEndpoint: { "https://\($0).dkr.ecr.us-east-1.localhost" },
