@@ -56,7 +56,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func updateRepositorySettings(
-        _ key: RepositoryKey, _ update: (inout RepositorySettings) throws -> Void
+        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
     ) async throws -> RepositorySettings? {
         try authorizationWrite { c in
             try c.transaction {
