@@ -157,14 +157,6 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
-        state.withLock { s in
-            guard var r = s.repos[repository], Self.removeManifest(&r, digest) else { return false }
-            s.repos[repository] = r
-            return true
-        }
-    }
-
     /// Removes a manifest with its tags, references and scan; false when it was not there.
     static func removeManifest(_ r: inout Repo, _ digest: Digest) -> Bool {
         guard r.manifests.removeValue(forKey: digest) != nil else { return false }

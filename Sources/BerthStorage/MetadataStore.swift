@@ -117,8 +117,6 @@ public protocol ManifestMetadata: Sendable {
     func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest?
     /// Tags in lexical order after `last`, up to `limit + 1` rows.
     func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String]
-    /// Deletes a manifest and every tag that points to it; false when it did not exist.
-    func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool
     /// Deletes one tag; false when it did not exist.
     func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool
     /// Deletes an image in one transaction, by the rules both doors share (see `ImageDeletion`):

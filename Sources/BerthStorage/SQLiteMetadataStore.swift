@@ -277,15 +277,6 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
-        try db.write { c in
-            try c.transaction {
-                guard let id = try repoID(c, repository) else { return false }
-                return try Self.deleteManifestRows(c, digest, repo: id)
-            }
-        }
-    }
-
     /// Deletes a manifest with its tags, references and scan; false when it was not there.
     static func deleteManifestRows(_ c: SQLiteConnection, _ digest: Digest, repo id: Int64) throws -> Bool {
         let d = SQLiteValue.text(digest.description)
