@@ -91,7 +91,6 @@ let package = Package(
             name: "BerthScanning",
             dependencies: [
                 "BerthCore",
-                "BerthStorage",
                 "BerthRegistry",
                 "BerthScanner",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -104,7 +103,6 @@ let package = Package(
             name: "BerthECR",
             dependencies: [
                 "BerthCore",
-                "BerthStorage",
                 "BerthRegistry",
                 "BerthPolicy",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -192,7 +190,7 @@ let package = Package(
                     dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthDirectoryTests", dependencies: ["BerthDirectory", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),

@@ -937,6 +937,28 @@ def test_batch_delete_image_referenced_by_index(ecr):
     assert r.get("failures", []) == [], r
 
 
+def test_untagging_an_image_an_index_lists_keeps_it(ecr):
+    # Removing an image's last tag deletes the image, except when an index of the repository lists it:
+    # the image then stays, untagged, so the index never lists a deleted manifest (one transaction).
+    name = create_repo(ecr.client)["repositoryName"]
+    child = put_api_image(ecr.client, name, tag="child")
+    index = bh.make_index([child.descriptor()])
+    ecr.client.put_image(repositoryName=name, imageManifest=index.decode(), imageTag="list")
+    r = ecr.client.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "child"}])
+    assert r["imageIds"] == [{"imageDigest": child.digest, "imageTag": "child"}] and r["failures"] == [], r
+    d = ecr.client.describe_images(repositoryName=name, imageIds=[{"imageDigest": child.digest}])["imageDetails"]
+    assert len(d) == 1 and "imageTags" not in d[0], d
+    got = ecr.client.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "list"}])
+    assert got["failures"] == [] and got["images"][0]["imageManifest"] == index.decode()
+    # without the index, the last tag takes the image with it
+    ecr.client.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "list"}])
+    other = put_api_image(ecr.client, name, tag="solo")
+    ecr.client.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "solo"}])
+    r = ecr.client.describe_images(repositoryName=name)["imageDetails"]
+    assert {i["imageDigest"] for i in r} == {child.digest}, r
+    assert other.digest != child.digest
+
+
 # =============================================================================================
 # ListImages
 # =============================================================================================

@@ -824,6 +824,27 @@ class TestManifests:
         assert reg.get_manifest(repo, "keep").content == keep.manifest
         assert_oci_error(reg.delete(f"/v2/{repo}/manifests/{img.digest}"), 404, "MANIFEST_UNKNOWN")
 
+    def test_delete_manifest_an_index_lists_is_refused(self, reg):
+        # The rule ECR's BatchDeleteImage applies (ImageReferencedByManifestList) holds on /v2 too: a manifest
+        # an index in the repository lists stays until the index is deleted. Berth answers 409 DENIED (the
+        # distribution spec has no code for it); the index and the manifest are unchanged.
+        repo = unique()
+        child = reg.push_image(repo, tag="child")
+        idx = make_index([child.descriptor(platform={"architecture": "amd64", "os": "linux"})])
+        assert reg.put_manifest(repo, "multi", idx, OCI_INDEX).status_code == 201
+        r = reg.delete(f"/v2/{repo}/manifests/{child.digest}")
+        assert_oci_error(r, 409, "DENIED")
+        assert sha256(idx) in r.text, r.text
+        assert reg.get_manifest(repo, child.digest).content == child.manifest
+        assert reg.get_manifest(repo, "multi").content == idx
+        assert reg.tags(repo) == ["child", "multi"]
+        # deleting a tag of the listed manifest is still allowed
+        assert reg.delete(f"/v2/{repo}/manifests/child").status_code == 202
+        # once the index is gone, the manifest can go
+        assert reg.delete(f"/v2/{repo}/manifests/{sha256(idx)}").status_code == 202
+        assert reg.delete(f"/v2/{repo}/manifests/{child.digest}").status_code == 202
+        assert_oci_error(reg.get_manifest(repo, child.digest), 404, "MANIFEST_UNKNOWN")
+
     def test_delete_in_unknown_repository(self, reg):
         r = reg.delete(f"/v2/{unique('nope')}/manifests/{UNKNOWN_DIGEST}")
         assert_oci_error(r, 404, {"NAME_UNKNOWN", "MANIFEST_UNKNOWN"})

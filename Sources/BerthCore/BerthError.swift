@@ -18,6 +18,8 @@ public enum BerthError: Error, Sendable, Equatable {
     case manifestBlobUnknown(String)
     case manifestTooLarge(limit: Int)
     case tagImmutable(String)
+    /// A manifest cannot be deleted while manifests of its repository (indexes) reference it.
+    case manifestReferenced(digest: String, by: [String])
     case repositoryAlreadyExists(String)
     case repositoryNotEmpty(String)
     case unsupported(String)
@@ -48,6 +50,8 @@ extension BerthError: CustomStringConvertible {
         case .manifestBlobUnknown(let s): return "manifest references a blob or manifest unknown to the repository: \(s)"
         case .manifestTooLarge(let l): return "manifest exceeds the \(l) byte limit"
         case .tagImmutable(let s): return "tag is immutable: \(s)"
+        case .manifestReferenced(let d, let by):
+            return "manifest \(d) is referenced by \(by.count == 1 ? "an image index" : "image indexes") in this repository (\(by.joined(separator: ", "))); delete \(by.count == 1 ? "it" : "them") first"
         case .repositoryAlreadyExists(let s): return "repository already exists: \(s)"
         case .repositoryNotEmpty(let s): return "repository is not empty: \(s)"
         case .unsupported(let s): return "the operation is unsupported: \(s)"

@@ -1,7 +1,6 @@
 /// Per-repository settings that ECR exposes (tag mutability, scanning, encryption, resource tags).
 public struct RepositorySettings: Sendable, Equatable, Codable {
-    /// `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`.
-    public var imageTagMutability: String
+    public var imageTagMutability: TagMutability
     /// Wildcard filters (`*` matches any run of characters) that flip the mutability of matching tags.
     public var exclusionFilters: [String]
     public var scanOnPush: Bool
@@ -14,7 +13,7 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     /// The repository policy (ECR `SetRepositoryPolicy`), as the JSON text it was set with.
     public var policy: String? = nil
 
-    public init(imageTagMutability: String = "MUTABLE", exclusionFilters: [String] = [], scanOnPush: Bool = false,
+    public init(imageTagMutability: TagMutability = .mutable, exclusionFilters: [String] = [], scanOnPush: Bool = false,
                 encryptionType: String = "AES256", kmsKey: String? = nil, tags: [ResourceTag] = []) {
         self.imageTagMutability = imageTagMutability
         self.exclusionFilters = exclusionFilters
@@ -24,17 +23,26 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
         self.tags = tags
     }
 
-    public static let mutabilityValues = ["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"]
-
     /// Whether an existing `tag` may not be moved to another image.
     public func isImmutable(tag: String) -> Bool {
         switch imageTagMutability {
-        case "IMMUTABLE": return true
-        case "IMMUTABLE_WITH_EXCLUSION": return !exclusionFilters.contains { Wildcard.matches($0, tag) }
-        case "MUTABLE_WITH_EXCLUSION": return exclusionFilters.contains { Wildcard.matches($0, tag) }
-        default: return false
+        case .immutable: return true
+        case .immutableWithExclusion: return !exclusionFilters.contains { Wildcard.matches($0, tag) }
+        case .mutableWithExclusion: return exclusionFilters.contains { Wildcard.matches($0, tag) }
+        case .mutable: return false
         }
     }
+}
+
+/// ECR's image tag mutability. Stored in the settings JSON as its raw value (the same text ECR uses).
+public enum TagMutability: String, Sendable, Equatable, Codable, CaseIterable {
+    case mutable = "MUTABLE"
+    case immutable = "IMMUTABLE"
+    case immutableWithExclusion = "IMMUTABLE_WITH_EXCLUSION"
+    case mutableWithExclusion = "MUTABLE_WITH_EXCLUSION"
+
+    /// Whether the setting needs exclusion filters (and only then allows them).
+    public var hasExclusions: Bool { self == .immutableWithExclusion || self == .mutableWithExclusion }
 }
 
 /// A resource tag (`Key`/`Value`), as on AWS resources.
@@ -112,6 +120,30 @@ public enum PublicRegistry {
         let name = String(parts[5].dropFirst("repository/".count))
         guard AccountID.isValid(String(parts[4])), RepositoryName.isValid(name) else { return nil }
         return (String(parts[4]), name)
+    }
+}
+
+/// The ECR account settings (`PutAccountSetting`/`GetAccountSetting`), with their allowed values and
+/// defaults. The values are kept as ECR's text, which is what the API reads and writes.
+public enum AccountSetting: String, Sendable, Equatable, CaseIterable {
+    case basicScanTypeVersion = "BASIC_SCAN_TYPE_VERSION"
+    case registryPolicyScope = "REGISTRY_POLICY_SCOPE"
+    case blobMounting = "BLOB_MOUNTING"
+
+    public var values: [String] {
+        switch self {
+        case .basicScanTypeVersion: return ["AWS_NATIVE", "CLAIR"]
+        case .registryPolicyScope: return ["V1", "V2"]
+        case .blobMounting: return BlobMounting.values
+        }
+    }
+
+    public var defaultValue: String {
+        switch self {
+        case .basicScanTypeVersion: return "AWS_NATIVE"
+        case .registryPolicyScope: return "V2"
+        case .blobMounting: return BlobMounting.defaultValue
+        }
     }
 }
 

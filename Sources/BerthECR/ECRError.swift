@@ -259,6 +259,9 @@ enum ECRErrorMapping {
             return ECRError("UnrecognizedClientException", m)
         case .tooManyRequests(let m):
             return ECRError("ThrottlingException", m)
+        case .manifestReferenced:
+            // BatchDeleteImage reports this per image (ImageReferencedByManifestList); elsewhere a parameter error.
+            return .invalidParameter(error.description)
         case .paginationNumberInvalid(let m), .sizeInvalid(let m), .unsupported(let m), .blobUploadInvalid(let m):
             return .invalidParameter(m)
         case .rangeNotSatisfiable(_, let d):

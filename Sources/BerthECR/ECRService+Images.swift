@@ -1,6 +1,5 @@
 import BerthCore
 import BerthRegistry
-import BerthStorage
 import Foundation
 
 /// An `ImageIdentifier` of a request, resolved against a repository.
@@ -45,7 +44,7 @@ extension ECRService {
             guard Tag.isValid(tag) else {
                 return .failed(code: "InvalidImageTag", reason: "Invalid request parameters: image tag should satisfy the regex '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
             }
-            guard let target = try await registry.metadata.resolveTag(tag, in: key) else {
+            guard let target = try await registry.resolveTag(tag, in: key) else {
                 return .failed(code: "ImageNotFound", reason: "Requested image not found")
             }
             if let digest, digest != target {
@@ -53,7 +52,7 @@ extension ECRService {
             }
             return .found(digest: target, tag: tag)
         }
-        guard try await registry.metadata.image(digest!, in: key) != nil else {
+        guard try await registry.image(digest!, in: key) != nil else {
             return .failed(code: "ImageNotFound", reason: "Requested image not found")
         }
         return .found(digest: digest!, tag: nil)
@@ -80,7 +79,7 @@ extension ECRService {
         var out: [ImageSummary] = []
         let batchSize = 500
         while true {
-            let rows = try await registry.metadata.images(in: key, after: after, limit: batchSize)
+            let rows = try await registry.images(in: key, after: after, limit: batchSize)
             let batch = rows.prefix(batchSize)
             for (index, r) in batch.enumerated() {
                 if status == "TAGGED" && r.tags.isEmpty { continue }
@@ -119,13 +118,13 @@ extension ECRService {
         }
         var exhausted = false
         // The rest of the image the previous page stopped in.
-        if let lastDigest, let lastTag, let d = Digest.parse(lastDigest), let image = try await registry.metadata.image(d, in: key) {
+        if let lastDigest, let lastTag, let d = Digest.parse(lastDigest), let image = try await registry.image(d, in: key) {
             for e in entries(image) where (e ?? "") > lastTag { ids.append((lastDigest, e)) }
         }
         var after = lastDigest
         let batch = 500
         scan: while ids.count < limit {
-            let rows = try await registry.metadata.images(in: key, after: after, limit: batch)
+            let rows = try await registry.images(in: key, after: after, limit: batch)
             for r in rows.prefix(batch) {
                 for e in entries(r) {
                     if ids.count == limit { break scan }
@@ -166,7 +165,7 @@ extension ECRService {
         }
         if let t = i.lastPulledAt { o["lastRecordedPullTime"] = .double(t) }
         if let s = i.subject { o["subjectManifestDigest"] = .string(s.description) }
-        if let scan = try await registry.metadata.scan(i.digest, in: key) {
+        if let scan = try await registry.scan(i.digest, in: key) {
             o["imageScanStatus"] = scanStatusJSON(scan)
             if scan.state == .complete {
                 var summary: [String: JSONValue] = ["findingSeverityCounts": severityCountsJSON(scan)]
@@ -193,7 +192,7 @@ extension ECRService {
             for id in ids {
                 switch try await resolve(id, in: key) {
                 case .found(let d, _):
-                    guard seen.insert(d).inserted, let i = try await registry.metadata.image(d, in: key) else { continue }
+                    guard seen.insert(d).inserted, let i = try await registry.image(d, in: key) else { continue }
                     details.append(try await imageDetail(key, i))
                 case .failed(let code, let reason):
                     throw try imageLookupError(id, code: code, reason: reason, in: key)
@@ -237,7 +236,7 @@ extension ECRService {
                 }
                 failures.append(imageFailure(given, code, reason))
             case .found(let d, let tag):
-                guard let m = try await registry.metadata.manifest(d, in: key) else {
+                guard let m = try await registry.storedManifest(d, in: key) else {
                     failures.append(imageFailure(given, "ImageNotFound", "Requested image not found"))
                     continue
                 }
@@ -266,22 +265,18 @@ extension ECRService {
             switch try await resolve(id, in: key) {
             case .failed(let code, let reason):
                 failures.append(imageFailure(given, code, reason))
-            case .found(let d, let tag?):
-                // Removing a tag; removing an image's last tag deletes the image (as ECR does).
-                try await registry.deleteManifest(key, reference: .tag(try Tag(tag)))
-                if let image = try await registry.metadata.image(d, in: key), image.tags.isEmpty {
-                    try await registry.deleteManifest(key, reference: .digest(d))
-                }
-                deleted.append(imageID(d.description, tag))
-            case .found(let d, nil):
-                if try await !registry.metadata.manifestsReferencing(d, in: key).isEmpty {
+            case .found(let d, let tag):
+                // By tag: the tag goes, and the image with it when that was its last tag (as ECR does).
+                // By digest: the image with all its tags, unless an index lists it. One transaction each.
+                switch try await registry.deleteImage(key, tag.map { .tag($0, of: d) } ?? .digest(d)) {
+                case .deleted(let tags, _):
+                    if tags.isEmpty { deleted.append(imageID(d.description, nil)) }
+                    for t in tags { deleted.append(imageID(d.description, t)) }
+                case .notFound:
+                    failures.append(imageFailure(given, "ImageNotFound", "Requested image not found"))
+                case .referenced:
                     failures.append(imageFailure(given, "ImageReferencedByManifestList", "Requested image is referenced by an image index"))
-                    continue
                 }
-                let tags = try await registry.metadata.image(d, in: key)?.tags ?? []
-                try await registry.deleteManifest(key, reference: .digest(d))
-                if tags.isEmpty { deleted.append(imageID(d.description, nil)) }
-                for t in tags { deleted.append(imageID(d.description, t)) }
             }
         }
         return ["imageIds": .array(deleted), "failures": .array(failures)]
@@ -324,22 +319,20 @@ extension ECRService {
                 throw ECRError.imageDigestDoesNotMatch(computed: computed.description, given: d.description)
             }
         }
-        if let existing = try await registry.metadata.image(computed, in: key),
-           tag == nil || existing.tags.contains(tag!) {
-            throw ECRError.imageAlreadyExists(digest: computed.description, tag: tag, repository: key.name, registry: wireID(key))
+        let pushed: PushedManifest
+        do {
+            pushed = try await registry.putImage(key, tag: try tag.map { try Tag($0) }, contentType: mediaType ?? parsed.mediaType,
+                                                 bytes: bytes)
+        } catch let refusal as ImagePutRefusal {
+            switch refusal {
+            case .imageAlreadyExists(let digest, let tag):
+                throw ECRError.imageAlreadyExists(digest: digest.description, tag: tag, repository: key.name, registry: wireID(key))
+            case .referencedImagesNotFound(let digests):
+                throw ECRError.referencedImagesNotFound(digests.map(\.description), repository: key.name, registry: wireID(key))
+            case .layersNotFound(let digests):
+                throw ECRError.layersNotFound(digests.map(\.description), repository: key.name, registry: wireID(key))
+            }
         }
-        for child in parsed.requiredManifests where try await registry.metadata.image(child, in: key) == nil {
-            throw ECRError.referencedImagesNotFound([child.description], repository: key.name, registry: wireID(key))
-        }
-        var missing: [String] = []
-        for b in parsed.requiredBlobs where try await registry.metadata.linkedBlobSize(b, in: key) == nil {
-            missing.append(b.description)
-        }
-        if !missing.isEmpty {
-            throw ECRError.layersNotFound(missing, repository: key.name, registry: wireID(key))
-        }
-        let reference: Reference = try tag.map { .tag(try Tag($0)) } ?? .digest(computed)
-        let pushed = try await registry.putManifest(key, reference: reference, contentType: mediaType ?? parsed.mediaType, bytes: bytes)
         return ["image": imageJSON(key, pushed.digest, tag, manifest: manifest, mediaType: parsed.mediaType)]
     }
 

@@ -1,6 +1,5 @@
 import BerthCore
 import BerthRegistry
-import BerthStorage
 import Foundation
 import NIOCore
 
@@ -64,7 +63,7 @@ extension ECRService {
                                  "failureReason": "Invalid layer digest: must satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'"])
                 continue
             }
-            if let size = try await registry.metadata.linkedBlobSize(d, in: key) {
+            if let size = try await registry.linkedBlobSize(d, in: key) {
                 layers.append(["layerDigest": .string(text), "layerAvailability": "AVAILABLE", "layerSize": .int(size)])
             } else {
                 layers.append(["layerDigest": .string(text), "layerAvailability": "UNAVAILABLE"])
@@ -121,8 +120,8 @@ extension ECRService {
         var buffer = ByteBufferAllocator().buffer(capacity: data.count)
         buffer.writeBytes(data)
         do {
-            _ = try await registry.appendChunk(key, upload: id, contentRange: "\(first)-\(last)", contentLength: Int64(data.count),
-                                               body: InMemoryBody(buffer: buffer))
+            _ = try await registry.appendChunk(key, upload: id, range: ByteRange(start: first, end: last),
+                                               contentLength: Int64(data.count), body: InMemoryBody(buffer: buffer))
         } catch let e as BerthError {
             switch e {
             case .rangeNotSatisfiable, .sizeInvalid: throw invalidPart(.other("\(e)"))
@@ -150,12 +149,12 @@ extension ECRService {
         if partsTooSmall(id) {
             throw ECRError.layerPartTooSmall(minimum: Self.minimumPartSize)
         }
-        if try await registry.metadata.linkedBlobSize(digest, in: key) != nil {
+        if try await registry.linkedBlobSize(digest, in: key) != nil {
             try await registry.cancelUpload(key, upload: id)
             throw ECRError.layerAlreadyExists(digest.description, repository: key.name, registry: wireID(key))
         }
         do {
-            _ = try await registry.completeUpload(key, upload: id, digest: digest.description, contentRange: nil, contentLength: 0,
+            _ = try await registry.completeUpload(key, upload: id, digest: digest, range: nil, contentLength: 0,
                                                   body: InMemoryBody(buffer: nil))
             forgetParts(id)
         } catch BerthError.digestMismatch {
@@ -173,10 +172,10 @@ extension ECRService {
         }
         try await authorize(principal, "GetDownloadUrlForLayer", key)
         try await requireRepository(key)
-        guard try await registry.metadata.linkedBlobSize(digest, in: key) != nil else {
+        guard try await registry.linkedBlobSize(digest, in: key) != nil else {
             throw ECRError.layerNotFound(digest.description, repository: key.name, registry: wireID(key))
         }
-        guard try await !registry.metadata.manifestsReferencing(digest, in: key).isEmpty else {
+        guard try await !registry.referencingManifests(of: digest, in: key).isEmpty else {
             throw ECRError.layerInaccessible(digest.description, repository: key.name, registry: wireID(key))
         }
         let url = try await env.downloadURL(principal, key, digest, clock.now())

@@ -1,7 +1,6 @@
 import BerthCore
 import BerthPolicy
 import BerthRegistry
-import BerthStorage
 import Foundation
 
 /// Repository policies (Set/Get/DeleteRepositoryPolicy) and the registry policy (Put/Get/DeleteRegistryPolicy).
@@ -57,11 +56,6 @@ extension ECRService {
         return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "policyText": .string(text)]
     }
 
-    /// The stored registry policy; an empty value means deleted.
-    func registryPolicy(_ account: String) async throws -> String? {
-        guard let text = try await registry.metadata.accountSetting(account, RegistryPolicy.settingName), !text.isEmpty else { return nil }
-        return text
-    }
 
     func registryPolicyNotFound(_ account: String) -> ECRError {
         ECRError.registryPolicyNotFound(registry: account)
@@ -71,22 +65,22 @@ extension ECRService {
         let account = principal.accountID
         let (text, _) = try parsePolicyText(p, options: .ecrRegistryPolicy, kind: "registry")
         try await authorizer.authorize(principal, action: "ecr:PutRegistryPolicy", resource: registryResource(account))
-        try await registry.metadata.putAccountSetting(account, RegistryPolicy.settingName, text)
+        try await registry.putRegistryPolicy(of: account, text)
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 
     func getRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:GetRegistryPolicy", resource: registryResource(account))
-        guard let text = try await registryPolicy(account) else { throw registryPolicyNotFound(account) }
+        guard let text = try await registry.registryPolicy(of: account) else { throw registryPolicyNotFound(account) }
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 
     func deleteRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:DeleteRegistryPolicy", resource: registryResource(account))
-        guard let text = try await registryPolicy(account) else { throw registryPolicyNotFound(account) }
-        try await registry.metadata.putAccountSetting(account, RegistryPolicy.settingName, "")
+        guard let text = try await registry.registryPolicy(of: account) else { throw registryPolicyNotFound(account) }
+        try await registry.putRegistryPolicy(of: account, nil)
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 }

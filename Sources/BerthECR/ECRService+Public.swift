@@ -1,6 +1,5 @@
 import BerthCore
 import BerthRegistry
-import BerthStorage
 import Foundation
 
 /// Amazon ECR Public (`SpencerFrontendService.<Operation>`, signing name `ecr-public`): the same
@@ -33,7 +32,6 @@ extension ECRService {
         "DeleteRepositoryPolicy": { try await $0.deleteRepositoryPolicy($1, $2, &$3) },
     ]
 
-    static let registryDisplayNameSetting = "PUBLIC_REGISTRY_DISPLAY_NAME"
     static let maxLogoBytes = 512_000
 
     func publicRegistryARN(_ account: String) -> String { "arn:aws:ecr-public::\(account):registry/\(account)" }
@@ -117,7 +115,7 @@ extension ECRService {
 
     func getRegistryCatalogData(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         try await authorizer.authorize(principal, action: "ecr-public:GetRegistryCatalogData", resource: publicRegistryARN(principal.accountID))
-        let name = try await registry.metadata.accountSetting(principal.accountID, Self.registryDisplayNameSetting)
+        let name = try await registry.publicRegistryDisplayName(of: principal.accountID)
         return ["registryCatalogData": name.map { ["displayName": .string($0)] } ?? [:]]
     }
 
@@ -127,8 +125,8 @@ extension ECRService {
             throw ECRError.invalidParameter("1 validation error detected: Value at 'displayName' failed to satisfy constraint: Member must have length less than or equal to 100")
         }
         try await authorizer.authorize(principal, action: "ecr-public:PutRegistryCatalogData", resource: publicRegistryARN(principal.accountID))
-        if let name { try await registry.metadata.putAccountSetting(principal.accountID, Self.registryDisplayNameSetting, name) }
-        let stored = try await registry.metadata.accountSetting(principal.accountID, Self.registryDisplayNameSetting)
+        if let name { try await registry.putPublicRegistryDisplayName(of: principal.accountID, name) }
+        let stored = try await registry.publicRegistryDisplayName(of: principal.accountID)
         return ["registryCatalogData": stored.map { ["displayName": .string($0)] } ?? [:]]
     }
 
@@ -151,12 +149,11 @@ extension ECRService {
         try await requireRepository(key)
         let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
         let after = try ECRService.decodeToken(try p.string("nextToken"))
-        let rows = try await registry.metadata.listTags(in: key, after: after, limit: limit)
-        let page = Page.from(rows: rows, limit: limit) { $0 }
+        let page = try await registry.tags(key, PageRequest(limit: limit, last: after))
         var details: [JSONValue] = []
         for tag in page.items {
-            guard let digest = try await registry.metadata.resolveTag(tag, in: key),
-                  let image = try await registry.metadata.image(digest, in: key) else { continue }
+            guard let digest = try await registry.resolveTag(tag, in: key),
+                  let image = try await registry.image(digest, in: key) else { continue }
             var detail: [String: JSONValue] = [
                 "imageDigest": .string(digest.description), "imageSizeInBytes": .int(image.imageSize),
                 "imagePushedAt": .double(image.pushedAt), "imageManifestMediaType": .string(image.mediaType),

@@ -1,6 +1,5 @@
 import BerthCore
 import BerthRegistry
-import BerthStorage
 import Foundation
 
 extension ECRService {
@@ -14,19 +13,19 @@ extension ECRService {
     /// The most tags a repository of this API may carry.
     var tagLimit: Int { flavor == .public ? Self.maxPublicTags : Self.maxTags }
 
-    func parseMutability(_ p: Params) throws -> (String, [String])? {
+    func parseMutability(_ p: Params) throws -> (TagMutability, [String])? {
         guard let m = try p.string("imageTagMutability") else {
             if try p.list("imageTagMutabilityExclusionFilters") != nil {
                 throw ECRError.invalidParameter("imageTagMutabilityExclusionFilters can only be specified with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION")
             }
             return nil
         }
-        guard RepositorySettings.mutabilityValues.contains(m) else {
+        guard let mutability = TagMutability(rawValue: m) else {
             throw ECRError.invalidParameter(
                 "1 validation error detected: Value '\(m)' at 'imageTagMutability' failed to satisfy constraint: Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]")
         }
         let filters = try p.objectList("imageTagMutabilityExclusionFilters") ?? []
-        let withExclusion = m.hasSuffix("_WITH_EXCLUSION")
+        let withExclusion = mutability.hasExclusions
         if withExclusion, filters.isEmpty {
             throw ECRError.invalidParameter("imageTagMutabilityExclusionFilters must be specified when imageTagMutability is \(m)")
         }
@@ -48,7 +47,7 @@ extension ECRService {
             }
             values.append(v)
         }
-        return (m, values)
+        return (mutability, values)
     }
 
     func parseTags(_ p: Params, _ field: String = "tags") throws -> [ResourceTag] {
@@ -136,10 +135,9 @@ extension ECRService {
                                            resource: repositoryARNPrefix(reg) + "*")
             // Without maxResults, ECR (and ECR Public) return up to 100 repositories and a nextToken.
             let limit = maxResults ?? Self.defaultPageSize
-            let rows = try await registry.metadata.listRepositories(in: storeID(reg), after: token, limit: limit)
-            let page = Page.from(rows: rows, limit: limit) { $0 }
+            let page = try await registry.catalog(storeID(reg), PageRequest(limit: limit, last: token))
             for n in page.items {
-                if let r = try await registry.metadata.repository(RepositoryKey(storedRegistryID: storeID(reg), name: n)) { records.append(r) }
+                if let r = try await registry.findRepository(RepositoryKey(storedRegistryID: storeID(reg), name: n)) { records.append(r) }
             }
             next = page.next.map(ECRService.encodeToken)
         }
@@ -166,7 +164,7 @@ extension ECRService {
         }
         var out: [String: JSONValue] = [
             "registryId": .string(wireID(key)), "repositoryName": .string(key.name),
-            "imageTagMutability": .string(s.imageTagMutability),
+            "imageTagMutability": .string(s.imageTagMutability.rawValue),
         ]
         if !s.exclusionFilters.isEmpty {
             out["imageTagMutabilityExclusionFilters"] = .array(s.exclusionFilters.map { ["filterType": "WILDCARD", "filter": .string($0)] })
@@ -239,37 +237,30 @@ extension ECRService {
         return ["registryId": .string(principal.accountID), "replicationConfiguration": ["rules": []]]
     }
 
-    /// Account settings ECR knows, with their allowed values and defaults.
-    static let accountSettings: [String: (values: [String], defaultValue: String)] = [
-        "BASIC_SCAN_TYPE_VERSION": (["AWS_NATIVE", "CLAIR"], "AWS_NATIVE"),
-        "REGISTRY_POLICY_SCOPE": (["V1", "V2"], "V2"),
-        BlobMounting.settingName: (BlobMounting.values, BlobMounting.defaultValue),
-    ]
-
-    func accountSettingName(_ p: Params) throws -> (String, (values: [String], defaultValue: String)) {
+    func accountSettingName(_ p: Params) throws -> AccountSetting {
         let name = try p.requiredString("name")
-        guard let spec = Self.accountSettings[name] else {
-            throw ECRError.validation("Invalid account setting name '\(name)'. Valid names are: \(Self.accountSettings.keys.sorted().joined(separator: ", "))")
+        guard let setting = AccountSetting(rawValue: name) else {
+            throw ECRError.validation("Invalid account setting name '\(name)'. Valid names are: \(AccountSetting.allCases.map(\.rawValue).sorted().joined(separator: ", "))")
         }
-        return (name, spec)
+        return setting
     }
 
     func getAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
-        let (name, spec) = try accountSettingName(p)
+        let setting = try accountSettingName(p)
         try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
-        let value = try await registry.metadata.accountSetting(principal.accountID, name) ?? spec.defaultValue
-        return ["name": .string(name), "value": .string(value)]
+        let value = try await registry.accountSetting(setting, of: principal.accountID)
+        return ["name": .string(setting.rawValue), "value": .string(value)]
     }
 
     func putAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
-        let (name, spec) = try accountSettingName(p)
+        let setting = try accountSettingName(p)
         let value = try p.requiredString("value")
-        guard spec.values.contains(value) else {
-            throw ECRError.validation("Invalid value '\(value)' for account setting \(name). Valid values are: \(spec.values.joined(separator: ", "))")
+        guard setting.values.contains(value) else {
+            throw ECRError.validation("Invalid value '\(value)' for account setting \(setting.rawValue). Valid values are: \(setting.values.joined(separator: ", "))")
         }
         try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
-        try await registry.metadata.putAccountSetting(principal.accountID, name, value)
-        return ["name": .string(name), "value": .string(value)]
+        try await registry.putAccountSetting(setting, of: principal.accountID, value: value)
+        return ["name": .string(setting.rawValue), "value": .string(value)]
     }
 
     func getAuthorizationToken(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {

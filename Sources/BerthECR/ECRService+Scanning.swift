@@ -1,6 +1,5 @@
 import BerthCore
 import BerthRegistry
-import BerthStorage
 import Foundation
 
 /// ECR basic (and enhanced-shaped) scanning: configuration, StartImageScan, DescribeImageScanFindings.
@@ -100,7 +99,7 @@ extension ECRService {
             }
             let key = RepositoryKey(registryID: principal.accountID, name: rn)
             try await authorize(principal, "BatchGetRepositoryScanningConfiguration", key)
-            guard let record = try await registry.metadata.repository(key) else {
+            guard let record = try await registry.findRepository(key) else {
                 failures.append(["repositoryName": .string(name), "failureCode": "REPOSITORY_NOT_FOUND",
                                  "failureReason": "REPOSITORY_NOT_FOUND"])
                 continue
@@ -148,7 +147,7 @@ extension ECRService {
         try await authorize(principal, "StartImageScan", key)
         try await requireRepository(key)
         let (digest, id) = try await requireImage(p, in: key)
-        guard let manifest = try await registry.metadata.manifest(digest, in: key) else {
+        guard let manifest = try await registry.storedManifest(digest, in: key) else {
             throw ECRError.imageNotFound(digest: digest.description, tag: nil, repository: key.name, registry: wireID(key))
         }
         if let parsed = try? ManifestParser.parse(manifest.bytes, contentType: manifest.mediaType), !parsed.isIndex,
@@ -175,7 +174,7 @@ extension ECRService {
             throw ECRError.invalidParameter("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid pagination token'")
         }
         let (digest, id) = try await requireImage(p, in: key)
-        guard let scan = try await registry.metadata.scan(digest, in: key) else {
+        guard let scan = try await registry.scan(digest, in: key) else {
             throw ECRError.scanNotFound(digest: try p.object("imageId")?.string("imageDigest"), tag: try p.object("imageId")?.string("imageTag"),
                                         repository: key.name, registry: wireID(key))
         }
@@ -190,7 +189,7 @@ extension ECRService {
         if let t = scan.vulnerabilitySourceUpdatedAt { findings["vulnerabilitySourceUpdatedAt"] = .double(t) }
         let config = try await registry.scanningConfiguration(key.registryID)
         if config.scanType == "ENHANCED" {
-            let image = try await registry.metadata.image(digest, in: key)
+            let image = try await registry.image(digest, in: key)
             findings["enhancedFindings"] = .array(page.map { enhancedFindingJSON($0, key, digest, image, scan) })
         } else {
             findings["findings"] = .array(page.map(findingJSON))

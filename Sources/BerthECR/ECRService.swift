@@ -1,6 +1,5 @@
 import BerthCore
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Logging
 import Synchronization
@@ -234,7 +233,7 @@ public final class ECRService: Sendable {
             "repositoryName": .string(r.key.name),
             "repositoryUri": .string(env.repositoryURI(r.key.registryID, r.key.name)),
             "createdAt": .double(r.createdAt),
-            "imageTagMutability": .string(r.settings.imageTagMutability),
+            "imageTagMutability": .string(r.settings.imageTagMutability.rawValue),
             "imageScanningConfiguration": ["scanOnPush": .bool(r.settings.scanOnPush)],
         ]
         var enc: [String: JSONValue] = ["encryptionType": .string(r.settings.encryptionType)]

@@ -11,7 +11,7 @@ extension OCIHandler {
         let parts = path.dropFirst("/gallery/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 3, parts.last == "logo", let account = PublicRegistry.account(ofAlias: parts[0]),
               let name = try? RepositoryName(parts[1..<(parts.count - 1)].joined(separator: "/")),
-              let record = try await registry.metadata.repository(RepositoryKey(registryID: ECRService.publicStorePrefix + account, name: name)),
+              let record = try await registry.findRepository(RepositoryKey(registryID: ECRService.publicStorePrefix + account, name: name)),
               let logo = record.settings.catalog?.logoBase64, let data = Data(base64Encoded: logo) else {
             return Response(status: .notFound, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: #"{"errors":[{"code":"NOT_FOUND","message":"no such logo"}]}"#)))

@@ -33,6 +33,10 @@ public struct OCIWireError: Sendable, Equatable {
         case .manifestBlobUnknown(let d): (status, code) = (.badRequest, "MANIFEST_BLOB_UNKNOWN"); detail = d
         case .manifestTooLarge: (status, code) = (.contentTooLarge, "MANIFEST_INVALID")
         case .tagImmutable(let t): (status, code) = (.badRequest, "TAG_INVALID"); detail = t
+        // DELETE of a manifest an index in the repository lists (ECR's BatchDeleteImage refuses it with
+        // ImageReferencedByManifestList). The distribution spec has no code for it: 409 Conflict says the
+        // repository's state forbids it until the index is deleted, and DENIED that the registry refuses.
+        case .manifestReferenced(let d, _): (status, code) = (.conflict, "DENIED"); detail = d
         case .repositoryAlreadyExists(let n): (status, code) = (.badRequest, "NAME_INVALID"); detail = n
         case .repositoryNotEmpty(let n): (status, code) = (.badRequest, "UNSUPPORTED"); detail = n
         case .unsupported: (status, code) = (.methodNotAllowed, "UNSUPPORTED")

@@ -2,7 +2,6 @@ import BerthAuth
 import BerthCore
 import BerthECR
 import BerthRegistry
-import BerthStorage
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -65,7 +64,7 @@ public struct OCIHandler: Sendable {
                     var principal = try await authenticate(route, request)
                     principal.sourceIP = ECRHandler.sourceIP(context)
                     try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
-                    guard try await registry.metadata.repository(key) != nil else { throw BerthError.nameUnknown(name.value) }
+                    guard try await registry.findRepository(key) != nil else { throw BerthError.nameUnknown(name.value) }
                     pusher = principal
                 }
                 response = try await dispatch(route, registryID: registryID, request, context, principal: pusher)
@@ -171,7 +170,7 @@ public struct OCIHandler: Sendable {
         }
         let arn = ResourceARN.repository(region: region, account: registryID, name: name.value)
         for a in actions { try await authorizer.authorize(principal, action: a, resource: arn) }
-        if push, try await registry.metadata.repository(RepositoryKey(registryID: registryID, name: name)) == nil {
+        if push, try await registry.findRepository(RepositoryKey(registryID: registryID, name: name)) == nil {
             // A first push creates the repository: that needs ecr:CreateRepository as well.
             try await authorizer.authorize(principal, action: "ecr:CreateRepository", resource: arn)
         }
@@ -224,13 +223,17 @@ public struct OCIHandler: Sendable {
             return uploadAccepted(key(name), s.id, offset: s.offset, status: .noContent)
         case (.upload(let name, let id), .patch):
             let offset = try await registry.appendChunk(
-                key(name), upload: id, contentRange: request.headers[.contentRange],
+                key(name), upload: id, range: try await contentRange(request, upload: id, in: key(name)),
                 contentLength: contentLength(request), body: request.body)
             return uploadAccepted(key(name), id, offset: offset, status: .accepted)
         case (.upload(let name, let id), .put):
+            guard let digestParameter = request.uri.queryParameters.get("digest") else {
+                throw BerthError.digestInvalid("the digest query parameter is required")
+            }
+            let wanted = try Digest(parsing: String(digestParameter))
             let digest = try await registry.completeUpload(
-                key(name), upload: id, digest: request.uri.queryParameters.get("digest").map { String($0) },
-                contentRange: request.headers[.contentRange], contentLength: contentLength(request), body: request.body)
+                key(name), upload: id, digest: wanted, range: try await contentRange(request, upload: id, in: key(name)),
+                contentLength: contentLength(request), body: request.body)
             return blobCreated(key(name), digest)
         case (.upload(let name, let id), .delete):
             try await registry.cancelUpload(key(name), upload: id)
@@ -240,6 +243,16 @@ public struct OCIHandler: Sendable {
         default:
             throw BerthError.unsupported("\(method) is not supported on \(request.uri.path)")
         }
+    }
+
+    /// A chunk's `Content-Range` (`start-end`, optionally `bytes ` or `bytes=`), nil when absent or empty.
+    /// A malformed one is 416 `BLOB_UPLOAD_INVALID` with the upload's `Range`, as a misplaced chunk is
+    /// (an unknown upload is still `BLOB_UPLOAD_UNKNOWN` first).
+    func contentRange(_ request: Request, upload id: String, in name: RepositoryKey) async throws -> ByteRange? {
+        guard let header = request.headers[.contentRange], !header.isEmpty else { return nil }
+        if let range = ByteRange.parse(header) { return range }
+        let session = try await registry.uploadSession(name, id)
+        throw BerthError.rangeNotSatisfiable(offset: session.offset, detail: "malformed Content-Range \(header)")
     }
 
     func contentLength(_ request: Request) -> Int64? {
@@ -377,7 +390,7 @@ public struct OCIHandler: Sendable {
         if head || length == 0 { return Response(status: status, headers: headers) }
         let registry = self.registry
         let readRange = range
-        if sendFiles, let path = registry.blobs.localFilePath(of: digest),
+        if sendFiles, let path = registry.localFilePath(of: digest),
            let ticket = ZeroCopyDownloads.shared.ticket(path: path, offset: range?.start ?? 0, length: length) {
             return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in
                 try await writer.write(ticket)

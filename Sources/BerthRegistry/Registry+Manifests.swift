@@ -14,6 +14,20 @@ extension Registry {
     public func putManifest(_ name: RepositoryKey, reference: Reference, contentType: String?,
                             bytes: [UInt8]) async throws -> PushedManifest {
         try await repositoryForPush(name)
+        return try await storeManifest(name, reference: reference, contentType: contentType, bytes: bytes, imageChecks: false)
+    }
+
+    /// ECR PutImage: like `putManifest`, but never creates the repository, and refuses with an
+    /// `ImagePutRefusal` an image that already exists (untagged, or under this tag), an index whose
+    /// manifests are missing, and a manifest whose blobs are not linked — decided in the transaction
+    /// that writes it, so nothing deleted meanwhile can be referenced by what is stored.
+    public func putImage(_ name: RepositoryKey, tag: Tag?, contentType: String?, bytes: [UInt8]) async throws -> PushedManifest {
+        let reference: Reference = tag.map { .tag($0) } ?? .digest(Digest.sha256(of: bytes))
+        return try await storeManifest(name, reference: reference, contentType: contentType, bytes: bytes, imageChecks: true)
+    }
+
+    private func storeManifest(_ name: RepositoryKey, reference: Reference, contentType: String?, bytes: [UInt8],
+                               imageChecks: Bool) async throws -> PushedManifest {
         let parsed = try ManifestParser.parse(bytes, contentType: contentType)
         var digest = Digest.sha256(of: bytes)
         var tag: String? = nil
@@ -41,7 +55,8 @@ extension Registry {
             subject: subject, annotationsJSON: annotations, pushedAt: clock.now(),
             imageSize: try await imageSize(of: parsed, in: name))
         let result = try await metadata.putManifest(
-            ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag),
+            ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag,
+                        imageChecks: imageChecks),
             in: name)
         events.publish(.manifestPushed(repository: name, digest: digest, mediaType: parsed.mediaType,
                                        tag: tag, previousTagDigest: result.previousTagDigest))
@@ -83,7 +98,8 @@ extension Registry {
         return record
     }
 
-    /// DELETE /manifests/<reference>: by tag removes only the tag; by digest the manifest and its tags.
+    /// DELETE /manifests/<reference>: by tag removes only the tag; by digest the manifest and its tags,
+    /// unless an index of the repository lists it (`manifestReferenced`, the rule `deleteImage` applies).
     public func deleteManifest(_ name: RepositoryKey, reference: Reference) async throws {
         switch reference {
         case .tag(let t):
@@ -93,14 +109,34 @@ extension Registry {
             }
             events.publish(.tagDeleted(repository: name, tag: t.value))
         case .digest(let d):
-            manifestCache.remove(name, d)
-            guard try await metadata.deleteManifest(d, in: name) else {
+            switch try await deleteImage(name, .digest(d)) {
+            case .deleted: return
+            case .notFound:
                 try await requireRepository(name)
                 throw BerthError.manifestUnknown(d.description)
+            case .referenced(let parents):
+                throw BerthError.manifestReferenced(digest: d.description, by: parents.map(\.description))
             }
-            manifestCache.remove(name, d)
-            events.publish(.manifestDeleted(repository: name, digest: d))
         }
+    }
+
+    /// Deletes an image by the rules both doors share, in one store transaction (`ImageDeletion`):
+    /// by digest, the manifest and all its tags unless an index of the repository lists it; by tag
+    /// (ECR's BatchDeleteImage), the tag, and the image with it when that was its last tag and no
+    /// index lists it. Publishes `tagDeleted` / `manifestDeleted` for what went.
+    public func deleteImage(_ name: RepositoryKey, _ target: ImageDeletionTarget) async throws -> ImageDeletion {
+        let digest: Digest
+        switch target {
+        case .digest(let d), .tag(_, of: let d): digest = d
+        }
+        manifestCache.remove(name, digest)
+        let outcome = try await metadata.deleteImage(target, in: name)
+        manifestCache.remove(name, digest)
+        if case .deleted(let tags, let imageDeleted) = outcome {
+            if case .tag = target { for t in tags { events.publish(.tagDeleted(repository: name, tag: t)) } }
+            if imageDeleted { events.publish(.manifestDeleted(repository: name, digest: digest)) }
+        }
+        return outcome
     }
 
     /// GET /referrers/<digest>: descriptors of the manifests whose subject is `digest`,

@@ -48,3 +48,23 @@ extension Registry {
     /// ECR allows one StartImageScan per image every 24 hours.
     public static let manualScanInterval: Double = 24 * 3600
 }
+
+extension Registry {
+    /// An image's scan (with its findings), or nil when it was never scanned.
+    public func scan(_ digest: Digest, in name: RepositoryKey) async throws -> ImageScanRecord? {
+        try await metadata.scan(digest, in: name)
+    }
+
+    /// Stores a scan's progress or outcome, replacing the image's previous scan, if the image still
+    /// exists and, when `expected` is given, its current scan is in that state (so a newer request is
+    /// never overwritten by an older run). False otherwise.
+    @discardableResult
+    public func recordScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
+        try await metadata.putScan(scan, ifState: expected)
+    }
+
+    /// The queue: scans not yet finished, oldest request first, without findings.
+    public func unfinishedScans(limit: Int) async throws -> [ImageScanRecord] {
+        try await metadata.unfinishedScans(limit: limit)
+    }
+}

@@ -29,8 +29,9 @@ public enum UploadStart: Sendable, Equatable {
 
 /// The registry domain service: push, pull, tags, referrers, deletes. Both front doors call it.
 public final class Registry: Sendable {
-    public let blobs: any BlobStore
-    public let metadata: any MetadataStore
+    /// The stores are the domain's own: doors, the scanner and the CLI call `Registry`'s operations.
+    let blobs: any BlobStore
+    let metadata: any MetadataStore
     public let settings: RegistrySettings
     public let events: RegistryEventBus
     public let clock: any WallClock
@@ -66,6 +67,11 @@ public final class Registry: Sendable {
         self.clock = clock
         self.logger = logger
         self.manifestCache = ManifestCache()
+    }
+
+    /// A registry on in-memory stores (tests, ephemeral registries): nothing outlives the process.
+    public static func inMemory(settings: RegistrySettings = .init(), clock: any WallClock = SystemWallClock()) -> Registry {
+        Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), settings: settings, clock: clock)
     }
 
     // MARK: pulls
@@ -120,18 +126,27 @@ public final class Registry: Sendable {
 
     /// The size of a blob in a repository; `blobUnknown` (or `nameUnknown`) otherwise.
     public func blobSize(_ name: RepositoryKey, _ digest: Digest) async throws -> Int64 {
-        if let size = blobLinks.get(name, digest) { return size }
-        let generation = blobLinks.generation
-        if let size = try await metadata.linkedBlobSize(digest, in: name) {
-            blobLinks.put(name, digest, size: size, ifGeneration: generation)
-            return size
-        }
+        if let size = try await linkedBlobSize(digest, in: name) { return size }
         try await requireRepository(name)
         throw BerthError.blobUnknown(digest.description)
     }
 
     public func readBlob(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
         try await blobs.read(digest, range: range, into: consumer)
+    }
+
+    /// The size of a blob linked to a repository, or nil (also when the repository does not exist).
+    public func linkedBlobSize(_ digest: Digest, in name: RepositoryKey) async throws -> Int64? {
+        if let size = blobLinks.get(name, digest) { return size }
+        let generation = blobLinks.generation
+        guard let size = try await metadata.linkedBlobSize(digest, in: name) else { return nil }
+        blobLinks.put(name, digest, size: size, ifGeneration: generation)
+        return size
+    }
+
+    /// A path of the blob's bytes on the local filesystem, when the blob store has one (for `sendfile`).
+    public func localFilePath(of digest: Digest) -> String? {
+        blobs.localFilePath(of: digest)
     }
 
     public func deleteBlob(_ name: RepositoryKey, _ digest: Digest) async throws {
@@ -183,8 +198,7 @@ public final class Registry: Sendable {
 
     /// Whether the account lets blobs be mounted across its repositories (`BLOB_MOUNTING`).
     public func blobMountingEnabled(_ registryID: String) async throws -> Bool {
-        let value = try await metadata.accountSetting(BlobMounting.account(ofRegistry: registryID), BlobMounting.settingName)
-        return (value ?? BlobMounting.defaultValue) != BlobMounting.disabled
+        try await accountSetting(.blobMounting, of: BlobMounting.account(ofRegistry: registryID)) != BlobMounting.disabled
     }
 
     /// The repository a mount may take `digest` from, or nil: one in the same registry as `name`
@@ -251,12 +265,14 @@ public final class Registry: Sendable {
             && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2d }
     }
 
-    /// PATCH: appends one chunk; returns the new committed size.
+    /// Appends one chunk (OCI PATCH, ECR UploadLayerPart); returns the new committed size. `range`, when
+    /// given, is where the chunk claims to go (it must start where the upload ends); `contentLength`, when
+    /// given, how many bytes the body holds.
     public func appendChunk<Body: AsyncSequence>(
-        _ name: RepositoryKey, upload id: String, contentRange: String?, contentLength: Int64?, body: Body
+        _ name: RepositoryKey, upload id: String, range: ByteRange?, contentLength: Int64?, body: Body
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let session = try await uploadSession(name, id)
-        switch UploadStateMachine.chunk(offset: session.offset, contentRange: contentRange, contentLength: contentLength) {
+        switch UploadStateMachine.chunk(offset: session.offset, range: range, contentLength: contentLength) {
         case .reject(let e):
             throw e
         case .append(let at, let expected):
@@ -264,16 +280,15 @@ public final class Registry: Sendable {
         }
     }
 
-    /// PUT ?digest=: an optional last chunk, then the digest check and the commit.
+    /// Closes an upload (OCI PUT ?digest=, ECR CompleteLayerUpload): an optional last chunk (`range`,
+    /// `contentLength` and `body` as in `appendChunk`), then the digest check and the commit.
     public func completeUpload<Body: AsyncSequence>(
-        _ name: RepositoryKey, upload id: String, digest digestParameter: String?, contentRange: String?,
+        _ name: RepositoryKey, upload id: String, digest wanted: Digest, range: ByteRange?,
         contentLength: Int64?, body: Body
     ) async throws -> Digest where Body.Element == ByteBuffer {
-        guard let digestParameter else { throw BerthError.digestInvalid("the digest query parameter is required") }
-        let wanted = try Digest(parsing: digestParameter)
         var session = try await uploadSession(name, id)
-        if contentLength != 0 || contentRange != nil {
-            switch UploadStateMachine.chunk(offset: session.offset, contentRange: contentRange, contentLength: contentLength) {
+        if contentLength != 0 || range != nil {
+            switch UploadStateMachine.chunk(offset: session.offset, range: range, contentLength: contentLength) {
             case .reject(let e):
                 throw e
             case .append(let at, let expected):
@@ -285,7 +300,7 @@ public final class Registry: Sendable {
             try await blobs.openUpload(id: id, at: 0).close()
         }
         let computed = try await finalDigest(session, algorithm: wanted.algorithm)
-        switch UploadStateMachine.complete(digestParameter: digestParameter, computed: computed) {
+        switch UploadStateMachine.complete(expected: wanted, computed: computed) {
         case .failure(let e): throw e
         case .success(let d):
             try await commit(id: id, digest: d, size: session.offset, repository: name)
@@ -469,10 +484,17 @@ extension Registry {
         return r
     }
 
-    public func updateSettings(_ key: RepositoryKey, _ update: (inout RepositorySettings) throws -> Void) async throws -> RepositorySettings {
-        var record = try await repository(key)
-        try update(&record.settings)
-        guard try await metadata.updateRepositorySettings(key, record.settings) else { throw BerthError.nameUnknown(key.name) }
-        return record.settings
+    /// A repository, or nil when it does not exist.
+    public func findRepository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
+        try await metadata.repository(key)
+    }
+
+    /// Changes a repository's settings: reads them, applies `update` and writes them back in one store
+    /// transaction, so concurrent updates of different fields (a policy and a resource tag, say) both
+    /// land. An error thrown by `update` (a limit, for instance) changes nothing. `nameUnknown` when
+    /// the repository does not exist.
+    public func updateSettings(_ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void) async throws -> RepositorySettings {
+        guard let settings = try await metadata.updateRepositorySettings(key, update) else { throw BerthError.nameUnknown(key.name) }
+        return settings
     }
 }

@@ -12,25 +12,22 @@ public enum UploadStateMachine {
 
     /// Decides whether a chunk may be appended to an upload whose committed size is `offset`.
     ///
-    /// - `contentRange`: the request's `Content-Range` (`start-end`, inclusive), if any. It must start
-    ///   exactly at `offset`: a gap, an overlap or a resent chunk is answered 416.
-    /// - `contentLength`: the request's `Content-Length`, if any; it must agree with `contentRange`.
-    public static func chunk(offset: Int64, contentRange: String?, contentLength: Int64?) -> ChunkDecision {
+    /// - `range`: where the chunk claims to go (`start-end`, inclusive), if the request says. It must
+    ///   start exactly at `offset`: a gap, an overlap or a resent chunk is answered 416.
+    /// - `contentLength`: the body's length, if the request says; it must agree with `range`.
+    public static func chunk(offset: Int64, range: ByteRange?, contentLength: Int64?) -> ChunkDecision {
         if let contentLength, contentLength < 0 {
             return .reject(.sizeInvalid("negative Content-Length"))
         }
-        guard let header = contentRange, !header.isEmpty else {
+        guard let range else {
             return .append(at: offset, expectedLength: contentLength)
-        }
-        guard let range = ByteRange.parse(header) else {
-            return .reject(.rangeNotSatisfiable(offset: offset, detail: "malformed Content-Range \(header)"))
         }
         guard range.start == offset else {
             return .reject(.rangeNotSatisfiable(
                 offset: offset, detail: "chunk starts at \(range.start) but the upload is at \(offset)"))
         }
         if let contentLength, contentLength != range.count {
-            return .reject(.sizeInvalid("Content-Length \(contentLength) does not match Content-Range \(header)"))
+            return .reject(.sizeInvalid("Content-Length \(contentLength) does not match Content-Range \(range.start)-\(range.end)"))
         }
         return .append(at: offset, expectedLength: range.count)
     }
@@ -43,11 +40,8 @@ public enum UploadStateMachine {
         return .success(start + written)
     }
 
-    /// Closing the upload: the computed digest of all bytes must equal the `digest` parameter.
-    public static func complete(digestParameter: String?, computed: Digest) -> Result<Digest, BerthError> {
-        guard let digestParameter else { return .failure(.digestInvalid("the digest query parameter is required")) }
-        let expected: Digest
-        do { expected = try Digest(parsing: digestParameter) } catch { return .failure(error) }
+    /// Closing the upload: the computed digest of all bytes must equal the one the client gave.
+    public static func complete(expected: Digest, computed: Digest) -> Result<Digest, BerthError> {
         guard expected == computed else {
             return .failure(.digestMismatch(expected: expected.description, computed: computed.description))
         }

@@ -1,7 +1,6 @@
 import BerthCore
 import BerthRegistry
 import BerthScanner
-import BerthStorage
 import Foundation
 import Logging
 import NIOCore
@@ -80,7 +79,7 @@ public final class ScanService: Sendable {
             let record = try await registry.repository(key)
             let frequency = try await registry.scanFrequency(record).frequency
             guard frequency == "SCAN_ON_PUSH" || frequency == "CONTINUOUS_SCAN" else { return }
-            guard try await registry.metadata.scan(digest, in: key) == nil else { return }
+            guard try await registry.scan(digest, in: key) == nil else { return }
             try await registry.requestScan(key, digest, trigger: "PUSH")
         } catch {
             logger.warning("scan on push not queued", metadata: ["repository": "\(key)", "digest": "\(digest)", "error": "\(error)"])
@@ -122,20 +121,20 @@ public final class ScanService: Sendable {
     public func rescanContinuous() async {
         var queued = 0
         do {
-            for account in try await registry.metadata.listAccounts() {
-                let config = try await registry.scanningConfiguration(account.id)
+            for account in try await registry.accountIDs() {
+                let config = try await registry.scanningConfiguration(account)
                 guard config.rules.contains(where: { $0.scanFrequency == "CONTINUOUS_SCAN" }) else { continue }
                 var last: String? = nil
                 while true {
-                    let names = try await registry.metadata.listRepositories(in: account.id, after: last, limit: 500)
-                    for name in names.prefix(500) {
+                    let names = try await registry.catalog(account, PageRequest(limit: 500, last: last))
+                    for name in names.items {
                         guard let rn = try? RepositoryName(name) else { continue }
-                        let key = RepositoryKey(registryID: account.id, name: rn)
-                        guard let record = try await registry.metadata.repository(key),
+                        let key = RepositoryKey(registryID: account, name: rn)
+                        guard let record = try await registry.findRepository(key),
                               try await registry.scanFrequency(record).frequency == "CONTINUOUS_SCAN" else { continue }
                         var after: String? = nil
                         while true {
-                            let images = try await registry.metadata.images(in: key, after: after, limit: 500)
+                            let images = try await registry.images(in: key, after: after, limit: 500)
                             for image in images.prefix(500) {
                                 try await registry.requestScan(key, image.digest, trigger: "CONTINUOUS")
                                 queued += 1
@@ -144,8 +143,8 @@ public final class ScanService: Sendable {
                             after = l.digest.description
                         }
                     }
-                    guard names.count > 500, let l = names.prefix(500).last else { break }
-                    last = l
+                    guard let next = names.next else { break }
+                    last = next
                 }
             }
         } catch {
@@ -158,7 +157,7 @@ public final class ScanService: Sendable {
     func work() async {
         while !Task.isCancelled {
             do {
-                let batch = try await registry.metadata.unfinishedScans(limit: 16)
+                let batch = try await registry.unfinishedScans(limit: 16)
                 if batch.isEmpty || databaseID == nil && bundle?.currentBundle() != nil {
                     // Nothing to do, or a database is about to load: wait for a wake-up or a timeout.
                     await wake.wait(timeout: pollInterval)
@@ -182,7 +181,7 @@ public final class ScanService: Sendable {
         record.startedAt = registry.clock.now()
         record.statusDescription = nil
         do {
-            guard try await registry.metadata.putScan(record, ifState: queued.state) else { return }
+            guard try await registry.recordScan(record, ifState: queued.state) else { return }
         } catch {
             logger.error("scan not started", metadata: ["error": "\(error)"])
             return
@@ -197,7 +196,7 @@ public final class ScanService: Sendable {
         record.vulnerabilitySourceUpdatedAt = outcome.sourceUpdatedAt
         do {
             // A newer request (e.g. StartImageScan meanwhile) replaced the record: keep that one.
-            if try await registry.metadata.putScan(record, ifState: .inProgress) {
+            if try await registry.recordScan(record, ifState: .inProgress) {
                 registry.events.publish(.scanCompleted(repository: record.repository, digest: record.digest, state: record.state))
             }
         } catch {
@@ -234,7 +233,7 @@ public final class ScanService: Sendable {
         let manifest: ParsedManifest
         let bytes: [UInt8]
         do {
-            guard let record = try await registry.metadata.manifest(digest, in: key) else {
+            guard let record = try await registry.storedManifest(digest, in: key) else {
                 return .failed("The image no longer exists.")
             }
             bytes = record.bytes
@@ -255,13 +254,13 @@ public final class ScanService: Sendable {
         for child in children {
             guard let childDigest = Digest.parse(child.digest) else { continue }
             var outcome: Outcome
-            if let existing = try? await registry.metadata.scan(childDigest, in: key), existing.state == .complete,
+            if let existing = try? await registry.scan(childDigest, in: key), existing.state == .complete,
                existing.vulnerabilitySourceUpdatedAt == db.updatedAt {
                 outcome = Outcome(state: .complete, description: existing.statusDescription, findings: existing.findings,
                                   sourceUpdatedAt: existing.vulnerabilitySourceUpdatedAt)
             } else {
                 do {
-                    guard let m = try await registry.metadata.manifest(childDigest, in: key) else { continue }
+                    guard let m = try await registry.storedManifest(childDigest, in: key) else { continue }
                     outcome = await scanSingle(key, try ManifestParser.parse(m.bytes, contentType: m.mediaType), db)
                 } catch {
                     outcome = .failed("The image manifest could not be read: \(error)")
@@ -271,7 +270,7 @@ public final class ScanService: Sendable {
                     repository: key, digest: childDigest, state: outcome.state, statusDescription: outcome.description,
                     trigger: trigger, requestedAt: now, startedAt: now, completedAt: now,
                     vulnerabilitySourceUpdatedAt: outcome.sourceUpdatedAt, findings: outcome.findings)
-                _ = try? await registry.metadata.putScan(childRecord, ifState: nil)
+                _ = try? await registry.recordScan(childRecord, ifState: nil)
             }
             if outcome.state == .complete { anyComplete = true } else if let d = outcome.description { reasons.append(d) }
             for f in outcome.findings where seen.insert("\(f.name)\u{0}\(f.packageName)\u{0}\(f.packageVersion)").inserted {

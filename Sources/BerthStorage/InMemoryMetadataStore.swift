@@ -39,12 +39,15 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
-        authorizationGeneration.recording {
-            state.withLock { s in
-                guard s.repos[key] != nil else { return false }
+    public func updateRepositorySettings(
+        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+    ) async throws -> RepositorySettings? {
+        try authorizationGeneration.recording {
+            try state.withLock { s in
+                guard var settings = s.repos[key]?.settings else { return nil }
+                try update(&settings)
                 s.repos[key]!.settings = settings
-                return true
+                return settings
             }
         }
     }
@@ -111,6 +114,11 @@ public final class InMemoryMetadataStore: MetadataStore {
     public func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult {
         try state.withLock { s in
             guard var repo = s.repos[repository] else { throw BerthError.nameUnknown(repository.name) }
+            if put.imageChecks { try Self.checkImagePut(repo, put) }
+            // The same order of checks as the SQLite store: the tag's immutability first, then the references.
+            if let tag = put.tag, let p = repo.tags[tag], p != put.record.digest, repo.settings.isImmutable(tag: tag) {
+                throw BerthError.tagImmutable(tag)
+            }
             for b in put.blobs where !repo.blobs.contains(b) {
                 throw BerthError.manifestBlobUnknown(b.description)
             }
@@ -126,9 +134,6 @@ public final class InMemoryMetadataStore: MetadataStore {
             var previous: Digest? = nil
             if let tag = put.tag {
                 previous = repo.tags[tag]
-                if let p = previous, p != d, repo.settings.isImmutable(tag: tag) {
-                    throw BerthError.tagImmutable(tag)
-                }
                 repo.tags[tag] = d
                 if previous == d { previous = nil }
             }
@@ -152,14 +157,53 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
+    /// Removes a manifest with its tags, references and scan; false when it was not there.
+    static func removeManifest(_ r: inout Repo, _ digest: Digest) -> Bool {
+        guard r.manifests.removeValue(forKey: digest) != nil else { return false }
+        r.references[digest] = nil
+        r.scans[digest] = nil
+        r.tags = r.tags.filter { $0.value != digest }
+        return true
+    }
+
+    static func referencing(_ r: Repo, _ digest: Digest) -> [Digest] {
+        r.references.filter { $0.value.contains(digest) }.map(\.key).sorted()
+    }
+
+    /// ECR PutImage's checks (`ManifestPut.imageChecks`), under the same lock as the put.
+    static func checkImagePut(_ repo: Repo, _ put: ManifestPut) throws {
+        let digest = put.record.digest
+        if repo.manifests[digest] != nil {
+            guard let tag = put.tag else { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: nil) }
+            if repo.tags[tag] == digest { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: tag) }
+        }
+        if let m = put.manifests.first(where: { repo.manifests[$0] == nil }) {
+            throw ImagePutRefusal.referencedImagesNotFound([m])
+        }
+        let missing = put.blobs.filter { !repo.blobs.contains($0) }
+        if !missing.isEmpty { throw ImagePutRefusal.layersNotFound(missing) }
+    }
+
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
         state.withLock { s in
-            guard var r = s.repos[repository], r.manifests.removeValue(forKey: digest) != nil else { return false }
-            r.references[digest] = nil
-            r.scans[digest] = nil
-            r.tags = r.tags.filter { $0.value != digest }
-            s.repos[repository] = r
-            return true
+            guard var r = s.repos[repository] else { return .notFound }
+            defer { s.repos[repository] = r }
+            switch target {
+            case .digest(let digest):
+                guard r.manifests[digest] != nil else { return .notFound }
+                let parents = Self.referencing(r, digest)
+                guard parents.isEmpty else { return .referenced(by: parents) }
+                let tags = r.tags.filter { $0.value == digest }.map(\.key).sorted()
+                _ = Self.removeManifest(&r, digest)
+                return .deleted(tags: tags, imageDeleted: true)
+            case .tag(let tag, let digest):
+                guard r.tags[tag] == digest else { return .notFound }
+                r.tags[tag] = nil
+                guard !r.tags.values.contains(digest), Self.referencing(r, digest).isEmpty else {
+                    return .deleted(tags: [tag], imageDeleted: false)
+                }
+                return .deleted(tags: [tag], imageDeleted: Self.removeManifest(&r, digest))
+            }
         }
     }
 
@@ -237,7 +281,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     public func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest] {
         state.withLock { s in
             guard let r = s.repos[repository] else { return [] }
-            return r.references.filter { $0.value.contains(digest) }.map(\.key).sorted()
+            return Self.referencing(r, digest)
         }
     }
 

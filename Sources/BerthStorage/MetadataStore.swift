@@ -1,42 +1,5 @@
 import BerthCore
 
-/// A stored manifest: its exact bytes plus what the registry derived from them.
-public struct ManifestRecord: Sendable, Equatable {
-    public var digest: Digest
-    public var mediaType: String
-    public var artifactType: String?
-    public var bytes: [UInt8]
-    public var subject: Digest?
-    /// The manifest's annotations, as JSON text (for referrers responses).
-    public var annotationsJSON: String?
-    /// Seconds since 1970.
-    public var pushedAt: Double
-    /// ECR's `imageSizeInBytes`: the sum of the layer sizes; for an index, the largest child's.
-    public var imageSize: Int64
-    public var size: Int64 { Int64(bytes.count) }
-
-    public init(digest: Digest, mediaType: String, artifactType: String?, bytes: [UInt8], subject: Digest?,
-                annotationsJSON: String?, pushedAt: Double, imageSize: Int64 = 0) {
-        self.imageSize = imageSize
-        self.digest = digest
-        self.mediaType = mediaType
-        self.artifactType = artifactType
-        self.bytes = bytes
-        self.subject = subject
-        self.annotationsJSON = annotationsJSON
-        self.pushedAt = pushedAt
-    }
-}
-
-/// A manifest without its bytes, as listed by referrers queries.
-public struct ManifestSummary: Sendable, Equatable {
-    public var digest: Digest
-    public var mediaType: String
-    public var artifactType: String?
-    public var size: Int64
-    public var annotationsJSON: String?
-}
-
 /// What a manifest PUT needs to be true, checked in the same transaction that stores it.
 public struct ManifestPut: Sendable {
     public var record: ManifestRecord
@@ -46,12 +9,18 @@ public struct ManifestPut: Sendable {
     public var manifests: [Digest]
     /// The tag to point at the manifest, if pushed by tag.
     public var tag: String?
+    /// ECR PutImage's own checks, made in the same transaction before anything else is checked:
+    /// `ImagePutRefusal.imageAlreadyExists` when the image exists and no tag was given or the tag already
+    /// names it, `.referencedImagesNotFound` for the first missing child manifest, `.layersNotFound` for
+    /// every blob not linked to the repository.
+    public var imageChecks: Bool
 
-    public init(record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?) {
+    public init(record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?, imageChecks: Bool = false) {
         self.record = record
         self.blobs = blobs
         self.manifests = manifests
         self.tag = tag
+        self.imageChecks = imageChecks
     }
 }
 
@@ -67,59 +36,19 @@ public struct ManifestPutResult: Sendable, Equatable {
     }
 }
 
-/// A chunked upload in progress.
-public struct UploadSession: Sendable, Equatable {
-    public var id: String
-    public var repository: RepositoryKey
-    /// Bytes committed so far (the next chunk must start here).
-    public var offset: Int64
-    public var startedAt: Double
-    public var updatedAt: Double
-
-    public init(id: String, repository: RepositoryKey, offset: Int64, startedAt: Double, updatedAt: Double) {
-        self.id = id
-        self.repository = repository
-        self.offset = offset
-        self.startedAt = startedAt
-        self.updatedAt = updatedAt
-    }
-}
-
-public struct RepositoryRecord: Sendable, Equatable {
-    public var key: RepositoryKey
-    public var createdAt: Double
-    public var settings: RepositorySettings
-
-    public init(key: RepositoryKey, createdAt: Double, settings: RepositorySettings = .init()) {
-        self.key = key
-        self.createdAt = createdAt
-        self.settings = settings
-    }
-}
-
-/// An image (manifest) in a repository with its tags, as ECR's ListImages/DescribeImages see it.
-public struct ImageSummary: Sendable, Equatable {
-    public var digest: Digest
-    public var mediaType: String
-    public var artifactType: String?
-    public var manifestSize: Int64
-    public var imageSize: Int64
-    public var pushedAt: Double
-    public var lastPulledAt: Double?
-    public var subject: Digest?
-    /// Tags pointing at this image, sorted.
-    public var tags: [String]
-}
-
 /// Repositories. Creating, deleting and changing the settings of one advances `authorizationGeneration`
 /// (its policy and tags take part in authorization).
 public protocol RepositoryMetadata: AuthorizationChangeTracking {
     /// Creates the repository if it does not exist; returns true when it was created.
     @discardableResult
     func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool
-    /// Replaces a repository's settings; false when it does not exist.
-    @discardableResult
-    func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool
+    /// Reads a repository's settings, applies `update` and writes the result, in one transaction (so
+    /// two concurrent updates of different fields both land). Returns the new settings, or nil when the
+    /// repository does not exist; an error thrown by `update` leaves the settings as they were.
+    /// `update` is `@Sendable` so that a store may run it on a thread of its own (inside the transaction).
+    func updateRepositorySettings(
+        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+    ) async throws -> RepositorySettings?
     func repository(_ key: RepositoryKey) async throws -> RepositoryRecord?
     /// Names of a registry's repositories in lexical order after `last`, up to `limit + 1` rows
     /// (so callers can tell a next page).
@@ -156,10 +85,13 @@ public protocol ManifestMetadata: Sendable {
     func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest?
     /// Tags in lexical order after `last`, up to `limit + 1` rows.
     func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String]
-    /// Deletes a manifest and every tag that points to it; false when it did not exist.
-    func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool
     /// Deletes one tag; false when it did not exist.
     func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool
+    /// Deletes an image in one transaction, by the rules both doors share (see `ImageDeletion`):
+    /// `.digest`: the manifest with all its tags, unless a manifest of the repository references it
+    /// (`.referenced`); `.tag(t, of: d)`: the tag if it still names `d`, and the image too when that
+    /// was its last tag.
+    func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion
     /// Manifests whose `subject` is `digest`, ordered by digest.
     func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary]
 }
@@ -224,6 +156,12 @@ public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMet
     & AccountMetadata & IdentityMetadata & ScanMetadata
 
 extension RepositoryMetadata {
+    /// Replaces a repository's settings; false when it does not exist.
+    @discardableResult
+    public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
+        try await updateRepositorySettings(key) { $0 = settings } != nil
+    }
+
     @discardableResult
     public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
         try await createRepository(key, at: at, settings: RepositorySettings())

@@ -55,11 +55,20 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func updateRepositorySettings(_ key: RepositoryKey, _ settings: RepositorySettings) async throws -> Bool {
-        let text = try Self.encode(settings)
-        return try authorizationWrite { c in
-            try c.execute("UPDATE repositories SET settings = ? WHERE registry_id = ? AND name = ?",
-                          [.text(text), .text(key.registryID), .text(key.name)]) == 1
+    public func updateRepositorySettings(
+        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+    ) async throws -> RepositorySettings? {
+        try authorizationWrite { c in
+            try c.transaction {
+                let where_ = [SQLiteValue.text(key.registryID), .text(key.name)]
+                guard let text = try c.query("SELECT settings FROM repositories WHERE registry_id = ? AND name = ?", where_,
+                                             row: { $0.text(0) }).first else { return nil }
+                var settings = try Self.decode(text, of: key)
+                try update(&settings)
+                try c.execute("UPDATE repositories SET settings = ? WHERE registry_id = ? AND name = ?",
+                              [.text(try Self.encode(settings))] + where_)
+                return settings
+            }
         }
     }
 
@@ -156,6 +165,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         try db.write { c in
             try c.transaction {
                 let id = try requireRepo(c, repository)
+                if put.imageChecks { try Self.checkImagePut(c, put, repo: id) }
                 if let tag = put.tag {
                     let current = try c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?",
                                               [.integer(id), .text(tag)]) { $0.text(0) }.first
@@ -212,6 +222,31 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// ECR PutImage's checks (`ManifestPut.imageChecks`), inside the put's transaction.
+    static func checkImagePut(_ c: SQLiteConnection, _ put: ManifestPut, repo id: Int64) throws {
+        let digest = put.record.digest
+        let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+                                 [.integer(id), .text(digest.description)]) { _ in true }
+        if !exists.isEmpty {
+            guard let tag = put.tag else { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: nil) }
+            let named = try c.query("SELECT 1 FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
+                                    [.integer(id), .text(tag), .text(digest.description)]) { _ in true }
+            if !named.isEmpty { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: tag) }
+        }
+        for m in put.manifests {
+            let present = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+                                      [.integer(id), .text(m.description)]) { _ in true }
+            if present.isEmpty { throw ImagePutRefusal.referencedImagesNotFound([m]) }
+        }
+        var missing: [Digest] = []
+        for b in put.blobs {
+            let linked = try c.query("SELECT 1 FROM repository_blobs WHERE repo_id = ? AND digest = ?",
+                                     [.integer(id), .text(b.description)]) { _ in true }
+            if linked.isEmpty { missing.append(b) }
+        }
+        if !missing.isEmpty { throw ImagePutRefusal.layersNotFound(missing) }
+    }
+
     public func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord? {
         try db.read { c in
             try c.query("""
@@ -242,17 +277,50 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
+    /// Deletes a manifest with its tags, references and scan; false when it was not there.
+    static func deleteManifestRows(_ c: SQLiteConnection, _ digest: Digest, repo id: Int64) throws -> Bool {
+        let d = SQLiteValue.text(digest.description)
+        let n = try c.execute("DELETE FROM manifests WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+        guard n == 1 else { return false }
+        try c.execute("DELETE FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+        try c.execute("DELETE FROM manifest_references WHERE repo_id = ? AND parent = ?", [.integer(id), d])
+        try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+        return true
+    }
+
+    /// The manifests of a repository that reference `digest`, by digest.
+    static func referencingManifests(_ c: SQLiteConnection, _ digest: Digest, repo id: Int64) throws -> [Digest] {
+        try c.query("SELECT parent FROM manifest_references WHERE repo_id = ? AND child = ? ORDER BY parent",
+                    [.integer(id), .text(digest.description)]) { Digest.parse($0.text(0)) }.compactMap { $0 }
+    }
+
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
         try db.write { c in
             try c.transaction {
-                guard let id = try repoID(c, repository) else { return false }
-                let d = SQLiteValue.text(digest.description)
-                let n = try c.execute("DELETE FROM manifests WHERE repo_id = ? AND digest = ?", [.integer(id), d])
-                guard n == 1 else { return false }
-                try c.execute("DELETE FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), d])
-                try c.execute("DELETE FROM manifest_references WHERE repo_id = ? AND parent = ?", [.integer(id), d])
-                try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
-                return true
+                guard let id = try repoID(c, repository) else { return .notFound }
+                switch target {
+                case .digest(let digest):
+                    let tags = try c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag",
+                                           [.integer(id), .text(digest.description)]) { $0.text(0) }
+                    let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+                                             [.integer(id), .text(digest.description)]) { _ in true }
+                    guard !exists.isEmpty else { return .notFound }
+                    let parents = try Self.referencingManifests(c, digest, repo: id)
+                    guard parents.isEmpty else { return .referenced(by: parents) }
+                    _ = try Self.deleteManifestRows(c, digest, repo: id)
+                    return .deleted(tags: tags, imageDeleted: true)
+                case .tag(let tag, let digest):
+                    let untagged = try c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
+                                                 [.integer(id), .text(tag), .text(digest.description)])
+                    guard untagged == 1 else { return .notFound }
+                    let others = try c.query("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ? LIMIT 1",
+                                             [.integer(id), .text(digest.description)]) { _ in true }
+                    // The last tag takes the image with it, unless an index still lists the image.
+                    guard others.isEmpty, try Self.referencingManifests(c, digest, repo: id).isEmpty else {
+                        return .deleted(tags: [tag], imageDeleted: false)
+                    }
+                    return .deleted(tags: [tag], imageDeleted: try Self.deleteManifestRows(c, digest, repo: id))
+                }
             }
         }
     }

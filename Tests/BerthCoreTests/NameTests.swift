@@ -87,12 +87,12 @@ import Testing
 
     @Test func mutabilityModes() {
         #expect(!RepositorySettings().isImmutable(tag: "x"))
-        #expect(RepositorySettings(imageTagMutability: "IMMUTABLE").isImmutable(tag: "x"))
-        let ie = RepositorySettings(imageTagMutability: "IMMUTABLE_WITH_EXCLUSION", exclusionFilters: ["latest", "dev-*"])
+        #expect(RepositorySettings(imageTagMutability: .immutable).isImmutable(tag: "x"))
+        let ie = RepositorySettings(imageTagMutability: .immutableWithExclusion, exclusionFilters: ["latest", "dev-*"])
         #expect(!ie.isImmutable(tag: "latest"))
         #expect(!ie.isImmutable(tag: "dev-7"))
         #expect(ie.isImmutable(tag: "v1.0"))
-        let me = RepositorySettings(imageTagMutability: "MUTABLE_WITH_EXCLUSION", exclusionFilters: ["v*"])
+        let me = RepositorySettings(imageTagMutability: .mutableWithExclusion, exclusionFilters: ["v*"])
         #expect(me.isImmutable(tag: "v1.0"))
         #expect(!me.isImmutable(tag: "latest"))
     }

@@ -1,6 +1,5 @@
 import BerthCore
 @testable import BerthECR
-import BerthStorage
 import Foundation
 
 extension GoldenWorld {
@@ -24,7 +23,7 @@ extension GoldenWorld {
             repository: key, digest: digest, state: .complete, statusDescription: "The scan was completed successfully.",
             trigger: "MANUAL", requestedAt: Self.start + 100, startedAt: Self.start + 101, completedAt: Self.start + 102,
             vulnerabilitySourceUpdatedAt: 1_739_704_744, findings: list.sorted(by: ScanFinding.reportOrder))
-        guard try await service.registry.metadata.putScan(record, ifState: nil) else { throw GoldenFailure("scan not stored") }
+        guard try await service.registry.recordScan(record, ifState: nil) else { throw GoldenFailure("scan not stored") }
     }
 }
 

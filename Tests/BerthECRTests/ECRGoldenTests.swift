@@ -1,7 +1,6 @@
 import BerthCore
 @testable import BerthECR
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Synchronization
 import Testing
@@ -144,7 +143,7 @@ final class GoldenWorld: Sendable {
     init() {
         let clock = ManualWallClock(Self.start)
         let recorder = GoldenRecorder()
-        let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), clock: clock)
+        let registry = Registry.inMemory(clock: clock)
         let env = ECREnvironment(
             region: "us-east-1",
             repositoryURI: { account, name in "\(account).dkr.ecr.us-east-1.localhost:5000/\(name)" },

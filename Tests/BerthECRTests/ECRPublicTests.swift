@@ -1,7 +1,6 @@
 import BerthCore
 @testable import BerthECR
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Testing
 
@@ -10,7 +9,7 @@ import Testing
     static let root = Principal(accountID: account, arn: Principal.rootARN(account), accessKeyID: "AKIAPUBLICROOT000001")
 
     func services() -> (ECRService, ECRService, Registry) {
-        let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), clock: ManualWallClock(1_700_000_000))
+        let registry = Registry.inMemory(clock: ManualWallClock(1_700_000_000))
         let env = ECREnvironment(
             region: "us-east-1", repositoryURI: { "\($0).dkr.ecr.us-east-1.localhost/\($1)" },
             proxyEndpoint: { "https://\($0).dkr.ecr.us-east-1.localhost" },
@@ -36,7 +35,7 @@ import Testing
         #expect(repo["registryId"] == .string(Self.account))
         #expect(repo["repositoryUri"] == .string("localhost:5000/public/r123456789012/web"))
         #expect(Set(repo.keys) == ["repositoryArn", "registryId", "repositoryName", "repositoryUri", "createdAt"])
-        #expect(try await registry.metadata.repository(RepositoryKey(storedRegistryID: "public:\(Self.account)", name: "web")) != nil)
+        #expect(try await registry.findRepository(RepositoryKey(storedRegistryID: "public:\(Self.account)", name: "web")) != nil)
         // The private API neither sees it nor clashes with it.
         let (_, listed) = try await call(priv, "DescribeRepositories", [:])
         #expect(listed["repositories"] == .array([]))

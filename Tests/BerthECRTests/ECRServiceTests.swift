@@ -1,7 +1,6 @@
 import BerthCore
 @testable import BerthECR
 import BerthRegistry
-import BerthStorage
 import Foundation
 import Testing
 
@@ -36,7 +35,7 @@ import Testing
     var root: Principal { Principal(accountID: account, arn: Principal.rootARN(account), accessKeyID: "AKIAROOT") }
 
     func service() -> ECRService {
-        let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore())
+        let registry = Registry.inMemory()
         let env = ECREnvironment(
             region: "us-east-1", repositoryURI: { "127.0.0.1:5000/\($1)" }, proxyEndpoint: { _ in "http://127.0.0.1:5000" },
             issueToken: { _, now in ("tok", now + 43200) }, downloadURL: { _, k, d, _ in "http://127.0.0.1:5000/v2/\(k.name)/blobs/\(d)" })

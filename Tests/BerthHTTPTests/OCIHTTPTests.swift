@@ -110,6 +110,20 @@ import Testing
                 #expect(r.status == .rangeNotSatisfiable)
                 #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
             }
+            // A Content-Range the door cannot read is 416 with the upload's Range, like a misplaced chunk.
+            for bad in ["garbage", "5-2", "bytes=x-y"] {
+                try await client.execute(uri: location, method: .patch, headers: [.authorization: auth, .contentRange: bad, .contentLength: "2"],
+                                         body: ByteBuffer(string: "ef")) { r in
+                    #expect(r.status == .rangeNotSatisfiable, "\(bad)")
+                    #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
+                    #expect(self.errorCode(r) == "BLOB_UPLOAD_INVALID")
+                }
+            }
+            try await client.execute(uri: "/v2/r2/blobs/uploads/00000000-0000-0000-0000-000000000000", method: .patch,
+                                     headers: [.authorization: auth, .contentRange: "garbage"], body: ByteBuffer(string: "ef")) { r in
+                #expect(r.status == .notFound, "an unknown upload is reported before a bad header")
+                #expect(self.errorCode(r) == "BLOB_UPLOAD_UNKNOWN")
+            }
             try await client.execute(uri: location, method: .get, headers: [.authorization: auth]) { r in
                 #expect(r.status == .noContent)
                 #expect(r.headers[HTTPField.Name("Range")!] == "0-3")
@@ -175,6 +189,40 @@ import Testing
                 #expect(self.errorCode(r) == "MANIFEST_UNKNOWN")
             }
             try await client.execute(uri: "/v2/app/manifests/v2", method: .head, headers: [.authorization: auth]) { r in #expect(r.status == .ok) }
+        }
+    }
+
+    /// DELETE of a manifest an index in the repository lists is refused (409 DENIED), as ECR's
+    /// BatchDeleteImage refuses it; once the index is gone, the manifest can be deleted.
+    @Test func aManifestAnIndexListsCannotBeDeleted() async throws {
+        let (app, auth) = try await app()
+        try await app.test(.router) { client in
+            for s in ["cfg", "layer"] {
+                try await client.execute(uri: "/v2/idx/blobs/uploads/?digest=\(self.sha(s))", method: .post, headers: [.authorization: auth], body: ByteBuffer(string: s)) { _ in }
+            }
+            let manifest = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(self.sha("cfg"))","size":3},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(self.sha("layer"))","size":5}]}
+                """
+            let index = """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(self.sha(manifest))","size":\(manifest.utf8.count)}]}
+                """
+            try await client.execute(uri: "/v2/idx/manifests/\(self.sha(manifest))", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociManifest],
+                                     body: ByteBuffer(string: manifest)) { r in #expect(r.status == .created) }
+            try await client.execute(uri: "/v2/idx/manifests/list", method: .put, headers: [.authorization: auth, .contentType: MediaType.ociIndex],
+                                     body: ByteBuffer(string: index)) { r in #expect(r.status == .created) }
+            try await client.execute(uri: "/v2/idx/manifests/\(self.sha(manifest))", method: .delete, headers: [.authorization: auth]) { r in
+                #expect(r.status == .conflict)
+                #expect(self.errorCode(r) == "DENIED")
+            }
+            try await client.execute(uri: "/v2/idx/manifests/\(self.sha(manifest))", method: .head, headers: [.authorization: auth]) { r in
+                #expect(r.status == .ok, "the refused delete kept the manifest")
+            }
+            try await client.execute(uri: "/v2/idx/manifests/\(self.sha(index))", method: .delete, headers: [.authorization: auth]) { r in
+                #expect(r.status == .accepted)
+            }
+            try await client.execute(uri: "/v2/idx/manifests/\(self.sha(manifest))", method: .delete, headers: [.authorization: auth]) { r in
+                #expect(r.status == .accepted)
+            }
         }
     }
 

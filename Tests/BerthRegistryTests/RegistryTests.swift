@@ -57,20 +57,20 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
     @Test func chunkedUploadInOrderOnly() async throws {
         let r = makeRegistry()
         let s = try await r.startUpload(repo)
-        #expect(try await r.appendChunk(repo, upload: s.id, contentRange: "0-4", contentLength: 5, body: Body("abcde")) == 5)
+        #expect(try await r.appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 4), contentLength: 5, body: Body("abcde")) == 5)
         await #expect(throws: BerthError.self) {
-            _ = try await r.appendChunk(self.repo, upload: s.id, contentRange: "0-4", contentLength: 5, body: Body("abcde"))
+            _ = try await r.appendChunk(self.repo, upload: s.id, range: ByteRange(start: 0, end: 4), contentLength: 5, body: Body("abcde"))
         }
         await #expect(throws: BerthError.self) {
-            _ = try await r.appendChunk(self.repo, upload: s.id, contentRange: "5-9", contentLength: 5, body: Body("fg"))
+            _ = try await r.appendChunk(self.repo, upload: s.id, range: ByteRange(start: 5, end: 9), contentLength: 5, body: Body("fg"))
         }
         #expect(try await r.uploadSession(repo, s.id).offset == 5, "a lying chunk does not move the upload")
-        #expect(try await r.appendChunk(repo, upload: s.id, contentRange: nil, contentLength: nil, body: Body("fgh")) == 8)
+        #expect(try await r.appendChunk(repo, upload: s.id, range: nil, contentLength: nil, body: Body("fgh")) == 8)
         await #expect(throws: BerthError.self) {
-            _ = try await r.completeUpload(self.repo, upload: s.id, digest: sha("wrong").description, contentRange: nil,
+            _ = try await r.completeUpload(self.repo, upload: s.id, digest: sha("wrong"), range: nil,
                                            contentLength: 0, body: Body())
         }
-        let d = try await r.completeUpload(repo, upload: s.id, digest: sha("abcdefghij").description, contentRange: nil,
+        let d = try await r.completeUpload(repo, upload: s.id, digest: sha("abcdefghij"), range: nil,
                                            contentLength: 2, body: Body("ij"))
         #expect(d == sha("abcdefghij"))
         #expect(try await read(r, d) == "abcdefghij")
@@ -82,12 +82,12 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
         let meta = InMemoryMetadataStore()
         let first = makeRegistry(blobs: blobs, metadata: meta)
         let s = try await first.startUpload(repo)
-        _ = try await first.appendChunk(repo, upload: s.id, contentRange: "0-2", contentLength: 3, body: Body("abc"))
+        _ = try await first.appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 2), contentLength: 3, body: Body("abc"))
         // A restarted server has no hash state; it rebuilds it from the staged bytes.
         let second = makeRegistry(blobs: blobs, metadata: meta)
         #expect(try await second.uploadSession(repo, s.id).offset == 3)
-        _ = try await second.appendChunk(repo, upload: s.id, contentRange: "3-5", contentLength: 3, body: Body("def"))
-        let d = try await second.completeUpload(repo, upload: s.id, digest: sha("abcdef").description, contentRange: nil,
+        _ = try await second.appendChunk(repo, upload: s.id, range: ByteRange(start: 3, end: 5), contentLength: 3, body: Body("def"))
+        let d = try await second.completeUpload(repo, upload: s.id, digest: sha("abcdef"), range: nil,
                                                 contentLength: 0, body: Body())
         #expect(try await read(second, d) == "abcdef")
     }
@@ -200,6 +200,76 @@ func read(_ r: Registry, _ d: Digest) async throws -> String {
         await #expect(throws: BerthError.manifestUnknown(pushed.digest.description)) {
             _ = try await r.manifest(self.repo, reference: .digest(pushed.digest))
         }
+    }
+
+    func index(_ children: [Digest]) -> [UInt8] {
+        let entries = children.map { #"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#($0)","size":1}"# }
+        return Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[\#(entries.joined(separator: ","))]}"#.utf8)
+    }
+
+    /// Both doors delete through one rule: a manifest an index lists stays until the index goes.
+    @Test func aManifestAnIndexListsIsNotDeleted() async throws {
+        let r = makeRegistry()
+        try await pushBlobs(r)
+        let child = try await r.putManifest(repo, reference: .tag(try Tag("child")), contentType: nil,
+                                            bytes: image(config: sha("c"), layer: sha("l"))).digest
+        let list = try await r.putManifest(repo, reference: .tag(try Tag("list")), contentType: nil, bytes: index([child])).digest
+        _ = try await r.manifest(repo, reference: .digest(child))  // cached
+        let events = r.events.subscribe()
+        await #expect(throws: BerthError.manifestReferenced(digest: child.description, by: [list.description])) {
+            try await r.deleteManifest(self.repo, reference: .digest(child))
+        }
+        #expect(try await r.deleteImage(repo, .digest(child)) == .referenced(by: [list]))
+        #expect(try await r.manifest(repo, reference: .digest(child)).digest == child)
+        #expect(try await r.deleteImage(repo, .tag("list", of: list)) == .deleted(tags: ["list"], imageDeleted: true))
+        #expect(try await r.deleteImage(repo, .digest(child)) == .deleted(tags: ["child"], imageDeleted: true))
+        await #expect(throws: BerthError.manifestUnknown(child.description), "the cache forgot it") {
+            _ = try await r.manifest(self.repo, reference: .digest(child))
+        }
+        var seen: [RegistryEvent] = []
+        for await e in events {
+            seen.append(e)
+            if seen.count == 3 { break }
+        }
+        #expect(seen == [.tagDeleted(repository: repo, tag: "list"), .manifestDeleted(repository: repo, digest: list),
+                         .manifestDeleted(repository: repo, digest: child)])
+    }
+
+    @Test func putImageRefusesInsteadOfCreating() async throws {
+        let r = makeRegistry()
+        let bytes = image(config: sha("c"), layer: sha("l"))
+        await #expect(throws: BerthError.nameUnknown("team/app"), "PutImage never creates the repository") {
+            _ = try await r.putImage(self.repo, tag: nil, contentType: nil, bytes: bytes)
+        }
+        try await pushBlobs(r)
+        let pushed = try await r.putImage(repo, tag: try Tag("v1"), contentType: nil, bytes: bytes)
+        #expect(pushed.created)
+        await #expect(throws: ImagePutRefusal.imageAlreadyExists(digest: pushed.digest, tag: "v1")) {
+            _ = try await r.putImage(self.repo, tag: try Tag("v1"), contentType: nil, bytes: bytes)
+        }
+        await #expect(throws: ImagePutRefusal.referencedImagesNotFound([sha("x")])) {
+            _ = try await r.putImage(self.repo, tag: nil, contentType: nil, bytes: self.index([sha("x")]))
+        }
+        await #expect(throws: ImagePutRefusal.layersNotFound([sha("x")])) {
+            _ = try await r.putImage(self.repo, tag: nil, contentType: nil, bytes: self.image(config: sha("c"), layer: sha("x")))
+        }
+    }
+
+    @Test func settingsUpdatesAreTypedAndAtomic() async throws {
+        let r = makeRegistry()
+        try await pushBlobs(r)
+        let s = try await r.updateSettings(repo) { $0.imageTagMutability = .immutableWithExclusion; $0.exclusionFilters = ["dev-*"] }
+        #expect(s.isImmutable(tag: "v1") && !s.isImmutable(tag: "dev-1"))
+        await #expect(throws: BerthError.nameUnknown("nope")) { _ = try await r.updateSettings(key("nope")) { $0.scanOnPush = true } }
+        #expect(try await r.accountSetting(.blobMounting, of: "111111111111") == "ENABLED")
+        try await r.putAccountSetting(.blobMounting, of: "111111111111", value: "DISABLED")
+        #expect(try await r.blobMountingEnabled("111111111111") == false)
+        await #expect(throws: BerthError.self) { try await r.putAccountSetting(.registryPolicyScope, of: "111111111111", value: "V3") }
+        #expect(try await r.registryPolicy(of: "111111111111") == nil)
+        try await r.putRegistryPolicy(of: "111111111111", "{}")
+        #expect(try await r.registryPolicy(of: "111111111111") == "{}")
+        try await r.putRegistryPolicy(of: "111111111111", nil)
+        #expect(try await r.registryPolicy(of: "111111111111") == nil)
     }
 
     @Test func referrersWithFilter() async throws {

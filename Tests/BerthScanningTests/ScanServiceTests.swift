@@ -62,7 +62,7 @@ func push(layout: URL, tag: String, to registry: Registry, _ key: RepositoryKey,
 /// Waits (bounded) until the image's scan has finished.
 func finishedScan(_ registry: Registry, _ key: RepositoryKey, _ digest: Digest) async throws -> ImageScanRecord? {
     for _ in 0..<400 {
-        if let s = try await registry.metadata.scan(digest, in: key), s.state.isFinal { return s }
+        if let s = try await registry.scan(digest, in: key), s.state.isFinal { return s }
         try await Task.sleep(for: .milliseconds(25))
     }
     return nil
@@ -72,8 +72,9 @@ func withScanner<T: Sendable>(
     database: VulnerabilityDatabase? = Fixtures.database, dataDirectory: URL? = nil,
     _ body: @Sendable (Registry, ScanService) async throws -> T
 ) async throws -> T {
-    let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore())
-    try await registry.metadata.createAccount(account, at: 0)
+    let store = InMemoryMetadataStore()
+    let registry = Registry(blobs: InMemoryBlobStore(), metadata: store)
+    try await store.createAccount(account, at: 0)
     let scanner = ScanService(registry: registry, dataDirectory: dataDirectory, pollInterval: .milliseconds(50))
     if let database { scanner.install(database: database) }
     let task = Task { await scanner.run() }
@@ -119,7 +120,7 @@ struct Expected: Decodable {
             let key = repo("manual")
             let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
             try await Task.sleep(for: .milliseconds(150))
-            #expect(try await registry.metadata.scan(digest, in: key) == nil)
+            #expect(try await registry.scan(digest, in: key) == nil)
             let queued = try await registry.requestScan(key, digest, trigger: "MANUAL", manual: true)
             #expect(queued.state == .pending)
             let scan = try #require(try await finishedScan(registry, key, digest))
@@ -139,7 +140,7 @@ struct Expected: Decodable {
             #expect(try await finishedScan(registry, repo("team/a"), digest)?.state == .complete)
             let other = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, repo("solo"), as: "1")
             try await Task.sleep(for: .milliseconds(150))
-            #expect(try await registry.metadata.scan(other, in: repo("solo")) == nil)
+            #expect(try await registry.scan(other, in: repo("solo")) == nil)
         }
     }
 
@@ -191,7 +192,7 @@ struct Expected: Decodable {
         try await withScanner { registry, _ in
             let key = repo("multi")
             let child = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
-            let size = try await registry.metadata.manifest(child, in: key)!.bytes.count
+            let size = try await registry.storedManifest(child, in: key)!.bytes.count
             let index = """
                 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
                 {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(child)","size":\(size),
@@ -203,7 +204,7 @@ struct Expected: Decodable {
             let scan = try #require(try await finishedScan(registry, key, pushed.digest))
             #expect(scan.state == .complete)
             #expect(scan.findings.count == 64)
-            #expect(try await registry.metadata.scan(child, in: key)?.findings.count == 64, "the platform image got its own scan")
+            #expect(try await registry.scan(child, in: key)?.findings.count == 64, "the platform image got its own scan")
         }
     }
 
@@ -242,10 +243,10 @@ struct Expected: Decodable {
             let second = try bundle.importRecords(from: dir.appendingPathComponent("source"))
             for _ in 0..<200 {
                 if scanner.databaseID == second.metadata.bundle,
-                   let s = try await registry.metadata.scan(digest, in: key), s.state == .complete, s.findings.count == 2 { break }
+                   let s = try await registry.scan(digest, in: key), s.state == .complete, s.findings.count == 2 { break }
                 try await Task.sleep(for: .milliseconds(25))
             }
-            let rescanned = try #require(try await registry.metadata.scan(digest, in: key))
+            let rescanned = try #require(try await registry.scan(digest, in: key))
             #expect(rescanned.trigger == "CONTINUOUS")
             #expect(Set(rescanned.findings.map(\.name)) == ["CVE-2023-38545", "CVE-2023-45853"])
         }

@@ -80,7 +80,7 @@ import Testing
     @Test func sqliteSettingsThatDoNotDecodeAreAnError() async throws {
         let s = try Backend.filesystemAndSQLite.make()
         let m = s.metadata
-        var settings = RepositorySettings(imageTagMutability: "IMMUTABLE")
+        var settings = RepositorySettings(imageTagMutability: .immutable)
         settings.policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:*"}]}"#
         try await m.createRepository(k("locked"), at: 0, settings: settings)
         let layer = Digest.sha256(of: Array("l".utf8))

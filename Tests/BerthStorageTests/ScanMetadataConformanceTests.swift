@@ -51,7 +51,7 @@ import Testing
         #expect(try await m.putScan(rec(missing, k("r")), ifState: nil) == false)
         #expect(try await m.putScan(rec(image, k("nope")), ifState: nil) == false)
         #expect(try await m.putScan(rec(image, k("r")), ifState: nil))
-        #expect(try await m.deleteManifest(image, in: k("r")))
+        #expect(try await m.deleteImage(.digest(image), in: k("r")) == .deleted(tags: [], imageDeleted: true))
         #expect(try await m.scan(image, in: k("r")) == nil)
         #expect(try await m.putScan(rec(other, k("r")), ifState: nil))
         #expect(try await m.deleteRepository(k("r")))

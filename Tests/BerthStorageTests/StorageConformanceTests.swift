@@ -212,9 +212,9 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.deleteTag("v1", in: k("r")))
         #expect(try await m.deleteTag("v1", in: k("r")) == false)
         #expect(try await m.manifest(d1, in: k("r")) != nil, "deleting a tag keeps the manifest")
-        #expect(try await m.deleteManifest(d1, in: k("r")))
+        #expect(try await m.deleteImage(.digest(d1), in: k("r")) == .deleted(tags: ["latest", "v2", "v3"], imageDeleted: true))
         #expect(try await m.listTags(in: k("r"), after: nil, limit: 10) == [], "deleting a manifest removes its tags")
-        #expect(try await m.deleteManifest(d1, in: k("r")) == false)
+        #expect(try await m.deleteImage(.digest(d1), in: k("r")) == .notFound)
     }
 
     @Test(arguments: Backend.allCases)
@@ -230,7 +230,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(Set(refs.compactMap(\.artifactType)) == ["application/x.sig", "application/x.sbom"])
         #expect(refs.first?.annotationsJSON == #"{"k":"v"}"#)
         #expect(try await m.referrers(of: d2, in: k("r")).isEmpty)
-        _ = try await m.deleteManifest(d2, in: k("r"))
+        _ = try await m.deleteImage(.digest(d2), in: k("r"))
         #expect(try await m.referrers(of: d1, in: k("r")).map(\.digest) == [d3])
     }
 
@@ -325,7 +325,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     @Test(arguments: Backend.allCases)
     func immutableTagsCannotMove(_ backend: Backend) async throws {
         let m = try backend.make().metadata
-        try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: "IMMUTABLE_WITH_EXCLUSION", exclusionFilters: ["latest"]))
+        try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: .immutableWithExclusion, exclusionFilters: ["latest"]))
         let d1 = Digest.sha256(of: Array("1".utf8)), d2 = Digest.sha256(of: Array("2".utf8))
         let rec = { (d: Digest) in
             ManifestRecord(digest: d, mediaType: MediaType.ociManifest, artifactType: nil, bytes: Array("{}".utf8),

@@ -1,0 +1,104 @@
+/// The registry's stored records, as the domain service hands them to the doors and the scanner
+/// (and as the stores keep them). Values only: no store is reachable through them.
+
+/// A stored manifest: its exact bytes plus what the registry derived from them.
+public struct ManifestRecord: Sendable, Equatable {
+    public var digest: Digest
+    public var mediaType: String
+    public var artifactType: String?
+    public var bytes: [UInt8]
+    public var subject: Digest?
+    /// The manifest's annotations, as JSON text (for referrers responses).
+    public var annotationsJSON: String?
+    /// Seconds since 1970.
+    public var pushedAt: Double
+    /// ECR's `imageSizeInBytes`: the sum of the layer sizes; for an index, the largest child's.
+    public var imageSize: Int64
+    public var size: Int64 { Int64(bytes.count) }
+
+    public init(digest: Digest, mediaType: String, artifactType: String?, bytes: [UInt8], subject: Digest?,
+                annotationsJSON: String?, pushedAt: Double, imageSize: Int64 = 0) {
+        self.imageSize = imageSize
+        self.digest = digest
+        self.mediaType = mediaType
+        self.artifactType = artifactType
+        self.bytes = bytes
+        self.subject = subject
+        self.annotationsJSON = annotationsJSON
+        self.pushedAt = pushedAt
+    }
+}
+
+/// A manifest without its bytes, as listed by referrers queries.
+public struct ManifestSummary: Sendable, Equatable {
+    public var digest: Digest
+    public var mediaType: String
+    public var artifactType: String?
+    public var size: Int64
+    public var annotationsJSON: String?
+
+    public init(digest: Digest, mediaType: String, artifactType: String?, size: Int64, annotationsJSON: String?) {
+        self.digest = digest
+        self.mediaType = mediaType
+        self.artifactType = artifactType
+        self.size = size
+        self.annotationsJSON = annotationsJSON
+    }
+}
+
+/// A chunked upload in progress.
+public struct UploadSession: Sendable, Equatable {
+    public var id: String
+    public var repository: RepositoryKey
+    /// Bytes committed so far (the next chunk must start here).
+    public var offset: Int64
+    public var startedAt: Double
+    public var updatedAt: Double
+
+    public init(id: String, repository: RepositoryKey, offset: Int64, startedAt: Double, updatedAt: Double) {
+        self.id = id
+        self.repository = repository
+        self.offset = offset
+        self.startedAt = startedAt
+        self.updatedAt = updatedAt
+    }
+}
+
+public struct RepositoryRecord: Sendable, Equatable {
+    public var key: RepositoryKey
+    public var createdAt: Double
+    public var settings: RepositorySettings
+
+    public init(key: RepositoryKey, createdAt: Double, settings: RepositorySettings = .init()) {
+        self.key = key
+        self.createdAt = createdAt
+        self.settings = settings
+    }
+}
+
+/// An image (manifest) in a repository with its tags, as ECR's ListImages/DescribeImages see it.
+public struct ImageSummary: Sendable, Equatable {
+    public var digest: Digest
+    public var mediaType: String
+    public var artifactType: String?
+    public var manifestSize: Int64
+    public var imageSize: Int64
+    public var pushedAt: Double
+    public var lastPulledAt: Double?
+    public var subject: Digest?
+    /// Tags pointing at this image, sorted.
+    public var tags: [String]
+
+    public init(digest: Digest, mediaType: String, artifactType: String?, manifestSize: Int64, imageSize: Int64,
+                pushedAt: Double, lastPulledAt: Double?, subject: Digest?, tags: [String]) {
+        self.digest = digest
+        self.mediaType = mediaType
+        self.artifactType = artifactType
+        self.manifestSize = manifestSize
+        self.imageSize = imageSize
+        self.pushedAt = pushedAt
+        self.lastPulledAt = lastPulledAt
+        self.subject = subject
+        self.tags = tags
+    }
+}
