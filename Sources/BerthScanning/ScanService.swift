@@ -285,23 +285,25 @@ public final class ScanService: Sendable {
         return Outcome(state: .complete, description: Self.completeDescription, findings: merged, sourceUpdatedAt: db.updatedAt)
     }
 
-    final class WalkerBox: @unchecked Sendable {
-        var walker: LayerWalker
-        init(_ walker: LayerWalker) { self.walker = walker }
+    /// The walker of one image, handed from one thread-pool task to the next as the layers' chunks arrive.
+    /// Its lock is never contended (a scan pushes one chunk at a time) but lets the compiler check the handing over.
+    final class ImageWalk: Sendable {
+        let walker: Mutex<LayerWalker>
+        init(limits: LayerWalker.Limits) { walker = Mutex(LayerWalker(limits: limits)) }
     }
 
     func scanSingle(_ key: RepositoryKey, _ manifest: ParsedManifest, _ db: LoadedDatabase) async -> Outcome {
         guard let config = manifest.config, MediaType.isImageConfig(config.mediaType) else {
             return .unsupported("The artifact is not a container image.")
         }
-        let box = WalkerBox(LayerWalker(limits: limits))
+        let walk = ImageWalk(limits: limits)
         for layer in manifest.layers {
             guard LayerMediaTypes.isScannable(layer.mediaType) else {
                 if LayerMediaTypes.isForeign(layer.mediaType) { continue }
                 return .unsupported("The layer media type \(layer.mediaType) is not supported.")
             }
             guard let digest = Digest.parse(layer.digest) else { return .failed("Invalid layer digest \(layer.digest).") }
-            if let failure = await apply(layer: digest, mediaType: layer.mediaType, to: box) {
+            if let failure = await apply(layer: digest, mediaType: layer.mediaType, to: walk) {
                 return .failed("Layer \(digest) could not be read: \(failure)")
             }
         }
@@ -310,7 +312,8 @@ public final class ScanService: Sendable {
         let report: ScanReport
         do {
             report = try await threadPool.runIfActive {
-                ImageScanner(matcher: matcher, limits: limits).scan(index: box.walker.index, layerIssues: box.walker.issues)
+                let (index, issues) = walk.walker.withLock { ($0.index, $0.issues) }
+                return ImageScanner(matcher: matcher, limits: limits).scan(index: index, layerIssues: issues)
             }
         } catch {
             return .failed("The scan was interrupted: \(error)")
@@ -324,43 +327,47 @@ public final class ScanService: Sendable {
         return Outcome(state: .complete, description: Self.completeDescription, findings: findings, sourceUpdatedAt: db.updatedAt)
     }
 
-    /// Streams one layer blob into the walker (running on the thread pool); returns a failure reason.
-    func apply(layer digest: Digest, mediaType: String, to box: WalkerBox) async -> String? {
-        let pipe = ChunkPipe()
-        let registry = self.registry
-        let producer = Task {
+    /// Streams one layer blob into the walker; returns a failure reason.
+    ///
+    /// The blob is read asynchronously and every chunk read is pushed through decompression, the tar parser and
+    /// the catalogers on the thread pool as it arrives: no thread waits for the next chunk, and the next read
+    /// starts once the walker has taken the chunk.
+    func apply(layer digest: Digest, mediaType: String, to walk: ImageWalk) async -> String? {
+        let threadPool = self.threadPool
+        do {
+            try walk.walker.withLock { walker throws(LayerError) in try walker.beginLayer(mediaType: mediaType) }
             do {
                 try await registry.readBlob(digest, range: nil) { buffer in
                     var buffer = buffer
                     while buffer.readableBytes > 0 {
-                        let chunk = buffer.readBytes(length: min(buffer.readableBytes, 256 << 10))!
-                        guard await pipe.send(chunk) else { throw CancellationError() }
+                        let piece = buffer.readSlice(length: min(buffer.readableBytes, Self.pushChunkBytes))!
+                        let wantsMore = try await threadPool.runIfActive {
+                            try walk.walker.withLock { walker throws(LayerError) in try walker.feed(Array(piece.readableBytesView)) }
+                        }
+                        guard wantsMore else { throw LayerRead.complete }
                     }
                 }
-                pipe.finish()
-            } catch is CancellationError {
-                pipe.finish(failure: "cancelled")
+            } catch LayerRead.complete {
+                // A plain tar ended with its end marker: what follows is not read.
+            } catch let e as LayerError {
+                throw e
             } catch {
-                pipe.finish(failure: "\(error)")
+                throw LayerError.unreadable("\(error)")
             }
-        }
-        defer { producer.cancel() }
-        do {
             try await threadPool.runIfActive {
-                defer { pipe.cancel() }
-                try box.walker.apply(mediaType: mediaType) { () throws(LayerError) -> [UInt8]? in
-                    do { return try pipe.next() } catch let e as ChunkPipe.PipeError { throw .unreadable(e.message) } catch { throw .unreadable("\(error)") }
-                }
+                try walk.walker.withLock { walker throws(LayerError) in try walker.finishLayer() }
             }
             return nil
-        } catch let e as LayerError {
-            pipe.cancel()
-            return "\(e)"
         } catch {
-            pipe.cancel()
+            walk.walker.withLock { $0.abandonLayer() }
             return "\(error)"
         }
     }
+
+    /// The most bytes pushed to the walker in one thread-pool task.
+    static let pushChunkBytes = 256 << 10
+
+    private enum LayerRead: Error { case complete }
 }
 
 /// Which layer media types the scanner reads.

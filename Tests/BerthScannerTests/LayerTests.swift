@@ -282,3 +282,94 @@ struct TinyImageLayerTests {
         #expect(throws: OCILayoutError.self) { try layout.blobURL("sha256:../../etc/passwd") }
     }
 }
+
+@Suite struct PushedLayerWalkerTests {
+    static func layer() -> TarBuilder {
+        var t = TarBuilder()
+        t.file("var/lib/dpkg/status", LayerWalkerTests.statusA)
+        t.file("app/node_modules/ms/package.json", #"{"name":"ms","version":"1.0.0"}"#)
+        t.end()
+        return t
+    }
+
+    /// Pushing chunks of any size, down to single bytes (the compression is told from the first 4 bytes however
+    /// they arrive), gives the same index as reading the layer whole.
+    @Test(arguments: [1, 3, 4, 512, 1 << 20])
+    func pushedChunksOfAnySizeGiveTheSameIndex(chunk: Int) throws {
+        for bytes in [Self.layer().gzipped, zstd(Self.layer().bytes), Self.layer().bytes] {
+            var whole = LayerWalker()
+            try whole.apply(bytes: bytes, chunk: 1 << 30)
+            var pushed = LayerWalker()
+            try pushed.beginLayer(mediaType: nil)
+            for start in stride(from: 0, to: bytes.count, by: chunk) {
+                try pushed.feed(Array(bytes[start..<min(start + chunk, bytes.count)]))
+            }
+            try pushed.finishLayer()
+            #expect(pushed.index == whole.index)
+            #expect(pushed.issues == whole.issues)
+            #expect(pushed.layersApplied == 1)
+            #expect(pushed.index.catalogFiles().map(\.path) == ["app/node_modules/ms/package.json", "var/lib/dpkg/status"])
+        }
+    }
+
+    @Test func aPlainTarWantsNothingAfterItsEndMarkerButACompressedLayerIsReadToItsTrailer() throws {
+        let t = Self.layer()
+        var w = LayerWalker()
+        try w.beginLayer(mediaType: "application/vnd.oci.image.layer.v1.tar")
+        #expect(try w.feed(Array(t.bytes.prefix(512))))
+        #expect(try w.feed(Array(t.bytes.dropFirst(512)) + [UInt8](repeating: 0x41, count: 4096)) == false)
+        #expect(try w.feed([1, 2, 3]) == false)
+        try w.finishLayer()
+        #expect(w.index.catalogFiles().count == 2)
+        var g = LayerWalker()
+        try g.beginLayer(mediaType: nil)
+        let gz = t.gzipped
+        #expect(try g.feed(Array(gz.dropLast(8))))
+        #expect(throws: LayerError.inflate(.truncated)) { try g.finishLayer() }
+    }
+
+    /// A failing push abandons the layer: the index and counters stay as before, and the walker takes the next layer.
+    @Test func aFailedOrAbandonedLayerChangesNothing() throws {
+        var w = LayerWalker()
+        try w.apply(bytes: Self.layer().gzipped)
+        let before = w.index
+        var other = TarBuilder()
+        other.file("var/lib/dpkg/status", LayerWalkerTests.statusB)
+        other.end()
+        let gz = other.gzipped
+        try w.beginLayer(mediaType: nil)
+        try w.feed(Array(gz.prefix(gz.count - 20)))
+        var flipped = Array(gz.suffix(20))
+        flipped[0] ^= 0xff
+        #expect(throws: LayerError.self) { try w.feed(flipped); try w.finishLayer() }
+        #expect(w.index == before && w.layersApplied == 1)
+        #expect(throws: LayerError.unreadable("no layer in progress")) { try w.feed([0]) }
+        try w.beginLayer(mediaType: nil)
+        try w.feed(gz)
+        w.abandonLayer()
+        #expect(w.index == before && w.layersApplied == 1)
+        #expect(throws: LayerError.unreadable("no layer in progress")) { try w.finishLayer() }
+        try w.beginLayer(mediaType: nil)
+        #expect(throws: LayerError.tar(.truncated)) { try w.finishLayer() }
+        try w.apply(bytes: gz)
+        #expect(w.index["var/lib/dpkg/status"] == .file(Array(LayerWalkerTests.statusB.utf8)))
+        #expect(w.layersApplied == 2)
+    }
+
+    /// The limits hold for pushed bytes too: decompressed size and plain-tar size.
+    @Test func limitsHoldWhenPushed() throws {
+        var t = TarBuilder()
+        t.file("blob", [UInt8](repeating: 0x41, count: 3_000_000))
+        t.end()
+        let big = t.bytes
+        var w = LayerWalker(limits: .init(maxLayerBytes: 1_000_000))
+        try w.beginLayer(mediaType: nil)
+        #expect(throws: LayerError.inflate(.outputLimitExceeded(1_000_000))) {
+            for start in stride(from: 0, to: big.count, by: 65_536) { try w.feed(Array(big[start..<min(start + 65_536, big.count)])) }
+        }
+        try w.beginLayer(mediaType: nil)
+        let gz = gzip(big)
+        #expect(throws: LayerError.inflate(.outputLimitExceeded(1_000_000))) { try w.feed(gz) }
+        #expect(w.layersApplied == 0)
+    }
+}

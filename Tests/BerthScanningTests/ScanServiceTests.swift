@@ -5,6 +5,7 @@ import BerthScanner
 import BerthStorage
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 
 /// The shared fixtures (`../shared/fixtures` next to the package, or `$BERTH_FIXTURES`).
@@ -328,33 +329,64 @@ struct Expected: Decodable {
     }
 }
 
-@Suite struct ChunkPipeTests {
-    @Test func chunksArriveInOrderAcrossThreadsWithBackpressure() async throws {
-        let pipe = ChunkPipe(capacity: 2)
-        let producer = Task {
-            for i in 0..<100 { _ = await pipe.send([UInt8(i)]) }
-            pipe.finish()
+@Suite struct PushedLayerTests {
+    /// The layers are pushed chunk by chunk into the walker: nothing waits on a thread for the next chunk, so a scan
+    /// completes even when the blob reads and the walker share a pool of one thread (a walker blocking that thread
+    /// while it waits for a read queued behind it would never finish).
+    @Test func aScanCompletesOnOneThreadSharedWithTheBlobReads() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        do { try await scanOnOneThread(pool) } catch {
+            try await pool.shutdownGracefully()
+            throw error
         }
-        let received = try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], any Error>) in
-            Thread.detachNewThread {
-                var out: [UInt8] = []
-                do {
-                    while let chunk = try pipe.next() { out += chunk }
-                    c.resume(returning: out)
-                } catch { c.resume(throwing: error) }
-            }
-        }
-        await producer.value
-        #expect(received == (0..<100).map { UInt8($0) })
+        try await pool.shutdownGracefully()
     }
 
-    @Test func aCancelledConsumerReleasesTheProducer() async throws {
-        let pipe = ChunkPipe(capacity: 1)
-        #expect(await pipe.send([1]))
-        pipe.cancel()
-        #expect(await pipe.send([2]) == false)
-        pipe.finish(failure: "boom")
-        #expect(try pipe.next() == [1])
-        #expect(throws: ChunkPipe.PipeError.self) { try pipe.next() }
+    func scanOnOneThread(_ pool: NIOThreadPool) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-push-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let blobs = try FileSystemBlobStore(root: dir.path, threadPool: pool, readChunkSize: 4096)
+        let registry = Registry(blobs: blobs, metadata: InMemoryMetadataStore())
+        try await registry.metadata.createAccount(account, at: 0)
+        let scanner = ScanService(registry: registry, dataDirectory: nil, pollInterval: .milliseconds(50), threadPool: pool)
+        scanner.install(database: Fixtures.database)
+        let task = Task { await scanner.run() }
+        defer { task.cancel() }
+        try await Task.sleep(for: .milliseconds(20))  // let the service subscribe to events
+        let key = repo("pushed")
+        let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+        try await registry.requestScan(key, digest, trigger: "MANUAL")
+        let scan = try #require(try await finishedScan(registry, key, digest))
+        #expect(scan.state == .complete)
+        let got = scan.findings.map { "\($0.name) \($0.packageName) \($0.packageVersion)" }.sorted()
+        let want = try Expected.load().findings.map { "\($0.id) \($0.package) \($0.installed_version)" }.sorted()
+        #expect(got == want)
+    }
+
+    /// A layer that fails half-way leaves the walker as it was, ready for the next layer.
+    @Test func aFailedLayerLeavesTheWalkUnchanged() async throws {
+        try await withScanner { registry, scanner in
+            let key = repo("halfway")
+            let layout = Fixtures.url("images/debian-tiny-vuln")
+            _ = try await push(layout: layout, tag: "1", to: registry, key, as: "1")
+            let good = try #require(try FileManager.default.contentsOfDirectory(atPath: layout.appendingPathComponent("blobs/sha256").path)
+                .map { try Data(contentsOf: layout.appendingPathComponent("blobs/sha256/\($0)")) }
+                .filter { $0.starts(with: [0x1f, 0x8b]) }.max { $0.count < $1.count })
+            let cut = [UInt8](good.prefix(good.count / 2))
+            try await registry.monolithicUpload(key, digest: Digest.sha256(of: cut), contentLength: Int64(cut.count), body: OneShot(bytes: cut))
+            let walk = ScanService.ImageWalk(limits: .init())
+            let goodDigest = Digest.sha256(of: [UInt8](good))
+            let gzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+            #expect(await scanner.apply(layer: goodDigest, mediaType: gzip, to: walk) == nil)
+            let before = walk.walker.withLock { ($0.index, $0.layersApplied) }
+            #expect(!before.0.catalogFiles().isEmpty)
+            let failure = await scanner.apply(layer: Digest.sha256(of: cut), mediaType: gzip, to: walk)
+            #expect(failure?.contains("the compressed data ends early") == true)
+            let after = walk.walker.withLock { ($0.index, $0.layersApplied) }
+            #expect(after.0 == before.0 && after.1 == before.1)
+            #expect(await scanner.apply(layer: goodDigest, mediaType: gzip, to: walk) == nil)
+            #expect(walk.walker.withLock { $0.layersApplied } == 2)
+        }
     }
 }
