@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(
@@ -66,8 +67,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .systemLibrary(
-            name: "CZlib",
-            path: "Sources/CZlib",
+            name: "CBerthZlib",
+            path: "Sources/CBerthZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
@@ -83,7 +84,8 @@ let package = Package(
         ),
         .target(
             name: "BerthScanner",
-            dependencies: ["CZlib", "CZstdRuntime", "CSQLite", "BerthVersions"],
+            dependencies: ["CBerthZlib", "CZstdRuntime", "CSQLite", "BerthVersions",
+                           .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
@@ -176,7 +178,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CBerthZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanningTests",
                     dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore",
                                    .product(name: "NIOPosix", package: "swift-nio")],

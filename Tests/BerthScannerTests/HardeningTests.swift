@@ -187,15 +187,17 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(20))
     }
 
-    @Test func zipCentralDirectoryCountsThatLieAreRejected() {
+    @Test func zipCentralDirectoryCountsThatLieAreRejected() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
         // An end-of-central-directory record claiming 65,534 entries in a 0-byte directory.
         var eocd: [UInt8] = [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xfe, 0xff, 0xfe, 0xff]
         eocd += [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        #expect(throws: ZipError.self) { try ZipArchive(data: Data(eocd)) }
+        #expect(throws: ZipError.self) { try withTemporaryZip(Data(eocd), in: dir) { try OSVArchive(url: $0) } }
         // A ZIP64 locator pointing outside the archive.
         var z64: [UInt8] = [0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0]
         z64 += [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]
-        #expect(throws: ZipError.self) { try ZipArchive(data: Data(z64)) }
+        #expect(throws: ZipError.self) { try withTemporaryZip(Data(z64), in: dir) { try OSVArchive(url: $0) } }
     }
 
     @Test func layoutIndexesSkipAttestationManifests() throws {

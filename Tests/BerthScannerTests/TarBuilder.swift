@@ -1,4 +1,4 @@
-import CZlib
+import CBerthZlib
 import Foundation
 @testable import BerthScanner
 

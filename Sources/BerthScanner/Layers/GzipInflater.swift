@@ -1,4 +1,4 @@
-import CZlib
+import CBerthZlib
 
 /// Why a compressed stream could not be inflated.
 public enum InflateError: Error, Sendable, Equatable {
