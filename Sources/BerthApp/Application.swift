@@ -5,7 +5,7 @@ import BerthECR
 import BerthHTTP
 import BerthIAM
 import BerthRegistry
-import BerthScanning
+import BerthScanService
 import BerthStorage
 import Foundation
 import Hummingbird

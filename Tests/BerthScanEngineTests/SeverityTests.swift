@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 @Suite struct CVSS3Tests {
     /// Scores checked against NVD for well-known vectors and against an independent Python port of the

@@ -1,7 +1,7 @@
 import BerthCore
 import BerthRegistry
-import BerthScanner
-@testable import BerthScanning
+import BerthScanEngine
+@testable import BerthScanService
 import BerthStorage
 import Foundation
 import NIOCore

@@ -1,6 +1,6 @@
 import BerthCore
 import BerthRegistry
-import BerthScanner
+import BerthScanEngine
 import BerthStorage
 import Foundation
 import Logging

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 /// Synthetic Go executables: an ELF header, filler, and a Go ≥ 1.18 build information block.
 enum GoBinaryBuilder {

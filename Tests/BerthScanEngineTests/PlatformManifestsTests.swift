@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 @Suite struct PlatformManifestsTests {
     static func d(_ c: Character) -> String { "sha256:" + String(repeating: c, count: 64) }

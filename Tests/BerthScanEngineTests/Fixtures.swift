@@ -1,5 +1,5 @@
 import Foundation
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 /// The shared fixtures (`../shared/fixtures` next to the package, or `$BERTH_FIXTURES`).
 enum Fixtures {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 /// Hostile and damaged input: every case either fails with a reason or is skipped; none crashes, hangs or writes.
 @Suite struct HardeningTests {

@@ -1,7 +1,7 @@
 import CSQLite
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 @Suite struct ApkCatalogTests {
     static let installed = """

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 @Suite struct RangeEvaluationTests {
     func affected(_ events: [OSVEvent], versions: [String] = [], type: OSVRangeType = .ecosystem) -> OSVAffected {

@@ -1,6 +1,6 @@
 import CBerthZlib
 import Foundation
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 /// Builds tar archives in memory for tests, including malformed ones.
 struct TarBuilder {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 /// Runs a Python script (zipfile is in the standard library) to build zips the way osv.dev's tooling would.
 func python(_ script: String, in dir: TempDir) throws {

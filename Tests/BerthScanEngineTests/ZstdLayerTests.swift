@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 @Suite struct ZstdDecompressorTests {
     @Test func decompressesInSmallChunksAndConcatenatedFrames() throws {

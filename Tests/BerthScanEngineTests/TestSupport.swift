@@ -1,6 +1,6 @@
 import CZstdRuntime
 import Foundation
-@testable import BerthScanner
+@testable import BerthScanEngine
 
 /// A fresh directory under the system temporary directory, removed by `cleanup()`.
 struct TempDir {
