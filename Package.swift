@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(
@@ -66,8 +67,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .systemLibrary(
-            name: "CZlib",
-            path: "Sources/CZlib",
+            name: "CBerthZlib",
+            path: "Sources/CBerthZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
@@ -82,17 +83,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "BerthScanner",
-            dependencies: ["CZlib", "CZstdRuntime", "CSQLite", "BerthVersions"],
+            name: "BerthScanEngine",
+            dependencies: ["CBerthZlib", "CZstdRuntime", "CSQLite", "BerthVersions",
+                           .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "BerthScanning",
+            name: "BerthScanService",
             dependencies: [
                 "BerthCore",
                 "BerthRegistry",
-                "BerthScanner",
+                "BerthScanEngine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -159,7 +161,7 @@ let package = Package(
                 "BerthHTTP",
                 "BerthAuth",
                 "BerthECR",
-                "BerthScanning",
+                "BerthScanService",
                 "BerthIAM",
                 "BerthDirectory",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -173,8 +175,8 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthApp",
-                "BerthScanner",
-                "BerthScanning",
+                "BerthScanEngine",
+                "BerthScanService",
                 "CBerthShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -185,9 +187,10 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthScanningTests",
-                    dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
+        .testTarget(name: "BerthScanEngineTests", dependencies: ["BerthScanEngine", "CBerthZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthScanServiceTests",
+                    dependencies: ["BerthScanService", "BerthScanEngine", "BerthRegistry", "BerthStorage", "BerthCore",
+                                   .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthCore"],

@@ -6,7 +6,7 @@ import BerthECR
 import BerthHTTP
 import BerthIAM
 import BerthRegistry
-import BerthScanning
+import BerthScanService
 import BerthStorage
 import Foundation
 import Hummingbird

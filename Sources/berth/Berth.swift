@@ -3,8 +3,8 @@ import ArgumentParser
 import CBerthShims
 #endif
 import BerthApp
-import BerthScanner
-import BerthScanning
+import BerthScanEngine
+import BerthScanService
 import Foundation
 import Hummingbird
 import Logging
