@@ -348,8 +348,9 @@ struct Expected: Decodable {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-push-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let blobs = try FileSystemBlobStore(root: dir.path, threadPool: pool, readChunkSize: 4096)
-        let registry = Registry(blobs: blobs, metadata: InMemoryMetadataStore())
-        try await registry.metadata.createAccount(account, at: 0)
+        let store = InMemoryMetadataStore()
+        let registry = Registry(blobs: blobs, metadata: store)
+        try await store.createAccount(account, at: 0)
         let scanner = ScanService(registry: registry, dataDirectory: nil, pollInterval: .milliseconds(50), threadPool: pool)
         scanner.install(database: Fixtures.database)
         let task = Task { await scanner.run() }
