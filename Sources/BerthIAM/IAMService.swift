@@ -87,15 +87,10 @@ public final class IAMService: Sendable {
             }
             let result = try await op(self, QueryParams(form), principal)
             return Self.wire.success(action, result, requestID: requestID)
-        } catch let e as QueryError {
-            return Self.wire.error(e, requestID: requestID)
-        } catch let e as BerthError {
-            if case .denied(let m) = e { return Self.wire.error(.accessDenied(m), requestID: requestID) }
-            logger.error("iam action failed", metadata: ["error": "\(e)"])
-            return Self.wire.error(.serviceFailure, requestID: requestID)
         } catch {
-            logger.error("iam action failed", metadata: ["error": "\(error)"])
-            return Self.wire.error(.serviceFailure, requestID: requestID)
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { logger.error("iam action failed", metadata: ["error": "\(error)"]) }
+            return Self.wire.error(e, requestID: requestID)
         }
     }
 

@@ -79,6 +79,39 @@ public struct QueryError: Error, Sendable, Equatable {
     public static let serviceFailure = QueryError("ServiceFailure", "An internal error occurred.", status: 500, sender: false)
 }
 
+extension QueryError {
+    /// The one table from any error to the Query protocol's (IAM and STS): a `QueryError` as it is, a
+    /// refused web identity token in STS's words, the domain's errors by kind — `denied` is AccessDenied
+    /// (403), `tooManyRequests` Throttling, unknown names NoSuchEntity (404), conflicts EntityAlreadyExists
+    /// or DeleteConflict (409), every validation failure ValidationError (400) — and anything else
+    /// (`internalError`, storage) ServiceFailure (500). No validation error becomes a 500.
+    public init(mapping error: any Error) {
+        switch error {
+        case let e as QueryError:
+            self = e
+        case let e as WebIdentityTokenError:
+            self = e.queryError
+        case let e as BerthError:
+            switch e {
+            case .denied(let m): self = .accessDenied(m)
+            case .unauthorized(let m): self = QueryError("InvalidClientTokenId", m, status: 403)
+            case .tooManyRequests(let m): self = QueryError("Throttling", m)
+            case .nameUnknown, .blobUnknown, .blobUploadUnknown, .manifestUnknown, .manifestBlobUnknown:
+                self = .noSuchEntity(e.description)
+            case .repositoryAlreadyExists: self = .alreadyExists(e.description)
+            case .repositoryNotEmpty: self = .deleteConflict(e.description)
+            case .unsupported(let m): self = QueryError("InvalidAction", m)
+            case .digestInvalid, .digestMismatch, .nameInvalid, .tagInvalid, .referenceInvalid, .blobUploadInvalid,
+                 .rangeNotSatisfiable, .sizeInvalid, .manifestInvalid, .manifestTooLarge, .tagImmutable, .paginationNumberInvalid:
+                self = .validation(e.description)
+            case .internalError: self = .serviceFailure
+            }
+        default:
+            self = .serviceFailure
+        }
+    }
+}
+
 /// The wire side of a Query-protocol service: form parameters in, XML out.
 public struct QueryProtocol: Sendable {
     /// e.g. `https://iam.amazonaws.com/doc/2010-05-08/`.

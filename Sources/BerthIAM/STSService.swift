@@ -42,13 +42,10 @@ public final class STSService: Sendable {
                 throw QueryError("MissingAuthenticationToken", "Request is missing Authentication Token", status: 403)
             }
             return Self.wire.success(action, try await assumeRoleWithWebIdentity(QueryParams(form)), requestID: requestID)
-        } catch let e as QueryError {
-            return Self.wire.error(e, requestID: requestID)
-        } catch let e as WebIdentityTokenError {
-            return Self.wire.error(e.queryError, requestID: requestID)
         } catch {
-            logger.error("sts action failed", metadata: ["error": "\(error)"])
-            return Self.wire.error(.serviceFailure, requestID: requestID)
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { logger.error("sts action failed", metadata: ["error": "\(error)"]) }
+            return Self.wire.error(e, requestID: requestID)
         }
     }
 
@@ -64,17 +61,10 @@ public final class STSService: Sendable {
             default: throw QueryError("InvalidAction", "Could not find operation \(action) for version \(Self.version)")
             }
             return Self.wire.success(action, result, requestID: requestID)
-        } catch let e as QueryError {
-            return Self.wire.error(e, requestID: requestID)
-        } catch let e as WebIdentityTokenError {
-            return Self.wire.error(e.queryError, requestID: requestID)
-        } catch let e as BerthError {
-            if case .denied(let m) = e { return Self.wire.error(.accessDenied(m), requestID: requestID) }
-            logger.error("sts action failed", metadata: ["error": "\(e)"])
-            return Self.wire.error(.serviceFailure, requestID: requestID)
         } catch {
-            logger.error("sts action failed", metadata: ["error": "\(error)"])
-            return Self.wire.error(.serviceFailure, requestID: requestID)
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { logger.error("sts action failed", metadata: ["error": "\(error)"]) }
+            return Self.wire.error(e, requestID: requestID)
         }
     }
 
