@@ -34,16 +34,7 @@ import Testing
     }
 
     func services() async throws -> BerthServices {
-        var config = BerthConfiguration()
-        config.metadataBackend = "memory"
-        config.blobBackend = "memory"
-        config.rootAccessKeyId = "AKIAIOSFODNN7EXAMPLE"
-        config.rootSecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-        config.oidcJwksDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-none-\(UUID())").path
-        let services = try BerthServices.make(
-            config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()))
-        try await services.bootstrap(logger: Logger(label: "test"))
-        return services
+        try await inMemoryServices { $0.oidcJwksDirectory = noJWKSDirectory() }
     }
 
     func basic(_ services: BerthServices) throws -> String {
