@@ -11,6 +11,8 @@ import BerthStorage
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// The storage a registry runs on, chosen from configuration with one explicit switch.
@@ -55,6 +57,8 @@ public struct BerthServices: Sendable {
     public let ecrPublic: ECRService
     public let iam: IAMService
     public let sts: STSService
+    /// The request metrics (`GET /metrics`), in a Prometheus registry of their own.
+    public let metrics: BerthMetrics
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -104,7 +108,14 @@ public struct BerthServices: Sendable {
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts)
+                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metrics: BerthMetrics())
+    }
+
+    /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
+    /// `GET /metrics` serves. Once per process: `berth serve` calls it; tests, which run many servers in
+    /// one process, do not (each server's own metrics never go through the global system).
+    public func bootstrapMetricsSystem() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
     }
 
     /// Makes sure the default account exists with a root key: the configured one, or a generated one
@@ -167,17 +178,21 @@ public func buildApplication(
 }
 
 /// Builds the application around already-made services (tests use this to reach them).
-public func buildApplication(_ services: BerthServices, logger: Logger = Logger(label: "berth")) -> some ApplicationProtocol {
+/// `verifier` replaces the credential checks of `services.identity` (tests count them with it).
+public func buildApplication(_ services: BerthServices, logger: Logger = Logger(label: "berth"),
+                             verifier: (any CredentialVerifier)? = nil) -> some ApplicationProtocol {
     let config = services.config
-    let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, identity: services.identity,
-                         authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/")
-    let responder = BerthResponder<BerthRequestContext>(
-        oci: oci, ecr: ECRHandler(ecr: services.ecr, identity: services.identity, ecrPublic: services.ecrPublic),
-        query: QueryHandler(iam: services.iam, sts: services.sts, identity: services.identity))
+    let authenticator = Authenticator(verifier: verifier ?? services.identity)
+    let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, authenticator: authenticator,
+                         authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/", metrics: services.metrics)
+    let router = BerthRouter.make(
+        oci: oci,
+        ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, metrics: services.metrics),
+        query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
     let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     return Application(
-        responder: responder,
+        router: router,
         server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
         services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),

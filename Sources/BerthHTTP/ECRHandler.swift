@@ -11,76 +11,92 @@ public struct ECRHandler: Sendable {
     let ecr: ECRService
     /// Amazon ECR Public (`SpencerFrontendService`), signed for service `ecr-public`.
     let ecrPublic: ECRService?
-    let identity: IdentityService
+    let authenticator: Authenticator
+    let metrics: BerthMetrics
     /// Largest request body accepted (a 4 MiB manifest, or a base64 layer part, plus JSON).
     static let maxBody = 32 * 1024 * 1024
 
-    public init(ecr: ECRService, identity: IdentityService, ecrPublic: ECRService? = nil) {
+    public init(ecr: ECRService, authenticator: Authenticator, ecrPublic: ECRService? = nil, metrics: BerthMetrics) {
         self.ecr = ecr
         self.ecrPublic = ecrPublic
-        self.identity = identity
+        self.authenticator = authenticator
+        self.metrics = metrics
     }
 
     static let target = HTTPField.Name("X-Amz-Target")!
     static let errorType = HTTPField.Name("x-amzn-ErrorType")!
-    static let requestID = HTTPField.Name("x-amzn-RequestId")!
+
+    /// The request body is over `maxBody`.
+    struct BodyTooLarge: Error {}
 
     /// Every `POST /` belongs to the AWS JSON door; an unknown or missing target is answered there.
     public static func accepts(_ request: Request) -> Bool {
         request.method == .post && request.uri.path == "/"
     }
 
-    public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+    public func handle(_ request: Request, context: BerthRequestContext) async throws -> Response {
+        var context = context
+        let target = request.headers[Self.target] ?? ""
+        let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
+        context.record.set(door: service.flavor == .public ? .ecrPublic : .ecr, operation: "unknown")
         let result: ECRResponse
         do {
-            var body: [UInt8] = []
-            for try await chunk in request.body {
-                guard body.count + chunk.readableBytes <= Self.maxBody else {
-                    return respond(ECRService.errorResponse(.serialization("The request body is too large")), context)
-                }
-                body.append(contentsOf: chunk.readableBytesView)
+            let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
+            let principal = try await authenticator.aws(request, body: body, service: service.flavor == .public ? "ecr-public" : "ecr",
+                                                        context)
+            context.identity = .principal(principal)
+            let operation = target.dropFirst(service.prefix.count)
+            if operation == "UploadLayerPart" {
+                result = await metrics.trackingUpload { await service.handle(target: target, body: body, principal: principal) }
+            } else {
+                result = await service.handle(target: target, body: body, principal: principal)
             }
-            let target = request.headers[Self.target] ?? ""
-            let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
-            var principal: Principal
-            do {
-                principal = try await identity.authenticate(Self.sigV4Request(request, body: body),
-                                                            service: service.flavor == .public ? "ecr-public" : "ecr")
-            } catch let e as SigV4Error {
-                return respond(ECRService.errorResponse(ECRError(e.awsErrorType, e.message, status: e.httpStatus)), context)
-            } catch let e as SessionTokenError {
-                let type = e == .expired ? "ExpiredTokenException" : "UnrecognizedClientException"
-                return respond(ECRService.errorResponse(ECRError(type, e.message, status: 400)), context)
-            }
-            principal.sourceIP = Self.sourceIP(context)
-            result = await service.handle(target: target, body: body, principal: principal)
+            // Only an operation the service recognised names a metric series.
+            if result.errorType != "UnknownOperationException" { context.record.set(operation: String(operation)) }
+        } catch {
+            result = ECRService.errorResponse(Self.wireError(error, context))
         }
-        return respond(result, context)
+        return respond(result)
     }
 
-    func respond(_ r: ECRResponse, _ context: some RequestContext) -> Response {
+    /// The ECR JSON door's errors before the ECR service runs, in one place: the body limit, credential
+    /// failures (with `SigV4Error`'s AWS type and status), and anything else as `ServerException`.
+    /// (The service maps its own errors with `ECRErrorMapping`.)
+    static func wireError(_ error: any Error, _ context: BerthRequestContext) -> ECRError {
+        switch error {
+        case is BodyTooLarge:
+            return .serialization("The request body is too large")
+        case let e as AuthenticationFailure:
+            switch e {
+            case .signature(let s): return ECRError(s.awsErrorType, s.message, status: s.httpStatus)
+            case .session(let s):
+                return ECRError(s == .expired ? "ExpiredTokenException" : "UnrecognizedClientException", s.message, status: 400)
+            case .registryTokenRequired:
+                let s = SigV4Error.missingAuthenticationToken
+                return ECRError(s.awsErrorType, s.message, status: s.httpStatus)
+            }
+        default:
+            context.logger.error("ecr request failed", metadata: ["error": "\(error)"])
+            return .server
+        }
+    }
+
+    func respond(_ r: ECRResponse) -> Response {
         var headers: HTTPFields = [:]
         headers[.contentType] = "application/x-amz-json-1.1"
         headers[.contentLength] = String(r.body.count)
-        headers[Self.requestID] = context.id
         if let t = r.errorType { headers[Self.errorType] = t }
         return Response(status: HTTPResponse.Status(code: r.status), headers: headers,
                         body: .init(byteBuffer: makeBuffer(r.body)))
     }
 
-    /// `aws:SourceIp`: the peer address, when the request context knows it.
-    static func sourceIP(_ context: some RequestContext) -> String? {
-        (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
-    }
-
-    /// The parts of a request SigV4 signs, exactly as received.
-    static func sigV4Request(_ request: Request, body: [UInt8]?) -> SigV4Request {
-        var headers: [(name: String, value: String)] = []
-        if let authority = request.head.authority { headers.append(("host", authority)) }
-        for field in request.headers { headers.append((field.name.rawName, field.value)) }
-        let raw = request.uri.string
-        let path = raw.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
-        return SigV4Request(method: request.method.rawValue, path: path.isEmpty ? "/" : path, query: request.uri.query,
-                            headers: headers, payload: body.map { SigV4Payload.hashing($0) } ?? .unavailable)
+    /// A request body of at most `limit` bytes, else `tooLarge` is thrown.
+    static func readBody(_ request: Request, limit: Int, tooLarge: some Error) async throws -> [UInt8] {
+        var body: [UInt8] = []
+        for try await chunk in request.body {
+            guard body.count + chunk.readableBytes <= limit else { throw tooLarge }
+            body.append(contentsOf: chunk.readableBytesView)
+        }
+        return body
     }
 }

@@ -7,14 +7,16 @@ import NIOCore
 
 extension OCIHandler {
     /// `GET /gallery/<alias>/<name>/logo`: a public repository's logo (ECR Public's `logoUrl`), anonymously.
-    func galleryLogo(_ path: String) async throws -> Response {
+    func galleryLogo(_ path: String, context: BerthRequestContext) async throws -> Response {
+        context.record.set(door: .gallery, operation: "logo")
+        // The router folds `/gallery/` into `/gallery`; only paths below `/gallery/` name a logo.
+        guard path.hasPrefix("/gallery/") else { return BerthRouter.notFound(context) }
         let parts = path.dropFirst("/gallery/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 3, parts.last == "logo", let account = PublicRegistry.account(ofAlias: parts[0]),
               let name = try? RepositoryName(parts[1..<(parts.count - 1)].joined(separator: "/")),
               let record = try await registry.findRepository(RepositoryKey(registryID: ECRService.publicStorePrefix + account, name: name)),
               let logo = record.settings.catalog?.logoBase64, let data = Data(base64Encoded: logo) else {
-            return Response(status: .notFound, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(string: #"{"errors":[{"code":"NOT_FOUND","message":"no such logo"}]}"#)))
+            return OCIWireError.notFound("no such logo").response(head: false)
         }
         let bytes = [UInt8](data)
         let type: String

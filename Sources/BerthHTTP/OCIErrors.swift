@@ -2,6 +2,7 @@ import BerthCore
 import BerthECR
 import Foundation
 import HTTPTypes
+import Hummingbird
 import NIOCore
 
 /// The one table that maps domain errors to the OCI distribution-spec error vocabulary.
@@ -10,6 +11,52 @@ public struct OCIWireError: Sendable, Equatable {
     public let code: String
     public let message: String
     public let detail: String?
+
+    /// Any error a `/v2/` request can end with, as the domain error it is answered as: the one place the
+    /// OCI door turns errors into its vocabulary. Credential failures: a missing or bad registry token is
+    /// 401 `UNAUTHORIZED`, a bad presigned URL 403 `DENIED`; Hummingbird's body limit is `SIZE_INVALID`;
+    /// anything else (storage, corrupt metadata) is 500 `UNKNOWN`.
+    static func domainError(_ error: any Error) -> BerthError {
+        switch error {
+        case let e as BerthError:
+            return e
+        case let e as AuthenticationFailure:
+            switch e {
+            case .registryTokenRequired:
+                return .unauthorized("a valid registry token is required: use the output of aws ecr get-login-password as the password of user AWS")
+            case .signature(let s): return .denied(s.message)
+            case .session(let s): return .denied(s.message)
+            }
+        case let e as HTTPError where e.status == .contentTooLarge:
+            return .sizeInvalid("request body too large")
+        default:
+            return .internalError("\(error)")
+        }
+    }
+
+    init(status: HTTPResponse.Status, code: String, message: String, detail: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+    }
+
+    /// A path no door serves (or a gallery logo that does not exist): 404 in the OCI error shape.
+    static func notFound(_ message: String) -> OCIWireError {
+        OCIWireError(status: .notFound, code: "NOT_FOUND", message: message)
+    }
+
+    /// The answer: the JSON body, or for a `HEAD` only its length.
+    func response(head: Bool, headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        let body = json
+        if head {
+            headers[.contentLength] = String(body.count)
+            return Response(status: status, headers: headers)
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: makeBuffer(body)))
+    }
 
     /// `registryID` (the account) and `repository` (the name in the request) let a message read as
     /// Amazon ECR's does for docker, which prints `<code>: <message>`.

@@ -13,18 +13,20 @@ public struct OCIHandler: Sendable {
     public let registry: Registry
     /// The registry id (account) used when the Host does not name one.
     public let defaultRegistryID: String
-    let identity: IdentityService
+    let authenticator: Authenticator
     let authorizer: any Authorizer
     /// The realm of the `WWW-Authenticate` challenge, e.g. `http://127.0.0.1:5000/`.
     let realm: String
+    let metrics: BerthMetrics
 
-    public init(registry: Registry, defaultRegistryID: String, identity: IdentityService, authorizer: any Authorizer,
-                realm: String) {
+    public init(registry: Registry, defaultRegistryID: String, authenticator: Authenticator, authorizer: any Authorizer,
+                realm: String, metrics: BerthMetrics) {
         self.registry = registry
         self.defaultRegistryID = defaultRegistryID
-        self.identity = identity
+        self.authenticator = authenticator
         self.authorizer = authorizer
         self.realm = realm
+        self.metrics = metrics
     }
 
     /// `<account>.dkr.ecr.<region>.<domain>[:port]` selects that account's registry, as with ECR.
@@ -43,7 +45,10 @@ public struct OCIHandler: Sendable {
     static let range = HTTPField.Name("Range")!
     static let link = HTTPField.Name("Link")!
 
-    public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+    /// The OCI door: route, authenticate once (into `context.identity`), authorize, dispatch; every
+    /// error is answered through ``OCIWireError``.
+    public func handle(_ request: Request, context: BerthRequestContext) async -> Response {
+        var context = context
         var response: Response
         // The account and repository an error message names (as ECR's texts do).
         var scope = ErrorScope(registryID: Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID)
@@ -51,39 +56,69 @@ public struct OCIHandler: Sendable {
             guard var route = try OCIRoute.parse(path: request.uri.path) else {
                 throw BerthError.unsupported("unknown endpoint \(request.uri.path)")
             }
+            context.record.set(door: .oci, operation: Self.operation(route, request.method))
             var registryID = scope.registryID
             scope.repository = route.repositoryName?.value
-            if let (account, name) = route.publicRepository {
+            let publicRepository = route.publicRepository
+            if let (account, name) = publicRepository {
                 // ECR Public: anyone may pull; pushes need a principal allowed ecr-public:<Action>.
                 route = route.renamed(name)
                 registryID = ECRService.publicStorePrefix + account
                 scope = ErrorScope(registryID: account, repository: name.value)
-                let key = RepositoryKey(registryID: registryID, name: name)
-                var pusher: Principal? = nil
-                if !OCIRoute.isPull(route, request.method) {
-                    var principal = try await authenticate(route, request)
-                    principal.sourceIP = ECRHandler.sourceIP(context)
-                    try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
-                    guard try await registry.findRepository(key) != nil else { throw BerthError.nameUnknown(name.value) }
-                    pusher = principal
-                }
-                response = try await dispatch(route, registryID: registryID, request, context, principal: pusher)
-                response.headers[Self.apiVersion] = "registry/2.0"
-                return response
             }
-            var principal = try await authenticate(route, request)
-            principal.sourceIP = ECRHandler.sourceIP(context)
-            try await authorize(route, request.method, registryID: registryID, principal: principal)
-            response = try await dispatch(route, registryID: registryID, request, context, principal: principal)
-        } catch let e as BerthError {
-            response = errorResponse(e, scope: scope, request: request, context: context)
-        } catch let e as HTTPError where e.status == .contentTooLarge {
-            response = errorResponse(.sizeInvalid("request body too large"), scope: scope, request: request, context: context)
+            context.identity = try await authenticator.oci(
+                route, request, context, anonymous: publicRepository != nil && OCIRoute.isPull(route, request.method))
+            if let principal = context.identity.principal {
+                if let (account, name) = publicRepository {
+                    try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
+                    let key = RepositoryKey(registryID: registryID, name: name)
+                    guard try await registry.findRepository(key) != nil else { throw BerthError.nameUnknown(name.value) }
+                } else {
+                    try await authorize(route, request.method, registryID: registryID, principal: principal)
+                }
+            }
+            response = try await dispatch(route, registryID: registryID, request, context)
         } catch {
-            response = errorResponse(.internalError("\(error)"), scope: scope, request: request, context: context)
+            // A path that is no API route has no operation.
+            if context.record.door != .oci { context.record.set(door: .oci, operation: "unknown") }
+            response = errorResponse(error, scope: scope, request: request, context: context)
         }
         response.headers[Self.apiVersion] = "registry/2.0"
         return response
+    }
+
+    /// The operation a route and method name in the access log and the metrics.
+    static func operation(_ route: OCIRoute, _ method: HTTPRequest.Method) -> String {
+        switch route {
+        case .base: return "base"
+        case .catalog: return "catalog"
+        case .tags: return "tags.list"
+        case .referrers: return "referrers"
+        case .manifest:
+            switch method {
+            case .get: return "manifest.get"
+            case .head: return "manifest.head"
+            case .put: return "manifest.put"
+            case .delete: return "manifest.delete"
+            default: return "unsupported"
+            }
+        case .blob:
+            switch method {
+            case .get: return "blob.get"
+            case .head: return "blob.head"
+            case .delete: return "blob.delete"
+            default: return "unsupported"
+            }
+        case .uploads: return method == .post ? "upload.start" : "unsupported"
+        case .upload:
+            switch method {
+            case .get: return "upload.status"
+            case .patch: return "upload.patch"
+            case .put: return "upload.complete"
+            case .delete: return "upload.cancel"
+            default: return "unsupported"
+            }
+        }
     }
 
     /// The registry (account) and repository of a request, for error messages.
@@ -92,42 +127,21 @@ public struct OCIHandler: Sendable {
         var repository: String?
     }
 
-    func errorResponse(_ error: BerthError, scope: ErrorScope, request: Request, context: some RequestContext) -> Response {
-        if case .internalError = error {
-            context.logger.error("request failed", metadata: ["error": "\(error)"])
+    /// Every error of the OCI door is answered here, through ``OCIWireError``.
+    func errorResponse(_ error: any Error, scope: ErrorScope, request: Request, context: BerthRequestContext) -> Response {
+        let domain = OCIWireError.domainError(error)
+        if case .internalError = domain {
+            context.logger.error("request failed", metadata: ["error": "\(domain)"])
         }
-        let wire = OCIWireError(error, registryID: scope.registryID, repository: scope.repository)
         var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        if case .rangeNotSatisfiable(let offset, _) = error {
+        if case .rangeNotSatisfiable(let offset, _) = domain {
             headers[Self.range] = "0-\(max(0, offset - 1))"
         }
-        if case .unauthorized = error {
+        if case .unauthorized = domain {
             headers[.wwwAuthenticate] = "Basic realm=\"\(realm)\",service=\"ecr.amazonaws.com\""
         }
-        let body = wire.json
-        if request.method == .head {
-            headers[.contentLength] = String(body.count)
-            return Response(status: wire.status, headers: headers)
-        }
-        return Response(status: wire.status, headers: headers, body: .init(byteBuffer: makeBuffer(body)))
-    }
-
-    /// A registry token (`Basic AWS:<token>`), or for blob downloads a SigV4 presigned URL.
-    func authenticate(_ route: OCIRoute, _ request: Request) async throws -> Principal {
-        if case .blob = route, request.method == .get, let q = request.uri.query, q.contains("X-Amz-Signature=") {
-            do {
-                return try await identity.authenticate(ECRHandler.sigV4Request(request, body: nil), service: "ecr")
-            } catch let e as SigV4Error {
-                throw BerthError.denied(e.message)
-            } catch let e as SessionTokenError {
-                throw BerthError.denied(e.message)
-            }
-        }
-        guard let p = try await identity.authenticate(basic: request.headers[.authorization]) else {
-            throw BerthError.unauthorized("a valid registry token is required: use the output of aws ecr get-login-password as the password of user AWS")
-        }
-        return p
+        return OCIWireError(domain, registryID: scope.registryID, repository: scope.repository)
+            .response(head: request.method == .head, headers: headers)
     }
 
     /// The ECR actions a `/v2/` request needs, as ECR defines them for docker clients, and whether
@@ -160,7 +174,7 @@ public struct OCIHandler: Sendable {
     }
 
     func authorize(_ route: OCIRoute, _ method: HTTPRequest.Method, registryID: String, principal: Principal) async throws {
-        let region = identity.region
+        let region = authenticator.region
         guard let (name, actions, push) = Self.actions(route, method) else {
             if case .catalog = route {
                 try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
@@ -192,8 +206,7 @@ public struct OCIHandler: Sendable {
         }
     }
 
-    func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: some RequestContext,
-                  principal: Principal?) async throws -> Response {
+    func dispatch(_ route: OCIRoute, registryID: String, _ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let method = request.method
         func key(_ n: RepositoryName) -> RepositoryKey { RepositoryKey(registryID: registryID, name: n) }
         switch (route, method) {
@@ -212,28 +225,32 @@ public struct OCIHandler: Sendable {
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
             return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head,
-                                     sendFiles: (context as? BerthRequestContext)?.canSendFiles ?? false)
+                                     sendFiles: context.canSendFiles)
         case (.blob(let name, let d), .delete):
             try await registry.deleteBlob(key(name), try Digest(parsing: d))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.uploads(let name), .post):
-            return try await startUpload(key(name), request, principal: principal)
+            return try await startUpload(key(name), request, principal: context.identity.principal)
         case (.upload(let name, let id), .get):
             let s = try await registry.uploadSession(key(name), id)
             return uploadAccepted(key(name), s.id, offset: s.offset, status: .noContent)
         case (.upload(let name, let id), .patch):
-            let offset = try await registry.appendChunk(
-                key(name), upload: id, range: try await contentRange(request, upload: id, in: key(name)),
-                contentLength: contentLength(request), body: request.body)
+            let offset = try await metrics.trackingUpload {
+                try await registry.appendChunk(
+                    key(name), upload: id, range: try await contentRange(request, upload: id, in: key(name)),
+                    contentLength: contentLength(request), body: request.body)
+            }
             return uploadAccepted(key(name), id, offset: offset, status: .accepted)
         case (.upload(let name, let id), .put):
             guard let digestParameter = request.uri.queryParameters.get("digest") else {
                 throw BerthError.digestInvalid("the digest query parameter is required")
             }
             let wanted = try Digest(parsing: String(digestParameter))
-            let digest = try await registry.completeUpload(
-                key(name), upload: id, digest: wanted, range: try await contentRange(request, upload: id, in: key(name)),
-                contentLength: contentLength(request), body: request.body)
+            let digest = try await metrics.trackingUpload {
+                try await registry.completeUpload(
+                    key(name), upload: id, digest: wanted, range: try await contentRange(request, upload: id, in: key(name)),
+                    contentLength: contentLength(request), body: request.body)
+            }
             return blobCreated(key(name), digest)
         case (.upload(let name, let id), .delete):
             try await registry.cancelUpload(key(name), upload: id)
@@ -408,7 +425,9 @@ public struct OCIHandler: Sendable {
         let q = request.uri.queryParameters
         if let d = q.get("digest") {
             let digest = try Digest(parsing: d)
-            try await registry.monolithicUpload(name, digest: digest, contentLength: contentLength(request), body: request.body)
+            try await metrics.trackingUpload {
+                try await registry.monolithicUpload(name, digest: digest, contentLength: contentLength(request), body: request.body)
+            }
             return blobCreated(name, digest)
         }
         var mount: Digest? = nil

@@ -11,14 +11,14 @@ import NIOCore
 public struct QueryHandler: Sendable {
     let iam: IAMService
     let sts: STSService
-    let identity: IdentityService
+    let authenticator: Authenticator
     /// Policy documents are at most 131,072 characters, three times that percent-encoded.
     static let maxBody = 1024 * 1024
 
-    public init(iam: IAMService, sts: STSService, identity: IdentityService) {
+    public init(iam: IAMService, sts: STSService, authenticator: Authenticator) {
         self.iam = iam
         self.sts = sts
-        self.identity = identity
+        self.authenticator = authenticator
     }
 
     /// A form POST to `/` without `X-Amz-Target`.
@@ -36,49 +36,77 @@ public struct QueryHandler: Sendable {
         return form["Version"] == STSService.version ? "sts" : "iam"
     }
 
-    public func handle(_ request: Request, context: some RequestContext) async throws -> Response {
-        var body: [UInt8] = []
+    /// Failures of the door itself, before IAM or STS runs.
+    enum DoorError: Error {
+        case bodyTooLarge
+        case malformedForm
+        case wrongService
+        case invalidAction(action: String?, version: String?)
+    }
+
+    public func handle(_ request: Request, context: BerthRequestContext) async throws -> Response {
+        var context = context
         var service = "iam"
         let requestID = context.id
-        func fail(_ e: QueryError) -> Response {
-            respond((service == "sts" ? STSService.wire : IAMService.wire).error(e, requestID: requestID), context)
-        }
-        for try await chunk in request.body {
-            guard body.count + chunk.readableBytes <= Self.maxBody else {
-                return fail(QueryError("RequestEntityTooLarge", "The request body is too large", status: 413))
-            }
-            body.append(contentsOf: chunk.readableBytesView)
-        }
-        guard let form = QueryProtocol.parseForm(body) else {
-            return fail(QueryError("MalformedQueryString", "The request body is not valid form data"))
-        }
-        service = Self.service(request, form: form)
-        guard service == "iam" || service == "sts" else {
-            return fail(QueryError("SignatureDoesNotMatch", "Credential should be scoped to correct service: 'iam' or 'sts'.", status: 403))
-        }
-        let expected = service == "sts" ? STSService.version : IAMService.version
-        if service == "sts", form["Version"] == expected, let action = form["Action"], STSService.unsignedActions.contains(action) {
-            // AssumeRoleWithWebIdentity is unsigned in AWS: the web identity token is the credential.
-            return respond(await sts.handleUnsigned(form, requestID: requestID), context)
-        }
-        var principal: Principal
+        context.record.set(door: .iam, operation: "unknown")
+        let result: QueryResponse
         do {
-            principal = try await identity.authenticate(ECRHandler.sigV4Request(request, body: body), service: service)
-        } catch let e as SigV4Error {
-            return fail(Self.queryError(e))
-        } catch let e as SessionTokenError {
-            return fail(e == .expired
-                ? QueryError(service == "sts" ? "ExpiredTokenException" : "ExpiredToken", e.message, status: service == "sts" ? 400 : 403)
-                : QueryError("InvalidClientTokenId", e.message, status: 403))
+            let body = try await ECRHandler.readBody(request, limit: Self.maxBody, tooLarge: DoorError.bodyTooLarge)
+            guard let form = QueryProtocol.parseForm(body) else { throw DoorError.malformedForm }
+            service = Self.service(request, form: form)
+            guard service == "iam" || service == "sts" else { throw DoorError.wrongService }
+            if service == "sts" { context.record.set(door: .sts, operation: "unknown") }
+            let expected = service == "sts" ? STSService.version : IAMService.version
+            let action = form["Action"]
+            if service == "sts", form["Version"] == expected, let action, STSService.unsignedActions.contains(action) {
+                // AssumeRoleWithWebIdentity is unsigned in AWS: the web identity token is the credential.
+                context.identity = .anonymous
+                result = await sts.handleUnsigned(form, requestID: requestID)
+            } else {
+                let principal = try await authenticator.aws(request, body: body, service: service, context)
+                context.identity = .principal(principal)
+                guard form["Version"] == expected else { throw DoorError.invalidAction(action: action, version: form["Version"]) }
+                result = service == "sts"
+                    ? await sts.handle(form, principal: principal, requestID: requestID)
+                    : await iam.handle(form, principal: principal, requestID: requestID)
+            }
+            // Only an action the service recognised names a metric series.
+            if let action, result.errorCode != "InvalidAction" { context.record.set(operation: action) }
+        } catch {
+            result = (service == "sts" ? STSService.wire : IAMService.wire).error(Self.wireError(error, service: service, context),
+                                                                                 requestID: requestID)
         }
-        principal.sourceIP = ECRHandler.sourceIP(context)
-        guard form["Version"] == expected else {
-            return fail(QueryError("InvalidAction", "Could not find operation \(form["Action"] ?? "") for version \(form["Version"] ?? "NO_VERSION_SPECIFIED")"))
+        return respond(result)
+    }
+
+    /// The Query door's errors before IAM or STS runs, in one place, in the Query protocol's words: the
+    /// body and form, the credential scope and version, credential failures (SigV4 and STS session
+    /// tokens), and anything else as `ServiceFailure`. (IAM and STS map their own errors.)
+    static func wireError(_ error: any Error, service: String, _ context: BerthRequestContext) -> QueryError {
+        switch error {
+        case let e as DoorError:
+            switch e {
+            case .bodyTooLarge: return QueryError("RequestEntityTooLarge", "The request body is too large", status: 413)
+            case .malformedForm: return QueryError("MalformedQueryString", "The request body is not valid form data")
+            case .wrongService:
+                return QueryError("SignatureDoesNotMatch", "Credential should be scoped to correct service: 'iam' or 'sts'.", status: 403)
+            case .invalidAction(let action, let version):
+                return QueryError("InvalidAction", "Could not find operation \(action ?? "") for version \(version ?? "NO_VERSION_SPECIFIED")")
+            }
+        case let e as AuthenticationFailure:
+            switch e {
+            case .signature(let s): return queryError(s)
+            case .session(.expired):
+                return QueryError(service == "sts" ? "ExpiredTokenException" : "ExpiredToken", SessionTokenError.expired.message,
+                                  status: service == "sts" ? 400 : 403)
+            case .session(let s): return QueryError("InvalidClientTokenId", s.message, status: 403)
+            case .registryTokenRequired: return queryError(.missingAuthenticationToken)
+            }
+        default:
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { context.logger.error("query request failed", metadata: ["error": "\(error)"]) }
+            return e
         }
-        let result = service == "sts"
-            ? await sts.handle(form, principal: principal, requestID: requestID)
-            : await iam.handle(form, principal: principal, requestID: requestID)
-        return respond(result, context)
     }
 
     /// SigV4 failures in the Query protocol's words.
@@ -97,11 +125,10 @@ public struct QueryHandler: Sendable {
         }
     }
 
-    func respond(_ r: QueryResponse, _ context: some RequestContext) -> Response {
+    func respond(_ r: QueryResponse) -> Response {
         var headers: HTTPFields = [:]
         headers[.contentType] = "text/xml"
         headers[.contentLength] = String(r.body.count)
-        headers[ECRHandler.requestID] = context.id
         return Response(status: HTTPResponse.Status(code: r.status), headers: headers, body: .init(byteBuffer: makeBuffer(r.body)))
     }
 }

@@ -130,11 +130,17 @@ final class ZeroCopyHandler: ChannelOutboundHandler, RemovableChannelHandler, Se
 }
 
 /// The request context of the live server: knows whether its channel can send files directly.
-/// It also knows the peer address (`aws:SourceIp` of policy conditions, read through `RemoteAddressRequestContext`).
+/// It also knows the peer address (`aws:SourceIp` of policy conditions, read through `RemoteAddressRequestContext`),
+/// who the request comes from once its door has authenticated it (`identity`), and what the door
+/// found out for the access log and the metrics (`record`).
 public struct BerthRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
     public let remoteAddress: SocketAddress?
+    /// Set once per request by the door's authentication (``Authenticator``); handlers read it.
+    public var identity: RequestIdentity = .none
+    /// The door and operation, reported back to the middleware.
+    public let record = RequestRecord()
 
     /// Whether blob downloads may be sent as file regions on this request's connection (asked only by
     /// blob GETs, so other requests never take the lock).

@@ -86,7 +86,9 @@ public final class IAMService: Sendable {
             let result = try await op(self, QueryParams(form), principal)
             return Self.wire.success(action, result, requestID: requestID)
         } catch {
-            return Self.wire.error(QueryError.answering(error, logger: logger, "iam action failed"), requestID: requestID)
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { logger.error("iam action failed", metadata: ["error": "\(error)"]) }
+            return Self.wire.error(e, requestID: requestID)
         }
     }
 
@@ -560,20 +562,6 @@ extension IAMEntityKind {
 }
 
 extension QueryError {
-    /// The Query error that answers an error thrown by an IAM or STS action: the one table for both.
-    /// Anything that is not the client's fault is logged and answered `ServiceFailure` (500).
-    static func answering(_ error: any Error, logger: Logger, _ what: Logger.Message) -> QueryError {
-        switch error {
-        case let e as QueryError: return e
-        case let e as DirectoryError: return QueryError(e)
-        case let e as WebIdentityTokenError: return e.queryError
-        case BerthError.denied(let m): return .accessDenied(m)
-        default:
-            logger.error(what, metadata: ["error": "\(error)"])
-            return .serviceFailure
-        }
-    }
-
     /// The Query error for a rule the directory enforced.
     init(_ e: DirectoryError) {
         switch e {

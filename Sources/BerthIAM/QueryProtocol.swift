@@ -1,4 +1,5 @@
 import BerthCore
+import BerthDirectory
 import Foundation
 
 /// An XML element of a Query-protocol response.
@@ -77,6 +78,41 @@ public struct QueryError: Error, Sendable, Equatable {
         QueryError("ValidationError", "1 validation error detected: Value null at '\(name.prefix(1).lowercased() + name.dropFirst())' failed to satisfy constraint: Member must not be null")
     }
     public static let serviceFailure = QueryError("ServiceFailure", "An internal error occurred.", status: 500, sender: false)
+}
+
+extension QueryError {
+    /// The one table from any error to the Query protocol's (IAM and STS): a `QueryError` as it is, a
+    /// refused web identity token in STS's words, the domain's errors by kind — `denied` is AccessDenied
+    /// (403), `tooManyRequests` Throttling, unknown names NoSuchEntity (404), conflicts EntityAlreadyExists
+    /// or DeleteConflict (409), every validation failure ValidationError (400) — and anything else
+    /// (`internalError`, storage) ServiceFailure (500). No validation error becomes a 500.
+    public init(mapping error: any Error) {
+        switch error {
+        case let e as QueryError:
+            self = e
+        case let e as WebIdentityTokenError:
+            self = e.queryError
+        case let e as DirectoryError:
+            self = QueryError(e)
+        case let e as BerthError:
+            switch e {
+            case .denied(let m): self = .accessDenied(m)
+            case .unauthorized(let m): self = QueryError("InvalidClientTokenId", m, status: 403)
+            case .tooManyRequests(let m): self = QueryError("Throttling", m)
+            case .nameUnknown, .blobUnknown, .blobUploadUnknown, .manifestUnknown, .manifestBlobUnknown:
+                self = .noSuchEntity(e.description)
+            case .repositoryAlreadyExists: self = .alreadyExists(e.description)
+            case .repositoryNotEmpty, .manifestReferenced: self = .deleteConflict(e.description)
+            case .unsupported(let m): self = QueryError("InvalidAction", m)
+            case .digestInvalid, .digestMismatch, .nameInvalid, .tagInvalid, .referenceInvalid, .blobUploadInvalid,
+                 .rangeNotSatisfiable, .sizeInvalid, .manifestInvalid, .manifestTooLarge, .tagImmutable, .paginationNumberInvalid:
+                self = .validation(e.description)
+            case .internalError: self = .serviceFailure
+            }
+        default:
+            self = .serviceFailure
+        }
+    }
 }
 
 /// The wire side of a Query-protocol service: form parameters in, XML out.

@@ -43,7 +43,9 @@ public final class STSService: Sendable {
             }
             return Self.wire.success(action, try await assumeRoleWithWebIdentity(QueryParams(form)), requestID: requestID)
         } catch {
-            return Self.wire.error(QueryError.answering(error, logger: logger, "sts action failed"), requestID: requestID)
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { logger.error("sts action failed", metadata: ["error": "\(error)"]) }
+            return Self.wire.error(e, requestID: requestID)
         }
     }
 
@@ -60,7 +62,9 @@ public final class STSService: Sendable {
             }
             return Self.wire.success(action, result, requestID: requestID)
         } catch {
-            return Self.wire.error(QueryError.answering(error, logger: logger, "sts action failed"), requestID: requestID)
+            let e = QueryError(mapping: error)
+            if e.status >= 500 { logger.error("sts action failed", metadata: ["error": "\(error)"]) }
+            return Self.wire.error(e, requestID: requestID)
         }
     }
 

@@ -63,6 +63,7 @@ struct Serve: AsyncParsableCommand {
             // Printed once: the secret is only recoverable from the 0600 file in the data directory.
             print(BerthServices.credentialsJSON(account: config.accountId, id: created.accessKeyID, secret: created.secret))
         }
+        services.bootstrapMetricsSystem()
         let app = buildApplication(services, logger: logger)
         try await app.runService()
         logger.info("berth stopped")

@@ -15,15 +15,7 @@ import Testing
     let clock = ManualWallClock(1_700_000_000)
 
     func services() async throws -> BerthServices {
-        var config = BerthConfiguration()
-        config.metadataBackend = "memory"
-        config.blobBackend = "memory"
-        config.rootAccessKeyId = "AKIAIOSFODNN7EXAMPLE"
-        config.rootSecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-        let s = try BerthServices.make(config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()),
-                                       clock: clock)
-        try await s.bootstrap(logger: Logger(label: "test"))
-        return s
+        try await inMemoryServices(clock: clock)
     }
 
     func signed(_ id: String, _ secret: String, token: String?, service: String = "sts", at: Double) -> SigV4Request {

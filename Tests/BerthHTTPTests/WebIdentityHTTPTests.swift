@@ -11,16 +11,7 @@ import Testing
 /// The Query door lets exactly one STS action in without a signature: AssumeRoleWithWebIdentity.
 @Suite struct WebIdentityHTTPTests {
     func app() async throws -> some ApplicationProtocol {
-        var config = BerthConfiguration()
-        config.metadataBackend = "memory"
-        config.blobBackend = "memory"
-        config.rootAccessKeyId = "AKIAIOSFODNN7EXAMPLE"
-        config.rootSecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-        config.oidcJwksDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-none-\(UUID())").path
-        let services = try BerthServices.make(
-            config, storage: StorageBackends(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore()))
-        try await services.bootstrap(logger: Logger(label: "test"))
-        return buildApplication(services)
+        buildApplication(try await inMemoryServices { $0.oidcJwksDirectory = noJWKSDirectory() })
     }
 
     func post(_ client: some TestClientProtocol, _ body: String) async throws -> (HTTPResponse.Status, String) {
