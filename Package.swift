@@ -28,9 +28,15 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(name: "CBerthShims", path: "Sources/CBerthShims"),
+        // The shared leaf: small concepts every layer needs (clock, caches, codecs), with no Berth dependency.
+        .target(
+            name: "BerthSupport",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BerthCore",
             dependencies: [
+                "BerthSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -38,6 +44,7 @@ let package = Package(
         .target(
             name: "BerthAuth",
             dependencies: [
+                "BerthSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -45,6 +52,7 @@ let package = Package(
         .target(
             name: "BerthStorage",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "CSQLite",
                 "CBerthShims",
@@ -58,6 +66,7 @@ let package = Package(
         .target(
             name: "BerthRegistry",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -79,17 +88,19 @@ let package = Package(
         ),
         .target(
             name: "BerthPolicy",
+            dependencies: ["BerthSupport"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BerthScanner",
-            dependencies: ["CZlib", "CZstdRuntime", "CSQLite", "BerthVersions"],
+            dependencies: ["CZlib", "CZstdRuntime", "CSQLite", "BerthVersions", "BerthSupport"],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BerthScanning",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 "BerthRegistry",
@@ -103,6 +114,7 @@ let package = Package(
         .target(
             name: "BerthECR",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 "BerthRegistry",
@@ -115,9 +127,9 @@ let package = Package(
         .target(
             name: "BerthIAM",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
-                "BerthRegistry",
                 "BerthPolicy",
                 "BerthAuth",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -129,6 +141,7 @@ let package = Package(
         .target(
             name: "BerthHTTP",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthRegistry",
                 "BerthAuth",
@@ -145,6 +158,7 @@ let package = Package(
         .target(
             name: "BerthApp",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 "BerthRegistry",
@@ -171,19 +185,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthSupportTests", dependencies: ["BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScannerTests", dependencies: ["BerthScanner", "CZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanningTests",
                     dependencies: ["BerthScanning", "BerthScanner", "BerthRegistry", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
+        .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth", "BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthSupport", "BerthECR", "BerthRegistry", "BerthStorage", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
+        .testTarget(name: "BerthIAMTests", dependencies: ["BerthSupport", "BerthIAM", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "_CryptoExtras", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
@@ -191,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [
-                "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
+                "BerthSupport", "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -7,6 +7,7 @@ import BerthIAM
 import BerthRegistry
 import BerthScanning
 import BerthStorage
+import BerthSupport
 import Foundation
 import Hummingbird
 import Logging

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthECR
+import BerthSupport
 import Foundation
 import Logging
 

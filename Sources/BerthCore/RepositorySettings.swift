@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// Per-repository settings that ECR exposes (tag mutability, scanning, encryption, resource tags).
 public struct RepositorySettings: Sendable, Equatable, Codable {
     /// `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`.

@@ -1,6 +1,7 @@
 import BerthCore
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 
 /// An `ImageIdentifier` of a request, resolved against a repository.

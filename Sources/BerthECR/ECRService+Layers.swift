@@ -1,6 +1,7 @@
 import BerthCore
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import NIOCore
 

@@ -2,6 +2,7 @@ import BerthCore
 import BerthPolicy
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 
 /// Repository policies (Set/Get/DeleteRepositoryPolicy) and the registry policy (Put/Get/DeleteRegistryPolicy).

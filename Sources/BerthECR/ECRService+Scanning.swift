@@ -1,6 +1,7 @@
 import BerthCore
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 
 /// ECR basic (and enhanced-shaped) scanning: configuration, StartImageScan, DescribeImageScanFindings.

@@ -3,6 +3,7 @@ import BerthCore
 import BerthIAM
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import Synchronization
 

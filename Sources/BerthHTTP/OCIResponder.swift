@@ -3,6 +3,7 @@ import BerthCore
 import BerthECR
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,7 +1,7 @@
 import BerthAuth
 import BerthCore
 import BerthPolicy
-import BerthRegistry
+import BerthSupport
 import BerthStorage
 import Foundation
 import Logging

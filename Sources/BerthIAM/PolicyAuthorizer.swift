@@ -1,6 +1,6 @@
 import BerthCore
 import BerthPolicy
-import BerthRegistry
+import BerthSupport
 import BerthStorage
 import Foundation
 import Logging

@@ -1,4 +1,5 @@
 import BerthCore
+import BerthSupport
 import Foundation
 
 /// An XML element of a Query-protocol response.

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import BerthSupport
 import Foundation
 import Logging
 import NIOCore

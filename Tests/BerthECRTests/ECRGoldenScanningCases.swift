@@ -1,6 +1,7 @@
 import BerthCore
 @testable import BerthECR
 import BerthStorage
+import BerthSupport
 import Foundation
 
 extension GoldenWorld {

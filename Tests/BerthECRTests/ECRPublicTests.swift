@@ -2,6 +2,7 @@ import BerthCore
 @testable import BerthECR
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import Testing
 

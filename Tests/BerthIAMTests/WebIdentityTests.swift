@@ -4,6 +4,7 @@ import BerthCore
 import BerthPolicy
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Crypto
 import Foundation
 import Testing

@@ -1,4 +1,4 @@
-import BerthRegistry
+import BerthSupport
 import Foundation
 import Synchronization
 
