@@ -265,7 +265,7 @@ public struct OCIHandler: Sendable {
 
     func link(_ path: String, _ page: Page<String>, limit: Int) -> HTTPFields {
         guard let next = page.next else { return [:] }
-        let last = next.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? next
+        let last = PercentEncoding.encoded(next)
         return [Self.link: "<\(path)?n=\(limit)&last=\(last)>; rel=\"next\""]
     }
 

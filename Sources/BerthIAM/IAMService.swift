@@ -177,7 +177,7 @@ public final class IAMService: Sendable {
             .text("CreateDate", QueryProtocol.timestamp(e.createdAt)),
         ]
         if e.kind == .role {
-            if let d = e.assumeRolePolicy { out.append(.text("AssumeRolePolicyDocument", QueryProtocol.percentEncode(d))) }
+            if let d = e.assumeRolePolicy { out.append(.text("AssumeRolePolicyDocument", PercentEncoding.encoded(d))) }
             if let d = e.description { out.append(.text("Description", d)) }
             out.append(.text("MaxSessionDuration", String(e.maxSessionDuration ?? 3600)))
         }
@@ -480,7 +480,7 @@ public final class IAMService: Sendable {
             throw QueryError.noSuchEntity("The \(kind.rawValue) policy with name \(policyName) cannot be found.")
         }
         return [.text("\(kind.title)Name", name), .text("PolicyName", policyName),
-                .text("PolicyDocument", QueryProtocol.percentEncode(doc))]
+                .text("PolicyDocument", PercentEncoding.encoded(doc))]
     }
 
     func listInlinePolicies(_ kind: IAMEntityKind, _ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
