@@ -1,5 +1,3 @@
-import BerthCore
-import BerthECR
 import BerthSupport
 import Foundation
 import Logging
