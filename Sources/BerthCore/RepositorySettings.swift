@@ -32,8 +32,8 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     public func isImmutable(tag: String) -> Bool {
         switch imageTagMutability {
         case "IMMUTABLE": return true
-        case "IMMUTABLE_WITH_EXCLUSION": return !exclusionFilters.contains { Wildcard.matches($0, tag) }
-        case "MUTABLE_WITH_EXCLUSION": return exclusionFilters.contains { Wildcard.matches($0, tag) }
+        case "IMMUTABLE_WITH_EXCLUSION": return !exclusionFilters.contains { WildcardPattern.glob($0, questionMark: false).matches(tag) }
+        case "MUTABLE_WITH_EXCLUSION": return exclusionFilters.contains { WildcardPattern.glob($0, questionMark: false).matches(tag) }
         default: return false
         }
     }
@@ -46,27 +46,6 @@ public struct ResourceTag: Sendable, Equatable, Codable, Hashable {
     public init(key: String, value: String) {
         self.key = key
         self.value = value
-    }
-}
-
-/// Glob matching where `*` matches any run of characters and `?` (when allowed) one character.
-public enum Wildcard {
-    public static func matches(_ pattern: String, _ text: String, questionMark: Bool = false) -> Bool {
-        let p = Array(pattern.utf8), t = Array(text.utf8)
-        var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count, p[pi] == t[ti] || (questionMark && p[pi] == UInt8(ascii: "?")) {
-                pi += 1; ti += 1
-            } else if pi < p.count, p[pi] == UInt8(ascii: "*") {
-                star = pi; mark = ti; pi += 1
-            } else if star >= 0 {
-                pi = star + 1; mark += 1; ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count, p[pi] == UInt8(ascii: "*") { pi += 1 }
-        return pi == p.count
     }
 }
 

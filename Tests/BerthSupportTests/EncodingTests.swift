@@ -68,3 +68,30 @@ import Testing
     }
 }
 
+@Suite struct WildcardPatternTests {
+    @Test func globs() {
+        #expect(WildcardPattern.glob("*").matches(""))
+        #expect(WildcardPattern.glob("release-*").matches("release-1.2"))
+        #expect(!WildcardPattern.glob("release-*").matches("dev-1"))
+        #expect(WildcardPattern.glob("a*b*c").matches("axxbyyc"))
+        #expect(!WildcardPattern.glob("a*b*c").matches("axxbyy"))
+        #expect(WildcardPattern.glob("a?c").matches("abc"))
+        #expect(!WildcardPattern.glob("a?c").matches("ac"))
+        #expect(WildcardPattern.glob("arn:*:x").matches("arn:a:b:x"), "colons are ordinary characters in a plain glob")
+    }
+
+    @Test func questionMarkCanBeLiteral() {
+        #expect(!WildcardPattern.glob("a?c", questionMark: false).matches("abc"))
+        #expect(WildcardPattern.glob("a?c", questionMark: false).matches("a?c"))
+    }
+
+    @Test func caseInsensitive() {
+        #expect(WildcardPattern.glob("ECR:Get*", caseInsensitive: true).matches("ecr:GetAuthorizationToken"))
+        #expect(!WildcardPattern.glob("ECR:Get*").matches("ecr:GetAuthorizationToken"))
+    }
+
+    @Test func noBacktrackingBlowUp() {
+        let pattern = WildcardPattern.glob(String(repeating: "*a", count: 60) + "b")
+        #expect(!pattern.matches(String(repeating: "a", count: 5000)))
+    }
+}
