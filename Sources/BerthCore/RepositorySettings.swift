@@ -87,12 +87,8 @@ public enum PublicRegistry {
 
     /// Parses `arn:aws:ecr-public::<account>:repository/<name>`.
     public static func parseRepositoryARN(_ arn: String) -> (account: String, name: String)? {
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[1] == "aws", parts[2] == "ecr-public", parts[3].isEmpty,
-              parts[5].hasPrefix("repository/") else { return nil }
-        let name = String(parts[5].dropFirst("repository/".count))
-        guard AccountID.isValid(String(parts[4])), RepositoryName.isValid(name) else { return nil }
-        return (String(parts[4]), name)
+        guard let parsed = ARN(arn), parsed.service == "ecr-public" else { return nil }
+        return parsed.repository
     }
 }
 

@@ -37,7 +37,7 @@ extension ECRService {
     static let registryDisplayNameSetting = "PUBLIC_REGISTRY_DISPLAY_NAME"
     static let maxLogoBytes = 512_000
 
-    func publicRegistryARN(_ account: String) -> String { "arn:aws:ecr-public::\(account):registry/\(account)" }
+    func publicRegistryARN(_ account: String) -> String { ARN.ecrPublicRegistry(account: account).description }
 
     /// A public repository's catalog data from `catalogData`, validated against the model's limits.
     func parseCatalogData(_ c: Params, into existing: PublicCatalogData = .init()) throws -> PublicCatalogData {

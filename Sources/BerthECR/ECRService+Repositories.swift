@@ -98,7 +98,7 @@ extension ECRService {
             }
             settings.encryptionType = type
             settings.kmsKey = type == "AES256" ? nil
-                : (kms ?? "arn:aws:kms:\(env.region):\(key.registryID):alias/aws/ecr")
+                : (kms ?? ARN(service: "kms", region: env.region, account: key.registryID, resource: "alias/aws/ecr").description)
         }
         settings.tags = try parseTags(p)
         guard settings.tags.count <= Self.maxTags else {
@@ -236,7 +236,7 @@ extension ECRService {
     }
 
     func describeRegistry(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
-        try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: registryARN(principal.accountID))
         return ["registryId": .string(principal.accountID), "replicationConfiguration": ["rules": []]]
     }
 
@@ -257,7 +257,7 @@ extension ECRService {
 
     func getAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let (name, spec) = try accountSettingName(p)
-        try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: registryARN(principal.accountID))
         let value = try await registry.metadata.accountSetting(principal.accountID, name) ?? spec.defaultValue
         return ["name": .string(name), "value": .string(value)]
     }
@@ -268,7 +268,7 @@ extension ECRService {
         guard spec.values.contains(value) else {
             throw ECRError.validation("Invalid value '\(value)' for account setting \(name). Valid values are: \(spec.values.joined(separator: ", "))")
         }
-        try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: registryARN(principal.accountID))
         try await registry.metadata.putAccountSetting(principal.accountID, name, value)
         return ["name": .string(name), "value": .string(value)]
     }

@@ -166,7 +166,7 @@ public struct OCIHandler: Sendable {
         guard let (name, actions, push) = Self.actions(route, method) else {
             if case .catalog = route {
                 try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
-                                               resource: "arn:aws:ecr:\(region):\(registryID):repository/*")
+                                               resource: ARN.ecrRepository(region: region, account: registryID, name: "*").description)
             }
             return
         }
@@ -188,7 +188,7 @@ public struct OCIHandler: Sendable {
     func authorizePublic(_ route: OCIRoute, _ method: HTTPRequest.Method, account: String, name: RepositoryName,
                          principal: Principal) async throws {
         guard let (_, actions, _) = Self.actions(route, method) else { return }
-        let arn = "arn:aws:ecr-public::\(account):repository/\(name.value)"
+        let arn = ARN.ecrPublicRepository(account: account, name: name.value).description
         for a in actions {
             try await authorizer.authorize(principal, action: "ecr-public:" + a.dropFirst("ecr:".count), resource: arn)
         }

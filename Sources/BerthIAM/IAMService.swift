@@ -106,7 +106,7 @@ public final class IAMService: Sendable {
     }
 
     func arn(_ kind: IAMEntityKind, _ account: String, path: String = "/", _ name: String) -> String {
-        "arn:aws:iam::\(account):\(kind.rawValue)\(path)\(name)"
+        ARN.iam(account: account, type: kind.rawValue, path: path, name: name).description
     }
 
     func newID(_ prefix: String) -> String {
@@ -580,7 +580,7 @@ public final class IAMService: Sendable {
     }
 
     func listPolicies(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
-        try await authorize(principal, "ListPolicies", "arn:aws:iam::\(principal.accountID):policy/*")
+        try await authorize(principal, "ListPolicies", ARN.iam(account: principal.accountID, type: "policy", name: "*").description)
         var all: [(arn: String, name: String, record: ManagedPolicyRecord?)] = []
         if p["Scope"] != "Local" { all += ManagedPolicy.allCases.map { ($0.arn, $0.name, nil) } }
         if p["Scope"] != "AWS" { all += try await store.managedPolicies(account: principal.accountID).map { ($0.arn, $0.name, $0) } }

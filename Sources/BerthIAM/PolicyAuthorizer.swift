@@ -231,15 +231,14 @@ public final class PolicyAuthorizer: Authorizer {
         if let hit = resourceCache.value(forKey: resource, generation: generation) {
             return (hit.policies, hit.tags)
         }
-        let parts = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[2] == "ecr" || parts[2] == "ecr-public",
-              AccountID.isValid(String(parts[4])) else { return ([], [:]) }
-        let account = String(parts[4])
+        guard let arn = ARN(resource), arn.service == "ecr" || arn.service == "ecr-public",
+              AccountID.isValid(arn.account) else { return ([], [:]) }
+        let account = arn.account
         var texts: [String] = []
         var tags: [String: String] = [:]
         // ECR Public repositories are stored in their account's public namespace and have no registry policy.
         let key: RepositoryKey?
-        if parts[2] == "ecr-public" {
+        if arn.service == "ecr-public" {
             key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: PublicRegistry.storePrefix + $0.account, name: $0.name) }
         } else {
             key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: account, name: $0.name) }
@@ -248,7 +247,7 @@ public final class PolicyAuthorizer: Authorizer {
             if let p = repo.settings.policy { texts.append(p) }
             for t in repo.settings.tags { tags[t.key] = t.value }
         }
-        if parts[2] == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty { texts.append(p) }
+        if arn.service == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty { texts.append(p) }
         resourceCache.set((texts, tags), forKey: resource, generation: generation, filledAt: now)
         return (texts, tags)
     }
