@@ -31,9 +31,15 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(name: "CBerthShims", path: "Sources/CBerthShims"),
+        // The shared leaf: small concepts every layer needs (clock, caches, codecs), with no Berth dependency.
+        .target(
+            name: "BerthSupport",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BerthCore",
             dependencies: [
+                "BerthSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -41,6 +47,7 @@ let package = Package(
         .target(
             name: "BerthAuth",
             dependencies: [
+                "BerthSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -48,6 +55,7 @@ let package = Package(
         .target(
             name: "BerthStorage",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "CSQLite",
                 "CBerthShims",
@@ -61,6 +69,7 @@ let package = Package(
         .target(
             name: "BerthRegistry",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -82,11 +91,12 @@ let package = Package(
         ),
         .target(
             name: "BerthPolicy",
+            dependencies: ["BerthSupport"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BerthScanEngine",
-            dependencies: ["CBerthZlib", "CZstdRuntime", "CSQLite", "BerthVersions",
+            dependencies: ["CBerthZlib", "CZstdRuntime", "CSQLite", "BerthVersions", "BerthSupport",
                            .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
@@ -94,6 +104,7 @@ let package = Package(
         .target(
             name: "BerthScanService",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthRegistry",
                 "BerthScanEngine",
@@ -106,6 +117,7 @@ let package = Package(
         .target(
             name: "BerthECR",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthRegistry",
                 "BerthPolicy",
@@ -117,6 +129,7 @@ let package = Package(
         .target(
             name: "BerthDirectory",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 "BerthPolicy",
@@ -126,9 +139,9 @@ let package = Package(
         .target(
             name: "BerthIAM",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthDirectory",
-                "BerthRegistry",
                 "BerthPolicy",
                 "BerthAuth",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -140,6 +153,7 @@ let package = Package(
         .target(
             name: "BerthHTTP",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthRegistry",
                 "BerthAuth",
@@ -160,6 +174,7 @@ let package = Package(
         .target(
             name: "BerthApp",
             dependencies: [
+                "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
                 "BerthRegistry",
@@ -189,22 +204,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthSupportTests", dependencies: ["BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanEngineTests", dependencies: ["BerthScanEngine", "CBerthZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanServiceTests",
                     dependencies: ["BerthScanService", "BerthScanEngine", "BerthRegistry", "BerthStorage", "BerthCore",
                                    .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthECR", "BerthRegistry", "BerthCore"],
+        .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth", "BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthSupport", "BerthECR", "BerthRegistry", "BerthCore"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthDirectoryTests", dependencies: ["BerthDirectory", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "BerthIAMTests", dependencies: ["BerthIAM", "BerthDirectory", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
+        .testTarget(name: "BerthIAMTests", dependencies: ["BerthSupport", "BerthIAM", "BerthDirectory", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "_CryptoExtras", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
@@ -212,7 +228,7 @@ let package = Package(
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [
-                "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
+                "BerthSupport", "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

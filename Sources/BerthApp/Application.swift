@@ -8,6 +8,7 @@ import BerthIAM
 import BerthRegistry
 import BerthScanService
 import BerthStorage
+import BerthSupport
 import Foundation
 import Hummingbird
 import Logging

@@ -1,5 +1,4 @@
-import BerthCore
-import BerthECR
+import BerthSupport
 import Foundation
 import Logging
 

@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// The records of accounts and identities: what the directory (`BerthDirectory`) keeps and the stores
 /// persist. Values only; the rules that write them live in `Directory`.
 
@@ -68,7 +70,7 @@ public struct IAMEntityRecord: Sendable, Equatable {
     }
 
     /// `arn:aws:iam::<account>:<kind>/<path><name>`.
-    public var arn: String { "arn:aws:iam::\(accountID):\(kind.rawValue)\(path)\(name)" }
+    public var arn: String { ARN.iam(account: accountID, type: kind.rawValue, path: path, name: name).description }
 }
 
 /// A customer managed policy (one version, `v1`).
@@ -94,7 +96,7 @@ public struct ManagedPolicyRecord: Sendable, Equatable {
     }
 
     /// `arn:aws:iam::<account>:policy/<path><name>`.
-    public var arn: String { "arn:aws:iam::\(accountID):policy\(path)\(name)" }
+    public var arn: String { ARN.iam(account: accountID, type: "policy", path: path, name: name).description }
 }
 
 /// An IAM OpenID Connect identity provider: the issuer whose tokens `AssumeRoleWithWebIdentity` accepts.
@@ -119,7 +121,7 @@ public struct OIDCProviderRecord: Sendable, Equatable {
     /// `arn:aws:iam::<account>:oidc-provider/<url>`.
     public var arn: String { Self.arn(account: accountID, url: url) }
 
-    public static func arn(account: String, url: String) -> String { "arn:aws:iam::\(account):oidc-provider/\(url)" }
+    public static func arn(account: String, url: String) -> String { ARN.oidcProvider(account: account, url: url).description }
 }
 
 /// Names one user, group or role.

@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// ECR's `ScanStatus` values that Berth's basic scanner produces.
 public enum ImageScanState: String, Sendable, Codable, CaseIterable {
     case pending = "PENDING"
@@ -159,7 +161,7 @@ public struct RegistryScanningConfiguration: Sendable, Equatable, Codable {
     public func effective(repository name: String, scanOnPush: Bool) -> (frequency: String, filters: [String]) {
         var best: (frequency: String, filters: [String])? = nil
         for rule in rules {
-            let matched = rule.repositoryFilters.filter { Wildcard.matches($0, name) }
+            let matched = rule.repositoryFilters.filter { WildcardPattern.glob($0, questionMark: false).matches(name) }
             guard !matched.isEmpty else { continue }
             if best == nil || Self.weight(rule.scanFrequency) > Self.weight(best!.frequency) {
                 best = (rule.scanFrequency, matched)

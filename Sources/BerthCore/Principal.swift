@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// Who is making a request, once authenticated.
 public struct Principal: Sendable, Hashable {
     /// The account the principal belongs to.
@@ -24,7 +26,7 @@ public struct Principal: Sendable, Hashable {
         self.accessKeyID = accessKeyID
     }
 
-    public static func rootARN(_ account: String) -> String { "arn:aws:iam::\(account):root" }
+    public static func rootARN(_ account: String) -> String { ARN.root(account: account).description }
 
     /// What sort of identity this is, read from its ARN.
     public enum Kind: Sendable, Hashable {
@@ -38,13 +40,12 @@ public struct Principal: Sendable, Hashable {
 
     public var kind: Kind {
         if arn == Self.rootARN(accountID) { return .root }
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[4] == accountID else { return .unknown }
-        let resource = parts[5]
-        if parts[2] == "iam", resource.hasPrefix("user/"), let name = resource.split(separator: "/").last {
+        guard let parsed = ARN(arn), parsed.account == accountID else { return .unknown }
+        let resource = parsed.resource
+        if parsed.service == "iam", resource.hasPrefix("user/"), let name = resource.split(separator: "/").last {
             return .user(name: String(name))
         }
-        if parts[2] == "sts", resource.hasPrefix("assumed-role/") {
+        if parsed.service == "sts", resource.hasPrefix("assumed-role/") {
             let pieces = resource.split(separator: "/", omittingEmptySubsequences: false)
             if pieces.count == 3, !pieces[1].isEmpty, !pieces[2].isEmpty {
                 return .assumedRole(role: String(pieces[1]), session: String(pieces[2]))
@@ -70,17 +71,13 @@ public struct Principal: Sendable, Hashable {
 /// ARNs of the resources Berth authorizes on.
 public enum ResourceARN {
     public static func repository(region: String, account: String, name: String) -> String {
-        "arn:aws:ecr:\(region):\(account):repository/\(name)"
+        ARN.ecrRepository(region: region, account: account, name: name).description
     }
 
     /// Parses `arn:aws:ecr:<region>:<account>:repository/<name>`.
     public static func parseRepository(_ arn: String) -> (region: String, account: String, name: String)? {
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[1] == "aws", parts[2] == "ecr",
-              parts[5].hasPrefix("repository/") else { return nil }
-        let name = String(parts[5].dropFirst("repository/".count))
-        guard AccountID.isValid(String(parts[4])), RepositoryName.isValid(name) else { return nil }
-        return (String(parts[3]), String(parts[4]), name)
+        guard let parsed = ARN(arn), parsed.service == "ecr", let repository = parsed.repository else { return nil }
+        return (parsed.region, repository.account, repository.name)
     }
 }
 
@@ -114,8 +111,7 @@ public struct AccountRootAuthorizer: Authorizer {
 
     public func authorize(_ principal: Principal, action: String, resource: String) async throws {
         if resource == "*" { return }
-        let account = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard account.count >= 5, account[4] == principal.accountID, principal.arn == Principal.rootARN(principal.accountID) else {
+        guard ARN(resource)?.account == principal.accountID, principal.arn == Principal.rootARN(principal.accountID) else {
             throw BerthError.denied(
                 "User: \(principal.arn) is not authorized to perform: \(action) on resource: \(resource) because no resource-based policy allows the \(action) action")
         }

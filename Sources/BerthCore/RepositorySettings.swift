@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// Per-repository settings that ECR exposes (tag mutability, scanning, encryption, resource tags).
 public struct RepositorySettings: Sendable, Equatable, Codable {
     public var imageTagMutability: TagMutability
@@ -27,8 +29,8 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     public func isImmutable(tag: String) -> Bool {
         switch imageTagMutability {
         case .immutable: return true
-        case .immutableWithExclusion: return !exclusionFilters.contains { Wildcard.matches($0, tag) }
-        case .mutableWithExclusion: return exclusionFilters.contains { Wildcard.matches($0, tag) }
+        case .immutableWithExclusion: return !exclusionFilters.contains { WildcardPattern.glob($0, questionMark: false).matches(tag) }
+        case .mutableWithExclusion: return exclusionFilters.contains { WildcardPattern.glob($0, questionMark: false).matches(tag) }
         case .mutable: return false
         }
     }
@@ -52,27 +54,6 @@ public struct ResourceTag: Sendable, Equatable, Codable, Hashable {
     public init(key: String, value: String) {
         self.key = key
         self.value = value
-    }
-}
-
-/// Glob matching where `*` matches any run of characters and `?` (when allowed) one character.
-public enum Wildcard {
-    public static func matches(_ pattern: String, _ text: String, questionMark: Bool = false) -> Bool {
-        let p = Array(pattern.utf8), t = Array(text.utf8)
-        var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count, p[pi] == t[ti] || (questionMark && p[pi] == UInt8(ascii: "?")) {
-                pi += 1; ti += 1
-            } else if pi < p.count, p[pi] == UInt8(ascii: "*") {
-                star = pi; mark = ti; pi += 1
-            } else if star >= 0 {
-                pi = star + 1; mark += 1; ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count, p[pi] == UInt8(ascii: "*") { pi += 1 }
-        return pi == p.count
     }
 }
 
@@ -114,12 +95,8 @@ public enum PublicRegistry {
 
     /// Parses `arn:aws:ecr-public::<account>:repository/<name>`.
     public static func parseRepositoryARN(_ arn: String) -> (account: String, name: String)? {
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[1] == "aws", parts[2] == "ecr-public", parts[3].isEmpty,
-              parts[5].hasPrefix("repository/") else { return nil }
-        let name = String(parts[5].dropFirst("repository/".count))
-        guard AccountID.isValid(String(parts[4])), RepositoryName.isValid(name) else { return nil }
-        return (String(parts[4]), name)
+        guard let parsed = ARN(arn), parsed.service == "ecr-public" else { return nil }
+        return parsed.repository
     }
 }
 

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import BerthSupport
 
 /// The identity side of an authorization: the policy documents that apply to a caller.
 public struct IdentityPolicyDocuments: Sendable, Equatable {
@@ -72,14 +73,13 @@ extension Directory {
     /// tags and its account's registry policy; for an ECR Public repository its policy and tags (ECR
     /// Public has no registry policy); nothing for any other resource.
     public func resourcePolicies(of resource: String) async throws -> ResourcePolicyDocuments {
-        let parts = resource.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[2] == "ecr" || parts[2] == "ecr-public",
-              AccountID.isValid(String(parts[4])) else { return ResourcePolicyDocuments() }
-        let account = String(parts[4])
+        guard let arn = ARN(resource), arn.service == "ecr" || arn.service == "ecr-public",
+              AccountID.isValid(arn.account) else { return ResourcePolicyDocuments() }
+        let account = arn.account
         var out = ResourcePolicyDocuments()
         // ECR Public repositories are stored in their account's public namespace.
         let key: RepositoryKey?
-        if parts[2] == "ecr-public" {
+        if arn.service == "ecr-public" {
             key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: PublicRegistry.storePrefix + $0.account, name: $0.name) }
         } else {
             key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: account, name: $0.name) }
@@ -88,7 +88,7 @@ extension Directory {
             if let p = repo.settings.policy { out.documents.append(p) }
             for t in repo.settings.tags { out.tags[t.key] = t.value }
         }
-        if parts[2] == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty {
+        if arn.service == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty {
             out.documents.append(p)
         }
         return out

@@ -1,4 +1,5 @@
 import BerthCore
+import BerthSupport
 import Foundation
 
 /// An error as the AWS JSON 1.1 protocol sends it: `{"__type": ..., "message": ...}` with a status.

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthRegistry
+import BerthSupport
 import Foundation
 
 /// An `ImageIdentifier` of a request, resolved against a repository.

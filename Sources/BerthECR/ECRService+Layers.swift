@@ -1,5 +1,6 @@
 import BerthCore
 import BerthRegistry
+import BerthSupport
 import Foundation
 import NIOCore
 
@@ -82,11 +83,10 @@ extension ECRService {
 
     func uploadID(_ p: Params) throws -> String {
         let id = try p.requiredString("uploadId")
-        let shape = id.split(separator: "-", omittingEmptySubsequences: false).map(\.count)
-        guard shape == [8, 4, 4, 4, 12], id.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+        guard let canonical = UploadID.canonical(id) else {
             throw ECRError.invalidParameter("Invalid parameter at 'uploadId' failed to satisfy constraint: 'must satisfy regular expression '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}''")
         }
-        return id.lowercased()
+        return canonical
     }
 
     func uploadLayerPart(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {

@@ -1,6 +1,7 @@
 import BerthCore
 import BerthPolicy
 import BerthRegistry
+import BerthSupport
 import Foundation
 
 /// Repository policies (Set/Get/DeleteRepositoryPolicy) and the registry policy (Put/Get/DeleteRegistryPolicy).
@@ -19,7 +20,7 @@ extension ECRService {
         }
     }
 
-    func registryResource(_ account: String) -> String { "arn:aws:ecr:\(env.region):\(account):registry" }
+    func registryResource(_ account: String) -> String { ARN.ecrRegistry(region: env.region, account: account).description }
 
     func setRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthRegistry
+import BerthSupport
 import Foundation
 
 /// Amazon ECR Public (`SpencerFrontendService.<Operation>`, signing name `ecr-public`): the same
@@ -34,7 +35,7 @@ extension ECRService {
 
     static let maxLogoBytes = 512_000
 
-    func publicRegistryARN(_ account: String) -> String { "arn:aws:ecr-public::\(account):registry/\(account)" }
+    func publicRegistryARN(_ account: String) -> String { ARN.ecrPublicRegistry(account: account).description }
 
     /// A public repository's catalog data from `catalogData`, validated against the model's limits.
     func parseCatalogData(_ c: Params, into existing: PublicCatalogData = .init()) throws -> PublicCatalogData {

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthRegistry
+import BerthSupport
 import Foundation
 
 extension ECRService {
@@ -96,7 +97,7 @@ extension ECRService {
             }
             settings.encryptionType = type
             settings.kmsKey = type == "AES256" ? nil
-                : (kms ?? "arn:aws:kms:\(env.region):\(key.registryID):alias/aws/ecr")
+                : (kms ?? ARN(service: "kms", region: env.region, account: key.registryID, resource: "alias/aws/ecr").description)
         }
         settings.tags = try parseTags(p)
         guard settings.tags.count <= Self.maxTags else {
@@ -233,7 +234,7 @@ extension ECRService {
     }
 
     func describeRegistry(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
-        try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: registryARN(principal.accountID))
         return ["registryId": .string(principal.accountID), "replicationConfiguration": ["rules": []]]
     }
 
@@ -247,7 +248,7 @@ extension ECRService {
 
     func getAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let setting = try accountSettingName(p)
-        try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: registryARN(principal.accountID))
         let value = try await registry.accountSetting(setting, of: principal.accountID)
         return ["name": .string(setting.rawValue), "value": .string(value)]
     }
@@ -258,7 +259,7 @@ extension ECRService {
         guard setting.values.contains(value) else {
             throw ECRError.validation("Invalid value '\(value)' for account setting \(setting.rawValue). Valid values are: \(setting.values.joined(separator: ", "))")
         }
-        try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: "arn:aws:ecr:\(env.region):\(principal.accountID):registry")
+        try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: registryARN(principal.accountID))
         try await registry.putAccountSetting(setting, of: principal.accountID, value: value)
         return ["name": .string(setting.rawValue), "value": .string(value)]
     }

@@ -1,10 +1,11 @@
 import BerthCore
 import BerthRegistry
+import BerthSupport
 import Foundation
 
 /// ECR basic (and enhanced-shaped) scanning: configuration, StartImageScan, DescribeImageScanFindings.
 extension ECRService {
-    func registryARN(_ account: String) -> String { "arn:aws:ecr:\(env.region):\(account):registry" }
+    func registryARN(_ account: String) -> String { ARN.ecrRegistry(region: env.region, account: account).description }
 
     func putImageScanningConfiguration(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
@@ -242,7 +243,7 @@ extension ECRService {
         var o: [String: JSONValue] = [
             "awsAccountId": .string(wireID(key)), "severity": .string(f.severity.rawValue), "status": "ACTIVE",
             "title": .string("\(f.name) - \(f.packageName)"), "type": "PACKAGE_VULNERABILITY",
-            "findingArn": .string("arn:aws:inspector2:\(env.region):\(key.registryID):finding/\(Self.findingID(f, key, digest))"),
+            "findingArn": .string(ARN(service: "inspector2", region: env.region, account: key.registryID, resource: "finding/\(Self.findingID(f, key, digest))").description),
             "packageVulnerabilityDetails": .object(details), "resources": .array([resource]),
             "fixAvailable": .string(f.fixedInVersion == nil ? "NO" : "YES"), "exploitAvailable": "NO",
             "remediation": ["recommendation": ["text": .string(f.fixedInVersion.map { "Upgrade \(f.packageName) to \($0) or later." } ?? "None provided")]],

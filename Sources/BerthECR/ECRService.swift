@@ -1,5 +1,6 @@
 import BerthCore
 import BerthRegistry
+import BerthSupport
 import Foundation
 import Logging
 import Synchronization
@@ -193,8 +194,8 @@ public final class ECRService: Sendable {
     /// `arn:aws:ecr:<region>:<account>:repository/`, or ECR Public's `arn:aws:ecr-public::<account>:repository/`.
     func repositoryARNPrefix(_ account: String) -> String {
         switch flavor {
-        case .private: "arn:aws:ecr:\(env.region):\(account):repository/"
-        case .public: "arn:aws:ecr-public::\(account):repository/"
+        case .private: ARN.ecrRepository(region: env.region, account: account, name: "").description
+        case .public: ARN.ecrPublicRepository(account: account, name: "").description
         }
     }
 

@@ -3,6 +3,7 @@ import BerthCore
 import BerthDirectory
 import BerthIAM
 import BerthRegistry
+import BerthSupport
 import Foundation
 import Synchronization
 
@@ -22,10 +23,10 @@ public final class IdentityService: Sendable {
     public let sessions: SessionTokenCodec
     /// `aws:SecureTransport` of requests (true when clients reach the server over TLS, e.g. through a proxy).
     let secureTransport: Bool
-    private let cache = Mutex<[String: (record: AccessKeyRecord?, at: Double, generation: UInt64)]>([:])
+    private let cache: BoundedCache<String, AccessKeyRecord?>
     /// Recently verified `Authorization` headers (a docker pull sends the same one many times). A hit
     /// still re-checks its key through `activeKey`, so it never outlives a revocation.
-    private let verifiedHeaders = Mutex<[String: (principal: Principal, until: Double)]>([:])
+    private let verifiedHeaders: BoundedCache<String, Principal>
     /// The longest a cached key record is used without a local write moving the generation.
     let cacheSeconds: Double
     public static let defaultCacheSeconds = 1.0
@@ -33,6 +34,8 @@ public final class IdentityService: Sendable {
     public init(directory: Directory, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
                 clock: any WallClock, secureTransport: Bool = false, cacheSeconds: Double = IdentityService.defaultCacheSeconds) {
         self.cacheSeconds = cacheSeconds
+        self.cache = BoundedCache(capacity: 10_000, timeToLive: cacheSeconds, clock: clock)
+        self.verifiedHeaders = BoundedCache(capacity: 10_000, clock: clock)
         self.sessions = SessionTokenCodec(box: secrets)
         self.secureTransport = secureTransport
         self.directory = directory
@@ -52,14 +55,11 @@ public final class IdentityService: Sendable {
         let now = clock.now()
         // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
         let generation = directory.authorizationGeneration
-        if let hit = cache.withLock({ $0[id] }), hit.generation == generation, now - hit.at < cacheSeconds {
-            return hit.record?.status == AccessKeyStatus.active.rawValue ? hit.record : nil
+        if let hit = cache.value(forKey: id, generation: generation) {
+            return hit?.status == AccessKeyStatus.active.rawValue ? hit : nil
         }
         let record = try await directory.accessKey(id)
-        cache.withLock { c in
-            if c.count > 10_000 { c.removeAll() }
-            c[id] = (record, now, generation)
-        }
+        cache.set(record, forKey: id, generation: generation, filledAt: now)
         return record?.status == AccessKeyStatus.active.rawValue ? record : nil
     }
 
@@ -110,18 +110,15 @@ public final class IdentityService: Sendable {
     public func authenticate(basic header: String?) async throws -> Principal? {
         guard let header else { return nil }
         let now = clock.now()
-        if let hit = verifiedHeaders.withLock({ $0[header] }), now < hit.until {
+        if let hit = verifiedHeaders.value(forKey: header) {
             // Still re-check the key (its cache entry dies with any key write), so revocation stays immediate.
-            if !Self.isTemporary(hit.principal.accessKeyID) {
-                guard try await activeKey(hit.principal.accessKeyID) != nil else { return nil }
+            if !Self.isTemporary(hit.accessKeyID) {
+                guard try await activeKey(hit.accessKeyID) != nil else { return nil }
             }
-            return hit.principal
+            return hit
         }
         guard let principal = try await verifyBasic(header) else { return nil }
-        verifiedHeaders.withLock { c in
-            if c.count > 10_000 { c.removeAll() }
-            c[header] = (principal, min(now + cacheSeconds, principal.tokenExpiry ?? now))
-        }
+        verifiedHeaders.set(principal, forKey: header, expiresAt: min(now + cacheSeconds, principal.tokenExpiry ?? now))
         return principal
     }
 

@@ -2,6 +2,7 @@ import BerthAuth
 import BerthCore
 import BerthECR
 import BerthRegistry
+import BerthSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -178,7 +179,7 @@ public struct OCIHandler: Sendable {
         guard let (name, actions, push) = Self.actions(route, method) else {
             if case .catalog = route {
                 try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
-                                               resource: "arn:aws:ecr:\(region):\(registryID):repository/*")
+                                               resource: ARN.ecrRepository(region: region, account: registryID, name: "*").description)
             }
             return
         }
@@ -200,7 +201,7 @@ public struct OCIHandler: Sendable {
     func authorizePublic(_ route: OCIRoute, _ method: HTTPRequest.Method, account: String, name: RepositoryName,
                          principal: Principal) async throws {
         guard let (_, actions, _) = Self.actions(route, method) else { return }
-        let arn = "arn:aws:ecr-public::\(account):repository/\(name.value)"
+        let arn = ARN.ecrPublicRepository(account: account, name: name.value).description
         for a in actions {
             try await authorizer.authorize(principal, action: "ecr-public:" + a.dropFirst("ecr:".count), resource: arn)
         }
@@ -294,7 +295,7 @@ public struct OCIHandler: Sendable {
 
     func link(_ path: String, _ page: Page<String>, limit: Int) -> HTTPFields {
         guard let next = page.next else { return [:] }
-        let last = next.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? next
+        let last = PercentEncoding.encoded(next)
         return [Self.link: "<\(path)?n=\(limit)&last=\(last)>; rel=\"next\""]
     }
 

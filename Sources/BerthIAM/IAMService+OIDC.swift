@@ -1,5 +1,6 @@
 import BerthCore
 import BerthDirectory
+import BerthSupport
 import Foundation
 
 /// IAM OpenID Connect providers: the issuers whose ID tokens AssumeRoleWithWebIdentity accepts.
@@ -44,7 +45,7 @@ extension IAMService {
 
     func requireOIDCProvider(_ p: QueryParams, _ principal: Principal) async throws -> OIDCProviderRecord {
         let arn = try p.required("OpenIDConnectProviderArn")
-        let prefix = "arn:aws:iam::\(principal.accountID):oidc-provider/"
+        let prefix = ARN.oidcProvider(account: principal.accountID, url: "").description
         guard (20...2048).contains(arn.utf8.count), arn.hasPrefix("arn:aws:iam::"), arn.contains(":oidc-provider/") else {
             throw QueryError.invalidInput("ARN \(arn) is not valid.")
         }
@@ -93,7 +94,7 @@ extension IAMService {
     }
 
     func listOIDCProviders(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
-        try await authorize(principal, "ListOpenIDConnectProviders", "arn:aws:iam::\(principal.accountID):oidc-provider/*")
+        try await authorize(principal, "ListOpenIDConnectProviders", ARN.oidcProvider(account: principal.accountID, url: "*").description)
         let providers = try await directory.oidcProviders(account: principal.accountID)
         return [.list("OpenIDConnectProviderList", providers.map { [.text("Arn", $0.arn)] })]
     }

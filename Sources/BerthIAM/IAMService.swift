@@ -2,7 +2,7 @@ import BerthAuth
 import BerthCore
 import BerthDirectory
 import BerthPolicy
-import BerthRegistry
+import BerthSupport
 import Foundation
 import Logging
 
@@ -99,7 +99,7 @@ public final class IAMService: Sendable {
     }
 
     func arn(_ kind: IAMEntityKind, _ account: String, path: String = "/", _ name: String) -> String {
-        "arn:aws:iam::\(account):\(kind.rawValue)\(path)\(name)"
+        ARN.iam(account: account, type: kind.rawValue, path: path, name: name).description
     }
 
     func newID(_ prefix: String) -> String {
@@ -155,7 +155,7 @@ public final class IAMService: Sendable {
             .text("CreateDate", QueryProtocol.timestamp(e.createdAt)),
         ]
         if e.kind == .role {
-            if let d = e.assumeRolePolicy { out.append(.text("AssumeRolePolicyDocument", QueryProtocol.percentEncode(d))) }
+            if let d = e.assumeRolePolicy { out.append(.text("AssumeRolePolicyDocument", PercentEncoding.encoded(d))) }
             if let d = e.description { out.append(.text("Description", d)) }
             out.append(.text("MaxSessionDuration", String(e.maxSessionDuration ?? 3600)))
         }
@@ -415,7 +415,7 @@ public final class IAMService: Sendable {
             throw QueryError.noSuchEntity("The \(kind.rawValue) policy with name \(policyName) cannot be found.")
         }
         return [.text("\(kind.title)Name", name), .text("PolicyName", policyName),
-                .text("PolicyDocument", QueryProtocol.percentEncode(doc))]
+                .text("PolicyDocument", PercentEncoding.encoded(doc))]
     }
 
     func listInlinePolicies(_ kind: IAMEntityKind, _ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
@@ -512,7 +512,7 @@ public final class IAMService: Sendable {
     }
 
     func listPolicies(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
-        try await authorize(principal, "ListPolicies", "arn:aws:iam::\(principal.accountID):policy/*")
+        try await authorize(principal, "ListPolicies", ARN.iam(account: principal.accountID, type: "policy", name: "*").description)
         var all: [(arn: String, name: String, record: ManagedPolicyRecord?)] = []
         if p["Scope"] != "Local" { all += ManagedPolicy.allCases.map { ($0.arn, $0.name, nil) } }
         if p["Scope"] != "AWS" { all += try await directory.managedPolicies(account: principal.accountID).map { ($0.arn, $0.name, $0) } }

@@ -1,7 +1,7 @@
 import BerthCore
 import BerthDirectory
 import BerthPolicy
-import BerthRegistry
+import BerthSupport
 import Foundation
 import Logging
 import Synchronization
@@ -36,9 +36,11 @@ public final class PolicyAuthorizer: Authorizer {
         var requestPrincipal: RequestPrincipal? = nil
     }
 
-    private let identityCache = Mutex<[String: (entry: IdentityEntry, at: Double, generation: UInt64)]>([:])
-    private let resourceCache = Mutex<[String: (policies: [String], tags: [String: String], at: Double, generation: UInt64)]>([:])
-    private let parsed = Mutex<[String: Policy?]>([:])
+    /// Entries are fresh for `cacheSeconds` and while the store's authorization generation has not moved.
+    private let identityCache: BoundedCache<String, IdentityEntry>
+    private let resourceCache: BoundedCache<String, (policies: [String], tags: [String: String])>
+    /// Keyed by the policy text, so never stale.
+    private let parsed = BoundedCache<String, Policy?>(capacity: 4096)
 
     public init(directory: Directory, region: String, clock: any WallClock = SystemWallClock(),
                 cacheSeconds: Double = PolicyAuthorizer.defaultCacheSeconds, logger: Logger = Logger(label: "berth.authorizer")) {
@@ -47,11 +49,8 @@ public final class PolicyAuthorizer: Authorizer {
         self.clock = clock
         self.cacheSeconds = cacheSeconds
         self.logger = logger
-    }
-
-    /// Whether a cache entry filled at `at` with `generation` may still be used.
-    func isFresh(at: Double, generation: UInt64, now: Double, current: UInt64) -> Bool {
-        generation == current && now - at < cacheSeconds
+        identityCache = BoundedCache(capacity: 10_000, timeToLive: cacheSeconds, clock: clock)
+        resourceCache = BoundedCache(capacity: 10_000, timeToLive: cacheSeconds, clock: clock)
     }
 
     /// The denial for policies that could not be read or parsed, logged as the error it is.
@@ -152,13 +151,10 @@ public final class PolicyAuthorizer: Authorizer {
 
     func parse(_ text: String, kind: PolicyKind) -> Policy? {
         let key = "\(kind == .identity ? "i" : "r")\u{0}\(text)"
-        if let hit = parsed.withLock({ $0[key] }) { return hit }
+        if let hit = parsed.value(forKey: key) { return hit }
         let options: PolicyParseOptions = kind == .identity ? .identity : .resource
         let policy = try? Policy(parsing: text, options: options)
-        parsed.withLock { c in
-            if c.count > 4096 { c.removeAll() }
-            c[key] = .some(policy)
-        }
+        parsed.set(policy, forKey: key)
         return policy
     }
 
@@ -167,15 +163,12 @@ public final class PolicyAuthorizer: Authorizer {
         // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
         let generation = directory.authorizationGeneration
         let key = "\(principal.arn)\u{0}\(principal.userID ?? "")"
-        if let hit = identityCache.withLock({ $0[key] }), isFresh(at: hit.at, generation: hit.generation, now: now, current: generation) {
-            return hit.entry
+        if let hit = identityCache.value(forKey: key, generation: generation) {
+            return hit
         }
         var entry = try await loadIdentity(principal)
         entry.requestPrincipal = Self.requestPrincipal(principal, userID: entry.userID)
-        identityCache.withLock { c in
-            if c.count > 10_000 { c.removeAll() }
-            c[key] = (entry, now, generation)
-        }
+        identityCache.set(entry, forKey: key, generation: generation, filledAt: now)
         return entry
     }
 
@@ -193,15 +186,12 @@ public final class PolicyAuthorizer: Authorizer {
     private func resourcePolicies(_ resource: String) async throws -> ([String], [String: String]) {
         let now = clock.now()
         let generation = directory.authorizationGeneration
-        if let hit = resourceCache.withLock({ $0[resource] }), isFresh(at: hit.at, generation: hit.generation, now: now, current: generation) {
+        if let hit = resourceCache.value(forKey: resource, generation: generation) {
             return (hit.policies, hit.tags)
         }
         let found = try await directory.resourcePolicies(of: resource)
         let (texts, tags) = (found.documents, found.tags)
-        resourceCache.withLock { c in
-            if c.count > 10_000 { c.removeAll() }
-            c[resource] = (texts, tags, now, generation)
-        }
+        resourceCache.set((texts, tags), forKey: resource, generation: generation, filledAt: now)
         return (texts, tags)
     }
 }

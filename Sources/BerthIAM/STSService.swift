@@ -2,7 +2,7 @@ import BerthAuth
 import BerthCore
 import BerthDirectory
 import BerthPolicy
-import BerthRegistry
+import BerthSupport
 import Foundation
 import Logging
 
@@ -79,14 +79,13 @@ public final class STSService: Sendable {
 
     /// `arn:aws:iam::<account>:role/<path><name>` → account, path, name.
     static func parseRoleARN(_ arn: String) -> (account: String, path: String, name: String)? {
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[1] == "aws", parts[2] == "iam", parts[3].isEmpty,
-              AccountID.isValid(String(parts[4])), parts[5].hasPrefix("role/") else { return nil }
-        let rest = parts[5].dropFirst(4)  // "/path/name"
+        guard let parsed = ARN(arn), parsed.partition == "aws", parsed.service == "iam", parsed.region.isEmpty,
+              AccountID.isValid(parsed.account), parsed.resource.hasPrefix("role/") else { return nil }
+        let rest = parsed.resource.dropFirst(4)  // "/path/name"
         guard let slash = rest.lastIndex(of: "/") else { return nil }
         let name = String(rest[rest.index(after: slash)...])
         guard !name.isEmpty else { return nil }
-        return (String(parts[4]), String(rest[...slash]), name)
+        return (parsed.account, String(rest[...slash]), name)
     }
 
     func assumeRole(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {

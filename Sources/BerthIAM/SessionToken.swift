@@ -1,5 +1,6 @@
 import BerthAuth
 import BerthCore
+import BerthSupport
 import Foundation
 
 /// What an STS session token carries. The token is self-contained: these claims sealed (AES-GCM)
@@ -27,7 +28,7 @@ public struct SessionClaims: Sendable, Codable, Equatable {
     }
 
     /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
-    public var arn: String { "arn:aws:sts::\(accountID):assumed-role/\(roleName)/\(sessionName)" }
+    public var arn: String { ARN.assumedRole(account: accountID, role: roleName, session: sessionName).description }
     /// `aws:userid` of the session.
     public var userID: String { "\(roleID):\(sessionName)" }
 

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import BerthSupport
 import Synchronization
 
 /// A manifest as served to a client: the stored one, or its conversion into the format the client accepts.
@@ -88,25 +89,20 @@ extension Registry {
 /// (bounded; conversions are deterministic, so an entry is re-checked by converting again when used).
 final class ConversionAliases: Sendable {
     struct Key: Hashable { let repository: RepositoryKey; let digest: Digest }
-    private let entries = Mutex<[Key: Digest]>([:])
-    private let limit: Int
+    /// Least recently used aliases are evicted first; they never expire.
+    private let entries: BoundedCache<Key, Digest>
 
-    init(limit: Int = 16_384) { self.limit = limit }
+    init(limit: Int = 16_384) { entries = BoundedCache(capacity: limit) }
 
     func remember(_ repository: RepositoryKey, converted: Digest, source: Digest) {
-        entries.withLock { e in
-            let key = Key(repository: repository, digest: converted)
-            if e[key] == source { return }
-            if e.count >= limit, let victim = e.keys.randomElement() { e.removeValue(forKey: victim) }
-            e[key] = source
-        }
+        entries.set(source, forKey: Key(repository: repository, digest: converted))
     }
 
     func source(_ repository: RepositoryKey, _ converted: Digest) -> Digest? {
-        entries.withLock { $0[Key(repository: repository, digest: converted)] }
+        entries.value(forKey: Key(repository: repository, digest: converted))
     }
 
     func forget(_ repository: RepositoryKey, _ converted: Digest) {
-        _ = entries.withLock { $0.removeValue(forKey: Key(repository: repository, digest: converted)) }
+        entries.removeValue(forKey: Key(repository: repository, digest: converted))
     }
 }

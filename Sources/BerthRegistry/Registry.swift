@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import BerthSupport
 import Foundation
 import Logging
 import NIOCore
@@ -174,7 +175,7 @@ public final class Registry: Sendable {
 
     private func newSession(_ name: RepositoryKey) async throws -> UploadSession {
         let now = clock.now()
-        let session = UploadSession(id: UUID().uuidString.lowercased(), repository: name, offset: 0,
+        let session = UploadSession(id: UploadID.generate(), repository: name, offset: 0,
                                     startedAt: now, updatedAt: now)
         try await metadata.createUpload(session)
         return session
@@ -254,15 +255,10 @@ public final class Registry: Sendable {
 
     /// The session of an upload in this repository, or `blobUploadUnknown`.
     public func uploadSession(_ name: RepositoryKey, _ id: String) async throws -> UploadSession {
-        guard isPlausibleUploadID(id), let s = try await metadata.upload(id), s.repository == name else {
+        guard UploadID.isCanonical(id), let s = try await metadata.upload(id), s.repository == name else {
             throw BerthError.blobUploadUnknown(id)
         }
         return s
-    }
-
-    func isPlausibleUploadID(_ id: String) -> Bool {
-        id.utf8.count <= 64 && !id.isEmpty
-            && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2d }
     }
 
     /// Appends one chunk (OCI PATCH, ECR UploadLayerPart); returns the new committed size. `range`, when

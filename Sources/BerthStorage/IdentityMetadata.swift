@@ -1,4 +1,5 @@
 import BerthCore
+import BerthSupport
 
 /// IAM users, groups, roles, their inline policies, managed policies and attachments, group memberships.
 /// Entity names are unique per account and kind. The plain writes (`deleteEntity`, `putInlinePolicy`,

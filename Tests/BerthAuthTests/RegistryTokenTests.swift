@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 @testable import BerthAuth
+import BerthSupport
 
 @Suite struct RegistryTokenTests {
     static let now = Date(timeIntervalSince1970: 1_700_000_000.75)
@@ -47,17 +48,17 @@ import Testing
 
     @Test func tamperingIsDetected() throws {
         let token = try Self.issue().token
-        var bytes = try #require(Bytes.base64URLDecoded(token))
+        var bytes = try #require(Base64URL.decode(token))
         for index in [0, 1, 20, bytes.count - 40, bytes.count - 1] {
             var tampered = bytes
             tampered[index] ^= 0x04
             #expect(throws: RegistryTokenError.badSignature) {
-                try Self.issuer.verify(Bytes.base64URLEncoded(tampered), now: Self.now)
+                try Self.issuer.verify(Base64URL.encode(tampered), now: Self.now)
             }
         }
         bytes.removeLast()
         #expect(throws: RegistryTokenError.badSignature) {
-            try Self.issuer.verify(Bytes.base64URLEncoded(bytes), now: Self.now)
+            try Self.issuer.verify(Base64URL.encode(bytes), now: Self.now)
         }
     }
 
@@ -89,17 +90,17 @@ import Testing
     @Test func base64URL() {
         for length in 0..<40 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-            let encoded = Bytes.base64URLEncoded(bytes)
+            let encoded = Base64URL.encode(bytes)
             #expect(!encoded.contains("="))
-            #expect(Bytes.base64URLDecoded(encoded) == bytes)
+            #expect(Base64URL.decode(encoded) == bytes)
             #expect(encoded == Data(bytes).base64EncodedString()
                 .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
                 .replacingOccurrences(of: "=", with: ""))
         }
-        #expect(Bytes.base64URLDecoded("A") == nil)
-        #expect(Bytes.base64URLDecoded("AQ") == [1])
-        #expect(Bytes.base64URLDecoded("AB") == nil) // non-zero padding bits
-        #expect(Bytes.base64URLDecoded("AAA=") == nil)
+        #expect(Base64URL.decode("A") == nil)
+        #expect(Base64URL.decode("AQ") == [1])
+        #expect(Base64URL.decode("AB") == nil) // non-zero padding bits
+        #expect(Base64URL.decode("AAA=") == nil)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import BerthAuth
+import BerthSupport
 
 /// The canonicalization pieces on their own.
 @Suite struct SigV4CanonicalTests {
@@ -65,9 +66,9 @@ import Testing
     }
 
     @Test func percentEncoding() {
-        #expect(SigV4Canonical.percentEncoded("AZaz09-._~") == "AZaz09-._~")
-        #expect(SigV4Canonical.percentEncoded("a b/c;d=e&f+g*h") == "a%20b%2Fc%3Bd%3De%26f%2Bg%2Ah")
-        #expect(SigV4Canonical.percentEncoded("é") == "%C3%A9")
+        #expect(PercentEncoding.encoded("AZaz09-._~") == "AZaz09-._~")
+        #expect(PercentEncoding.encoded("a b/c;d=e&f+g*h") == "a%20b%2Fc%3Bd%3De%26f%2Bg%2Ah")
+        #expect(PercentEncoding.encoded("é") == "%C3%A9")
     }
 
     @Test func signingKeyDerivation() {

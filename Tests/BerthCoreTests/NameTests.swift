@@ -1,4 +1,5 @@
 import BerthCore
+import BerthSupport
 import Testing
 
 @Suite struct RepositoryNameTests {
@@ -73,16 +74,16 @@ import Testing
 
 @Suite struct TagMutabilityTests {
     @Test func wildcards() {
-        #expect(Wildcard.matches("*", "anything"))
-        #expect(Wildcard.matches("release-*", "release-1.2"))
-        #expect(!Wildcard.matches("release-*", "dev-1"))
-        #expect(Wildcard.matches("*-rc*", "v1-rc2"))
-        #expect(Wildcard.matches("a*b*c", "axxbyyc"))
-        #expect(!Wildcard.matches("a*b*c", "axxbyy"))
-        #expect(Wildcard.matches("latest", "latest"))
-        #expect(!Wildcard.matches("latest", "latest2"))
-        #expect(Wildcard.matches("a?c", "abc", questionMark: true))
-        #expect(!Wildcard.matches("a?c", "abc"))
+        #expect(WildcardPattern.glob("*", questionMark: false).matches("anything"))
+        #expect(WildcardPattern.glob("release-*", questionMark: false).matches("release-1.2"))
+        #expect(!WildcardPattern.glob("release-*", questionMark: false).matches("dev-1"))
+        #expect(WildcardPattern.glob("*-rc*", questionMark: false).matches("v1-rc2"))
+        #expect(WildcardPattern.glob("a*b*c", questionMark: false).matches("axxbyyc"))
+        #expect(!WildcardPattern.glob("a*b*c", questionMark: false).matches("axxbyy"))
+        #expect(WildcardPattern.glob("latest", questionMark: false).matches("latest"))
+        #expect(!WildcardPattern.glob("latest", questionMark: false).matches("latest2"))
+        #expect(WildcardPattern.glob("a?c").matches("abc"))
+        #expect(!WildcardPattern.glob("a?c", questionMark: false).matches("abc"))
     }
 
     @Test func mutabilityModes() {

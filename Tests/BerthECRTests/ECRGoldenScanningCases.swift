@@ -1,5 +1,6 @@
 import BerthCore
 @testable import BerthECR
+import BerthSupport
 import Foundation
 
 extension GoldenWorld {

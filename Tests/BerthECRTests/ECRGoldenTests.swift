@@ -1,6 +1,7 @@
 import BerthCore
 @testable import BerthECR
 import BerthRegistry
+import BerthSupport
 import Foundation
 import Synchronization
 import Testing

@@ -4,6 +4,7 @@ import BerthCore
 import BerthHTTP
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import Logging
 import Testing

@@ -5,6 +5,7 @@ import BerthHTTP
 import BerthIAM
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import Logging
 import Testing

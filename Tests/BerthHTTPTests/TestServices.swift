@@ -1,6 +1,7 @@
 import BerthApp
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import Logging
 

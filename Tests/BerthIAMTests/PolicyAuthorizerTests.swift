@@ -5,6 +5,7 @@ import BerthDirectory
 import BerthPolicy
 import BerthRegistry
 import BerthStorage
+import BerthSupport
 import Foundation
 import Testing
 

@@ -4,6 +4,7 @@ import BerthDirectory
 @testable import BerthIAM
 import BerthPolicy
 import BerthRegistry
+import BerthSupport
 import BerthStorage
 import Foundation
 import Testing
@@ -105,7 +106,7 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
         let doc = allow(#""ecr:BatchGetImage""#)
         try await w.iamCall("PutUserPolicy", ["UserName": "alice", "PolicyName": "pull", "PolicyDocument": doc])
         let got = try await w.iamCall("GetUserPolicy", ["UserName": "alice", "PolicyName": "pull"])
-        #expect(got.contains("<PolicyDocument>\(QueryProtocol.percentEncode(doc))</PolicyDocument>"))
+        #expect(got.contains("<PolicyDocument>\(PercentEncoding.encoded(doc))</PolicyDocument>"))
         #expect(got.contains("%7B%22Version%22%3A%222012-10-17%22"))
         #expect(try await w.iamCall("ListUserPolicies", ["UserName": "alice"]).contains("<PolicyNames><member>pull</member></PolicyNames>"))
         await expectError("MalformedPolicyDocument") {
@@ -173,7 +174,7 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
 
         let trust = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#
         let role = try await w.iamCall("CreateRole", ["RoleName": "r", "AssumeRolePolicyDocument": trust, "MaxSessionDuration": "7200"])
-        #expect(role.contains("<AssumeRolePolicyDocument>\(QueryProtocol.percentEncode(trust))</AssumeRolePolicyDocument>"))
+        #expect(role.contains("<AssumeRolePolicyDocument>\(PercentEncoding.encoded(trust))</AssumeRolePolicyDocument>"))
         #expect(role.contains("<MaxSessionDuration>7200</MaxSessionDuration>"))
         await expectError("MalformedPolicyDocument") {
             try await w.iamCall("CreateRole", ["RoleName": "r2", "AssumeRolePolicyDocument": allow(#""sts:AssumeRole""#)])
@@ -206,7 +207,7 @@ func expectError(_ code: String, _ body: () async throws -> Void) async {
         #expect(QueryProtocol.parseForm(Array("A=%zz".utf8)) == nil)
         #expect(QueryProtocol.parseForm(Array("A=%4".utf8)) == nil)
         #expect(QueryProtocol.parseForm(Array("A=%FF".utf8)) == nil)
-        #expect(QueryProtocol.percentEncode(#"{"a": "b/c"}"#) == "%7B%22a%22%3A%20%22b%2Fc%22%7D")
+        #expect(PercentEncoding.encoded(#"{"a": "b/c"}"#) == "%7B%22a%22%3A%20%22b%2Fc%22%7D")
         #expect(XMLNode.escape("<a&'\">") == "&lt;a&amp;&apos;&quot;&gt;")
     }
 }

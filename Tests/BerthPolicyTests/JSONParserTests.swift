@@ -1,10 +1,11 @@
 @testable import BerthPolicy
+import BerthSupport
 import Testing
 
 struct JSONParserTests {
     struct Case: Sendable, CustomTestStringConvertible {
         let text: String
-        let expected: JSONValue?
+        let expected: PolicyJSON?
         var testDescription: String { text }
     }
 
@@ -19,7 +20,7 @@ struct JSONParserTests {
 
     @Test(arguments: accepted)
     func parsesValidJSON(_ c: Case) throws {
-        #expect(try JSONParser.parse(c.text, maximumDepth: 16) == c.expected)
+        #expect(try PolicyJSON.parse(c.text, maximumDepth: 16) == c.expected)
     }
 
     static let rejected: [String] = [
@@ -29,25 +30,25 @@ struct JSONParserTests {
 
     @Test(arguments: rejected)
     func rejectsInvalidJSON(_ text: String) {
-        #expect(throws: JSONParseError.self) { try JSONParser.parse(text, maximumDepth: 16) }
+        #expect(throws: JSONParseError.self) { try PolicyJSON.parse(text, maximumDepth: 16) }
     }
 
     @Test func rejectsDuplicateKeys() {
         #expect(throws: JSONParseError.duplicateKey("Effect")) {
-            try JSONParser.parse(#"{"Effect":"Allow","Effect":"Deny"}"#, maximumDepth: 16)
+            try PolicyJSON.parse(#"{"Effect":"Allow","Effect":"Deny"}"#, maximumDepth: 16)
         }
     }
 
     @Test(arguments: [16, 64])
     func boundsNestingDepth(_ limit: Int) {
         let deep = String(repeating: "[", count: limit + 1) + String(repeating: "]", count: limit + 1)
-        #expect(throws: JSONParseError.tooDeeplyNested(limit: limit)) { try JSONParser.parse(deep, maximumDepth: limit) }
+        #expect(throws: JSONParseError.tooDeeplyNested(limit: limit)) { try PolicyJSON.parse(deep, maximumDepth: limit) }
         let fits = String(repeating: "[", count: limit) + String(repeating: "]", count: limit)
-        #expect((try? JSONParser.parse(fits, maximumDepth: limit)) != nil)
+        #expect((try? PolicyJSON.parse(fits, maximumDepth: limit)) != nil)
     }
 
     @Test func survivesVeryDeepInputWithoutRecursing() {
         let deep = String(repeating: "[", count: 100_000)
-        #expect(throws: JSONParseError.tooDeeplyNested(limit: 16)) { try JSONParser.parse(deep, maximumDepth: 16) }
+        #expect(throws: JSONParseError.tooDeeplyNested(limit: 16)) { try PolicyJSON.parse(deep, maximumDepth: 16) }
     }
 }

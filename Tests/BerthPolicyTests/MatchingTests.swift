@@ -1,4 +1,5 @@
 @testable import BerthPolicy
+import BerthSupport
 import Foundation
 import Testing
 

@@ -60,15 +60,6 @@ import Testing
         #expect(found.count == 1)
         #expect(found.first?.record.affected[0].ranges.map(\.type) == [.ecosystem])
     }
-
-    @Test func rfc3339() {
-        #expect(RFC3339.parse("1970-01-01T00:00:00Z")?.timeIntervalSince1970 == 0)
-        #expect(RFC3339.parse("2024-12-05T15:34:02.5Z")?.timeIntervalSince1970 == 1_733_412_842.5)
-        #expect(RFC3339.parse("2024-12-05T16:34:02+01:00")?.timeIntervalSince1970 == 1_733_412_842)
-        #expect(RFC3339.parse("2024-12-05") == nil)
-        #expect(RFC3339.parse("2024-13-05T00:00:00Z") == nil)
-        #expect(RFC3339.parse("2024-12-05T00:00:00") == nil)
-    }
 }
 
 @Suite(.enabled(if: Fixtures.available, "shared fixtures not found; set BERTH_FIXTURES"))

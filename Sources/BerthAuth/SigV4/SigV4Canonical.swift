@@ -1,70 +1,10 @@
+import BerthSupport
+
 /// SigV4 canonicalization (AWS Signature Version 4, "Create a canonical request"), on raw bytes.
 enum SigV4Canonical {
     static let algorithm = "AWS4-HMAC-SHA256"
     static let unsignedPayload = "UNSIGNED-PAYLOAD"
     static let terminator = "aws4_request"
-
-    // MARK: Percent-encoding
-
-    private static let upperHex: [UInt8] = Array("0123456789ABCDEF".utf8)
-
-    /// RFC 3986 unreserved characters: `A-Z a-z 0-9 - . _ ~`.
-    @inline(__always)
-    static func isUnreserved(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
-    }
-
-    /// Appends `bytes` with every byte but the unreserved ones (and `/` when `keepSlash`) as `%XX`.
-    static func percentEncode(_ bytes: some Sequence<UInt8>, keepSlash: Bool = false, into out: inout [UInt8]) {
-        for byte in bytes {
-            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
-                out.append(byte)
-            } else {
-                out.append(UInt8(ascii: "%"))
-                out.append(upperHex[Int(byte >> 4)])
-                out.append(upperHex[Int(byte & 0x0F)])
-            }
-        }
-    }
-
-    /// `percentEncode` as a `String`.
-    static func percentEncoded(_ string: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(string.utf8.count)
-        percentEncode(string.utf8, into: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Decodes `%XX` escapes; a `%` not followed by two hex digits stays literal. `+` stays `+`.
-    static func percentDecode(_ bytes: Substring.UTF8View) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = bytes.startIndex
-        while index != bytes.endIndex {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "%") {
-                let first = bytes.index(after: index)
-                if first != bytes.endIndex {
-                    let second = bytes.index(after: first)
-                    if second != bytes.endIndex, let high = bytes[first].hexValue, let low = bytes[second].hexValue {
-                        out.append(high << 4 | low)
-                        index = bytes.index(after: second)
-                        continue
-                    }
-                }
-            }
-            out.append(byte)
-            index = bytes.index(after: index)
-        }
-        return out
-    }
 
     // MARK: URI
 
@@ -78,7 +18,7 @@ enum SigV4Canonical {
         out.reserveCapacity(rawPath.utf8.count + 8)
         let path = rawPath.isEmpty ? "/" : rawPath
         guard normalize else {
-            percentEncode(path.utf8, keepSlash: true, into: &out)
+            PercentEncoding.encode(path.utf8, keepSlash: true, into: &out)
             return out
         }
         var segments: [Substring] = []
@@ -92,7 +32,7 @@ enum SigV4Canonical {
         if path.utf8.first == UInt8(ascii: "/") { out.append(UInt8(ascii: "/")) }
         for (index, segment) in segments.enumerated() {
             if index > 0 { out.append(UInt8(ascii: "/")) }
-            percentEncode(segment.utf8, into: &out)
+            PercentEncoding.encode(segment.utf8, into: &out)
         }
         if !segments.isEmpty, path.utf8.last == UInt8(ascii: "/") { out.append(UInt8(ascii: "/")) }
         if out.isEmpty { out.append(UInt8(ascii: "/")) }
@@ -117,9 +57,9 @@ enum SigV4Canonical {
             if let equals = part.utf8.firstIndex(of: UInt8(ascii: "=")) {
                 let name = part[part.startIndex..<equals]
                 let value = part[part.index(after: equals)...]
-                parameters.append(QueryParameter(name: percentDecode(name.utf8), value: percentDecode(value.utf8)))
+                parameters.append(QueryParameter(name: PercentEncoding.decodeLeniently(name.utf8), value: PercentEncoding.decodeLeniently(value.utf8)))
             } else {
-                parameters.append(QueryParameter(name: percentDecode(part.utf8), value: []))
+                parameters.append(QueryParameter(name: PercentEncoding.decodeLeniently(part.utf8), value: []))
             }
         }
         return parameters
@@ -132,8 +72,8 @@ enum SigV4Canonical {
         encoded.reserveCapacity(parameters.count)
         for parameter in parameters where parameter.name != excludedBytes {
             var name: [UInt8] = [], value: [UInt8] = []
-            percentEncode(parameter.name, into: &name)
-            percentEncode(parameter.value, into: &value)
+            PercentEncoding.encode(parameter.name, into: &name)
+            PercentEncoding.encode(parameter.value, into: &value)
             encoded.append((name, value))
         }
         encoded.sort { lhs, rhs in

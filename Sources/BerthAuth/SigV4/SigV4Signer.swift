@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import BerthSupport
 
 /// Signs requests with AWS Signature Version 4, with the same canonicalization the verifier uses.
 ///
@@ -108,7 +109,7 @@ public struct SigV4Signer: Sendable {
         ]
         if let sessionToken { authParameters.append(("X-Amz-Security-Token", sessionToken)) }
         let encodedAuth = authParameters.map {
-            SigV4Canonical.percentEncoded($0.name) + "=" + SigV4Canonical.percentEncoded($0.value)
+            PercentEncoding.encoded($0.name) + "=" + PercentEncoding.encoded($0.value)
         }.joined(separator: "&")
         let unsignedQuery = [query, encodedAuth].compactMap { $0?.isEmpty == false ? $0 : nil }
             .joined(separator: "&")

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import BerthSupport
 import Crypto
 
 /// What a registry auth token (the `GetAuthorizationToken` password for `docker login`) asserts.
@@ -118,12 +119,12 @@ public struct RegistryTokenIssuer: Sendable {
             tokenID: Bytes.hex(tokenID), accountID: accountID, principalARN: principalARN, accessKeyID: accessKeyID,
             issuedAt: Date(timeIntervalSince1970: TimeInterval(issuedAt)),
             expiresAt: Date(timeIntervalSince1970: TimeInterval(expiresAt)))
-        return IssuedRegistryToken(token: Bytes.base64URLEncoded(bytes), claims: claims)
+        return IssuedRegistryToken(token: Base64URL.encode(bytes), claims: claims)
     }
 
     /// Checks `token`'s MAC, then its expiry at `now`, and returns its claims.
     public func verify(_ token: String, now: Date) throws(RegistryTokenError) -> RegistryTokenClaims {
-        guard token.utf8.count <= Self.maximumTokenLength, let bytes = Bytes.base64URLDecoded(token),
+        guard token.utf8.count <= Self.maximumTokenLength, let bytes = Base64URL.decode(token),
               bytes.count >= Self.fixedLength + 6 + Self.macLength
         else { throw .malformed }
         let payload = bytes[..<(bytes.count - Self.macLength)]

@@ -1,4 +1,5 @@
 import Crypto
+import BerthSupport
 import Foundation
 import _CryptoExtras
 
@@ -77,33 +78,5 @@ public struct JSONWebKeySet: Sendable {
         default:
             return nil
         }
-    }
-}
-
-/// base64url without padding (RFC 7515 §2); strict: other characters and impossible lengths fail.
-enum Base64URL {
-    static func decode(_ s: some StringProtocol) -> [UInt8]? {
-        var text = ""
-        text.reserveCapacity(s.utf8.count + 3)
-        for c in s.unicodeScalars {
-            switch c {
-            case "A"..."Z", "a"..."z", "0"..."9": text.unicodeScalars.append(c)
-            case "-": text += "+"
-            case "_": text += "/"
-            default: return nil
-            }
-        }
-        switch text.utf8.count % 4 {
-        case 1: return nil
-        case 2: text += "=="
-        case 3: text += "="
-        default: break
-        }
-        return Data(base64Encoded: text).map { Array($0) }
-    }
-
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

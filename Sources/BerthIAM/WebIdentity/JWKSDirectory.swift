@@ -1,4 +1,4 @@
-import BerthRegistry
+import BerthSupport
 import Foundation
 import Synchronization
 
@@ -35,7 +35,8 @@ public final class JWKSDirectory: WebIdentityKeySource {
         var stamp: String
         var checkedAt: Double
     }
-    private let cache = Mutex<[String: Entry]>([:])
+    /// Entries never expire: a stale one is re-stat'ed and kept when the file did not change.
+    private let cache = BoundedCache<String, Entry>(capacity: 1000)
 
     public init(directory: String, clock: any WallClock = SystemWallClock(), recheckSeconds: Double = 2) {
         self.directory = directory
@@ -56,23 +57,22 @@ public final class JWKSDirectory: WebIdentityKeySource {
         // Provider URLs are validated on creation; refuse anything that could leave the directory anyway.
         guard !name.hasPrefix("."), !name.contains("\u{0}") else { return nil }
         let now = clock.now()
-        if let hit = cache.withLock({ $0[name] }), now - hit.checkedAt < recheckSeconds { return hit.keys }
+        let cached = cache.value(forKey: name)
+        if let hit = cached, now - hit.checkedAt < recheckSeconds { return hit.keys }
         let path = (directory as NSString).appendingPathComponent(name)
         // Small files and a stat every few seconds at most: read them where we are.
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         let stamp = attributes.map { "\(($0[.size] as? NSNumber)?.intValue ?? -1)/\(($0[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)" } ?? "missing"
-        if let hit = cache.withLock({ $0[name] }), hit.stamp == stamp {
-            cache.withLock { $0[name]?.checkedAt = now }
+        if var hit = cached, hit.stamp == stamp {
+            hit.checkedAt = now
+            cache.set(hit, forKey: name)
             return hit.keys
         }
         var keys: JSONWebKeySet?
         if attributes != nil, let data = FileManager.default.contents(atPath: path) {
             keys = JSONWebKeySet(json: Array(data))
         }
-        cache.withLock { c in
-            if c.count > 1000 { c.removeAll() }
-            c[name] = Entry(keys: keys, stamp: stamp, checkedAt: now)
-        }
+        cache.set(Entry(keys: keys, stamp: stamp, checkedAt: now), forKey: name)
         return keys
     }
 }

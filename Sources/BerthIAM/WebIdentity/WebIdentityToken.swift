@@ -1,3 +1,4 @@
+import BerthSupport
 import Foundation
 
 /// Why a web identity token was refused, in STS's error vocabulary.

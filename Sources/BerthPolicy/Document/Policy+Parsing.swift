@@ -31,12 +31,12 @@ private struct PolicyDocumentParser {
             if size > limit { throw PolicyError(.policySizeExceeded(limit: limit, size: size)) }
         }
 
-        let json: JSONValue
+        let json: PolicyJSON
         do {
-            json = try JSONParser.parse(text, maximumDepth: options.maximumNestingDepth)
+            json = try PolicyJSON.parse(text, maximumDepth: options.maximumNestingDepth)
         } catch {
             switch error {
-            case .syntax: throw PolicyError(.invalidJSON)
+            case .syntax, .trailingCharacters: throw PolicyError(.invalidJSON)
             case let .tooDeeplyNested(limit): throw PolicyError(.tooDeeplyNested(limit: limit))
             case let .duplicateKey(key): throw PolicyError(.duplicateKey(key))
             }
@@ -46,7 +46,7 @@ private struct PolicyDocumentParser {
         guard case let .object(members) = json else { throw PolicyError(.notAnObject) }
         var version: PolicyVersion?
         var id: String?
-        var statementJSON: JSONValue?
+        var statementJSON: PolicyJSON?
         for (key, value) in members {
             guard Self.topLevelFields.contains(key) else { throw PolicyError(.unknownField(key)) }
             switch key {
@@ -64,7 +64,7 @@ private struct PolicyDocumentParser {
         }
         if options.requiresCurrentVersion && version != .v2012_10_17 { throw PolicyError(.versionTooOld) }
 
-        let rawStatements: [JSONValue]
+        let rawStatements: [PolicyJSON]
         switch statementJSON {
         case nil: throw PolicyError(.missingStatement)
         case let .object(o)?: rawStatements = [.object(o)]
@@ -86,9 +86,9 @@ private struct PolicyDocumentParser {
 
     // MARK: Statement
 
-    private func parseStatement(_ raw: JSONValue) throws(PolicyError) -> Statement {
+    private func parseStatement(_ raw: PolicyJSON) throws(PolicyError) -> Statement {
         guard case let .object(members) = raw else { throw PolicyError(.invalidStatement) }
-        var fields: [String: JSONValue] = [:]
+        var fields: [String: PolicyJSON] = [:]
         for (key, value) in members {
             if options.kind == .identity && (key == "Principal" || key == "NotPrincipal") {
                 throw PolicyError(.principalInIdentityPolicy)
@@ -164,7 +164,7 @@ private struct PolicyDocumentParser {
             conditions: conditions)
     }
 
-    private func stringList(_ raw: JSONValue, invalid: PolicyError.Reason) throws(PolicyError) -> [String] {
+    private func stringList(_ raw: PolicyJSON, invalid: PolicyError.Reason) throws(PolicyError) -> [String] {
         switch raw {
         case let .string(s): return [s]
         case let .array(items):
@@ -178,7 +178,7 @@ private struct PolicyDocumentParser {
         }
     }
 
-    private func parseActions(_ raw: JSONValue) throws(PolicyError) -> [String] {
+    private func parseActions(_ raw: PolicyJSON) throws(PolicyError) -> [String] {
         let actions = try stringList(raw, invalid: .invalidActionValue)
         guard !actions.isEmpty else { throw PolicyError(.missingAction) }
         for action in actions where action != "*" {
@@ -192,7 +192,7 @@ private struct PolicyDocumentParser {
         return actions
     }
 
-    private func parseResources(_ raw: JSONValue) throws(PolicyError) -> [String] {
+    private func parseResources(_ raw: PolicyJSON) throws(PolicyError) -> [String] {
         let resources = try stringList(raw, invalid: .invalidResourceValue)
         guard !resources.isEmpty else { throw PolicyError(.missingResource) }
         for resource in resources where resource != "*" {
@@ -206,7 +206,7 @@ private struct PolicyDocumentParser {
 
     // MARK: Principal
 
-    private func parsePrincipals(_ raw: JSONValue) throws(PolicyError) -> PrincipalSet {
+    private func parsePrincipals(_ raw: PolicyJSON) throws(PolicyError) -> PrincipalSet {
         switch raw {
         case let .string(s):
             guard s == "*" else { throw PolicyError(.invalidPrincipal(s)) }
@@ -280,7 +280,7 @@ private struct PolicyDocumentParser {
 
     // MARK: Condition
 
-    private func parseConditions(_ raw: JSONValue) throws(PolicyError) -> [Condition] {
+    private func parseConditions(_ raw: PolicyJSON) throws(PolicyError) -> [Condition] {
         guard case let .object(operators) = raw else { throw PolicyError(.invalidCondition) }
         var conditions: [Condition] = []
         for (name, body) in operators {
@@ -343,7 +343,7 @@ private struct PolicyDocumentParser {
         ("0"..."9").contains(s) || ("a"..."z").contains(s) || ("A"..."Z").contains(s)
     }
 
-    private static func allStringsAllowed(_ value: JSONValue) -> Bool {
+    private static func allStringsAllowed(_ value: PolicyJSON) -> Bool {
         switch value {
         case let .string(s): s.unicodeScalars.allSatisfy(isAllowedCharacter)
         case let .array(items): items.allSatisfy(allStringsAllowed)

@@ -1,4 +1,5 @@
 import Foundation
+import BerthSupport
 
 extension Condition {
     /// Whether the condition holds for `request`; `nil` when one of its values names a policy

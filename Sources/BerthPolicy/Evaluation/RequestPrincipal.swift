@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// Who makes a request, as policy evaluation sees it.
 public struct RequestPrincipal: Sendable, Hashable {
     /// The type of principal; it decides the `aws:PrincipalType` value and how `Principal` matches.
@@ -48,13 +50,11 @@ public struct RequestPrincipal: Sendable, Hashable {
 
     /// Reads a principal from its ARN (root, user, assumed-role session or federated user); `nil` if it is none of those.
     public init?(arn: String, tags: [String: String] = [:], userID: String? = nil) {
-        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[3].isEmpty, parts[4].utf8.count == 12,
-              parts[4].allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        let account = String(parts[4])
-        let partition = parts[1]
-        let resource = parts[5]
-        switch (parts[2], resource) {
+        guard let parsed = ARN(arn), parsed.region.isEmpty, parsed.account.utf8.count == 12,
+              parsed.account.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        let account = parsed.account
+        let resource = parsed.resource
+        switch (parsed.service, resource) {
         case ("iam", "root"):
             self.init(kind: .rootUser, arn: arn, accountID: account, tags: tags, userID: userID ?? account)
         case ("iam", _) where resource.hasPrefix("user/") && resource.count > 5:
@@ -64,7 +64,8 @@ public struct RequestPrincipal: Sendable, Hashable {
             guard pieces.count == 3, !pieces[1].isEmpty, !pieces[2].isEmpty else { return nil }
             self.init(
                 kind: .assumedRole, arn: arn, accountID: account,
-                roleARN: "arn:\(partition):iam::\(account):role/\(pieces[1])", tags: tags, userID: userID)
+                roleARN: ARN(partition: parsed.partition, service: "iam", account: account, resource: "role/\(pieces[1])").description,
+                tags: tags, userID: userID)
         case ("sts", _) where resource.hasPrefix("federated-user/") && resource.count > 15:
             self.init(kind: .federatedUser, arn: arn, accountID: account, tags: tags, userID: userID)
         default:
@@ -74,12 +75,13 @@ public struct RequestPrincipal: Sendable, Hashable {
 
     /// The root user of `account`.
     public static func root(account: String) -> RequestPrincipal {
-        RequestPrincipal(kind: .rootUser, arn: "arn:aws:iam::\(account):root", accountID: account, userID: account)
+        RequestPrincipal(kind: .rootUser, arn: ARN.root(account: account).description, accountID: account, userID: account)
     }
 
     /// The IAM user `name` (with an optional `/path/`) in `account`.
     public static func user(account: String, name: String, path: String = "/", tags: [String: String] = [:]) -> RequestPrincipal {
-        RequestPrincipal(kind: .user, arn: "arn:aws:iam::\(account):user\(path)\(name)", accountID: account, tags: tags)
+        RequestPrincipal(kind: .user, arn: ARN.iam(account: account, type: "user", path: path, name: name).description,
+                         accountID: account, tags: tags)
     }
 
     /// A session `sessionName` of the role `roleName` (with an optional `/path/`) in `account`.
@@ -87,8 +89,8 @@ public struct RequestPrincipal: Sendable, Hashable {
         account: String, roleName: String, sessionName: String, path: String = "/", tags: [String: String] = [:]
     ) -> RequestPrincipal {
         RequestPrincipal(
-            kind: .assumedRole, arn: "arn:aws:sts::\(account):assumed-role/\(roleName)/\(sessionName)",
-            accountID: account, roleARN: "arn:aws:iam::\(account):role\(path)\(roleName)", tags: tags)
+            kind: .assumedRole, arn: ARN.assumedRole(account: account, role: roleName, session: sessionName).description,
+            accountID: account, roleARN: ARN.iam(account: account, type: "role", path: path, name: roleName).description, tags: tags)
     }
 
     /// An AWS service acting as itself, e.g. `replication.ecr.amazonaws.com`.

@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// How a resource-policy statement's `Principal` names the caller.
 enum PrincipalMatch: Sendable, Equatable, Comparable {
     /// Through the caller's account (`123456789012` / `…:root`): authority delegated to that account.

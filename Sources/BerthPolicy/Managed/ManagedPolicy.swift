@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// AWS's managed policies for Amazon ECR, as published in the AWS Managed Policy Reference.
 public enum ManagedPolicy: String, Sendable, CaseIterable {
     /// v3, edited 2019-12-10: read-only access to repositories.
@@ -13,7 +15,7 @@ public enum ManagedPolicy: String, Sendable, CaseIterable {
     public var name: String { rawValue }
 
     /// `arn:aws:iam::aws:policy/<name>`.
-    public var arn: String { "arn:aws:iam::aws:policy/\(rawValue)" }
+    public var arn: String { ARN.iam(account: "aws", type: "policy", name: rawValue).description }
 
     /// The policy document's JSON text.
     public var document: String {

@@ -1,38 +1,13 @@
+import BerthSupport
+
 /// Part of a pattern: policy text, where `*` and `?` are wildcards, or substituted text, matched literally.
 enum PatternPiece: Sendable, Hashable {
     case pattern(String)
     case literal(String)
 }
 
-/// A compiled `*`/`?` pattern, matched without backtracking blow-up.
-struct WildcardPattern: Sendable {
-    enum Token: Sendable, Equatable {
-        case literal(Character)
-        /// `?`; in the first five ARN segments it does not match a colon.
-        case one(crossesColon: Bool)
-        /// `*`; in the first five ARN segments it crosses a colon only when it ends its segment.
-        case run(crossesColon: Bool)
-    }
-
-    let tokens: [Token]
-    let caseInsensitive: Bool
-    private let hasWildcard: Bool
-
-    init(tokens: [Token], caseInsensitive: Bool) {
-        var collapsed: [Token] = []
-        for token in tokens {
-            if token == .run(crossesColon: true), let last = collapsed.last, case .run = last {
-                collapsed[collapsed.count - 1] = .run(crossesColon: true)
-                continue
-            }
-            if case .run(false) = token, let last = collapsed.last, case .run = last { continue }
-            collapsed.append(token)
-        }
-        self.tokens = collapsed
-        self.caseInsensitive = caseInsensitive
-        self.hasWildcard = collapsed.contains { if case .literal = $0 { false } else { true } }
-    }
-
+/// Policy patterns: text with substituted pieces matched literally, and `Resource` ARNs.
+extension WildcardPattern {
     /// A plain glob: `*` is any run of characters, `?` any one character, colons included.
     static func glob(_ pieces: [PatternPiece], caseInsensitive: Bool = false) -> WildcardPattern {
         var tokens: [Token] = []
@@ -41,20 +16,10 @@ struct WildcardPattern: Sendable {
             case let .literal(text):
                 tokens += (caseInsensitive ? text.lowercased() : text).map(Token.literal)
             case let .pattern(text):
-                for c in caseInsensitive ? text.lowercased() : text {
-                    switch c {
-                    case "*": tokens.append(.run(crossesColon: true))
-                    case "?": tokens.append(.one(crossesColon: true))
-                    default: tokens.append(.literal(c))
-                    }
-                }
+                appendGlob(text, caseInsensitive: caseInsensitive, to: &tokens)
             }
         }
         return WildcardPattern(tokens: tokens, caseInsensitive: caseInsensitive)
-    }
-
-    static func glob(_ text: String, caseInsensitive: Bool = false) -> WildcardPattern {
-        glob([.pattern(text)], caseInsensitive: caseInsensitive)
     }
 
     /// A `Resource` element ARN: wildcards stay inside the first five colon-separated segments,
@@ -83,37 +48,6 @@ struct WildcardPattern: Sendable {
             }
         }
         return WildcardPattern(tokens: tokens, caseInsensitive: false)
-    }
-
-    func matches(_ subject: String) -> Bool {
-        let text = Array(caseInsensitive ? subject.lowercased() : subject)
-        if !hasWildcard {
-            return tokens.count == text.count && zip(tokens, text).allSatisfy { $0 == .literal($1) }
-        }
-        let n = text.count
-        var reachable = [Bool](repeating: false, count: n + 1)
-        reachable[0] = true
-        var next = [Bool](repeating: false, count: n + 1)
-        for token in tokens {
-            switch token {
-            case let .literal(c):
-                next[0] = false
-                for j in stride(from: 1, through: n, by: 1) { next[j] = reachable[j - 1] && text[j - 1] == c }
-            case let .one(cross):
-                next[0] = false
-                for j in stride(from: 1, through: n, by: 1) {
-                    next[j] = reachable[j - 1] && (cross || text[j - 1] != ":")
-                }
-            case let .run(cross):
-                next[0] = reachable[0]
-                for j in stride(from: 1, through: n, by: 1) {
-                    next[j] = reachable[j] || (next[j - 1] && (cross || text[j - 1] != ":"))
-                }
-            }
-            swap(&reachable, &next)
-            if !reachable.contains(true) { return false }
-        }
-        return reachable[n]
     }
 }
 

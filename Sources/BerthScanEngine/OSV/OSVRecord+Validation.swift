@@ -1,3 +1,5 @@
+import BerthSupport
+
 /// Why part of an advisory was not accepted.
 public struct OSVValidationProblem: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
@@ -11,7 +13,7 @@ extension OSVRecord {
     /// so that the record's other, valid ranges still match.
     mutating func validate() throws(OSVValidationProblem) -> [OSVValidationProblem] {
         guard !id.isEmpty else { throw OSVValidationProblem(description: "empty id") }
-        guard RFC3339.parse(modified) != nil else {
+        guard UTCTimestamp.parseRFC3339(modified) != nil else {
             throw OSVValidationProblem(description: "modified '\(modified)' is not an RFC 3339 date-time")
         }
         var dropped: [OSVValidationProblem] = []

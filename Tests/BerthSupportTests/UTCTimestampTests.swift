@@ -1,4 +1,4 @@
-import BerthCore
+import BerthSupport
 import Testing
 
 @Suite struct UTCTimestampTests {
