@@ -1,4 +1,5 @@
 import CSQLite
+import NIOPosix
 import Synchronization
 
 /// A value bound to or read from a SQLite statement.
@@ -141,11 +142,23 @@ public struct SQLiteRow {
 }
 
 /// A SQLite database in WAL mode: one writer connection and a small pool of readers.
+///
+/// Every statement runs on the database's own threads, never on the caller's: a read or write that
+/// waits (in the busy handler, for a lock another process holds, or on disk) blocks one of those
+/// threads, not a thread of Swift's cooperative pool (one per core), which would stall every other
+/// request of the server. Reads run on `readerThreads` threads; writes run one at a time on a single
+/// writer thread, so they queue in that thread's work queue instead of holding threads on a lock.
+/// The threads start with the database and stop when it is released.
 public final class SQLiteDatabase: Sendable {
+    /// Threads that run reads: enough for reads to pass one that waits, few enough to stay cheap.
+    public static let readerThreads = 4
+
     public let path: String
     private let writer: Mutex<SQLiteConnection>
     private let readers: Mutex<[SQLiteConnection]>
     private let maxIdleReaders = 8
+    private let readPool: NIOThreadPool
+    private let writePool: NIOThreadPool
 
     /// Opens the database; `check` runs on the writer connection before anything is written
     /// (before the journal mode is set), so it can refuse a database without touching it.
@@ -156,17 +169,50 @@ public final class SQLiteDatabase: Sendable {
         try w.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         writer = Mutex(w)
         readers = Mutex([])
+        readPool = NIOThreadPool(numberOfThreads: Self.readerThreads)
+        writePool = NIOThreadPool(numberOfThreads: 1)
+        readPool._start(threadNamePrefix: "sqlite-r-")
+        writePool._start(threadNamePrefix: "sqlite-w-")
     }
 
-    /// Runs `body` with exclusive use of the writer connection.
-    public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    deinit {
+        // Queued work holds the database, so nothing is left to run here; the threads exit on their own.
+        readPool.shutdownGracefully { _ in }
+        writePool.shutdownGracefully { _ in }
+    }
+
+    /// Runs `body` with exclusive use of the writer connection, on the writer thread.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await run(on: writePool) { try self.writeOnCallingThread(body) }
+    }
+
+    /// Runs `body` with a reader connection (sees the last committed state), on a reader thread.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await run(on: readPool) {
+            let conn = try self.readers.withLock { $0.popLast() } ?? SQLiteConnection(path: self.path)
+            defer { self.readers.withLock { if $0.count < self.maxIdleReaders { $0.append(conn) } } }
+            return try body(conn)
+        }
+    }
+
+    /// Runs `body` with the writer connection on the calling thread: only for opening (migrations),
+    /// before the database serves anyone.
+    func writeOnCallingThread<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         try writer.withLock { conn in try body(conn) }
     }
 
-    /// Runs `body` with a reader connection (sees the last committed state).
-    public func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let conn = try readers.withLock { $0.popLast() } ?? SQLiteConnection(path: path)
-        defer { readers.withLock { if $0.count < maxIdleReaders { $0.append(conn) } } }
-        return try body(conn)
+    /// Runs `work` on `pool`. Unlike `NIOThreadPool.runIfActive`, a task cancelled while its work is
+    /// queued still has it run, as when the work ran on the calling thread: a write is never dropped
+    /// half-way through a request. The pools stop only when the database is released, which no
+    /// queued work allows, so the `.cancelled` branch is for safety.
+    private func run<T: Sendable>(on pool: NIOThreadPool, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in
+            pool.submit { state in
+                switch state {
+                case .active: cont.resume(with: Result(catching: work))
+                case .cancelled: cont.resume(throwing: NIOThreadPoolError.ThreadPoolInactive())
+                }
+            }
+        }
     }
 }
