@@ -122,6 +122,43 @@ public final class SQLiteConnection: @unchecked Sendable {
     }
 }
 
+extension SQLiteConnection {
+    /// Registers `name(…)`, an SQL function of `argumentCount` arguments on this connection only, that calls
+    /// `body` with its arguments and returns NULL; used by `TEMP` triggers to tell Swift of a row change.
+    /// `body` runs on the thread that runs the statement.
+    public func createFunction(_ name: String, argumentCount: Int32,
+                               _ body: @escaping ([SQLiteValue]) -> Void) throws {
+        final class Box { let body: ([SQLiteValue]) -> Void; init(_ b: @escaping ([SQLiteValue]) -> Void) { body = b } }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = sqlite3_create_function_v2(
+            db, name, argumentCount, SQLITE_UTF8, box,
+            { ctx, argc, argv in
+                let box = Unmanaged<Box>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
+                var args: [SQLiteValue] = []
+                for i in 0..<Int(argc) { args.append(SQLiteValue(argv![i])) }
+                box.body(args)
+                sqlite3_result_null(ctx)
+            }, nil, nil,
+            { p in p.map { Unmanaged<Box>.fromOpaque($0).release() } })
+        guard rc == SQLITE_OK else { throw error(rc) }
+    }
+}
+
+extension SQLiteValue {
+    /// A function argument's value (copied).
+    init(_ v: OpaquePointer?) {
+        switch sqlite3_value_type(v) {
+        case SQLITE_INTEGER: self = .integer(sqlite3_value_int64(v))
+        case SQLITE_FLOAT: self = .real(sqlite3_value_double(v))
+        case SQLITE_TEXT: self = .text(sqlite3_value_text(v).map { String(cString: $0) } ?? "")
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_value_bytes(v))
+            self = .blob(n > 0 ? Array(UnsafeRawBufferPointer(start: sqlite3_value_blob(v), count: n)) : [])
+        default: self = .null
+        }
+    }
+}
+
 /// A result row; valid only inside the `row` closure.
 public struct SQLiteRow {
     let stmt: OpaquePointer
@@ -159,11 +196,15 @@ public final class SQLiteDatabase: Sendable {
     private let maxIdleReaders = 8
     private let readPool: NIOThreadPool
     private let writePool: NIOThreadPool
+    private let afterWrite: @Sendable () -> Void
 
     /// Opens the database; `check` runs on the writer connection before anything is written
     /// (before the journal mode is set), so it can refuse a database without touching it.
-    public init(path: String, check: (SQLiteConnection) throws -> Void = { _ in }) throws {
+    /// `afterWrite` runs on the writer's thread after every write, once it has committed or rolled back.
+    public init(path: String, check: (SQLiteConnection) throws -> Void = { _ in },
+                afterWrite: @escaping @Sendable () -> Void = {}) throws {
         self.path = path
+        self.afterWrite = afterWrite
         let w = try SQLiteConnection(path: path)
         try check(w)
         try w.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
@@ -198,7 +239,10 @@ public final class SQLiteDatabase: Sendable {
     /// Runs `body` with the writer connection on the calling thread: only for opening (migrations),
     /// before the database serves anyone.
     func writeOnCallingThread<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try writer.withLock { conn in try body(conn) }
+        try writer.withLock { conn in
+            defer { afterWrite() }
+            return try body(conn)
+        }
     }
 
     /// Runs `work` on `pool`. Unlike `NIOThreadPool.runIfActive`, a task cancelled while its work is

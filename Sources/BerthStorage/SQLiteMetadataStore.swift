@@ -5,14 +5,22 @@ import Foundation
 public final class SQLiteMetadataStore: MetadataStore {
     let db: SQLiteDatabase
     public let authorizationGeneration = AuthorizationGeneration()
+    /// `resolveTag`'s cache, told of every change of `tags` by triggers on the writer (see `TagCache`).
+    let tagCache: TagCache
 
     /// Opens (creating if needed) the database at `path` and brings its schema to the latest of
     /// `migrations` (see `SchemaMigrator`). A database recorded at a later version than the list
     /// knows (`SchemaTooNewError`), or unversioned with tables unlike the baseline's (`SchemaMismatchError`),
     /// is refused before anything is written to it.
     public init(path: String, migrations: [SchemaMigration] = SQLiteMetadataStore.migrations) throws {
-        db = try SQLiteDatabase(path: path) { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) }
-        try db.writeOnCallingThread { c in _ = try SchemaMigrator.migrate(c, path: path, migrations: migrations) }
+        let tagCache = TagCache()
+        self.tagCache = tagCache
+        db = try SQLiteDatabase(path: path, check: { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) },
+                                afterWrite: { tagCache.writeEnded() })
+        try db.writeOnCallingThread { c in
+            _ = try SchemaMigrator.migrate(c, path: path, migrations: migrations)
+            try tagCache.attach(to: c)
+        }
     }
 
     /// A write that can change an authorization decision (see `AuthorizationGeneration`).
@@ -267,11 +275,17 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest? {
-        try await db.read { c in
+        let key = TagCache.Key(repository: repository, tag: tag)
+        let (cached, generation) = tagCache.lookup(key)
+        if let cached { return cached }
+        let found = try await db.read { c in
             try c.query("""
-                SELECT t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.registry_id = ? AND r.name = ?
-                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) { Digest.parse($0.text(0)) }.first ?? nil
+                SELECT r.id, t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) { ($0.int(0), Digest.parse($0.text(1))) }.first
         }
+        guard let (repositoryID, digest) = found, let digest else { return nil }
+        tagCache.put(key, repositoryID: repositoryID, digest: digest, ifGeneration: generation)
+        return digest
     }
 
     public func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String] {
