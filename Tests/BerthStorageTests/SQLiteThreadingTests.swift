@@ -17,7 +17,16 @@ import Testing
     /// must all finish promptly meanwhile. More writes than cores wait, and more reads than cores run:
     /// were the waits on Swift's cooperative pool (one thread per core), they would take all its
     /// threads and every read would stall until the lock is released.
+    ///
+    /// The test's tasks run on as many threads of its own (`ThreadsExecutor`) as the cooperative pool has:
+    /// in a full parallel test run, other suites can keep that pool busy for seconds, which would start the
+    /// reads too late.
     @Test func readsProceedWhileAnotherConnectionHoldsTheWriteLock() async throws {
+        let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        try await withTaskExecutorPreference(ThreadsExecutor(threads: threads)) { try await readsProceedWhileLocked() }
+    }
+
+    func readsProceedWhileLocked() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-lock-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -78,5 +87,31 @@ import Testing
         #expect(writesEnded.count == writers)
         #expect(writesEnded.allSatisfy { $0 >= released }, "the writes finished after the lock was released")
         #expect(try await store.listRepositories(in: "111111111111", after: nil, limit: 100).count == writers + 1)
+    }
+}
+
+/// A task executor with a fixed number of threads of its own, as Swift's cooperative pool has one per core,
+/// so that a store which blocked its caller's thread would still stall the reads here. Its threads stay
+/// parked when the test is over.
+final class ThreadsExecutor: TaskExecutor {
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    init(threads: Int) {
+        for _ in 0..<threads {
+            Thread.detachNewThread { [self] in
+                while true {
+                    ready.wait()
+                    let job = jobs.withLock { $0.removeFirst() }
+                    job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }
+        }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        ready.signal()
     }
 }
