@@ -50,10 +50,16 @@ import Testing
         #expect(try await store.deleteTag("latest", in: repo))
         #expect(try await store.resolveTag("latest", in: repo) == nil)
 
-        // Deleting the manifest the tag points to deletes the tag.
+        // Deleting the image the tag points to deletes the tag.
         _ = try await store.putManifest(put("two", tag: "latest"), in: repo)
         #expect(try await store.resolveTag("latest", in: repo) == digest("two"))
-        #expect(try await store.deleteManifest(digest("two"), in: repo))
+        #expect(try await store.deleteImage(.digest(digest("two")), in: repo) == .deleted(tags: ["latest"], imageDeleted: true))
+        #expect(try await store.resolveTag("latest", in: repo) == nil)
+
+        // Untagging through deleteImage.
+        _ = try await store.putManifest(put("two", tag: "latest"), in: repo)
+        #expect(try await store.resolveTag("latest", in: repo) == digest("two"))
+        _ = try await store.deleteImage(.tag("latest", of: digest("two")), in: repo)
         #expect(try await store.resolveTag("latest", in: repo) == nil)
 
         // Deleting the repository (a cascade in SQLite), then one of the same name with another manifest.
