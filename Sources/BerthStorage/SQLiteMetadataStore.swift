@@ -66,22 +66,18 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func updateRepositorySettings(
-        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+        _ key: RepositoryKey, _ update: @escaping @Sendable (inout RepositorySettings) throws -> Void
     ) async throws -> RepositorySettings? {
-        // The write is awaited, and the database runs it even if the task is cancelled: `update` does not
-        // outlive this call.
-        try await withoutActuallyEscaping(update) { update in
-            try await authorizationWrite { c in
-                try c.transaction {
-                    let where_ = [SQLiteValue.text(key.registryID), .text(key.name)]
-                    guard let text = try c.query("SELECT settings FROM repositories WHERE registry_id = ? AND name = ?", where_,
-                                                 row: { $0.text(0) }).first else { return nil }
-                    var settings = try Self.decode(text, of: key)
-                    try update(&settings)
-                    try c.execute("UPDATE repositories SET settings = ? WHERE registry_id = ? AND name = ?",
-                                  [.text(try Self.encode(settings))] + where_)
-                    return settings
-                }
+        try await authorizationWrite { c in
+            try c.transaction {
+                let where_ = [SQLiteValue.text(key.registryID), .text(key.name)]
+                guard let text = try c.query("SELECT settings FROM repositories WHERE registry_id = ? AND name = ?", where_,
+                                             row: { $0.text(0) }).first else { return nil }
+                var settings = try Self.decode(text, of: key)
+                try update(&settings)
+                try c.execute("UPDATE repositories SET settings = ? WHERE registry_id = ? AND name = ?",
+                              [.text(try Self.encode(settings))] + where_)
+                return settings
             }
         }
     }
