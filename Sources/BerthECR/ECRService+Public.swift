@@ -110,7 +110,7 @@ extension ECRService {
         let key = try repositoryKey(p, principal, &ctx)
         guard let c = try p.object("catalogData") else { throw p.missing("catalogData") }
         try await authorize(principal, "PutRepositoryCatalogData", key)
-        let s = try await registry.updateSettings(key) { $0.catalog = try parseCatalogData(c, into: $0.catalog ?? .init()) }
+        let s = try await registry.updateSettings(key) { $0.catalog = try self.parseCatalogData(c, into: $0.catalog ?? .init()) }
         return ["catalogData": catalogDataJSON(key, s.catalog)]
     }
 

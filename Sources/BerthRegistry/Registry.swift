@@ -489,7 +489,7 @@ extension Registry {
     /// transaction, so concurrent updates of different fields (a policy and a resource tag, say) both
     /// land. An error thrown by `update` (a limit, for instance) changes nothing. `nameUnknown` when
     /// the repository does not exist.
-    public func updateSettings(_ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void) async throws -> RepositorySettings {
+    public func updateSettings(_ key: RepositoryKey, _ update: @escaping @Sendable (inout RepositorySettings) throws -> Void) async throws -> RepositorySettings {
         guard let settings = try await metadata.updateRepositorySettings(key, update) else { throw BerthError.nameUnknown(key.name) }
         return settings
     }

@@ -40,7 +40,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func updateRepositorySettings(
-        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+        _ key: RepositoryKey, _ update: @escaping @Sendable (inout RepositorySettings) throws -> Void
     ) async throws -> RepositorySettings? {
         try authorizationGeneration.recording {
             try state.withLock { s in

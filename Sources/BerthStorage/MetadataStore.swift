@@ -45,9 +45,9 @@ public protocol RepositoryMetadata: AuthorizationChangeTracking {
     /// Reads a repository's settings, applies `update` and writes the result, in one transaction (so
     /// two concurrent updates of different fields both land). Returns the new settings, or nil when the
     /// repository does not exist; an error thrown by `update` leaves the settings as they were.
-    /// `update` is `@Sendable` so that a store may run it on a thread of its own (inside the transaction).
+    /// `update` is `@escaping @Sendable` so that a store may run it on a thread of its own (inside the transaction).
     func updateRepositorySettings(
-        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+        _ key: RepositoryKey, _ update: @escaping @Sendable (inout RepositorySettings) throws -> Void
     ) async throws -> RepositorySettings?
     func repository(_ key: RepositoryKey) async throws -> RepositoryRecord?
     /// Names of a registry's repositories in lexical order after `last`, up to `limit + 1` rows

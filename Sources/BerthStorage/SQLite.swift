@@ -1,4 +1,5 @@
 import CSQLite
+import NIOPosix
 import Synchronization
 
 /// A value bound to or read from a SQLite statement.
@@ -121,6 +122,43 @@ public final class SQLiteConnection: @unchecked Sendable {
     }
 }
 
+extension SQLiteConnection {
+    /// Registers `name(…)`, an SQL function of `argumentCount` arguments on this connection only, that calls
+    /// `body` with its arguments and returns NULL; used by `TEMP` triggers to tell Swift of a row change.
+    /// `body` runs on the thread that runs the statement.
+    public func createFunction(_ name: String, argumentCount: Int32,
+                               _ body: @escaping ([SQLiteValue]) -> Void) throws {
+        final class Box { let body: ([SQLiteValue]) -> Void; init(_ b: @escaping ([SQLiteValue]) -> Void) { body = b } }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = sqlite3_create_function_v2(
+            db, name, argumentCount, SQLITE_UTF8, box,
+            { ctx, argc, argv in
+                let box = Unmanaged<Box>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
+                var args: [SQLiteValue] = []
+                for i in 0..<Int(argc) { args.append(SQLiteValue(argv![i])) }
+                box.body(args)
+                sqlite3_result_null(ctx)
+            }, nil, nil,
+            { p in p.map { Unmanaged<Box>.fromOpaque($0).release() } })
+        guard rc == SQLITE_OK else { throw error(rc) }
+    }
+}
+
+extension SQLiteValue {
+    /// A function argument's value (copied).
+    init(_ v: OpaquePointer?) {
+        switch sqlite3_value_type(v) {
+        case SQLITE_INTEGER: self = .integer(sqlite3_value_int64(v))
+        case SQLITE_FLOAT: self = .real(sqlite3_value_double(v))
+        case SQLITE_TEXT: self = .text(sqlite3_value_text(v).map { String(cString: $0) } ?? "")
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_value_bytes(v))
+            self = .blob(n > 0 ? Array(UnsafeRawBufferPointer(start: sqlite3_value_blob(v), count: n)) : [])
+        default: self = .null
+        }
+    }
+}
+
 /// A result row; valid only inside the `row` closure.
 public struct SQLiteRow {
     let stmt: OpaquePointer
@@ -141,32 +179,84 @@ public struct SQLiteRow {
 }
 
 /// A SQLite database in WAL mode: one writer connection and a small pool of readers.
+///
+/// Every statement runs on the database's own threads, never on the caller's: a read or write that
+/// waits (in the busy handler, for a lock another process holds, or on disk) blocks one of those
+/// threads, not a thread of Swift's cooperative pool (one per core), which would stall every other
+/// request of the server. Reads run on `readerThreads` threads; writes run one at a time on a single
+/// writer thread, so they queue in that thread's work queue instead of holding threads on a lock.
+/// The threads start with the database and stop when it is released.
 public final class SQLiteDatabase: Sendable {
+    /// Threads that run reads: enough for reads to pass one that waits, few enough to stay cheap.
+    public static let readerThreads = 4
+
     public let path: String
     private let writer: Mutex<SQLiteConnection>
     private let readers: Mutex<[SQLiteConnection]>
     private let maxIdleReaders = 8
+    private let readPool: NIOThreadPool
+    private let writePool: NIOThreadPool
+    private let afterWrite: @Sendable () -> Void
 
     /// Opens the database; `check` runs on the writer connection before anything is written
     /// (before the journal mode is set), so it can refuse a database without touching it.
-    public init(path: String, check: (SQLiteConnection) throws -> Void = { _ in }) throws {
+    /// `afterWrite` runs on the writer's thread after every write, once it has committed or rolled back.
+    public init(path: String, check: (SQLiteConnection) throws -> Void = { _ in },
+                afterWrite: @escaping @Sendable () -> Void = {}) throws {
         self.path = path
+        self.afterWrite = afterWrite
         let w = try SQLiteConnection(path: path)
         try check(w)
         try w.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         writer = Mutex(w)
         readers = Mutex([])
+        readPool = NIOThreadPool(numberOfThreads: Self.readerThreads)
+        writePool = NIOThreadPool(numberOfThreads: 1)
+        readPool._start(threadNamePrefix: "sqlite-r-")
+        writePool._start(threadNamePrefix: "sqlite-w-")
     }
 
-    /// Runs `body` with exclusive use of the writer connection.
-    public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try writer.withLock { conn in try body(conn) }
+    deinit {
+        // Queued work holds the database, so nothing is left to run here; the threads exit on their own.
+        readPool.shutdownGracefully { _ in }
+        writePool.shutdownGracefully { _ in }
     }
 
-    /// Runs `body` with a reader connection (sees the last committed state).
-    public func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let conn = try readers.withLock { $0.popLast() } ?? SQLiteConnection(path: path)
-        defer { readers.withLock { if $0.count < maxIdleReaders { $0.append(conn) } } }
-        return try body(conn)
+    /// Runs `body` with exclusive use of the writer connection, on the writer thread.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await run(on: writePool) { try self.writeOnCallingThread(body) }
+    }
+
+    /// Runs `body` with a reader connection (sees the last committed state), on a reader thread.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await run(on: readPool) {
+            let conn = try self.readers.withLock { $0.popLast() } ?? SQLiteConnection(path: self.path)
+            defer { self.readers.withLock { if $0.count < self.maxIdleReaders { $0.append(conn) } } }
+            return try body(conn)
+        }
+    }
+
+    /// Runs `body` with the writer connection on the calling thread: only for opening (migrations),
+    /// before the database serves anyone.
+    func writeOnCallingThread<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try writer.withLock { conn in
+            defer { afterWrite() }
+            return try body(conn)
+        }
+    }
+
+    /// Runs `work` on `pool`. Unlike `NIOThreadPool.runIfActive`, a task cancelled while its work is
+    /// queued still has it run, as when the work ran on the calling thread: a write is never dropped
+    /// half-way through a request. The pools stop only when the database is released, which no
+    /// queued work allows, so the `.cancelled` branch is for safety.
+    private func run<T: Sendable>(on pool: NIOThreadPool, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in
+            pool.submit { state in
+                switch state {
+                case .active: cont.resume(with: Result(catching: work))
+                case .cancelled: cont.resume(throwing: NIOThreadPoolError.ThreadPoolInactive())
+                }
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ extension SQLiteMetadataStore {
     static func optional(_ s: String?) -> SQLiteValue { s.map(SQLiteValue.text) ?? .null }
 
     public func createEntity(_ e: IAMEntityRecord) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_entities(\(Self.entityColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 .text(e.kind.rawValue), .text(e.accountID), .text(e.name), .text(e.path), .text(e.id), .real(e.createdAt),
                 Self.optional(e.assumeRolePolicy), e.maxSessionDuration.map { .integer(Int64($0)) } ?? .null,
@@ -25,21 +25,21 @@ extension SQLiteMetadataStore {
     }
 
     public func entity(_ key: IAMEntityKey) async throws -> IAMEntityRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.entityColumns) FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?",
                         Self.keyValues(key), row: Self.entityRow).first
         }
     }
 
     public func entities(_ kind: IAMEntityKind, account: String) async throws -> [IAMEntityRecord] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.entityColumns) FROM iam_entities WHERE kind = ? AND account_id = ? ORDER BY name",
                         [.text(kind.rawValue), .text(account)], row: Self.entityRow)
         }
     }
 
     public func deleteEntity(_ key: IAMEntityKey) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 let v = Self.keyValues(key)
                 guard try c.execute("DELETE FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?", v) == 1 else {
@@ -62,28 +62,28 @@ extension SQLiteMetadataStore {
     }
 
     public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String) async throws {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR REPLACE INTO iam_inline_policies(kind, account_id, entity, name, document) VALUES(?, ?, ?, ?, ?)",
                           Self.keyValues(key) + [.text(name), .text(document)])
         }
     }
 
     public func inlinePolicy(_ key: IAMEntityKey, name: String) async throws -> String? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT document FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? AND name = ?",
                         Self.keyValues(key) + [.text(name)]) { $0.text(0) }.first
         }
     }
 
     public func inlinePolicies(_ key: IAMEntityKey) async throws -> [(name: String, document: String)] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT name, document FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? ORDER BY name",
                         Self.keyValues(key)) { (name: $0.text(0), document: $0.text(1)) }
         }
     }
 
     public func deleteInlinePolicy(_ key: IAMEntityKey, name: String) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("DELETE FROM iam_inline_policies WHERE kind = ? AND account_id = ? AND entity = ? AND name = ?",
                           Self.keyValues(key) + [.text(name)]) == 1
         }
@@ -97,7 +97,7 @@ extension SQLiteMetadataStore {
     }
 
     public func createManagedPolicy(_ p: ManagedPolicyRecord) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_managed_policies(\(Self.policyColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", [
                 .text(p.arn), .text(p.accountID), .text(p.name), .text(p.path), .text(p.id), .text(p.document),
                 Self.optional(p.description), .real(p.createdAt),
@@ -106,20 +106,20 @@ extension SQLiteMetadataStore {
     }
 
     public func managedPolicy(arn: String) async throws -> ManagedPolicyRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.policyColumns) FROM iam_managed_policies WHERE arn = ?", [.text(arn)], row: Self.policyRow).first
         }
     }
 
     public func managedPolicies(account: String) async throws -> [ManagedPolicyRecord] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.policyColumns) FROM iam_managed_policies WHERE account_id = ? ORDER BY arn",
                         [.text(account)], row: Self.policyRow)
         }
     }
 
     public func deleteManagedPolicy(arn: String) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 guard try c.execute("DELETE FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) == 1 else { return false }
                 try c.execute("DELETE FROM iam_attachments WHERE arn = ?", [.text(arn)])
@@ -129,55 +129,55 @@ extension SQLiteMetadataStore {
     }
 
     public func attachPolicy(_ key: IAMEntityKey, arn: String) async throws {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_attachments(kind, account_id, entity, arn) VALUES(?, ?, ?, ?)",
                           Self.keyValues(key) + [.text(arn)])
         }
     }
 
     public func detachPolicy(_ key: IAMEntityKey, arn: String) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("DELETE FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ? AND arn = ?",
                           Self.keyValues(key) + [.text(arn)]) == 1
         }
     }
 
     public func attachedPolicies(_ key: IAMEntityKey) async throws -> [String] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT arn FROM iam_attachments WHERE kind = ? AND account_id = ? AND entity = ? ORDER BY arn",
                         Self.keyValues(key)) { $0.text(0) }
         }
     }
 
     public func attachmentCount(arn: String) async throws -> Int {
-        try db.read { c in
+        try await db.read { c in
             Int(try c.query("SELECT count(*) FROM iam_attachments WHERE arn = ?", [.text(arn)]) { $0.int(0) }.first ?? 0)
         }
     }
 
     public func addUser(_ user: String, toGroup group: String, account: String) async throws {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_group_members(account_id, group_name, user_name) VALUES(?, ?, ?)",
                           [.text(account), .text(group), .text(user)])
         }
     }
 
     public func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("DELETE FROM iam_group_members WHERE account_id = ? AND group_name = ? AND user_name = ?",
                           [.text(account), .text(group), .text(user)]) == 1
         }
     }
 
     public func groups(ofUser user: String, account: String) async throws -> [String] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT group_name FROM iam_group_members WHERE account_id = ? AND user_name = ? ORDER BY group_name",
                         [.text(account), .text(user)]) { $0.text(0) }
         }
     }
 
     public func users(inGroup group: String, account: String) async throws -> [String] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT user_name FROM iam_group_members WHERE account_id = ? AND group_name = ? ORDER BY user_name",
                         [.text(account), .text(group)]) { $0.text(0) }
         }
@@ -209,7 +209,7 @@ extension SQLiteMetadataStore {
     }
 
     public func createOIDCProvider(_ p: OIDCProviderRecord) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO iam_oidc_providers(arn, \(Self.oidcColumns)) VALUES(?, ?, ?, ?, ?, ?)", [
                 .text(p.arn), .text(p.accountID), .text(p.url), .text(try Self.encodeList(p.clientIDs)),
                 .text(try Self.encodeList(p.thumbprints)), .real(p.createdAt),
@@ -218,20 +218,20 @@ extension SQLiteMetadataStore {
     }
 
     public func oidcProvider(arn: String) async throws -> OIDCProviderRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.oidcColumns) FROM iam_oidc_providers WHERE arn = ?", [.text(arn)], row: Self.oidcRow).first
         }
     }
 
     public func oidcProviders(account: String) async throws -> [OIDCProviderRecord] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.oidcColumns) FROM iam_oidc_providers WHERE account_id = ? ORDER BY arn",
                         [.text(account)], row: Self.oidcRow)
         }
     }
 
     public func deleteOIDCProvider(arn: String) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("DELETE FROM iam_oidc_providers WHERE arn = ?", [.text(arn)]) == 1
         }
     }
@@ -253,7 +253,7 @@ extension SQLiteMetadataStore {
     }
 
     public func insertAccessKey(_ key: AccessKeyRecord, limit: AccessKeyLimit) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 guard try Self.exists(c, "SELECT 1 FROM accounts WHERE id = ?", [.text(key.accountID)]) else {
                     throw StorageError("unknown account \(key.accountID)")
@@ -276,7 +276,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteEntityIfUnreferenced(_ key: IAMEntityKey) async throws -> IdentityWriteResult {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 let v = Self.keyValues(key)
                 guard let entity = try c.query("SELECT \(Self.entityColumns) FROM iam_entities WHERE kind = ? AND account_id = ? AND name = ?",
@@ -302,7 +302,7 @@ extension SQLiteMetadataStore {
     }
 
     public func putInlinePolicy(_ key: IAMEntityKey, name: String, document: String, totalSizeLimit: Int?) async throws -> IdentityWriteResult {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 guard try Self.entityExists(c, key) else { return .notFound }
                 if let totalSizeLimit {
@@ -319,7 +319,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteManagedPolicyIfUnattached(arn: String) async throws -> IdentityWriteResult {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 guard try Self.exists(c, "SELECT 1 FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) else { return .notFound }
                 if try Self.exists(c, "SELECT 1 FROM iam_attachments WHERE arn = ?", [.text(arn)]) { return .inUse }
@@ -330,7 +330,7 @@ extension SQLiteMetadataStore {
     }
 
     public func attachPolicy(_ key: IAMEntityKey, arn: String, policyMustExist: Bool, limit: Int?) async throws -> IdentityWriteResult {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 guard try Self.entityExists(c, key) else { return .notFound }
                 if policyMustExist, try !Self.exists(c, "SELECT 1 FROM iam_managed_policies WHERE arn = ?", [.text(arn)]) {
@@ -349,7 +349,7 @@ extension SQLiteMetadataStore {
     }
 
     public func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 guard try Self.entityExists(c, IAMEntityKey(.user, account, user)),
                       try Self.entityExists(c, IAMEntityKey(.group, account, group)) else { return .notFound }

@@ -6,9 +6,9 @@ extension SQLiteMetadataStore {
 
     public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
         let findings = try JSONEncoder().encode(scan.findings)
-        return try db.write { c in
+        return try await db.write { c in
             try c.transaction {
-                guard let id = try repoID(c, scan.repository) else { return false }
+                guard let id = try Self.repoID(c, scan.repository) else { return false }
                 let d = SQLiteValue.text(scan.digest.description)
                 let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?", [.integer(id), d]) { _ in true }
                 guard !exists.isEmpty else { return false }
@@ -48,8 +48,8 @@ extension SQLiteMetadataStore {
         """
 
     public func scan(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageScanRecord? {
-        try db.read { c in
-            guard let id = try repoID(c, repository) else { return nil }
+        try await db.read { c in
+            guard let id = try Self.repoID(c, repository) else { return nil }
             return try c.query("SELECT \(Self.scanColumns), s.findings FROM image_scans s WHERE s.repo_id = ? AND s.digest = ?",
                                [.integer(id), .text(digest.description)]) {
                 try Self.scanRecord($0, repository, findings: true)
@@ -58,7 +58,7 @@ extension SQLiteMetadataStore {
     }
 
     public func unfinishedScans(limit: Int) async throws -> [ImageScanRecord] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT \(Self.scanColumns), NULL, r.registry_id, r.name FROM image_scans s
                 JOIN repositories r ON r.id = s.repo_id

@@ -5,29 +5,39 @@ import Foundation
 public final class SQLiteMetadataStore: MetadataStore {
     let db: SQLiteDatabase
     public let authorizationGeneration = AuthorizationGeneration()
+    /// `resolveTag`'s cache, told of every change of `tags` by triggers on the writer (see `TagCache`).
+    let tagCache: TagCache
 
     /// Opens (creating if needed) the database at `path` and brings its schema to the latest of
     /// `migrations` (see `SchemaMigrator`). A database recorded at a later version than the list
     /// knows (`SchemaTooNewError`), or unversioned with tables unlike the baseline's (`SchemaMismatchError`),
     /// is refused before anything is written to it.
     public init(path: String, migrations: [SchemaMigration] = SQLiteMetadataStore.migrations) throws {
-        db = try SQLiteDatabase(path: path) { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) }
-        try db.write { c in _ = try SchemaMigrator.migrate(c, path: path, migrations: migrations) }
+        let tagCache = TagCache()
+        self.tagCache = tagCache
+        db = try SQLiteDatabase(path: path, check: { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) },
+                                afterWrite: { tagCache.writeEnded() })
+        try db.writeOnCallingThread { c in
+            _ = try SchemaMigrator.migrate(c, path: path, migrations: migrations)
+            try tagCache.attach(to: c)
+        }
     }
 
     /// A write that can change an authorization decision (see `AuthorizationGeneration`).
     @discardableResult
-    func authorizationWrite<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try authorizationGeneration.recording { try db.write(body) }
+    func authorizationWrite<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        // As `AuthorizationGeneration.recording`: advance also when the write failed half-way.
+        defer { authorizationGeneration.advance() }
+        return try await db.write(body)
     }
 
-    func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
+    static func repoID(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64? {
         try c.query("SELECT id FROM repositories WHERE registry_id = ? AND name = ?",
                     [.text(key.registryID), .text(key.name)]) { $0.int(0) }.first
     }
 
-    private func requireRepo(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64 {
-        guard let id = try repoID(c, key) else { throw BerthError.nameUnknown(key.name) }
+    private static func requireRepo(_ c: SQLiteConnection, _ key: RepositoryKey) throws -> Int64 {
+        guard let id = try Self.repoID(c, key) else { throw BerthError.nameUnknown(key.name) }
         return id
     }
 
@@ -49,16 +59,16 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
         let text = try Self.encode(settings)
-        return try authorizationWrite { c in
+        return try await authorizationWrite { c in
             try c.execute("INSERT OR IGNORE INTO repositories(registry_id, name, created_at, settings) VALUES(?, ?, ?, ?)",
                           [.text(key.registryID), .text(key.name), .real(at), .text(text)]) == 1
         }
     }
 
     public func updateRepositorySettings(
-        _ key: RepositoryKey, _ update: @Sendable (inout RepositorySettings) throws -> Void
+        _ key: RepositoryKey, _ update: @escaping @Sendable (inout RepositorySettings) throws -> Void
     ) async throws -> RepositorySettings? {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 let where_ = [SQLiteValue.text(key.registryID), .text(key.name)]
                 guard let text = try c.query("SELECT settings FROM repositories WHERE registry_id = ? AND name = ?", where_,
@@ -73,7 +83,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT created_at, settings FROM repositories WHERE registry_id = ? AND name = ?",
                         [.text(key.registryID), .text(key.name)]) {
                 RepositoryRecord(key: key, createdAt: $0.double(0), settings: try Self.decode($0.text(1), of: key))
@@ -82,14 +92,14 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT name FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?",
                         [.text(registryID), .text(last ?? ""), .integer(Int64(limit) + 1)]) { $0.text(0) }
         }
     }
 
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?",
                           [.text(key.registryID), .text(key.name)]) == 1
         }
@@ -98,9 +108,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: blobs
 
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
-        try db.write { c in
+        try await db.write { c in
             try c.transaction {
-                let id = try requireRepo(c, repository)
+                let id = try Self.requireRepo(c, repository)
                 try c.execute("INSERT OR IGNORE INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
                               [.text(digest.description), .integer(size), .real(at)])
                 try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
@@ -110,13 +120,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func blobSize(_ digest: Digest) async throws -> Int64? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.int(0) }.first
         }
     }
 
     public func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT b.size FROM repositories r
                 JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
@@ -127,7 +137,7 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func repositoriesLinking(_ digest: Digest, in registryID: String, limit: Int) async throws -> [RepositoryKey] {
         guard limit > 0 else { return [] }
-        return try db.read { c in
+        return try await db.read { c in
             try c.query("""
                 SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repo_id
                 WHERE l.digest = ? AND r.registry_id = ? ORDER BY r.name LIMIT ?
@@ -138,9 +148,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
-        try db.write { c in
+        try await db.write { c in
             try c.transaction {
-                let id = try requireRepo(c, repository)
+                let id = try Self.requireRepo(c, repository)
                 let known = try c.query("SELECT 1 FROM blobs WHERE digest = ?", [.text(digest.description)]) { _ in 1 }
                 guard !known.isEmpty else { return false }
                 try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
@@ -151,7 +161,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func unlinkBlob(_ digest: Digest, from repository: RepositoryKey) async throws -> Bool {
-        try db.write { c in
+        try await db.write { c in
             try c.execute("""
                 DELETE FROM repository_blobs WHERE digest = ?
                 AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
@@ -162,9 +172,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: manifests and tags
 
     public func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult {
-        try db.write { c in
+        try await db.write { c in
             try c.transaction {
-                let id = try requireRepo(c, repository)
+                let id = try Self.requireRepo(c, repository)
                 if put.imageChecks { try Self.checkImagePut(c, put, repo: id) }
                 if let tag = put.tag {
                     let current = try c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?",
@@ -248,7 +258,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at, m.image_size
                 FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ? WHERE r.registry_id = ? AND r.name = ?
@@ -261,15 +271,21 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest? {
-        try db.read { c in
+        let key = TagCache.Key(repository: repository, tag: tag)
+        let (cached, generation) = tagCache.lookup(key)
+        if let cached { return cached }
+        let found = try await db.read { c in
             try c.query("""
-                SELECT t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.registry_id = ? AND r.name = ?
-                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) { Digest.parse($0.text(0)) }.first ?? nil
+                SELECT r.id, t.digest FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.tag = ? WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) { ($0.int(0), Digest.parse($0.text(1))) }.first
         }
+        guard let (repositoryID, digest) = found, let digest else { return nil }
+        tagCache.put(key, repositoryID: repositoryID, digest: digest, ifGeneration: generation)
+        return digest
     }
 
     public func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT t.tag FROM repositories r JOIN tags t ON t.repo_id = r.id
                 WHERE r.registry_id = ? AND r.name = ? AND t.tag > ? ORDER BY t.tag LIMIT ?
@@ -295,9 +311,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
-        try db.write { c in
+        try await db.write { c in
             try c.transaction {
-                guard let id = try repoID(c, repository) else { return .notFound }
+                guard let id = try Self.repoID(c, repository) else { return .notFound }
                 switch target {
                 case .digest(let digest):
                     let tags = try c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag",
@@ -326,7 +342,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
-        try db.write { c in
+        try await db.write { c in
             try c.execute("""
                 DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
                 """, [.text(tag), .text(repository.registryID), .text(repository.name)]) == 1
@@ -334,7 +350,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT m.digest, m.media_type, m.artifact_type, length(m.body), m.annotations
                 FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.subject = ?
@@ -350,9 +366,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: uploads
 
     public func createUpload(_ session: UploadSession) async throws {
-        try db.write { c in
+        try await db.write { c in
             try c.transaction {
-                let id = try requireRepo(c, session.repository)
+                let id = try Self.requireRepo(c, session.repository)
                 try c.execute("INSERT INTO uploads(id, repo_id, committed, started_at, updated_at) VALUES(?, ?, ?, ?, ?)",
                               [.text(session.id), .integer(id), .integer(session.offset), .real(session.startedAt),
                                .real(session.updatedAt)])
@@ -361,7 +377,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func upload(_ id: String) async throws -> UploadSession? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?
@@ -373,18 +389,18 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
-        try db.write { c in
+        try await db.write { c in
             try c.execute("UPDATE uploads SET committed = ?, updated_at = ? WHERE id = ? AND committed = ?",
                           [.integer(offset), .real(at), .text(id), .integer(expected)]) == 1
         }
     }
 
     public func deleteUpload(_ id: String) async throws {
-        try db.write { c in _ = try c.execute("DELETE FROM uploads WHERE id = ?", [.text(id)]) }
+        try await db.write { c in _ = try c.execute("DELETE FROM uploads WHERE id = ?", [.text(id)]) }
     }
 
     public func staleUploads(before: Double) async throws -> [UploadSession] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.updated_at < ? ORDER BY u.id
@@ -411,7 +427,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT \(Self.imageColumns) FROM repositories r JOIN manifests m ON m.repo_id = r.id
                 WHERE r.registry_id = ? AND r.name = ? AND m.digest > ? ORDER BY m.digest LIMIT ?
@@ -421,7 +437,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func image(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageSummary? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT \(Self.imageColumns) FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ?
                 WHERE r.registry_id = ? AND r.name = ?
@@ -432,7 +448,7 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws {
         guard !pulls.isEmpty else { return }
-        try db.write { c in
+        try await db.write { c in
             try c.transaction {
                 for (k, d, t) in pulls {
                     try c.execute("""
@@ -445,7 +461,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("""
                 SELECT x.parent FROM repositories r JOIN manifest_references x ON x.repo_id = r.id AND x.child = ?
                 WHERE r.registry_id = ? AND r.name = ? ORDER BY x.parent
@@ -456,7 +472,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func imageCount(in repository: RepositoryKey) async throws -> Int {
-        try db.read { c in
+        try await db.read { c in
             Int(try c.query("""
                 SELECT count(*) FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.registry_id = ? AND r.name = ?
                 """, [.text(repository.registryID), .text(repository.name)]) { $0.int(0) }.first ?? 0)
@@ -466,11 +482,11 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: accounts
 
     public func createAccount(_ id: String, at: Double) async throws -> Bool {
-        try authorizationWrite { c in try c.execute("INSERT OR IGNORE INTO accounts(id, created_at) VALUES(?, ?)", [.text(id), .real(at)]) == 1 }
+        try await authorizationWrite { c in try c.execute("INSERT OR IGNORE INTO accounts(id, created_at) VALUES(?, ?)", [.text(id), .real(at)]) == 1 }
     }
 
     public func account(_ id: String) async throws -> AccountRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT id, created_at FROM accounts WHERE id = ?", [.text(id)]) {
                 AccountRecord(id: $0.text(0), createdAt: $0.double(1))
             }.first
@@ -478,7 +494,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func listAccounts() async throws -> [AccountRecord] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT id, created_at FROM accounts ORDER BY id") { AccountRecord(id: $0.text(0), createdAt: $0.double(1)) }
         }
     }
@@ -491,7 +507,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func putAccessKey(_ key: AccessKeyRecord) async throws {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.transaction {
                 let known = try c.query("SELECT 1 FROM accounts WHERE id = ?", [.text(key.accountID)]) { _ in 1 }
                 guard !known.isEmpty else { throw StorageError("unknown account \(key.accountID)") }
@@ -503,27 +519,27 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func accessKey(_ id: String) async throws -> AccessKeyRecord? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.keyColumns) FROM access_keys WHERE id = ?", [.text(id)], row: Self.keyRow).first
         }
     }
 
     public func accessKeys(ofAccount id: String) async throws -> [AccessKeyRecord] {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT \(Self.keyColumns) FROM access_keys WHERE account_id = ? ORDER BY id", [.text(id)], row: Self.keyRow)
         }
     }
 
     public func setAccessKeyStatus(_ id: String, _ status: String) async throws -> Bool {
-        try authorizationWrite { c in try c.execute("UPDATE access_keys SET status = ? WHERE id = ?", [.text(status), .text(id)]) == 1 }
+        try await authorizationWrite { c in try c.execute("UPDATE access_keys SET status = ? WHERE id = ?", [.text(status), .text(id)]) == 1 }
     }
 
     public func deleteAccessKey(_ id: String) async throws -> Bool {
-        try authorizationWrite { c in try c.execute("DELETE FROM access_keys WHERE id = ?", [.text(id)]) == 1 }
+        try await authorizationWrite { c in try c.execute("DELETE FROM access_keys WHERE id = ?", [.text(id)]) == 1 }
     }
 
     public func accountSetting(_ account: String, _ name: String) async throws -> String? {
-        try db.read { c in
+        try await db.read { c in
             try c.query("SELECT value FROM account_settings WHERE account_id = ? AND name = ?", [.text(account), .text(name)]) {
                 $0.text(0)
             }.first
@@ -531,7 +547,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func putAccountSetting(_ account: String, _ name: String, _ value: String) async throws {
-        try authorizationWrite { c in
+        try await authorizationWrite { c in
             try c.execute("INSERT OR REPLACE INTO account_settings(account_id, name, value) VALUES(?, ?, ?)",
                           [.text(account), .text(name), .text(value)])
         }

@@ -125,7 +125,7 @@ import Testing
         let again = try SQLiteMetadataStore(path: path)
         try await expectFixtureV1(again)
         #expect(try history(path).map(\.appliedAt) == recorded.map(\.appliedAt))
-        #expect(try again.db.write { c in try SchemaMigrator.migrate(c, path: path, migrations: SQLiteMetadataStore.migrations) } == [])
+        #expect(try await again.db.write { c in try SchemaMigrator.migrate(c, path: path, migrations: SQLiteMetadataStore.migrations) } == [])
     }
 
     @Test func laterMigrationsApplyToFixtureV1() async throws {

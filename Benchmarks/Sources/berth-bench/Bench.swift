@@ -4,7 +4,7 @@ import NIOPosix
 import NIOCore
 
 enum Section: String, CaseIterable, Sendable {
-    case push, pull, images, latency, tags, catalog
+    case push, pull, images, latency, tags, catalog, contention
 }
 
 struct BenchConfig: Sendable {
@@ -33,6 +33,8 @@ struct BenchConfig: Sendable {
     var authorization: String? = nil
     /// How the run authenticates, for the report: "anonymous" or "HTTP Basic, user X" (no secret).
     var authDescription: String = "anonymous"
+    /// A shell command run again and again while the contention measure runs (e.g. a `berth admin` write).
+    var contentionCommand: String? = nil
 
     var poolSize: Int {
         max((imageConcurrency + latencyConcurrency + [setupConcurrency]).max() ?? 1, 1)
@@ -118,6 +120,7 @@ final class Bench {
                 case .latency: try await latency()
                 case .tags: try await tagList()
                 case .catalog: try await catalog()
+                case .contention: try await contention()
                 }
             } catch {
                 log("section \(s.rawValue) failed: \(error)")
@@ -576,5 +579,145 @@ final class Bench {
         }
         add(sec, "repositories listed in total", "repos", Double(total), .none,
             note: total > n ? "catalog also holds \(total - n) repositories from other sections/runs" : nil)
+    }
+}
+
+extension Bench {
+    // MARK: 7. Manifest GET under contention
+
+    /// Manifest GET by tag at the highest latency concurrency (64), first on a quiet server, then while the
+    /// largest blob size (512 MiB) is pushed back to back, each time a fresh blob, and `--contention-command`
+    /// runs again and again (bench-compare gives Berth a `berth admin` write that holds SQLite's write lock,
+    /// `scripts/admin-writer`). The figures are p50, p99 and the maximum of the GETs and their rate; the
+    /// notes say how many pushes and commands ran meanwhile. `http://` only (the wrk-style client).
+    func contention() async throws {
+        guard registry.base.hasPrefix("http://") else { throw BenchError("contention: http:// only (raw load client)") }
+        let sec = "manifest GET by tag under contention"
+        let repo = self.repo("contention")
+        var localRng = rng
+        let image = SmallImage(layerSize: config.smallLayerBytes, rng: &localRng)
+        rng = localRng
+        try await image.push(to: registry, repo: repo, tag: "latest")
+        let auth = registry.authorization.map { [("Authorization", $0)] } ?? []
+        let target = try RawLoad.target(
+            base: registry.origin, method: "GET",
+            path: String(registry.url("/v2/\(repo)/manifests/latest").dropFirst(registry.origin.count)),
+            headers: [("Accept", MediaType.manifestAccept)] + auth, expectedLength: image.manifest.readableBytes)
+        let size = (config.blobSizesMiB.max() ?? 512) * (1 << 20)
+        let maxPushes = 4
+        log("contention: generating \(size >> 20) MiB random payload…")
+        let pool = PayloadPool(maxBlobSize: size, slots: maxPushes, rng: &rng)
+        let blobs = (0..<maxPushes).map { pool.blob(slot: $0, size: size) }
+        let digests = blobs.map(sha256Digest)  // untimed
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await contention(sec, repo: repo, target: target, blobs: blobs, digests: digests, group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    private func contention(_ sec: String, repo: String, target: RawLoad.Target, blobs: [ByteBuffer], digests: [String],
+                            group: MultiThreadedEventLoopGroup) async throws {
+        let c = config.latencyConcurrency.max() ?? 64
+        let perWorker = max(1, config.maxRequestsPerLevel / c)
+        let size = blobs[0].readableBytes
+        func report(_ name: String, _ r: LoadResult, note: String) {
+            let warning = r.errors > 0 ? "\(r.errors) errors, first: \(r.firstError ?? "")" : nil
+            add(sec, "\(name), c=\(c)", "req/s", r.ok > 0 ? r.rate : nil, .higher, note: "\(r.ok) requests in \(String(format: "%.1f", r.elapsed)) s; \(note)", warning: warning)
+            add(sec, "\(name), c=\(c) p50", "ms", r.percentileMs(50), .lower)
+            add(sec, "\(name), c=\(c) p99", "ms", r.percentileMs(99), .lower)
+            add(sec, "\(name), c=\(c) max", "ms", r.percentileMs(100), .lower)
+        }
+
+        _ = try await RawLoad.run(target, concurrency: c, duration: config.warmup, maxOpsPerWorker: perWorker, group: group)
+        let quiet = try await RawLoad.run(target, concurrency: c, duration: config.duration, maxOpsPerWorker: perWorker, group: group)
+        report("quiet", quiet, note: "nothing else running")
+
+        // The contenders start, then the measure runs for `duration` seconds; both stop when it ends.
+        let commands = config.contentionCommand.map { CommandLoop(command: $0) }
+        commands?.start()
+        let registry = self.registry
+        let stop = StopFlag()
+        let pusher = Task { () -> (count: Int, error: String?) in
+            var n = 0
+            while n < blobs.count, !stop.isSet {
+                do { try await registry.pushBlobMonolithic(repo, blobs[n], digest: digests[n]) } catch { return (n, "\(error)") }
+                n += 1
+            }
+            return (n, nil)
+        }
+        try await Task.sleep(for: .milliseconds(300))  // the first push is under way
+        let loaded: LoadResult
+        do {
+            loaded = try await RawLoad.run(target, concurrency: c, duration: config.duration, maxOpsPerWorker: perWorker, group: group)
+        } catch {
+            stop.set()
+            _ = await pusher.value
+            _ = await commands?.stop()
+            throw error
+        }
+        stop.set()
+        let pushes = await pusher.value
+        let ran = await commands?.stop()
+        var note = "meanwhile \(pushes.count) push(es) of \(size >> 20) MiB started and finished"
+        if let ran { note += ", contention command ran \(ran.runs) time(s) (\(ran.failures) failed)" } else { note += ", no contention command" }
+        if let e = pushes.error { note += "; push failed: \(e)" }
+        report("during \(size >> 20) MiB push\(commands == nil ? "" : " + command")", loaded, note: note)
+    }
+}
+
+/// A flag set once, read from any thread.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// Runs `/bin/sh -c command` again and again on a thread of its own until `stop`, which waits for the
+/// run in progress to finish (so a held lock is released before the next measure).
+final class CommandLoop: @unchecked Sendable {
+    let command: String
+    private let lock = NSLock()
+    private var stopping = false
+    private var runs = 0
+    private var failures = 0
+    private let done = DispatchSemaphore(value: 0)
+
+    init(command: String) { self.command = command }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            while !lock.withLock({ stopping }) {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/bin/sh")
+                p.arguments = ["-c", command]
+                p.standardOutput = FileHandle.nullDevice
+                var ok = false
+                do {
+                    try p.run()
+                    p.waitUntilExit()
+                    ok = p.terminationStatus == 0
+                } catch {}
+                lock.withLock {
+                    runs += 1
+                    if !ok { failures += 1 }
+                }
+                if !ok { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            done.signal()
+        }
+    }
+
+    func stop() async -> (runs: Int, failures: Int) {
+        lock.withLock { stopping = true }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { self.done.wait(); c.resume() }
+        }
+        return lock.withLock { (runs, failures) }
     }
 }

@@ -65,6 +65,11 @@ struct Run: AsyncParsableCommand {
 
     static let basicAuthEnv = "BERTH_BENCH_BASIC_AUTH"
 
+    @Option(name: .customLong("contention-command"),
+            help: ArgumentHelp("Shell command run again and again during the contention measure, e.g. a write by another process.",
+                               valueName: "COMMAND"))
+    var contentionCommand: String?
+
     /// `--basic-auth`, else a non-empty `$BERTH_BENCH_BASIC_AUTH`, else nil (anonymous).
     var credentials: String? {
         if let basicAuth { return basicAuth }
@@ -120,7 +125,8 @@ struct Run: AsyncParsableCommand {
             maxImagesPerLevel: quick ? 5_000 : 20_000,
             maxRequestsPerLevel: 2_000_000,
             authorization: try credentials.map(Registry.basicAuthorization),
-            authDescription: credentials.map { "HTTP Basic, user \(Registry.basicAuthUser($0))" } ?? "anonymous"
+            authDescription: credentials.map { "HTTP Basic, user \(Registry.basicAuthUser($0))" } ?? "anonymous",
+            contentionCommand: contentionCommand
         )
 
         var httpConfig = HTTPClient.Configuration()
