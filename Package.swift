@@ -160,7 +160,6 @@ let package = Package(
                 "BerthECR",
                 "BerthIAM",
                 "BerthDirectory",
-                "BerthStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

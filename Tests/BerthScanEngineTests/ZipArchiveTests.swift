@@ -189,6 +189,28 @@ struct OSVArchiveTests {
         #expect(inMemory.advisories.map(\.record.id) == ["ALSA-2099:1", "ALSA-2099:2"])
     }
 
+    /// Archives written to a stream (as Go's archive/zip and zipfile on a pipe write them) carry each entry's sizes
+    /// and CRC in a data descriptor after its data, with zeros in the local header: read by the directory's values.
+    @Test func streamedArchivesWithDataDescriptorsAreRead() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try python("""
+        import io, zipfile
+        class Stream(io.RawIOBase):
+            def __init__(self): self.out = bytearray()
+            def writable(self): return True
+            def seekable(self): return False
+            def write(self, b): self.out += b; return len(b)
+        s = Stream()
+        with zipfile.ZipFile(s, "w", zipfile.ZIP_DEFLATED) as z:
+            with z.open("A.json", "w") as f: f.write('''\(Self.good1)'''.encode())
+            with z.open("B.json", "w") as f: f.write('''\(Self.good2)'''.encode())
+        assert s.out[6] & 8  # general purpose flag bit 3: a data descriptor follows the data
+        open("all.zip", "wb").write(s.out)
+        """, in: dir)
+        #expect(try records(dir.path("all.zip")).map(\.1) == ["\(Self.good1.utf8.count) bytes", "\(Self.good2.utf8.count) bytes"])
+    }
+
     @Test func entryCountTotalAndNameLimits() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
@@ -257,6 +279,48 @@ struct OSVArchiveTests {
         #expect(got["endless.json"]?.hasPrefix("corrupt zip:") == true)
     }
 
+    /// ZIPFoundation 0.9.20's Linux inflate loop spins forever once a deflate stream that has not ended reaches the end
+    /// of the file (weichsel/ZIPFoundation#389). The entry here is deflate data that never ends, placed at the very
+    /// end of the file (in the end record's comment, after the central directory), with a compressed size of its data
+    /// less one byte (so the first piece read is full of real data and the next comes back empty) or of all of it:
+    /// it is skipped, in bounded time, and the good record is read. Run on a thread of its own, so that a regression
+    /// fails the test instead of hanging the suite.
+    @Test(arguments: [-1, 0]) func deflateDataEndingAtTheEndOfTheFileIsSkipped(sizeDelta: Int) throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try python("""
+        import struct, zlib
+        good = '''\(Self.good1)'''.encode()
+        tail = '''\(Self.good2)'''.encode() * 20
+        def local(name, method, crc, csize, usize):
+            return struct.pack("<IHHHHHIIIHH", 0x04034b50, 20, 0, method, 0, 0, crc, csize, usize, len(name), 0) + name
+        def central(name, method, crc, csize, usize, offset):
+            return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 20, 20, 0, method, 0, 0, crc, csize, usize,
+                               len(name), 0, 0, 0, 0, 0, offset) + name
+        def deflate(data, end):
+            c = zlib.compressobj(9, zlib.DEFLATED, -15)
+            return c.compress(data) + c.flush(zlib.Z_FINISH if end else zlib.Z_SYNC_FLUSH)
+        a = deflate(good, True)
+        first = local(b"A.json", 8, zlib.crc32(good), len(a), len(good)) + a
+        endless = deflate(tail, False)
+        directory_at = len(first)
+        tail_at = directory_at + 2 * 46 + len(b"A.json") + len(b"tail.json") + 22
+        directory = central(b"A.json", 8, zlib.crc32(good), len(a), len(good), 0) \\
+            + central(b"tail.json", 8, zlib.crc32(tail), len(endless) + \(sizeDelta), len(tail), tail_at)
+        comment = local(b"tail.json", 8, zlib.crc32(tail), len(endless) + \(sizeDelta), len(tail)) + endless
+        assert b"PK\\x05\\x06" not in comment
+        eocd = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 2, 2, len(directory), directory_at, len(comment))
+        data = first + directory + eocd + comment
+        assert data.index(comment) == tail_at and data.endswith(endless)
+        open("all.zip", "wb").write(data)
+        """, in: dir)
+        let url = dir.path("all.zip")
+        let got = try #require(try finishing(within: .seconds(20)) { try records(url) }, "the archive read hangs")
+        #expect(got.map(\.0) == ["A.json", "tail.json"])
+        #expect(got.first?.1 == "\(Self.good1.utf8.count) bytes")
+        #expect(got.last?.1.hasPrefix("corrupt zip:") == true)
+    }
+
     /// ZIPFoundation stops walking the directory at an entry it cannot read; the walk is checked against the count
     /// the end record declares, so a cut directory fails instead of losing the records after it in silence.
     @Test func aDirectoryCutShortFails() throws {
@@ -291,4 +355,23 @@ extension VulnerabilityDatabase {
     mutating func addArchive(feed: String, data: Data, in dir: TempDir) throws {
         try withTemporaryZip(data, in: dir) { try addArchive(feed: feed, url: $0) }
     }
+}
+
+/// Runs `body` on a thread of its own and waits at most `limit` for it: nil when it has not finished by then (the
+/// thread is left running), so that a hang fails a test instead of hanging the suite.
+func finishing<T: Sendable>(within limit: Duration, _ body: @escaping @Sendable () throws -> T) throws -> T? {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+        box.result = Result { try body() }
+        done.signal()
+    }
+    let (seconds, attoseconds) = limit.components
+    guard done.wait(timeout: .now() + Double(seconds) + Double(attoseconds) / 1e18) == .success else { return nil }
+    return try box.result!.get()
+}
+
+/// The result of `finishing`'s thread, written before the semaphore is signalled and read after it is waited on.
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
 }
