@@ -19,8 +19,8 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     public let maximumCost: Int
     /// How long an entry is fresh after it was filled, unless `set` is given its own expiry.
     public let timeToLive: Double
-    private let clock: any WallClock
-    private let state: Mutex<LRUList<Key, Value>>
+    @usableFromInline let clock: any WallClock
+    @usableFromInline let state: Mutex<LRUList<Key, Value>>
 
     /// - Parameters:
     ///   - capacity: the most entries kept at once (at least 1).
@@ -38,12 +38,14 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
 
     /// The fresh value for `key` (marking it most recently used), or nil when there is none, it has expired,
     /// or it was filled at another `generation`.
+    @inlinable
     public func value(forKey key: Key, generation: UInt64 = 0) -> Value? {
         let now = clock.now()
         return state.withLock { $0.lookup(key, now: now, generation: generation) }
     }
 
     /// Stores `value` for `key`, fresh for `timeToLive` from `filledAt` (default: now) and for `generation`.
+    @inlinable
     public func set(_ value: Value, forKey key: Key, generation: UInt64 = 0, filledAt: Double? = nil, cost: Int = 0,
                     ifRemovals removals: UInt64? = nil) {
         let at = filledAt ?? clock.now()
@@ -54,6 +56,7 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     /// `cost` against `maximumCost`. Nothing is stored when the value has already expired or costs more than
     /// the whole cache (what `key` had is then removed), or when `removals` is given and explicit removals
     /// happened since it was read.
+    @inlinable
     public func set(_ value: Value, forKey key: Key, generation: UInt64 = 0, expiresAt: Double, cost: Int = 0,
                     ifRemovals removals: UInt64? = nil) {
         let now = clock.now()
@@ -65,6 +68,7 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     }
 
     /// Forgets `key`.
+    @inlinable
     public func removeValue(forKey key: Key) {
         state.withLock { list in
             list.removals &+= 1
@@ -103,27 +107,41 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
 }
 
 /// A doubly linked list over an array of slots, indexed by key: O(1) lookup, move to front, insert and evict.
+@usableFromInline
 struct LRUList<Key: Hashable, Value> {
-    private struct Slot {
-        var key: Key
-        var value: Value?  // nil once the slot is free, so a forgotten value is released
-        var expiresAt: Double
-        var generation: UInt64
-        var cost: Int
-        var newer: Int  // towards the head (most recent); -1 at the head
-        var older: Int  // towards the tail (least recent); -1 at the tail
+    @usableFromInline
+    struct Slot {
+        @usableFromInline var key: Key
+        @usableFromInline var value: Value?  // nil once the slot is free, so a forgotten value is released
+        @usableFromInline var expiresAt: Double
+        @usableFromInline var generation: UInt64
+        @usableFromInline var cost: Int
+        @usableFromInline var newer: Int  // towards the head (most recent); -1 at the head
+        @usableFromInline var older: Int  // towards the tail (least recent); -1 at the tail
+
+        @usableFromInline
+        init(key: Key, value: Value?, expiresAt: Double, generation: UInt64, cost: Int, newer: Int, older: Int) {
+            self.key = key
+            self.value = value
+            self.expiresAt = expiresAt
+            self.generation = generation
+            self.cost = cost
+            self.newer = newer
+            self.older = older
+        }
     }
 
-    private let capacity: Int
-    private let maximumCost: Int
-    private(set) var totalCost = 0
-    var removals: UInt64 = 0
-    private var index: [Key: Int] = [:]
-    private var slots: [Slot] = []
-    private var free: [Int] = []
-    private var head = -1
-    private var tail = -1
+    @usableFromInline let capacity: Int
+    @usableFromInline let maximumCost: Int
+    @usableFromInline var totalCost = 0
+    @usableFromInline var removals: UInt64 = 0
+    @usableFromInline var index: [Key: Int] = [:]
+    @usableFromInline var slots: [Slot] = []
+    @usableFromInline var free: [Int] = []
+    @usableFromInline var head = -1
+    @usableFromInline var tail = -1
 
+    @usableFromInline
     init(capacity: Int, maximumCost: Int) {
         self.capacity = capacity
         self.maximumCost = maximumCost
@@ -139,6 +157,7 @@ struct LRUList<Key: Hashable, Value> {
         return out
     }
 
+    @inlinable
     mutating func lookup(_ key: Key, now: Double, generation: UInt64) -> Value? {
         guard let i = index[key] else { return nil }
         guard now < slots[i].expiresAt, slots[i].generation == generation else {
@@ -149,6 +168,7 @@ struct LRUList<Key: Hashable, Value> {
         return slots[i].value
     }
 
+    @inlinable
     mutating func insert(_ key: Key, _ value: Value, expiresAt: Double, generation: UInt64, cost: Int) {
         remove(key)
         while tail >= 0, index.count >= capacity || totalCost > maximumCost - cost { remove(slots[tail].key) }
@@ -168,6 +188,7 @@ struct LRUList<Key: Hashable, Value> {
         index[key] = i
     }
 
+    @inlinable
     mutating func remove(_ key: Key) {
         guard let i = index.removeValue(forKey: key) else { return }
         unlink(i)
@@ -176,7 +197,8 @@ struct LRUList<Key: Hashable, Value> {
         free.append(i)
     }
 
-    private mutating func unlink(_ i: Int) {
+    @inlinable
+    mutating func unlink(_ i: Int) {
         let newer = slots[i].newer, older = slots[i].older
         if newer >= 0 { slots[newer].older = older } else { head = older }
         if older >= 0 { slots[older].newer = newer } else { tail = newer }
@@ -184,7 +206,8 @@ struct LRUList<Key: Hashable, Value> {
         slots[i].older = -1
     }
 
-    private mutating func moveToFront(_ i: Int) {
+    @inlinable
+    mutating func moveToFront(_ i: Int) {
         guard head != i else { return }
         unlink(i)
         slots[i].older = head
