@@ -40,6 +40,12 @@ public final class Registry: Sendable {
     let manifestCache: ManifestCache
     let blobLinks = BlobLinkCache()
     let conversions = ConversionAliases()
+    /// Repository records (and absences) by key, for the several lookups a push makes (authorization,
+    /// `repositoryForPush`, the manifest put). An entry is used only while the store's
+    /// `authorizationGeneration` — which every repository creation, deletion and settings write advances
+    /// — is the one it was read at, so this process's writes take effect at once; the age limit bounds
+    /// what another process could change (`berth admin` writes no repository; several nodes are #14's).
+    let repositories: BoundedCache<RepositoryKey, RepositoryRecord?>
 
     /// Pulls not yet written to the database (ECR refreshes the last pull time lazily too).
     private let pendingPulls = Mutex<[PullKey: Double]>([:])
@@ -68,6 +74,17 @@ public final class Registry: Sendable {
         self.clock = clock
         self.logger = logger
         self.manifestCache = ManifestCache()
+        self.repositories = BoundedCache(capacity: 10_000, timeToLive: 1.0, clock: clock)
+    }
+
+    /// The repository `key`, or nil when it does not exist; through `repositories`.
+    func storedRepository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
+        // Read the generation before the store: a write landing during the read leaves the entry stale.
+        let generation = metadata.authorizationGeneration.current
+        if let hit = repositories.value(forKey: key, generation: generation) { return hit }
+        let record = try await metadata.repository(key)
+        repositories.set(record, forKey: key, generation: generation)
+        return record
     }
 
     /// A registry on in-memory stores (tests, ephemeral registries): nothing outlives the process.
@@ -98,7 +115,7 @@ public final class Registry: Sendable {
 
     /// Makes sure a repository exists for a push, creating it when `createOnPush` allows.
     public func repositoryForPush(_ name: RepositoryKey) async throws {
-        if try await metadata.repository(name) != nil { return }
+        if try await storedRepository(name) != nil { return }
         guard settings.createOnPush else { throw BerthError.nameUnknown(name.name) }
         if try await metadata.createRepository(name, at: clock.now()) {
             events.publish(.repositoryCreated(repository: name))
@@ -106,7 +123,7 @@ public final class Registry: Sendable {
     }
 
     func requireRepository(_ name: RepositoryKey) async throws {
-        guard try await metadata.repository(name) != nil else { throw BerthError.nameUnknown(name.name) }
+        guard try await storedRepository(name) != nil else { throw BerthError.nameUnknown(name.name) }
     }
 
     /// The names of one registry's repositories.
@@ -476,13 +493,13 @@ extension Registry {
     }
 
     public func repository(_ key: RepositoryKey) async throws -> RepositoryRecord {
-        guard let r = try await metadata.repository(key) else { throw BerthError.nameUnknown(key.name) }
+        guard let r = try await storedRepository(key) else { throw BerthError.nameUnknown(key.name) }
         return r
     }
 
     /// A repository, or nil when it does not exist.
     public func findRepository(_ key: RepositoryKey) async throws -> RepositoryRecord? {
-        try await metadata.repository(key)
+        try await storedRepository(key)
     }
 
     /// Changes a repository's settings: reads them, applies `update` and writes them back in one store
