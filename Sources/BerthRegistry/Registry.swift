@@ -316,8 +316,7 @@ public final class Registry: Sendable {
         switch UploadStateMachine.complete(expected: wanted, computed: computed) {
         case .failure(let e): throw e
         case .success(let d):
-            try await commit(id: id, digest: d, size: session.offset, repository: name)
-            try await metadata.deleteUpload(id)
+            try await commit(id: id, digest: d, size: session.offset, repository: name, session: id)
             _ = hashers.withLock { $0.removeValue(forKey: id) }
             return d
         }
@@ -404,9 +403,11 @@ public final class Registry: Sendable {
         return try await rehash(session.id, length: session.offset, algorithm: algorithm).finalize()
     }
 
-    private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryKey) async throws {
+    /// Moves the staged bytes into place and records the blob; `session`, when the upload has one, is
+    /// deleted in the same store write.
+    private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryKey, session: String? = nil) async throws {
         try await blobs.commitUpload(id: id, as: digest)
-        try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now())
+        try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now(), finishingUpload: session)
         events.publish(.blobPushed(repository: repository, digest: digest, size: size))
     }
 

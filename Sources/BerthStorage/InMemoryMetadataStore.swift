@@ -72,9 +72,11 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
+                           finishingUpload upload: String?) async throws {
         try state.withLock { s in
             guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }
+            if let upload { s.uploads[upload] = nil }
             s.blobs[digest] = size
             s.repos[repository]!.blobs.insert(digest)
         }

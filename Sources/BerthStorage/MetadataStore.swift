@@ -61,7 +61,10 @@ public protocol RepositoryMetadata: AuthorizationChangeTracking {
 /// Blobs known to the registry and their links into repositories.
 public protocol BlobMetadata: Sendable {
     /// Records a committed blob and links it to `repository` in one transaction.
-    func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws
+    /// With `finishingUpload`, also deletes that upload session, in the same transaction (the commit of a
+    /// chunked upload: one write instead of two).
+    func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
+                    finishingUpload upload: String?) async throws
     /// The size of a blob if the registry has it, linked anywhere.
     func blobSize(_ digest: Digest) async throws -> Int64?
     /// The size of a blob if it is linked to `repository`.
@@ -165,5 +168,12 @@ extension RepositoryMetadata {
     @discardableResult
     public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
         try await createRepository(key, at: at, settings: RepositorySettings())
+    }
+}
+
+extension BlobMetadata {
+    /// Records a committed blob and links it to `repository` (no upload session to finish).
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
+        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: nil)
     }
 }

@@ -107,9 +107,11 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: blobs
 
-    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
+                           finishingUpload upload: String?) async throws {
         try await db.write { c in
             try c.transaction {
+                if let upload { try c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
                 let id = try Self.requireRepo(c, repository)
                 try c.execute("INSERT OR IGNORE INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
                               [.text(digest.description), .integer(size), .real(at)])

@@ -252,6 +252,23 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     }
 
     @Test(arguments: Backend.allCases)
+    func recordingABlobCanFinishItsUploadInTheSameWrite(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository(k("r"), at: 0)
+        try await m.createUpload(UploadSession(id: "u1", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
+        try await m.createUpload(UploadSession(id: "u2", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
+        try await m.recordBlob(d1, size: 1, linkTo: k("r"), at: 0, finishingUpload: "u1")
+        #expect(try await m.linkedBlobSize(d1, in: k("r")) == 1)
+        #expect(try await m.upload("u1") == nil)
+        #expect(try await m.upload("u2") != nil, "only the named session is finished")
+        // A refused record (no such repository) leaves the session as it was.
+        await #expect(throws: (any Error).self) {
+            try await m.recordBlob(d2, size: 2, linkTo: k("missing"), at: 0, finishingUpload: "u2")
+        }
+        #expect(try await m.upload("u2") != nil)
+    }
+
+    @Test(arguments: Backend.allCases)
     func deletingARepositoryRemovesItsContent(_ backend: Backend) async throws {
         let m = try backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
