@@ -14,29 +14,44 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible, Comparable {
     public let algorithm: Algorithm
     /// Lowercase hex encoding of the hash.
     public let encoded: String
-
-    public var description: String { "\(algorithm.rawValue):\(encoded)" }
+    /// `algorithm:encoded`, kept rather than built on every use (store keys, headers, cache keys).
+    public let description: String
 
     public init(algorithm: Algorithm, encoded: String) {
         self.algorithm = algorithm
         self.encoded = encoded
+        self.description = "\(algorithm.rawValue):\(encoded)"
     }
+
+    // The description follows from the other two.
+    public static func == (a: Digest, b: Digest) -> Bool { a.description == b.description }
+    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
     /// Parses a digest string; throws `BerthError.digestInvalid` unless it is a well-formed
     /// sha256 or sha512 digest (unknown algorithms are refused as the spec allows).
     public init(parsing string: some StringProtocol) throws(BerthError) {
-        let s = String(string)
-        guard let colon = s.firstIndex(of: ":") else { throw .digestInvalid(s) }
-        let alg = s[s.startIndex..<colon]
-        let enc = s[s.index(after: colon)...]
-        guard let algorithm = Algorithm(rawValue: String(alg)) else {
+        try self.init(parsing: String(string))
+    }
+
+    public init(parsing s: String) throws(BerthError) {
+        let bytes = s.utf8
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { throw .digestInvalid(s) }
+        let alg = bytes[..<colon]
+        let enc = bytes[bytes.index(after: colon)...]
+        let algorithm: Algorithm
+        if alg.elementsEqual("sha256".utf8) {
+            algorithm = .sha256
+        } else if alg.elementsEqual("sha512".utf8) {
+            algorithm = .sha512
+        } else {
             throw .digestInvalid(s)
         }
-        guard enc.utf8.count == algorithm.encodedLength,
-              enc.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+        guard enc.count == algorithm.encodedLength,
+              enc.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
         else { throw .digestInvalid(s) }
         self.algorithm = algorithm
-        self.encoded = String(enc)
+        self.encoded = String(Substring(enc))
+        self.description = s
     }
 
     /// Returns nil instead of throwing.

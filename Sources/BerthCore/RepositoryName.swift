@@ -10,7 +10,10 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
     public static let maxLength = 256
 
     public init(_ string: some StringProtocol) throws(BerthError) {
-        let s = String(string)
+        try self.init(String(string))
+    }
+
+    public init(_ s: String) throws(BerthError) {
         guard RepositoryName.isValid(s) else { throw .nameInvalid(s) }
         value = s
     }

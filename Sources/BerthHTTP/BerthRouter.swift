@@ -18,8 +18,24 @@ import NIOCore
 ///
 /// Each door authenticates once (``Authenticator``), keeps the identity in ``BerthRequestContext``,
 /// and maps every error through its protocol's one table.
-public enum BerthRouter {
-    public static func make(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics) -> Router<BerthRequestContext> {
+///
+/// Every path that starts with `/v2` reaches the OCI door whatever the router would decide (its routes
+/// and ``UnroutedMiddleware`` both send them there), so ``BerthResponder`` hands those to the same
+/// middleware and the OCI door directly, without resolving the route trie: it is the registry's hot path.
+public struct BerthRouter: HTTPResponderBuilder {
+    let router: Router<BerthRequestContext>
+    let oci: OCIHandler
+    let metrics: BerthMetrics
+
+    public func buildResponder() -> BerthResponder {
+        BerthResponder(routes: router.buildResponder(), oci: oci, requestMetrics: RequestMetricsMiddleware(metrics: metrics))
+    }
+
+    public static func make(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics) -> BerthRouter {
+        BerthRouter(router: routes(oci: oci, ecr: ecr, query: query, metrics: metrics), oci: oci, metrics: metrics)
+    }
+
+    static func routes(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics) -> Router<BerthRequestContext> {
         let router = Router(context: BerthRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: AccessLogMiddleware())
@@ -66,5 +82,34 @@ public enum BerthRouter {
     static func notFound(_ context: BerthRequestContext) -> Response {
         context.record.set(door: .none, operation: "notFound")
         return OCIWireError.notFound("not found").response(head: false)
+    }
+}
+
+/// The responder ``BerthRouter`` builds: `/v2…` paths go through the router's middleware (request id,
+/// access log, metrics) straight to the OCI door; every other path through the router.
+public struct BerthResponder: HTTPResponder {
+    public typealias Context = BerthRequestContext
+    let routes: RouterResponder<BerthRequestContext>
+    let oci: OCIHandler
+    let requestID = RequestIDMiddleware()
+    let accessLog = AccessLogMiddleware()
+    let requestMetrics: RequestMetricsMiddleware
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        guard Self.isOCIPath(request.head.path) else { return try await routes.respond(to: request, context: context) }
+        return try await requestID.handle(request, context: context) { request, context in
+            try await accessLog.handle(request, context: context) { request, context in
+                try await requestMetrics.handle(request, context: context) { request, context in
+                    await oci.handle(request, context: context)
+                }
+            }
+        }
+    }
+
+    /// Whether a request target (path and query, as received) starts with `/v2`.
+    static func isOCIPath(_ target: String?) -> Bool {
+        guard let target else { return false }
+        var bytes = target.utf8.makeIterator()
+        return bytes.next() == UInt8(ascii: "/") && bytes.next() == UInt8(ascii: "v") && bytes.next() == UInt8(ascii: "2")
     }
 }

@@ -32,10 +32,12 @@ public struct OCIHandler: Sendable {
 
     /// `<account>.dkr.ecr.<region>.<domain>[:port]` selects that account's registry, as with ECR.
     public static func registryID(fromHost host: String?) -> String? {
+        // Twelve digits, then ".dkr.ecr." (read as bytes: this runs on every /v2/ request).
         guard let host else { return nil }
-        let labels = host.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
-        guard labels.count == 4, labels[1] == "dkr", labels[2] == "ecr", AccountID.isValid(String(labels[0])) else { return nil }
-        return String(labels[0])
+        let bytes = host.utf8
+        guard bytes.count >= 21, bytes.dropFirst(12).starts(with: ".dkr.ecr.".utf8) else { return nil }
+        let account = String(Substring(bytes.prefix(12)))
+        return AccountID.isValid(account) ? account : nil
     }
 
     static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!

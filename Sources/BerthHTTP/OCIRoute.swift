@@ -14,44 +14,52 @@ public enum OCIRoute: Equatable, Sendable {
 
     /// Parses a raw (not percent-decoded) request path. Returns nil for paths that are not part of
     /// the API (404), throws `nameInvalid` for API paths whose repository name is not valid.
+    ///
+    /// The path is read as bytes from its end, segment by segment: no array of segments, and no
+    /// copies but the name and the last segment.
     public static func parse(path rawPath: String) throws(BerthError) -> OCIRoute? {
-        guard rawPath.hasPrefix("/v2") else { return nil }
-        var rest = rawPath.dropFirst(3)
-        if rest.isEmpty || rest == "/" { return .base }
-        guard rest.first == "/" else { return nil }
+        let slash = UInt8(ascii: "/")
+        var rest = rawPath.utf8[...]
+        guard rest.starts(with: "/v2".utf8) else { return nil }
+        rest = rest.dropFirst(3)
+        if rest.isEmpty || rest.elementsEqual(CollectionOfOne(slash)) { return .base }
+        guard rest.first == slash else { return nil }
         rest = rest.dropFirst()
-        if rest == "_catalog" { return .catalog }
-        // Substrings of the path: no copies but the name and the last segment.
-        var parts = rest.split(separator: "/", omittingEmptySubsequences: false)
-        // A trailing slash (".../uploads/") yields an empty last element.
-        let trailingSlash = parts.last?.isEmpty == true
-        if trailingSlash { parts.removeLast() }
-        guard parts.count >= 2 else { return nil }
-        func name(_ count: Int) throws(BerthError) -> RepositoryName {
-            // The first `count` segments with their slashes, as they are in the path.
-            // Percent-encoding is never valid in a name; refuse it rather than decode it
-            // (an encoded slash or dot segment must not sneak past the grammar).
-            try RepositoryName(rest[rest.startIndex..<parts[count - 1].endIndex])
+        if rest.elementsEqual("_catalog".utf8) { return .catalog }
+        // A trailing slash (".../uploads/") ends an empty last segment: drop it.
+        let trailingSlash = rest.last == slash
+        if trailingSlash { rest = rest.dropLast() }
+        // `rest` as segments s[n-1] … s[0] from its end; `head(k)` is the path before the last k segments.
+        typealias Bytes = Substring.UTF8View
+        func split(_ v: Bytes) -> (last: Bytes, head: Bytes?) {
+            guard let i = v.lastIndex(of: slash) else { return (v, nil) }
+            return (v[v.index(after: i)...], v[..<i])
         }
-        let n = parts.count
-        if n >= 3, parts[n - 2] == "tags", parts[n - 1] == "list", !trailingSlash {
-            return .tags(try name(n - 2))
+        func name(_ v: Bytes) throws(BerthError) -> RepositoryName {
+            // The leading segments with their slashes, as they are in the path. Percent-encoding is never
+            // valid in a name; refuse it rather than decode it (an encoded slash or dot segment must not
+            // sneak past the grammar).
+            try RepositoryName(String(Substring(v)))
         }
-        if n >= 3, parts[n - 2] == "blobs", parts[n - 1] == "uploads" {
-            return .uploads(try name(n - 2))
+        func string(_ v: Bytes) -> String { String(Substring(v)) }
+        let (s1, h1) = split(rest)
+        guard let h1 else { return nil }
+        let (s2, h2) = split(h1)
+        guard let h2 else { return nil }
+        if s2.elementsEqual("tags".utf8), s1.elementsEqual("list".utf8), !trailingSlash {
+            return .tags(try name(h2))
         }
-        if n >= 4, parts[n - 3] == "blobs", parts[n - 2] == "uploads", !trailingSlash {
-            return .upload(try name(n - 3), String(parts[n - 1]))
+        if s2.elementsEqual("blobs".utf8), s1.elementsEqual("uploads".utf8) {
+            return .uploads(try name(h2))
         }
-        if n >= 3, parts[n - 2] == "manifests", !trailingSlash {
-            return .manifest(try name(n - 2), String(parts[n - 1]))
+        if s2.elementsEqual("uploads".utf8), !trailingSlash {
+            let (s3, h3) = split(h2)
+            if let h3, s3.elementsEqual("blobs".utf8) { return .upload(try name(h3), string(s1)) }
         }
-        if n >= 3, parts[n - 2] == "blobs", !trailingSlash {
-            return .blob(try name(n - 2), String(parts[n - 1]))
-        }
-        if n >= 3, parts[n - 2] == "referrers", !trailingSlash {
-            return .referrers(try name(n - 2), String(parts[n - 1]))
-        }
+        if trailingSlash { return nil }
+        if s2.elementsEqual("manifests".utf8) { return .manifest(try name(h2), string(s1)) }
+        if s2.elementsEqual("blobs".utf8) { return .blob(try name(h2), string(s1)) }
+        if s2.elementsEqual("referrers".utf8) { return .referrers(try name(h2), string(s1)) }
         return nil
     }
 }
