@@ -10,6 +10,7 @@ import BerthScanService
 import BerthStorage
 import BerthSupport
 import Foundation
+import NIOPosix
 import Hummingbird
 import Logging
 import Metrics
@@ -34,7 +35,12 @@ public struct StorageBackends: Sendable {
         }
         switch config.blobBackend {
         case "memory": blobs = InMemoryBlobStore()
-        default: blobs = try FileSystemBlobStore(root: config.dataDir, writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered)
+        default:
+            // Its own pool: the shared one has a thread per core, which caps concurrent fsyncs at that.
+            let pool = NIOThreadPool(numberOfThreads: config.blobIOThreads)
+            pool.start()
+            blobs = try FileSystemBlobStore(root: config.dataDir, threadPool: pool,
+                                            writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered)
         }
         switch config.metadataBackend {
         case "memory": metadata = InMemoryMetadataStore()

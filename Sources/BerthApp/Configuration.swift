@@ -44,6 +44,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// How the filesystem blob store writes uploads: `buffered` (page cache with early write-back; a blob
     /// just pushed is pulled from memory) or `direct` (O_DIRECT for large spans).
     public var blobWrites: String = "buffered"
+    /// Threads for the filesystem blob store's blocking I/O (open, write, fsync, rename). Mostly waiting on
+    /// the disk, not the CPU: enough of them let concurrent pushes' fsyncs overlap.
+    public var blobIOThreads: Int = 16
     /// Metadata backend: `sqlite` (default) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
@@ -157,6 +160,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
                 : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let v = env("BERTH_BLOB_WRITES") { config.blobWrites = v }
+        int("BERTH_BLOB_IO_THREADS") { config.blobIOThreads = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
@@ -202,6 +206,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
         if BlobWriteMode(rawValue: blobWrites) == nil { p.append("blobWrites must be buffered or direct, got \(blobWrites)") }
+        if !(1...256).contains(blobIOThreads) { p.append("blobIOThreads must be between 1 and 256, got \(blobIOThreads)") }
         if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
         for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
@@ -214,7 +219,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, metadataBackend, blobBackend, oidcJwksDirectory,
+             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
              authCacheSeconds
     }
 
@@ -246,6 +251,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         loopbackCongestionControl = try c.decodeIfPresent([String].self, forKey: .loopbackCongestionControl) ?? d.loopbackCongestionControl
         blobWrites = try c.decodeIfPresent(String.self, forKey: .blobWrites) ?? d.blobWrites
+        blobIOThreads = try c.decodeIfPresent(Int.self, forKey: .blobIOThreads) ?? d.blobIOThreads
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
@@ -264,7 +270,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "metadataBackend", "blobBackend",
+         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
          "oidcJwksDirectory", "authCacheSeconds"]
     }
 }

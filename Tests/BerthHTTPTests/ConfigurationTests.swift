@@ -147,6 +147,15 @@ import Testing
         }
     }
 
+    @Test func blobIOThreadsFromFileAndEnvironment() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).blobIOThreads == 16)
+        #expect(try BerthConfiguration.load(file: try file(#"{"blobIOThreads": 4}"#), environment: [:]).blobIOThreads == 4)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_BLOB_IO_THREADS": "64"]).blobIOThreads == 64)
+        for bad in ["0", "257", "many"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try BerthConfiguration.load(file: nil, environment: ["BERTH_BLOB_IO_THREADS": bad]) }
+        }
+    }
+
     @Test func everyProblemIsReported() throws {
         do {
             _ = try BerthConfiguration.load(
