@@ -333,35 +333,33 @@ public final class KMSService: Sendable {
         return [:]
     }
 
-    func updateAlias(_ p: KMSParams, _ principal: Principal) async throws -> JSONValue {
+    /// `AliasName` of an existing alias, authorized for `action` on the alias ARN and on the key it
+    /// points at now.
+    func existingAlias(_ p: KMSParams, _ principal: Principal, _ action: String) async throws -> String {
         let name = try p.requiredString("AliasName", length: 1...256)
         try KeyService.checkAliasName(name)
         let account = principal.accountID
         guard let alias = try await keys.alias(name, account: account) else {
             throw KMSError.aliasNotFound(keys.aliasARN(account: account, name: name))
         }
-        let target = try await keys.resolve(try p.keyID("TargetKeyId"), account: account, allowAlias: false)
-        try await keys.authorize(principal, action: "kms:UpdateAlias", resource: keys.aliasARN(account: account, name: name))
-        try await keys.authorize(principal, action: "kms:UpdateAlias", key: target)
+        try await keys.authorize(principal, action: action, resource: keys.aliasARN(account: account, name: name))
         if let current = try? await keys.resolve(alias.targetKeyID, account: account, allowAlias: false) {
-            try await keys.authorize(principal, action: "kms:UpdateAlias", key: current)
+            try await keys.authorize(principal, action: action, key: current)
         }
-        try await keys.updateAlias(name, account: account, target: target)
+        return name
+    }
+
+    func updateAlias(_ p: KMSParams, _ principal: Principal) async throws -> JSONValue {
+        let name = try await existingAlias(p, principal, "kms:UpdateAlias")
+        let target = try await keys.resolve(try p.keyID("TargetKeyId"), account: principal.accountID, allowAlias: false)
+        try await keys.authorize(principal, action: "kms:UpdateAlias", key: target)
+        try await keys.updateAlias(name, account: principal.accountID, target: target)
         return [:]
     }
 
     func deleteAlias(_ p: KMSParams, _ principal: Principal) async throws -> JSONValue {
-        let name = try p.requiredString("AliasName", length: 1...256)
-        try KeyService.checkAliasName(name)
-        let account = principal.accountID
-        guard let alias = try await keys.alias(name, account: account) else {
-            throw KMSError.aliasNotFound(keys.aliasARN(account: account, name: name))
-        }
-        try await keys.authorize(principal, action: "kms:DeleteAlias", resource: keys.aliasARN(account: account, name: name))
-        if let key = try? await keys.resolve(alias.targetKeyID, account: account, allowAlias: false) {
-            try await keys.authorize(principal, action: "kms:DeleteAlias", key: key)
-        }
-        try await keys.deleteAlias(name, account: account)
+        let name = try await existingAlias(p, principal, "kms:DeleteAlias")
+        try await keys.deleteAlias(name, account: principal.accountID)
         return [:]
     }
 

@@ -13,27 +13,12 @@ extension PolicyEngine {
         _ request: AccessRequest, identityPolicies: [Policy], keyPolicy: Policy
     ) -> Decision {
         let principal = request.principal
-        let identityApplies = principal.kind != .rootUser && principal.kind != .service && principal.kind != .anonymous
-        var identityAllow: StatementReference?
-        if identityApplies {
-            for (p, policy) in identityPolicies.enumerated() {
-                for (s, statement) in policy.statements.enumerated() {
-                    guard case .applies = statement.match(request, in: policy) else { continue }
-                    let reference = StatementReference(policyType: .identityBased, policyIndex: p, statementIndex: s, sid: statement.sid)
-                    if statement.effect == .deny { return .explicitDeny(reference) }
-                    if identityAllow == nil { identityAllow = reference }
-                }
-            }
-        }
-        var keyAllow: (StatementReference, PrincipalMatch)?
-        for (s, statement) in keyPolicy.statements.enumerated() {
-            guard case let .applies(match) = statement.match(request, in: keyPolicy) else { continue }
-            let reference = StatementReference(policyType: .resourceBased, policyIndex: 0, statementIndex: s, sid: statement.sid)
-            if statement.effect == .deny { return .explicitDeny(reference) }
-            let how = match ?? .direct
-            if let (_, best) = keyAllow, best >= how { continue }
-            keyAllow = (reference, how)
-        }
+        let identity = identitySide(request, identityPolicies)
+        if let deny = identity.deny { return .explicitDeny(deny) }
+        let identityAllow = identity.allow
+        let key = resourceSide(request, [keyPolicy])
+        if let deny = key.deny { return .explicitDeny(deny) }
+        let keyAllow = key.allow
         guard let (keyReference, how) = keyAllow else { return .implicitDeny(.resourceBased) }
         switch principal.kind {
         case .anonymous, .service: return .allow(.resourcePolicy(keyReference))
