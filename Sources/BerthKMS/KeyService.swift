@@ -156,10 +156,12 @@ public final class KeyService: Sendable {
     // MARK: authorization
 
     /// Condition keys of a KMS request: `kms:CallerAccount`, `kms:ViaService` (internal callers acting
-    /// for a service), `kms:EncryptionContext:<key>` and `kms:EncryptionContextKeys`.
+    /// for a service), `kms:EncryptionContext:<key>`, `kms:EncryptionContextKeys`, and the key's tags
+    /// as `aws:ResourceTag/<key>`.
     public static func conditions(caller: Principal, encryptionContext: [String: String]? = nil, viaService: String? = nil,
-                                  requestTags: [String: String]? = nil) -> AuthorizationContext {
+                                  requestTags: [String: String]? = nil, resourceTags: [ResourceTag] = []) -> AuthorizationContext {
         var values = ["kms:CallerAccount": caller.accountID]
+        for t in resourceTags { values["aws:ResourceTag/\(t.key)"] = t.value }
         if let viaService { values["kms:ViaService"] = viaService }
         var sets: [String: [String]] = [:]
         if let encryptionContext {
@@ -176,7 +178,8 @@ public final class KeyService: Sendable {
                           viaService: String? = nil, requestTags: [String: String]? = nil) async throws {
         try await authorizer.authorize(principal, action: action, resource: keyARN(key), keyPolicy: key.policy,
                                        context: Self.conditions(caller: principal, encryptionContext: context,
-                                                                viaService: viaService, requestTags: requestTags))
+                                                                viaService: viaService, requestTags: requestTags,
+                                                                resourceTags: key.tags))
     }
 
     /// Authorizes an action that has no key to consult (`kms:CreateKey`, `kms:ListKeys`, alias ARNs):

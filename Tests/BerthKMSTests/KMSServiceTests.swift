@@ -192,6 +192,20 @@ import Testing
         #expect(await call("Decrypt", ["CiphertextBlob": .string(blob.string("CiphertextBlob") ?? "")]).type == nil)
     }
 
+    @Test func resourceTagsAreConditionKeys() async throws {
+        let policy = """
+            {"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::\(account):root"},"Action":"kms:*","Resource":"*"},
+              {"Effect":"Deny","Principal":"*","Action":"kms:Encrypt","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/frozen":"yes"}}}]}
+            """
+        let id = try await createKey(["Policy": .string(policy)])
+        #expect(await call("Encrypt", ["KeyId": .string(id), "Plaintext": Self.b64("x")]).type == nil)
+        #expect(await call("TagResource", ["KeyId": .string(id), "Tags": [["TagKey": "frozen", "TagValue": "yes"]]]).type == nil)
+        #expect(await call("Encrypt", ["KeyId": .string(id), "Plaintext": Self.b64("x")]).type == "AccessDeniedException")
+        #expect(await call("UntagResource", ["KeyId": .string(id), "TagKeys": ["frozen"]]).type == nil)
+        #expect(await call("Encrypt", ["KeyId": .string(id), "Plaintext": Self.b64("x")]).type == nil)
+    }
+
     @Test func awsManagedKeyIsUsableOnlyViaTheService() async throws {
         let keys = kms.keys
         let key = try await keys.ensureAWSManagedKey(account: account, alias: "alias/aws/ecr")
