@@ -4,6 +4,7 @@ import BerthSupport
 import Crypto
 import Foundation
 import Logging
+import Synchronization
 
 /// The KMS domain service: symmetric keys (`SYMMETRIC_DEFAULT`, AES-256-GCM), their material versions,
 /// aliases, states, rotation and key policies, and the cryptographic operations. Both the KMS API door
@@ -27,6 +28,12 @@ public final class KeyService: Sendable {
     /// Unsealed material by `keyID#version`. A key's record is read from the store on every use, so a
     /// deleted key is refused before this cache is consulted.
     let materials = BoundedCache<String, [UInt8]>(capacity: 4096)
+    /// Key records by id, for at most `recordSeconds`, and only while no key write of this process
+    /// happened since they were read (`writes`): a state change made here applies to the next request;
+    /// one made by another process sharing the database within `recordSeconds`.
+    let records: BoundedCache<String, KMSKeyRecord>
+    let writes = Atomic<UInt64>(0)
+    public static let recordSeconds = 1.0
 
     /// `ScheduleKeyDeletion`'s waiting period: 7 to 30 days, 30 by default.
     public static let pendingWindowDays = 7...30
@@ -46,6 +53,14 @@ public final class KeyService: Sendable {
         self.authorizer = authorizer
         self.clock = clock
         self.logger = logger
+        records = BoundedCache(capacity: 10_000, timeToLive: Self.recordSeconds, clock: clock)
+    }
+
+    /// Every key write goes through here: cached records filled before it are no longer used.
+    func writing<T>(_ body: () async throws -> T) async rethrows -> T {
+        defer { writes.add(1, ordering: .sequentiallyConsistent) }
+        writes.add(1, ordering: .sequentiallyConsistent)
+        return try await body()
     }
 
     // MARK: names
@@ -105,7 +120,13 @@ public final class KeyService: Sendable {
 
     /// The key with this id in `account`, after completing its deletion if that is due.
     func load(_ keyID: String, account: String?, notFound: String) async throws -> KMSKeyRecord {
-        guard let key = try await store.kmsKey(keyID), account == nil || key.accountID == account else {
+        let generation = writes.load(ordering: .sequentiallyConsistent)
+        var found = records.value(forKey: keyID, generation: generation)
+        if found == nil {
+            found = try await store.kmsKey(keyID)
+            if let found { records.set(found, forKey: keyID, generation: generation) }
+        }
+        guard let key = found, account == nil || key.accountID == account else {
             throw KMSError.keyNotFound(notFound)
         }
         if try await completeDeletionIfDue(key) { throw KMSError.keyNotFound(notFound) }
@@ -116,7 +137,7 @@ public final class KeyService: Sendable {
     func completeDeletionIfDue(_ key: KMSKeyRecord) async throws -> Bool {
         let now = clock.now()
         guard key.state == KeyState.pendingDeletion.rawValue, let date = key.deletionDate, date <= now else { return false }
-        if try await store.deleteKMSKey(key.keyID, dueBy: now) {
+        if try await writing({ try await store.deleteKMSKey(key.keyID, dueBy: now) }) {
             logger.notice("KMS key deleted", metadata: ["key": "\(keyARN(key))"])
         }
         materials.removeAll { $0.hasPrefix(key.keyID) }
@@ -206,14 +227,14 @@ public final class KeyService: Sendable {
         let material = KMSKeyMaterialRecord(keyID: id, version: 1,
                                             sealedMaterial: try sealer.seal(KeyMaterialSealer.newMaterial(), keyID: id, version: 1),
                                             createdAt: now)
-        guard try await store.createKMSKey(key, material: material) else { throw KMSError.internalError }
+        guard try await writing({ try await store.createKMSKey(key, material: material) }) else { throw KMSError.internalError }
         return key
     }
 
     /// Applies a change to a key in one store transaction; the key must still exist.
     func update(_ key: KMSKeyRecord, adding material: KMSKeyMaterialRecord? = nil,
                 _ change: @escaping @Sendable (inout KMSKeyRecord) throws -> Void) async throws -> KMSKeyRecord {
-        guard let updated = try await store.updateKMSKey(key.keyID, addingMaterial: material, change) else {
+        guard let updated = try await writing({ try await store.updateKMSKey(key.keyID, addingMaterial: material, change) }) else {
             throw KMSError.keyNotFound(keyARN(key))
         }
         return updated
@@ -424,11 +445,11 @@ public final class KeyService: Sendable {
         } catch let e as KMSError where e.type == "AlreadyExistsException" {
             // Another request made it first: drop ours, use theirs.
             let now = clock.now()
-            _ = try await store.updateKMSKey(key.keyID, addingMaterial: nil) { k in
+            _ = try await update(key) { k in
                 k.state = KeyState.pendingDeletion.rawValue
                 k.deletionDate = now
             }
-            _ = try await store.deleteKMSKey(key.keyID, dueBy: now)
+            _ = try await writing { try await store.deleteKMSKey(key.keyID, dueBy: now) }
             return try await ensureAWSManagedKey(account: account, alias: alias)
         }
     }
