@@ -105,6 +105,7 @@ public final class KMSService: Sendable {
             "Description": .string(k.description), "KeyUsage": "ENCRYPT_DECRYPT", "KeyState": .string(k.state),
             "Origin": "AWS_KMS", "KeyManager": .string(k.keyManager), "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
             "KeySpec": "SYMMETRIC_DEFAULT", "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "MultiRegion": false,
+            "CurrentKeyMaterialId": .string(KeyService.materialID(keyID: k.keyID, version: k.currentVersion)),
         ]
         if let d = k.deletionDate { o["DeletionDate"] = .double(d) }
         if let w = k.pendingWindowDays { o["PendingDeletionWindowInDays"] = .int(Int64(w)) }
@@ -252,13 +253,22 @@ public final class KMSService: Sendable {
         if let include = try p.string("IncludeKeyMaterial"), !["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"].contains(include) {
             throw KMSError.constraint(include, "includeKeyMaterial", "Member must satisfy enum value set: [ALL_KEY_MATERIAL, ROTATIONS_ONLY]")
         }
+        let includeAll = try p.string("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
         let key = try await authorizedKey(p, principal, "ListKeyRotations")
-        let start = after.flatMap(Int.init) ?? 1
-        let all = try await keys.rotations(key).filter { $0.rotationType != nil && $0.version > start }
+        let start = after.flatMap(Int.init) ?? 0
+        let all = try await keys.rotations(key).filter { (includeAll || $0.rotationType != nil) && $0.version > start }
         let page = all.prefix(limit)
         var o: [String: JSONValue] = [
             "Rotations": .array(page.map { r in
-                ["KeyId": .string(keys.keyARN(key)), "RotationDate": .double(r.createdAt), "RotationType": .string(r.rotationType ?? "")]
+                var entry: [String: JSONValue] = [
+                    "KeyId": .string(keys.keyARN(key)), "KeyMaterialId": .string(KeyService.materialID(keyID: key.keyID, version: r.version)),
+                    "KeyMaterialState": r.version == key.currentVersion ? "CURRENT" : "NON_CURRENT",
+                ]
+                if let type = r.rotationType {
+                    entry["RotationDate"] = .double(r.createdAt)
+                    entry["RotationType"] = .string(type)
+                }
+                return .object(entry)
             }),
             "Truncated": .bool(all.count > limit),
         ]
@@ -445,7 +455,8 @@ public final class KMSService: Sendable {
         try Self.checkDryRun(p)
         let plaintext = try await keys.decrypt(blob, with: key, context: context)
         return ["KeyId": .string(keys.keyARN(key)), "Plaintext": .string(Data(plaintext).base64EncodedString()),
-                "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"]
+                "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "KeyMaterialId": .string(KeyService.materialID(keyID: key.keyID, version: blob.materialVersion))]
     }
 
     func generateDataKey(_ p: KMSParams, _ principal: Principal, plaintext withPlaintext: Bool) async throws -> JSONValue {
@@ -469,7 +480,8 @@ public final class KMSService: Sendable {
         try Self.checkDryRun(p)
         let dataKey = try await keys.generateDataKey(with: key, context: context, byteCount: bytes)
         var o: [String: JSONValue] = ["CiphertextBlob": .string(Data(dataKey.ciphertext).base64EncodedString()),
-                                      "KeyId": .string(dataKey.keyARN)]
+                                      "KeyId": .string(dataKey.keyARN),
+                                      "KeyMaterialId": .string(KeyService.materialID(keyID: key.keyID, version: key.currentVersion))]
         if withPlaintext { o["Plaintext"] = .string(Data(dataKey.plaintext).base64EncodedString()) }
         return .object(o)
     }
@@ -492,6 +504,8 @@ public final class KMSService: Sendable {
         let out = try await keys.encrypt(plaintext, with: destination, context: destinationContext)
         return ["CiphertextBlob": .string(Data(out).base64EncodedString()), "SourceKeyId": .string(keys.keyARN(source)),
                 "KeyId": .string(keys.keyARN(destination)), "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
-                "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"]
+                "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "SourceKeyMaterialId": .string(KeyService.materialID(keyID: source.keyID, version: blob.materialVersion)),
+                "DestinationKeyMaterialId": .string(KeyService.materialID(keyID: destination.keyID, version: destination.currentVersion))]
     }
 }

@@ -69,6 +69,12 @@ public final class KeyService: Sendable {
     public func keyARN(account: String, keyID: String) -> String {
         ARN(service: "kms", region: region, account: account, resource: "key/\(keyID)").description
     }
+    /// `KeyMaterialId` of a material version: 64 hex digits naming it (a SHA-256 of the key id and
+    /// version; it reveals nothing of the material).
+    public static func materialID(keyID: String, version: Int) -> String {
+        SHA256.hash(data: Array("berth kms material \(keyID)#\(version)".utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
     public func aliasARN(account: String, name: String) -> String {
         ARN(service: "kms", region: region, account: account, resource: name).description
     }

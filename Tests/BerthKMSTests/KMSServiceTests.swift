@@ -143,8 +143,17 @@ import Testing
         let rotations = await call("ListKeyRotations", ["KeyId": .string(id)])
         guard case .array(let list)? = rotations.json["Rotations"] else { Issue.record("no Rotations"); return }
         #expect(list.count == 1)
+        let all = await call("ListKeyRotations", ["KeyId": .string(id), "IncludeKeyMaterial": "ALL_KEY_MATERIAL"])
+        guard case .array(let versions)? = all.json["Rotations"], versions.count == 2,
+              case .object(let first) = versions[0], case .object(let second) = versions[1] else { Issue.record("\(all.json)"); return }
+        #expect(first["KeyMaterialState"] == "NON_CURRENT" && first["RotationType"] == nil)
+        #expect(second["KeyMaterialState"] == "CURRENT" && second["RotationType"] == "ON_DEMAND")
+        guard case .object(let meta)? = await call("DescribeKey", ["KeyId": .string(id)]).json["KeyMetadata"] else { return }
+        #expect(meta["CurrentKeyMaterialId"] == second["KeyMaterialId"])
         let d = await call("Decrypt", ["CiphertextBlob": .string(e.string("CiphertextBlob") ?? "")])
         #expect(d.string("Plaintext") == Data("before".utf8).base64EncodedString(), "old material still decrypts")
+        #expect(d.json["KeyMaterialId"] == first["KeyMaterialId"], "decrypted with the first material")
+        if case .string(let mid)? = first["KeyMaterialId"] { #expect(mid.utf8.count == 64) }
         #expect(await call("DisableKeyRotation", ["KeyId": .string(id)]).type == nil)
     }
 
