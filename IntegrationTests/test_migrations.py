@@ -39,18 +39,11 @@ def client(srv, service: str, key: str, secret: str):
                                   aws_secret_access_key=secret, config=cfg)
 
 
-def schema_versions(db: Path) -> list:
+def schema_history(db: Path) -> list:
+    """(version, name) of every applied migration, in order."""
     c = sqlite3.connect(db)
     try:
-        return [v for (v,) in c.execute("SELECT version FROM schema_migrations ORDER BY version")]
-    finally:
-        c.close()
-
-
-def schema_names(db: Path) -> list:
-    c = sqlite3.connect(db)
-    try:
-        return [n for (n,) in c.execute("SELECT name FROM schema_migrations ORDER BY version")]
+        return list(c.execute("SELECT version, name FROM schema_migrations ORDER BY version"))
     finally:
         c.close()
 
@@ -97,9 +90,9 @@ def test_fixture_v1_is_served_after_upgrade_and_restart(berth_bin, tmp_path):
             assert alice.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/team/alice"
             other = client(srv, "sts", want["otherAccessKeyId"], want["otherSecretAccessKey"])
             assert other.get_caller_identity()["Account"] == want["otherAccount"]
-            versions = schema_versions(data / "berth.db")
-            assert versions == list(range(1, len(versions) + 1)), versions
-            assert "kms keys, key material and aliases" in schema_names(data / "berth.db")
+            history = schema_history(data / "berth.db")
+            assert [v for v, _ in history] == list(range(1, len(history) + 1)), history
+            assert "kms keys, key material and aliases" in [n for _, n in history]
 
             # KMS keys on the upgraded database: made at the first start, still decrypting after the restart
             kms = client(srv, "kms", *srv.root_credentials)
