@@ -254,3 +254,45 @@ def test_deletion_pending_keys_and_key_listing_pages(root):
     expect_kms_error(kms.encrypt, "KMSInvalidStateException", KeyId=k, Plaintext=b"x")
     expect_kms_error(kms.schedule_key_deletion, "KMSInvalidStateException", KeyId=k)
     assert kms.describe_key(KeyId=k)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_key_material_is_sealed_under_the_master_key_in_the_documented_format(root):
+    """Reads berth.db and master.key directly and opens a ciphertext the way docs/kms.md describes it:
+    the material is stored only sealed, and only the master key unseals it."""
+    import sqlite3
+    import uuid
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    kms = root.boto()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    ctx = {"repo": "app", "a": "b"}
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"documented", EncryptionContext=ctx)["CiphertextBlob"]
+    data_key = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")["Plaintext"]
+
+    data = root.server.data_dir
+    c = sqlite3.connect(f"file:{data / 'berth.db'}?mode=ro", uri=True)
+    try:
+        (sealed,) = c.execute("SELECT material FROM kms_key_material WHERE key_id = ? AND version = 1", (key_id,)).fetchone()
+    finally:
+        c.close()
+    assert len(sealed) == 61 and sealed[0] == 1
+    master = base64.b64decode((data / "master.key").read_text().strip())
+    wrapping = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"berth kms key material v1").derive(master)
+    material = AESGCM(wrapping).decrypt(sealed[1:13], sealed[13:], f"{key_id}#1".encode())
+    assert len(material) == 32
+
+    # Neither the material nor a data key's plaintext is anywhere under the data directory.
+    for path in data.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert material not in content, f"key material in clear in {path}"
+            assert data_key not in content, f"a data key in clear in {path}"
+
+    assert blob[:4] == b"BKM\x01" and blob[4:20] == uuid.UUID(key_id).bytes
+    assert int.from_bytes(blob[20:24], "big") == 1
+    canonical = b"".join(len(s.encode()).to_bytes(4, "big") + s.encode()
+                         for k in sorted(ctx, key=lambda k: k.encode()) for s in (k, ctx[k]))
+    assert AESGCM(material).decrypt(blob[24:36], blob[36:], blob[:24] + canonical) == b"documented"
