@@ -374,7 +374,8 @@ public final class KMSService: Sendable {
     }
 
     func listAliases(_ p: KMSParams, _ principal: Principal) async throws -> JSONValue {
-        let (limit, after) = try p.page()
+        // KMS: 1 to 100 aliases a page, 50 by default.
+        let (limit, after) = try p.page(maxLimit: 100, defaultLimit: 50)
         let account = principal.accountID
         var keyID: String?
         if let id = try p.string("KeyId", length: 1...2048) {

@@ -92,6 +92,9 @@ import Testing
         #expect(await call("EnableKey", ["KeyId": "alias/x"]).type == "NotFoundException")
         #expect(await call("GetKeyPolicy", ["KeyId": .string(id), "PolicyName": "other"]).type == "NotFoundException")
         #expect(await call("CreateAlias", ["AliasName": "alias/aws/mine", "TargetKeyId": .string(id)]).type == "InvalidAliasNameException")
+        #expect(await call("ListAliases", ["Limit": 101]).type == "ValidationException")
+        #expect(await call("ListResourceTags", ["KeyId": .string(id), "Limit": 51]).type == "ValidationException")
+        #expect(await call("ListKeys", ["Marker": "%%%"]).type == "InvalidMarkerException")
     }
 
     @Test func cryptographicRoundTripsThroughTheAPI() async throws {
