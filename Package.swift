@@ -126,6 +126,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // KMS-compatible keys: the key service (domain, over the metadata store) and the KMS JSON API.
+        .target(
+            name: "BerthKMS",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthPolicy",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BerthDirectory",
             dependencies: [
@@ -160,6 +173,7 @@ let package = Package(
                 "BerthECR",
                 "BerthIAM",
                 "BerthDirectory",
+                "BerthKMS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -183,6 +197,7 @@ let package = Package(
                 "BerthScanService",
                 "BerthIAM",
                 "BerthDirectory",
+                "BerthKMS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -223,6 +238,10 @@ let package = Package(
         .testTarget(name: "BerthIAMTests", dependencies: ["BerthSupport", "BerthIAM", "BerthDirectory", "BerthStorage", "BerthCore", "BerthPolicy", "BerthAuth", "BerthRegistry",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "_CryptoExtras", package: "swift-crypto")],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "BerthKMSTests",
+                    dependencies: ["BerthKMS", "BerthStorage", "BerthCore", "BerthSupport", "BerthPolicy",
+                                   .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -39,10 +39,11 @@ def client(srv, service: str, key: str, secret: str):
                                   aws_secret_access_key=secret, config=cfg)
 
 
-def schema_versions(db: Path) -> list:
+def schema_history(db: Path) -> list:
+    """(version, name) of every applied migration, in order."""
     c = sqlite3.connect(db)
     try:
-        return [v for (v,) in c.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        return list(c.execute("SELECT version, name FROM schema_migrations ORDER BY version"))
     finally:
         c.close()
 
@@ -89,7 +90,18 @@ def test_fixture_v1_is_served_after_upgrade_and_restart(berth_bin, tmp_path):
             assert alice.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/team/alice"
             other = client(srv, "sts", want["otherAccessKeyId"], want["otherSecretAccessKey"])
             assert other.get_caller_identity()["Account"] == want["otherAccount"]
-            assert schema_versions(data / "berth.db") == [1]
+            history = schema_history(data / "berth.db")
+            assert [v for v, _ in history] == list(range(1, len(history) + 1)), history
+            assert "kms keys, key material and aliases" in [n for _, n in history]
+
+            # KMS keys on the upgraded database: made at the first start, still decrypting after the restart
+            kms = client(srv, "kms", *srv.root_credentials)
+            if start == 1:
+                key_id = kms.create_key(Description="after upgrade")["KeyMetadata"]["KeyId"]
+                kms.create_alias(AliasName="alias/upgraded", TargetKeyId=key_id)
+                blob = kms.encrypt(KeyId="alias/upgraded", Plaintext=b"kept", EncryptionContext={"a": "b"})["CiphertextBlob"]
+            assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "b"})["Plaintext"] == b"kept"
+            assert kms.describe_key(KeyId="alias/upgraded")["KeyMetadata"]["KeyId"] == key_id
 
 
 def test_database_from_a_newer_berth_is_refused_untouched(berth_bin, tmp_path):
@@ -110,6 +122,6 @@ def test_database_from_a_newer_berth_is_refused_untouched(berth_bin, tmp_path):
         pytest.fail("berth serve kept running on a database recorded at schema version 99")
     err = p.stderr.decode(errors="replace")
     assert p.returncode != 0, f"berth serve started on a version-99 database:\n{err[-2000:]}"
-    assert "schema version 99" in err and "versions up to 1" in err, err[-2000:]
+    assert "schema version 99" in err and "versions up to " in err, err[-2000:]
     assert db.read_bytes() == before
     assert not (data / "berth.db-wal").exists() or (data / "berth.db-wal").stat().st_size == 0

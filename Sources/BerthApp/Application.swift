@@ -5,6 +5,7 @@ import BerthDirectory
 import BerthECR
 import BerthHTTP
 import BerthIAM
+import BerthKMS
 import BerthRegistry
 import BerthScanService
 import BerthStorage
@@ -64,6 +65,9 @@ public struct BerthServices: Sendable {
     public let ecrPublic: ECRService
     public let iam: IAMService
     public let sts: STSService
+    /// KMS keys (`TrentService`), and the API over them.
+    public let keys: KeyService
+    public let kms: KMSService
     /// The request metrics (`GET /metrics`), in a Prometheus registry of their own.
     public let metrics: BerthMetrics
 
@@ -114,8 +118,11 @@ public struct BerthServices: Sendable {
         let sts = STSService(directory: directory, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
+        let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: authorizer,
+                              clock: clock, logger: logger)
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metrics: BerthMetrics())
+                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
+                             kms: KMSService(keys: keys, logger: logger), metrics: BerthMetrics())
     }
 
     /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
@@ -194,7 +201,8 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
                          authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/", metrics: services.metrics)
     let router = BerthRouter.make(
         oci: oci,
-        ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, metrics: services.metrics),
+        ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, kms: services.kms,
+                        metrics: services.metrics),
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
     let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
@@ -203,7 +211,8 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
         services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
-                   ScanWorkerService(scanner: services.scanner)],
+                   ScanWorkerService(scanner: services.scanner),
+                   KeyMaintenanceService(keys: services.keys, interval: .seconds(60), logger: logger)],
         logger: logger)
 }
 
@@ -232,6 +241,30 @@ struct UploadPurgeService: Service {
                 if n > 0 { logger.info("purged stale uploads", metadata: ["count": "\(n)"]) }
             } catch {
                 logger.error("upload purge failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Completes due KMS key deletions and automatic rotations every `interval` (a key is also checked
+/// whenever it is used, so a deletion never waits for this).
+struct KeyMaintenanceService: Service {
+    let keys: KeyService
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let done = try await keys.runDueWork()
+                    if done.deleted + done.rotated > 0 {
+                        logger.info("KMS key maintenance", metadata: ["deleted": "\(done.deleted)", "rotated": "\(done.rotated)"])
+                    }
+                } catch {
+                    logger.error("KMS key maintenance failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
             }
         }
     }

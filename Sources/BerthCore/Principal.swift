@@ -85,8 +85,14 @@ public enum ResourceARN {
 public struct AuthorizationContext: Sendable, Equatable {
     /// `aws:RequestTag/<key>` / `aws:TagKeys`; nil when the request carries no tags.
     public var requestTags: [String: String]?
-    public init(requestTags: [String: String]? = nil) {
+    /// Service-specific condition keys with one value (`kms:CallerAccount`, `kms:EncryptionContext:<key>`).
+    public var values: [String: String]
+    /// Service-specific condition keys with a set of values (`kms:EncryptionContextKeys`).
+    public var valueSets: [String: [String]]
+    public init(requestTags: [String: String]? = nil, values: [String: String] = [:], valueSets: [String: [String]] = [:]) {
         self.requestTags = requestTags
+        self.values = values
+        self.valueSets = valueSets
     }
 }
 
@@ -96,11 +102,22 @@ public protocol Authorizer: Sendable {
     func authorize(_ principal: Principal, action: String, resource: String) async throws
     /// The same, with request facts for condition keys; by default they are ignored.
     func authorize(_ principal: Principal, action: String, resource: String, context: AuthorizationContext) async throws
+    /// The same on a resource that carries its own policy (a KMS key policy).
+    func authorize(_ principal: Principal, action: String, resource: String, keyPolicy: String,
+                   context: AuthorizationContext) async throws
 }
 
 extension Authorizer {
     public func authorize(_ principal: Principal, action: String, resource: String, context: AuthorizationContext) async throws {
         try await authorize(principal, action: action, resource: resource)
+    }
+
+    /// Authorizes on a resource whose own policy is given (a KMS key policy): that policy decides, and
+    /// identity policies count only where it delegates to the account (see `PolicyAuthorizer`). By
+    /// default the key policy is ignored and the plain rule of the authorizer applies.
+    public func authorize(_ principal: Principal, action: String, resource: String, keyPolicy: String,
+                          context: AuthorizationContext) async throws {
+        try await authorize(principal, action: action, resource: resource, context: context)
     }
 }
 

@@ -1,24 +1,30 @@
 import BerthAuth
 import BerthCore
 import BerthECR
+import BerthKMS
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// The AWS JSON 1.1 door: `POST /` with `X-Amz-Target`, SigV4-verified, dispatched to the ECR API.
+/// The AWS JSON 1.1 door: `POST /` with `X-Amz-Target`, SigV4-verified, dispatched by target prefix to
+/// the ECR API, ECR Public (`SpencerFrontendService.`) or KMS (`TrentService.`, signed for `kms`).
 public struct ECRHandler: Sendable {
     let ecr: ECRService
     /// Amazon ECR Public (`SpencerFrontendService`), signed for service `ecr-public`.
     let ecrPublic: ECRService?
+    /// AWS KMS (`TrentService`), signed for service `kms`.
+    let kms: KMSService?
     let authenticator: Authenticator
     let metrics: BerthMetrics
     /// Largest request body accepted (a 4 MiB manifest, or a base64 layer part, plus JSON).
     static let maxBody = 32 * 1024 * 1024
 
-    public init(ecr: ECRService, authenticator: Authenticator, ecrPublic: ECRService? = nil, metrics: BerthMetrics) {
+    public init(ecr: ECRService, authenticator: Authenticator, ecrPublic: ECRService? = nil, kms: KMSService? = nil,
+                metrics: BerthMetrics) {
         self.ecr = ecr
         self.ecrPublic = ecrPublic
+        self.kms = kms
         self.authenticator = authenticator
         self.metrics = metrics
     }
@@ -37,6 +43,7 @@ public struct ECRHandler: Sendable {
     public func handle(_ request: Request, context: BerthRequestContext) async throws -> Response {
         var context = context
         let target = request.headers[Self.target] ?? ""
+        if let kms, KMSService.handles(target: target) { return try await handleKMS(kms, target, request, context) }
         let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
         context.record.set(door: service.flavor == .public ? .ecrPublic : .ecr, operation: "unknown")
         let result: ECRResponse
@@ -81,13 +88,32 @@ public struct ECRHandler: Sendable {
         }
     }
 
-    func respond(_ r: ECRResponse) -> Response {
+    /// KMS: the same body limit and SigV4 check (signed for `kms`), then ``KMSService``; failures before
+    /// the service runs are mapped by `wireError`, as for ECR.
+    func handleKMS(_ kms: KMSService, _ target: String, _ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        var context = context
+        context.record.set(door: .kms, operation: "unknown")
+        do {
+            let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
+            let principal = try await authenticator.aws(request, body: body, service: KMSService.signingName, context)
+            context.identity = .principal(principal)
+            let r = await kms.handle(target: target, body: body, principal: principal)
+            if r.errorType != "UnknownOperationException" { context.record.set(operation: String(target.dropFirst(KMSService.targetPrefix.count))) }
+            return respond(status: r.status, body: r.body, errorType: r.errorType)
+        } catch {
+            return respond(ECRService.errorResponse(Self.wireError(error, context)))
+        }
+    }
+
+    func respond(_ r: ECRResponse) -> Response { respond(status: r.status, body: r.body, errorType: r.errorType) }
+
+    func respond(status: Int, body: [UInt8], errorType: String?) -> Response {
         var headers: HTTPFields = [:]
         headers[.contentType] = "application/x-amz-json-1.1"
-        headers[.contentLength] = String(r.body.count)
-        if let t = r.errorType { headers[Self.errorType] = t }
-        return Response(status: HTTPResponse.Status(code: r.status), headers: headers,
-                        body: .init(byteBuffer: makeBuffer(r.body)))
+        headers[.contentLength] = String(body.count)
+        if let t = errorType { headers[Self.errorType] = t }
+        return Response(status: HTTPResponse.Status(code: status), headers: headers,
+                        body: .init(byteBuffer: makeBuffer(body)))
     }
 
     /// A request body of at most `limit` bytes, else `tooLarge` is thrown.

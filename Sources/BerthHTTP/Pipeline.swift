@@ -7,7 +7,7 @@ import Synchronization
 
 /// The door a request went through, as the access log and the metrics name it.
 public enum Door: UInt8, Sendable, CaseIterable {
-    case oci, ecr, ecrPublic, iam, sts, gallery, health, metrics, none
+    case oci, ecr, ecrPublic, iam, sts, kms, gallery, health, metrics, none
 
     public var label: String {
         switch self {
@@ -16,6 +16,7 @@ public enum Door: UInt8, Sendable, CaseIterable {
         case .ecrPublic: "ecr-public"
         case .iam: "iam"
         case .sts: "sts"
+        case .kms: "kms"
         case .gallery: "gallery"
         case .health: "health"
         case .metrics: "metrics"
@@ -24,7 +25,7 @@ public enum Door: UInt8, Sendable, CaseIterable {
     }
 
     /// The AWS protocols answer with `x-amzn-RequestId` as well as `X-Request-Id`.
-    var isAWS: Bool { self == .ecr || self == .ecrPublic || self == .iam || self == .sts }
+    var isAWS: Bool { self == .ecr || self == .ecrPublic || self == .iam || self == .sts || self == .kms }
 }
 
 /// What the doors learn about a request for the middleware around them: the door and the operation.

@@ -27,7 +27,7 @@ public final class PolicyAuthorizer: Authorizer {
     let cacheSeconds: Double
     public static let defaultCacheSeconds = 1.0
 
-    private struct IdentityEntry {
+    struct IdentityEntry {
         var policies: [Policy]
         var userID: String?
         /// A stored policy failed to parse: deny everything.
@@ -146,7 +146,8 @@ public final class PolicyAuthorizer: Authorizer {
             // AWS managed policies (`arn:aws:iam::aws:policy/…`) are read in the caller's account.
             resourceAccount: resource == "*" || resource.hasPrefix("arn:aws:iam::aws:") ? principal.accountID : nil,
             currentTime: Date(timeIntervalSince1970: clock.now()), sourceIP: principal.sourceIP,
-            secureTransport: principal.secureTransport, resourceTags: resourceTags, requestTags: context.requestTags)
+            secureTransport: principal.secureTransport, resourceTags: resourceTags, requestTags: context.requestTags,
+            context: Self.conditionValues(context))
     }
 
     func parse(_ text: String, kind: PolicyKind) -> Policy? {
@@ -158,7 +159,7 @@ public final class PolicyAuthorizer: Authorizer {
         return policy
     }
 
-    private func identityEntry(_ principal: Principal) async throws -> IdentityEntry {
+    func identityEntry(_ principal: Principal) async throws -> IdentityEntry {
         let now = clock.now()
         // Read before loading: a write that lands during the load leaves the entry stale, and moved past it.
         let generation = directory.authorizationGeneration

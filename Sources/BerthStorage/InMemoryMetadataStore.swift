@@ -25,6 +25,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     let state = Mutex(State())
     /// IAM entities (InMemoryMetadataStore+IAM.swift).
     let iam = Mutex(IAMState())
+    /// KMS keys, material and aliases (InMemoryMetadataStore+KMS.swift).
+    let kms = Mutex(KMSState())
     public let authorizationGeneration = AuthorizationGeneration()
 
     public init() {}

@@ -156,7 +156,7 @@ public protocol ScanMetadata: Sendable {
 }
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata & IdentityMetadata & ScanMetadata
+    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata
 
 extension RepositoryMetadata {
     /// Replaces a repository's settings; false when it does not exist.

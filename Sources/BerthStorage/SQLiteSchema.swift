@@ -79,5 +79,23 @@ extension SQLiteMetadataStore {
     /// Every schema version, in order.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1, name: "baseline", sql: baselineSchema),
+        SchemaMigration(version: 2, name: "kms keys, key material and aliases", sql: kmsSchema),
     ]
+
+    /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.
+    static let kmsSchema = """
+        CREATE TABLE kms_keys(
+            key_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, description TEXT NOT NULL, key_manager TEXT NOT NULL,
+            state TEXT NOT NULL, created_at REAL NOT NULL, deletion_date REAL, pending_window_days INTEGER,
+            policy TEXT NOT NULL, tags TEXT NOT NULL, rotation_enabled INTEGER NOT NULL, rotation_period_days INTEGER,
+            next_rotation_at REAL, current_version INTEGER NOT NULL, on_demand_rotations INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX kms_keys_account ON kms_keys(account_id, key_id);
+        CREATE TABLE kms_key_material(
+            key_id TEXT NOT NULL, version INTEGER NOT NULL, material BLOB NOT NULL, created_at REAL NOT NULL,
+            rotation_type TEXT, PRIMARY KEY(key_id, version)) WITHOUT ROWID;
+        CREATE TABLE kms_aliases(
+            account_id TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL, created_at REAL NOT NULL,
+            updated_at REAL NOT NULL, PRIMARY KEY(account_id, name)) WITHOUT ROWID;
+        CREATE INDEX kms_aliases_key ON kms_aliases(key_id);
+        """
 }

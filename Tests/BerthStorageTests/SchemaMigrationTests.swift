@@ -103,22 +103,36 @@ import Testing
         #expect(oidc.clientIDs == ["sts.amazonaws.com"] && oidc.thumbprints == ["6938fd4d98bab03faadb97b34396831e3780aea1"])
     }
 
+    /// The baseline alone (adoption is checked before any later migration changes the schema).
+    static let baseline = Array(SQLiteMetadataStore.migrations.prefix(1))
+    /// Versions 1 through the last one this build knows.
+    static let allVersions = SQLiteMetadataStore.migrations.map(\.version)
+    /// The version a test's own migration gets: the next after this build's.
+    static let next = SQLiteMetadataStore.migrations.count + 1
+
     @Test func fixtureV1IsAdoptedAsVersion1AndReadsBack() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         let before = try schema(path)
         #expect(try history(path).isEmpty)
         do {
-            let m = try SQLiteMetadataStore(path: path)
+            let m = try SQLiteMetadataStore(path: path, migrations: Self.baseline)
             try await expectFixtureV1(m)
         }
-        #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
+        #expect(try history(path).map(\.version) == [1])
         #expect(try history(path).first?.name == "baseline")
         #expect(try schema(path) == before, "adoption changes no table or index")
         #expect(try rowCounts(path) == Self.fixtureCounts)
         // The same objects as a database the baseline creates.
         let fresh = try directory() + "/berth.db"
-        _ = try SQLiteMetadataStore(path: fresh)
+        _ = try SQLiteMetadataStore(path: fresh, migrations: Self.baseline)
         #expect(Set(try schema(fresh)) == Set(before))
+        // Then the later migrations, which keep every row.
+        do {
+            let m = try SQLiteMetadataStore(path: path)
+            try await expectFixtureV1(m)
+        }
+        #expect(try history(path).map(\.version) == Self.allVersions)
+        #expect(try rowCounts(path).filter { Self.fixtureCounts[$0.key] != nil } == Self.fixtureCounts)
 
         // Opening again is a no-op: nothing applied, nothing recorded anew.
         let recorded = try history(path)
@@ -131,14 +145,14 @@ import Testing
     @Test func laterMigrationsApplyToFixtureV1() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
-            SchemaMigration(version: 3, name: "test: note every repository") { c in
+            SchemaMigration(version: Self.next, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
+            SchemaMigration(version: Self.next + 1, name: "test: note every repository") { c in
                 try c.execute("UPDATE repositories SET notes = 'from ' || name")
             },
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == [1, 2, 3])
-        #expect(try history(path).map(\.name) == ["baseline", "test: repository notes", "test: note every repository"])
+        #expect(try history(path).map(\.version) == Self.allVersions + [Self.next, Self.next + 1])
+        #expect(try history(path).map(\.name) == SQLiteMetadataStore.migrations.map(\.name) + ["test: repository notes", "test: note every repository"])
         try await expectFixtureV1(m)
         let notes = try SQLiteConnection(path: path, readOnly: true).query("SELECT notes FROM repositories ORDER BY name") { $0.text(0) }
         #expect(notes == ["from fixture/app", "from fixture/empty"])
@@ -147,11 +161,11 @@ import Testing
     @Test func freshDatabaseGetsEveryMigration() async throws {
         let path = try directory() + "/berth.db"
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
+            SchemaMigration(version: Self.next, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == [1, 2])
-        #expect(try rowCounts(path).keys.sorted() == (Self.fixtureCounts.keys + ["notes"]).sorted())
+        #expect(try history(path).map(\.version) == Self.allVersions + [Self.next])
+        #expect(Set(Self.fixtureCounts.keys + ["notes"]).isSubset(of: try rowCounts(path).keys))
         #expect(try await m.createRepository(Self.app, at: 1, settings: RepositorySettings()))
         #expect(try await m.listRepositories(in: Self.account, after: nil, limit: 10) == ["fixture/app"])
     }
@@ -176,29 +190,30 @@ import Testing
     @Test func failingMigrationRollsBackAndKeepsTheVersion() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         _ = try SQLiteMetadataStore(path: path)
+        let counts = try rowCounts(path)
         let broken = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: half done") { c in
+            SchemaMigration(version: Self.next, name: "test: half done") { c in
                 try c.exec("CREATE TABLE half(x); DELETE FROM tags;")
                 try c.exec("INSERT INTO no_such_table VALUES(1)")
             },
         ]
         #expect(throws: SQLiteError.self) { _ = try SQLiteMetadataStore(path: path, migrations: broken) }
-        #expect(try history(path).map(\.version) == [1])
-        #expect(try rowCounts(path) == Self.fixtureCounts, "no table created, no row deleted")
+        #expect(try history(path).map(\.version) == Self.allVersions)
+        #expect(try rowCounts(path) == counts, "no table created, no row deleted")
         // A migration breaking a foreign key is refused the same way.
         let dangling = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
+            SchemaMigration(version: Self.next, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
         ]
         #expect(throws: StorageError.self) { _ = try SQLiteMetadataStore(path: path, migrations: dangling) }
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == Self.allVersions)
         try await expectFixtureV1(try SQLiteMetadataStore(path: path))
     }
 
     @Test func concurrentOpensApplyEachMigrationOnce() async throws {
         let path = try directory() + "/berth.db"
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
-            SchemaMigration(version: 3, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
+            SchemaMigration(version: Self.next, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
+            SchemaMigration(version: Self.next + 1, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
         ]
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<6 {
@@ -206,7 +221,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(try history(path).map(\.version) == [1, 2, 3])
+        #expect(try history(path).map(\.version) == Self.allVersions + [Self.next, Self.next + 1])
         #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM counter") { $0.int(0) } == [1])
     }
 
@@ -217,7 +232,7 @@ import Testing
             try c.exec("DROP TABLE iam_oidc_providers; DROP INDEX image_scans_unfinished;")
         }
         let m = try SQLiteMetadataStore(path: path)
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == Self.allVersions)
         #expect(try await m.oidcProviders(account: Self.account).isEmpty)
         #expect(try schema(path).contains { $0.hasPrefix("index image_scans_unfinished:") })
         #expect(try await m.resolveTag("v1", in: Self.app) == Self.v1)
@@ -236,5 +251,22 @@ import Testing
         #expect(try SchemaMigrator.recordedVersion(c) == 0)
         #expect(try c.query("SELECT name FROM sqlite_master WHERE type = 'table'") { $0.text(0) } == ["repositories"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+    }
+
+    /// The KMS migration (issue #13) on the previous release's data: every row stays, the key tables
+    /// start empty and take keys, material and aliases.
+    @Test func kmsMigrationUpgradesFixtureV1() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).contains { $0.name == "kms keys, key material and aliases" })
+        try await expectFixtureV1(m)
+        let counts = try rowCounts(path)
+        #expect(counts["kms_keys"] == 0 && counts["kms_key_material"] == 0 && counts["kms_aliases"] == 0)
+        let key = KMSKeyRecord(keyID: "1234abcd-12ab-34cd-56ef-1234567890ab", accountID: Self.account, createdAt: 1, policy: "{}")
+        #expect(try await m.createKMSKey(key, material: KMSKeyMaterialRecord(keyID: key.keyID, version: 1, sealedMaterial: [1, 2, 3], createdAt: 1)))
+        #expect(try await m.createKMSAlias(KMSAliasRecord(accountID: Self.account, name: "alias/fixture", targetKeyID: key.keyID,
+                                                          createdAt: 1, updatedAt: 1)) == .done)
+        #expect(try await m.kmsKeys(account: Self.account, after: nil, limit: 10) == [key])
+        #expect(try await m.kmsKeyMaterial(key.keyID, version: 1)?.sealedMaterial == [1, 2, 3])
     }
 }

@@ -17,33 +17,12 @@ public enum PolicyEngine {
         _ request: AccessRequest, identityPolicies: [Policy], resourcePolicies: [Policy]
     ) -> Decision {
         let principal = request.principal
-        // "Identity-based policies are attached to an IAM identity"; the root user, services and
-        // anonymous callers have none.
-        let identityApplies = principal.kind != .rootUser && principal.kind != .service && principal.kind != .anonymous
-        let identity = identityApplies ? identityPolicies : []
-
-        var identityAllow: StatementReference?
-        var resourceAllow: (StatementReference, PrincipalMatch)?
-
-        for (p, policy) in identity.enumerated() {
-            for (s, statement) in policy.statements.enumerated() {
-                guard case .applies = statement.match(request, in: policy) else { continue }
-                let reference = StatementReference(policyType: .identityBased, policyIndex: p, statementIndex: s, sid: statement.sid)
-                if statement.effect == .deny { return .explicitDeny(reference) }
-                if identityAllow == nil { identityAllow = reference }
-            }
-        }
-        for (p, policy) in resourcePolicies.enumerated() {
-            for (s, statement) in policy.statements.enumerated() {
-                guard case let .applies(match) = statement.match(request, in: policy) else { continue }
-                let reference = StatementReference(policyType: .resourceBased, policyIndex: p, statementIndex: s, sid: statement.sid)
-                if statement.effect == .deny { return .explicitDeny(reference) }
-                let how = match ?? .direct
-                // Keep the strongest grant: naming the caller directly beats delegating to its account.
-                if let (_, best) = resourceAllow, best >= how { continue }
-                resourceAllow = (reference, how)
-            }
-        }
+        let identity = identitySide(request, identityPolicies)
+        if let deny = identity.deny { return .explicitDeny(deny) }
+        let identityAllow = identity.allow
+        let resource = resourceSide(request, resourcePolicies)
+        if let deny = resource.deny { return .explicitDeny(deny) }
+        let resourceAllow = resource.allow
 
         switch principal.kind {
         case .anonymous, .service:
@@ -65,5 +44,41 @@ public enum PolicyEngine {
         if principal.isRoot { return .allow(.resourcePolicy(resourceReference)) }
         guard let identityAllow else { return .implicitDeny(.identityBased) }
         return .allow(.identityAndResourcePolicies(identity: identityAllow, resource: resourceReference))
+    }
+
+    /// The caller's identity policies: the first `Deny` that applies, else the first `Allow`.
+    /// "Identity-based policies are attached to an IAM identity"; the root user, services and
+    /// anonymous callers have none.
+    static func identitySide(_ request: AccessRequest, _ policies: [Policy]) -> (deny: StatementReference?, allow: StatementReference?) {
+        let kind = request.principal.kind
+        guard kind != .rootUser, kind != .service, kind != .anonymous else { return (nil, nil) }
+        var allow: StatementReference?
+        for (p, policy) in policies.enumerated() {
+            for (s, statement) in policy.statements.enumerated() {
+                guard case .applies = statement.match(request, in: policy) else { continue }
+                let reference = StatementReference(policyType: .identityBased, policyIndex: p, statementIndex: s, sid: statement.sid)
+                if statement.effect == .deny { return (reference, nil) }
+                if allow == nil { allow = reference }
+            }
+        }
+        return (nil, allow)
+    }
+
+    /// The resource's policies: the first `Deny` that applies, else the strongest `Allow` (naming the
+    /// caller directly beats delegating to its account).
+    static func resourceSide(_ request: AccessRequest, _ policies: [Policy])
+        -> (deny: StatementReference?, allow: (StatementReference, PrincipalMatch)?) {
+        var allow: (StatementReference, PrincipalMatch)?
+        for (p, policy) in policies.enumerated() {
+            for (s, statement) in policy.statements.enumerated() {
+                guard case let .applies(match) = statement.match(request, in: policy) else { continue }
+                let reference = StatementReference(policyType: .resourceBased, policyIndex: p, statementIndex: s, sid: statement.sid)
+                if statement.effect == .deny { return (reference, nil) }
+                let how = match ?? .direct
+                if let (_, best) = allow, best >= how { continue }
+                allow = (reference, how)
+            }
+        }
+        return (nil, allow)
     }
 }
