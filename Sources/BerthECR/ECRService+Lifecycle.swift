@@ -58,18 +58,19 @@ extension ECRService {
     }
 
     func getLifecyclePolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
-        let key = try repositoryKey(p, principal, &ctx)
-        try await authorize(principal, "GetLifecyclePolicy", key)
-        guard let stored = try await registry.lifecyclePolicy(key) else {
-            throw ECRError.lifecyclePolicyNotFound(key.name, registry: wireID(key))
-        }
-        return lifecycleAnswer(key, stored.text, lastEvaluatedAt: stored.lastEvaluatedAt, includeTime: true)
+        try await storedLifecyclePolicy(p, principal, &ctx, action: "GetLifecyclePolicy") { try await $0.lifecyclePolicy($1) }
     }
 
     func deleteLifecyclePolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
+        try await storedLifecyclePolicy(p, principal, &ctx, action: "DeleteLifecyclePolicy") { try await $0.deleteLifecyclePolicy($1) }
+    }
+
+    /// Get and Delete: authorize `action`, read (or remove) the stored policy, answer with it.
+    func storedLifecyclePolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext, action: String,
+                               _ read: (Registry, RepositoryKey) async throws -> StoredLifecyclePolicy?) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
-        try await authorize(principal, "DeleteLifecyclePolicy", key)
-        guard let stored = try await registry.deleteLifecyclePolicy(key) else {
+        try await authorize(principal, action, key)
+        guard let stored = try await read(registry, key) else {
             throw ECRError.lifecyclePolicyNotFound(key.name, registry: wireID(key))
         }
         return lifecycleAnswer(key, stored.text, lastEvaluatedAt: stored.lastEvaluatedAt, includeTime: true)

@@ -3,7 +3,6 @@ import BerthCore
 import BerthRegistry
 import BerthSupport
 import Foundation
-import NIOCore
 import Testing
 
 @Suite struct ECRLifecycleTests {
@@ -25,22 +24,33 @@ import Testing
         return (r.status, (try? JSONValue.parseObject(r.body)) ?? [:])
     }
 
-    /// Pushes `n` untagged images one second apart; their digests, oldest first.
-    func push(_ r: Registry, _ clock: ManualWallClock, _ name: String, _ n: Int) async throws -> [Digest] {
-        let key = RepositoryKey(registryID: account, name: try RepositoryName(name))
-        let config = Array("{}".utf8)
-        try await r.monolithicUpload(key, digest: Digest.sha256(of: config), contentLength: nil, body: OneChunk(bytes: config))
+    /// Uploads a blob with the layer operations.
+    func pushBlob(_ s: ECRService, _ repo: String, _ bytes: [UInt8]) async throws -> Digest {
+        let started = await call(s, "InitiateLayerUpload", ["repositoryName": .string(repo)])
+        guard case .string(let id)? = started.1["uploadId"] else { throw BerthError.internalError("no uploadId") }
+        _ = await call(s, "UploadLayerPart", ["repositoryName": .string(repo), "uploadId": .string(id), "partFirstByte": 0,
+                                              "partLastByte": .int(Int64(bytes.count - 1)),
+                                              "layerPartBlob": .string(Data(bytes).base64EncodedString())])
+        let digest = Digest.sha256(of: bytes)
+        _ = await call(s, "CompleteLayerUpload", ["repositoryName": .string(repo), "uploadId": .string(id), "layerDigests": [.string(digest.description)]])
+        return digest
+    }
+
+    /// Pushes `n` untagged images one second apart with PutImage; their digests, oldest first.
+    func push(_ s: ECRService, _ clock: ManualWallClock, _ repo: String, _ n: Int) async throws -> [Digest] {
+        let config = try await pushBlob(s, repo, Array("{}".utf8))
         var out: [Digest] = []
         for i in 0..<n {
-            let layer = Array("layer \(i)".utf8)
-            try await r.monolithicUpload(key, digest: Digest.sha256(of: layer), contentLength: nil, body: OneChunk(bytes: layer))
-            let manifest = Array("""
+            let layer = try await pushBlob(s, repo, Array("layer \(i)".utf8))
+            let manifest = """
                 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-                "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(Digest.sha256(of: config))","size":2},
-                "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(Digest.sha256(of: layer))","size":\(layer.count)}]}
-                """.utf8)
+                "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config)","size":2},
+                "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(layer)","size":\("layer \(i)".utf8.count)}]}
+                """
             clock.advance(by: 1)
-            out.append(try await r.putManifest(key, reference: .digest(Digest.sha256(of: manifest)), contentType: nil, bytes: manifest).digest)
+            let (status, body) = await call(s, "PutImage", ["repositoryName": .string(repo), "imageManifest": .string(manifest)])
+            #expect(status == 200, "\(body)")
+            out.append(Digest.sha256(of: Array(manifest.utf8)))
         }
         return out
     }
@@ -83,7 +93,7 @@ import Testing
         _ = await call(s, "CreateRepository", ["repositoryName": "app"])
         #expect(await call(s, "GetLifecyclePolicyPreview", ["repositoryName": "app"]).1["__type"] == "LifecyclePolicyPreviewNotFoundException")
         #expect(await call(s, "StartLifecyclePolicyPreview", ["repositoryName": "app"]).1["__type"] == "LifecyclePolicyNotFoundException")
-        let digests = try await push(registry, clock, "app", 4)
+        let digests = try await push(s, clock, "app", 4)
         let started = await call(s, "StartLifecyclePolicyPreview", ["repositoryName": "app", "lifecyclePolicyText": .string(Self.policy)])
         #expect(started.1["status"] == "IN_PROGRESS")
         let all = await call(s, "GetLifecyclePolicyPreview", ["repositoryName": "app"])
@@ -107,18 +117,4 @@ import Testing
         // the preview expired nothing
         #expect(try await registry.images(in: RepositoryKey(registryID: account, name: try RepositoryName("app")), after: nil, limit: 10).count == 4)
     }
-}
-
-/// A request body of one chunk.
-struct OneChunk: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let bytes: [UInt8]
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var bytes: [UInt8]?
-        mutating func next() async throws -> ByteBuffer? {
-            defer { bytes = nil }
-            return bytes.map { ByteBuffer(bytes: $0) }
-        }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes) }
 }
