@@ -55,6 +55,40 @@ import Testing
         return out
     }
 
+    /// Allows everything but `denied`, and records every action it is asked about.
+    final class RecordingAuthorizer: Authorizer, @unchecked Sendable {
+        let denied: String?
+        let lock = NSLock()
+        var actions: [String] = []
+        init(denying denied: String? = nil) { self.denied = denied }
+        func authorize(_ principal: Principal, action: String, resource: String) async throws {
+            lock.withLock { actions.append(action) }
+            if action == denied { throw BerthError.denied("not allowed: \(action)") }
+        }
+    }
+
+    @Test func eachOperationAuthorizesItsAction() async throws {
+        for op in ["PutLifecyclePolicy", "GetLifecyclePolicy", "DeleteLifecyclePolicy", "StartLifecyclePolicyPreview", "GetLifecyclePolicyPreview"] {
+            let (open, registry, _) = service()
+            _ = await call(open, "CreateRepository", ["repositoryName": "app"])
+            _ = await call(open, "PutLifecyclePolicy", ["repositoryName": "app", "lifecyclePolicyText": .string(Self.policy)])
+            _ = await call(open, "StartLifecyclePolicyPreview", ["repositoryName": "app"])
+            let authorizer = RecordingAuthorizer(denying: "ecr:\(op)")
+            let guarded = ECRService(registry: registry, authorizer: authorizer, environment: open.env, clock: open.clock)
+            let (status, body) = await call(guarded, op, ["repositoryName": "app", "lifecyclePolicyText": .string(Self.policy)])
+            #expect(status == 400 && body["__type"] == "AccessDeniedException", "\(op): \(status) \(body)")
+            #expect(authorizer.lock.withLock { authorizer.actions } == ["ecr:\(op)"])
+        }
+        // a refused delete deleted nothing
+        let (open, registry, _) = service()
+        _ = await call(open, "CreateRepository", ["repositoryName": "app"])
+        _ = await call(open, "PutLifecyclePolicy", ["repositoryName": "app", "lifecyclePolicyText": .string(Self.policy)])
+        let guarded = ECRService(registry: registry, authorizer: RecordingAuthorizer(denying: "ecr:DeleteLifecyclePolicy"),
+                                 environment: open.env, clock: open.clock)
+        _ = await call(guarded, "DeleteLifecyclePolicy", ["repositoryName": "app"])
+        #expect(await call(open, "GetLifecyclePolicy", ["repositoryName": "app"]).0 == 200)
+    }
+
     @Test func putGetDelete() async throws {
         let (s, _, _) = service()
         #expect(await call(s, "CreateRepository", ["repositoryName": "app"]).0 == 200)
