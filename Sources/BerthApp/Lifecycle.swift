@@ -6,12 +6,19 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
+/// What a run over several repositories did: a report per repository run, and the repositories whose
+/// run failed (the others still ran).
+public struct LifecycleRunResult: Sendable {
+    public var reports: [LifecycleRunReport] = []
+    public var failures: [(repository: RepositoryKey, error: String)] = []
+}
+
 /// Lifecycle policy runs: the schedule inside `berth serve` and `berth lifecycle run`.
 public enum LifecycleRuns {
     /// Runs the policies of one repository, of one account's repositories, or of every repository with
-    /// one; returns a report per repository run.
+    /// one. One repository's failure does not stop the others.
     public static func run(_ services: BerthServices, repository: String? = nil, account: String? = nil,
-                           dryRun: Bool) async throws -> [LifecycleRunReport] {
+                           dryRun: Bool) async throws -> LifecycleRunResult {
         let registry = services.registry
         let keys: [RepositoryKey]
         if let repository {
@@ -20,21 +27,32 @@ public enum LifecycleRuns {
         } else {
             keys = try await registry.repositoriesWithLifecyclePolicy(account: account)
         }
-        var reports: [LifecycleRunReport] = []
+        var result = LifecycleRunResult()
         for key in keys {
-            if let report = try await registry.runLifecycle(key, dryRun: dryRun, transition: services.lifecycleTransition) {
-                reports.append(report)
+            let report: LifecycleRunReport?
+            do {
+                report = try await registry.runLifecycle(key, dryRun: dryRun, transition: services.lifecycleTransition)
+            } catch where repository == nil {
+                result.failures.append((key, "\(error)"))
+                continue
+            }
+            if let report {
+                result.reports.append(report)
             } else if repository != nil {
                 throw BerthError.internalError("repository \(key.name) of \(key.registryID) has no lifecycle policy")
             }
         }
-        return reports
+        return result
     }
 
     /// One line per image (`would expire` / `expired` / `skipped …`), one per image an index keeps, and a summary line.
-    public static func lines(_ reports: [LifecycleRunReport], dryRun: Bool) -> [String] {
+    public static func lines(_ result: LifecycleRunResult, dryRun: Bool) -> [String] {
         var out: [String] = []
         var expire = 0, transition = 0, skipped = 0, failed = 0, kept = 0
+        let reports = result.reports
+        for failure in result.failures {
+            out.append("\(failure.repository.registryID)/\(failure.repository.name)\t-\t-\trun failed (\(failure.error))")
+        }
         for report in reports {
             let repo = "\(report.repository.registryID)/\(report.repository.name)"
             for outcome in report.outcomes {
@@ -58,7 +76,9 @@ public enum LifecycleRuns {
             }
         }
         let verbs = dryRun ? ("would expire", "would transition") : ("expired", "transitioned")
-        out.append("\(reports.count) repositories: \(expire) images \(verbs.0), \(transition) \(verbs.1), \(skipped) skipped, \(failed) failed, \(kept) kept by an index")
+        var summary = "\(reports.count) repositories: \(expire) images \(verbs.0), \(transition) \(verbs.1), \(skipped) skipped, \(failed) failed, \(kept) kept by an index"
+        if !result.failures.isEmpty { summary += "; \(result.failures.count) repositories could not be run" }
+        out.append(summary)
         return out
     }
 }
@@ -89,8 +109,12 @@ struct LifecycleScheduleService: Service {
                 return
             }
             do {
-                let reports = try await LifecycleRuns.run(services, dryRun: false)
-                for report in reports where !report.outcomes.isEmpty {
+                let result = try await LifecycleRuns.run(services, dryRun: false)
+                for failure in result.failures {
+                    logger.error("lifecycle run failed", metadata: [
+                        "repository": "\(failure.repository.registryID)/\(failure.repository.name)", "error": "\(failure.error)"])
+                }
+                for report in result.reports where !report.outcomes.isEmpty {
                     logger.info("lifecycle policy applied", metadata: [
                         "repository": "\(report.repository.registryID)/\(report.repository.name)",
                         "expired": "\(report.count(.expire, .applied))",

@@ -196,15 +196,15 @@ struct LifecycleRun: AsyncParsableCommand {
             throw ValidationError("--account must be 12 digits")
         }
         let services = try await adminServices(options)
-        let lines: [String]
+        let result: LifecycleRunResult
         do {
-            let runs = try await LifecycleRuns.run(services, repository: repository, account: account, dryRun: dryRun)
-            lines = LifecycleRuns.lines(runs, dryRun: dryRun)
+            result = try await LifecycleRuns.run(services, repository: repository, account: account, dryRun: dryRun)
         } catch {
             FileHandle.standardError.write(Data("berth lifecycle run: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        for line in lines { print(line) }
+        for line in LifecycleRuns.lines(result, dryRun: dryRun) { print(line) }
+        if !result.failures.isEmpty { throw ExitCode(1) }
     }
 }
 
