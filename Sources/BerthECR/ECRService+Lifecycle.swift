@@ -14,10 +14,12 @@ final class LifecyclePreviews: Sendable {
     }
     /// ECR previews expire too; a day is long enough to read one.
     static let lifetime: Double = 86_400
+    /// At most this many preview results are kept over all repositories (the oldest previews go first).
+    static let maximumResults = 1_000_000
     let cache: BoundedCache<RepositoryKey, Preview>
 
     init(clock: any WallClock) {
-        cache = BoundedCache(capacity: 1_000, timeToLive: Self.lifetime, clock: clock)
+        cache = BoundedCache(capacity: 1_000, maximumCost: Self.maximumResults, timeToLive: Self.lifetime, clock: clock)
     }
 }
 
@@ -98,7 +100,7 @@ extension ECRService {
             }
         }
         let evaluation = try await registry.evaluateLifecycle(key, policy: policy)
-        lifecyclePreviews.cache.set(.init(policyText: text, results: evaluation.decisions), forKey: key)
+        lifecyclePreviews.cache.set(.init(policyText: text, results: evaluation.decisions), forKey: key, cost: evaluation.decisions.count)
         var out = lifecycleAnswer(key, text, lastEvaluatedAt: nil, includeTime: false)
         if case .object(var o) = out {
             o["status"] = "IN_PROGRESS"
