@@ -66,12 +66,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Lifecycle policies: the lifecyclePolicyText grammar and the pure evaluator.
+        .target(
+            name: "BerthLifecycle",
+            dependencies: ["BerthSupport", "BerthCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BerthRegistry",
             dependencies: [
                 "BerthSupport",
                 "BerthCore",
                 "BerthStorage",
+                "BerthLifecycle",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -121,6 +128,7 @@ let package = Package(
                 "BerthCore",
                 "BerthRegistry",
                 "BerthPolicy",
+                "BerthLifecycle",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -198,6 +206,7 @@ let package = Package(
                 "BerthIAM",
                 "BerthDirectory",
                 "BerthKMS",
+                "BerthLifecycle",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -223,6 +232,7 @@ let package = Package(
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "BerthLifecycleTests", dependencies: ["BerthLifecycle", "BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthPolicyTests", dependencies: ["BerthPolicy", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthScanEngineTests", dependencies: ["BerthScanEngine", "CBerthZlib", "CZstdRuntime", "CSQLite"], swiftSettings: swiftSettings),
@@ -243,7 +253,7 @@ let package = Package(
                     dependencies: ["BerthKMS", "BerthStorage", "BerthCore", "BerthSupport", "BerthPolicy",
                                    .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore", "BerthLifecycle", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [

@@ -70,6 +70,8 @@ public struct BerthServices: Sendable {
     public let kms: KMSService
     /// The request metrics (`GET /metrics`), in a Prometheus registry of their own.
     public let metrics: BerthMetrics
+    /// Moves an image to another storage class for lifecycle `transition` actions; nil: such actions are skipped.
+    public var lifecycleTransition: LifecycleTransitionHook? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -206,13 +208,17 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
     let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
+    var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
+                                     ScanWorkerService(scanner: services.scanner),
+                                     KeyMaintenanceService(keys: services.keys, interval: .seconds(60), logger: logger)]
+    if config.lifecycleIntervalSeconds > 0 {
+        background.append(LifecycleScheduleService(services: services, interval: .seconds(config.lifecycleIntervalSeconds), logger: logger))
+    }
     return Application(
         router: router,
         server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
-                   ScanWorkerService(scanner: services.scanner),
-                   KeyMaintenanceService(keys: services.keys, interval: .seconds(60), logger: logger)],
+        services: background,
         logger: logger)
 }
 

@@ -33,6 +33,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var uploadTTLSeconds: Int = 86_400
     /// How often stale uploads are purged, in seconds.
     public var uploadPurgeIntervalSeconds: Int = 3_600
+    /// How often lifecycle policies are applied, in seconds (plus up to a tenth at random); 0 turns the schedule off.
+    public var lifecycleIntervalSeconds: Int = 86_400
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
     public var scanPollSeconds: Int = 5
     /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers:
@@ -152,6 +154,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_LOG_FORMAT") { config.logFormat = v }
         int("BERTH_UPLOAD_TTL_SECONDS") { config.uploadTTLSeconds = $0 }
         int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
+        int("BERTH_LIFECYCLE_INTERVAL_SECONDS") { config.lifecycleIntervalSeconds = $0 }
         int("BERTH_SCAN_POLL_SECONDS") { config.scanPollSeconds = $0 }
         bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
         if let v = env("BERTH_LOOPBACK_CONGESTION_CONTROL") {
@@ -203,6 +206,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if uploadTTLSeconds < 60 { p.append("uploadTTLSeconds must be at least 60") }
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
+        if lifecycleIntervalSeconds < 0 { p.append("lifecycleIntervalSeconds must be 0 (off) or more") }
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
         if BlobWriteMode(rawValue: blobWrites) == nil { p.append("blobWrites must be buffered or direct, got \(blobWrites)") }
@@ -219,7 +223,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
+             lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
              authCacheSeconds
     }
 
@@ -247,6 +251,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? d.logFormat
         uploadTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadTTLSeconds) ?? d.uploadTTLSeconds
         uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
+        lifecycleIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .lifecycleIntervalSeconds) ?? d.lifecycleIntervalSeconds
         scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         loopbackCongestionControl = try c.decodeIfPresent([String].self, forKey: .loopbackCongestionControl) ?? d.loopbackCongestionControl
@@ -270,7 +275,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
+         "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
          "oidcJwksDirectory", "authCacheSeconds"]
     }
 }

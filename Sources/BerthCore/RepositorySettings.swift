@@ -14,6 +14,10 @@ public struct RepositorySettings: Sendable, Equatable, Codable {
     public var catalog: PublicCatalogData? = nil
     /// The repository policy (ECR `SetRepositoryPolicy`), as the JSON text it was set with.
     public var policy: String? = nil
+    /// The lifecycle policy (ECR `PutLifecyclePolicy`), as the JSON text it was set with.
+    public var lifecyclePolicy: String? = nil
+    /// When the lifecycle policy was last applied (ECR's `lastEvaluatedAt`), seconds since 1970.
+    public var lifecycleEvaluatedAt: Double? = nil
 
     public init(imageTagMutability: TagMutability = .mutable, exclusionFilters: [String] = [], scanOnPush: Bool = false,
                 encryptionType: String = "AES256", kmsKey: String? = nil, tags: [ResourceTag] = []) {

@@ -50,6 +50,18 @@ public struct ECRError: Error, Sendable, Equatable {
                  "Repository policy does not exist for the repository with name '\(name)' in the registry with id '\(registry)'")
     }
 
+    /// AWS: `Lifecycle policy does not exist for the repository with name 'x' in the registry with id '…'`.
+    public static func lifecyclePolicyNotFound(_ name: String, registry: String) -> ECRError {
+        ECRError("LifecyclePolicyNotFoundException",
+                 "Lifecycle policy does not exist for the repository with name '\(name)' in the registry with id '\(registry)'")
+    }
+
+    /// Berth (the form of the lifecycle policy's message).
+    public static func lifecyclePolicyPreviewNotFound(_ name: String, registry: String) -> ECRError {
+        ECRError("LifecyclePolicyPreviewNotFoundException",
+                 "There is no lifecycle policy preview for the repository with name '\(name)' in the registry with id '\(registry)'")
+    }
+
     /// Berth (the form of the repository policy's message; AWS emulators use the same text).
     public static func registryPolicyNotFound(registry: String) -> ECRError {
         ECRError("RegistryPolicyNotFoundException", "Registry policy does not exist in the registry with id '\(registry)'")

@@ -72,6 +72,8 @@ public final class ECRService: Sendable {
     let logger: Logger
     /// Part sizes of layer uploads in progress (ECR's minimum part size rule).
     let parts = Mutex<[String: PartState]>([:])
+    /// The last lifecycle policy preview per repository (`ECRService+Lifecycle.swift`).
+    let lifecyclePreviews: LifecyclePreviews
 
     struct PartState {
         var lastPartSize: Int64?
@@ -86,6 +88,7 @@ public final class ECRService: Sendable {
         self.env = environment
         self.clock = clock
         self.logger = logger
+        self.lifecyclePreviews = LifecyclePreviews(clock: clock)
     }
 
     typealias Handler = @Sendable (ECRService, Params, Principal, inout OperationContext) async throws -> JSONValue
@@ -125,6 +128,11 @@ public final class ECRService: Sendable {
         "PutRegistryPolicy": { try await $0.putRegistryPolicy($1, $2, &$3) },
         "GetRegistryPolicy": { try await $0.getRegistryPolicy($1, $2, &$3) },
         "DeleteRegistryPolicy": { try await $0.deleteRegistryPolicy($1, $2, &$3) },
+        "PutLifecyclePolicy": { try await $0.putLifecyclePolicy($1, $2, &$3) },
+        "GetLifecyclePolicy": { try await $0.getLifecyclePolicy($1, $2, &$3) },
+        "DeleteLifecyclePolicy": { try await $0.deleteLifecyclePolicy($1, $2, &$3) },
+        "StartLifecyclePolicyPreview": { try await $0.startLifecyclePolicyPreview($1, $2, &$3) },
+        "GetLifecyclePolicyPreview": { try await $0.getLifecyclePolicyPreview($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).

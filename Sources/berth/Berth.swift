@@ -14,7 +14,7 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
-        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self])
+        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self, LifecycleCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -173,6 +173,38 @@ struct ListPrincipals: AsyncParsableCommand {
                 print("\(a.id)\t\(k.principalARN)\t\(k.accessKeyID)\t\(k.status)")
             }
         }
+    }
+}
+
+struct LifecycleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lifecycle", abstract: "Lifecycle policies (ECR PutLifecyclePolicy) on demand.",
+        subcommands: [LifecycleRun.self])
+}
+
+struct LifecycleRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Apply lifecycle policies now and print what was done (with --dry-run, what would be done).")
+    @Option(name: .long, help: "Only this repository (of --account, default the configured account).") var repository: String?
+    @Option(name: .long, help: "Only this account's repositories.") var account: String?
+    @Flag(name: .long, help: "Change nothing; print what would be done.") var dryRun = false
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        if let account, account.count != 12 || !account.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            throw ValidationError("--account must be 12 digits")
+        }
+        let services = try await adminServices(options)
+        let result: LifecycleRunResult
+        do {
+            result = try await LifecycleRuns.run(services, repository: repository, account: account, dryRun: dryRun)
+        } catch {
+            FileHandle.standardError.write(Data("berth lifecycle run: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        for line in LifecycleRuns.lines(result, dryRun: dryRun) { print(line) }
+        if !result.failures.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -156,6 +156,17 @@ import Testing
         }
     }
 
+    @Test func lifecycleIntervalFromFileAndEnvironment() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).lifecycleIntervalSeconds == 86_400)
+        #expect(try BerthConfiguration.load(file: try file(#"{"lifecycleIntervalSeconds": 3600}"#), environment: [:]).lifecycleIntervalSeconds == 3600)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_LIFECYCLE_INTERVAL_SECONDS": "0"]).lifecycleIntervalSeconds == 0)
+        for bad in ["-1", "daily"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                try BerthConfiguration.load(file: nil, environment: ["BERTH_LIFECYCLE_INTERVAL_SECONDS": bad])
+            }
+        }
+    }
+
     @Test func everyProblemIsReported() throws {
         do {
             _ = try BerthConfiguration.load(

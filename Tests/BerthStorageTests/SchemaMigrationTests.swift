@@ -51,6 +51,7 @@ import Testing
         #expect(try await m.listRepositories(in: a, after: nil, limit: 10) == ["fixture/app", "fixture/empty"])
         let repo = try #require(try await m.repository(Self.app))
         #expect(repo.settings.imageTagMutability == .immutable)
+        #expect(repo.settings.lifecyclePolicy == nil && repo.settings.lifecycleEvaluatedAt == nil, "settings written before lifecycle policies")
         #expect(repo.settings.policy == #"{"Version":"2012-10-17","Statement":[{"Sid":"OtherAccountPulls","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]}]}"#)
         #expect(try await m.repository(RepositoryKey(storedRegistryID: a, name: "fixture/empty"))?.settings == RepositorySettings())
 

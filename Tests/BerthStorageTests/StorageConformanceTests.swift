@@ -339,6 +339,24 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.image(index, in: k("r"))?.lastPulledAt == nil)
     }
 
+    /// A lifecycle policy and its last evaluation live in the repository's settings, and go with it.
+    @Test(arguments: Backend.allCases)
+    func lifecyclePolicySettingsRoundTrip(_ backend: Backend) async throws {
+        let m = try backend.make().metadata
+        try await m.createRepository(k("r"), at: 0, settings: RepositorySettings())
+        let policy = #"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#
+        _ = try await m.updateRepositorySettings(k("r")) {
+            $0.lifecyclePolicy = policy
+            $0.lifecycleEvaluatedAt = 1_800_000_000.5
+        }
+        let settings = try #require(try await m.repository(k("r"))?.settings)
+        #expect(settings.lifecyclePolicy == policy)
+        #expect(settings.lifecycleEvaluatedAt == 1_800_000_000.5)
+        #expect(try await m.deleteRepository(k("r")))
+        try await m.createRepository(k("r"), at: 1, settings: RepositorySettings())
+        #expect(try await m.repository(k("r"))?.settings.lifecyclePolicy == nil)
+    }
+
     @Test(arguments: Backend.allCases)
     func immutableTagsCannotMove(_ backend: Backend) async throws {
         let m = try backend.make().metadata
