@@ -42,7 +42,8 @@ import Testing
     static let fixtureCounts: [String: Int64] = [
         "access_keys": 3, "account_settings": 3, "accounts": 2, "blobs": 4, "iam_attachments": 2, "iam_entities": 4,
         "iam_group_members": 2, "iam_inline_policies": 1, "iam_managed_policies": 1, "iam_oidc_providers": 1, "image_scans": 1,
-        "manifest_references": 6, "manifests": 3, "repositories": 2, "repository_blobs": 4, "tags": 3, "uploads": 1,
+        "manifest_references": 6, "manifests": 3, "pull_time_exclusions": 0, "repositories": 2, "repository_blobs": 4, "tags": 3,
+        "uploads": 1,
     ]
 
     /// Everything Fixtures/v1 holds, read through the store's API (values from Fixtures/v1/expected.json).
@@ -67,6 +68,13 @@ import Testing
         let image = try #require(try await m.image(Self.v1, in: Self.app))
         #expect(image.tags == ["v1"])
         #expect(image.lastPulledAt != nil)
+        // The storage class migration: every image of the previous release is ACTIVE (STANDARD), never archived.
+        for i in try await m.images(in: Self.app, after: nil, limit: 10) {
+            #expect(i.status == .active && i.status.storageClass == .standard)
+            #expect(i.lastArchivedAt == nil && i.lastActivatedAt == nil)
+        }
+        #expect(try await m.manifest(Self.multi, in: Self.app)?.status == .active)
+        #expect(try await m.pullTimeExclusions(of: a).isEmpty)
         #expect(try await m.imageCount(in: Self.app) == 3)
         #expect(try await m.linkedBlobSize(Self.v1Layer, in: Self.app) == 600)
         #expect(try await m.blobSize(Self.v1Layer) == 600)
@@ -113,12 +121,15 @@ import Testing
         }
         #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
         #expect(try history(path).first?.name == "baseline")
-        #expect(try schema(path) == before, "adoption changes no table or index")
         #expect(try rowCounts(path) == Self.fixtureCounts)
-        // The same objects as a database the baseline creates.
+        // Adopted as the baseline, then migrated: the same objects as a database made from scratch.
         let fresh = try directory() + "/berth.db"
         _ = try SQLiteMetadataStore(path: fresh)
-        #expect(Set(try schema(fresh)) == Set(before))
+        #expect(Set(try schema(fresh)) == Set(try schema(path)))
+        // Adoption itself changes no table or index: with the baseline alone, the schema is the fixture's.
+        let adoptedOnly = try directory(fixture: "v1") + "/berth.db"
+        _ = try SQLiteMetadataStore(path: adoptedOnly, migrations: Array(SQLiteMetadataStore.migrations.prefix(1)))
+        #expect(try schema(adoptedOnly) == before, "adoption changes no table or index")
 
         // Opening again is a no-op: nothing applied, nothing recorded anew.
         let recorded = try history(path)
@@ -130,15 +141,16 @@ import Testing
 
     @Test func laterMigrationsApplyToFixtureV1() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
+        let next = SQLiteMetadataStore.migrations.count + 1
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
-            SchemaMigration(version: 3, name: "test: note every repository") { c in
+            SchemaMigration(version: next, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
+            SchemaMigration(version: next + 1, name: "test: note every repository") { c in
                 try c.execute("UPDATE repositories SET notes = 'from ' || name")
             },
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == [1, 2, 3])
-        #expect(try history(path).map(\.name) == ["baseline", "test: repository notes", "test: note every repository"])
+        #expect(try history(path).map(\.version) == Array(1...(next + 1)))
+        #expect(try history(path).map(\.name) == SQLiteMetadataStore.migrations.map(\.name) + ["test: repository notes", "test: note every repository"])
         try await expectFixtureV1(m)
         let notes = try SQLiteConnection(path: path, readOnly: true).query("SELECT notes FROM repositories ORDER BY name") { $0.text(0) }
         #expect(notes == ["from fixture/app", "from fixture/empty"])
@@ -146,11 +158,12 @@ import Testing
 
     @Test func freshDatabaseGetsEveryMigration() async throws {
         let path = try directory() + "/berth.db"
+        let next = SQLiteMetadataStore.migrations.count + 1
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
+            SchemaMigration(version: next, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == [1, 2])
+        #expect(try history(path).map(\.version) == Array(1...next))
         #expect(try rowCounts(path).keys.sorted() == (Self.fixtureCounts.keys + ["notes"]).sorted())
         #expect(try await m.createRepository(Self.app, at: 1, settings: RepositorySettings()))
         #expect(try await m.listRepositories(in: Self.account, after: nil, limit: 10) == ["fixture/app"])
@@ -176,29 +189,32 @@ import Testing
     @Test func failingMigrationRollsBackAndKeepsTheVersion() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         _ = try SQLiteMetadataStore(path: path)
+        let current = SQLiteMetadataStore.migrations.map(\.version)
+        let next = current.count + 1
         let broken = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: half done") { c in
+            SchemaMigration(version: next, name: "test: half done") { c in
                 try c.exec("CREATE TABLE half(x); DELETE FROM tags;")
                 try c.exec("INSERT INTO no_such_table VALUES(1)")
             },
         ]
         #expect(throws: SQLiteError.self) { _ = try SQLiteMetadataStore(path: path, migrations: broken) }
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == current)
         #expect(try rowCounts(path) == Self.fixtureCounts, "no table created, no row deleted")
         // A migration breaking a foreign key is refused the same way.
         let dangling = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
+            SchemaMigration(version: next, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
         ]
         #expect(throws: StorageError.self) { _ = try SQLiteMetadataStore(path: path, migrations: dangling) }
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == current)
         try await expectFixtureV1(try SQLiteMetadataStore(path: path))
     }
 
     @Test func concurrentOpensApplyEachMigrationOnce() async throws {
         let path = try directory() + "/berth.db"
+        let next = SQLiteMetadataStore.migrations.count + 1
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
-            SchemaMigration(version: 3, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
+            SchemaMigration(version: next, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
+            SchemaMigration(version: next + 1, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
         ]
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<6 {
@@ -206,7 +222,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(try history(path).map(\.version) == [1, 2, 3])
+        #expect(try history(path).map(\.version) == Array(1...(next + 1)))
         #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM counter") { $0.int(0) } == [1])
     }
 
@@ -217,7 +233,7 @@ import Testing
             try c.exec("DROP TABLE iam_oidc_providers; DROP INDEX image_scans_unfinished;")
         }
         let m = try SQLiteMetadataStore(path: path)
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
         #expect(try await m.oidcProviders(account: Self.account).isEmpty)
         #expect(try schema(path).contains { $0.hasPrefix("index image_scans_unfinished:") })
         #expect(try await m.resolveTag("v1", in: Self.app) == Self.v1)
