@@ -19,10 +19,14 @@ final class ManifestCache: Sendable {
         entries.value(forKey: Key(repository: repository, digest: digest))
     }
 
-    func put(_ repository: RepositoryKey, _ record: ManifestRecord) {
+    /// Read before a store lookup and given to `put`: a removal since (an archive, a delete) makes `put` do
+    /// nothing, so a record read before its status changed is never cached after the change.
+    var generation: UInt64 { entries.removals }
+
+    func put(_ repository: RepositoryKey, _ record: ManifestRecord, ifGeneration generation: UInt64? = nil) {
         let size = record.bytes.count + 256
         guard size < maxBytes / 16 else { return }
-        entries.set(record, forKey: Key(repository: repository, digest: record.digest), cost: size)
+        entries.set(record, forKey: Key(repository: repository, digest: record.digest), cost: size, ifRemovals: generation)
     }
 
     func remove(_ repository: RepositoryKey, _ digest: Digest) {
