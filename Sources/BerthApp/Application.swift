@@ -202,7 +202,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         router: router,
         server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
+        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(config.pullTimeFlushSeconds), logger: logger),
                    ScanWorkerService(scanner: services.scanner)],
         logger: logger)
 }

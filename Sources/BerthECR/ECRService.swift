@@ -125,6 +125,10 @@ public final class ECRService: Sendable {
         "PutRegistryPolicy": { try await $0.putRegistryPolicy($1, $2, &$3) },
         "GetRegistryPolicy": { try await $0.getRegistryPolicy($1, $2, &$3) },
         "DeleteRegistryPolicy": { try await $0.deleteRegistryPolicy($1, $2, &$3) },
+        "UpdateImageStorageClass": { try await $0.updateImageStorageClass($1, $2, &$3) },
+        "RegisterPullTimeUpdateExclusion": { try await $0.registerPullTimeUpdateExclusion($1, $2, &$3) },
+        "DeregisterPullTimeUpdateExclusion": { try await $0.deregisterPullTimeUpdateExclusion($1, $2, &$3) },
+        "ListPullTimeUpdateExclusions": { try await $0.listPullTimeUpdateExclusions($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).
