@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -89,7 +90,11 @@ def test_fixture_v1_is_served_after_upgrade_and_restart(berth_bin, tmp_path):
             assert alice.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/team/alice"
             other = client(srv, "sts", want["otherAccessKeyId"], want["otherSecretAccessKey"])
             assert other.get_caller_identity()["Account"] == want["otherAccount"]
-            assert schema_versions(data / "berth.db") == [1]
+            versions = schema_versions(data / "berth.db")
+            assert versions == list(range(1, len(versions) + 1)), versions  # every migration of this release, in order
+            # The storage class migration: every image of the previous release is ACTIVE (STANDARD).
+            images = ecr.describe_images(repositoryName="fixture/app", filter={"imageStatus": "ANY"})["imageDetails"]
+            assert images and all(d["imageStatus"] == "ACTIVE" and "lastArchivedAt" not in d for d in images), images
 
 
 def test_database_from_a_newer_berth_is_refused_untouched(berth_bin, tmp_path):
@@ -110,6 +115,6 @@ def test_database_from_a_newer_berth_is_refused_untouched(berth_bin, tmp_path):
         pytest.fail("berth serve kept running on a database recorded at schema version 99")
     err = p.stderr.decode(errors="replace")
     assert p.returncode != 0, f"berth serve started on a version-99 database:\n{err[-2000:]}"
-    assert "schema version 99" in err and "versions up to 1" in err, err[-2000:]
+    assert "schema version 99" in err and re.search(r"versions up to \d+", err), err[-2000:]
     assert db.read_bytes() == before
     assert not (data / "berth.db-wal").exists() or (data / "berth.db-wal").stat().st_size == 0
