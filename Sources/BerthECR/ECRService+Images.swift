@@ -383,10 +383,15 @@ extension ECRService {
             throw ECRError.invalidParameter("Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: 'Invalid digest'")
         }
         var types: [String]? = nil
+        var artifactStatus = "ACTIVE"  // ECR: only ACTIVE artifacts unless the filter asks for others
         if let f = try p.object("filter") {
             types = try f.stringList("artifactTypes")
             if let t = types, t.count > 5 {
                 throw ECRError.invalidParameter("1 validation error detected: Value at 'filter.artifactTypes' failed to satisfy constraint: Member must have length less than or equal to 5")
+            }
+            artifactStatus = try f.string("artifactStatus") ?? "ACTIVE"
+            guard ["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"].contains(artifactStatus) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value '\(artifactStatus)' at 'filter.artifactStatus' failed to satisfy constraint: Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]")
             }
         }
         let limit = try p.maxResults(1, 50) ?? 50
@@ -396,10 +401,18 @@ extension ECRService {
         var refs = try await registry.referrers(key, of: digest, artifactType: nil)
         if let types, !types.isEmpty { refs = refs.filter { types.contains($0.artifactType ?? "") } }
         if let after { refs = refs.filter { $0.digest > after } }
+        // Each referrer's status (an archived signature stays listed only when asked for).
+        var statuses: [String: String] = [:]
+        for r in refs {
+            var status = ImageStatus.active
+            if let d = Digest.parse(r.digest), let m = try await registry.storedManifest(d, in: key) { status = m.status }
+            statuses[r.digest] = status.rawValue
+        }
+        if artifactStatus != "ANY" { refs = refs.filter { statuses[$0.digest] == artifactStatus } }
         let page = Array(refs.prefix(limit))
         var out: [String: JSONValue] = ["referrers": .array(page.map { r in
             var o: [String: JSONValue] = ["digest": .string(r.digest), "mediaType": .string(r.mediaType), "size": .int(r.size),
-                                          "artifactStatus": "ACTIVE"]
+                                          "artifactStatus": .string(statuses[r.digest] ?? "ACTIVE")]
             if let a = r.artifactType { o["artifactType"] = .string(a) }
             if let ann = r.annotations { o["annotations"] = .object(ann.mapValues { .string($0) }) }
             return .object(o)

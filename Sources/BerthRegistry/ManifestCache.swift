@@ -3,16 +3,18 @@ import BerthStorage
 import BerthSupport
 
 /// A bounded in-process cache of manifests by repository and digest (content never changes;
-/// entries are dropped when the manifest is deleted through this process). Bounded by their bytes;
-/// the least recently used go first.
+/// entries are dropped when the manifest is deleted or its storage class changes through this process).
+/// Bounded by their bytes; the least recently used go first. An entry lives `timeToLive` seconds, which
+/// bounds how long a change made by another process (an archive or a delete by `berth` commands on the
+/// same data directory) goes unseen.
 final class ManifestCache: Sendable {
     struct Key: Hashable { let repository: RepositoryKey; let digest: Digest }
     private let entries: BoundedCache<Key, ManifestRecord>
     private let maxBytes: Int
 
-    init(maxBytes: Int = 64 << 20) {
+    init(maxBytes: Int = 64 << 20, timeToLive: Double = 5, clock: any WallClock = SystemWallClock()) {
         self.maxBytes = maxBytes
-        entries = BoundedCache(capacity: .max, maximumCost: maxBytes)
+        entries = BoundedCache(capacity: .max, maximumCost: maxBytes, timeToLive: timeToLive, clock: clock)
     }
 
     func get(_ repository: RepositoryKey, _ digest: Digest) -> ManifestRecord? {

@@ -68,7 +68,7 @@ public final class Registry: Sendable {
         self.events = events
         self.clock = clock
         self.logger = logger
-        self.manifestCache = ManifestCache()
+        self.manifestCache = ManifestCache(clock: clock)
         self.repositories = BoundedCache(capacity: 10_000, timeToLive: 1.0, clock: clock)
     }
 

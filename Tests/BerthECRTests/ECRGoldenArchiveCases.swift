@@ -11,6 +11,15 @@ extension GoldenCase {
         w.clock.advance(by: 60)
     }
 
+    /// A signature of `v1`, archived.
+    static func archiveReferrer(_ w: GoldenWorld) async throws {
+        try await w.pushBlob("app", GoldenWorld.signature)
+        try await w.putImage("app", GoldenWorld.referrerManifest, tag: nil)
+        let digest = Digest.sha256(of: Array(GoldenWorld.referrerManifest.utf8)).description
+        try await w.ok("UpdateImageStorageClass", ["repositoryName": app, "imageId": ["imageDigest": .string(digest)],
+                                                   "targetStorageClass": "ARCHIVE"])
+    }
+
     static func excludeScanner(_ w: GoldenWorld) async throws {
         try await w.ok("RegisterPullTimeUpdateExclusion", ["principalArn": scannerRole])
     }
@@ -45,6 +54,15 @@ extension GoldenCase {
         .call("ListImages", "success-archived", setup: archiveV1) { ["repositoryName": app, "filter": ["imageStatus": "ANY"]] },
         .call("BatchGetImage", "success-archived", setup: archiveV1) {
             ["repositoryName": app, "imageIds": [["imageTag": "v1"], ["imageDigest": .string(GoldenWorld.digestV1)]]]
+        },
+        .call("ListImageReferrers", "success-archived", setup: archiveReferrer) {
+            ["repositoryName": app, "subjectId": ["imageDigest": .string(GoldenWorld.digestV1)], "filter": ["artifactStatus": "ANY"]]
+        },
+        .call("ListImageReferrers", "success-archived-hidden-by-default", setup: archiveReferrer) {
+            ["repositoryName": app, "subjectId": ["imageDigest": .string(GoldenWorld.digestV1)]]
+        },
+        .call("ListImageReferrers", "InvalidParameterException-artifact-status") {
+            ["repositoryName": app, "subjectId": ["imageDigest": .string(GoldenWorld.digestV1)], "filter": ["artifactStatus": "GONE"]]
         },
         .call("StartImageScan", "ImageArchivedException", setup: archiveV1) { ["repositoryName": app, "imageId": ["imageTag": "v1"]] },
 
