@@ -323,6 +323,21 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
+    public func blobsUsedOnlyByArchivedImages(_ digests: [Digest]) async throws -> [Digest] {
+        state.withLock { s in
+            digests.filter { d in
+                var referenced = false
+                for r in s.repos.values {
+                    let parents = r.references.filter { $0.value.contains(d) }.map(\.key)
+                    if parents.contains(where: { r.manifests[$0]?.status == .active }) { return false }
+                    if parents.isEmpty && r.blobs.contains(d) { return false }  // a push in progress
+                    referenced = referenced || !parents.isEmpty
+                }
+                return referenced
+            }
+        }
+    }
+
     public func pullTimeExclusions(of account: String) async throws -> [PullTimeExclusion] {
         state.withLock { s in (s.pullTimeExclusions[account] ?? [:]).values.sorted { $0.principalARN < $1.principalARN } }
     }

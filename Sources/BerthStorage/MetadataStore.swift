@@ -127,6 +127,10 @@ public protocol ImageMetadata: Sendable {
     /// so the restore is complete at once). Already in the target class: unchanged (`changed: false`).
     func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
                                  at: Double) async throws -> ImageStorageClassChange
+    /// Those of `digests` (blobs) whose bytes only archived images use, so they may move to an archive
+    /// tier: some manifest references each, none of the manifests referencing it (in any repository) is
+    /// ACTIVE, and no repository links it without a manifest referencing it (a push in progress).
+    func blobsUsedOnlyByArchivedImages(_ digests: [Digest]) async throws -> [Digest]
     /// An account's pull time update exclusions, in ARN order.
     func pullTimeExclusions(of account: String) async throws -> [PullTimeExclusion]
     /// Adds an exclusion unless it exists or the account already has `limit` (count and insert in one transaction).

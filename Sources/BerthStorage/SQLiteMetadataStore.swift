@@ -513,6 +513,26 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func blobsUsedOnlyByArchivedImages(_ digests: [Digest]) async throws -> [Digest] {
+        try await db.read { c in
+            try digests.filter { d in
+                let v = [SQLiteValue.text(d.description)]
+                let referenced = try c.query("SELECT 1 FROM manifest_references WHERE child = ? AND is_manifest = 0 LIMIT 1", v) { _ in true }
+                guard !referenced.isEmpty else { return false }
+                let active = try c.query("""
+                    SELECT 1 FROM manifest_references x JOIN manifests m ON m.repo_id = x.repo_id AND m.digest = x.parent
+                    WHERE x.child = ? AND m.image_status = 'ACTIVE' LIMIT 1
+                    """, v) { _ in true }
+                guard active.isEmpty else { return false }
+                let pending = try c.query("""
+                    SELECT 1 FROM repository_blobs l WHERE l.digest = ?
+                    AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.repo_id = l.repo_id AND x.child = l.digest) LIMIT 1
+                    """, v) { _ in true }
+                return pending.isEmpty
+            }
+        }
+    }
+
     public func pullTimeExclusions(of account: String) async throws -> [PullTimeExclusion] {
         try await db.read { c in
             try c.query("SELECT principal_arn, created_at FROM pull_time_exclusions WHERE account_id = ? ORDER BY principal_arn",
