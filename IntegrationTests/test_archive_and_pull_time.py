@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import time
 
+import berth_helpers as bh
 from berth_helpers import OCI_INDEX, describe, unique
-from ecr_helpers import ACCOUNT_ID, assert_recent, create_repo, expect_error, put_api_image
+from ecr_helpers import (ACCOUNT_ID, ECRSession, assert_recent, build_image, check_after_test, create_repo, expect_error,
+                         put_api_image, running_server)
 from ecr_helpers import aws_cli, ecr, ecr_server, skopeo_ecr, skopeo_path  # noqa: F401 (fixtures)
 from test_access_control import READ_ONLY, new_user, root  # noqa: F401 (root is a fixture)
 
@@ -204,3 +206,42 @@ def test_pull_time_update_exclusion_validation_and_paging(root, ecr):
     expect_error(ecr.raw.list_pull_time_update_exclusions, "InvalidParameterException", maxResults=0)
     for a in arns:
         root.client.deregister_pull_time_update_exclusion(principalArn=a)
+
+
+def blob_file(root, digest: str):
+    algorithm, hexdigest = digest.split(":", 1)
+    return root / "blobs" / algorithm / hexdigest[:2] / hexdigest
+
+
+def test_archive_directory_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo_ecr):
+    archive = tmp_path / "archive"
+    with running_server(berth_bin, tmp_path / "srv", BERTH_ARCHIVE_DIRECTORY=str(archive)) as srv:
+        s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        repo = create_repo(s.client)["repositoryName"]
+        one = put_api_image(s.client, repo, tag="one", n_layers=2)
+        # Image two shares image one's first layer.
+        two = build_image(repo, n_layers=1)
+        two.layers = [one.layers[0]] + two.layers
+        two.manifest = bh.make_manifest(bh.descriptor(two.config_media_type, two.config),
+                                        [bh.descriptor(two.layer_media_type, x) for x in two.layers])
+        two.digest = bh.sha256(two.manifest)
+        put_api_image(s.client, repo, tag="two", image=two)
+        shared, unique_layer = one.layer_digests
+        data = srv.data_dir
+
+        s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "one"}, targetStorageClass="ARCHIVE")
+        for d in (unique_layer, one.config_digest):
+            assert blob_file(archive, d).exists() and not blob_file(data, d).exists(), d
+        assert blob_file(data, shared).exists() and not blob_file(archive, shared).exists(), "a layer an ACTIVE image shares stays"
+        skopeo_ecr.login(s)
+        skopeo_ecr.copy(f"docker://{srv.hostport}/{repo}:two", f"oci:{tmp_path / 'two'}:two")
+
+        s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "two"}, targetStorageClass="ARCHIVE")
+        assert blob_file(archive, shared).exists() and not blob_file(data, shared).exists()
+
+        s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "one"}, targetStorageClass="STANDARD")
+        for d in (shared, unique_layer, one.config_digest):
+            assert blob_file(data, d).exists() and not blob_file(archive, d).exists(), d
+        assert blob_file(archive, two.layer_digests[1]).exists(), "image two's own layer stays archived"
+        skopeo_ecr.copy(f"docker://{srv.hostport}/{repo}:one", f"oci:{tmp_path / 'one'}:one")
+        check_after_test(srv, [s])

@@ -40,7 +40,8 @@ public struct StorageBackends: Sendable {
             let pool = NIOThreadPool(numberOfThreads: config.blobIOThreads)
             pool.start()
             blobs = try FileSystemBlobStore(root: config.dataDir, threadPool: pool,
-                                            writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered)
+                                            writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered,
+                                            archiveRoot: config.archiveDirectory)
         }
         switch config.metadataBackend {
         case "memory": metadata = InMemoryMetadataStore()

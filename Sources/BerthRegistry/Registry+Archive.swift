@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import Logging
 
 /// Why an image's storage class was not changed (beyond a missing repository or image).
 public enum ImageStorageClassRefusal: Error, Sendable, Equatable {
@@ -25,13 +26,57 @@ extension Registry {
         // Again after the write: a read that raced with it must not leave the old status cached.
         manifestCache.remove(repository, digest)
         switch change {
-        case .updated(let status, _):
+        case .updated(let status, let changed):
+            if changed, archiveTier != nil, let record = try await storedManifest(digest, in: repository) {
+                if status == .archived { await tierAfterArchive(record) } else { await tierAfterRestore(record) }
+            }
             return status
         case .notFound:
             try await requireRepository(repository)
             throw BerthError.manifestUnknown(digest.description)
         case .referenced(let parents):
             throw ImageStorageClassRefusal.referencedByIndexes(parents)
+        }
+    }
+
+    // MARK: the archive tier (the `archiveDirectory` setting)
+
+    /// The blob store's archive tier, when it has one.
+    var archiveTier: (any BlobTiering)? {
+        guard let tier = blobs as? any BlobTiering, tier.hasArchiveTier else { return nil }
+        return tier
+    }
+
+    /// The blobs (config and layers) a manifest references.
+    static func blobDigests(_ record: ManifestRecord) -> [Digest] {
+        (try? ManifestParser.parse(record.bytes, contentType: record.mediaType))?.requiredBlobs ?? []
+    }
+
+    /// After `record` was archived: moves to the archive tier the blobs of it that only archived images use
+    /// (a layer an ACTIVE image of any repository shares never moves). A push that started to use one
+    /// meanwhile gets it moved back right after; reads find a blob in either tier in any case. A failure
+    /// leaves bytes where they are (logged): the archive itself stands.
+    func tierAfterArchive(_ record: ManifestRecord) async {
+        guard let tier = archiveTier else { return }
+        do {
+            let movable = try await metadata.blobsUsedOnlyByArchivedImages(Self.blobDigests(record))
+            for d in movable { try await tier.moveToArchive(d) }
+            let still = Set(try await metadata.blobsUsedOnlyByArchivedImages(movable))
+            for d in movable where !still.contains(d) { try await tier.moveFromArchive(d) }
+        } catch {
+            logger.warning("moving blobs to the archive tier failed", metadata: ["digest": "\(record.digest)", "error": "\(error)"])
+        }
+    }
+
+    /// After `record` became ACTIVE (a restore, or any manifest push): its blobs come back from the archive tier.
+    func tierAfterRestore(_ record: ManifestRecord) async {
+        guard let tier = archiveTier else { return }
+        for d in Self.blobDigests(record) {
+            do {
+                if try await tier.isInArchive(d) { try await tier.moveFromArchive(d) }
+            } catch {
+                logger.warning("moving a blob back from the archive tier failed", metadata: ["digest": "\(d)", "error": "\(error)"])
+            }
         }
     }
 

@@ -60,6 +60,8 @@ extension Registry {
             in: name)
         // Pushing an archived image again restored it: the cached record still says archived.
         if result.restored { manifestCache.remove(name, digest) }
+        // An ACTIVE image's blobs belong in the primary tier (a restore, or a new image sharing archived layers).
+        if archiveTier != nil { await tierAfterRestore(record) }
         events.publish(.manifestPushed(repository: name, digest: digest, mediaType: parsed.mediaType,
                                        tag: tag, previousTagDigest: result.previousTagDigest))
         return PushedManifest(digest: digest, subject: subject, created: result.created)
