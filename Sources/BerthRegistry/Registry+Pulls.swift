@@ -76,9 +76,11 @@ extension Registry {
     /// by `flushPulls`. Not noted when the principal is on the registry's pull time update exclusion list.
     public func notePull(_ repository: RepositoryKey, _ digest: Digest, by principal: Principal?) async {
         let now = clock.now()
-        if let principal, let key = PullRecorder.matchKey(arn: principal.arn) {
+        if let principal {
             do {
-                if try await excludedPullers(of: repository.registryID).contains(key) { return }
+                // Most registries exclude no one: the principal's ARN is parsed only when this one does.
+                let excluded = try await excludedPullers(of: repository.registryID)
+                if !excluded.isEmpty, let key = PullRecorder.matchKey(arn: principal.arn), excluded.contains(key) { return }
             } catch {
                 // The list could not be read: count the pull (a pull time too recent is the safe error).
                 logger.warning("reading pull time update exclusions failed", metadata: ["error": "\(error)"])
