@@ -10,6 +10,7 @@ pull time update exclusion list leave lastRecordedPullTime unchanged (at most 10
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import berth_helpers as bh
@@ -244,4 +245,31 @@ def test_archive_directory_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo
             assert blob_file(data, d).exists() and not blob_file(archive, d).exists(), d
         assert blob_file(archive, two.layer_digests[1]).exists(), "image two's own layer stays archived"
         skopeo_ecr.copy(f"docker://{srv.hostport}/{repo}:one", f"oci:{tmp_path / 'one'}:one")
+        check_after_test(srv, [s])
+
+
+def test_pull_times_are_written_in_batches_and_at_shutdown(berth_bin, tmp_path):
+    """No store write per pull: with an interval of an hour, a pull is in memory only (the database has no
+    pull time) until a graceful stop writes it; after the restart DescribeImages shows it."""
+    with running_server(berth_bin, tmp_path / "srv", BERTH_PULL_TIME_FLUSH_SECONDS="3600") as srv:
+        s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        repo = create_repo(s.client)["repositoryName"]
+        img = put_api_image(s.client, repo, tag="v1")
+        v2 = s.v2()
+        for _ in range(20):
+            r = v2.get_manifest(repo, "v1")
+            assert r.status_code == 200, describe(r)
+        db = sqlite3.connect(f"file:{srv.data_dir / 'berth.db'}?mode=ro", uri=True)
+        try:
+            stored = db.execute("SELECT last_pulled_at FROM manifests WHERE digest = ?", (img.digest,)).fetchall()
+        finally:
+            db.close()
+        assert stored == [(None,)], "a pull is not written by itself"
+        before_stop = time.time()
+        assert srv.stop() == 0
+        srv.start()
+        d = details(s.client, repo, imageIds=[{"imageTag": "v1"}])[0]
+        assert "lastRecordedPullTime" in d, "the graceful stop wrote the pull time"
+        assert d["lastRecordedPullTime"].timestamp() <= before_stop + 1
+        assert_recent(d["lastRecordedPullTime"], "lastRecordedPullTime")
         check_after_test(srv, [s])
