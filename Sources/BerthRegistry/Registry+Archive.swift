@@ -27,9 +27,12 @@ extension Registry {
         manifestCache.remove(repository, digest)
         switch change {
         case .updated(let status, let changed):
-            if changed, archiveTier != nil, let record = try await storedManifest(digest, in: repository) {
+            guard changed else { return status }
+            if archiveTier != nil, let record = try await storedManifest(digest, in: repository) {
                 if status == .archived { await tierAfterArchive(record) } else { await tierAfterRestore(record) }
             }
+            events.publish(status == .archived ? .imageArchived(repository: repository, digest: digest)
+                                               : .imageRestored(repository: repository, digest: digest))
             return status
         case .notFound:
             try await requireRepository(repository)

@@ -59,7 +59,10 @@ extension Registry {
                         imageChecks: imageChecks),
             in: name)
         // Pushing an archived image again restored it: the cached record still says archived.
-        if result.restored { manifestCache.remove(name, digest) }
+        if result.restored {
+            manifestCache.remove(name, digest)
+            events.publish(.imageRestored(repository: name, digest: digest))
+        }
         // An ACTIVE image's blobs belong in the primary tier (a restore, or a new image sharing archived layers).
         if archiveTier != nil { await tierAfterRestore(record) }
         events.publish(.manifestPushed(repository: name, digest: digest, mediaType: parsed.mediaType,

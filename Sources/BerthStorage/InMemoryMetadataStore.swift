@@ -313,6 +313,7 @@ public final class InMemoryMetadataStore: MetadataStore {
                 if !parents.isEmpty { return .referenced(by: parents) }
                 r.manifests[digest]?.status = .archived
                 r.archivedAt[digest] = at
+                r.scans[digest] = nil  // ECR: earlier scan results are not available after a restore
                 return .updated(.archived, changed: true)
             case .standard:
                 if m.status == .active { return .updated(.active, changed: false) }

@@ -123,7 +123,7 @@ public protocol ImageMetadata: Sendable {
     func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws
     /// Moves an image between storage classes in one transaction (ECR's UpdateImageStorageClass).
     /// To ARCHIVE: `.referenced` when ACTIVE indexes of the repository list it; otherwise ARCHIVED, with
-    /// `lastArchivedAt` = `at`. To STANDARD: ACTIVE, with `lastActivatedAt` = `at` (the bytes never move,
+    /// `lastArchivedAt` = `at`, and its scan (results) deleted. To STANDARD: ACTIVE, with `lastActivatedAt` = `at` (the bytes never move,
     /// so the restore is complete at once). Already in the target class: unchanged (`changed: false`).
     func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
                                  at: Double) async throws -> ImageStorageClassChange

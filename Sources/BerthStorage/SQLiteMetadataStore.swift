@@ -502,6 +502,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                     if !parents.isEmpty { return .referenced(by: parents) }
                     try c.execute("UPDATE manifests SET image_status = 'ARCHIVED', last_archived_at = ? WHERE repo_id = ? AND digest = ?",
                                   [.real(at), .integer(id), .text(digest.description)])
+                    // ECR: scan results from before the archive are not available after a restore.
+                    try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
                     return .updated(.archived, changed: true)
                 case .standard:
                     if status == .active { return .updated(.active, changed: false) }

@@ -64,6 +64,24 @@ import Testing
         #expect(try await r.image(d, in: repo)?.status == .active)
     }
 
+    @Test func archivesAndRestoresArePublished() async throws {
+        let (r, d) = try await world()
+        let events = r.events.subscribe()
+        try await r.updateImageStorageClass(d, in: repo, to: .archive, at: 1)
+        try await r.updateImageStorageClass(d, in: repo, to: .archive, at: 2)  // no change: no event
+        try await r.updateImageStorageClass(d, in: repo, to: .standard, at: 3)
+        try await r.updateImageStorageClass(d, in: repo, to: .archive, at: 4)
+        _ = try await r.putManifest(repo, reference: .tag(try Tag("again")), contentType: nil, bytes: fx.image(config: sha("c"), layer: sha("l")))
+        var seen: [RegistryEvent] = []
+        for await e in events {
+            if case .manifestPushed = e { continue }
+            seen.append(e)
+            if seen.count == 4 { break }
+        }
+        #expect(seen == [.imageArchived(repository: repo, digest: d), .imageRestored(repository: repo, digest: d),
+                         .imageArchived(repository: repo, digest: d), .imageRestored(repository: repo, digest: d)])
+    }
+
     @Test func refusalsAndMissingImages() async throws {
         let (r, d) = try await world()
         let list = try await r.putManifest(repo, reference: .tag(try Tag("list")), contentType: nil, bytes: fx.index([d])).digest

@@ -55,6 +55,18 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func archivingDropsTheScan(_ backend: Backend) async throws {
+        let m = try await world(backend)
+        #expect(try await m.putScan(ImageScanRecord(repository: k("r"), digest: index, state: .complete, trigger: "PUSH", requestedAt: 1),
+                                    ifState: nil))
+        #expect(try await m.scan(index, in: k("r")) != nil)
+        _ = try await m.updateImageStorageClass(index, in: k("r"), to: .archive, at: 10)
+        #expect(try await m.scan(index, in: k("r")) == nil, "ECR: earlier scan results are not available after a restore")
+        _ = try await m.updateImageStorageClass(index, in: k("r"), to: .standard, at: 11)
+        #expect(try await m.scan(index, in: k("r")) == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
     func pushingAnArchivedImageAgainRestoresIt(_ backend: Backend) async throws {
         let m = try await world(backend)
         _ = try await m.updateImageStorageClass(index, in: k("r"), to: .archive, at: 10)
