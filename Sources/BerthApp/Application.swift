@@ -41,7 +41,8 @@ public struct StorageBackends: Sendable {
             let pool = NIOThreadPool(numberOfThreads: config.blobIOThreads)
             pool.start()
             blobs = try FileSystemBlobStore(root: config.dataDir, threadPool: pool,
-                                            writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered)
+                                            writeMode: BlobWriteMode(rawValue: config.blobWrites) ?? .buffered,
+                                            archiveRoot: config.archiveDirectory)
         }
         switch config.metadataBackend {
         case "memory": metadata = InMemoryMetadataStore()
@@ -70,7 +71,7 @@ public struct BerthServices: Sendable {
     public let kms: KMSService
     /// The request metrics (`GET /metrics`), in a Prometheus registry of their own.
     public let metrics: BerthMetrics
-    /// Moves an image to another storage class for lifecycle `transition` actions; nil: such actions are skipped.
+    /// Replaces the registry's own storage class change for lifecycle `transition` actions (nil: the registry's).
     public var lifecycleTransition: LifecycleTransitionHook? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
@@ -208,7 +209,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
     let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
-    var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
+    var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(config.pullTimeFlushSeconds), logger: logger),
                                      ScanWorkerService(scanner: services.scanner),
                                      KeyMaintenanceService(keys: services.keys, interval: .seconds(60), logger: logger)]
     if config.lifecycleIntervalSeconds > 0 {

@@ -37,6 +37,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var lifecycleIntervalSeconds: Int = 86_400
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
     public var scanPollSeconds: Int = 5
+    /// How often noted pulls are written as `lastRecordedPullTime`, in seconds (also at shutdown and before
+    /// every DescribeImages, so the API is exact; this bounds what a crash loses and what other readers see).
+    public var pullTimeFlushSeconds: Int = 5
+    /// Where the bytes of blobs that only archived images use are moved (another directory or disk); off
+    /// (nil) by default: archived images then keep their bytes where they are.
+    public var archiveDirectory: String? = nil
     /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers:
     /// less CPU and memory per download, and the fastest for clients that read in large pieces (see README).
     public var zeroCopyDownloads: Bool = true
@@ -156,6 +162,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
         int("BERTH_LIFECYCLE_INTERVAL_SECONDS") { config.lifecycleIntervalSeconds = $0 }
         int("BERTH_SCAN_POLL_SECONDS") { config.scanPollSeconds = $0 }
+        int("BERTH_PULL_TIME_FLUSH_SECONDS") { config.pullTimeFlushSeconds = $0 }
+        if let v = env("BERTH_ARCHIVE_DIRECTORY") { config.archiveDirectory = v }
         bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
         if let v = env("BERTH_LOOPBACK_CONGESTION_CONTROL") {
             // `system`: leave every connection to the system's algorithm (an empty variable means unset).
@@ -208,6 +216,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
         if lifecycleIntervalSeconds < 0 { p.append("lifecycleIntervalSeconds must be 0 (off) or more") }
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
+        if !(1...86_400).contains(pullTimeFlushSeconds) { p.append("pullTimeFlushSeconds must be between 1 and 86400") }
+        if let d = archiveDirectory, d.isEmpty || d.contains("\u{0}") { p.append("archiveDirectory must be a directory path") }
         if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
         if BlobWriteMode(rawValue: blobWrites) == nil { p.append("blobWrites must be buffered or direct, got \(blobWrites)") }
         if !(1...256).contains(blobIOThreads) { p.append("blobIOThreads must be between 1 and 256, got \(blobIOThreads)") }
@@ -224,7 +234,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
-             authCacheSeconds
+             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -253,6 +263,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
         lifecycleIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .lifecycleIntervalSeconds) ?? d.lifecycleIntervalSeconds
         scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
+        pullTimeFlushSeconds = try c.decodeIfPresent(Int.self, forKey: .pullTimeFlushSeconds) ?? d.pullTimeFlushSeconds
+        archiveDirectory = try c.decodeIfPresent(String.self, forKey: .archiveDirectory)
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         loopbackCongestionControl = try c.decodeIfPresent([String].self, forKey: .loopbackCongestionControl) ?? d.loopbackCongestionControl
         blobWrites = try c.decodeIfPresent(String.self, forKey: .blobWrites) ?? d.blobWrites
@@ -276,7 +288,7 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
-         "oidcJwksDirectory", "authCacheSeconds"]
+         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory"]
     }
 }
 

@@ -15,6 +15,8 @@ public enum BerthError: Error, Sendable, Equatable {
     case sizeInvalid(String)
     case manifestInvalid(String)
     case manifestUnknown(String)
+    /// The image is in the ARCHIVE storage class (or still being restored from it): it cannot be pulled.
+    case imageArchived(String)
     case manifestBlobUnknown(String)
     case manifestTooLarge(limit: Int)
     case tagImmutable(String)
@@ -47,6 +49,8 @@ extension BerthError: CustomStringConvertible {
         case .sizeInvalid(let s): return "provided length did not match content length: \(s)"
         case .manifestInvalid(let s): return "manifest invalid: \(s)"
         case .manifestUnknown(let s): return "manifest unknown: \(s)"
+        case .imageArchived(let s):
+            return "the image \(s) is archived and cannot be pulled; restore it to the STANDARD storage class (UpdateImageStorageClass) or push it again"
         case .manifestBlobUnknown(let s): return "manifest references a blob or manifest unknown to the repository: \(s)"
         case .manifestTooLarge(let l): return "manifest exceeds the \(l) byte limit"
         case .tagImmutable(let s): return "tag is immutable: \(s)"

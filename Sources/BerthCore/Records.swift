@@ -14,11 +14,14 @@ public struct ManifestRecord: Sendable, Equatable {
     public var pushedAt: Double
     /// ECR's `imageSizeInBytes`: the sum of the layer sizes; for an index, the largest child's.
     public var imageSize: Int64
+    /// ACTIVE unless the image is archived (or being restored): only an ACTIVE image can be pulled.
+    public var status: ImageStatus
     public var size: Int64 { Int64(bytes.count) }
 
     public init(digest: Digest, mediaType: String, artifactType: String?, bytes: [UInt8], subject: Digest?,
-                annotationsJSON: String?, pushedAt: Double, imageSize: Int64 = 0) {
+                annotationsJSON: String?, pushedAt: Double, imageSize: Int64 = 0, status: ImageStatus = .active) {
         self.imageSize = imageSize
+        self.status = status
         self.digest = digest
         self.mediaType = mediaType
         self.artifactType = artifactType
@@ -88,9 +91,18 @@ public struct ImageSummary: Sendable, Equatable {
     public var subject: Digest?
     /// Tags pointing at this image, sorted.
     public var tags: [String]
+    /// ECR's `imageStatus`; `lastArchivedAt` and `lastActivatedAt` are when it last went to the ARCHIVE
+    /// storage class and last came back to STANDARD (nil when it never did).
+    public var status: ImageStatus
+    public var lastArchivedAt: Double?
+    public var lastActivatedAt: Double?
 
     public init(digest: Digest, mediaType: String, artifactType: String?, manifestSize: Int64, imageSize: Int64,
-                pushedAt: Double, lastPulledAt: Double?, subject: Digest?, tags: [String]) {
+                pushedAt: Double, lastPulledAt: Double?, subject: Digest?, tags: [String],
+                status: ImageStatus = .active, lastArchivedAt: Double? = nil, lastActivatedAt: Double? = nil) {
+        self.status = status
+        self.lastArchivedAt = lastArchivedAt
+        self.lastActivatedAt = lastActivatedAt
         self.digest = digest
         self.mediaType = mediaType
         self.artifactType = artifactType
@@ -101,4 +113,51 @@ public struct ImageSummary: Sendable, Equatable {
         self.subject = subject
         self.tags = tags
     }
+}
+
+/// ECR's storage classes of an image (`TargetStorageClass`): STANDARD (pullable) or ARCHIVE (kept, not pullable).
+public enum ImageStorageClass: String, Sendable, Equatable, CaseIterable {
+    case standard = "STANDARD"
+    case archive = "ARCHIVE"
+}
+
+/// ECR's `ImageStatus`: ACTIVE (STANDARD, pullable), ARCHIVED (ARCHIVE, not pullable), ACTIVATING (on its
+/// way back to STANDARD, not pullable yet).
+public enum ImageStatus: String, Sendable, Equatable, CaseIterable {
+    case active = "ACTIVE"
+    case archived = "ARCHIVED"
+    case activating = "ACTIVATING"
+
+    /// The storage class the image is in (ACTIVATING is still in ARCHIVE until the restore completes).
+    public var storageClass: ImageStorageClass { self == .active ? .standard : .archive }
+    /// Whether the image can be pulled.
+    public var isPullable: Bool { self == .active }
+}
+
+/// The outcome of a storage class change (`ImageMetadata.updateImageStorageClass`).
+public enum ImageStorageClassChange: Sendable, Equatable {
+    /// The image is now in `status`; `changed` is false when it already was in the target class.
+    case updated(ImageStatus, changed: Bool)
+    /// No such image in the repository.
+    case notFound
+    /// The image is listed by ACTIVE indexes of the repository: archiving it alone would break their pulls.
+    case referenced(by: [Digest])
+}
+
+/// A principal whose pulls do not update `lastRecordedPullTime` (ECR's pull time update exclusions).
+public struct PullTimeExclusion: Sendable, Equatable {
+    public var principalARN: String
+    public var createdAt: Double
+
+    public init(principalARN: String, createdAt: Double) {
+        self.principalARN = principalARN
+        self.createdAt = createdAt
+    }
+}
+
+/// The outcome of registering a pull time update exclusion.
+public enum PullTimeExclusionInsert: Sendable, Equatable {
+    case added(PullTimeExclusion)
+    case alreadyExists
+    case limitExceeded
 }

@@ -67,6 +67,23 @@ public struct ECRError: Error, Sendable, Equatable {
         ECRError("RegistryPolicyNotFoundException", "Registry policy does not exist in the registry with id '\(registry)'")
     }
 
+    /// Berth (StartImageScan's exception for an archived image; the text is Berth's).
+    public static func imageArchived(_ message: String) -> ECRError { ECRError("ImageArchivedException", message) }
+
+    /// Berth: UpdateImageStorageClass of an image Berth cannot move (ECR documents no text).
+    public static func storageClassUpdateNotSupported(_ message: String) -> ECRError {
+        ECRError("ImageStorageClassUpdateNotSupportedException", message)
+    }
+
+    /// Berth (texts in the style of ECR's other registry-level exceptions).
+    public static func exclusionAlreadyExists(_ arn: String, registry: String) -> ECRError {
+        ECRError("ExclusionAlreadyExistsException", "The principal '\(arn)' is already excluded from pull time updates in the registry with id '\(registry)'")
+    }
+
+    public static func exclusionNotFound(_ arn: String, registry: String) -> ECRError {
+        ECRError("ExclusionNotFoundException", "The principal '\(arn)' is not excluded from pull time updates in the registry with id '\(registry)'")
+    }
+
     /// An image id as AWS prints it in messages: `{imageDigest:'sha256:…', imageTag:'null'}`.
     static func imageIDText(digest: String?, tag: String?) -> String {
         "{imageDigest:'\(digest ?? "null")', imageTag:'\(tag ?? "null")'}"
@@ -266,6 +283,8 @@ enum ECRErrorMapping {
         case .manifestUnknown(let r):
             let isDigest = r.contains(":")
             return .imageNotFound(digest: isDigest ? r : nil, tag: isDigest ? nil : r, repository: repo, registry: reg)
+        case .imageArchived:
+            return .imageArchived(error.description)
         case .denied(let m):
             return ECRError("AccessDeniedException", m)
         case .unauthorized(let m):

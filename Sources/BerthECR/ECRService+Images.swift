@@ -63,19 +63,41 @@ extension ECRService {
         _ = try await registry.repository(key)
     }
 
-    func tagStatus(_ p: Params) throws -> String {
-        guard let f = try p.object("filter") else { return "ANY" }
-        let s = try f.string("tagStatus") ?? "ANY"
-        guard ["TAGGED", "UNTAGGED", "ANY"].contains(s) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value '\(s)' at 'filter.tagStatus' failed to satisfy constraint: Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]")
+    /// The `filter` of ListImages and DescribeImages: `tagStatus` (default ANY) and `imageStatus`
+    /// (default ACTIVE: archived images are listed only when asked for).
+    struct ImageFilter {
+        var tagStatus = "ANY"
+        var imageStatus = "ACTIVE"
+
+        func matches(_ r: ImageSummary) -> Bool {
+            if tagStatus == "TAGGED" && r.tags.isEmpty { return false }
+            if tagStatus == "UNTAGGED" && !r.tags.isEmpty { return false }
+            return imageStatus == "ANY" || imageStatus == r.status.rawValue
         }
-        return s
+    }
+
+    func imageFilter(_ p: Params) throws -> ImageFilter {
+        var filter = ImageFilter()
+        guard let f = try p.object("filter") else { return filter }
+        filter.tagStatus = try f.string("tagStatus") ?? "ANY"
+        guard ["TAGGED", "UNTAGGED", "ANY"].contains(filter.tagStatus) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value '\(filter.tagStatus)' at 'filter.tagStatus' failed to satisfy constraint: Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]")
+        }
+        let imageStatus = try f.string("imageStatus")
+        filter.imageStatus = imageStatus ?? "ACTIVE"
+        guard flavor == .private || imageStatus == nil else {
+            throw ECRError.invalidParameter("Invalid parameter at 'filter' failed to satisfy constraint: 'imageStatus is not supported'")
+        }
+        guard ["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"].contains(filter.imageStatus) else {
+            throw ECRError.invalidParameter("1 validation error detected: Value '\(filter.imageStatus)' at 'filter.imageStatus' failed to satisfy constraint: Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]")
+        }
+        return filter
     }
 
     /// Walks images in digest order applying the tag filter, for ListImages and DescribeImages.
     func pageOfImages(_ key: RepositoryKey, _ p: Params) async throws -> ([ImageSummary], String?) {
         let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
-        let status = try tagStatus(p)
+        let filter = try imageFilter(p)
         var after = try ECRService.decodeToken(try p.string("nextToken"))
         var out: [ImageSummary] = []
         let batchSize = 500
@@ -83,8 +105,7 @@ extension ECRService {
             let rows = try await registry.images(in: key, after: after, limit: batchSize)
             let batch = rows.prefix(batchSize)
             for (index, r) in batch.enumerated() {
-                if status == "TAGGED" && r.tags.isEmpty { continue }
-                if status == "UNTAGGED" && !r.tags.isEmpty { continue }
+                guard filter.matches(r) else { continue }
                 out.append(r)
                 if out.count == limit {
                     let more = index < batch.count - 1 || rows.count > batchSize
@@ -99,7 +120,7 @@ extension ECRService {
     func listImages(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
         let limit = try p.maxResults(1, 1000) ?? Self.defaultPageSize
-        let status = try tagStatus(p)
+        let filter = try imageFilter(p)
         let token = try ECRService.decodeToken(try p.string("nextToken"))
         try await authorize(principal, "ListImages", key)
         try await requireRepository(key)
@@ -113,8 +134,7 @@ extension ECRService {
         }
         var ids: [(String, String?)] = []
         func entries(_ r: ImageSummary) -> [String?] {
-            if status == "TAGGED" && r.tags.isEmpty { return [] }
-            if status == "UNTAGGED" && !r.tags.isEmpty { return [] }
+            guard filter.matches(r) else { return [] }
             return r.tags.isEmpty ? [nil] : r.tags.map { $0 }
         }
         var exhausted = false
@@ -156,7 +176,7 @@ extension ECRService {
             "imageSizeInBytes": .int(i.imageSize),
             "imagePushedAt": .double(i.pushedAt),
             "imageManifestMediaType": .string(i.mediaType),
-            "imageStatus": "ACTIVE",
+            "imageStatus": .string(i.status.rawValue),
         ]
         if !i.tags.isEmpty { o["imageTags"] = .array(i.tags.map { .string($0) }) }
         if let a = i.artifactType { o["artifactMediaType"] = .string(a) }
@@ -165,6 +185,8 @@ extension ECRService {
             return .object(o)
         }
         if let t = i.lastPulledAt { o["lastRecordedPullTime"] = .double(t) }
+        if let t = i.lastArchivedAt { o["lastArchivedAt"] = .double(t) }
+        if let t = i.lastActivatedAt { o["lastActivatedAt"] = .double(t) }
         if let s = i.subject { o["subjectManifestDigest"] = .string(s.description) }
         if let scan = try await registry.scan(i.digest, in: key) {
             o["imageScanStatus"] = scanStatusJSON(scan)
@@ -228,12 +250,18 @@ extension ECRService {
             switch try await resolve(id, in: key) {
             case .failed(let code, let reason):
                 // A digest a conversion was served under (pulled by tag before) resolves to that conversion.
-                if code == "ImageNotFound", tagText == nil, let d = digestText.flatMap({ Digest.parse($0) }),
-                   let converted = try await registry.convertedManifest(key, d), accepting.accepts(converted.mediaType) {
-                    registry.notePull(key, converted.stored.digest)
-                    images.append(imageJSON(key, converted.digest, nil, manifest: String(decoding: converted.bytes, as: UTF8.self),
-                                            mediaType: converted.mediaType))
-                    continue
+                if code == "ImageNotFound", tagText == nil, let d = digestText.flatMap({ Digest.parse($0) }) {
+                    do {
+                        if let converted = try await registry.convertedManifest(key, d), accepting.accepts(converted.mediaType) {
+                            await registry.notePull(key, converted.stored.digest, by: principal)
+                            images.append(imageJSON(key, converted.digest, nil, manifest: String(decoding: converted.bytes, as: UTF8.self),
+                                                    mediaType: converted.mediaType))
+                            continue
+                        }
+                    } catch BerthError.imageArchived {
+                        failures.append(Self.archivedFailure(given))
+                        continue
+                    }
                 }
                 failures.append(imageFailure(given, code, reason))
             case .found(let d, let tag):
@@ -241,17 +269,27 @@ extension ECRService {
                     failures.append(imageFailure(given, "ImageNotFound", "Requested image not found"))
                     continue
                 }
+                guard m.status.isPullable else {
+                    failures.append(Self.archivedFailure(given))
+                    continue
+                }
                 let served = registry.negotiate(key, m, accepting: accepting, byTag: tag != nil && digestText == nil)
                 guard served.acceptable else {
                     failures.append(imageFailure(given, "ImageNotFound", "Requested image is not available in any of the accepted media types"))
                     continue
                 }
-                registry.notePull(key, d)
+                await registry.notePull(key, d, by: principal)
                 images.append(imageJSON(key, served.digest, tag, manifest: String(decoding: served.bytes, as: UTF8.self),
                                         mediaType: served.mediaType))
             }
         }
         return ["images": .array(images), "failures": .array(failures)]
+    }
+
+    /// BatchGetImage's failure for an archived image: not found, as ECR's pulls of archived images are (404).
+    static func archivedFailure(_ id: JSONValue) -> JSONValue {
+        ["imageId": id, "failureCode": "ImageNotFound",
+         "failureReason": "Requested image is archived and cannot be pulled until it is restored to the STANDARD storage class"]
     }
 
     func batchDeleteImage(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
@@ -345,10 +383,15 @@ extension ECRService {
             throw ECRError.invalidParameter("Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: 'Invalid digest'")
         }
         var types: [String]? = nil
+        var artifactStatus = "ACTIVE"  // ECR: only ACTIVE artifacts unless the filter asks for others
         if let f = try p.object("filter") {
             types = try f.stringList("artifactTypes")
             if let t = types, t.count > 5 {
                 throw ECRError.invalidParameter("1 validation error detected: Value at 'filter.artifactTypes' failed to satisfy constraint: Member must have length less than or equal to 5")
+            }
+            artifactStatus = try f.string("artifactStatus") ?? "ACTIVE"
+            guard ["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"].contains(artifactStatus) else {
+                throw ECRError.invalidParameter("1 validation error detected: Value '\(artifactStatus)' at 'filter.artifactStatus' failed to satisfy constraint: Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]")
             }
         }
         let limit = try p.maxResults(1, 50) ?? 50
@@ -358,10 +401,18 @@ extension ECRService {
         var refs = try await registry.referrers(key, of: digest, artifactType: nil)
         if let types, !types.isEmpty { refs = refs.filter { types.contains($0.artifactType ?? "") } }
         if let after { refs = refs.filter { $0.digest > after } }
+        // Each referrer's status (an archived signature stays listed only when asked for).
+        var statuses: [String: String] = [:]
+        for r in refs {
+            var status = ImageStatus.active
+            if let d = Digest.parse(r.digest), let m = try await registry.storedManifest(d, in: key) { status = m.status }
+            statuses[r.digest] = status.rawValue
+        }
+        if artifactStatus != "ANY" { refs = refs.filter { statuses[$0.digest] == artifactStatus } }
         let page = Array(refs.prefix(limit))
         var out: [String: JSONValue] = ["referrers": .array(page.map { r in
             var o: [String: JSONValue] = ["digest": .string(r.digest), "mediaType": .string(r.mediaType), "size": .int(r.size),
-                                          "artifactStatus": "ACTIVE"]
+                                          "artifactStatus": .string(statuses[r.digest] ?? "ACTIVE")]
             if let a = r.artifactType { o["artifactType"] = .string(a) }
             if let ann = r.annotations { o["annotations"] = .object(ann.mapValues { .string($0) }) }
             return .object(o)

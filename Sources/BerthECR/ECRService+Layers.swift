@@ -175,8 +175,14 @@ extension ECRService {
         guard try await registry.linkedBlobSize(digest, in: key) != nil else {
             throw ECRError.layerNotFound(digest.description, repository: key.name, registry: wireID(key))
         }
-        guard try await !registry.referencingManifests(of: digest, in: key).isEmpty else {
+        let parents = try await registry.referencingManifests(of: digest, in: key)
+        guard !parents.isEmpty else {
             throw ECRError.layerInaccessible(digest.description, repository: key.name, registry: wireID(key))
+        }
+        // A layer only archived images use cannot be downloaded until one of them is restored.
+        guard try await registry.anyPullable(parents, in: key) else {
+            throw ECRError("LayerInaccessibleException",
+                           "The layer with digest '\(digest)' belongs only to archived images in the repository with name '\(key.name)' in the registry with id '\(wireID(key))'; restore one of them to the STANDARD storage class first")
         }
         let url = try await env.downloadURL(principal, key, digest, clock.now())
         return ["downloadUrl": .string(url), "layerDigest": .string(digest.description)]

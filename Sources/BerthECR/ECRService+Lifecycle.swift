@@ -126,7 +126,7 @@ extension ECRService {
             }
             offset = n
         }
-        let status = try tagStatus(p)
+        let status = try imageFilter(p).tagStatus
         try await authorize(principal, "GetLifecyclePolicyPreview", key)
         _ = try await registry.repository(key)
         guard let preview = lifecyclePreviews.cache.value(forKey: key) else {

@@ -151,6 +151,9 @@ extension ECRService {
         guard let manifest = try await registry.storedManifest(digest, in: key) else {
             throw ECRError.imageNotFound(digest: digest.description, tag: nil, repository: key.name, registry: wireID(key))
         }
+        guard manifest.status.isPullable else {
+            throw ECRError.imageArchived("The image with imageId \(ECRError.imageIDText(digest: digest.description, tag: nil)) is archived and cannot be scanned")
+        }
         if let parsed = try? ManifestParser.parse(manifest.bytes, contentType: manifest.mediaType), !parsed.isIndex,
            !(parsed.config.map { MediaType.isImageConfig($0.mediaType) } ?? false) {
             throw ECRError.unsupportedImageType(parsed.effectiveArtifactType ?? parsed.config?.mediaType ?? manifest.mediaType)

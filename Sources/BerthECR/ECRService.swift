@@ -133,6 +133,10 @@ public final class ECRService: Sendable {
         "DeleteLifecyclePolicy": { try await $0.deleteLifecyclePolicy($1, $2, &$3) },
         "StartLifecyclePolicyPreview": { try await $0.startLifecyclePolicyPreview($1, $2, &$3) },
         "GetLifecyclePolicyPreview": { try await $0.getLifecyclePolicyPreview($1, $2, &$3) },
+        "UpdateImageStorageClass": { try await $0.updateImageStorageClass($1, $2, &$3) },
+        "RegisterPullTimeUpdateExclusion": { try await $0.registerPullTimeUpdateExclusion($1, $2, &$3) },
+        "DeregisterPullTimeUpdateExclusion": { try await $0.deregisterPullTimeUpdateExclusion($1, $2, &$3) },
+        "ListPullTimeUpdateExclusions": { try await $0.listPullTimeUpdateExclusions($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).

@@ -77,6 +77,8 @@ public struct OCIWireError: Sendable, Equatable {
         case .sizeInvalid: (status, code) = (.badRequest, "SIZE_INVALID")
         case .manifestInvalid: (status, code) = (.badRequest, "MANIFEST_INVALID")
         case .manifestUnknown(let r): (status, code) = (.notFound, "MANIFEST_UNKNOWN"); detail = r
+        // ECR: "Requests to pull the archived image will fail with a 404 error" (the archive storage class).
+        case .imageArchived(let r): (status, code) = (.notFound, "MANIFEST_UNKNOWN"); detail = r
         case .manifestBlobUnknown(let d): (status, code) = (.badRequest, "MANIFEST_BLOB_UNKNOWN"); detail = d
         case .manifestTooLarge: (status, code) = (.contentTooLarge, "MANIFEST_INVALID")
         case .tagImmutable(let t): (status, code) = (.badRequest, "TAG_INVALID"); detail = t

@@ -220,7 +220,8 @@ public struct OCIHandler: Sendable {
         case (.tags(let name), .get):
             return try await tags(key(name), request)
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
-            return try await getManifest(key(name), ref, accept: request.headers[values: .accept], head: method == .head)
+            return try await getManifest(key(name), ref, accept: request.headers[values: .accept], head: method == .head,
+                                         principal: context.identity.principal)
         case (.manifest(let name, let ref), .put):
             return try await putManifest(key(name), ref, request)
         case (.manifest(let name, let ref), .delete):
@@ -335,10 +336,10 @@ public struct OCIHandler: Sendable {
 
     /// Serves the stored manifest, or its Docker schema 2 ⇄ OCI conversion when `Accept` lists only the
     /// other format (see `Registry.manifest(_:reference:accepting:)`); with nothing acceptable, the stored one.
-    func getManifest(_ name: RepositoryKey, _ ref: String, accept: [String], head: Bool) async throws -> Response {
+    func getManifest(_ name: RepositoryKey, _ ref: String, accept: [String], head: Bool, principal: Principal?) async throws -> Response {
         let reference = try await readReference(name, ref)
         let m = try await registry.manifest(name, reference: reference, accepting: AcceptedMediaTypes(acceptHeaders: accept))
-        if !head { registry.notePull(name, m.stored.digest) }
+        if !head { await registry.notePull(name, m.stored.digest, by: principal) }
         var headers: HTTPFields = [:]
         headers[.contentType] = m.mediaType
         headers[.contentLength] = String(m.bytes.count)

@@ -100,7 +100,7 @@ extension QueryError {
             case .denied(let m): self = .accessDenied(m)
             case .unauthorized(let m): self = QueryError("InvalidClientTokenId", m, status: 403)
             case .tooManyRequests(let m): self = QueryError("Throttling", m)
-            case .nameUnknown, .blobUnknown, .blobUploadUnknown, .manifestUnknown, .manifestBlobUnknown:
+            case .nameUnknown, .blobUnknown, .blobUploadUnknown, .manifestUnknown, .manifestBlobUnknown, .imageArchived:
                 self = .noSuchEntity(e.description)
             case .repositoryAlreadyExists: self = .alreadyExists(e.description)
             case .repositoryNotEmpty, .manifestReferenced: self = .deleteConflict(e.description)

@@ -3,26 +3,32 @@ import BerthStorage
 import BerthSupport
 
 /// A bounded in-process cache of manifests by repository and digest (content never changes;
-/// entries are dropped when the manifest is deleted through this process). Bounded by their bytes;
-/// the least recently used go first.
+/// entries are dropped when the manifest is deleted or its storage class changes through this process).
+/// Bounded by their bytes; the least recently used go first. An entry lives `timeToLive` seconds, which
+/// bounds how long a change made by another process (an archive or a delete by `berth` commands on the
+/// same data directory) goes unseen.
 final class ManifestCache: Sendable {
     struct Key: Hashable { let repository: RepositoryKey; let digest: Digest }
     private let entries: BoundedCache<Key, ManifestRecord>
     private let maxBytes: Int
 
-    init(maxBytes: Int = 64 << 20) {
+    init(maxBytes: Int = 64 << 20, timeToLive: Double = 5, clock: any WallClock = SystemWallClock()) {
         self.maxBytes = maxBytes
-        entries = BoundedCache(capacity: .max, maximumCost: maxBytes)
+        entries = BoundedCache(capacity: .max, maximumCost: maxBytes, timeToLive: timeToLive, clock: clock)
     }
 
     func get(_ repository: RepositoryKey, _ digest: Digest) -> ManifestRecord? {
         entries.value(forKey: Key(repository: repository, digest: digest))
     }
 
-    func put(_ repository: RepositoryKey, _ record: ManifestRecord) {
+    /// Read before a store lookup and given to `put`: a removal since (an archive, a delete) makes `put` do
+    /// nothing, so a record read before its status changed is never cached after the change.
+    var generation: UInt64 { entries.removals }
+
+    func put(_ repository: RepositoryKey, _ record: ManifestRecord, ifGeneration generation: UInt64? = nil) {
         let size = record.bytes.count + 256
         guard size < maxBytes / 16 else { return }
-        entries.set(record, forKey: Key(repository: repository, digest: record.digest), cost: size)
+        entries.set(record, forKey: Key(repository: repository, digest: record.digest), cost: size, ifRemovals: generation)
     }
 
     func remove(_ repository: RepositoryKey, _ digest: Digest) {

@@ -22,8 +22,9 @@ extension Registry {
     /// A stored manifest, or nil (through the manifest cache, as `manifest(_:reference:)`).
     public func storedManifest(_ digest: Digest, in name: RepositoryKey) async throws -> ManifestRecord? {
         if let cached = manifestCache.get(name, digest) { return cached }
+        let generation = manifestCache.generation
         guard let record = try await metadata.manifest(digest, in: name) else { return nil }
-        manifestCache.put(name, record)
+        manifestCache.put(name, record, ifGeneration: generation)
         return record
     }
 

@@ -17,7 +17,7 @@ public struct StoredLifecyclePolicy: Sendable, Equatable {
 }
 
 /// Moves an image to another storage class. The lifecycle run calls it for `transition` actions;
-/// nil (no archive support wired) makes the run report those images as skipped.
+/// nil: the registry's own `updateImageStorageClass` (an image an ACTIVE index lists is skipped).
 public typealias LifecycleTransitionHook = @Sendable (_ repository: RepositoryKey, _ digest: Digest, _ target: LifecycleStorageClass) async throws -> Void
 
 /// What a lifecycle run did to one image.
@@ -91,7 +91,8 @@ extension Registry {
                     children = parsed.requiredManifests
                 }
                 out.append(LifecycleImage(digest: summary.digest, tags: summary.tags, pushedAt: summary.pushedAt,
-                                          lastPulledAt: summary.lastPulledAt, archivedAt: nil,
+                                          lastPulledAt: summary.lastPulledAt,
+                                          archivedAt: summary.status == .archived ? summary.lastArchivedAt : nil,
                                           subject: summary.subject, manifests: children))
             }
             guard rows.count > pageSize, let last = rows.prefix(pageSize).last else { break }
@@ -160,15 +161,18 @@ extension Registry {
         }
         for decision in decisions {
             guard case .transition(let target) = decision.action else { continue }
-            guard let transition else {
-                logger.info("lifecycle transition skipped: storage class transitions are not available",
-                            metadata: ["repository": "\(key.registryID)/\(key.name)", "digest": "\(decision.image.digest)"])
-                results[decision.image.digest] = .skipped("storage class transitions are not available")
-                continue
-            }
             do {
-                try await transition(key, decision.image.digest, target)
+                if let transition {
+                    try await transition(key, decision.image.digest, target)
+                } else {
+                    // The registry's own storage class change (ECR's UpdateImageStorageClass).
+                    try await updateImageStorageClass(decision.image.digest, in: key, to: target == .archive ? .archive : .standard,
+                                                      at: clock.now())
+                }
                 results[decision.image.digest] = .applied
+            } catch let refusal as ImageStorageClassRefusal {
+                // An ACTIVE index lists it: archiving it alone would break the index's pulls.
+                results[decision.image.digest] = .skipped("\(refusal)")
             } catch {
                 results[decision.image.digest] = .failed("\(error)")
             }

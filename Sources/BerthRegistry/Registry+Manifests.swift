@@ -58,6 +58,13 @@ extension Registry {
             ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag,
                         imageChecks: imageChecks),
             in: name)
+        // Pushing an archived image again restored it: the cached record still says archived.
+        if result.restored {
+            manifestCache.remove(name, digest)
+            events.publish(.imageRestored(repository: name, digest: digest))
+        }
+        // An ACTIVE image's blobs belong in the primary tier (a restore, or a new image sharing archived layers).
+        if archiveTier != nil { await tierAfterRestore(record) }
         events.publish(.manifestPushed(repository: name, digest: digest, mediaType: parsed.mediaType,
                                        tag: tag, previousTagDigest: result.previousTagDigest))
         return PushedManifest(digest: digest, subject: subject, created: result.created)
@@ -89,12 +96,20 @@ extension Registry {
         case .digest(let d):
             digest = d
         }
-        if let cached = manifestCache.get(name, digest) { return cached }
-        guard let record = try await metadata.manifest(digest, in: name) else {
-            try await requireRepository(name)
-            throw BerthError.manifestUnknown(reference.description)
+        let record: ManifestRecord
+        if let cached = manifestCache.get(name, digest) {
+            record = cached
+        } else {
+            let generation = manifestCache.generation
+            guard let stored = try await metadata.manifest(digest, in: name) else {
+                try await requireRepository(name)
+                throw BerthError.manifestUnknown(reference.description)
+            }
+            manifestCache.put(name, stored, ifGeneration: generation)
+            record = stored
         }
-        manifestCache.put(name, record)
+        // An archived image cannot be pulled until it is restored (ECR: 404).
+        guard record.status.isPullable else { throw BerthError.imageArchived(reference.description) }
         return record
     }
 

@@ -47,13 +47,8 @@ public final class Registry: Sendable {
     /// what another process could change (`berth admin` writes no repository; several nodes are #14's).
     let repositories: BoundedCache<RepositoryKey, RepositoryRecord?>
 
-    /// Pulls not yet written to the database (ECR refreshes the last pull time lazily too).
-    private let pendingPulls = Mutex<[PullKey: Double]>([:])
-
-    struct PullKey: Hashable {
-        let repository: RepositoryKey
-        let digest: Digest
-    }
+    /// Pulls not yet written to the database, and the principals whose pulls do not count (Registry+Pulls.swift).
+    let pulls = PullRecorder()
 
     /// Incremental hash state of uploads this process is writing, so chunks are hashed only once.
     private let hashers = Mutex<[String: UploadHashState]>([:])
@@ -73,7 +68,7 @@ public final class Registry: Sendable {
         self.events = events
         self.clock = clock
         self.logger = logger
-        self.manifestCache = ManifestCache()
+        self.manifestCache = ManifestCache(clock: clock)
         self.repositories = BoundedCache(capacity: 10_000, timeToLive: 1.0, clock: clock)
     }
 
@@ -90,25 +85,6 @@ public final class Registry: Sendable {
     /// A registry on in-memory stores (tests, ephemeral registries): nothing outlives the process.
     public static func inMemory(settings: RegistrySettings = .init(), clock: any WallClock = SystemWallClock()) -> Registry {
         Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), settings: settings, clock: clock)
-    }
-
-    // MARK: pulls
-
-    /// Notes that an image was pulled; written in batches by `flushPulls`.
-    public func notePull(_ repository: RepositoryKey, _ digest: Digest) {
-        let now = clock.now()
-        pendingPulls.withLock { $0[PullKey(repository: repository, digest: digest)] = now }
-    }
-
-    /// Writes the pull times noted since the last flush.
-    public func flushPulls() async throws {
-        let pulls = pendingPulls.withLock { p -> [PullKey: Double] in
-            let taken = p
-            p = [:]
-            return taken
-        }
-        guard !pulls.isEmpty else { return }
-        try await metadata.recordPulls(pulls.map { ($0.key.repository, $0.key.digest, $0.value) })
     }
 
     // MARK: repositories

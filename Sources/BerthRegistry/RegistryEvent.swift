@@ -14,6 +14,11 @@ public enum RegistryEvent: Sendable, Equatable {
     /// A scan of an image was asked for (on push, by StartImageScan, or by a continuous rescan).
     case scanRequested(repository: RepositoryKey, digest: Digest)
     case scanCompleted(repository: RepositoryKey, digest: Digest, state: ImageScanState)
+    /// An image went to the ARCHIVE storage class (its scan results are gone with it, as in ECR).
+    case imageArchived(repository: RepositoryKey, digest: Digest)
+    /// An archived image was restored to STANDARD (by UpdateImageStorageClass or by a push): like a newly
+    /// pushed image, it is scanned when the repository scans on push.
+    case imageRestored(repository: RepositoryKey, digest: Digest)
 }
 
 /// Fans registry events out to subscribers. Publishing never blocks: slow subscribers drop the oldest events.

@@ -63,7 +63,8 @@ public final class ScanService: Sendable {
         for await event in registry.events.subscribe() {
             if Task.isCancelled { return }
             switch event {
-            case .manifestPushed(let repository, let digest, _, _, _):
+            case .manifestPushed(let repository, let digest, _, _, _), .imageRestored(let repository, let digest):
+                // A restored image is scanned like a newly pushed one (its earlier results went with the archive).
                 await onPush(repository, digest)
             case .scanRequested:
                 wake.signal()

@@ -57,3 +57,18 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
 extension BlobUploadWriter {
     public func makeBuffer(capacity: Int) -> ByteBuffer { ByteBufferAllocator().buffer(capacity: capacity) }
 }
+
+/// A second, cheaper place for the bytes of blobs that only archived images use (the archive storage
+/// class): another directory or disk now, another bucket or storage class later. A blob is in one tier or
+/// the other (for a moment in both while it moves); reads, sizes and `delete` look in both, so where a
+/// blob's bytes are never decides whether it can be read.
+public protocol BlobTiering: Sendable {
+    /// Whether this store has an archive tier (one is configured).
+    var hasArchiveTier: Bool { get }
+    /// Moves a blob's bytes to the archive tier; nothing when they are not in the primary tier.
+    func moveToArchive(_ digest: Digest) async throws
+    /// Moves a blob's bytes back to the primary tier; nothing when they are not in the archive tier.
+    func moveFromArchive(_ digest: Digest) async throws
+    /// Whether the blob's bytes are in the archive tier (and not in the primary one).
+    func isInArchive(_ digest: Digest) async throws -> Bool
+}

@@ -19,20 +19,29 @@ public enum BlobWriteMode: String, Sendable, CaseIterable {
 }
 
 /// Content-addressed blobs on a local filesystem. All blocking I/O runs on a thread pool.
-public final class FileSystemBlobStore: BlobStore {
+/// With `archiveRoot`, blobs only archived images use can move to a second directory (`BlobTiering`),
+/// laid out the same way; every read looks there when a blob is not in `root`.
+public final class FileSystemBlobStore: BlobStore, BlobTiering {
     public let layout: FileSystemLayout
+    /// The archive tier, when one is configured.
+    public let archiveLayout: FileSystemLayout?
     private let pool: NIOThreadPool
     private let readChunkSize: Int
     private let writeMode: BlobWriteMode
 
     public init(root: String, threadPool: NIOThreadPool = .singleton, readChunkSize: Int = 2 << 20,
-                writeMode: BlobWriteMode = .buffered) throws {
+                writeMode: BlobWriteMode = .buffered, archiveRoot: String? = nil) throws {
         layout = FileSystemLayout(root: root)
+        archiveLayout = archiveRoot.map { FileSystemLayout(root: $0) }
         pool = threadPool
         self.readChunkSize = readChunkSize
         self.writeMode = writeMode
         try Self.makeDirectories(layout.blobsDirectory)
         try Self.makeDirectories(layout.uploadsDirectory)
+        if let a = archiveLayout {
+            try Self.makeDirectories(a.blobsDirectory)
+            try Self.makeDirectories(a.uploadsDirectory)
+        }
     }
 
     static func makeDirectories(_ path: String) throws {
@@ -51,27 +60,53 @@ public final class FileSystemBlobStore: BlobStore {
     }
 
     public func size(of digest: Digest) async throws -> Int64? {
-        let path = layout.blobPath(digest)
+        let paths = tierPaths(digest)
         return try await run {
-            var st = stat()
-            if stat(path, &st) != 0 {
-                if errno == ENOENT { return nil }
-                throw StorageError("stat: \(String(cString: strerror(errno)))")
+            // Primary, archive, primary again: a blob moving between the tiers is in one of them at every moment.
+            for path in paths {
+                var st = stat()
+                if stat(path, &st) == 0 { return Int64(st.st_size) }
+                if errno != ENOENT { throw StorageError("stat: \(String(cString: strerror(errno)))") }
             }
-            return Int64(st.st_size)
+            return nil
         }
     }
 
-    public func localFilePath(of digest: Digest) -> String? { layout.blobPath(digest) }
+    /// Where to look for a blob, in order: only the primary tier without an archive tier.
+    func tierPaths(_ digest: Digest) -> [String] {
+        let primary = layout.blobPath(digest)
+        guard let archive = archiveLayout?.blobPath(digest) else { return [primary] }
+        return [primary, archive, primary]
+    }
+
+    public func localFilePath(of digest: Digest) -> String? {
+        let primary = layout.blobPath(digest)
+        guard let archive = archiveLayout?.blobPath(digest) else { return primary }
+        return access(primary, F_OK) != 0 && access(archive, F_OK) == 0 ? archive : primary
+    }
 
     public func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
-        try await readFile(layout.blobPath(digest), start: range?.start ?? 0, length: range?.count, into: consumer)
+        let paths = tierPaths(digest)
+        for (i, path) in paths.enumerated() {
+            do {
+                try await readFile(path, start: range?.start ?? 0, length: range?.count, into: consumer)
+                return
+            } catch let e as BlobFileMissing where i < paths.count - 1 {
+                _ = e  // not in this tier (it may have just moved): the next one
+            } catch let e as BlobFileMissing {
+                throw StorageError("open \(e.path): \(String(cString: strerror(ENOENT)))")
+            }
+        }
     }
+
+    /// A blob file that does not exist (before any byte was read).
+    struct BlobFileMissing: Error { let path: String }
 
     /// Reads a file in chunks, reading the next chunk while the consumer handles the current one.
     func readFile(_ path: String, start: Int64, length: Int64?, into consumer: (ByteBuffer) async throws -> Void) async throws {
         let fd = try await run { () throws -> Int32 in
             let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 && errno == ENOENT { throw BlobFileMissing(path: path) }
             if fd < 0 { throw StorageError("open \(path): \(String(cString: strerror(errno)))") }
             return fd
         }
@@ -168,7 +203,12 @@ public final class FileSystemBlobStore: BlobStore {
     }
 
     public func readUpload(id: String, length: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws {
-        try await readFile(try layout.uploadPath(id), start: 0, length: length, into: consumer)
+        let path = try layout.uploadPath(id)
+        do {
+            try await readFile(path, start: 0, length: length, into: consumer)
+        } catch is BlobFileMissing {
+            throw StorageError("open \(path): \(String(cString: strerror(ENOENT)))")
+        }
     }
 
     public func commitUpload(id: String, as digest: Digest) async throws {
@@ -195,9 +235,91 @@ public final class FileSystemBlobStore: BlobStore {
         try await run { _ = unlink(path) }
     }
 
+    /// Removes the blob from both tiers.
     public func delete(_ digest: Digest) async throws {
-        let path = layout.blobPath(digest)
-        try await run { _ = unlink(path) }
+        let paths = [layout.blobPath(digest)] + (archiveLayout.map { [$0.blobPath(digest)] } ?? [])
+        try await run { for p in paths { _ = unlink(p) } }
+    }
+
+    // MARK: the archive tier
+
+    public var hasArchiveTier: Bool { archiveLayout != nil }
+
+    public func moveToArchive(_ digest: Digest) async throws {
+        guard let archive = archiveLayout else { return }
+        try await move(digest, from: layout, to: archive)
+    }
+
+    public func moveFromArchive(_ digest: Digest) async throws {
+        guard let archive = archiveLayout else { return }
+        try await move(digest, from: archive, to: layout)
+    }
+
+    public func isInArchive(_ digest: Digest) async throws -> Bool {
+        guard let archive = archiveLayout else { return false }
+        let primary = layout.blobPath(digest), archived = archive.blobPath(digest)
+        return try await run { access(primary, F_OK) != 0 && access(archived, F_OK) == 0 }
+    }
+
+    /// Moves a blob file between tiers so that it is complete in one of them at every moment: `rename(2)`
+    /// on the same filesystem; across filesystems a copy into the target's staging directory, fsync,
+    /// rename into place, then the source is removed. Already in the target: the source copy goes.
+    func move(_ digest: Digest, from source: FileSystemLayout, to target: FileSystemLayout) async throws {
+        let from = source.blobPath(digest), to = target.blobPath(digest), dir = target.blobDirectory(digest)
+        let staging = try target.uploadPath("tier-" + String(UInt64.random(in: .min ... .max), radix: 16))
+        try await run {
+            if access(from, F_OK) != 0 { return }
+            if access(to, F_OK) == 0 { _ = unlink(from); return }
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST { try Self.makeDirectories(dir) }
+            if rename(from, to) == 0 {
+                Self.syncDirectory(dir)
+                return
+            }
+            guard errno == EXDEV else {
+                if errno == ENOENT { return }  // moved or deleted meanwhile
+                throw StorageError("rename \(from): \(String(cString: strerror(errno)))")
+            }
+            try Self.copyFile(from, to: staging)
+            if rename(staging, to) != 0 {
+                let e = errno
+                _ = unlink(staging)
+                throw StorageError("rename \(staging): \(String(cString: strerror(e)))")
+            }
+            Self.syncDirectory(dir)
+            _ = unlink(from)
+        }
+    }
+
+    static func syncDirectory(_ dir: String) {
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// Copies a file to `to` (created, fsync'd); `to` is removed again on failure.
+    static func copyFile(_ from: String, to: String) throws {
+        let src = open(from, O_RDONLY | O_CLOEXEC)
+        if src < 0 { throw StorageError("open \(from): \(String(cString: strerror(errno)))") }
+        defer { close(src) }
+        let dst = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if dst < 0 { throw StorageError("create \(to): \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer {
+            close(dst)
+            if !ok { _ = unlink(to) }
+        }
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+        defer { buffer.deallocate() }
+        var offset: off_t = 0
+        while true {
+            let n = pread(src, buffer, size, offset)
+            if n < 0 { if errno == EINTR { continue }; throw StorageError("read \(from): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            try FileWriter.pwriteAll(dst, buffer, n, Int64(offset))
+            offset += off_t(n)
+        }
+        guard fsync(dst) == 0 else { throw StorageError("fsync \(to): \(String(cString: strerror(errno)))") }
+        ok = true
     }
 
     /// Writes with pwrite(2) at an advancing offset; one writer per upload at a time.

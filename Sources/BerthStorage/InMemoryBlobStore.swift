@@ -2,16 +2,35 @@ import BerthCore
 import NIOCore
 import Synchronization
 
-/// Blobs in memory, for tests and ephemeral registries.
-public final class InMemoryBlobStore: BlobStore {
+/// Blobs in memory, for tests and ephemeral registries. With `archiveTier`, blobs can be marked as moved
+/// to an archive tier (`BlobTiering`); their bytes stay readable, as with any tiered store.
+public final class InMemoryBlobStore: BlobStore, BlobTiering {
     private struct State {
         var blobs: [Digest: ByteBuffer] = [:]
         var uploads: [String: ByteBuffer] = [:]
+        var archived: Set<Digest> = []
     }
     private let state = Mutex(State())
     private let chunkSize: Int
+    public let hasArchiveTier: Bool
 
-    public init(chunkSize: Int = 1 << 20) { self.chunkSize = chunkSize }
+    public init(chunkSize: Int = 1 << 20, archiveTier: Bool = false) {
+        self.chunkSize = chunkSize
+        hasArchiveTier = archiveTier
+    }
+
+    public func moveToArchive(_ digest: Digest) async throws {
+        guard hasArchiveTier else { return }
+        state.withLock { s in if s.blobs[digest] != nil { s.archived.insert(digest) } }
+    }
+
+    public func moveFromArchive(_ digest: Digest) async throws {
+        _ = state.withLock { $0.archived.remove(digest) }
+    }
+
+    public func isInArchive(_ digest: Digest) async throws -> Bool {
+        state.withLock { $0.archived.contains(digest) }
+    }
 
     public func size(of digest: Digest) async throws -> Int64? {
         state.withLock { $0.blobs[digest].map { Int64($0.readableBytes) } }
@@ -51,6 +70,7 @@ public final class InMemoryBlobStore: BlobStore {
         try state.withLock { s in
             guard let b = s.uploads.removeValue(forKey: id) else { throw StorageError("upload \(id) not found") }
             s.blobs[digest] = b
+            s.archived.remove(digest)  // committed anew in the primary tier
         }
     }
 
@@ -59,7 +79,10 @@ public final class InMemoryBlobStore: BlobStore {
     }
 
     public func delete(_ digest: Digest) async throws {
-        _ = state.withLock { $0.blobs.removeValue(forKey: digest) }
+        state.withLock { s in
+            s.blobs.removeValue(forKey: digest)
+            s.archived.remove(digest)
+        }
     }
 
     fileprivate func append(_ id: String, _ buffer: ByteBuffer) throws {

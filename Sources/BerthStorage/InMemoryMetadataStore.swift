@@ -7,6 +7,9 @@ public final class InMemoryMetadataStore: MetadataStore {
         var createdAt: Double
         var settings: RepositorySettings
         var pulls: [Digest: Double] = [:]
+        /// When images last went to ARCHIVE and came back to STANDARD (the status is on the manifest record).
+        var archivedAt: [Digest: Double] = [:]
+        var activatedAt: [Digest: Double] = [:]
         var blobs: Set<Digest> = []
         var manifests: [Digest: ManifestRecord] = [:]
         /// Parent manifest → the blobs and manifests it references.
@@ -21,6 +24,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var accounts: [String: AccountRecord] = [:]
         var keys: [String: AccessKeyRecord] = [:]
         var accountSettings: [String: String] = [:]
+        /// Pull time update exclusions by account, then principal ARN.
+        var pullTimeExclusions: [String: [String: PullTimeExclusion]] = [:]
     }
     let state = Mutex(State())
     /// IAM entities (InMemoryMetadataStore+IAM.swift).
@@ -131,9 +136,17 @@ public final class InMemoryMetadataStore: MetadataStore {
             }
             let d = put.record.digest
             let created = repo.manifests[d] == nil
+            var restored = false
             if created {
-                repo.manifests[d] = put.record
+                var record = put.record
+                record.status = .active
+                repo.manifests[d] = record
                 repo.references[d] = put.blobs + put.manifests
+            } else if repo.manifests[d]?.status != .active {
+                // Pushing an archived image again restores it (ECR).
+                repo.manifests[d]?.status = .active
+                repo.activatedAt[d] = put.record.pushedAt
+                restored = true
             }
             var previous: Digest? = nil
             if let tag = put.tag {
@@ -142,7 +155,7 @@ public final class InMemoryMetadataStore: MetadataStore {
                 if previous == d { previous = nil }
             }
             s.repos[repository] = repo
-            return ManifestPutResult(created: created, previousTagDigest: previous)
+            return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }
 
@@ -165,6 +178,9 @@ public final class InMemoryMetadataStore: MetadataStore {
     static func removeManifest(_ r: inout Repo, _ digest: Digest) -> Bool {
         guard r.manifests.removeValue(forKey: digest) != nil else { return false }
         r.references[digest] = nil
+        r.pulls[digest] = nil
+        r.archivedAt[digest] = nil
+        r.activatedAt[digest] = nil
         r.scans[digest] = nil
         r.tags = r.tags.filter { $0.value != digest }
         return true
@@ -177,7 +193,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     /// ECR PutImage's checks (`ManifestPut.imageChecks`), under the same lock as the put.
     static func checkImagePut(_ repo: Repo, _ put: ManifestPut) throws {
         let digest = put.record.digest
-        if repo.manifests[digest] != nil {
+        // An archived image pushed again is restored, not refused (ECR).
+        if repo.manifests[digest]?.status == .active {
             guard let tag = put.tag else { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: nil) }
             if repo.tags[tag] == digest { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: tag) }
         }
@@ -256,7 +273,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     func summary(_ r: Repo, _ m: ManifestRecord) -> ImageSummary {
         ImageSummary(digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, manifestSize: m.size,
                      imageSize: m.imageSize, pushedAt: m.pushedAt, lastPulledAt: r.pulls[m.digest], subject: m.subject,
-                     tags: r.tags.filter { $0.value == m.digest }.map(\.key).sorted())
+                     tags: r.tags.filter { $0.value == m.digest }.map(\.key).sorted(), status: m.status,
+                     lastArchivedAt: r.archivedAt[m.digest], lastActivatedAt: r.activatedAt[m.digest])
     }
 
     public func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
@@ -280,6 +298,65 @@ public final class InMemoryMetadataStore: MetadataStore {
                 s.repos[k]!.pulls[d] = max(t, s.repos[k]!.pulls[d] ?? 0)
             }
         }
+    }
+
+    public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
+                                        at: Double) async throws -> ImageStorageClassChange {
+        state.withLock { s in
+            guard var r = s.repos[repository], let m = r.manifests[digest] else { return .notFound }
+            defer { s.repos[repository] = r }
+            switch target {
+            case .archive:
+                if m.status == .archived { return .updated(.archived, changed: false) }
+                // The manifests listing it (as an index does; a manifest is never another's blob).
+                let parents = r.references.filter { parent, children in
+                    children.contains(digest) && r.manifests[parent]?.status == .active
+                }.map(\.key).sorted()
+                if !parents.isEmpty { return .referenced(by: parents) }
+                r.manifests[digest]?.status = .archived
+                r.archivedAt[digest] = at
+                r.scans[digest] = nil  // ECR: earlier scan results are not available after a restore
+                return .updated(.archived, changed: true)
+            case .standard:
+                if m.status == .active { return .updated(.active, changed: false) }
+                r.manifests[digest]?.status = .active
+                r.activatedAt[digest] = at
+                return .updated(.active, changed: true)
+            }
+        }
+    }
+
+    public func blobsUsedOnlyByArchivedImages(_ digests: [Digest]) async throws -> [Digest] {
+        state.withLock { s in
+            digests.filter { d in
+                var referenced = false
+                for r in s.repos.values {
+                    let parents = r.references.filter { $0.value.contains(d) }.map(\.key)
+                    if parents.contains(where: { r.manifests[$0]?.status == .active }) { return false }
+                    if parents.isEmpty && r.blobs.contains(d) { return false }  // a push in progress
+                    referenced = referenced || !parents.isEmpty
+                }
+                return referenced
+            }
+        }
+    }
+
+    public func pullTimeExclusions(of account: String) async throws -> [PullTimeExclusion] {
+        state.withLock { s in (s.pullTimeExclusions[account] ?? [:]).values.sorted { $0.principalARN < $1.principalARN } }
+    }
+
+    public func addPullTimeExclusion(_ exclusion: PullTimeExclusion, to account: String, limit: Int) async throws -> PullTimeExclusionInsert {
+        state.withLock { s in
+            let current = s.pullTimeExclusions[account] ?? [:]
+            if current[exclusion.principalARN] != nil { return .alreadyExists }
+            if current.count >= limit { return .limitExceeded }
+            s.pullTimeExclusions[account, default: [:]][exclusion.principalARN] = exclusion
+            return .added(exclusion)
+        }
+    }
+
+    public func removePullTimeExclusion(_ principalARN: String, from account: String) async throws -> Bool {
+        state.withLock { s in s.pullTimeExclusions[account]?.removeValue(forKey: principalARN) != nil }
     }
 
     public func manifestsReferencing(_ digest: Digest, in repository: RepositoryKey) async throws -> [Digest] {

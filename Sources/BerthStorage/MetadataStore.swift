@@ -29,10 +29,14 @@ public struct ManifestPutResult: Sendable, Equatable {
     public var created: Bool
     /// The digest the tag pointed to before, when it moved.
     public var previousTagDigest: Digest?
+    /// True when the manifest was archived (or being restored) and the push made it ACTIVE again
+    /// (ECR: pushing an archived image restores it at once).
+    public var restored: Bool
 
-    public init(created: Bool, previousTagDigest: Digest?) {
+    public init(created: Bool, previousTagDigest: Digest?, restored: Bool = false) {
         self.created = created
         self.previousTagDigest = previousTagDigest
+        self.restored = restored
     }
 }
 
@@ -117,6 +121,22 @@ public protocol ImageMetadata: Sendable {
     func image(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageSummary?
     /// Records when images were last pulled.
     func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws
+    /// Moves an image between storage classes in one transaction (ECR's UpdateImageStorageClass).
+    /// To ARCHIVE: `.referenced` when ACTIVE indexes of the repository list it; otherwise ARCHIVED, with
+    /// `lastArchivedAt` = `at`, and its scan (results) deleted. To STANDARD: ACTIVE, with `lastActivatedAt` = `at` (the bytes never move,
+    /// so the restore is complete at once). Already in the target class: unchanged (`changed: false`).
+    func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
+                                 at: Double) async throws -> ImageStorageClassChange
+    /// Those of `digests` (blobs) whose bytes only archived images use, so they may move to an archive
+    /// tier: some manifest references each, none of the manifests referencing it (in any repository) is
+    /// ACTIVE, and no repository links it without a manifest referencing it (a push in progress).
+    func blobsUsedOnlyByArchivedImages(_ digests: [Digest]) async throws -> [Digest]
+    /// An account's pull time update exclusions, in ARN order.
+    func pullTimeExclusions(of account: String) async throws -> [PullTimeExclusion]
+    /// Adds an exclusion unless it exists or the account already has `limit` (count and insert in one transaction).
+    func addPullTimeExclusion(_ exclusion: PullTimeExclusion, to account: String, limit: Int) async throws -> PullTimeExclusionInsert
+    /// Removes an exclusion; false when there was none.
+    func removePullTimeExclusion(_ principalARN: String, from account: String) async throws -> Bool
     /// Number of manifests in a repository.
     func imageCount(in repository: RepositoryKey) async throws -> Int
     /// Manifests of the repository that reference `digest` (as a config, a layer or an index entry).

@@ -206,6 +206,13 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """, [.integer(id), .text(digest), .text(r.mediaType), r.artifactType.map { .text($0) } ?? .null,
                           .blob(r.bytes), r.subject.map { .text($0.description) } ?? .null,
                           r.annotationsJSON.map { .text($0) } ?? .null, .real(r.pushedAt), .integer(r.imageSize)]) == 1
+                var restored = false
+                if !created {
+                    restored = try c.execute("""
+                        UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ?
+                        WHERE repo_id = ? AND digest = ? AND image_status != 'ACTIVE'
+                        """, [.real(r.pushedAt), .integer(id), .text(digest)]) == 1
+                }
                 if created {
                     for b in put.blobs {
                         try c.execute("INSERT OR IGNORE INTO manifest_references(repo_id, parent, child, is_manifest) VALUES(?, ?, ?, 0)",
@@ -229,7 +236,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                         previous = nil
                     }
                 }
-                return ManifestPutResult(created: created, previousTagDigest: previous)
+                return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
             }
         }
     }
@@ -237,7 +244,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// ECR PutImage's checks (`ManifestPut.imageChecks`), inside the put's transaction.
     static func checkImagePut(_ c: SQLiteConnection, _ put: ManifestPut, repo id: Int64) throws {
         let digest = put.record.digest
-        let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+        // An archived image pushed again is restored, not refused (ECR).
+        let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ? AND image_status = 'ACTIVE'",
                                  [.integer(id), .text(digest.description)]) { _ in true }
         if !exists.isEmpty {
             guard let tag = put.tag else { throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: nil) }
@@ -262,12 +270,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord? {
         try await db.read { c in
             try c.query("""
-                SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at, m.image_size
+                SELECT m.media_type, m.artifact_type, m.body, m.subject, m.annotations, m.pushed_at, m.image_size, m.image_status
                 FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ? WHERE r.registry_id = ? AND r.name = ?
                 """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) { row in
                 ManifestRecord(digest: digest, mediaType: row.text(0), artifactType: row.optionalText(1),
                                bytes: row.blob(2), subject: row.optionalText(3).flatMap { Digest.parse($0) },
-                               annotationsJSON: row.optionalText(4), pushedAt: row.double(5), imageSize: row.int(6))
+                               annotationsJSON: row.optionalText(4), pushedAt: row.double(5), imageSize: row.int(6),
+                               status: try Self.imageStatus(row.text(7)))
             }.first
         }
     }
@@ -417,15 +426,26 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     static let imageColumns = """
         m.digest, m.media_type, m.artifact_type, length(m.body), m.image_size, m.pushed_at, m.last_pulled_at, m.subject,
-        (SELECT group_concat(tag, char(10)) FROM (SELECT tag FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest ORDER BY tag))
+        (SELECT group_concat(tag, char(10)) FROM (SELECT tag FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest ORDER BY tag)),
+        m.image_status, m.last_archived_at, m.last_activated_at
         """
 
-    static func imageRow(_ row: SQLiteRow) -> ImageSummary? {
+    static func imageRow(_ row: SQLiteRow) throws -> ImageSummary? {
         guard let d = Digest.parse(row.text(0)) else { return nil }
         let tags = row.optionalText(8).map { $0.split(separator: "\n").map(String.init) } ?? []
         return ImageSummary(digest: d, mediaType: row.text(1), artifactType: row.optionalText(2), manifestSize: row.int(3),
                             imageSize: row.int(4), pushedAt: row.double(5), lastPulledAt: row.isNull(6) ? nil : row.double(6),
-                            subject: row.optionalText(7).flatMap { Digest.parse($0) }, tags: tags)
+                            subject: row.optionalText(7).flatMap { Digest.parse($0) }, tags: tags,
+                            status: try imageStatus(row.text(9)), lastArchivedAt: row.isNull(10) ? nil : row.double(10),
+                            lastActivatedAt: row.isNull(11) ? nil : row.double(11))
+    }
+
+    /// A stored `image_status`; anything else is corrupt metadata, never taken as ACTIVE.
+    static func imageStatus(_ text: String) throws -> ImageStatus {
+        guard let status = ImageStatus(rawValue: text) else {
+            throw CorruptMetadataError(what: "image status", detail: "unknown value '\(text)'")
+        }
+        return status
     }
 
     public func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
@@ -459,6 +479,88 @@ public final class SQLiteMetadataStore: MetadataStore {
                         """, [.real(t), .text(d.description), .text(k.registryID), .text(k.name)])
                 }
             }
+        }
+    }
+
+    public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
+                                        at: Double) async throws -> ImageStorageClassChange {
+        try await db.write { c in
+            try c.transaction {
+                guard let id = try Self.repoID(c, repository),
+                      let text = try c.query("SELECT image_status FROM manifests WHERE repo_id = ? AND digest = ?",
+                                             [.integer(id), .text(digest.description)], row: { $0.text(0) }).first
+                else { return .notFound }
+                let status = try Self.imageStatus(text)
+                switch target {
+                case .archive:
+                    if status == .archived { return .updated(.archived, changed: false) }
+                    let parents = try c.query("""
+                        SELECT x.parent FROM manifest_references x
+                        JOIN manifests p ON p.repo_id = x.repo_id AND p.digest = x.parent AND p.image_status = 'ACTIVE'
+                        WHERE x.repo_id = ? AND x.child = ? AND x.is_manifest = 1 ORDER BY x.parent
+                        """, [.integer(id), .text(digest.description)]) { Digest.parse($0.text(0)) }.compactMap { $0 }
+                    if !parents.isEmpty { return .referenced(by: parents) }
+                    try c.execute("UPDATE manifests SET image_status = 'ARCHIVED', last_archived_at = ? WHERE repo_id = ? AND digest = ?",
+                                  [.real(at), .integer(id), .text(digest.description)])
+                    // ECR: scan results from before the archive are not available after a restore.
+                    try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
+                    return .updated(.archived, changed: true)
+                case .standard:
+                    if status == .active { return .updated(.active, changed: false) }
+                    try c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
+                                  [.real(at), .integer(id), .text(digest.description)])
+                    return .updated(.active, changed: true)
+                }
+            }
+        }
+    }
+
+    public func blobsUsedOnlyByArchivedImages(_ digests: [Digest]) async throws -> [Digest] {
+        try await db.read { c in
+            try digests.filter { d in
+                let v = [SQLiteValue.text(d.description)]
+                let referenced = try c.query("SELECT 1 FROM manifest_references WHERE child = ? AND is_manifest = 0 LIMIT 1", v) { _ in true }
+                guard !referenced.isEmpty else { return false }
+                let active = try c.query("""
+                    SELECT 1 FROM manifest_references x JOIN manifests m ON m.repo_id = x.repo_id AND m.digest = x.parent
+                    WHERE x.child = ? AND m.image_status = 'ACTIVE' LIMIT 1
+                    """, v) { _ in true }
+                guard active.isEmpty else { return false }
+                let pending = try c.query("""
+                    SELECT 1 FROM repository_blobs l WHERE l.digest = ?
+                    AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.repo_id = l.repo_id AND x.child = l.digest) LIMIT 1
+                    """, v) { _ in true }
+                return pending.isEmpty
+            }
+        }
+    }
+
+    public func pullTimeExclusions(of account: String) async throws -> [PullTimeExclusion] {
+        try await db.read { c in
+            try c.query("SELECT principal_arn, created_at FROM pull_time_exclusions WHERE account_id = ? ORDER BY principal_arn",
+                        [.text(account)]) { PullTimeExclusion(principalARN: $0.text(0), createdAt: $0.double(1)) }
+        }
+    }
+
+    public func addPullTimeExclusion(_ exclusion: PullTimeExclusion, to account: String, limit: Int) async throws -> PullTimeExclusionInsert {
+        try await db.write { c in
+            try c.transaction {
+                let exists = try c.query("SELECT 1 FROM pull_time_exclusions WHERE account_id = ? AND principal_arn = ?",
+                                         [.text(account), .text(exclusion.principalARN)]) { _ in true }
+                if !exists.isEmpty { return .alreadyExists }
+                let count = try c.query("SELECT count(*) FROM pull_time_exclusions WHERE account_id = ?", [.text(account)]) { $0.int(0) }.first ?? 0
+                if count >= Int64(limit) { return .limitExceeded }
+                try c.execute("INSERT INTO pull_time_exclusions(account_id, principal_arn, created_at) VALUES(?, ?, ?)",
+                              [.text(account), .text(exclusion.principalARN), .real(exclusion.createdAt)])
+                return .added(exclusion)
+            }
+        }
+    }
+
+    public func removePullTimeExclusion(_ principalARN: String, from account: String) async throws -> Bool {
+        try await db.write { c in
+            try c.execute("DELETE FROM pull_time_exclusions WHERE account_id = ? AND principal_arn = ?",
+                          [.text(account), .text(principalARN)]) == 1
         }
     }
 

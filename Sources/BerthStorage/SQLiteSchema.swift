@@ -80,6 +80,14 @@ extension SQLiteMetadataStore {
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1, name: "baseline", sql: baselineSchema),
         SchemaMigration(version: 2, name: "kms keys, key material and aliases", sql: kmsSchema),
+        SchemaMigration(version: 3, name: "image storage class and pull time update exclusions", sql: """
+            ALTER TABLE manifests ADD COLUMN image_status TEXT NOT NULL DEFAULT 'ACTIVE';
+            ALTER TABLE manifests ADD COLUMN last_archived_at REAL;
+            ALTER TABLE manifests ADD COLUMN last_activated_at REAL;
+            CREATE TABLE pull_time_exclusions(
+                account_id TEXT NOT NULL, principal_arn TEXT NOT NULL, created_at REAL NOT NULL,
+                PRIMARY KEY(account_id, principal_arn)) WITHOUT ROWID;
+            """),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

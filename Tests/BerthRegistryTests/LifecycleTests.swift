@@ -115,20 +115,31 @@ import Testing
         #expect(try await remaining(r).isEmpty)
     }
 
-    @Test func transitionsGoToTheHookOrAreSkipped() async throws {
+    @Test func transitionsArchiveThroughTheRegistryOrGoToTheHook() async throws {
         let (r, clock) = try await registry(layers: ["a"])
         let a = try await push(r, clock, image("a"), tag: "v1")
         clock.advance(by: 40 * Self.day)
         try await r.putLifecyclePolicy(repo, #"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30},"action":{"type":"transition","targetStorageClass":"archive"}}]}"#)
-        let skipped = try #require(try await r.runLifecycle(repo, dryRun: false, transition: nil))
-        #expect(skipped.outcomes.map(\.result) == [.skipped("storage class transitions are not available")])
         let calls = Mutex<[Digest]>([])
-        let applied = try #require(try await r.runLifecycle(repo, dryRun: false) { _, digest, target in
+        let hooked = try #require(try await r.runLifecycle(repo, dryRun: false) { _, digest, target in
             #expect(target == .archive)
             calls.withLock { $0.append(digest) }
         })
-        #expect(applied.count(.transition(.archive), .applied) == 1)
+        #expect(hooked.count(.transition(.archive), .applied) == 1)
         #expect(calls.withLock { $0 } == [a])
-        #expect(try await remaining(r) == [a])
+        #expect(try await r.image(a, in: repo)?.status == .active, "the hook replaced the registry's own change")
+        // Without a hook the registry archives the image itself (UpdateImageStorageClass).
+        let archived = try #require(try await r.runLifecycle(repo, dryRun: false, transition: nil))
+        #expect(archived.count(.transition(.archive), .applied) == 1)
+        let summary = try #require(try await r.image(a, in: repo))
+        #expect(summary.status == .archived && summary.lastArchivedAt == clock.now())
+        // An archived image is not transitioned again; a sinceImageTransitioned rule expires it later.
+        #expect(try #require(try await r.runLifecycle(repo, dryRun: false, transition: nil)).outcomes.isEmpty)
+        try await r.putLifecyclePolicy(repo, #"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#)
+        #expect(try #require(try await r.runLifecycle(repo, dryRun: false, transition: nil)).outcomes.isEmpty)
+        clock.advance(by: 2 * Self.day)
+        let expired = try #require(try await r.runLifecycle(repo, dryRun: false, transition: nil))
+        #expect(expired.count(.expire, .applied) == 1)
+        #expect(try await remaining(r).isEmpty)
     }
 }

@@ -116,6 +116,22 @@ struct Expected: Decodable {
         }
     }
 
+    /// ECR: a restored image is scanned when the repository scans on push; its earlier results went with the archive.
+    @Test func aRestoredImageIsScannedAgain() async throws {
+        try await withScanner { registry, _ in
+            let key = repo("restored")
+            _ = try await registry.createRepository(key, settings: RepositorySettings(scanOnPush: true))
+            let digest = try await push(layout: Fixtures.url("images/debian-tiny-vuln"), tag: "1", to: registry, key, as: "1")
+            let first = try #require(try await finishedScan(registry, key, digest))
+            try await registry.updateImageStorageClass(digest, in: key, to: .archive, at: first.requestedAt + 10)
+            #expect(try await registry.scan(digest, in: key) == nil)
+            try await registry.updateImageStorageClass(digest, in: key, to: .standard, at: first.requestedAt + 20)
+            let again = try #require(try await finishedScan(registry, key, digest))
+            #expect(again.state == .complete && again.trigger == "PUSH")
+            #expect(again.findings.count == first.findings.count)
+        }
+    }
+
     @Test func withoutScanOnPushNothingIsScannedUntilRequested() async throws {
         try await withScanner { registry, _ in
             let key = repo("manual")

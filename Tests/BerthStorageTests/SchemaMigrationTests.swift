@@ -42,7 +42,8 @@ import Testing
     static let fixtureCounts: [String: Int64] = [
         "access_keys": 3, "account_settings": 3, "accounts": 2, "blobs": 4, "iam_attachments": 2, "iam_entities": 4,
         "iam_group_members": 2, "iam_inline_policies": 1, "iam_managed_policies": 1, "iam_oidc_providers": 1, "image_scans": 1,
-        "manifest_references": 6, "manifests": 3, "repositories": 2, "repository_blobs": 4, "tags": 3, "uploads": 1,
+        "manifest_references": 6, "manifests": 3, "pull_time_exclusions": 0, "repositories": 2, "repository_blobs": 4, "tags": 3,
+        "uploads": 1,
     ]
 
     /// Everything Fixtures/v1 holds, read through the store's API (values from Fixtures/v1/expected.json).
@@ -68,6 +69,13 @@ import Testing
         let image = try #require(try await m.image(Self.v1, in: Self.app))
         #expect(image.tags == ["v1"])
         #expect(image.lastPulledAt != nil)
+        // The storage class migration: every image of the previous release is ACTIVE (STANDARD), never archived.
+        for i in try await m.images(in: Self.app, after: nil, limit: 10) {
+            #expect(i.status == .active && i.status.storageClass == .standard)
+            #expect(i.lastArchivedAt == nil && i.lastActivatedAt == nil)
+        }
+        #expect(try await m.manifest(Self.multi, in: Self.app)?.status == .active)
+        #expect(try await m.pullTimeExclusions(of: a).isEmpty)
         #expect(try await m.imageCount(in: Self.app) == 3)
         #expect(try await m.linkedBlobSize(Self.v1Layer, in: Self.app) == 600)
         #expect(try await m.blobSize(Self.v1Layer) == 600)
@@ -116,24 +124,21 @@ import Testing
         let before = try schema(path)
         #expect(try history(path).isEmpty)
         do {
-            let m = try SQLiteMetadataStore(path: path, migrations: Self.baseline)
-            try await expectFixtureV1(m)
-        }
-        #expect(try history(path).map(\.version) == [1])
-        #expect(try history(path).first?.name == "baseline")
-        #expect(try schema(path) == before, "adoption changes no table or index")
-        #expect(try rowCounts(path) == Self.fixtureCounts)
-        // The same objects as a database the baseline creates.
-        let fresh = try directory() + "/berth.db"
-        _ = try SQLiteMetadataStore(path: fresh, migrations: Self.baseline)
-        #expect(Set(try schema(fresh)) == Set(before))
-        // Then the later migrations, which keep every row.
-        do {
             let m = try SQLiteMetadataStore(path: path)
             try await expectFixtureV1(m)
         }
-        #expect(try history(path).map(\.version) == Self.allVersions)
+        #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
+        #expect(try history(path).first?.name == "baseline")
         #expect(try rowCounts(path).filter { Self.fixtureCounts[$0.key] != nil } == Self.fixtureCounts)
+        #expect(try rowCounts(path).filter { Self.fixtureCounts[$0.key] == nil }.values.allSatisfy { $0 == 0 }, "new tables start empty")
+        // Adopted as the baseline, then migrated: the same objects as a database made from scratch.
+        let fresh = try directory() + "/berth.db"
+        _ = try SQLiteMetadataStore(path: fresh)
+        #expect(Set(try schema(fresh)) == Set(try schema(path)))
+        // Adoption itself changes no table or index: with the baseline alone, the schema is the fixture's.
+        let adoptedOnly = try directory(fixture: "v1") + "/berth.db"
+        _ = try SQLiteMetadataStore(path: adoptedOnly, migrations: Array(SQLiteMetadataStore.migrations.prefix(1)))
+        #expect(try schema(adoptedOnly) == before, "adoption changes no table or index")
 
         // Opening again is a no-op: nothing applied, nothing recorded anew.
         let recorded = try history(path)
@@ -145,6 +150,7 @@ import Testing
 
     @Test func laterMigrationsApplyToFixtureV1() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
+        let next = SQLiteMetadataStore.migrations.count + 1
         let migrations = SQLiteMetadataStore.migrations + [
             SchemaMigration(version: Self.next, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
             SchemaMigration(version: Self.next + 1, name: "test: note every repository") { c in
@@ -161,6 +167,7 @@ import Testing
 
     @Test func freshDatabaseGetsEveryMigration() async throws {
         let path = try directory() + "/berth.db"
+        let next = SQLiteMetadataStore.migrations.count + 1
         let migrations = SQLiteMetadataStore.migrations + [
             SchemaMigration(version: Self.next, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
         ]
@@ -212,6 +219,7 @@ import Testing
 
     @Test func concurrentOpensApplyEachMigrationOnce() async throws {
         let path = try directory() + "/berth.db"
+        let next = SQLiteMetadataStore.migrations.count + 1
         let migrations = SQLiteMetadataStore.migrations + [
             SchemaMigration(version: Self.next, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
             SchemaMigration(version: Self.next + 1, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
