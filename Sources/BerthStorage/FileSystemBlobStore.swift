@@ -19,7 +19,7 @@ public enum BlobWriteMode: String, Sendable, CaseIterable {
 }
 
 /// Content-addressed blobs on a local filesystem. All blocking I/O runs on a thread pool.
-public final class FileSystemBlobStore: BlobStore {
+public final class FileSystemBlobStore: BlobStore, BlobInventory {
     public let layout: FileSystemLayout
     private let pool: NIOThreadPool
     private let readChunkSize: Int
@@ -195,9 +195,67 @@ public final class FileSystemBlobStore: BlobStore {
         try await run { _ = unlink(path) }
     }
 
+    /// Deletes a blob's file. The body is `deleteImmediately`, which the garbage collector calls inside its
+    /// metadata transaction: a deletion tier added here belongs there.
     public func delete(_ digest: Digest) async throws {
-        let path = layout.blobPath(digest)
-        try await run { _ = unlink(path) }
+        try await run { try self.deleteImmediately(digest) }
+    }
+
+    public func deleteImmediately(_ digest: Digest) throws {
+        if unlink(layout.blobPath(digest)) != 0 && errno != ENOENT {
+            throw StorageError("unlink blob \(digest): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func isStored(_ digest: Digest) -> Bool {
+        access(layout.blobPath(digest), F_OK) == 0
+    }
+
+    public func storedBlobs() async throws -> [StoredFile<Digest>] {
+        let root = layout.blobsDirectory
+        return try await run {
+            var found: [StoredFile<Digest>] = []
+            for algorithm in Self.entries(root) {
+                for prefix in Self.entries("\(root)/\(algorithm)") {
+                    let dir = "\(root)/\(algorithm)/\(prefix)"
+                    for name in Self.entries(dir) {
+                        guard let d = Digest.parse("\(algorithm):\(name)"), let st = Self.status("\(dir)/\(name)") else { continue }
+                        found.append(StoredFile(name: d, size: st.size, changedAt: st.changedAt))
+                    }
+                }
+            }
+            return found
+        }
+    }
+
+    public func stagedUploads() async throws -> [StoredFile<String>] {
+        let dir = layout.uploadsDirectory
+        return try await run {
+            Self.entries(dir).compactMap { name in
+                Self.status("\(dir)/\(name)").map { StoredFile(name: name, size: $0.size, changedAt: $0.changedAt) }
+            }
+        }
+    }
+
+    /// The names in a directory, without `.` and `..`; none when it cannot be read.
+    static func entries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// A regular file's size and last change (the later of mtime and ctime), or nil.
+    static func status(_ path: String) -> (size: Int64, changedAt: Double)? {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let m = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        let c = Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) / 1e9
+        return (Int64(st.st_size), max(m, c))
     }
 
     /// Writes with pwrite(2) at an advancing offset; one writer per upload at a time.

@@ -1,17 +1,45 @@
 import BerthCore
+import BerthSupport
 import NIOCore
 import Synchronization
 
 /// Blobs in memory, for tests and ephemeral registries.
-public final class InMemoryBlobStore: BlobStore {
+public final class InMemoryBlobStore: BlobStore, BlobInventory {
     private struct State {
         var blobs: [Digest: ByteBuffer] = [:]
         var uploads: [String: ByteBuffer] = [:]
+        /// When each blob and upload last changed, by `clock`.
+        var changed: [String: Double] = [:]
     }
     private let state = Mutex(State())
     private let chunkSize: Int
+    private let clock: any WallClock
 
-    public init(chunkSize: Int = 1 << 20) { self.chunkSize = chunkSize }
+    public init(chunkSize: Int = 1 << 20, clock: any WallClock = SystemWallClock()) {
+        self.chunkSize = chunkSize
+        self.clock = clock
+    }
+
+    public func deleteImmediately(_ digest: Digest) throws {
+        state.withLock { s in
+            s.blobs[digest] = nil
+            s.changed[digest.description] = nil
+        }
+    }
+
+    public func isStored(_ digest: Digest) -> Bool { state.withLock { $0.blobs[digest] != nil } }
+
+    public func storedBlobs() async throws -> [StoredFile<Digest>] {
+        state.withLock { s in
+            s.blobs.map { StoredFile(name: $0.key, size: Int64($0.value.readableBytes), changedAt: s.changed[$0.key.description] ?? 0) }
+        }
+    }
+
+    public func stagedUploads() async throws -> [StoredFile<String>] {
+        state.withLock { s in
+            s.uploads.map { StoredFile(name: $0.key, size: Int64($0.value.readableBytes), changedAt: s.changed["upload:" + $0.key] ?? 0) }
+        }
+    }
 
     public func size(of digest: Digest) async throws -> Int64? {
         state.withLock { $0.blobs[digest].map { Int64($0.readableBytes) } }
@@ -34,6 +62,7 @@ public final class InMemoryBlobStore: BlobStore {
             guard Int64(b.readableBytes) >= offset else { throw StorageError("upload \(id) shorter than \(offset)") }
             b.moveWriterIndex(to: b.readerIndex + Int(offset))
             s.uploads[id] = b
+            s.changed["upload:" + id] = clock.now()
         }
         return Writer(store: self, id: id)
     }
@@ -51,15 +80,20 @@ public final class InMemoryBlobStore: BlobStore {
         try state.withLock { s in
             guard let b = s.uploads.removeValue(forKey: id) else { throw StorageError("upload \(id) not found") }
             s.blobs[digest] = b
+            s.changed["upload:" + id] = nil
+            s.changed[digest.description] = clock.now()
         }
     }
 
     public func deleteUpload(id: String) async throws {
-        _ = state.withLock { $0.uploads.removeValue(forKey: id) }
+        state.withLock { s in
+            s.uploads[id] = nil
+            s.changed["upload:" + id] = nil
+        }
     }
 
     public func delete(_ digest: Digest) async throws {
-        _ = state.withLock { $0.blobs.removeValue(forKey: digest) }
+        try deleteImmediately(digest)
     }
 
     fileprivate func append(_ id: String, _ buffer: ByteBuffer) throws {
@@ -68,6 +102,7 @@ public final class InMemoryBlobStore: BlobStore {
             s.uploads[id] = nil  // keep the buffer uniquely referenced while appending
             b.writeImmutableBuffer(buffer)
             s.uploads[id] = b
+            s.changed["upload:" + id] = clock.now()
         }
     }
 

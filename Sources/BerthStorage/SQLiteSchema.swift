@@ -79,5 +79,6 @@ extension SQLiteMetadataStore {
     /// Every schema version, in order.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1, name: "baseline", sql: baselineSchema),
+        SchemaMigration(version: 2, name: "garbage collection and storage accounting", sql: garbageCollectionSchema),
     ]
 }

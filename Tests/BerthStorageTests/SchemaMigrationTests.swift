@@ -39,6 +39,16 @@ import Testing
         return Dictionary(uniqueKeysWithValues: try tables.map { t in (t, try c.query("SELECT count(*) FROM \"\(t)\"") { $0.int(0) }.first ?? -1) })
     }
 
+    /// The version a test's own migration gets: the one after the last real migration.
+    static let next = SQLiteMetadataStore.migrations.count + 1
+    static let shipped = SQLiteMetadataStore.migrations.map(\.version)
+    static let baselineOnly = Array(SQLiteMetadataStore.migrations.prefix(1))
+
+    /// Rows of the tables the fixture was made with (later migrations add tables of their own).
+    func fixtureRowCounts(_ path: String) throws -> [String: Int64] {
+        try rowCounts(path).filter { Self.fixtureCounts[$0.key] != nil }
+    }
+
     static let fixtureCounts: [String: Int64] = [
         "access_keys": 3, "account_settings": 3, "accounts": 2, "blobs": 4, "iam_attachments": 2, "iam_entities": 4,
         "iam_group_members": 2, "iam_inline_policies": 1, "iam_managed_policies": 1, "iam_oidc_providers": 1, "image_scans": 1,
@@ -107,18 +117,21 @@ import Testing
         let path = try directory(fixture: "v1") + "/berth.db"
         let before = try schema(path)
         #expect(try history(path).isEmpty)
-        do {
-            let m = try SQLiteMetadataStore(path: path)
-            try await expectFixtureV1(m)
-        }
-        #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
-        #expect(try history(path).first?.name == "baseline")
+        // Adoption alone (the baseline only) changes no table, index or row.
+        _ = try SQLiteMetadataStore(path: path, migrations: Self.baselineOnly)
         #expect(try schema(path) == before, "adoption changes no table or index")
         #expect(try rowCounts(path) == Self.fixtureCounts)
         // The same objects as a database the baseline creates.
         let fresh = try directory() + "/berth.db"
-        _ = try SQLiteMetadataStore(path: fresh)
+        _ = try SQLiteMetadataStore(path: fresh, migrations: Self.baselineOnly)
         #expect(Set(try schema(fresh)) == Set(before))
+        do {
+            let m = try SQLiteMetadataStore(path: path)
+            try await expectFixtureV1(m)
+        }
+        #expect(try history(path).map(\.version) == Self.shipped)
+        #expect(try history(path).first?.name == "baseline")
+        #expect(try fixtureRowCounts(path) == Self.fixtureCounts)
 
         // Opening again is a no-op: nothing applied, nothing recorded anew.
         let recorded = try history(path)
@@ -131,14 +144,14 @@ import Testing
     @Test func laterMigrationsApplyToFixtureV1() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
-            SchemaMigration(version: 3, name: "test: note every repository") { c in
+            SchemaMigration(version: Self.next, name: "test: repository notes", sql: "ALTER TABLE repositories ADD COLUMN notes TEXT NOT NULL DEFAULT ''"),
+            SchemaMigration(version: Self.next + 1, name: "test: note every repository") { c in
                 try c.execute("UPDATE repositories SET notes = 'from ' || name")
             },
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == [1, 2, 3])
-        #expect(try history(path).map(\.name) == ["baseline", "test: repository notes", "test: note every repository"])
+        #expect(try history(path).map(\.version) == Self.shipped + [Self.next, Self.next + 1])
+        #expect(try history(path).map(\.name) == SQLiteMetadataStore.migrations.map(\.name) + ["test: repository notes", "test: note every repository"])
         try await expectFixtureV1(m)
         let notes = try SQLiteConnection(path: path, readOnly: true).query("SELECT notes FROM repositories ORDER BY name") { $0.text(0) }
         #expect(notes == ["from fixture/app", "from fixture/empty"])
@@ -147,11 +160,12 @@ import Testing
     @Test func freshDatabaseGetsEveryMigration() async throws {
         let path = try directory() + "/berth.db"
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
+            SchemaMigration(version: Self.next, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == [1, 2])
-        #expect(try rowCounts(path).keys.sorted() == (Self.fixtureCounts.keys + ["notes"]).sorted())
+        #expect(try history(path).map(\.version) == Self.shipped + [Self.next])
+        #expect(Set(try rowCounts(path).keys).isSuperset(of: Self.fixtureCounts.keys))
+        #expect(try rowCounts(path)["notes"] == 0)
         #expect(try await m.createRepository(Self.app, at: 1, settings: RepositorySettings()))
         #expect(try await m.listRepositories(in: Self.account, after: nil, limit: 10) == ["fixture/app"])
     }
@@ -176,29 +190,30 @@ import Testing
     @Test func failingMigrationRollsBackAndKeepsTheVersion() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         _ = try SQLiteMetadataStore(path: path)
+        let counts = try rowCounts(path)
         let broken = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: half done") { c in
+            SchemaMigration(version: Self.next, name: "test: half done") { c in
                 try c.exec("CREATE TABLE half(x); DELETE FROM tags;")
                 try c.exec("INSERT INTO no_such_table VALUES(1)")
             },
         ]
         #expect(throws: SQLiteError.self) { _ = try SQLiteMetadataStore(path: path, migrations: broken) }
-        #expect(try history(path).map(\.version) == [1])
-        #expect(try rowCounts(path) == Self.fixtureCounts, "no table created, no row deleted")
+        #expect(try history(path).map(\.version) == Self.shipped)
+        #expect(try rowCounts(path) == counts, "no table created, no row deleted")
         // A migration breaking a foreign key is refused the same way.
         let dangling = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
+            SchemaMigration(version: Self.next, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
         ]
         #expect(throws: StorageError.self) { _ = try SQLiteMetadataStore(path: path, migrations: dangling) }
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == Self.shipped)
         try await expectFixtureV1(try SQLiteMetadataStore(path: path))
     }
 
     @Test func concurrentOpensApplyEachMigrationOnce() async throws {
         let path = try directory() + "/berth.db"
         let migrations = SQLiteMetadataStore.migrations + [
-            SchemaMigration(version: 2, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
-            SchemaMigration(version: 3, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
+            SchemaMigration(version: Self.next, name: "test: counter", sql: "CREATE TABLE counter(n INTEGER)"),
+            SchemaMigration(version: Self.next + 1, name: "test: count") { c in try c.exec("INSERT INTO counter VALUES(1)") },
         ]
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<6 {
@@ -206,7 +221,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(try history(path).map(\.version) == [1, 2, 3])
+        #expect(try history(path).map(\.version) == Self.shipped + [Self.next, Self.next + 1])
         #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM counter") { $0.int(0) } == [1])
     }
 
@@ -217,7 +232,7 @@ import Testing
             try c.exec("DROP TABLE iam_oidc_providers; DROP INDEX image_scans_unfinished;")
         }
         let m = try SQLiteMetadataStore(path: path)
-        #expect(try history(path).map(\.version) == [1])
+        #expect(try history(path).map(\.version) == Self.shipped)
         #expect(try await m.oidcProviders(account: Self.account).isEmpty)
         #expect(try schema(path).contains { $0.hasPrefix("index image_scans_unfinished:") })
         #expect(try await m.resolveTag("v1", in: Self.app) == Self.v1)
@@ -236,5 +251,29 @@ import Testing
         #expect(try SchemaMigrator.recordedVersion(c) == 0)
         #expect(try c.query("SELECT name FROM sqlite_master WHERE type = 'table'") { $0.text(0) } == ["repositories"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+    }
+
+    /// The garbage collection migration counts the references the fixture already holds: every blob of
+    /// Fixtures/v1 is referenced by fixture/app's manifests, none by another repository.
+    @Test func garbageCollectionMigrationCountsFixtureV1References() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).map(\.name).contains("garbage collection and storage accounting"))
+        let usage = try await m.storageUsage(account: nil, repositories: true)
+        #expect(usage.blobs == 4 && usage.bytes == 1_440)
+        #expect(usage.unreferencedBlobs == 0 && usage.unreferencedBytes == 0)
+        let figures = UsageFigures(images: 3, storedBytes: 1_800, uniqueBytes: 1_440, sharedBytes: 0, reclaimableBytes: 0)
+        #expect(usage.repositories == [Self.app: figures])
+        #expect(usage.accounts == [Self.account: figures])
+        #expect(try await m.linkedBlob(Self.v1Layer, in: Self.app) == LinkedBlob(size: 600, isCandidate: false))
+        #expect(try await m.markUnreferencedBlobs(at: 1) == 0)
+        // Deleting the image by its last tag is refused while the index lists it; deleting the index and
+        // then v1 leaves v1's own blobs unreferenced.
+        guard case .deleted = try await m.deleteImage(.digest(Self.multi), in: Self.app) else { Issue.record("index"); return }
+        guard case .deleted = try await m.deleteImage(.digest(Self.v1), in: Self.app) else { Issue.record("v1"); return }
+        let after = try await m.storageUsage(account: nil, repositories: true)
+        #expect(after.unreferencedBlobs == 2 && after.unreferencedBytes == 720)
+        #expect(after.repositories[Self.app] == UsageFigures(images: 1, storedBytes: 600, uniqueBytes: 720, sharedBytes: 0,
+                                                            reclaimableBytes: 720))
     }
 }
