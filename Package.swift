@@ -196,6 +196,8 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthApp",
+                "BerthCore",
+                "BerthRegistry",
                 "BerthScanEngine",
                 "BerthScanService",
                 "CBerthShims",

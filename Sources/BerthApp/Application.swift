@@ -66,7 +66,8 @@ public struct BerthServices: Sendable {
         let backends = try storage ?? StorageBackends.make(config)
         let registry = Registry(
             blobs: backends.blobs, metadata: backends.metadata,
-            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds)),
+            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
+                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
             clock: clock, logger: logger)
         let directory = Directory(store: backends.metadata)
         let key: SymmetricKey
@@ -108,8 +109,13 @@ public struct BerthServices: Sendable {
         let sts = STSService(directory: directory, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
+        let metrics = BerthMetrics()
+        let storageMetrics = StorageMetrics(registry: metrics.registry, now: { clock.now() }) {
+            try await registry.storageUsage(repositories: false)
+        }
+        metrics.storage.withLock { $0 = storageMetrics }
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metrics: BerthMetrics())
+                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metrics: metrics)
     }
 
     /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
@@ -192,12 +198,17 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
     let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
+    var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
+                                     ScanWorkerService(scanner: services.scanner)]
+    if config.gcIntervalSeconds > 0 {
+        background.append(GarbageCollectionService(registry: services.registry, interval: .seconds(config.gcIntervalSeconds),
+                                                   options: GarbageCollectionOptions(grace: Double(config.gcGraceSeconds)), logger: logger))
+    }
     return Application(
         router: router,
         server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
-                   ScanWorkerService(scanner: services.scanner)],
+        services: background,
         logger: logger)
 }
 
@@ -226,6 +237,34 @@ struct UploadPurgeService: Service {
                 if n > 0 { logger.info("purged stale uploads", metadata: ["count": "\(n)"]) }
             } catch {
                 logger.error("upload purge failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Collects garbage periodically (docs/gc.md), while the server serves.
+struct GarbageCollectionService: Service {
+    let registry: Registry
+    let interval: Duration
+    let options: GarbageCollectionOptions
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    return
+                }
+                do {
+                    let r = try await registry.collectGarbage(options)
+                    logger.info("garbage collected", metadata: [
+                        "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
+                        "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])
+                } catch {
+                    logger.error("garbage collection failed", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

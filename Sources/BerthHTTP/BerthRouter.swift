@@ -51,6 +51,7 @@ public enum BerthRouter {
         router.get("/metrics") { request, context in
             guard request.uri.path == "/metrics" else { return notFound(context) }
             context.record.set(door: .metrics, operation: "scrape")
+            try? await metrics.storage.withLock { $0 }?.refresh()
             return metrics.response()
         }
         return router
