@@ -71,31 +71,38 @@ extension Registry {
         let cutoff = started - options.grace
         var report = GarbageCollectionReport()
         report.dryRun = options.dryRun
-        func tell(_ phase: GarbageCollectionProgress.Phase) {
-            progress?(GarbageCollectionProgress(phase: phase, items: report.totalItems, bytes: report.totalBytes,
+        let clock = self.clock
+        func tell(_ phase: GarbageCollectionProgress.Phase, _ r: GarbageCollectionReport) {
+            progress?(GarbageCollectionProgress(phase: phase, items: r.totalItems, bytes: r.totalBytes,
                                                 elapsed: clock.now() - started))
         }
-        tell(.mark)
+        tell(.mark, report)
         if !options.dryRun {
             report.staleUploadSessions = try await purgeStaleUploads()
             report.newlyMarked = try await metadata.markUnreferencedBlobs(at: started)
         }
-        try await sweep(options, cutoff: cutoff, into: &report, tell: { tell(.sweep) })
+        try await sweep(options, cutoff: cutoff, into: &report, tell: { tell(.sweep, $0) })
         if let inventory = blobs as? any BlobInventory {
-            try await collectOrphanBlobs(inventory, options, cutoff: cutoff, into: &report, tell: { tell(.orphans) })
+            try await collectOrphanBlobs(inventory, options, cutoff: cutoff, into: &report, tell: { tell(.orphans, $0) })
             try await collectOrphanUploads(inventory, options, cutoff: cutoff, into: &report)
-            tell(.uploads)
+            tell(.uploads, report)
         }
         (report.waitingBlobs, report.waitingBytes) = try await metadata.pendingCandidates(markedBefore: cutoff)
+        if options.dryRun && cutoff >= started {
+            // Without a grace period a real run would mark these and delete them at once.
+            report.blobsDeleted += Int(report.waitingBlobs)
+            report.bytesFreed += report.waitingBytes
+            (report.waitingBlobs, report.waitingBytes) = (0, 0)
+        }
         report.seconds = clock.now() - started
-        tell(.done)
+        tell(.done, report)
         return report
     }
 
     /// Deletes the blobs whose grace period is over: doom (links removed, nothing can reference them
     /// again), then delete bytes and rows in one transaction that skips any an upload revived.
     private func sweep(_ options: GarbageCollectionOptions, cutoff: Double, into report: inout GarbageCollectionReport,
-                       tell: () -> Void) async throws {
+                       tell: (GarbageCollectionReport) -> Void) async throws {
         var after: Digest? = nil
         let remove = fileRemover()
         while true {
@@ -105,7 +112,7 @@ extension Registry {
             if options.dryRun {
                 report.blobsDeleted += batch.count
                 report.bytesFreed += batch.reduce(0) { $0 + $1.size }
-                tell()
+                tell(report)
                 continue
             }
             let digests = Set(batch.map(\.digest))
@@ -117,14 +124,14 @@ extension Registry {
             }
             report.blobsDeleted += gone.count
             report.bytesFreed += gone.reduce(0) { $0 + $1.size }
-            tell()
+            tell(report)
         }
     }
 
     /// Blob files with no row at all (a crash between an upload's rename and its metadata write, or data
     /// copied in by hand), older than the grace period.
     private func collectOrphanBlobs(_ inventory: any BlobInventory, _ options: GarbageCollectionOptions, cutoff: Double,
-                                    into report: inout GarbageCollectionReport, tell: () -> Void) async throws {
+                                    into report: inout GarbageCollectionReport, tell: (GarbageCollectionReport) -> Void) async throws {
         let old = try await inventory.storedBlobs().filter { $0.changedAt <= cutoff }
         let sizes = Dictionary(old.map { ($0.name, $0.size) }, uniquingKeysWith: { a, _ in a })
         let remove = fileRemover()
@@ -139,7 +146,7 @@ extension Registry {
                 let removed = options.dryRun ? chunk : try await metadata.removeOrphanBlobFiles(chunk, removeFiles: remove)
                 report.orphanBlobFiles += removed.count
                 report.orphanBlobBytes += removed.reduce(0) { $0 + (sizes[$1] ?? 0) }
-                tell()
+                tell(report)
             }
         }
     }

@@ -88,8 +88,12 @@ import Testing
         let dry = try await gc(f, dryRun: true)
         #expect(dry.blobsDeleted == 2 && dry.bytesFreed == 12)
         #expect(try await stored(r, "only-v1"), "a dry run deletes nothing")
-        let second = try await gc(f)
+        let seen = ProgressLog()
+        let second = try await f.registry.collectGarbage(GarbageCollectionOptions(grace: Self.grace, batchSize: 1)) { seen.add($0) }
         #expect(second.blobsDeleted == 2 && second.bytesFreed == 12)
+        #expect(seen.all.first?.phase == .mark && seen.all.last?.phase == .done)
+        #expect(seen.all.last?.items == 2 && seen.all.last?.bytes == 12)
+        #expect(seen.all.filter { $0.phase == .sweep }.map(\.items) == [1, 2])
         #expect(try await !stored(r, "only-v1"))
         #expect(try await !stored(r, "cfg-1"))
         // Shared and other images' blobs stay, and pull back intact.
@@ -288,6 +292,13 @@ import Testing
             }
         }
     }
+}
+
+/// Progress reports, in order.
+final class ProgressLog: Sendable {
+    private let items = Mutex<[GarbageCollectionProgress]>([])
+    func add(_ p: GarbageCollectionProgress) { items.withLock { $0.append(p) } }
+    var all: [GarbageCollectionProgress] { items.withLock { $0 } }
 }
 
 /// A flag set once, read from other tasks.
