@@ -24,6 +24,78 @@ extension SQLiteMetadataStore {
          FROM repositories WHERE id = NEW.repo_id)
         """
 
+    /// One level at which blobs are shared (repositories, accounts): the table of who references what,
+    /// its key, the blob column counting the referrers, the table of unique/shared bytes, and what else
+    /// the level's triggers do.
+    struct SharingLevel {
+        let name: String
+        let usage: String
+        let key: String
+        let counter: String
+        let totals: String
+        /// Columns and values the totals row gets on insert besides the key.
+        let extraColumns: [(column: String, value: String)]
+        /// Also set on the blob when a referrer is added.
+        let onAddBlob: String
+        let afterAdd: String
+        let afterDrop: String
+    }
+
+    static let repositoryLevel = SharingLevel(
+        name: "repository", usage: "blob_usage", key: "repo_id", counter: "repos", totals: "repository_usage",
+        extraColumns: [("account", "NEW.account")], onAddBlob: ", candidate_since = NULL",
+        afterAdd: """
+            INSERT INTO account_blob_usage(account, digest, repos) VALUES(NEW.account, NEW.digest, 1)
+                ON CONFLICT(account, digest) DO UPDATE SET repos = repos + 1;
+            """,
+        afterDrop: """
+            DELETE FROM repository_usage WHERE repo_id = OLD.repo_id
+                AND images = 0 AND stored_bytes = 0 AND unique_bytes = 0 AND shared_bytes = 0;
+            UPDATE account_blob_usage SET repos = repos - 1 WHERE account = OLD.account AND digest = OLD.digest;
+            DELETE FROM account_blob_usage WHERE account = OLD.account AND digest = OLD.digest AND repos <= 0;
+            """)
+
+    static let accountLevel = SharingLevel(
+        name: "account", usage: "account_blob_usage", key: "account", counter: "accounts", totals: "account_usage",
+        extraColumns: [], onAddBlob: "", afterAdd: "", afterDrop: "")
+
+    /// The triggers keeping a level's unique and shared bytes: a blob's first referrer gets it as unique;
+    /// the second turns the first's unique into shared and gets it as shared; losing referrers undoes it.
+    /// `blobs.<counter>` is read before it changes (these are AFTER triggers on the usage table).
+    static func sharingTriggers(_ l: SharingLevel) -> String {
+        let columns = ([l.key] + l.extraColumns.map(\.column) + ["unique_bytes", "shared_bytes"]).joined(separator: ", ")
+        let values = (["NEW.\(l.key)"] + l.extraColumns.map(\.value)).joined(separator: ", ")
+        return """
+            CREATE TRIGGER gc_\(l.name)_uses_blob AFTER INSERT ON \(l.usage) BEGIN
+                UPDATE \(l.totals) SET
+                    unique_bytes = unique_bytes - (SELECT size FROM blobs WHERE digest = NEW.digest),
+                    shared_bytes = shared_bytes + (SELECT size FROM blobs WHERE digest = NEW.digest)
+                WHERE (SELECT \(l.counter) FROM blobs WHERE digest = NEW.digest) = 1
+                  AND \(l.key) = (SELECT \(l.key) FROM \(l.usage) WHERE digest = NEW.digest AND \(l.key) != NEW.\(l.key));
+                INSERT INTO \(l.totals)(\(columns))
+                    SELECT \(values), CASE WHEN b.\(l.counter) = 0 THEN b.size ELSE 0 END,
+                           CASE WHEN b.\(l.counter) > 0 THEN b.size ELSE 0 END
+                    FROM blobs b WHERE b.digest = NEW.digest
+                    ON CONFLICT(\(l.key)) DO UPDATE SET unique_bytes = unique_bytes + excluded.unique_bytes,
+                                                        shared_bytes = shared_bytes + excluded.shared_bytes;
+                UPDATE blobs SET \(l.counter) = \(l.counter) + 1\(l.onAddBlob) WHERE digest = NEW.digest;
+                \(l.afterAdd)
+            END;
+            CREATE TRIGGER gc_\(l.name)_drops_blob AFTER DELETE ON \(l.usage) BEGIN
+                UPDATE \(l.totals) SET
+                    unique_bytes = unique_bytes - CASE WHEN b.\(l.counter) = 1 THEN b.size ELSE 0 END,
+                    shared_bytes = shared_bytes - CASE WHEN b.\(l.counter) > 1 THEN b.size ELSE 0 END
+                FROM (SELECT \(l.counter), size FROM blobs WHERE digest = OLD.digest) AS b
+                WHERE \(l.key) = OLD.\(l.key);
+                UPDATE \(l.totals) SET unique_bytes = unique_bytes + b.size, shared_bytes = shared_bytes - b.size
+                FROM (SELECT \(l.counter), size FROM blobs WHERE digest = OLD.digest) AS b
+                WHERE b.\(l.counter) = 2 AND \(l.key) = (SELECT \(l.key) FROM \(l.usage) WHERE digest = OLD.digest);
+                UPDATE blobs SET \(l.counter) = \(l.counter) - 1 WHERE digest = OLD.digest;
+                \(l.afterDrop)
+            END;
+            """
+    }
+
     static let garbageCollectionSchema = """
         ALTER TABLE blobs ADD COLUMN repos INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE blobs ADD COLUMN accounts INTEGER NOT NULL DEFAULT 0;
@@ -59,63 +131,8 @@ extension SQLiteMetadataStore {
             DELETE FROM blob_usage WHERE repo_id = OLD.repo_id AND digest = OLD.child AND refs <= 0;
         END;
 
-        CREATE TRIGGER gc_repository_uses_blob AFTER INSERT ON blob_usage BEGIN
-            UPDATE repository_usage SET
-                unique_bytes = unique_bytes - (SELECT size FROM blobs WHERE digest = NEW.digest),
-                shared_bytes = shared_bytes + (SELECT size FROM blobs WHERE digest = NEW.digest)
-            WHERE (SELECT repos FROM blobs WHERE digest = NEW.digest) = 1
-              AND repo_id = (SELECT repo_id FROM blob_usage WHERE digest = NEW.digest AND repo_id != NEW.repo_id);
-            INSERT INTO repository_usage(repo_id, account, unique_bytes, shared_bytes)
-                SELECT NEW.repo_id, NEW.account, CASE WHEN b.repos = 0 THEN b.size ELSE 0 END,
-                       CASE WHEN b.repos > 0 THEN b.size ELSE 0 END
-                FROM blobs b WHERE b.digest = NEW.digest
-                ON CONFLICT(repo_id) DO UPDATE SET unique_bytes = unique_bytes + excluded.unique_bytes,
-                                                   shared_bytes = shared_bytes + excluded.shared_bytes;
-            UPDATE blobs SET repos = repos + 1, candidate_since = NULL WHERE digest = NEW.digest;
-            INSERT INTO account_blob_usage(account, digest, repos) VALUES(NEW.account, NEW.digest, 1)
-                ON CONFLICT(account, digest) DO UPDATE SET repos = repos + 1;
-        END;
-        CREATE TRIGGER gc_repository_drops_blob AFTER DELETE ON blob_usage BEGIN
-            UPDATE repository_usage SET
-                unique_bytes = unique_bytes - CASE WHEN b.repos = 1 THEN b.size ELSE 0 END,
-                shared_bytes = shared_bytes - CASE WHEN b.repos > 1 THEN b.size ELSE 0 END
-            FROM (SELECT repos, size FROM blobs WHERE digest = OLD.digest) AS b
-            WHERE repo_id = OLD.repo_id;
-            UPDATE repository_usage SET unique_bytes = unique_bytes + b.size, shared_bytes = shared_bytes - b.size
-            FROM (SELECT repos, size FROM blobs WHERE digest = OLD.digest) AS b
-            WHERE b.repos = 2 AND repo_id = (SELECT repo_id FROM blob_usage WHERE digest = OLD.digest);
-            UPDATE blobs SET repos = repos - 1 WHERE digest = OLD.digest;
-            DELETE FROM repository_usage WHERE repo_id = OLD.repo_id
-                AND images = 0 AND stored_bytes = 0 AND unique_bytes = 0 AND shared_bytes = 0;
-            UPDATE account_blob_usage SET repos = repos - 1 WHERE account = OLD.account AND digest = OLD.digest;
-            DELETE FROM account_blob_usage WHERE account = OLD.account AND digest = OLD.digest AND repos <= 0;
-        END;
-
-        CREATE TRIGGER gc_account_uses_blob AFTER INSERT ON account_blob_usage BEGIN
-            UPDATE account_usage SET
-                unique_bytes = unique_bytes - (SELECT size FROM blobs WHERE digest = NEW.digest),
-                shared_bytes = shared_bytes + (SELECT size FROM blobs WHERE digest = NEW.digest)
-            WHERE (SELECT accounts FROM blobs WHERE digest = NEW.digest) = 1
-              AND account = (SELECT account FROM account_blob_usage WHERE digest = NEW.digest AND account != NEW.account);
-            INSERT INTO account_usage(account, unique_bytes, shared_bytes)
-                SELECT NEW.account, CASE WHEN b.accounts = 0 THEN b.size ELSE 0 END,
-                       CASE WHEN b.accounts > 0 THEN b.size ELSE 0 END
-                FROM blobs b WHERE b.digest = NEW.digest
-                ON CONFLICT(account) DO UPDATE SET unique_bytes = unique_bytes + excluded.unique_bytes,
-                                                   shared_bytes = shared_bytes + excluded.shared_bytes;
-            UPDATE blobs SET accounts = accounts + 1 WHERE digest = NEW.digest;
-        END;
-        CREATE TRIGGER gc_account_drops_blob AFTER DELETE ON account_blob_usage BEGIN
-            UPDATE account_usage SET
-                unique_bytes = unique_bytes - CASE WHEN b.accounts = 1 THEN b.size ELSE 0 END,
-                shared_bytes = shared_bytes - CASE WHEN b.accounts > 1 THEN b.size ELSE 0 END
-            FROM (SELECT accounts, size FROM blobs WHERE digest = OLD.digest) AS b
-            WHERE account = OLD.account;
-            UPDATE account_usage SET unique_bytes = unique_bytes + b.size, shared_bytes = shared_bytes - b.size
-            FROM (SELECT accounts, size FROM blobs WHERE digest = OLD.digest) AS b
-            WHERE b.accounts = 2 AND account = (SELECT account FROM account_blob_usage WHERE digest = OLD.digest);
-            UPDATE blobs SET accounts = accounts - 1 WHERE digest = OLD.digest;
-        END;
+        \(sharingTriggers(repositoryLevel))
+        \(sharingTriggers(accountLevel))
 
         CREATE TRIGGER gc_image_added AFTER INSERT ON manifests BEGIN
             INSERT INTO repository_usage(repo_id, account, images, stored_bytes)
