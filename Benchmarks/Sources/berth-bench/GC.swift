@@ -15,9 +15,19 @@ extension Bench {
         let sec = "during garbage collection"
         let repo = self.repo("gc")
         let target = try await manifestGetTarget(repo: repo)
-        let c = 8
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
+        do {
+            try await measureDuringGC(sec, command: command, repo: repo, target: target, group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    private func measureDuringGC(_ sec: String, command: String, repo: String, target: RawLoad.Target,
+                                 group: MultiThreadedEventLoopGroup) async throws {
+        let c = 8
         let registry = self.registry
 
         /// Both loads for at least `seconds`, and until `until` says stop.
