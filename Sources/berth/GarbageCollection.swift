@@ -17,14 +17,17 @@ struct GC: AsyncParsableCommand {
     var grace: Int?
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
+    @Option(name: .long, help: "Blobs decided per metadata transaction (default 64; smaller holds the write lock for less time).")
+    var batchSize: Int = GarbageCollectionOptions().batchSize
 
     func run() async throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be 1 or more") }
         let services = try await adminServices(options)
         let graceSeconds = grace ?? services.config.gcGraceSeconds
         guard graceSeconds >= 0 else { throw ValidationError("--grace must be 0 or more") }
         let display = ProgressDisplay(enabled: isatty(STDERR_FILENO) == 1)
         let report = try await services.registry.collectGarbage(
-            GarbageCollectionOptions(grace: Double(graceSeconds), dryRun: dryRun)) { display.show($0) }
+            GarbageCollectionOptions(grace: Double(graceSeconds), dryRun: dryRun, batchSize: batchSize)) { display.show($0) }
         display.finish()
         if json {
             let enc = JSONEncoder()

@@ -38,7 +38,7 @@ extension Bench {
             async let pushes = runLoad(concurrency: c, duration: 600, maxOpsPerWorker: (images.count + c - 1) / c) { w, seq in
                 let i = seq * c + w
                 guard i < images.count, !stop.isSet else { return false }
-                try await images[i].push(to: registry, repo: repo, tag: "\(label)-\(i)")
+                try await images[i].push(to: registry, repo: repo, tag: "\(label.replacingOccurrences(of: " ", with: "-"))-\(i)")
                 return true
             }
             var gets = LoadResult()
