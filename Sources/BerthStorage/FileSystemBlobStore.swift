@@ -242,8 +242,11 @@ public final class FileSystemBlobStore: BlobStore, BlobInventory {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
+        // `d_name` is read in place: a dirent is only as long as its name (`d_reclen`), so copying the
+        // whole fixed-size field could read past the end of the buffer readdir returned.
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
         while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = String(cString: (UnsafeRawPointer(e) + nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
         }
         return names
