@@ -221,6 +221,8 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthApp",
+                "BerthCore",
+                "BerthRegistry",
                 "BerthScanEngine",
                 "BerthScanService",
                 "CBerthShims",

@@ -6,6 +6,7 @@ database from a newer Berth is refused at start, untouched.
 
 from __future__ import annotations
 
+import re
 import hashlib
 import json
 import os

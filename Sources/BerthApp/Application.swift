@@ -79,7 +79,8 @@ public struct BerthServices: Sendable {
         let backends = try storage ?? StorageBackends.make(config)
         let registry = Registry(
             blobs: backends.blobs, metadata: backends.metadata,
-            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds)),
+            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
+                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
             clock: clock, logger: logger)
         let directory = Directory(store: backends.metadata)
         let key: SymmetricKey
@@ -123,9 +124,14 @@ public struct BerthServices: Sendable {
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
         let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: authorizer,
                               clock: clock, logger: logger)
+        let metrics = BerthMetrics()
+        let storageMetrics = StorageMetrics(registry: metrics.registry, now: { clock.now() }) {
+            try await registry.storageUsage(repositories: false)
+        }
+        metrics.storage.withLock { $0 = storageMetrics }
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
                              scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
-                             kms: KMSService(keys: keys, logger: logger), metrics: BerthMetrics())
+                             kms: KMSService(keys: keys, logger: logger), metrics: metrics)
     }
 
     /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
@@ -212,6 +218,10 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(config.pullTimeFlushSeconds), logger: logger),
                                      ScanWorkerService(scanner: services.scanner),
                                      KeyMaintenanceService(keys: services.keys, interval: .seconds(60), logger: logger)]
+    if config.gcIntervalSeconds > 0 {
+        background.append(GarbageCollectionService(registry: services.registry, interval: .seconds(config.gcIntervalSeconds),
+                                                   options: GarbageCollectionOptions(grace: Double(config.gcGraceSeconds)), logger: logger))
+    }
     if config.lifecycleIntervalSeconds > 0 {
         background.append(LifecycleScheduleService(services: services, interval: .seconds(config.lifecycleIntervalSeconds), logger: logger))
     }
@@ -272,6 +282,34 @@ struct KeyMaintenanceService: Service {
                     logger.error("KMS key maintenance failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+/// Collects garbage periodically (docs/gc.md), while the server serves.
+struct GarbageCollectionService: Service {
+    let registry: Registry
+    let interval: Duration
+    let options: GarbageCollectionOptions
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    return
+                }
+                do {
+                    let r = try await registry.collectGarbage(options)
+                    logger.info("garbage collected", metadata: [
+                        "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
+                        "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])
+                } catch {
+                    logger.error("garbage collection failed", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

@@ -65,6 +65,16 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// made through this server take effect on the next request regardless (they invalidate the caches);
     /// this bounds only how late a change written by another process sharing the database is seen. 0 disables the caches.
     public var authCacheSeconds: Double = 1
+    /// How often `berth serve` collects garbage (docs/gc.md), in seconds; 0 turns the schedule off
+    /// (`berth gc` still works).
+    public var gcIntervalSeconds: Int = 3_600
+    /// How long a blob stays unreferenced and untouched before the collector deletes it, and the age
+    /// under which orphaned files are kept, in seconds. Longer than any push (layers to manifest).
+    public var gcGraceSeconds: Int = 3_600
+
+    /// How long a server answers blob `HEAD`s from memory: well within the collector's grace period, so
+    /// a collector in another process never deletes a blob a cached answer still vouches for.
+    public var blobLinkCacheSeconds: Double { min(60, Double(gcGraceSeconds) / 2) }
 
     public init() {}
 
@@ -172,6 +182,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if let v = env("BERTH_BLOB_WRITES") { config.blobWrites = v }
         int("BERTH_BLOB_IO_THREADS") { config.blobIOThreads = $0 }
+        int("BERTH_GC_INTERVAL_SECONDS") { config.gcIntervalSeconds = $0 }
+        int("BERTH_GC_GRACE_SECONDS") { config.gcGraceSeconds = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
@@ -227,6 +239,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
         if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
+        if gcIntervalSeconds < 0 { p.append("gcIntervalSeconds must be 0 (off) or more, got \(gcIntervalSeconds)") }
+        if gcGraceSeconds < 2 { p.append("gcGraceSeconds must be at least 2, got \(gcGraceSeconds)") }
         return p
     }
 
@@ -234,7 +248,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
-             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory
+             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -273,6 +287,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
+        gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds
+        gcGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .gcGraceSeconds) ?? d.gcGraceSeconds
     }
 
     struct AnyKey: CodingKey {
@@ -288,7 +304,7 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
-         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory"]
+         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds"]
     }
 }
 

@@ -67,6 +67,7 @@ public struct BerthRouter: HTTPResponderBuilder {
         router.get("/metrics") { request, context in
             guard request.uri.path == "/metrics" else { return notFound(context) }
             context.record.set(door: .metrics, operation: "scrape")
+            try? await metrics.storage.withLock { $0 }?.refresh()
             return metrics.response()
         }
         return router

@@ -25,6 +25,9 @@ public final class BerthMetrics: Sendable {
     let factory: PrometheusMetricsFactory
     let uploads: CoreMetrics.Meter
 
+    /// Storage accounting gauges, when the server has a registry to read them from (`StorageMetrics`).
+    public let storage = Mutex<StorageMetrics?>(nil)
+
     static let requests = "berth_http_requests_total"
     static let duration = "berth_http_request_duration_seconds"
     static let bytesInName = "berth_http_request_bytes_total"

@@ -47,7 +47,9 @@ final class BlobLinkCache: Sendable {
     struct Key: Hashable { let repository: RepositoryKey; let digest: Digest }
     private let sizes: BoundedCache<Key, Int64>
 
-    init(maxEntries: Int = 200_000) { sizes = BoundedCache(capacity: maxEntries) }
+    init(maxEntries: Int = 200_000, timeToLive: Double = .infinity, clock: any WallClock = SystemWallClock()) {
+        sizes = BoundedCache(capacity: maxEntries, timeToLive: timeToLive, clock: clock)
+    }
 
     /// Read before a lookup and given to `put`: removals since then make `put` do nothing.
     var generation: UInt64 { sizes.removals }
@@ -66,5 +68,11 @@ final class BlobLinkCache: Sendable {
 
     func removeRepository(_ repository: RepositoryKey) {
         sizes.removeAll { $0.repository == repository }
+    }
+
+    /// Forgets blobs in every repository (the collector is deleting them).
+    func removeDigests(_ digests: Set<Digest>) {
+        guard !digests.isEmpty else { return }
+        sizes.removeAll { digests.contains($0.digest) }
     }
 }

@@ -14,11 +14,16 @@ public struct RegistrySettings: Sendable, Equatable {
     public var uploadTTL: Double
     /// Size of the buffers streamed to storage.
     public var writeBufferSize: Int
+    /// How long this process answers a blob `HEAD` from memory. The garbage collector's grace period
+    /// must be longer (see docs/gc.md): a collector in another process cannot empty this cache.
+    public var blobLinkCacheSeconds: Double
 
-    public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20) {
+    public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
+                blobLinkCacheSeconds: Double = 60) {
         self.createOnPush = createOnPush
         self.uploadTTL = uploadTTL
         self.writeBufferSize = writeBufferSize
+        self.blobLinkCacheSeconds = blobLinkCacheSeconds
     }
 }
 
@@ -38,7 +43,7 @@ public final class Registry: Sendable {
     public let clock: any WallClock
     let logger: Logger
     let manifestCache: ManifestCache
-    let blobLinks = BlobLinkCache()
+    let blobLinks: BlobLinkCache
     let conversions = ConversionAliases()
     /// Repository records (and absences) by key, for the several lookups a push makes (authorization,
     /// `repositoryForPush`, the manifest put). An entry is used only while the store's
@@ -69,6 +74,7 @@ public final class Registry: Sendable {
         self.clock = clock
         self.logger = logger
         self.manifestCache = ManifestCache(clock: clock)
+        self.blobLinks = BlobLinkCache(timeToLive: settings.blobLinkCacheSeconds, clock: clock)
         self.repositories = BoundedCache(capacity: 10_000, timeToLive: 1.0, clock: clock)
     }
 
@@ -133,9 +139,13 @@ public final class Registry: Sendable {
     public func linkedBlobSize(_ digest: Digest, in name: RepositoryKey) async throws -> Int64? {
         if let size = blobLinks.get(name, digest) { return size }
         let generation = blobLinks.generation
-        guard let size = try await metadata.linkedBlobSize(digest, in: name) else { return nil }
-        blobLinks.put(name, digest, size: size, ifGeneration: generation)
-        return size
+        guard let blob = try await metadata.linkedBlob(digest, in: name) else { return nil }
+        // A blob no manifest references is a collection candidate: an answer saying it is here may be
+        // followed by a manifest put, so the mark is cleared first (a write, for unreferenced blobs only),
+        // or the blob is reported absent if the collector got there first (docs/gc.md).
+        if blob.isCandidate, try await !metadata.touchBlob(digest) { return nil }
+        blobLinks.put(name, digest, size: blob.size, ifGeneration: generation)
+        return blob.size
     }
 
     /// A path of the blob's bytes on the local filesystem, when the blob store has one (for `sendfile`).
@@ -383,7 +393,18 @@ public final class Registry: Sendable {
     /// deleted in the same store write.
     private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryKey, session: String? = nil) async throws {
         try await blobs.commitUpload(id: id, as: digest)
-        try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now(), finishingUpload: session)
+        // A blob recorded for the first time must still have its bytes once the row is written: the
+        // collector may have deleted an earlier copy's file, which the rename just replaced (docs/gc.md).
+        var stored: (@Sendable () -> Bool)? = nil
+        if let inventory = blobs as? any BlobInventory {
+            stored = { inventory.isStored(digest) }
+        }
+        do {
+            try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now(), finishingUpload: session,
+                                          stored: stored)
+        } catch let e as BlobCollectedError {
+            throw BerthError.blobUploadInvalid(e.description)
+        }
         events.publish(.blobPushed(repository: repository, digest: digest, size: size))
     }
 

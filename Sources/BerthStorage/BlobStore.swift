@@ -72,3 +72,32 @@ public protocol BlobTiering: Sendable {
     /// Whether the blob's bytes are in the archive tier (and not in the primary one).
     func isInArchive(_ digest: Digest) async throws -> Bool
 }
+
+/// A file the collector found in a blob store: a committed blob (`Digest`) or a staged upload (`String`).
+public struct StoredFile<Name: Sendable & Hashable>: Sendable, Hashable {
+    public var name: Name
+    public var size: Int64
+    /// Seconds since the epoch of the file's last change (the later of its data and inode changes:
+    /// the rename that commits an upload counts).
+    public var changedAt: Double
+    public init(name: Name, size: Int64, changedAt: Double) {
+        self.name = name
+        self.size = size
+        self.changedAt = changedAt
+    }
+}
+
+/// What online garbage collection needs of a blob store beyond `delete` (docs/gc.md).
+public protocol BlobInventory: Sendable {
+    /// Deletes a committed blob now, on the calling thread: the collector calls it inside the metadata
+    /// write transaction that removes the blob's row, so that no upload of the same blob can record it in
+    /// between. `BlobDeleting.delete` runs the same on the store's threads.
+    func deleteImmediately(_ digest: Digest) throws
+    /// Whether a committed blob's bytes are in place, on the calling thread (asked inside the metadata
+    /// transaction that records a new blob).
+    func isStored(_ digest: Digest) -> Bool
+    /// Every committed blob.
+    func storedBlobs() async throws -> [StoredFile<Digest>]
+    /// Every staged upload.
+    func stagedUploads() async throws -> [StoredFile<String>]
+}

@@ -21,7 +21,7 @@ public enum BlobWriteMode: String, Sendable, CaseIterable {
 /// Content-addressed blobs on a local filesystem. All blocking I/O runs on a thread pool.
 /// With `archiveRoot`, blobs only archived images use can move to a second directory (`BlobTiering`),
 /// laid out the same way; every read looks there when a blob is not in `root`.
-public final class FileSystemBlobStore: BlobStore, BlobTiering {
+public final class FileSystemBlobStore: BlobStore, BlobTiering, BlobInventory {
     public let layout: FileSystemLayout
     /// The archive tier, when one is configured.
     public let archiveLayout: FileSystemLayout?
@@ -235,11 +235,79 @@ public final class FileSystemBlobStore: BlobStore, BlobTiering {
         try await run { _ = unlink(path) }
     }
 
-    /// Removes the blob from both tiers.
+    /// Deletes a blob's file. The body is `deleteImmediately`, which the garbage collector calls inside its
+    /// metadata transaction: a deletion tier added here belongs there.
     public func delete(_ digest: Digest) async throws {
-        let paths = [layout.blobPath(digest)] + (archiveLayout.map { [$0.blobPath(digest)] } ?? [])
-        try await run { for p in paths { _ = unlink(p) } }
+        try await run { try self.deleteImmediately(digest) }
     }
+
+    /// Removes the blob from both tiers.
+    public func deleteImmediately(_ digest: Digest) throws {
+        for path in [layout.blobPath(digest)] + (archiveLayout.map { [$0.blobPath(digest)] } ?? []) {
+            if unlink(path) != 0 && errno != ENOENT {
+                throw StorageError("unlink blob \(digest): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// In either tier.
+    public func isStored(_ digest: Digest) -> Bool {
+        access(layout.blobPath(digest), F_OK) == 0 || archiveLayout.map { access($0.blobPath(digest), F_OK) == 0 } == true
+    }
+
+    /// The blob files of both tiers (a blob moving between them may be listed twice, with one digest).
+    public func storedBlobs() async throws -> [StoredFile<Digest>] {
+        let roots = [layout.blobsDirectory] + (archiveLayout.map { [$0.blobsDirectory] } ?? [])
+        return try await run {
+            var found: [StoredFile<Digest>] = []
+            for root in roots {
+            for algorithm in Self.entries(root) {
+                for prefix in Self.entries("\(root)/\(algorithm)") {
+                    let dir = "\(root)/\(algorithm)/\(prefix)"
+                    for name in Self.entries(dir) {
+                        guard let d = Digest.parse("\(algorithm):\(name)"), let st = Self.status("\(dir)/\(name)") else { continue }
+                        found.append(StoredFile(name: d, size: st.size, changedAt: st.changedAt))
+                    }
+                }
+            }
+            }
+            return found
+        }
+    }
+
+    public func stagedUploads() async throws -> [StoredFile<String>] {
+        let dir = layout.uploadsDirectory
+        return try await run {
+            Self.entries(dir).compactMap { name in
+                Self.status("\(dir)/\(name)").map { StoredFile(name: name, size: $0.size, changedAt: $0.changedAt) }
+            }
+        }
+    }
+
+    /// The names in a directory, without `.` and `..`; none when it cannot be read.
+    static func entries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        // `d_name` is read in place: a dirent is only as long as its name (`d_reclen`), so copying the
+        // whole fixed-size field could read past the end of the buffer readdir returned.
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        while let e = readdir(dir) {
+            let name = String(cString: (UnsafeRawPointer(e) + nameOffset).assumingMemoryBound(to: CChar.self))
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// A regular file's size and last change (the later of mtime and ctime), or nil.
+    static func status(_ path: String) -> (size: Int64, changedAt: Double)? {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let m = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        let c = Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) / 1e9
+        return (Int64(st.st_size), max(m, c))
+    }
+
 
     // MARK: the archive tier
 

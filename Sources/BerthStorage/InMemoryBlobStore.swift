@@ -1,22 +1,27 @@
 import BerthCore
+import BerthSupport
 import NIOCore
 import Synchronization
 
 /// Blobs in memory, for tests and ephemeral registries. With `archiveTier`, blobs can be marked as moved
 /// to an archive tier (`BlobTiering`); their bytes stay readable, as with any tiered store.
-public final class InMemoryBlobStore: BlobStore, BlobTiering {
+public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
     private struct State {
         var blobs: [Digest: ByteBuffer] = [:]
         var uploads: [String: ByteBuffer] = [:]
         var archived: Set<Digest> = []
+        /// When each blob and upload last changed, by `clock`.
+        var changed: [String: Double] = [:]
     }
     private let state = Mutex(State())
     private let chunkSize: Int
+    private let clock: any WallClock
     public let hasArchiveTier: Bool
 
-    public init(chunkSize: Int = 1 << 20, archiveTier: Bool = false) {
+    public init(chunkSize: Int = 1 << 20, archiveTier: Bool = false, clock: any WallClock = SystemWallClock()) {
         self.chunkSize = chunkSize
         hasArchiveTier = archiveTier
+        self.clock = clock
     }
 
     public func moveToArchive(_ digest: Digest) async throws {
@@ -30,6 +35,28 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering {
 
     public func isInArchive(_ digest: Digest) async throws -> Bool {
         state.withLock { $0.archived.contains(digest) }
+    }
+
+    public func deleteImmediately(_ digest: Digest) throws {
+        state.withLock { s in
+            s.blobs[digest] = nil
+            s.archived.remove(digest)
+            s.changed[digest.description] = nil
+        }
+    }
+
+    public func isStored(_ digest: Digest) -> Bool { state.withLock { $0.blobs[digest] != nil } }
+
+    public func storedBlobs() async throws -> [StoredFile<Digest>] {
+        state.withLock { s in
+            s.blobs.map { StoredFile(name: $0.key, size: Int64($0.value.readableBytes), changedAt: s.changed[$0.key.description] ?? 0) }
+        }
+    }
+
+    public func stagedUploads() async throws -> [StoredFile<String>] {
+        state.withLock { s in
+            s.uploads.map { StoredFile(name: $0.key, size: Int64($0.value.readableBytes), changedAt: s.changed["upload:" + $0.key] ?? 0) }
+        }
     }
 
     public func size(of digest: Digest) async throws -> Int64? {
@@ -53,6 +80,7 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering {
             guard Int64(b.readableBytes) >= offset else { throw StorageError("upload \(id) shorter than \(offset)") }
             b.moveWriterIndex(to: b.readerIndex + Int(offset))
             s.uploads[id] = b
+            s.changed["upload:" + id] = clock.now()
         }
         return Writer(store: self, id: id)
     }
@@ -71,18 +99,20 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering {
             guard let b = s.uploads.removeValue(forKey: id) else { throw StorageError("upload \(id) not found") }
             s.blobs[digest] = b
             s.archived.remove(digest)  // committed anew in the primary tier
+            s.changed["upload:" + id] = nil
+            s.changed[digest.description] = clock.now()
         }
     }
 
     public func deleteUpload(id: String) async throws {
-        _ = state.withLock { $0.uploads.removeValue(forKey: id) }
+        state.withLock { s in
+            s.uploads[id] = nil
+            s.changed["upload:" + id] = nil
+        }
     }
 
     public func delete(_ digest: Digest) async throws {
-        state.withLock { s in
-            s.blobs.removeValue(forKey: digest)
-            s.archived.remove(digest)
-        }
+        try deleteImmediately(digest)
     }
 
     fileprivate func append(_ id: String, _ buffer: ByteBuffer) throws {
@@ -91,6 +121,7 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering {
             s.uploads[id] = nil  // keep the buffer uniquely referenced while appending
             b.writeImmutableBuffer(buffer)
             s.uploads[id] = b
+            s.changed["upload:" + id] = clock.now()
         }
     }
 

@@ -14,12 +14,16 @@ public final class InMemoryMetadataStore: MetadataStore {
         var manifests: [Digest: ManifestRecord] = [:]
         /// Parent manifest → the blobs and manifests it references.
         var references: [Digest: [Digest]] = [:]
+        /// Parent manifest → the blobs (config, layers) it references: what garbage collection counts.
+        var blobReferences: [Digest: [Digest]] = [:]
         var tags: [String: Digest] = [:]
         var scans: [Digest: ImageScanRecord] = [:]
     }
     struct State {
         var repos: [RepositoryKey: Repo] = [:]
         var blobs: [Digest: Int64] = [:]
+        /// The collector's marks (see `GarbageCollectionMetadata`); absent: unmarked, live.
+        var blobMarks: [Digest: BlobMark] = [:]
         var uploads: [String: UploadSession] = [:]
         var accounts: [String: AccountRecord] = [:]
         var keys: [String: AccessKeyRecord] = [:]
@@ -80,17 +84,19 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                           finishingUpload upload: String?) async throws {
+                           finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws {
         try state.withLock { s in
             guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }
+            if s.blobs[digest] == nil, let stored, !stored() { throw BlobCollectedError(digest: digest) }
             if let upload { s.uploads[upload] = nil }
-            s.blobs[digest] = size
+            if s.blobs[digest] == nil { s.blobs[digest] = size }
+            s.blobMarks[digest] = nil
             s.repos[repository]!.blobs.insert(digest)
         }
     }
 
     public func blobSize(_ digest: Digest) async throws -> Int64? {
-        state.withLock { $0.blobs[digest] }
+        state.withLock { s in s.blobMarks[digest]?.doomed == true ? nil : s.blobs[digest] }
     }
 
     public func linkedBlobSize(_ digest: Digest, in repository: RepositoryKey) async throws -> Int64? {
@@ -110,7 +116,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     public func linkBlob(_ digest: Digest, to repository: RepositoryKey, at: Double) async throws -> Bool {
         try state.withLock { s in
             guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }
-            guard s.blobs[digest] != nil else { return false }
+            guard s.blobs[digest] != nil, s.blobMarks[digest]?.doomed != true else { return false }
+            s.blobMarks[digest] = nil
             s.repos[repository]!.blobs.insert(digest)
             return true
         }
@@ -142,6 +149,8 @@ public final class InMemoryMetadataStore: MetadataStore {
                 record.status = .active
                 repo.manifests[d] = record
                 repo.references[d] = put.blobs + put.manifests
+                repo.blobReferences[d] = put.blobs
+                for b in put.blobs { s.blobMarks[b]?.candidateSince = nil }
             } else if repo.manifests[d]?.status != .active {
                 // Pushing an archived image again restores it (ECR).
                 repo.manifests[d]?.status = .active
@@ -181,6 +190,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         r.pulls[digest] = nil
         r.archivedAt[digest] = nil
         r.activatedAt[digest] = nil
+        r.blobReferences[digest] = nil
         r.scans[digest] = nil
         r.tags = r.tags.filter { $0.value != digest }
         return true

@@ -67,8 +67,12 @@ public protocol BlobMetadata: Sendable {
     /// Records a committed blob and links it to `repository` in one transaction.
     /// With `finishingUpload`, also deletes that upload session, in the same transaction (the commit of a
     /// chunked upload: one write instead of two).
+    /// When the blob has no row yet, `stored` (if given) is asked inside the transaction whether its bytes
+    /// are in place; false fails the write (`BlobCollectedError`): the collector deleted them between the
+    /// upload's commit and this write (see docs/gc.md). A row already there is revived as is (a doomed one
+    /// too: the upload just put its bytes back).
     func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                    finishingUpload upload: String?) async throws
+                    finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws
     /// The size of a blob if the registry has it, linked anywhere.
     func blobSize(_ digest: Digest) async throws -> Int64?
     /// The size of a blob if it is linked to `repository`.
@@ -176,7 +180,7 @@ public protocol ScanMetadata: Sendable {
 }
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata
+    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata
 
 extension RepositoryMetadata {
     /// Replaces a repository's settings; false when it does not exist.
@@ -194,6 +198,20 @@ extension RepositoryMetadata {
 extension BlobMetadata {
     /// Records a committed blob and links it to `repository` (no upload session to finish).
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
-        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: nil)
+        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: nil, stored: nil)
     }
+
+    /// Records a committed blob, finishing an upload session, without checking its bytes.
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
+                           finishingUpload upload: String?) async throws {
+        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: upload, stored: nil)
+    }
+}
+
+/// The bytes of a blob being recorded were deleted by the garbage collector after the upload put them in
+/// place (the upload must be repeated).
+public struct BlobCollectedError: Error, CustomStringConvertible, Sendable {
+    public let digest: Digest
+    public init(digest: Digest) { self.digest = digest }
+    public var description: String { "blob \(digest) was collected while its upload was committing; upload it again" }
 }

@@ -108,13 +108,20 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: blobs
 
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                           finishingUpload upload: String?) async throws {
+                           finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws {
         try await db.write { c in
             try c.transaction {
                 if let upload { try c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
                 let id = try Self.requireRepo(c, repository)
-                try c.execute("INSERT OR IGNORE INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
-                              [.text(digest.description), .integer(size), .real(at)])
+                let inserted = try c.execute("INSERT OR IGNORE INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
+                                             [.text(digest.description), .integer(size), .real(at)])
+                if inserted == 1 {
+                    if let stored, !stored() { throw BlobCollectedError(digest: digest) }
+                } else {
+                    // In use again: no longer a candidate (nor doomed: the upload just put its bytes back).
+                    try c.execute("UPDATE blobs SET candidate_since = NULL, doomed = 0 WHERE digest = ? AND (candidate_since IS NOT NULL OR doomed != 0)",
+                                  [.text(digest.description)])
+                }
                 try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
                               [.integer(id), .text(digest.description), .real(at)])
             }
@@ -123,7 +130,7 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func blobSize(_ digest: Digest) async throws -> Int64? {
         try await db.read { c in
-            try c.query("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.int(0) }.first
+            try c.query("SELECT size FROM blobs WHERE digest = ? AND doomed = 0", [.text(digest.description)]) { $0.int(0) }.first
         }
     }
 
@@ -153,8 +160,10 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await db.write { c in
             try c.transaction {
                 let id = try Self.requireRepo(c, repository)
-                let known = try c.query("SELECT 1 FROM blobs WHERE digest = ?", [.text(digest.description)]) { _ in 1 }
+                let known = try c.query("SELECT 1 FROM blobs WHERE digest = ? AND doomed = 0", [.text(digest.description)]) { _ in 1 }
                 guard !known.isEmpty else { return false }
+                try c.execute("UPDATE blobs SET candidate_since = NULL WHERE digest = ? AND candidate_since IS NOT NULL",
+                              [.text(digest.description)])
                 try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
                               [.integer(id), .text(digest.description), .real(at)])
                 return true

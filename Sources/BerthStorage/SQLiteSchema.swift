@@ -88,6 +88,7 @@ extension SQLiteMetadataStore {
                 account_id TEXT NOT NULL, principal_arn TEXT NOT NULL, created_at REAL NOT NULL,
                 PRIMARY KEY(account_id, principal_arn)) WITHOUT ROWID;
             """),
+        SchemaMigration(version: 4, name: "garbage collection and storage accounting", sql: garbageCollectionSchema),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

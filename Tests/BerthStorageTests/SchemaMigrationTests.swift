@@ -39,10 +39,20 @@ import Testing
         return Dictionary(uniqueKeysWithValues: try tables.map { t in (t, try c.query("SELECT count(*) FROM \"\(t)\"") { $0.int(0) }.first ?? -1) })
     }
 
+    /// The version a test's own migration gets: the one after the last real migration.
+    static let next = SQLiteMetadataStore.migrations.count + 1
+    static let shipped = SQLiteMetadataStore.migrations.map(\.version)
+    static let baselineOnly = Array(SQLiteMetadataStore.migrations.prefix(1))
+
+    /// Rows of the tables the fixture was made with (later migrations add tables of their own).
+    func fixtureRowCounts(_ path: String) throws -> [String: Int64] {
+        try rowCounts(path).filter { Self.fixtureCounts[$0.key] != nil }
+    }
+
     static let fixtureCounts: [String: Int64] = [
         "access_keys": 3, "account_settings": 3, "accounts": 2, "blobs": 4, "iam_attachments": 2, "iam_entities": 4,
         "iam_group_members": 2, "iam_inline_policies": 1, "iam_managed_policies": 1, "iam_oidc_providers": 1, "image_scans": 1,
-        "manifest_references": 6, "manifests": 3, "pull_time_exclusions": 0, "repositories": 2, "repository_blobs": 4, "tags": 3,
+        "manifest_references": 6, "manifests": 3, "repositories": 2, "repository_blobs": 4, "tags": 3,
         "uploads": 1,
     ]
 
@@ -112,33 +122,25 @@ import Testing
         #expect(oidc.clientIDs == ["sts.amazonaws.com"] && oidc.thumbprints == ["6938fd4d98bab03faadb97b34396831e3780aea1"])
     }
 
-    /// The baseline alone (adoption is checked before any later migration changes the schema).
-    static let baseline = Array(SQLiteMetadataStore.migrations.prefix(1))
-    /// Versions 1 through the last one this build knows.
-    static let allVersions = SQLiteMetadataStore.migrations.map(\.version)
-    /// The version a test's own migration gets: the next after this build's.
-    static let next = SQLiteMetadataStore.migrations.count + 1
-
     @Test func fixtureV1IsAdoptedAsVersion1AndReadsBack() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         let before = try schema(path)
         #expect(try history(path).isEmpty)
+        // Adoption alone (the baseline only) changes no table, index or row.
+        _ = try SQLiteMetadataStore(path: path, migrations: Self.baselineOnly)
+        #expect(try schema(path) == before, "adoption changes no table or index")
+        #expect(try fixtureRowCounts(path) == Self.fixtureCounts)
+        // The same objects as a database the baseline creates.
+        let fresh = try directory() + "/berth.db"
+        _ = try SQLiteMetadataStore(path: fresh, migrations: Self.baselineOnly)
+        #expect(Set(try schema(fresh)) == Set(before))
         do {
             let m = try SQLiteMetadataStore(path: path)
             try await expectFixtureV1(m)
         }
-        #expect(try history(path).map(\.version) == SQLiteMetadataStore.migrations.map(\.version))
+        #expect(try history(path).map(\.version) == Self.shipped)
         #expect(try history(path).first?.name == "baseline")
-        #expect(try rowCounts(path).filter { Self.fixtureCounts[$0.key] != nil } == Self.fixtureCounts)
-        #expect(try rowCounts(path).filter { Self.fixtureCounts[$0.key] == nil }.values.allSatisfy { $0 == 0 }, "new tables start empty")
-        // Adopted as the baseline, then migrated: the same objects as a database made from scratch.
-        let fresh = try directory() + "/berth.db"
-        _ = try SQLiteMetadataStore(path: fresh)
-        #expect(Set(try schema(fresh)) == Set(try schema(path)))
-        // Adoption itself changes no table or index: with the baseline alone, the schema is the fixture's.
-        let adoptedOnly = try directory(fixture: "v1") + "/berth.db"
-        _ = try SQLiteMetadataStore(path: adoptedOnly, migrations: Array(SQLiteMetadataStore.migrations.prefix(1)))
-        #expect(try schema(adoptedOnly) == before, "adoption changes no table or index")
+        #expect(try fixtureRowCounts(path) == Self.fixtureCounts)
 
         // Opening again is a no-op: nothing applied, nothing recorded anew.
         let recorded = try history(path)
@@ -158,7 +160,7 @@ import Testing
             },
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == Self.allVersions + [Self.next, Self.next + 1])
+        #expect(try history(path).map(\.version) == Self.shipped + [Self.next, Self.next + 1])
         #expect(try history(path).map(\.name) == SQLiteMetadataStore.migrations.map(\.name) + ["test: repository notes", "test: note every repository"])
         try await expectFixtureV1(m)
         let notes = try SQLiteConnection(path: path, readOnly: true).query("SELECT notes FROM repositories ORDER BY name") { $0.text(0) }
@@ -172,8 +174,9 @@ import Testing
             SchemaMigration(version: Self.next, name: "test: notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL)"),
         ]
         let m = try SQLiteMetadataStore(path: path, migrations: migrations)
-        #expect(try history(path).map(\.version) == Self.allVersions + [Self.next])
-        #expect(Set(Self.fixtureCounts.keys + ["notes"]).isSubset(of: try rowCounts(path).keys))
+        #expect(try history(path).map(\.version) == Self.shipped + [Self.next])
+        #expect(Set(try rowCounts(path).keys).isSuperset(of: Self.fixtureCounts.keys))
+        #expect(try rowCounts(path)["notes"] == 0)
         #expect(try await m.createRepository(Self.app, at: 1, settings: RepositorySettings()))
         #expect(try await m.listRepositories(in: Self.account, after: nil, limit: 10) == ["fixture/app"])
     }
@@ -206,14 +209,14 @@ import Testing
             },
         ]
         #expect(throws: SQLiteError.self) { _ = try SQLiteMetadataStore(path: path, migrations: broken) }
-        #expect(try history(path).map(\.version) == Self.allVersions)
+        #expect(try history(path).map(\.version) == Self.shipped)
         #expect(try rowCounts(path) == counts, "no table created, no row deleted")
         // A migration breaking a foreign key is refused the same way.
         let dangling = SQLiteMetadataStore.migrations + [
             SchemaMigration(version: Self.next, name: "test: dangling tag", sql: "DELETE FROM repositories WHERE name = 'fixture/app'"),
         ]
         #expect(throws: StorageError.self) { _ = try SQLiteMetadataStore(path: path, migrations: dangling) }
-        #expect(try history(path).map(\.version) == Self.allVersions)
+        #expect(try history(path).map(\.version) == Self.shipped)
         try await expectFixtureV1(try SQLiteMetadataStore(path: path))
     }
 
@@ -230,7 +233,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(try history(path).map(\.version) == Self.allVersions + [Self.next, Self.next + 1])
+        #expect(try history(path).map(\.version) == Self.shipped + [Self.next, Self.next + 1])
         #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM counter") { $0.int(0) } == [1])
     }
 
@@ -241,7 +244,7 @@ import Testing
             try c.exec("DROP TABLE iam_oidc_providers; DROP INDEX image_scans_unfinished;")
         }
         let m = try SQLiteMetadataStore(path: path)
-        #expect(try history(path).map(\.version) == Self.allVersions)
+        #expect(try history(path).map(\.version) == Self.shipped)
         #expect(try await m.oidcProviders(account: Self.account).isEmpty)
         #expect(try schema(path).contains { $0.hasPrefix("index image_scans_unfinished:") })
         #expect(try await m.resolveTag("v1", in: Self.app) == Self.v1)
@@ -262,20 +265,27 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
     }
 
-    /// The KMS migration (issue #13) on the previous release's data: every row stays, the key tables
-    /// start empty and take keys, material and aliases.
-    @Test func kmsMigrationUpgradesFixtureV1() async throws {
+    /// The garbage collection migration counts the references the fixture already holds: every blob of
+    /// Fixtures/v1 is referenced by fixture/app's manifests, none by another repository.
+    @Test func garbageCollectionMigrationCountsFixtureV1References() async throws {
         let path = try directory(fixture: "v1") + "/berth.db"
         let m = try SQLiteMetadataStore(path: path)
-        #expect(try history(path).contains { $0.name == "kms keys, key material and aliases" })
-        try await expectFixtureV1(m)
-        let counts = try rowCounts(path)
-        #expect(counts["kms_keys"] == 0 && counts["kms_key_material"] == 0 && counts["kms_aliases"] == 0)
-        let key = KMSKeyRecord(keyID: "1234abcd-12ab-34cd-56ef-1234567890ab", accountID: Self.account, createdAt: 1, policy: "{}")
-        #expect(try await m.createKMSKey(key, material: KMSKeyMaterialRecord(keyID: key.keyID, version: 1, sealedMaterial: [1, 2, 3], createdAt: 1)))
-        #expect(try await m.createKMSAlias(KMSAliasRecord(accountID: Self.account, name: "alias/fixture", targetKeyID: key.keyID,
-                                                          createdAt: 1, updatedAt: 1)) == .done)
-        #expect(try await m.kmsKeys(account: Self.account, after: nil, limit: 10) == [key])
-        #expect(try await m.kmsKeyMaterial(key.keyID, version: 1)?.sealedMaterial == [1, 2, 3])
+        #expect(try history(path).map(\.name).contains("garbage collection and storage accounting"))
+        let usage = try await m.storageUsage(account: nil, repositories: true)
+        #expect(usage.blobs == 4 && usage.bytes == 1_440)
+        #expect(usage.unreferencedBlobs == 0 && usage.unreferencedBytes == 0)
+        let figures = UsageFigures(images: 3, storedBytes: 1_800, uniqueBytes: 1_440, sharedBytes: 0, reclaimableBytes: 0)
+        #expect(usage.repositories == [Self.app: figures])
+        #expect(usage.accounts == [Self.account: figures])
+        #expect(try await m.linkedBlob(Self.v1Layer, in: Self.app) == LinkedBlob(size: 600, isCandidate: false))
+        #expect(try await m.markUnreferencedBlobs(at: 1) == 0)
+        // Deleting the image by its last tag is refused while the index lists it; deleting the index and
+        // then v1 leaves v1's own blobs unreferenced.
+        guard case .deleted = try await m.deleteImage(.digest(Self.multi), in: Self.app) else { Issue.record("index"); return }
+        guard case .deleted = try await m.deleteImage(.digest(Self.v1), in: Self.app) else { Issue.record("v1"); return }
+        let after = try await m.storageUsage(account: nil, repositories: true)
+        #expect(after.unreferencedBlobs == 2 && after.unreferencedBytes == 720)
+        #expect(after.repositories[Self.app] == UsageFigures(images: 1, storedBytes: 600, uniqueBytes: 720, sharedBytes: 0,
+                                                            reclaimableBytes: 720))
     }
 }

@@ -4,7 +4,10 @@ import NIOPosix
 import NIOCore
 
 enum Section: String, CaseIterable, Sendable {
-    case push, pull, images, latency, tags, catalog, contention
+    case push, pull, images, latency, tags, catalog, contention, gc
+
+    /// What a run without `--only` measures (`gc` needs `--gc-command`).
+    static var defaults: [Section] { allCases.filter { $0 != .gc } }
 }
 
 struct BenchConfig: Sendable {
@@ -35,6 +38,8 @@ struct BenchConfig: Sendable {
     var authDescription: String = "anonymous"
     /// A shell command run again and again while the contention measure runs (e.g. a `berth admin` write).
     var contentionCommand: String? = nil
+    /// A shell command run once while the garbage collection measure runs (e.g. `berth gc`).
+    var gcCommand: String? = nil
 
     var poolSize: Int {
         max((imageConcurrency + latencyConcurrency + [setupConcurrency]).max() ?? 1, 1)
@@ -121,6 +126,7 @@ final class Bench {
                 case .tags: try await tagList()
                 case .catalog: try await catalog()
                 case .contention: try await contention()
+                case .gc: try await garbageCollection()
                 }
             } catch {
                 log("section \(s.rawValue) failed: \(error)")
@@ -594,15 +600,7 @@ extension Bench {
         guard registry.base.hasPrefix("http://") else { throw BenchError("contention: http:// only (raw load client)") }
         let sec = "manifest GET by tag under contention"
         let repo = self.repo("contention")
-        var localRng = rng
-        let image = SmallImage(layerSize: config.smallLayerBytes, rng: &localRng)
-        rng = localRng
-        try await image.push(to: registry, repo: repo, tag: "latest")
-        let auth = registry.authorization.map { [("Authorization", $0)] } ?? []
-        let target = try RawLoad.target(
-            base: registry.origin, method: "GET",
-            path: String(registry.url("/v2/\(repo)/manifests/latest").dropFirst(registry.origin.count)),
-            headers: [("Accept", MediaType.manifestAccept)] + auth, expectedLength: image.manifest.readableBytes)
+        let target = try await manifestGetTarget(repo: repo)
         let size = (config.blobSizesMiB.max() ?? 512) * (1 << 20)
         let maxPushes = 4
         log("contention: generating \(size >> 20) MiB random payload…")
@@ -618,6 +616,19 @@ extension Bench {
             throw error
         }
         try? await group.shutdownGracefully()
+    }
+
+    /// Pushes a small image tagged `latest` to `repo` and returns the raw-client target of its manifest GET by tag.
+    func manifestGetTarget(repo: String) async throws -> RawLoad.Target {
+        var localRng = rng
+        let image = SmallImage(layerSize: config.smallLayerBytes, rng: &localRng)
+        rng = localRng
+        try await image.push(to: registry, repo: repo, tag: "latest")
+        let auth = registry.authorization.map { [("Authorization", $0)] } ?? []
+        return try RawLoad.target(
+            base: registry.origin, method: "GET",
+            path: String(registry.url("/v2/\(repo)/manifests/latest").dropFirst(registry.origin.count)),
+            headers: [("Accept", MediaType.manifestAccept)] + auth, expectedLength: image.manifest.readableBytes)
     }
 
     private func contention(_ sec: String, repo: String, target: RawLoad.Target, blobs: [ByteBuffer], digests: [String],

@@ -70,6 +70,11 @@ struct Run: AsyncParsableCommand {
                                valueName: "COMMAND"))
     var contentionCommand: String?
 
+    @Option(name: .customLong("gc-command"),
+            help: ArgumentHelp("Shell command run once during the gc measure (small pushes and manifest GETs at c=8 while it runs vs idle), e.g. `berth gc --data-dir D`.",
+                               valueName: "COMMAND"))
+    var gcCommand: String?
+
     /// `--basic-auth`, else a non-empty `$BERTH_BENCH_BASIC_AUTH`, else nil (anonymous).
     var credentials: String? {
         if let basicAuth { return basicAuth }
@@ -118,7 +123,7 @@ struct Run: AsyncParsableCommand {
             repeats: repeats,
             verifyDigest: !noVerifyDigest,
             serverPID: serverPID,
-            sections: only.map { $0.split(separator: ",").compactMap { Section(rawValue: String($0)) } } ?? Section.allCases,
+            sections: only.map { $0.split(separator: ",").compactMap { Section(rawValue: String($0)) } } ?? Section.defaults,
             setupConcurrency: setupConcurrency,
             repoPrefix: repoPrefix,
             smallLayerBytes: 2048,
@@ -126,7 +131,8 @@ struct Run: AsyncParsableCommand {
             maxRequestsPerLevel: 2_000_000,
             authorization: try credentials.map(Registry.basicAuthorization),
             authDescription: credentials.map { "HTTP Basic, user \(Registry.basicAuthUser($0))" } ?? "anonymous",
-            contentionCommand: contentionCommand
+            contentionCommand: contentionCommand,
+            gcCommand: gcCommand
         )
 
         var httpConfig = HTTPClient.Configuration()

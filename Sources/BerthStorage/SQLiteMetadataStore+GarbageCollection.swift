@@ -1,0 +1,173 @@
+import BerthCore
+
+/// Garbage collection and storage accounting on SQLite: the counts come from the triggers of
+/// `garbageCollectionSchema`; these functions read them and run the collector's transactions.
+extension SQLiteMetadataStore {
+    public func linkedBlob(_ digest: Digest, in repository: RepositoryKey) async throws -> LinkedBlob? {
+        try await db.read { c in
+            try c.query("""
+                SELECT b.size, b.candidate_since IS NOT NULL FROM repositories r
+                JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
+                JOIN blobs b ON b.digest = l.digest WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) {
+                LinkedBlob(size: $0.int(0), isCandidate: $0.int(1) != 0)
+            }.first
+        }
+    }
+
+    public func touchBlob(_ digest: Digest) async throws -> Bool {
+        try await db.write { c in
+            try c.execute("UPDATE blobs SET candidate_since = NULL WHERE digest = ? AND doomed = 0", [.text(digest.description)]) == 1
+        }
+    }
+
+    public func unknownBlobs(_ digests: [Digest]) async throws -> [Digest] {
+        try await db.read { c in
+            try digests.filter { d in
+                try c.query("SELECT 1 FROM blobs WHERE digest = ?", [.text(d.description)]) { _ in true }.isEmpty
+            }
+        }
+    }
+
+    public func markUnreferencedBlobs(at now: Double) async throws -> Int {
+        try await db.write { c in
+            try c.execute("UPDATE blobs SET candidate_since = ? WHERE repos = 0 AND candidate_since IS NULL", [.real(now)])
+        }
+    }
+
+    static func collectable(_ row: SQLiteRow) -> CollectableBlob? {
+        Digest.parse(row.text(0)).map { CollectableBlob(digest: $0, size: row.int(1)) }
+    }
+
+    public func collectableBlobs(markedBefore cutoff: Double, after: Digest?, limit: Int) async throws -> [CollectableBlob] {
+        try await db.read { c in
+            try c.query("""
+                SELECT digest, size FROM blobs WHERE repos = 0 AND (candidate_since <= ? OR doomed != 0) AND digest > ?
+                ORDER BY digest LIMIT ?
+                """, [.real(cutoff), .text(after?.description ?? ""), .integer(Int64(limit))], row: Self.collectable).compactMap { $0 }
+        }
+    }
+
+    public func pendingCandidates(markedBefore cutoff: Double) async throws -> (count: Int64, bytes: Int64) {
+        try await db.read { c in
+            try c.query("""
+                SELECT count(*), coalesce(sum(size), 0) FROM blobs
+                WHERE repos = 0 AND doomed = 0 AND (candidate_since IS NULL OR candidate_since > ?)
+                """, [.real(cutoff)]) { (count: $0.int(0), bytes: $0.int(1)) }.first ?? (0, 0)
+        }
+    }
+
+    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double) async throws -> [CollectableBlob] {
+        try await db.write { c in
+            try c.transaction {
+                var doomed: [CollectableBlob] = []
+                for d in digests {
+                    let key = SQLiteValue.text(d.description)
+                    guard let blob = try c.query("""
+                        SELECT digest, size FROM blobs WHERE digest = ? AND repos = 0 AND (candidate_since <= ? OR doomed != 0)
+                        """, [key, .real(cutoff)], row: Self.collectable).first ?? nil else { continue }
+                    try c.execute("DELETE FROM repository_blobs WHERE digest = ?", [key])
+                    try c.execute("UPDATE blobs SET doomed = 1 WHERE digest = ?", [key])
+                    doomed.append(blob)
+                }
+                return doomed
+            }
+        }
+    }
+
+    public func removeDoomedBlobs(_ digests: [Digest], removeFiles: @escaping @Sendable ([CollectableBlob]) throws -> Void)
+        async throws -> [CollectableBlob] {
+        try await db.write { c in
+            try c.transaction {
+                var gone: [CollectableBlob] = []
+                for d in digests {
+                    let key = SQLiteValue.text(d.description)
+                    guard let blob = try c.query("SELECT digest, size FROM blobs WHERE digest = ? AND doomed != 0 AND repos = 0",
+                                                 [key], row: Self.collectable).first ?? nil else { continue }
+                    gone.append(blob)
+                }
+                guard !gone.isEmpty else { return [] }
+                try removeFiles(gone)
+                for b in gone {
+                    try c.execute("DELETE FROM blobs WHERE digest = ?", [.text(b.digest.description)])
+                }
+                return gone
+            }
+        }
+    }
+
+    public func removeOrphanBlobFiles(_ digests: [Digest], removeFiles: @escaping @Sendable ([Digest]) throws -> Void)
+        async throws -> [Digest] {
+        try await db.write { c in
+            try c.transaction {
+                var orphans: [Digest] = []
+                for d in digests {
+                    let known = try c.query("SELECT 1 FROM blobs WHERE digest = ?", [.text(d.description)]) { _ in true }
+                    if known.isEmpty { orphans.append(d) }
+                }
+                if !orphans.isEmpty { try removeFiles(orphans) }
+                return orphans
+            }
+        }
+    }
+
+    public func existingUploads(_ ids: [String]) async throws -> Set<String> {
+        try await db.read { c in
+            var found: Set<String> = []
+            for id in ids {
+                if try !c.query("SELECT 1 FROM uploads WHERE id = ?", [.text(id)], row: { _ in true }).isEmpty { found.insert(id) }
+            }
+            return found
+        }
+    }
+
+    static func figures(_ row: SQLiteRow, from i: Int32) -> UsageFigures {
+        UsageFigures(images: row.int(i), storedBytes: row.int(i + 1), uniqueBytes: row.int(i + 2), sharedBytes: row.int(i + 3))
+    }
+
+    public func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage {
+        try await db.read { c in
+            var usage = StorageUsage()
+            if let t = try c.query("SELECT blobs, bytes, unreferenced_blobs, unreferenced_bytes FROM storage_totals", row: {
+                ($0.int(0), $0.int(1), $0.int(2), $0.int(3))
+            }).first {
+                (usage.blobs, usage.bytes, usage.unreferencedBlobs, usage.unreferencedBytes) = t
+            }
+            let filter: [SQLiteValue] = [account.map { .text($0) } ?? .null]
+            for (name, f) in try c.query("""
+                SELECT account, images, stored_bytes, unique_bytes, shared_bytes FROM account_usage
+                WHERE ?1 IS NULL OR account = ?1
+                """, filter, row: { ($0.text(0), Self.figures($0, from: 1)) }) {
+                usage.accounts[name] = f
+            }
+            // Reclaimable: unreferenced blobs (a set the collector keeps small) by the accounts linking them.
+            for (name, bytes) in try c.query("""
+                SELECT a, sum(size) FROM (
+                    SELECT DISTINCT b.digest, b.size,
+                           CASE WHEN r.registry_id LIKE 'public:%' THEN substr(r.registry_id, 8) ELSE r.registry_id END AS a
+                    FROM blobs b JOIN repository_blobs l ON l.digest = b.digest JOIN repositories r ON r.id = l.repo_id
+                    WHERE b.repos = 0 AND b.doomed = 0)
+                WHERE ?1 IS NULL OR a = ?1 GROUP BY a
+                """, filter, row: { ($0.text(0), $0.int(1)) }) {
+                usage.accounts[name, default: UsageFigures()].reclaimableBytes = bytes
+            }
+            guard repositories else { return usage }
+            for (key, f) in try c.query("""
+                SELECT r.registry_id, r.name, u.images, u.stored_bytes, u.unique_bytes, u.shared_bytes
+                FROM repository_usage u JOIN repositories r ON r.id = u.repo_id WHERE ?1 IS NULL OR u.account = ?1
+                """, filter, row: { (RepositoryKey(storedRegistryID: $0.text(0), name: $0.text(1)), Self.figures($0, from: 2)) }) {
+                usage.repositories[key] = f
+            }
+            for (key, bytes) in try c.query("""
+                SELECT r.registry_id, r.name, sum(b.size) FROM blobs b
+                JOIN repository_blobs l ON l.digest = b.digest JOIN repositories r ON r.id = l.repo_id
+                WHERE b.repos = 0 AND b.doomed = 0 AND (?1 IS NULL OR
+                    (CASE WHEN r.registry_id LIKE 'public:%' THEN substr(r.registry_id, 8) ELSE r.registry_id END) = ?1)
+                GROUP BY r.id
+                """, filter, row: { (RepositoryKey(storedRegistryID: $0.text(0), name: $0.text(1)), $0.int(2)) }) {
+                usage.repositories[key, default: UsageFigures()].reclaimableBytes = bytes
+            }
+            return usage
+        }
+    }
+}

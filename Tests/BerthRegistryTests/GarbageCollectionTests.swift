@@ -1,0 +1,311 @@
+import BerthCore
+@testable import BerthRegistry
+import BerthStorage
+import BerthSupport
+import Foundation
+import NIOCore
+import Testing
+
+/// The collector's protocol (docs/gc.md) through the domain service, on both kinds of stores; races are
+/// played step by step: the interleavings a concurrent push, mount or HEAD can produce.
+@Suite struct GarbageCollectionTests {
+    enum Stores: String, CaseIterable, CustomTestStringConvertible {
+        case memory, filesystemAndSQLite
+        var testDescription: String { rawValue }
+    }
+
+    struct Fixture {
+        let registry: Registry
+        let clock: ManualWallClock
+        let directory: String?
+    }
+
+    static let grace = 3_600.0
+
+    func make(_ stores: Stores, clock: ManualWallClock = ManualWallClock()) throws -> Fixture {
+        try make(stores, clock: clock as any WallClock, manual: clock)
+    }
+
+    func make(_ stores: Stores, clock: any WallClock, manual: ManualWallClock) throws -> Fixture {
+        let clock = clock
+        let settings = RegistrySettings(writeBufferSize: 8, blobLinkCacheSeconds: 60)
+        switch stores {
+        case .memory:
+            return Fixture(registry: Registry(blobs: InMemoryBlobStore(clock: clock), metadata: InMemoryMetadataStore(),
+                                              settings: settings, clock: clock), clock: manual, directory: nil)
+        case .filesystemAndSQLite:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-gc-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            return Fixture(registry: Registry(blobs: try FileSystemBlobStore(root: dir), metadata: try SQLiteMetadataStore(path: dir + "/berth.db"),
+                                              settings: settings, clock: clock), clock: manual, directory: dir)
+        }
+    }
+
+    let app = key("team/app"), web = key("team/web")
+
+    func manifest(_ config: String, _ layers: [String]) -> [UInt8] {
+        let ls = layers.map { #"{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(sha($0))","size":\#($0.utf8.count)}"# }
+        return Array("""
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(sha(config))","size":\(config.utf8.count)},
+            "layers":[\(ls.joined(separator: ","))]}
+            """.utf8)
+    }
+
+    /// Pushes blobs and a manifest tagged `tag`; returns the manifest digest.
+    @discardableResult
+    func push(_ r: Registry, _ repo: RepositoryKey, tag: String, config: String, layers: [String]) async throws -> Digest {
+        for b in [config] + layers {
+            try await r.monolithicUpload(repo, digest: sha(b), contentLength: nil, body: Body(b))
+        }
+        return try await r.putManifest(repo, reference: .tag(try Tag(tag)), contentType: MediaType.ociManifest,
+                                       bytes: manifest(config, layers)).digest
+    }
+
+    func stored(_ r: Registry, _ content: String) async throws -> Bool {
+        try await r.blobs.size(of: sha(content)) != nil
+    }
+
+    func gc(_ f: Fixture, dryRun: Bool = false) async throws -> GarbageCollectionReport {
+        try await f.registry.collectGarbage(GarbageCollectionOptions(grace: Self.grace, dryRun: dryRun, batchSize: 2))
+    }
+
+    @Test(arguments: Stores.allCases)
+    func deletedImagesFreeTheirOwnBlobsAfterTheGracePeriod(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await push(r, app, tag: "v1", config: "cfg-1", layers: ["base", "only-v1"])
+        try await push(r, web, tag: "v1", config: "cfg-2", layers: ["base", "only-web"])
+        let v1 = try await r.manifest(app, reference: .tag(try Tag("v1"))).digest
+        guard case .deleted = try await r.deleteImage(app, .tag("v1", of: v1)) else { Issue.record("not deleted"); return }
+
+        let first = try await gc(f)
+        #expect(first.newlyMarked == 2 && first.blobsDeleted == 0)
+        #expect(first.waitingBlobs == 2 && first.waitingBytes == Int64("cfg-1".utf8.count + "only-v1".utf8.count))
+        #expect(try await stored(r, "only-v1"))
+
+        f.clock.advance(by: Self.grace + 1)
+        let dry = try await gc(f, dryRun: true)
+        #expect(dry.blobsDeleted == 2 && dry.bytesFreed == 12)
+        #expect(try await stored(r, "only-v1"), "a dry run deletes nothing")
+        let seen = ProgressLog()
+        let second = try await f.registry.collectGarbage(GarbageCollectionOptions(grace: Self.grace, batchSize: 1)) { seen.add($0) }
+        #expect(second.blobsDeleted == 2 && second.bytesFreed == 12)
+        #expect(seen.all.first?.phase == .mark && seen.all.last?.phase == .done)
+        #expect(seen.all.last?.items == 2 && seen.all.last?.bytes == 12)
+        #expect(seen.all.filter { $0.phase == .sweep }.map(\.items) == [1, 2])
+        #expect(try await !stored(r, "only-v1"))
+        #expect(try await !stored(r, "cfg-1"))
+        // Shared and other images' blobs stay, and pull back intact.
+        #expect(try await read(r, sha("base")) == "base")
+        #expect(try await read(r, sha("only-web")) == "only-web")
+        #expect(try await r.blobSize(web, sha("base")) == 4)
+        await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.app, sha("only-v1")) }
+        // Idempotent.
+        f.clock.advance(by: Self.grace + 1)
+        #expect(try await gc(f).blobsDeleted == 0)
+        let usage = try await r.storageUsage()
+        #expect(usage.unreferencedBlobs == 0 && usage.blobs == 3)
+    }
+
+    @Test(arguments: Stores.allCases)
+    func deletingARepositoryFeedsTheCollector(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await push(r, app, tag: "v1", config: "cfg-1", layers: ["base", "only-v1"])
+        try await push(r, web, tag: "v1", config: "cfg-2", layers: ["base"])
+        _ = try await r.deleteRepository(app, force: true)
+        _ = try await gc(f)
+        f.clock.advance(by: Self.grace + 1)
+        let report = try await gc(f)
+        #expect(report.blobsDeleted == 2)
+        #expect(try await stored(r, "base"))
+    }
+
+    @Test(arguments: Stores.allCases)
+    func aHeadOfACandidateKeepsItForAnotherGracePeriod(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        _ = try await gc(f)  // marks it: no manifest references it yet
+        f.clock.advance(by: Self.grace - 10)
+        // A client checks the layer before putting the manifest that needs it: the mark is cleared.
+        #expect(try await r.blobSize(app, sha("layer")) == 5)
+        f.clock.advance(by: 20)
+        #expect(try await gc(f).blobsDeleted == 0)
+        try await r.monolithicUpload(app, digest: sha("cfg"), contentLength: nil, body: Body("cfg"))
+        _ = try await r.putManifest(app, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest,
+                                    bytes: manifest("cfg", ["layer"]))
+        f.clock.advance(by: Self.grace * 3)
+        #expect(try await gc(f).blobsDeleted == 0)
+        #expect(try await read(r, sha("layer")) == "layer")
+    }
+
+    @Test(arguments: Stores.allCases)
+    func theSweepAndAManifestPutSerialize(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await r.monolithicUpload(app, digest: sha("cfg"), contentLength: nil, body: Body("cfg"))
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        _ = try await gc(f)
+        f.clock.advance(by: Self.grace + 1)
+        // The collector dooms the blobs (links gone) before the client's manifest put arrives.
+        let doomed = try await r.metadata.doomBlobs([sha("cfg"), sha("layer")], markedBefore: f.clock.now() - Self.grace)
+        #expect(doomed.count == 2)
+        await #expect(throws: BerthError.self) {
+            _ = try await r.putManifest(self.app, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest,
+                                        bytes: self.manifest("cfg", ["layer"]))
+        }
+        await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.app, sha("layer")) }
+        // A mount of a doomed blob opens an upload session instead.
+        let start = try await r.startUpload(web, mount: sha("layer"), from: app) { _ in true }
+        guard case .session = start else { Issue.record("mounted a doomed blob"); return }
+        // The client uploads "layer" again while the collector is between its two steps: the row revives,
+        // and the second step leaves it (and its new bytes) alone.
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        let report = try await gc(f)
+        #expect(report.blobsDeleted == 1 && report.bytesFreed == 3)
+        #expect(try await read(r, sha("layer")) == "layer")
+        try await r.monolithicUpload(app, digest: sha("cfg"), contentLength: nil, body: Body("cfg"))
+        _ = try await r.putManifest(app, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest,
+                                    bytes: manifest("cfg", ["layer"]))
+        #expect(try await read(r, sha("cfg")) == "cfg")
+    }
+
+    @Test(arguments: Stores.allCases)
+    func anUploadWhoseBytesTheSweepDeletedIsRefusedNotRecorded(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        _ = try await gc(f)
+        f.clock.advance(by: Self.grace + 1)
+        // An upload of "layer" commits its file (rename) just before the collector's second step deletes
+        // it; the upload's metadata write then finds no row and no bytes: refused, nothing recorded.
+        let doomed = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace)
+        let inventory = try #require(r.blobs as? any BlobInventory)
+        _ = try await r.metadata.removeDoomedBlobs(doomed.map(\.digest)) { blobs in
+            for b in blobs { try inventory.deleteImmediately(b.digest) }
+        }
+        await #expect(throws: BlobCollectedError.self) {
+            try await r.metadata.recordBlob(sha("layer"), size: 5, linkTo: self.app, at: f.clock.now(), finishingUpload: nil,
+                                            stored: { inventory.isStored(sha("layer")) })
+        }
+        await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.app, sha("layer")) }
+        // The client's retry succeeds.
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        #expect(try await read(r, sha("layer")) == "layer")
+    }
+
+    @Test(arguments: Stores.allCases)
+    func aRunInterruptedAfterDoomingIsFinishedByTheNext(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        _ = try await gc(f)
+        f.clock.advance(by: Self.grace + 1)
+        _ = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace)
+        // (killed here) The next run, whatever its grace period, finishes the doomed blob.
+        let report = try await r.collectGarbage(GarbageCollectionOptions(grace: 1_000_000))
+        #expect(report.blobsDeleted == 1)
+        #expect(try await !stored(r, "layer"))
+    }
+
+    @Test(arguments: Stores.allCases)
+    func orphanedFilesAreCollectedOnlyWhenOld(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        // A blob file with no row (a crash between an upload's rename and its metadata write) and a staged
+        // upload with no session.
+        let writer = try await r.blobs.openUpload(id: "crashed-upload", at: 0)
+        try await writer.write(ByteBuffer(string: "staged"))
+        try await writer.close()
+        let w2 = try await r.blobs.openUpload(id: "to-commit", at: 0)
+        try await w2.write(ByteBuffer(string: "orphan"))
+        try await w2.close()
+        try await r.blobs.commitUpload(id: "to-commit", as: sha("orphan"))
+        // Young: kept (they may belong to a push in progress).
+        let young = try await r.collectGarbage(GarbageCollectionOptions(grace: 3_600))
+        #expect(young.orphanBlobFiles == 0 && young.orphanUploads == 0)
+        // Old enough (the files' times are real; a negative grace puts the cutoff after them).
+        f.clock.advance(by: Double(Date().timeIntervalSince1970) - f.clock.now() + 10)
+        let dry = try await r.collectGarbage(GarbageCollectionOptions(grace: 1, dryRun: true))
+        #expect(dry.orphanBlobFiles == 1 && dry.orphanUploads == 1)
+        let report = try await r.collectGarbage(GarbageCollectionOptions(grace: 1))
+        #expect(report.orphanBlobFiles == 1 && report.orphanBlobBytes == 6)
+        #expect(report.orphanUploads == 1 && report.orphanUploadBytes == 6)
+        #expect(try await !stored(r, "orphan"))
+        #expect(try await r.blobs.uploadedSize(id: "crashed-upload") == nil)
+    }
+
+    @Test(arguments: Stores.allCases)
+    func concurrentPushesOfSharedLayersSurviveCollectionsInALoop(_ stores: Stores) async throws {
+        // The real clock and a one-second grace period (a push here takes milliseconds; one that takes
+        // longer may be refused and is pushed again, as a client would); every push must pull back intact.
+        let f = try make(stores, clock: SystemWallClock(), manual: ManualWallClock())
+        let r = f.registry
+        let stop = Flag()
+        let collector = Task {
+            var runs = 0
+            while !stop.isSet {
+                _ = try await r.collectGarbage(GarbageCollectionOptions(grace: 1, batchSize: 1))
+                runs += 1
+                await Task.yield()
+            }
+            return runs
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0 ..< 4 {
+                group.addTask {
+                    for i in 0 ..< 15 {
+                        let repo = key("race/r\(worker)")
+                        let layers = ["shared-base", "shared-\(i % 3)", "own-\(worker)-\(i)"]
+                        var lastError: (any Error)? = nil
+                        // A push whose blob was collected between upload and manifest put is refused
+                        // (MANIFEST_BLOB_UNKNOWN, or its upload asked to be repeated): the client pushes again.
+                        for _ in 0 ..< 20 {
+                            do {
+                                try await self.push(r, repo, tag: "t\(i)", config: "cfg-\(worker)-\(i)", layers: layers)
+                                lastError = nil
+                                break
+                            } catch {
+                                lastError = error
+                            }
+                        }
+                        if let lastError { throw lastError }
+                        let m = try await r.manifest(repo, reference: .tag(try Tag("t\(i)")))
+                        #expect(m.bytes == self.manifest("cfg-\(worker)-\(i)", layers))
+                        for l in layers { #expect(try await read(r, sha(l)) == l) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        stop.set()
+        #expect(try await collector.value > 0)
+        // Every image still pulls back intact after a final collection.
+        _ = try await r.collectGarbage(GarbageCollectionOptions(grace: 0, batchSize: 1))
+        for worker in 0 ..< 4 {
+            for i in 0 ..< 15 {
+                for l in ["shared-base", "shared-\(i % 3)", "own-\(worker)-\(i)", "cfg-\(worker)-\(i)"] {
+                    #expect(try await read(r, sha(l)) == l)
+                }
+            }
+        }
+    }
+}
+
+/// Progress reports, in order.
+final class ProgressLog: Sendable {
+    private let items = Mutex<[GarbageCollectionProgress]>([])
+    func add(_ p: GarbageCollectionProgress) { items.withLock { $0.append(p) } }
+    var all: [GarbageCollectionProgress] { items.withLock { $0 } }
+}
+
+/// A flag set once, read from other tasks.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}
+
+import Synchronization
