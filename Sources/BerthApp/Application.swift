@@ -66,6 +66,8 @@ public struct BerthServices: Sendable {
     public let sts: STSService
     /// The request metrics (`GET /metrics`), in a Prometheus registry of their own.
     public let metrics: BerthMetrics
+    /// The HTTPS server's certificate, when the TLS files are set.
+    public var tls: ReloadableTLSServer? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -115,7 +117,8 @@ public struct BerthServices: Sendable {
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metrics: BerthMetrics())
+                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, metrics: BerthMetrics(),
+                             tls: try tlsServer(config))
     }
 
     /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
@@ -196,14 +199,18 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         oci: oci,
         ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, metrics: services.metrics),
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
-    let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
+    let loopback = config.loopbackControl
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
+    var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
+                                     ScanWorkerService(scanner: services.scanner)]
+    if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
+    let server = services.tls?.builder
+        ?? .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads))
     return Application(
         router: router,
-        server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
+        server: server,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
-        services: [purger, PullRecorderService(registry: services.registry, interval: .seconds(5), logger: logger),
-                   ScanWorkerService(scanner: services.scanner)],
+        services: background,
         logger: logger)
 }
 

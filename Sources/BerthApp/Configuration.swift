@@ -17,7 +17,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// `<dataDir>/root-credentials.json`, mode 0600) when not given.
     public var rootAccessKeyId: String? = nil
     public var rootSecretAccessKey: String? = nil
-    /// The URL clients reach this registry at (`proxyEndpoint`); default `http://<host>:<port>`.
+    /// The URL clients reach this registry at (`proxyEndpoint`); default `http://<host>:<port>`
+    /// (`https://` when the TLS files are set).
     public var publicEndpoint: String? = nil
     /// When set, repository URIs are `<account>.dkr.ecr.<region>.<registryDomain>[:port]/<name>` as with ECR.
     public var registryDomain: String? = nil
@@ -57,13 +58,21 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// made through this server take effect on the next request regardless (they invalidate the caches);
     /// this bounds only how late a change written by another process sharing the database is seen. 0 disables the caches.
     public var authCacheSeconds: Double = 1
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this PEM certificate chain (leaf first) and
+    /// `tlsKeyFile`'s PEM private key; both or neither. Re-read on SIGHUP and when the files change.
+    public var tlsCertificateFile: String? = nil
+    public var tlsKeyFile: String? = nil
 
     public init() {}
+
+    /// Whether the server speaks TLS itself (both TLS files are set).
+    public var servesTLS: Bool { tlsCertificateFile != nil && tlsKeyFile != nil }
 
     /// `publicEndpoint`, or `http://<host>:<port>`, as URLs are built from it: without the scheme's
     /// default port (443 for https, 80 for http; a URI never carries it) and without a trailing slash.
     public var effectivePublicEndpoint: String {
-        let e = Self.splitEndpoint(publicEndpoint ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
+        let scheme = servesTLS ? "https" : "http"
+        let e = Self.splitEndpoint(publicEndpoint ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)")
         return "\(e.scheme)://\(e.authority)\(e.path)"
     }
 
@@ -103,10 +112,15 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         public var dataDir: String?
         public var host: String?
         public var port: Int?
-        public init(dataDir: String? = nil, host: String? = nil, port: Int? = nil) {
+        public var tlsCertificateFile: String?
+        public var tlsKeyFile: String?
+        public init(dataDir: String? = nil, host: String? = nil, port: Int? = nil,
+                    tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil) {
             self.dataDir = dataDir
             self.host = host
             self.port = port
+            self.tlsCertificateFile = tlsCertificateFile
+            self.tlsKeyFile = tlsKeyFile
         }
     }
 
@@ -170,6 +184,10 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = overrides.dataDir { config.dataDir = v }
         if let v = overrides.host { config.host = v }
         if let v = overrides.port { config.port = v }
+        if let v = env("BERTH_TLS_CERTIFICATE_FILE") { config.tlsCertificateFile = v }
+        if let v = env("BERTH_TLS_KEY_FILE") { config.tlsKeyFile = v }
+        if let v = overrides.tlsCertificateFile { config.tlsCertificateFile = v }
+        if let v = overrides.tlsKeyFile { config.tlsKeyFile = v }
         problems += config.validate()
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         return config
@@ -213,6 +231,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
         if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
+        p += validateTLS()
         return p
     }
 
@@ -220,7 +239,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
-             authCacheSeconds
+             authCacheSeconds, tlsCertificateFile, tlsKeyFile
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -256,6 +275,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
+        tlsCertificateFile = try c.decodeIfPresent(String.self, forKey: .tlsCertificateFile)
+        tlsKeyFile = try c.decodeIfPresent(String.self, forKey: .tlsKeyFile)
     }
 
     struct AnyKey: CodingKey {
@@ -271,7 +292,7 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
-         "oidcJwksDirectory", "authCacheSeconds"]
+         "oidcJwksDirectory", "authCacheSeconds", "tlsCertificateFile", "tlsKeyFile"]
     }
 }
 
