@@ -429,3 +429,30 @@ def test_invalid_new_files_keep_the_old_certificate(tls_fresh):
     log = srv.log_tail(40000)
     assert "TLS certificate reload failed; still serving the previous certificate" in log
     assert "does not belong to the first certificate" in log
+
+
+# =============================================================================================
+# aws:SecureTransport follows the scheme
+# =============================================================================================
+def _secure_only_user(url: str, verify) -> "object":
+    """A user whose only permission needs aws:SecureTransport; its ECR client."""
+    import boto3
+    root = dict(endpoint_url=url, region_name="us-east-1", verify=verify)
+    iam = boto3.client("iam", aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY, **root)
+    name = unique("secure")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="tls-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ecr:DescribeRepositories", "Resource": "*",
+                       "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return boto3.client("ecr", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **root)
+
+
+def test_secure_transport_is_true_over_tls_and_false_over_plain_http(tls_server, fresh_server):
+    import botocore.exceptions
+    assert "repositories" in _secure_only_user(tls_server.url, tls_server.ca).describe_repositories()
+    plain = _secure_only_user(fresh_server.url, None)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        plain.describe_repositories()
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException", e.value.response
