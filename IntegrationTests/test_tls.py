@@ -48,30 +48,11 @@ class TLSServer(bh.BerthServer):
         self.tls_dir = base / "tls"
         tls_init(binary, self.tls_dir, "registry.berth.test")
         self.ca = str(self.tls_dir / "ca.crt")
+        self.scheme = "https"
+        self.verify = self.ca
         super().__init__(binary, data_dir=base / "data", log_dir=base / "logs", extra_args=[
             "--tls-certificate-file", str(self.tls_dir / "server.crt"),
             "--tls-key-file", str(self.tls_dir / "server.key")])
-
-    @property
-    def url(self) -> str:
-        return f"https://{HOST}:{self.port}"
-
-    def _wait_ready(self, proc, port, timeout):
-        deadline = time.monotonic() + timeout
-        last_err = "no answer"
-        while time.monotonic() < deadline:
-            rc = proc.poll()
-            if rc is not None:
-                return f"berth exited with code {rc} before becoming ready"
-            try:
-                r = requests.get(f"https://{HOST}:{port}/healthz", timeout=1.0, verify=self.ca)
-                if r.status_code == 200:
-                    return None
-                last_err = f"GET /healthz answered {r.status_code}"
-            except requests.RequestException as e:
-                last_err = f"GET /healthz failed: {type(e).__name__}: {e}"
-            time.sleep(0.05)
-        return f"berth did not answer 200 on https /healthz within {timeout:.0f}s ({last_err})"
 
     def boto3(self, service="ecr", verify=None):
         import boto3
