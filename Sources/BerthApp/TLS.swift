@@ -81,7 +81,8 @@ public struct TLSCertificateBundle: Sendable {
 
     /// The leaf's serial number as hex, and its expiry, for logs.
     var logMetadata: Logger.Metadata {
-        ["serial": "\(leaf.serialNumber)", "subject": "\(leaf.subject)", "notAfter": "\(leaf.notValidAfter)"]
+        let serial = leaf.serialNumber.bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+        return ["serial": "\(serial)", "subject": "\(leaf.subject)", "notAfter": "\(leaf.notValidAfter)"]
     }
 }
 
@@ -236,6 +237,8 @@ struct TLSReloadService: Service {
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
+        logger.info("serving HTTPS (HTTP/2 and HTTP/1.1 by ALPN); SIGHUP or a change of the files reloads the certificate",
+                    metadata: server.current.logMetadata)
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
