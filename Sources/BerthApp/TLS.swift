@@ -137,12 +137,16 @@ public final class ReloadableTLSServer: Sendable {
     let certificateFile: String
     let keyFile: String
     let channelConfiguration: HTTP2UpgradeChannel.Configuration
+    /// Set on each TCP connection before TLS (with HTTP/2, the stream handlers never see the socket).
+    let loopback: LoopbackCongestionControl?
 
     public init(certificateFile: String, keyFile: String,
-                channelConfiguration: HTTP2UpgradeChannel.Configuration = .init()) throws {
+                channelConfiguration: HTTP2UpgradeChannel.Configuration = .init(),
+                loopback: LoopbackCongestionControl? = nil) throws {
         self.certificateFile = certificateFile
         self.keyFile = keyFile
         self.channelConfiguration = channelConfiguration
+        self.loopback = loopback
         state = Mutex(State(bundle: try TLSCertificateBundle.load(certificateFile: certificateFile, keyFile: keyFile)))
     }
 
@@ -220,7 +224,13 @@ struct SwappableChannel: HTTPChannelHandler {
     var responder: HTTPChannelHandler.Responder { server.channel.responder }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        server.channel.setup(channel: channel, logger: logger)
+        if let loopback = server.loopback {
+            // Its handler sets the socket option when added, then removes itself.
+            do { try channel.pipeline.syncOperations.addHandler(loopback.handler()) } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
+        return server.channel.setup(channel: channel, logger: logger)
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -269,8 +279,7 @@ extension BerthConfiguration {
 /// off under TLS (a `sendfile` region cannot pass through the TLS handler): blobs go through buffers.
 func tlsServer(_ config: BerthConfiguration) throws -> ReloadableTLSServer? {
     guard let certificateFile = config.tlsCertificateFile, let keyFile = config.tlsKeyFile else { return nil }
-    let loopback = config.loopbackControl
-    let stream = HTTP1Channel.Configuration(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: false))
+    let stream = HTTP1Channel.Configuration(additionalChannelHandlers: connectionHandlers(loopback: nil, zeroCopy: false))
     return try ReloadableTLSServer(certificateFile: certificateFile, keyFile: keyFile,
-                                   channelConfiguration: .init(streamConfiguration: stream))
+                                   channelConfiguration: .init(streamConfiguration: stream), loopback: config.loopbackControl)
 }
