@@ -187,9 +187,9 @@ struct TLSInit: ParsableCommand {
         discussion: "Run again with the same --out to issue a new server certificate from the same CA (a rotation).")
     @Option(name: .long, parsing: .upToNextOption, help: "Host names and IP addresses the certificate is for (localhost and 127.0.0.1 are always added).")
     var host: [String] = []
-    @Option(name: .long, help: "Directory for the PEM files (default ./berth-tls).")
+    @Option(name: .long, help: "Directory for the PEM files.")
     var out: String = "./berth-tls"
-    @Option(name: .long, help: "The port clients will use, for the printed instructions (default 5000).")
+    @Option(name: .long, help: "The port clients will use, for the printed instructions.")
     var port: Int = 5000
 
     func run() throws {
