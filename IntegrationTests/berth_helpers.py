@@ -155,6 +155,8 @@ def stop_all_servers():
 
 class BerthServer:
     """One `berth serve` process bound to 127.0.0.1 and one data directory."""
+    scheme = "http"
+    verify = True  # what requests checks https certificates against (a CA file for TLS servers)
 
     def __init__(self, binary: Path, data_dir: Path, log_dir: Path, port: Optional[int] = None,
                  ready_timeout: float = 20.0, extra_args: Iterable[str] = ()):
@@ -180,7 +182,7 @@ class BerthServer:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     @property
     def stdout_path(self) -> Path:
@@ -242,7 +244,7 @@ class BerthServer:
             if rc is not None:
                 return f"berth exited with code {rc} before becoming ready"
             try:
-                r = requests.get(f"http://{HOST}:{port}/healthz", timeout=1.0)
+                r = requests.get(f"{self.scheme}://{HOST}:{port}/healthz", timeout=1.0, verify=self.verify)
                 if r.status_code == 200:
                     return None
                 last_err = f"GET /healthz answered {r.status_code}"

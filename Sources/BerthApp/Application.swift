@@ -73,6 +73,8 @@ public struct BerthServices: Sendable {
     public let metrics: BerthMetrics
     /// Replaces the registry's own storage class change for lifecycle `transition` actions (nil: the registry's).
     public var lifecycleTransition: LifecycleTransitionHook? = nil
+    /// The HTTPS server's certificate, when the TLS files are set.
+    public var tls: ReloadableTLSServer? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -131,7 +133,8 @@ public struct BerthServices: Sendable {
         metrics.storage.withLock { $0 = storageMetrics }
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
                              scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
-                             kms: KMSService(keys: keys, logger: logger), metrics: metrics)
+                             kms: KMSService(keys: keys, logger: logger), metrics: metrics,
+                             tls: try tlsServer(config))
     }
 
     /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
@@ -213,7 +216,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, kms: services.kms,
                         metrics: services.metrics),
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
-    let loopback = config.loopbackCongestionControl.isEmpty ? nil : LoopbackCongestionControl(algorithms: config.loopbackCongestionControl)
+    let loopback = config.loopbackControl
     let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
     var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(config.pullTimeFlushSeconds), logger: logger),
                                      ScanWorkerService(scanner: services.scanner),
@@ -225,9 +228,12 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     if config.lifecycleIntervalSeconds > 0 {
         background.append(LifecycleScheduleService(services: services, interval: .seconds(config.lifecycleIntervalSeconds), logger: logger))
     }
+    if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
+    let server = services.tls?.builder
+        ?? .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads))
     return Application(
         router: router,
-        server: .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads)),
+        server: server,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "berth"),
         services: background,
         logger: logger)

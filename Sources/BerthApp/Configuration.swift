@@ -17,7 +17,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// `<dataDir>/root-credentials.json`, mode 0600) when not given.
     public var rootAccessKeyId: String? = nil
     public var rootSecretAccessKey: String? = nil
-    /// The URL clients reach this registry at (`proxyEndpoint`); default `http://<host>:<port>`.
+    /// The URL clients reach this registry at (`proxyEndpoint`); default `http://<host>:<port>`
+    /// (`https://` when the TLS files are set).
     public var publicEndpoint: String? = nil
     /// When set, repository URIs are `<account>.dkr.ecr.<region>.<registryDomain>[:port]/<name>` as with ECR.
     public var registryDomain: String? = nil
@@ -75,13 +76,21 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// How long a server answers blob `HEAD`s from memory: well within the collector's grace period, so
     /// a collector in another process never deletes a blob a cached answer still vouches for.
     public var blobLinkCacheSeconds: Double { min(60, Double(gcGraceSeconds) / 2) }
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this PEM certificate chain (leaf first) and
+    /// `tlsKeyFile`'s PEM private key; both or neither. Re-read on SIGHUP and when the files change.
+    public var tlsCertificateFile: String? = nil
+    public var tlsKeyFile: String? = nil
 
     public init() {}
+
+    /// Whether the server speaks TLS itself (both TLS files are set).
+    public var servesTLS: Bool { tlsCertificateFile != nil && tlsKeyFile != nil }
 
     /// `publicEndpoint`, or `http://<host>:<port>`, as URLs are built from it: without the scheme's
     /// default port (443 for https, 80 for http; a URI never carries it) and without a trailing slash.
     public var effectivePublicEndpoint: String {
-        let e = Self.splitEndpoint(publicEndpoint ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
+        let scheme = servesTLS ? "https" : "http"
+        let e = Self.splitEndpoint(publicEndpoint ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)")
         return "\(e.scheme)://\(e.authority)\(e.path)"
     }
 
@@ -121,10 +130,15 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         public var dataDir: String?
         public var host: String?
         public var port: Int?
-        public init(dataDir: String? = nil, host: String? = nil, port: Int? = nil) {
+        public var tlsCertificateFile: String?
+        public var tlsKeyFile: String?
+        public init(dataDir: String? = nil, host: String? = nil, port: Int? = nil,
+                    tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil) {
             self.dataDir = dataDir
             self.host = host
             self.port = port
+            self.tlsCertificateFile = tlsCertificateFile
+            self.tlsKeyFile = tlsKeyFile
         }
     }
 
@@ -193,6 +207,10 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = overrides.dataDir { config.dataDir = v }
         if let v = overrides.host { config.host = v }
         if let v = overrides.port { config.port = v }
+        if let v = env("BERTH_TLS_CERTIFICATE_FILE") { config.tlsCertificateFile = v }
+        if let v = env("BERTH_TLS_KEY_FILE") { config.tlsKeyFile = v }
+        if let v = overrides.tlsCertificateFile { config.tlsCertificateFile = v }
+        if let v = overrides.tlsKeyFile { config.tlsKeyFile = v }
         problems += config.validate()
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         return config
@@ -241,6 +259,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
         if gcIntervalSeconds < 0 { p.append("gcIntervalSeconds must be 0 (off) or more, got \(gcIntervalSeconds)") }
         if gcGraceSeconds < 2 { p.append("gcGraceSeconds must be at least 2, got \(gcGraceSeconds)") }
+        p += validateTLS()
         return p
     }
 
@@ -248,7 +267,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
-             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds
+             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -289,6 +308,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
         gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds
         gcGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .gcGraceSeconds) ?? d.gcGraceSeconds
+        tlsCertificateFile = try c.decodeIfPresent(String.self, forKey: .tlsCertificateFile)
+        tlsKeyFile = try c.decodeIfPresent(String.self, forKey: .tlsKeyFile)
     }
 
     struct AnyKey: CodingKey {
@@ -304,7 +325,7 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
-         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds"]
+         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile"]
     }
 }
 

@@ -26,11 +26,15 @@ struct CommonOptions: ParsableArguments {
     var port: Int?
     @Option(name: .long, help: "JSON configuration file.")
     var config: String?
+    @Option(name: .long, help: "Serve HTTPS with this PEM certificate chain (with --tls-key-file).")
+    var tlsCertificateFile: String?
+    @Option(name: .long, help: "The PEM private key of --tls-certificate-file.")
+    var tlsKeyFile: String?
 
     func load() throws -> BerthConfiguration {
         try BerthConfiguration.load(
             file: config, environment: ProcessInfo.processInfo.environment,
-            overrides: .init(dataDir: dataDir, host: host, port: port))
+            overrides: .init(dataDir: dataDir, host: host, port: port, tlsCertificateFile: tlsCertificateFile, tlsKeyFile: tlsKeyFile))
     }
 }
 
@@ -106,7 +110,7 @@ func tuneAllocator() {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bootstrap tasks that must work before any API key exists.",
-        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self])
+        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self])
 }
 
 /// Opens the configured storage directly (the server may be running: SQLite allows it).
@@ -205,6 +209,28 @@ struct LifecycleRun: AsyncParsableCommand {
         }
         for line in LifecycleRuns.lines(result, dryRun: dryRun) { print(line) }
         if !result.failures.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct TLSInit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tls-init",
+        abstract: "Make a local CA and a server certificate for HTTPS, and print how to use and trust them.",
+        discussion: "Run again with the same --out to issue a new server certificate from the same CA (a rotation).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Host names and IP addresses the certificate is for (localhost and 127.0.0.1 are always added).")
+    var host: [String] = []
+    @Option(name: .long, help: "Directory for the PEM files.")
+    var out: String = "./berth-tls"
+    @Option(name: .long, help: "The port clients will use, for the printed instructions.")
+    var port: Int = 5000
+
+    func run() throws {
+        do {
+            let outcome = try LocalTLSAuthority.run(hosts: host, directory: out)
+            print(LocalTLSAuthority.instructions(outcome, port: port))
+        } catch let e as LocalTLSAuthority.InitError {
+            throw ValidationError(e.description)
+        }
     }
 }
 
