@@ -217,16 +217,19 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
                         metrics: services.metrics),
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
     let loopback = config.loopbackControl
-    let purger = UploadPurgeService(registry: services.registry, interval: .seconds(config.uploadPurgeIntervalSeconds), logger: logger)
-    var background: [any Service] = [purger, PullRecorderService(registry: services.registry, interval: .seconds(config.pullTimeFlushSeconds), logger: logger),
-                                     ScanWorkerService(scanner: services.scanner),
-                                     KeyMaintenanceService(keys: services.keys, interval: .seconds(60), logger: logger)]
+    var background: [any Service] = [
+        PeriodicService.uploadPurge(services.registry, every: .seconds(config.uploadPurgeIntervalSeconds), logger: logger),
+        PeriodicService.pullRecorder(services.registry, every: .seconds(config.pullTimeFlushSeconds), logger: logger),
+        ScanWorkerService(scanner: services.scanner),
+        PeriodicService.keyMaintenance(services.keys, every: .seconds(60), logger: logger),
+    ]
     if config.gcIntervalSeconds > 0 {
-        background.append(GarbageCollectionService(registry: services.registry, interval: .seconds(config.gcIntervalSeconds),
-                                                   options: GarbageCollectionOptions(grace: Double(config.gcGraceSeconds)), logger: logger))
+        background.append(PeriodicService.garbageCollection(services.registry, every: .seconds(config.gcIntervalSeconds),
+                                                            options: GarbageCollectionOptions(grace: Double(config.gcGraceSeconds)),
+                                                            logger: logger))
     }
     if config.lifecycleIntervalSeconds > 0 {
-        background.append(LifecycleScheduleService(services: services, interval: .seconds(config.lifecycleIntervalSeconds), logger: logger))
+        background.append(PeriodicService.lifecycle(services, every: .seconds(config.lifecycleIntervalSeconds), logger: logger))
     }
     if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
     let server = services.tls?.builder
@@ -239,84 +242,74 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         logger: logger)
 }
 
-/// Purges abandoned upload sessions periodically.
-struct UploadPurgeService: Service {
-    let registry: Registry
-    let interval: Duration
+/// The one loop of Berth's periodic background jobs (upload purge, pull times, KMS key maintenance,
+/// garbage collection, lifecycle runs): `work` every `interval()` until graceful shutdown (after a first
+/// wait, or at once with `runsAtStart`), a failure logged and the loop kept; `atShutdown` runs once after.
+struct PeriodicService: Service {
+    let name: String
+    let interval: @Sendable () -> Duration
+    var runsAtStart = false
+    var atShutdown: (@Sendable () async -> Void)? = nil
     let logger: Logger
+    let work: @Sendable () async throws -> Void
 
     func run() async throws {
         // Timers stop at graceful shutdown, not only on cancellation.
-        try await cancelWhenGracefulShutdown {
-            await self.loop()
-        }
-    }
-
-    func loop() async {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                return
-            }
-            do {
-                let n = try await registry.purgeStaleUploads()
-                if n > 0 { logger.info("purged stale uploads", metadata: ["count": "\(n)"]) }
-            } catch {
-                logger.error("upload purge failed", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-}
-
-/// Completes due KMS key deletions and automatic rotations every `interval` (a key is also checked
-/// whenever it is used, so a deletion never waits for this).
-struct KeyMaintenanceService: Service {
-    let keys: KeyService
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
         await cancelWhenGracefulShutdown {
+            var wait = !runsAtStart
             while !Task.isCancelled {
-                do {
-                    let done = try await keys.runDueWork()
-                    if done.deleted + done.rotated > 0 {
-                        logger.info("KMS key maintenance", metadata: ["deleted": "\(done.deleted)", "rotated": "\(done.rotated)"])
-                    }
-                } catch {
-                    logger.error("KMS key maintenance failed", metadata: ["error": "\(error)"])
+                if wait {
+                    do { try await Task.sleep(for: interval()) } catch { break }
                 }
-                try? await Task.sleep(for: interval)
+                wait = true
+                do {
+                    try await work()
+                } catch {
+                    logger.error("\(name) failed", metadata: ["error": "\(error)"])
+                }
             }
         }
+        await atShutdown?()
     }
 }
 
-/// Collects garbage periodically (docs/gc.md), while the server serves.
-struct GarbageCollectionService: Service {
-    let registry: Registry
-    let interval: Duration
-    let options: GarbageCollectionOptions
-    let logger: Logger
+extension PeriodicService {
+    /// Purges abandoned upload sessions.
+    static func uploadPurge(_ registry: Registry, every interval: Duration, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "upload purge", interval: { interval }, logger: logger) {
+            let n = try await registry.purgeStaleUploads()
+            if n > 0 { logger.info("purged stale uploads", metadata: ["count": "\(n)"]) }
+        }
+    }
 
-    func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: interval)
-                } catch {
-                    return
-                }
-                do {
-                    let r = try await registry.collectGarbage(options)
-                    logger.info("garbage collected", metadata: [
-                        "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
-                        "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])
-                } catch {
-                    logger.error("garbage collection failed", metadata: ["error": "\(error)"])
-                }
+    /// Writes noted pull times to the database every few seconds, and once more at shutdown.
+    static func pullRecorder(_ registry: Registry, every interval: Duration, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "recording pulls", interval: { interval }, atShutdown: {
+            do { try await registry.flushPulls() } catch { logger.error("recording pulls failed", metadata: ["error": "\(error)"]) }
+        }, logger: logger) {
+            try await registry.flushPulls()
+        }
+    }
+
+    /// Completes due KMS key deletions and automatic rotations (a key is also checked whenever it is
+    /// used, so a deletion never waits for this).
+    static func keyMaintenance(_ keys: KeyService, every interval: Duration, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "KMS key maintenance", interval: { interval }, runsAtStart: true, logger: logger) {
+            let done = try await keys.runDueWork()
+            if done.deleted + done.rotated > 0 {
+                logger.info("KMS key maintenance", metadata: ["deleted": "\(done.deleted)", "rotated": "\(done.rotated)"])
             }
+        }
+    }
+
+    /// Collects garbage (docs/gc.md) while the server serves.
+    static func garbageCollection(_ registry: Registry, every interval: Duration, options: GarbageCollectionOptions,
+                                  logger: Logger) -> PeriodicService {
+        PeriodicService(name: "garbage collection", interval: { interval }, logger: logger) {
+            let r = try await registry.collectGarbage(options)
+            logger.info("garbage collected", metadata: [
+                "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
+                "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])
         }
     }
 }
@@ -332,27 +325,3 @@ struct ScanWorkerService: Service {
     }
 }
 
-/// Writes noted pull times to the database every few seconds, and once more at shutdown.
-struct PullRecorderService: Service {
-    let registry: Registry
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                await flush()
-            }
-        }
-        await flush()
-    }
-
-    func flush() async {
-        do {
-            try await registry.flushPulls()
-        } catch {
-            logger.error("recording pulls failed", metadata: ["error": "\(error)"])
-        }
-    }
-}

@@ -83,48 +83,28 @@ public enum LifecycleRuns {
     }
 }
 
-/// Applies every lifecycle policy periodically: every `interval`, plus up to a tenth of it at random
-/// so that several servers (or a restart loop) do not run in step.
-struct LifecycleScheduleService: Service {
-    let services: BerthServices
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            await self.loop()
+extension PeriodicService {
+    /// Runs every repository's lifecycle policy every `interval`, plus up to 10% jitter.
+    static func lifecycle(_ services: BerthServices, every interval: Duration, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "lifecycle run", interval: { jittered(interval) }, logger: logger) {
+            let result = try await LifecycleRuns.run(services, dryRun: false)
+            for failure in result.failures {
+                logger.error("lifecycle run failed", metadata: [
+                    "repository": "\(failure.repository.registryID)/\(failure.repository.name)", "error": "\(failure.error)"])
+            }
+            for report in result.reports where !report.outcomes.isEmpty {
+                logger.info("lifecycle policy applied", metadata: [
+                    "repository": "\(report.repository.registryID)/\(report.repository.name)",
+                    "expired": "\(report.count(.expire, .applied))",
+                    "transitioned": "\(report.count(.transition(.archive), .applied))",
+                    "skipped": "\(report.outcomes.filter { if case .skipped = $0.result { true } else { false } }.count)",
+                ])
+            }
         }
     }
 
-    static func delay(_ interval: Duration) -> Duration {
+    static func jittered(_ interval: Duration) -> Duration {
         let jitter = Double(interval.components.seconds) * 0.1 * Double.random(in: 0...1)
         return interval + .milliseconds(Int64(jitter * 1000))
-    }
-
-    func loop() async {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: Self.delay(interval))
-            } catch {
-                return
-            }
-            do {
-                let result = try await LifecycleRuns.run(services, dryRun: false)
-                for failure in result.failures {
-                    logger.error("lifecycle run failed", metadata: [
-                        "repository": "\(failure.repository.registryID)/\(failure.repository.name)", "error": "\(failure.error)"])
-                }
-                for report in result.reports where !report.outcomes.isEmpty {
-                    logger.info("lifecycle policy applied", metadata: [
-                        "repository": "\(report.repository.registryID)/\(report.repository.name)",
-                        "expired": "\(report.count(.expire, .applied))",
-                        "transitioned": "\(report.count(.transition(.archive), .applied))",
-                        "skipped": "\(report.outcomes.filter { if case .skipped = $0.result { true } else { false } }.count)",
-                    ])
-                }
-            } catch {
-                logger.error("lifecycle run failed", metadata: ["error": "\(error)"])
-            }
-        }
     }
 }
