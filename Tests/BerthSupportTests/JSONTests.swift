@@ -1,4 +1,5 @@
 import BerthSupport
+import Foundation
 import Testing
 
 @Suite struct JSONTests {
@@ -62,5 +63,16 @@ import Testing
         let text = String(decoding: v.encoded(), as: UTF8.self)
         #expect(text == #"{"a":"q\"\\\n\u0001é","b":[1,true,null],"c":2.5,"d":3}"#)
         #expect(try JSONValue.parse(v.encoded()) == ["a": "q\"\\\n\u{01}é", "b": [1, true, .null], "c": .double(2.5), "d": 3])
+    }
+
+    /// `Decodable` gives the same tree as the parser, so free-form members of `Codable` documents
+    /// (OSV's `ecosystem_specific`) use the one JSON value type.
+    @Test func decodableMatchesTheParser() throws {
+        let text = #"{"a":"x","b":[1,true,null,2.5,-7],"c":{"d":{}},"e":9007199254740993}"#
+        let decoded = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(decoded == (try JSONValue.parse(Array(text.utf8))))
+        #expect(decoded["b"] == [1, true, .null, .double(2.5), -7])
+        #expect(decoded["e"] == .int(9_007_199_254_740_993))
+        #expect(decoded["a"]?.stringValue == "x" && decoded["c"]?.stringValue == nil && decoded["zz"] == nil)
     }
 }

@@ -1,3 +1,4 @@
+import BerthSupport
 import Foundation
 
 /// One advisory in the Open Source Vulnerability format (https://ossf.github.io/osv-schema/).
@@ -98,8 +99,8 @@ public struct OSVAffected: Sendable, Equatable, Decodable {
     public var ranges: [OSVRange]
     public var versions: [String]
     public var severity: [OSVSeverity]
-    public var ecosystemSpecific: OSVJSONValue?
-    public var databaseSpecific: OSVJSONValue?
+    public var ecosystemSpecific: JSONValue?
+    public var databaseSpecific: JSONValue?
 
     enum CodingKeys: String, CodingKey {
         case package, ranges, versions, severity
@@ -109,7 +110,7 @@ public struct OSVAffected: Sendable, Equatable, Decodable {
 
     public init(
         package: OSVPackage, ranges: [OSVRange] = [], versions: [String] = [], severity: [OSVSeverity] = [],
-        ecosystemSpecific: OSVJSONValue? = nil, databaseSpecific: OSVJSONValue? = nil
+        ecosystemSpecific: JSONValue? = nil, databaseSpecific: JSONValue? = nil
     ) {
         self.package = package
         self.ranges = ranges
@@ -125,8 +126,8 @@ public struct OSVAffected: Sendable, Equatable, Decodable {
         ranges = try c.decodeIfPresent([OSVRange].self, forKey: .ranges) ?? []
         versions = try c.decodeIfPresent([String].self, forKey: .versions) ?? []
         severity = try c.decodeIfPresent([OSVSeverity].self, forKey: .severity) ?? []
-        ecosystemSpecific = try c.decodeIfPresent(OSVJSONValue.self, forKey: .ecosystemSpecific)
-        databaseSpecific = try c.decodeIfPresent(OSVJSONValue.self, forKey: .databaseSpecific)
+        ecosystemSpecific = try c.decodeIfPresent(JSONValue.self, forKey: .ecosystemSpecific)
+        databaseSpecific = try c.decodeIfPresent(JSONValue.self, forKey: .databaseSpecific)
     }
 
     /// The Debian Security Tracker urgency (`ecosystem_specific.urgency`), if present.
@@ -199,44 +200,5 @@ public enum OSVEvent: Sendable, Equatable, Decodable {
         switch self {
         case .introduced(let v), .fixed(let v), .lastAffected(let v), .limit(let v): v
         }
-    }
-}
-
-/// Arbitrary JSON, for the free-form `ecosystem_specific` and `database_specific` objects.
-public enum OSVJSONValue: Sendable, Equatable, Decodable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([OSVJSONValue])
-    case object([String: OSVJSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() {
-            self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
-        } else if let n = try? c.decode(Double.self) {
-            self = .number(n)
-        } else if let s = try? c.decode(String.self) {
-            self = .string(s)
-        } else if let a = try? c.decode([OSVJSONValue].self) {
-            self = .array(a)
-        } else {
-            self = .object(try c.decode([String: OSVJSONValue].self))
-        }
-    }
-
-    /// The member `key` of an object, or `nil`.
-    public subscript(key: String) -> OSVJSONValue? {
-        if case .object(let members) = self { return members[key] }
-        return nil
-    }
-
-    /// The string, when this value is one.
-    public var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
     }
 }
