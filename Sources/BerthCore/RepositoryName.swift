@@ -107,8 +107,43 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A repository within a registry: the owning account's registry id (12 digits) and the name.
+/// A registry: an account's private registry, or its ECR Public registry (a separate namespace of
+/// repositories, as in AWS). The stores key repositories by `storedValue`; nothing else spells it.
+public struct RegistryID: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable { case `private`, `public` }
+    /// The owning account (12 digits).
+    public let account: String
+    public let kind: Kind
+
+    public static func `private`(_ account: String) -> RegistryID { RegistryID(account: account, kind: .private) }
+    public static func `public`(_ account: String) -> RegistryID { RegistryID(account: account, kind: .public) }
+
+    private static let publicPrefix = "public:"
+
+    /// The text the stores key repositories by: the account, or `public:` + the account.
+    public var storedValue: String { kind == .public ? Self.publicPrefix + account : account }
+
+    /// Reads `storedValue` back.
+    public init(storedValue: String) {
+        if storedValue.hasPrefix(Self.publicPrefix) {
+            self.init(account: String(storedValue.dropFirst(Self.publicPrefix.count)), kind: .public)
+        } else {
+            self.init(account: storedValue, kind: .private)
+        }
+    }
+
+    public init(account: String, kind: Kind) {
+        self.account = account
+        self.kind = kind
+    }
+
+    public var isPublic: Bool { kind == .public }
+    public var description: String { storedValue }
+}
+
+/// A repository within a registry: the registry's stored id (`RegistryID.storedValue`) and the name.
 public struct RepositoryKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// `registry.storedValue`: what the stores key repositories by.
     public let registryID: String
     public let name: String
 
@@ -116,6 +151,13 @@ public struct RepositoryKey: Hashable, Sendable, Comparable, CustomStringConvert
         self.registryID = registryID
         self.name = name.value
     }
+
+    public init(registry: RegistryID, name: RepositoryName) {
+        self.init(registryID: registry.storedValue, name: name)
+    }
+
+    /// The registry the repository belongs to.
+    public var registry: RegistryID { RegistryID(storedValue: registryID) }
 
     /// For values read back from storage, which only ever holds validated names.
     public init(storedRegistryID registryID: String, name: String) {

@@ -84,9 +84,6 @@ public struct PublicCatalogData: Sendable, Equatable, Codable {
 
 /// ECR Public registries: one per account, addressed by an alias as `public.ecr.aws/<alias>` is.
 public enum PublicRegistry {
-    /// The registry id public repositories of an account are stored under: `public:<account>`.
-    public static let storePrefix = "public:"
-
     /// An account's registry alias: `r` + the account id (the alias grammar needs a leading letter).
     public static func alias(of account: String) -> String { "r" + account }
 
@@ -138,8 +135,4 @@ public enum BlobMounting {
     /// Berth mounts unless the account turns it off.
     public static let defaultValue = enabled
 
-    /// The account whose setting governs a registry: an account's public registry follows its private one.
-    public static func account(ofRegistry registryID: String) -> String {
-        registryID.hasPrefix(PublicRegistry.storePrefix) ? String(registryID.dropFirst(PublicRegistry.storePrefix.count)) : registryID
-    }
 }

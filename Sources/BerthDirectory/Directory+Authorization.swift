@@ -80,7 +80,7 @@ extension Directory {
         // ECR Public repositories are stored in their account's public namespace.
         let key: RepositoryKey?
         if arn.service == "ecr-public" {
-            key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: PublicRegistry.storePrefix + $0.account, name: $0.name) }
+            key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: RegistryID.public($0.account).storedValue, name: $0.name) }
         } else {
             key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: account, name: $0.name) }
         }

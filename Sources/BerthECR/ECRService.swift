@@ -216,14 +216,12 @@ public final class ECRService: Sendable {
 
     /// The registry id repositories of `account` are stored under: the account for private
     /// repositories, `public:<account>` for ECR Public ones (a separate namespace, as in AWS).
-    func storeID(_ account: String) -> String { flavor == .public ? Self.publicStorePrefix + account : account }
+    func storeID(_ account: String) -> String { (flavor == .public ? RegistryID.public(account) : .private(account)).storedValue }
 
     /// The account id a stored repository key shows on the wire.
     func wireID(_ key: RepositoryKey) -> String {
-        key.registryID.hasPrefix(Self.publicStorePrefix) ? String(key.registryID.dropFirst(Self.publicStorePrefix.count)) : key.registryID
+        key.registry.account
     }
-
-    public static let publicStorePrefix = PublicRegistry.storePrefix
 
     func authorize(_ principal: Principal, _ action: String, _ key: RepositoryKey,
                    context: AuthorizationContext = AuthorizationContext()) async throws {

@@ -14,7 +14,7 @@ extension OCIHandler {
         let parts = path.dropFirst("/gallery/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 3, parts.last == "logo", let account = PublicRegistry.account(ofAlias: parts[0]),
               let name = try? RepositoryName(parts[1..<(parts.count - 1)].joined(separator: "/")),
-              let record = try await registry.findRepository(RepositoryKey(registryID: ECRService.publicStorePrefix + account, name: name)),
+              let record = try await registry.findRepository(RepositoryKey(registry: .public(account), name: name)),
               let logo = record.settings.catalog?.logoBase64, let data = Data(base64Encoded: logo) else {
             return OCIWireError.notFound("no such logo").response(head: false)
         }

@@ -66,7 +66,7 @@ public struct OCIHandler: Sendable {
             if let (account, name) = publicRepository {
                 // ECR Public: anyone may pull; pushes need a principal allowed ecr-public:<Action>.
                 route = route.renamed(name)
-                registryID = ECRService.publicStorePrefix + account
+                registryID = RegistryID.public(account).storedValue
                 scope = ErrorScope(registryID: account, repository: name.value)
             }
             context.identity = try await authenticator.oci(
@@ -195,8 +195,9 @@ public struct OCIHandler: Sendable {
 
     /// A repository as `/v2/` paths name it: `public/<alias>/<name>` for ECR Public repositories.
     static func pathName(_ key: RepositoryKey) -> String {
-        guard key.registryID.hasPrefix(ECRService.publicStorePrefix) else { return key.name }
-        return "public/\(PublicRegistry.alias(of: String(key.registryID.dropFirst(ECRService.publicStorePrefix.count))))/\(key.name)"
+        let registry = key.registry
+        guard registry.isPublic else { return key.name }
+        return "public/\(PublicRegistry.alias(of: registry.account))/\(key.name)"
     }
 
     /// ECR Public pushes: the same actions as private ones, as `ecr-public:<Action>` on the public ARN.
@@ -457,16 +458,16 @@ public struct OCIHandler: Sendable {
     static func mountSource(_ from: String, registryID: String) throws -> RepositoryKey {
         let route = OCIRoute.uploads(try RepositoryName(from))
         if let (account, name) = route.publicRepository {
-            return RepositoryKey(registryID: ECRService.publicStorePrefix + account, name: name)
+            return RepositoryKey(registry: .public(account), name: name)
         }
         // A plain name pushed next to a public repository names a private one (of the same account).
-        return RepositoryKey(registryID: BlobMounting.account(ofRegistry: registryID), name: try RepositoryName(from))
+        return RepositoryKey(registry: .private(RegistryID(storedValue: registryID).account), name: try RepositoryName(from))
     }
 
     /// Whether `principal` may read `digest` from `source`: exactly the decision a blob GET there makes
     /// (ECR Public repositories: anyone may pull). Decides which repositories a mount may take a blob from.
     func mayPullBlob(_ digest: Digest, from source: RepositoryKey, principal: Principal) async throws -> Bool {
-        if source.registryID.hasPrefix(ECRService.publicStorePrefix) { return true }
+        if source.registry.isPublic { return true }
         do {
             try await authorize(.blob(try RepositoryName(source.name), digest.description), .get,
                                 registryID: source.registryID, principal: principal)

@@ -202,7 +202,7 @@ public final class Registry: Sendable {
 
     /// Whether the account lets blobs be mounted across its repositories (`BLOB_MOUNTING`).
     public func blobMountingEnabled(_ registryID: String) async throws -> Bool {
-        try await accountSetting(.blobMounting, of: BlobMounting.account(ofRegistry: registryID)) != BlobMounting.disabled
+        try await accountSetting(.blobMounting, of: RegistryID(storedValue: registryID).account) != BlobMounting.disabled
     }
 
     /// The repository a mount may take `digest` from, or nil: one in the same registry as `name`

@@ -134,7 +134,7 @@ extension InMemoryMetadataStore {
                     usage.unreferencedBytes += size
                 }
             }
-            func owner(_ key: RepositoryKey) -> String { BlobMounting.account(ofRegistry: key.registryID) }
+            func owner(_ key: RepositoryKey) -> String { key.registry.account }
             func wanted(_ a: String) -> Bool { account == nil || account == a }
             for (key, repo) in s.repos where wanted(owner(key)) {
                 let a = owner(key)

@@ -116,9 +116,9 @@ struct Usage: AsyncParsableCommand {
         }
         for (a, f) in usage.accounts.sorted(by: { $0.key < $1.key }) {
             rows.append(row("account \(a)", f))
-            let repos = usage.repositories.filter { BlobMounting.account(ofRegistry: $0.key.registryID) == a }
+            let repos = usage.repositories.filter { $0.key.registry.account == a }
             for (k, rf) in repos.sorted(by: { ($0.key.registryID, $0.key.name) < ($1.key.registryID, $1.key.name) }) {
-                let prefix = k.registryID.hasPrefix(PublicRegistry.storePrefix) ? "public/" : ""
+                let prefix = k.registry.isPublic ? "public/" : ""
                 rows.append(row("  \(prefix)\(k.name)", rf))
             }
         }
@@ -141,8 +141,8 @@ struct Usage: AsyncParsableCommand {
         for (a, f) in u.accounts {
             var entry = figures(f)
             var repos: [String: Any] = [:]
-            for (k, rf) in u.repositories where BlobMounting.account(ofRegistry: k.registryID) == a {
-                let prefix = k.registryID.hasPrefix(PublicRegistry.storePrefix) ? "public/" : ""
+            for (k, rf) in u.repositories where k.registry.account == a {
+                let prefix = k.registry.isPublic ? "public/" : ""
                 repos[prefix + k.name] = figures(rf)
             }
             entry["repositories"] = repos

@@ -98,3 +98,22 @@ import Testing
         #expect(!me.isImmutable(tag: "latest"))
     }
 }
+
+@Suite struct RegistryIDTests {
+    /// A repository key round-trips its registry: the stored text is the only place `public:` appears.
+    @Test func storedValueRoundTrips() throws {
+        let name = try RepositoryName("team/app")
+        for registry in [RegistryID.private("123456789012"), .public("123456789012")] {
+            let key = RepositoryKey(registry: registry, name: name)
+            #expect(key.registry == registry)
+            #expect(RegistryID(storedValue: registry.storedValue) == registry)
+        }
+        #expect(RegistryID.private("123456789012").storedValue == "123456789012")
+        #expect(RegistryID.public("123456789012").storedValue == "public:123456789012")
+        #expect(RegistryID(storedValue: "public:123456789012").isPublic)
+        #expect(RegistryID(storedValue: "123456789012").account == "123456789012")
+        // The public and the private registry of one account are different registries.
+        #expect(RegistryID.public("123456789012") != .private("123456789012"))
+    }
+}
+

@@ -118,6 +118,14 @@ struct TestIssuer: Sendable {
         #expect(isInvalid(refusal(TestIssuer.token(claims.filter { $0.key != "exp" }))))
         #expect(isInvalid(refusal(TestIssuer.token(claims.filter { $0.key != "aud" }))))
         if case .rejectedClaim? = refusal(TestIssuer.token(claims.filter { $0.key != "sub" })) {} else { Issue.record("missing sub") }
+        // Claims of the wrong JSON type, and a nesting deeper than the parser's bound: invalid, no crash.
+        #expect(isInvalid(refusal(TestIssuer.token(TestIssuer.claims(now: now, extra: ["exp": true])))))
+        #expect(isInvalid(refusal(TestIssuer.token(TestIssuer.claims(now: now, aud: ["a", 5])))))
+        #expect(isInvalid(refusal(TestIssuer.token(TestIssuer.claims(now: now, extra: ["amr": 7])))))
+        let deep = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
+        let header = TestIssuer.b64(TestIssuer.json(["alg": "RS256", "kid": "rsa-1"]))
+        #expect(isInvalid(refusal(header + "." + TestIssuer.b64(Array(#"{"x":\#(deep)}"#.utf8)) + "." + parts[2])))
+        #expect(JSONWebKeySet(json: Array(#"{"keys":\#(deep)}"#.utf8)) == nil)
     }
 
     @Test func timesAreCheckedWithLeeway() {

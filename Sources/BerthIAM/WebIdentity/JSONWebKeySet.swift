@@ -53,25 +53,27 @@ public struct JSONWebKeySet: Sendable {
     /// Nil when the document is not a JWKS at all.
     public init?(json: [UInt8]) {
         guard json.count <= 1 << 20,
-              let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
-              let entries = object["keys"] as? [Any] else { return nil }
-        keys = entries.compactMap { ($0 as? [String: Any]).flatMap(Self.key) }
+              let object = WebIdentityToken.object(json), case .array(let entries)? = object["keys"] else { return nil }
+        keys = entries.compactMap { entry in
+            guard case .object(let jwk) = entry else { return nil }
+            return Self.key(jwk)
+        }
     }
 
-    static func key(_ jwk: [String: Any]) -> JSONWebKey? {
-        if let use = jwk["use"] { guard use as? String == "sig" else { return nil } }
-        let kid = jwk["kid"] as? String
-        let alg = jwk["alg"] as? String
-        switch jwk["kty"] as? String {
+    static func key(_ jwk: [String: JSONValue]) -> JSONWebKey? {
+        if let use = jwk["use"] { guard use.stringValue == "sig" else { return nil } }
+        let kid = jwk["kid"]?.stringValue
+        let alg = jwk["alg"]?.stringValue
+        switch jwk["kty"]?.stringValue {
         case "RSA":
             guard alg == nil || alg == "RS256",
-                  let n = (jwk["n"] as? String).flatMap({ Base64URL.decode($0) }), let e = (jwk["e"] as? String).flatMap({ Base64URL.decode($0) }),
+                  let n = jwk["n"]?.stringValue.flatMap({ Base64URL.decode($0) }), let e = jwk["e"]?.stringValue.flatMap({ Base64URL.decode($0) }),
                   !n.isEmpty, !e.isEmpty, let key = try? _RSA.Signing.PublicKey(n: n, e: e), key.keySizeInBits >= 2048
             else { return nil }
             return JSONWebKey(id: kid, material: .rsa(key))
         case "EC":
-            guard alg == nil || alg == "ES256", jwk["crv"] as? String == "P-256",
-                  let x = (jwk["x"] as? String).flatMap({ Base64URL.decode($0) }), let y = (jwk["y"] as? String).flatMap({ Base64URL.decode($0) }),
+            guard alg == nil || alg == "ES256", jwk["crv"]?.stringValue == "P-256",
+                  let x = jwk["x"]?.stringValue.flatMap({ Base64URL.decode($0) }), let y = jwk["y"]?.stringValue.flatMap({ Base64URL.decode($0) }),
                   x.count == 32, y.count == 32, (try? P256.Signing.PublicKey(rawRepresentation: x + y)) != nil
             else { return nil }
             return JSONWebKey(id: kid, material: .p256(x + y))

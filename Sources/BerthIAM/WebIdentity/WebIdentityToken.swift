@@ -55,37 +55,37 @@ public struct WebIdentityToken: Sendable {
         guard let header = Self.object(headerBytes), let claims = Self.object(claimBytes) else {
             throw .invalid("The web identity token is not a signed JWT.")
         }
-        guard let alg = header["alg"] as? String, Self.algorithms.contains(alg) else {
+        guard let alg = header["alg"]?.stringValue, Self.algorithms.contains(alg) else {
             throw .invalid("The web identity token's signing algorithm is not supported: use RS256 or ES256.")
         }
         // Extensions we do not understand must not be ignored (RFC 7515 §4.1.11).
         guard header["crit"] == nil else { throw .invalid("The web identity token has critical header parameters.") }
-        if let kid = header["kid"] { guard kid is String else { throw .invalid("The web identity token's kid is not a string.") } }
-        guard let iss = claims["iss"] as? String, !iss.isEmpty else { throw .invalid("The web identity token has no issuer.") }
-        guard let exp = Self.number(claims["exp"]) else { throw .invalid("The web identity token has no expiration.") }
+        if let kid = header["kid"] { guard kid.stringValue != nil else { throw .invalid("The web identity token's kid is not a string.") } }
+        guard let iss = claims["iss"]?.stringValue, !iss.isEmpty else { throw .invalid("The web identity token has no issuer.") }
+        guard let exp = claims["exp"].flatMap(Self.number) else { throw .invalid("The web identity token has no expiration.") }
         let nbf = claims["nbf"].map { Self.number($0) }
         let iat = claims["iat"].map { Self.number($0) }
         if nbf == .some(nil) || iat == .some(nil) { throw .invalid("The web identity token's nbf or iat is not a number.") }
         let aud: [String]
         switch claims["aud"] {
-        case let s as String: aud = [s]
-        case let a as [Any]:
-            aud = a.compactMap { $0 as? String }
-            guard aud.count == a.count else { throw .invalid("The web identity token's audience is not a string list.") }
+        case .string(let s)?: aud = [s]
+        case .array?:
+            guard let list = Self.strings(claims["aud"]!) else { throw .invalid("The web identity token's audience is not a string list.") }
+            aud = list
         default: throw .invalid("The web identity token has no audience.")
         }
-        guard let sub = claims["sub"] as? String, !sub.isEmpty, sub.utf8.count <= 255 else {
+        guard let sub = claims["sub"]?.stringValue, !sub.isEmpty, sub.utf8.count <= 255 else {
             throw .rejectedClaim("The web identity token has no usable sub claim.")
         }
         var amr: [String]?
-        switch claims["amr"] {
-        case nil: amr = nil
-        case let s as String: amr = [s]
-        case let a as [Any]: amr = a.compactMap { $0 as? String }
-        default: throw .invalid("The web identity token's amr is not a string list.")
+        if let value = claims["amr"] {
+            // Non-string members of an `amr` list are skipped, as before.
+            if case .array(let a) = value { amr = a.compactMap(\.stringValue) }
+            else if let s = value.stringValue { amr = [s] }
+            else { throw .invalid("The web identity token's amr is not a string list.") }
         }
         self.algorithm = alg
-        self.keyID = header["kid"] as? String
+        self.keyID = header["kid"]?.stringValue
         self.issuer = iss
         self.subject = sub
         self.audiences = aud
@@ -125,19 +125,29 @@ public struct WebIdentityToken: Sendable {
         }
     }
 
-    static func object(_ bytes: [UInt8]) -> [String: Any]? {
-        try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+    /// A JSON object, parsed with Berth's bounded-depth parser (the token is untrusted input).
+    static func object(_ bytes: [UInt8]) -> [String: JSONValue]? {
+        guard case .object(let o)? = try? JSONValue.parse(bytes) else { return nil }
+        return o
     }
 
     /// A JSON number (NumericDate).
-    static func number(_ v: Any?) -> Double? {
-        let d: Double
+    static func number(_ v: JSONValue) -> Double? {
         switch v {
-        case let i as Int: d = Double(i)
-        case let x as Double: d = x
-        case let n as NSNumber: d = n.doubleValue
+        case .int(let i): return Double(i)
+        case .double(let d): return d.isFinite ? d : nil
         default: return nil
         }
-        return d.isFinite ? d : nil
+    }
+
+    /// A string, or a list of strings; nil for anything else (or a list with a non-string).
+    static func strings(_ v: JSONValue) -> [String]? {
+        switch v {
+        case .string(let s): return [s]
+        case .array(let a):
+            let strings = a.compactMap(\.stringValue)
+            return strings.count == a.count ? strings : nil
+        default: return nil
+        }
     }
 }
