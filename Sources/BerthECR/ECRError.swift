@@ -19,6 +19,8 @@ public struct ECRError: Error, Sendable, Equatable {
 
     public static func invalidParameter(_ message: String) -> ECRError { ECRError("InvalidParameterException", message) }
     public static func validation(_ message: String) -> ECRError { ECRError("ValidationException", message) }
+    public static func invalidParameter(_ m: ValidationMessage) -> ECRError { .invalidParameter(m.description) }
+    public static func validation(_ m: ValidationMessage) -> ECRError { .validation(m.description) }
     public static func serialization(_ message: String) -> ECRError { ECRError("SerializationException", message) }
     public static let server = ECRError("ServerException", "An internal error occurred.", status: 500)
 

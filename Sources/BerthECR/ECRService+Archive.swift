@@ -9,7 +9,7 @@ extension ECRService {
         guard let id = try p.object("imageId") else { throw p.missing("imageId") }
         let targetText = try p.requiredString("targetStorageClass")
         guard let target = ImageStorageClass(rawValue: targetText) else {
-            throw ECRError.validation("1 validation error detected: Value '\(targetText)' at 'targetStorageClass' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, ARCHIVE]")
+            throw ECRError.validation(ValidationMessage(.text("\(targetText)"), at: "targetStorageClass", .oneOf(["STANDARD", "ARCHIVE"])))
         }
         try await authorize(principal, "UpdateImageStorageClass", key)
         try await requireRepository(key)
@@ -34,10 +34,10 @@ extension ECRService {
     static func exclusionPrincipal(_ p: Params) throws -> String {
         let arn = try p.requiredString("principalArn")
         guard arn.utf8.count <= 200 else {
-            throw ECRError.validation("1 validation error detected: Value at 'principalArn' failed to satisfy constraint: Member must have length less than or equal to 200")
+            throw ECRError.validation(ValidationMessage(.omitted, at: "principalArn", .lengthAtMost(200)))
         }
         guard isExclusionPrincipal(arn) else {
-            throw ECRError.validation("1 validation error detected: Value '\(arn)' at 'principalArn' failed to satisfy constraint: Member must satisfy regular expression pattern: ^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\\w+=,.@-]+(/[\\w+=,.@-]+)*$")
+            throw ECRError.validation(ValidationMessage(.text("\(arn)"), at: "principalArn", .pattern("^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\\w+=,.@-]+(/[\\w+=,.@-]+)*$")))
         }
         return arn
     }

@@ -81,7 +81,7 @@ extension ECRService {
         guard let f = try p.object("filter") else { return filter }
         filter.tagStatus = try f.string("tagStatus") ?? "ANY"
         guard ["TAGGED", "UNTAGGED", "ANY"].contains(filter.tagStatus) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value '\(filter.tagStatus)' at 'filter.tagStatus' failed to satisfy constraint: Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]")
+            throw ECRError.invalidParameter(ValidationMessage(.text("\(filter.tagStatus)"), at: "filter.tagStatus", .oneOf(["TAGGED", "UNTAGGED", "ANY"])))
         }
         let imageStatus = try f.string("imageStatus")
         filter.imageStatus = imageStatus ?? "ACTIVE"
@@ -89,7 +89,7 @@ extension ECRService {
             throw ECRError.invalidParameter("Invalid parameter at 'filter' failed to satisfy constraint: 'imageStatus is not supported'")
         }
         guard ["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"].contains(filter.imageStatus) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value '\(filter.imageStatus)' at 'filter.imageStatus' failed to satisfy constraint: Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]")
+            throw ECRError.invalidParameter(ValidationMessage(.text("\(filter.imageStatus)"), at: "filter.imageStatus", .oneOf(["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"])))
         }
         return filter
     }
@@ -333,7 +333,7 @@ extension ECRService {
         if let tag {
             // ImageTag: 1–300 characters in the model; then the tag grammar.
             guard (1...300).contains(tag.utf8.count) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'imageTag' failed to satisfy constraint: Member must have length \(tag.isEmpty ? "greater than or equal to 1" : "less than or equal to 300")")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "imageTag", .other("Member must have length \(tag.isEmpty ? "greater than or equal to 1" : "less than or equal to 300")")))
             }
             guard Tag.isValid(tag) else {
                 throw ECRError.invalidParameter("Invalid parameter at 'imageTag' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}''")
@@ -387,11 +387,11 @@ extension ECRService {
         if let f = try p.object("filter") {
             types = try f.stringList("artifactTypes")
             if let t = types, t.count > 5 {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'filter.artifactTypes' failed to satisfy constraint: Member must have length less than or equal to 5")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "filter.artifactTypes", .lengthAtMost(5)))
             }
             artifactStatus = try f.string("artifactStatus") ?? "ACTIVE"
             guard ["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"].contains(artifactStatus) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value '\(artifactStatus)' at 'filter.artifactStatus' failed to satisfy constraint: Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]")
+                throw ECRError.invalidParameter(ValidationMessage(.text("\(artifactStatus)"), at: "filter.artifactStatus", .oneOf(["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"])))
             }
         }
         let limit = try p.maxResults(1, 50) ?? 50

@@ -47,7 +47,7 @@ extension ECRService {
         let digests = try p.requiredStringList("layerDigests", count: 1...100)
         // BatchedOperationLayerDigest: at most 1000 characters in the model (ECR and ECR Public).
         guard digests.allSatisfy({ $0.utf8.count <= Self.maxBatchedLayerDigestLength }) else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerDigests' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to \(Self.maxBatchedLayerDigestLength)]")
+            throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "layerDigests", .other("Member must satisfy constraint: [Member must have length less than or equal to \(Self.maxBatchedLayerDigestLength)]")))
         }
         try await authorize(principal, "BatchCheckLayerAvailability", key)
         try await requireRepository(key)
@@ -96,14 +96,14 @@ extension ECRService {
         let last = try p.requiredInt("partLastByte")
         let blob = try p.requiredString("layerPartBlob")
         for (field, value) in [("partFirstByte", first), ("partLastByte", last)] where value < 0 {
-            throw ECRError.invalidParameter("1 validation error detected: Value '\(value)' at '\(field)' failed to satisfy constraint: Member must have value greater than or equal to 0")
+            throw ECRError.invalidParameter(ValidationMessage(.text("\(value)"), at: field, .valueAtLeast(0)))
         }
         guard let data = Data(base64Encoded: blob) else {
             throw ECRError.serialization("Unable to decode 'layerPartBlob': it is not valid base64")
         }
         // LayerPartBlob: at most 20971520 bytes (20 MiB) in the model.
         guard data.count <= Self.maxPartSize else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'layerPartBlob' failed to satisfy constraint: Member must have length less than or equal to \(Self.maxPartSize)")
+            throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "layerPartBlob", .lengthAtMost(Self.maxPartSize)))
         }
         try await authorize(principal, "UploadLayerPart", key)
         try await requireRepository(key)

@@ -32,10 +32,10 @@ extension ECRService {
         guard let text = given else { return nil }
         let length = text.count
         if length < LifecyclePolicy.minimumLength {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'lifecyclePolicyText' failed to satisfy constraint: Member must have length greater than or equal to \(LifecyclePolicy.minimumLength)")
+            throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "lifecyclePolicyText", .lengthAtLeast(LifecyclePolicy.minimumLength)))
         }
         if length > LifecyclePolicy.maximumLength {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'lifecyclePolicyText' failed to satisfy constraint: Member must have length less than or equal to \(LifecyclePolicy.maximumLength)")
+            throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "lifecyclePolicyText", .lengthAtMost(LifecyclePolicy.maximumLength)))
         }
         do {
             return (text, try LifecyclePolicy(parsing: text))

@@ -43,14 +43,14 @@ extension ECRService {
         func text(_ field: String, max: Int) throws -> String? {
             guard let s = try c.string(field) else { return nil }
             guard s.utf8.count <= max else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'catalogData.\(field)' failed to satisfy constraint: Member must have length less than or equal to \(max)")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "catalogData.\(field)", .lengthAtMost(max)))
             }
             return s
         }
         func list(_ field: String) throws -> [String]? {
             guard let l = try c.stringList(field) else { return nil }
             guard l.count <= 50, l.allSatisfy({ (1...50).contains($0.utf8.count) }) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'catalogData.\(field)' failed to satisfy constraint: Member must have at most 50 entries of 1 to 50 characters")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "catalogData.\(field)", .other("Member must have at most 50 entries of 1 to 50 characters")))
             }
             return l
         }
@@ -64,7 +64,7 @@ extension ECRService {
                 throw ECRError.serialization("Unable to decode 'catalogData.logoImageBlob': it is not valid base64")
             }
             guard data.count <= Self.maxLogoBytes else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'catalogData.logoImageBlob' failed to satisfy constraint: Member must have length less than or equal to \(Self.maxLogoBytes)")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "catalogData.logoImageBlob", .lengthAtMost(Self.maxLogoBytes)))
             }
             out.logoBase64 = data.isEmpty ? nil : logo
         }
@@ -123,7 +123,7 @@ extension ECRService {
     func putRegistryCatalogData(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let name = try p.string("displayName")
         if let name, name.utf8.count > 100 {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'displayName' failed to satisfy constraint: Member must have length less than or equal to 100")
+            throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "displayName", .lengthAtMost(100)))
         }
         try await authorizer.authorize(principal, action: "ecr-public:PutRegistryCatalogData", resource: publicRegistryARN(principal.accountID))
         if let name { try await registry.putPublicRegistryDisplayName(of: principal.accountID, name) }

@@ -23,7 +23,7 @@ extension ECRService {
         }
         guard let mutability = TagMutability(rawValue: m) else {
             throw ECRError.invalidParameter(
-                "1 validation error detected: Value '\(m)' at 'imageTagMutability' failed to satisfy constraint: Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]")
+                ValidationMessage(.text("\(m)"), at: "imageTagMutability", .oneOf(["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"])))
         }
         let filters = try p.objectList("imageTagMutabilityExclusionFilters") ?? []
         let withExclusion = mutability.hasExclusions
@@ -34,17 +34,17 @@ extension ECRService {
             throw ECRError.invalidParameter("imageTagMutabilityExclusionFilters can only be specified with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION")
         }
         guard filters.count <= 5 else {
-            throw ECRError.invalidParameter("1 validation error detected: Value at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: Member must have length less than or equal to 5")
+            throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "imageTagMutabilityExclusionFilters", .lengthAtMost(5)))
         }
         var values: [String] = []
         for f in filters {
             let type = try f.requiredString("filterType")
             guard type == "WILDCARD" else {
-                throw ECRError.invalidParameter("1 validation error detected: Value '\(type)' at 'imageTagMutabilityExclusionFilters.member.filterType' failed to satisfy constraint: Member must satisfy enum value set: [WILDCARD]")
+                throw ECRError.invalidParameter(ValidationMessage(.text("\(type)"), at: "imageTagMutabilityExclusionFilters.member.filterType", .oneOf(["WILDCARD"])))
             }
             let v = try f.requiredString("filter")
             guard (1...128).contains(v.utf8.count), v.utf8.allSatisfy({ Tag.isValid(String(UnicodeScalar($0))) || $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value '\(v)' at 'imageTagMutabilityExclusionFilters.member.filter' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9a-zA-Z._*-]{1,128}$")
+                throw ECRError.invalidParameter(ValidationMessage(.text("\(v)"), at: "imageTagMutabilityExclusionFilters.member.filter", .pattern("^[0-9a-zA-Z._*-]{1,128}$")))
             }
             values.append(v)
         }
@@ -86,7 +86,7 @@ extension ECRService {
         if let enc = try p.object("encryptionConfiguration") {
             let type = try enc.requiredString("encryptionType")
             guard ["AES256", "KMS", "KMS_DSSE"].contains(type) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value '\(type)' at 'encryptionConfiguration.encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]")
+                throw ECRError.invalidParameter(ValidationMessage(.text("\(type)"), at: "encryptionConfiguration.encryptionType", .oneOf(["AES256", "KMS", "KMS_DSSE"])))
             }
             let kms = try enc.string("kmsKey")
             if type == "AES256", kms != nil {
@@ -179,7 +179,7 @@ extension ECRService {
         if flavor == .public {
             // ECR Public's Arn: 1–2048 characters in the model (ECR's has no length constraint).
             guard (1...2048).contains(arn.utf8.count) else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must have length \(arn.isEmpty ? "greater than or equal to 1" : "less than or equal to 2048")")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "resourceArn", .other("Member must have length \(arn.isEmpty ? "greater than or equal to 1" : "less than or equal to 2048")")))
             }
             parsed = PublicRegistry.parseRepositoryARN(arn)
         } else {
@@ -215,7 +215,7 @@ extension ECRService {
         if flavor == .public {
             // ECR Public's model: TagKeyList max 200, each TagKey 1–128 characters.
             guard keys.count <= Self.maxPublicTags else {
-                throw ECRError.invalidParameter("1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to \(Self.maxPublicTags)")
+                throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "tagKeys", .lengthAtMost(Self.maxPublicTags)))
             }
             for k in keys where !(1...128).contains(k.utf8.count) {
                 throw ECRError.tagKeyLength(k)

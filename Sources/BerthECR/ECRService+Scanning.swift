@@ -39,7 +39,7 @@ extension ECRService {
 
     func enumValue(_ value: String, at path: String, _ allowed: [String]) throws(ECRError) {
         guard allowed.contains(value) else {
-            throw .validation("1 validation error detected: Value '\(value)' at '\(path)' failed to satisfy constraint: Member must satisfy enum value set: [\(allowed.joined(separator: ", "))]")
+            throw .validation(ValidationMessage(.text("\(value)"), at: path, .oneOf(allowed)))
         }
     }
 
@@ -48,7 +48,7 @@ extension ECRService {
         try enumValue(scanType, at: "scanType", RegistryScanningConfiguration.scanTypes)
         let ruleParams = try p.objectList("rules") ?? []
         guard ruleParams.count <= 2 else {
-            throw ECRError.validation("1 validation error detected: Value at 'rules' failed to satisfy constraint: Member must have length less than or equal to 2")
+            throw ECRError.validation(ValidationMessage(.omitted, at: "rules", .lengthAtMost(2)))
         }
         var rules: [RegistryScanningConfiguration.Rule] = []
         for (i, r) in ruleParams.enumerated() {
@@ -56,7 +56,7 @@ extension ECRService {
             try enumValue(frequency, at: "rules.\(i + 1).member.scanFrequency", RegistryScanningConfiguration.frequencies)
             guard let filterParams = try r.objectList("repositoryFilters") else { throw r.missing("rules.\(i + 1).member.repositoryFilters") }
             guard filterParams.count <= 100 else {
-                throw ECRError.validation("1 validation error detected: Value at 'rules.\(i + 1).member.repositoryFilters' failed to satisfy constraint: Member must have length less than or equal to 100")
+                throw ECRError.validation(ValidationMessage(.omitted, at: "rules.\(i + 1).member.repositoryFilters", .lengthAtMost(100)))
             }
             var filters: [String] = []
             for (j, f) in filterParams.enumerated() {
@@ -65,7 +65,7 @@ extension ECRService {
                 let type = try f.requiredString("filterType")
                 try enumValue(type, at: "\(path).filterType", ["WILDCARD"])
                 guard (1...255).contains(filter.utf8.count), Self.isScanFilter(filter) else {
-                    throw ECRError.validation("1 validation error detected: Value '\(filter)' at '\(path).filter' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-z0-9*](?:[._\\-/a-z0-9*]?[a-z0-9*]+)*$")
+                    throw ECRError.validation(ValidationMessage(.text("\(filter)"), at: "\(path).filter", .pattern("^[a-z0-9*](?:[._\\-/a-z0-9*]?[a-z0-9*]+)*$")))
                 }
                 filters.append(filter)
             }

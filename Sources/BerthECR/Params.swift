@@ -30,7 +30,7 @@ struct Params {
     }
 
     func missing(_ name: String) -> ECRError {
-        .invalidParameter("1 validation error detected: Value null at '\(name)' failed to satisfy constraint: Member must not be null")
+        .invalidParameter(ValidationMessage.missing(name))
     }
 
     func string(_ name: String) throws(ECRError) -> String? {
@@ -106,7 +106,7 @@ struct Params {
     /// Refuses a list whose length is outside `range`, with ECR's validation message.
     func checkCount(_ name: String, _ count: Int, _ range: ClosedRange<Int>) throws(ECRError) {
         guard range.contains(count) else {
-            throw .invalidParameter("1 validation error detected: Value at '\(name)' failed to satisfy constraint: Member must have length between \(range.lowerBound) and \(range.upperBound)")
+            throw .invalidParameter(ValidationMessage(.omitted, at: name, .lengthBetween(range.lowerBound, range.upperBound)))
         }
     }
 
@@ -128,7 +128,7 @@ struct Params {
     func maxResults(_ lo: Int64 = 1, _ hi: Int64) throws(ECRError) -> Int? {
         guard let v = try int("maxResults") else { return nil }
         guard v >= lo, v <= hi else {
-            throw .invalidParameter("1 validation error detected: Value '\(v)' at 'maxResults' failed to satisfy constraint: Member must have value \(v < lo ? "greater than or equal to \(lo)" : "less than or equal to \(hi)")")
+            throw .invalidParameter(ValidationMessage(.text("\(v)"), at: "maxResults", .other("Member must have value \(v < lo ? "greater than or equal to \(lo)" : "less than or equal to \(hi)")")))
         }
         return Int(v)
     }

@@ -19,7 +19,7 @@ extension IAMService {
     /// `https://host[:port][/path]` → `host[:port][/path]`; InvalidInput otherwise.
     static func oidcURL(_ url: String) throws -> String {
         guard (1...255).contains(url.utf8.count) else {
-            throw QueryError.validation("1 validation error detected: Value at 'url' failed to satisfy constraint: Member must have length less than or equal to 255")
+            throw QueryError.validation(ValidationMessage(.omitted, at: "url", .lengthAtMost(255)))
         }
         guard url.lowercased().hasPrefix("https://") else { throw QueryError.invalidInput("The URL must begin with https://: \(url)") }
         let rest = url.dropFirst(8)
@@ -60,7 +60,7 @@ extension IAMService {
         var clientIDs: [String] = []
         for id in Self.members(p, "ClientIDList") where !clientIDs.contains(id) {
             guard (1...255).contains(id.utf8.count) else {
-                throw QueryError.validation("1 validation error detected: Value at 'clientIDList' failed to satisfy constraint: Member must have length between 1 and 255")
+                throw QueryError.validation(ValidationMessage(.omitted, at: "clientIDList", .lengthBetween(1, 255)))
             }
             clientIDs.append(id)
         }
@@ -69,7 +69,7 @@ extension IAMService {
         }
         let thumbprints = Self.members(p, "ThumbprintList")
         for t in thumbprints where t.utf8.count != 40 || !t.utf8.allSatisfy({ $0 < 0x80 && Character(UnicodeScalar($0)).isHexDigit }) {
-            throw QueryError.validation("1 validation error detected: Value '\(t)' at 'thumbprintList' failed to satisfy constraint: Member must be 40 hexadecimal characters")
+            throw QueryError.validation(ValidationMessage(.text("\(t)"), at: "thumbprintList", .other("Member must be 40 hexadecimal characters")))
         }
         guard thumbprints.count <= Self.maxThumbprints else {
             throw QueryError.limitExceeded("Thumbprint list must contain fewer than \(Self.maxThumbprints + 1) entries.")

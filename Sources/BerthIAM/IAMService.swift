@@ -134,7 +134,7 @@ public final class IAMService: Sendable {
     func page<T>(_ items: [T], _ p: QueryParams, key: (T) -> String) throws -> ([T], [XMLNode]) {
         let max = try p.int("MaxItems") ?? 100
         guard (1...1000).contains(max) else {
-            throw QueryError.validation("1 validation error detected: Value '\(max)' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000")
+            throw QueryError.validation(ValidationMessage(.text("\(max)"), at: "maxItems", .valueBetween(1, 1000)))
         }
         var rest = items[...]
         if let marker = p["Marker"] {
@@ -264,7 +264,7 @@ public final class IAMService: Sendable {
     func updateAccessKey(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let text = try p.required("Status")
         guard let status = AccessKeyStatus(rawValue: text) else {
-            throw QueryError.validation("1 validation error detected: Value '\(text)' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]")
+            throw QueryError.validation(ValidationMessage(.text("\(text)"), at: "status", .oneOf(["Active", "Inactive"])))
         }
         let k = try await ownedKey(p, principal, "UpdateAccessKey")
         try await directory.setAccessKeyStatus(k.accessKeyID, status)
@@ -352,10 +352,10 @@ public final class IAMService: Sendable {
         let trust = try p.required("AssumeRolePolicyDocument")
         let duration = try p.int("MaxSessionDuration") ?? 3600
         guard (3600...43200).contains(duration) else {
-            throw QueryError.validation("1 validation error detected: Value '\(duration)' at 'maxSessionDuration' failed to satisfy constraint: Member must have value between 3600 and 43200")
+            throw QueryError.validation(ValidationMessage(.text("\(duration)"), at: "maxSessionDuration", .valueBetween(3600, 43200)))
         }
         if let d = p["Description"], d.utf8.count > 1000 {
-            throw QueryError.validation("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000")
+            throw QueryError.validation(ValidationMessage(.omitted, at: "description", .lengthAtMost(1000)))
         }
         var trustOptions = PolicyParseOptions.resource
         trustOptions.maximumSize = 2048

@@ -74,9 +74,10 @@ public struct QueryError: Error, Sendable, Equatable {
     public static func malformedPolicy(_ m: String) -> QueryError { QueryError("MalformedPolicyDocument", m) }
     public static func invalidInput(_ m: String) -> QueryError { QueryError("InvalidInput", m) }
     public static func validation(_ m: String) -> QueryError { QueryError("ValidationError", m) }
+    public static func validation(_ m: ValidationMessage) -> QueryError { .validation(m.description) }
     public static func accessDenied(_ m: String) -> QueryError { QueryError("AccessDenied", m, status: 403) }
     public static func missingParameter(_ name: String) -> QueryError {
-        QueryError("ValidationError", "1 validation error detected: Value null at '\(name.prefix(1).lowercased() + name.dropFirst())' failed to satisfy constraint: Member must not be null")
+        QueryError.validation(ValidationMessage.missing(name.prefix(1).lowercased() + name.dropFirst()))
     }
     public static let serviceFailure = QueryError("ServiceFailure", "An internal error occurred.", status: 500, sender: false)
 }
@@ -180,10 +181,10 @@ public struct QueryParams: Sendable {
         }
         let lower = field.prefix(1).lowercased() + field.dropFirst()
         guard (1...max).contains(v.utf8.count) else {
-            throw .validation("1 validation error detected: Value '\(v)' at '\(lower)' failed to satisfy constraint: Member must have length less than or equal to \(max)")
+            throw .validation(ValidationMessage(.text("\(v)"), at: lower, .lengthAtMost(max)))
         }
         guard v.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_+=,.@-".unicodeScalars.contains($0)) }) else {
-            throw .validation("1 validation error detected: Value '\(v)' at '\(lower)' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+")
+            throw .validation(ValidationMessage(.text("\(v)"), at: lower, .pattern("[\\w+=,.@-]+")))
         }
         return v
     }
@@ -194,7 +195,7 @@ public struct QueryParams: Sendable {
         let ok = v == "/" || (v.utf8.count <= 512 && v.hasPrefix("/") && v.hasSuffix("/") && v.utf8.count > 1
             && v.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E })
         guard ok else {
-            throw .validation("1 validation error detected: Value '\(v)' at 'path' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)")
+            throw .validation(ValidationMessage(.text("\(v)"), at: "path", .pattern("(\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)")))
         }
         return v
     }
@@ -202,7 +203,7 @@ public struct QueryParams: Sendable {
     public func int(_ field: String) throws(QueryError) -> Int? {
         guard let v = values[field] else { return nil }
         guard let i = Int(v) else {
-            throw .validation("1 validation error detected: Value '\(v)' at '\(field.prefix(1).lowercased() + field.dropFirst())' failed to satisfy constraint: Member must be a number")
+            throw .validation(ValidationMessage(.text("\(v)"), at: "\(field.prefix(1).lowercased() + field.dropFirst())", .other("Member must be a number")))
         }
         return i
     }

@@ -91,17 +91,17 @@ public final class STSService: Sendable {
     func assumeRole(_ p: QueryParams, _ principal: Principal) async throws -> [XMLNode] {
         let roleARN = try p.required("RoleArn")
         guard roleARN.utf8.count >= 20, roleARN.utf8.count <= 2048 else {
-            throw QueryError.validation("1 validation error detected: Value '\(roleARN)' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20")
+            throw QueryError.validation(ValidationMessage(.text("\(roleARN)"), at: "roleArn", .lengthAtLeast(20)))
         }
         guard let session = try p.name("RoleSessionName", max: 64), session.utf8.count >= 2 else {
-            throw QueryError.validation("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2")
+            throw QueryError.validation(ValidationMessage(.omitted, at: "roleSessionName", .lengthAtLeast(2)))
         }
         if p["Policy"] != nil || p["PolicyArns.member.1.arn"] != nil {
             throw QueryError.validation("Session policies are not supported by this server.")
         }
         let duration = try p.int("DurationSeconds") ?? 3600
         guard (900...43200).contains(duration) else {
-            throw QueryError.validation("1 validation error detected: Value '\(duration)' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200")
+            throw QueryError.validation(ValidationMessage(.text("\(duration)"), at: "durationSeconds", .valueBetween(900, 43200)))
         }
         let denied = QueryError.accessDenied("User: \(principal.arn) is not authorized to perform: sts:AssumeRole on resource: \(roleARN)")
         guard let parsed = Self.parseRoleARN(roleARN) else {
@@ -148,14 +148,14 @@ public final class STSService: Sendable {
     func assumeRoleWithWebIdentity(_ p: QueryParams) async throws -> [XMLNode] {
         let roleARN = try p.required("RoleArn")
         guard roleARN.utf8.count >= 20, roleARN.utf8.count <= 2048 else {
-            throw QueryError.validation("1 validation error detected: Value '\(roleARN)' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20")
+            throw QueryError.validation(ValidationMessage(.text("\(roleARN)"), at: "roleArn", .lengthAtLeast(20)))
         }
         guard let session = try p.name("RoleSessionName", max: 64), session.utf8.count >= 2 else {
-            throw QueryError.validation("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2")
+            throw QueryError.validation(ValidationMessage(.omitted, at: "roleSessionName", .lengthAtLeast(2)))
         }
         let token = try p.required("WebIdentityToken")
         guard (4...20000).contains(token.utf8.count) else {
-            throw QueryError.validation("1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length less than or equal to 20000")
+            throw QueryError.validation(ValidationMessage(.omitted, at: "webIdentityToken", .lengthAtMost(20000)))
         }
         if p["Policy"] != nil || p["PolicyArns.member.1.arn"] != nil {
             throw QueryError.validation("Session policies are not supported by this server.")
@@ -165,7 +165,7 @@ public final class STSService: Sendable {
         }
         let duration = try p.int("DurationSeconds") ?? 3600
         guard (900...43200).contains(duration) else {
-            throw QueryError.validation("1 validation error detected: Value '\(duration)' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200")
+            throw QueryError.validation(ValidationMessage(.text("\(duration)"), at: "durationSeconds", .valueBetween(900, 43200)))
         }
         let jwt = try WebIdentityToken(token)
         let denied = QueryError.accessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity")

@@ -30,9 +30,10 @@ public struct KMSError: Error, Sendable, Equatable {
         KMSError("IncorrectKeyException", "The key ID in the request does not identify the KMS key that encrypted the ciphertext: \(keyARN)")
     }
     public static func validation(_ message: String) -> KMSError { KMSError("ValidationException", message) }
+    public static func validation(_ m: ValidationMessage) -> KMSError { .validation(m.description) }
     /// `1 validation error detected: Value … at '<member>' failed to satisfy constraint: …`, as AWS writes it.
     public static func constraint(_ value: String, _ member: String, _ constraint: String) -> KMSError {
-        .validation("1 validation error detected: Value '\(value)' at '\(member)' failed to satisfy constraint: \(constraint)")
+        .validation(ValidationMessage(.text(value), at: member, .other(constraint)))
     }
     public static func serialization(_ message: String) -> KMSError { KMSError("SerializationException", message) }
     public static func unsupported(_ message: String) -> KMSError { KMSError("UnsupportedOperationException", message) }

@@ -26,7 +26,7 @@ struct KMSParams {
     }
 
     func missing(_ name: String) -> KMSError {
-        .validation("1 validation error detected: Value null at '\(Self.wireName(name))' failed to satisfy constraint: Member must not be null")
+        .validation(ValidationMessage.missing(Self.wireName(name)))
     }
 
     func string(_ name: String, length: ClosedRange<Int>? = nil) throws(KMSError) -> String? {
@@ -74,7 +74,7 @@ struct KMSParams {
         guard let text = try string(name) else { return nil }
         guard let data = Data(base64Encoded: text) else { throw .serialization("Value of '\(name)' is not valid base64") }
         guard length.contains(data.count) else {
-            throw .validation("1 validation error detected: Value at '\(Self.wireName(name))' failed to satisfy constraint: Member must have length between \(length.lowerBound) and \(length.upperBound)")
+            throw .validation(ValidationMessage(.omitted, at: Self.wireName(name), .lengthBetween(length.lowerBound, length.upperBound)))
         }
         return Array(data)
     }
@@ -143,7 +143,7 @@ struct KMSParams {
     /// `GrantTokens`: accepted (at most 10) and not used: Berth has no grants.
     func checkGrantTokens() throws(KMSError) {
         if let l = try list("GrantTokens"), l.count > 10 {
-            throw .validation("1 validation error detected: Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10")
+            throw .validation(ValidationMessage(.omitted, at: "grantTokens", .lengthAtMost(10)))
         }
     }
 

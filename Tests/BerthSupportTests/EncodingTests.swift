@@ -95,3 +95,23 @@ import Testing
         #expect(!pattern.matches(String(repeating: "a", count: 5000)))
     }
 }
+
+@Suite struct ValidationMessageTests {
+    /// The three ways AWS shows the value, and the constraint wordings of its validators.
+    @Test func wordingMatchesAWS() {
+        #expect(ValidationMessage.missing("repositoryName").description
+            == "1 validation error detected: Value null at 'repositoryName' failed to satisfy constraint: Member must not be null")
+        #expect(ValidationMessage(.omitted, at: "layerPartBlob", .lengthAtMost(20_971_520)).description
+            == "1 validation error detected: Value at 'layerPartBlob' failed to satisfy constraint: Member must have length less than or equal to 20971520")
+        #expect(ValidationMessage(.text("9"), at: "durationSeconds", .valueBetween(900, 43200)).description
+            == "1 validation error detected: Value '9' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200")
+        #expect(ValidationMessage(.text("X"), at: "targetStorageClass", .oneOf(["STANDARD", "ARCHIVE"])).description
+            == "1 validation error detected: Value 'X' at 'targetStorageClass' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, ARCHIVE]")
+        #expect(ValidationMessage(.text("a b"), at: "userName", .pattern("[\\w+=,.@-]+")).description
+            == "1 validation error detected: Value 'a b' at 'userName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+")
+        #expect(ValidationMessage(.omitted, at: "m", .lengthBetween(1, 2)).constraint.text == "Member must have length between 1 and 2")
+        #expect(ValidationMessage(.omitted, at: "m", .lengthAtLeast(2)).constraint.text == "Member must have length greater than or equal to 2")
+        #expect(ValidationMessage(.omitted, at: "m", .valueAtLeast(0)).constraint.text == "Member must have value greater than or equal to 0")
+        #expect(ValidationMessage(.omitted, at: "m", .valueAtMost(5)).constraint.text == "Member must have value less than or equal to 5")
+    }
+}
