@@ -96,6 +96,49 @@ extension SQLiteMetadataStore {
             """
     }
 
+    /// A blob reference of a manifest counts for its repository in `blob_usage`.
+    static let referenceTriggers = """
+        CREATE TRIGGER gc_reference_added AFTER INSERT ON manifest_references WHEN NEW.is_manifest = 0 BEGIN
+            INSERT INTO blob_usage(repo_id, digest, account, refs)
+                VALUES(NEW.repo_id, NEW.child, \(accountOfRepository), 1)
+                ON CONFLICT(repo_id, digest) DO UPDATE SET refs = refs + 1;
+        END;
+        CREATE TRIGGER gc_reference_removed AFTER DELETE ON manifest_references WHEN OLD.is_manifest = 0 BEGIN
+            UPDATE blob_usage SET refs = refs - 1 WHERE repo_id = OLD.repo_id AND digest = OLD.child;
+            DELETE FROM blob_usage WHERE repo_id = OLD.repo_id AND digest = OLD.child AND refs <= 0;
+        END;
+        """
+
+    /// Version 5: `blob_usage` and `account_blob_usage` keyed digest first, without their digest index.
+    /// Every lookup the triggers make is by digest (who else references this blob) or by digest and
+    /// referrer, and nothing reads them by referrer alone, so the primary key serves both and a push
+    /// writes one B-tree per table instead of two: about a fifth fewer WAL page writes per small image
+    /// (strace of `berth-bench --only images`: 116 → 91 `pwrite64` per image). The triggers that name the
+    /// tables are dropped first and made again (SQLite checks them when a table is renamed).
+    static let usageByDigestSchema = """
+        DROP TRIGGER gc_reference_added;
+        DROP TRIGGER gc_reference_removed;
+        DROP TRIGGER gc_repository_uses_blob;
+        DROP TRIGGER gc_repository_drops_blob;
+        DROP TRIGGER gc_account_uses_blob;
+        DROP TRIGGER gc_account_drops_blob;
+        CREATE TABLE blob_usage_by_digest(
+            digest TEXT NOT NULL, repo_id INTEGER NOT NULL, account TEXT NOT NULL, refs INTEGER NOT NULL,
+            PRIMARY KEY(digest, repo_id)) WITHOUT ROWID;
+        INSERT INTO blob_usage_by_digest(digest, repo_id, account, refs) SELECT digest, repo_id, account, refs FROM blob_usage;
+        DROP TABLE blob_usage;
+        ALTER TABLE blob_usage_by_digest RENAME TO blob_usage;
+        CREATE TABLE account_blob_usage_by_digest(
+            digest TEXT NOT NULL, account TEXT NOT NULL, repos INTEGER NOT NULL,
+            PRIMARY KEY(digest, account)) WITHOUT ROWID;
+        INSERT INTO account_blob_usage_by_digest(digest, account, repos) SELECT digest, account, repos FROM account_blob_usage;
+        DROP TABLE account_blob_usage;
+        ALTER TABLE account_blob_usage_by_digest RENAME TO account_blob_usage;
+        \(referenceTriggers)
+        \(sharingTriggers(repositoryLevel))
+        \(sharingTriggers(accountLevel))
+        """
+
     static let garbageCollectionSchema = """
         ALTER TABLE blobs ADD COLUMN repos INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE blobs ADD COLUMN accounts INTEGER NOT NULL DEFAULT 0;
@@ -121,15 +164,7 @@ extension SQLiteMetadataStore {
             id INTEGER PRIMARY KEY CHECK(id = 1), blobs INTEGER NOT NULL, bytes INTEGER NOT NULL,
             unreferenced_blobs INTEGER NOT NULL, unreferenced_bytes INTEGER NOT NULL);
 
-        CREATE TRIGGER gc_reference_added AFTER INSERT ON manifest_references WHEN NEW.is_manifest = 0 BEGIN
-            INSERT INTO blob_usage(repo_id, digest, account, refs)
-                VALUES(NEW.repo_id, NEW.child, \(accountOfRepository), 1)
-                ON CONFLICT(repo_id, digest) DO UPDATE SET refs = refs + 1;
-        END;
-        CREATE TRIGGER gc_reference_removed AFTER DELETE ON manifest_references WHEN OLD.is_manifest = 0 BEGIN
-            UPDATE blob_usage SET refs = refs - 1 WHERE repo_id = OLD.repo_id AND digest = OLD.child;
-            DELETE FROM blob_usage WHERE repo_id = OLD.repo_id AND digest = OLD.child AND refs <= 0;
-        END;
+        \(referenceTriggers)
 
         \(sharingTriggers(repositoryLevel))
         \(sharingTriggers(accountLevel))

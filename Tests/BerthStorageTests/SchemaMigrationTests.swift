@@ -287,5 +287,11 @@ import Testing
         #expect(after.unreferencedBlobs == 2 && after.unreferencedBytes == 720)
         #expect(after.repositories[Self.app] == UsageFigures(images: 1, storedBytes: 600, uniqueBytes: 720, sharedBytes: 0,
                                                             reclaimableBytes: 720))
+        // Those deletes ran the triggers on the tables version 5 rebuilt digest first, without a second index.
+        #expect(try history(path).map(\.name).contains("blob usage keyed by digest first"))
+        let c = try SQLiteConnection(path: path, readOnly: true)
+        let indexes = try c.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('blob_usage', 'account_blob_usage') AND sql IS NOT NULL") { $0.text(0) }
+        #expect(indexes.isEmpty)
+        #expect(try c.query("SELECT name FROM pragma_index_info('sqlite_autoindex_blob_usage_1') ORDER BY seqno") { $0.text(0) }.prefix(2) == ["digest", "repo_id"])
     }
 }
