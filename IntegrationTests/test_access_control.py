@@ -178,6 +178,19 @@ def test_iam_errors(root):
                            {"Effect": "Allow", "Principal": "*", "Action": "ecr:*", "Resource": "*"}]}))
     for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
         iam.delete_access_key(UserName=name, AccessKeyId=k["AccessKeyId"])
+    # GroupsPerUser: 10, as IAM's quota; the eleventh membership is LimitExceeded with IAM's text.
+    groups = [unique("g") for _ in range(11)]
+    for g in groups:
+        iam.create_group(GroupName=g)
+    for g in groups[:10]:
+        iam.add_user_to_group(UserName=name, GroupName=g)
+    e = expect_query_error(iam.add_user_to_group, "LimitExceeded", 409, UserName=name, GroupName=groups[10])
+    assert e.response["Error"]["Message"] == "Cannot exceed quota for GroupsPerUser: 10"
+    iam.add_user_to_group(UserName=name, GroupName=groups[0])  # already a member: no new membership
+    for g in groups[:10]:
+        iam.remove_user_from_group(UserName=name, GroupName=g)
+    for g in groups:
+        iam.delete_group(GroupName=g)
     iam.delete_user(UserName=name)
 
 

@@ -18,6 +18,8 @@ public final class Directory: Sendable {
     public static let accessKeysPerUser = 2
     /// Managed policies attached to one user, group or role.
     public static let attachedPoliciesPerEntity = 10
+    /// GroupsPerUser: the groups one IAM user may be a member of.
+    public static let groupsPerUser = 10
 
     public init(store: any MetadataStore) {
         self.store = store
@@ -230,7 +232,10 @@ public final class Directory: Sendable {
 
     /// Adds an existing user to an existing group. Idempotent.
     public func addUser(_ user: String, toGroup group: String, account: String) async throws {
-        guard try await store.addMember(user, toGroup: group, account: account) == .done else {
+        switch try await store.addMember(user, toGroup: group, account: account, limit: Self.groupsPerUser) {
+        case .done: return
+        case .limitReached: throw DirectoryError.groupsPerUserQuota(limit: Self.groupsPerUser)
+        case .notFound, .inUse:
             let groupKey = IAMEntityKey(.group, account, group)
             if try await store.entity(groupKey) == nil { throw DirectoryError.noSuchEntity(groupKey) }
             throw DirectoryError.noSuchEntity(IAMEntityKey(.user, account, user))

@@ -15,6 +15,8 @@ public enum DirectoryError: Error, Sendable, Equatable {
     case accessKeyQuota(limit: Int)
     /// LimitExceeded: managed policies attached to one user, group or role.
     case attachedPolicyQuota(IAMEntityKind, limit: Int)
+    /// LimitExceeded: GroupsPerUser.
+    case groupsPerUserQuota(limit: Int)
     /// LimitExceeded: the entity's inline policies together are larger than the quota.
     case inlinePolicySizeQuota(IAMEntityKey, limit: Int)
     /// The access key id is already used by another account.

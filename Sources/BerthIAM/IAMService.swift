@@ -579,6 +579,8 @@ extension QueryError {
             self = .deleteConflict("Cannot delete a policy attached to entities.")
         case .accessKeyQuota(let limit):
             self = .limitExceeded("Cannot exceed quota for AccessKeysPerUser: \(limit)")
+        case .groupsPerUserQuota(let limit):
+            self = .limitExceeded("Cannot exceed quota for GroupsPerUser: \(limit)")
         case .attachedPolicyQuota(let kind, let limit):
             self = .limitExceeded("Cannot exceed quota for PoliciesPer\(kind.title): \(limit)")
         case .inlinePolicySizeQuota(let key, let limit):

@@ -58,8 +58,9 @@ public protocol IdentityMetadata: AuthorizationChangeTracking {
 
     /// Idempotent.
     func addUser(_ user: String, toGroup group: String, account: String) async throws
-    /// Adds an existing user to an existing group (idempotent). `.done` or `.notFound`.
-    func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult
+    /// Adds an existing user to an existing group (idempotent). With `limit`, the user may be in at most
+    /// that many groups afterwards. `.done`, `.notFound` or `.limitReached`.
+    func addMember(_ user: String, toGroup group: String, account: String, limit: Int?) async throws -> IdentityWriteResult
     @discardableResult
     func removeUser(_ user: String, fromGroup group: String, account: String) async throws -> Bool
     /// Group names of a user, sorted.

@@ -241,11 +241,15 @@ extension InMemoryMetadataStore {
         }
     }
 
-    public func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult {
+    public func addMember(_ user: String, toGroup group: String, account: String, limit: Int?) async throws -> IdentityWriteResult {
         authorizationGeneration.recording {
             iam.withLock { s in
                 let groupKey = IAMEntityKey(.group, account, group)
                 guard s.entities[IAMEntityKey(.user, account, user)] != nil, s.entities[groupKey] != nil else { return .notFound }
+                if let limit, s.members[groupKey]?.contains(user) != true {
+                    let groups = s.members.filter { $0.key.accountID == account && $0.value.contains(user) }.count
+                    if groups >= limit { return .limitReached }
+                }
                 s.members[groupKey, default: []].insert(user)
                 return .done
             }

@@ -348,11 +348,16 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func addMember(_ user: String, toGroup group: String, account: String) async throws -> IdentityWriteResult {
+    public func addMember(_ user: String, toGroup group: String, account: String, limit: Int?) async throws -> IdentityWriteResult {
         try await authorizationWrite { c in
             try c.transaction {
                 guard try Self.entityExists(c, IAMEntityKey(.user, account, user)),
                       try Self.entityExists(c, IAMEntityKey(.group, account, group)) else { return .notFound }
+                if let limit {
+                    let groups = try c.query("SELECT group_name FROM iam_group_members WHERE account_id = ? AND user_name = ?",
+                                             [.text(account), .text(user)]) { $0.text(0) }
+                    if !groups.contains(group), groups.count >= limit { return .limitReached }
+                }
                 try c.execute("INSERT OR IGNORE INTO iam_group_members(account_id, group_name, user_name) VALUES(?, ?, ?)",
                               [.text(account), .text(group), .text(user)])
                 return .done

@@ -195,6 +195,16 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
         try await d.addUser("alice", toGroup: "devs", account: account)
         #expect(try await d.groups(ofUser: "alice", account: account).map(\.name) == ["devs"])
+        // GroupsPerUser: ten groups in all.
+        for i in 2...Directory.groupsPerUser {
+            _ = try await d.createEntity(IAMEntityRecord(kind: .group, accountID: account, name: "g\(i)", id: "AGPAG\(i)", createdAt: 1))
+            try await d.addUser("alice", toGroup: "g\(i)", account: account)
+        }
+        _ = try await d.createEntity(IAMEntityRecord(kind: .group, accountID: account, name: "g11", id: "AGPAG11", createdAt: 1))
+        await #expect(throws: DirectoryError.groupsPerUserQuota(limit: 10)) { try await d.addUser("alice", toGroup: "g11", account: account) }
+        try await d.addUser("alice", toGroup: "devs", account: account)
+        for i in 2...Directory.groupsPerUser { #expect(try await d.removeUser("alice", fromGroup: "g\(i)", account: account)) }
+        #expect(try await d.groups(ofUser: "alice", account: account).map(\.name) == ["devs"])
         #expect(try await d.users(inGroup: "devs", account: account).map(\.id) == ["AIDAALICE"])
         await #expect(throws: DirectoryError.entityInUse(alice)) { try await d.deleteEntity(alice) }
         await #expect(throws: DirectoryError.entityInUse(devs)) { try await d.deleteEntity(devs) }

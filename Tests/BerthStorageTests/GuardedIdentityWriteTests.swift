@@ -102,12 +102,19 @@ import Testing
         #expect(try await m.deleteManagedPolicyIfUnattached(arn: policy.arn) == .done)
         #expect(try await m.deleteManagedPolicyIfUnattached(arn: policy.arn) == .notFound)
 
-        #expect(try await m.addMember("alice", toGroup: "devs", account: account) == .notFound)
+        #expect(try await m.addMember("alice", toGroup: "devs", account: account, limit: nil) == .notFound)
         _ = try await m.createEntity(IAMEntityRecord(kind: .group, accountID: account, name: "devs", id: "AGPA1", createdAt: 1))
-        #expect(try await m.addMember("bob", toGroup: "devs", account: account) == .notFound)
-        #expect(try await m.addMember("alice", toGroup: "devs", account: account) == .done)
-        #expect(try await m.addMember("alice", toGroup: "devs", account: account) == .done)
+        #expect(try await m.addMember("bob", toGroup: "devs", account: account, limit: nil) == .notFound)
+        #expect(try await m.addMember("alice", toGroup: "devs", account: account, limit: 1) == .done)
+        #expect(try await m.addMember("alice", toGroup: "devs", account: account, limit: 1) == .done)
         #expect(try await m.users(inGroup: "devs", account: account) == ["alice"])
+        // GroupsPerUser: a second group is over a limit of 1, but not over 2; re-adding counts nothing.
+        _ = try await m.createEntity(IAMEntityRecord(kind: .group, accountID: account, name: "ops", id: "AGPA2", createdAt: 1))
+        #expect(try await m.addMember("alice", toGroup: "ops", account: account, limit: 1) == .limitReached)
+        #expect(try await m.groups(ofUser: "alice", account: account) == ["devs"])
+        #expect(try await m.addMember("alice", toGroup: "ops", account: account, limit: 2) == .done)
+        #expect(try await m.addMember("alice", toGroup: "ops", account: account, limit: 2) == .done)
+        #expect(try await m.groups(ofUser: "alice", account: account) == ["devs", "ops"])
     }
 
     /// Two connections (two processes, say) racing for the last key slot: SQLite's write lock, taken by
