@@ -174,6 +174,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The audit trail: CloudTrail-shaped records of every request, their store and LookupEvents.
+        .target(
+            name: "BerthAudit",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BerthHTTP",
             dependencies: [
@@ -185,6 +196,7 @@ let package = Package(
                 "BerthIAM",
                 "BerthDirectory",
                 "BerthKMS",
+                "BerthAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -210,6 +222,7 @@ let package = Package(
                 "BerthDirectory",
                 "BerthKMS",
                 "BerthLifecycle",
+                "BerthAudit",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -230,6 +243,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthApp",
+                "BerthAudit",
                 "BerthCore",
                 "BerthRegistry",
                 "BerthScanEngine",
@@ -265,6 +279,7 @@ let package = Package(
                                    .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore", "BerthLifecycle", "BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthSupport", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [

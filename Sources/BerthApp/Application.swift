@@ -1,5 +1,6 @@
 import BerthAuth
 import Crypto
+import BerthAudit
 import BerthCore
 import BerthDirectory
 import BerthECR
@@ -75,6 +76,8 @@ public struct BerthServices: Sendable {
     public var lifecycleTransition: LifecycleTransitionHook? = nil
     /// The HTTPS server's certificate, when the TLS files are set.
     public var tls: ReloadableTLSServer? = nil
+    /// The audit trail, when `auditEnabled`.
+    public var audit: AuditTrail? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -134,7 +137,20 @@ public struct BerthServices: Sendable {
         return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
                              scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
                              kms: KMSService(keys: keys, logger: logger), metrics: metrics,
-                             tls: try tlsServer(config))
+                             tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+    }
+
+    /// The audit trail: `audit.db` in the data directory (in memory with the `memory` metadata backend).
+    static func auditTrail(_ config: BerthConfiguration, clock: any WallClock, logger: Logger) throws -> AuditTrail? {
+        guard config.auditEnabled else { return nil }
+        let store: any AuditStore
+        if config.metadataBackend == "memory" {
+            store = InMemoryAuditStore()
+        } else {
+            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+            store = try SQLiteAuditStore(path: "\(config.dataDir)/audit.db")
+        }
+        return AuditTrail(store: store, retentionDays: config.auditRetentionDays, clock: clock, logger: logger)
     }
 
     /// Sends swift-metrics of every library in the process (Hummingbird's, for one) to the registry that
@@ -214,8 +230,10 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let router = BerthRouter.make(
         oci: oci,
         ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, kms: services.kms,
+                        cloudTrail: services.audit.map { CloudTrailService(trail: $0, authorizer: services.authorizer) },
                         metrics: services.metrics),
-        query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics)
+        query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics,
+        audit: services.audit, region: config.region)
     let loopback = config.loopbackControl
     var background: [any Service] = [
         PeriodicService.uploadPurge(services.registry, every: .seconds(config.uploadPurgeIntervalSeconds), logger: logger),
@@ -232,6 +250,12 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         background.append(PeriodicService.lifecycle(services, every: .seconds(config.lifecycleIntervalSeconds), logger: logger))
     }
     if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
+    if let audit = services.audit {
+        background.append(PeriodicService.auditFlush(audit, logger: logger))
+        background.append(PeriodicService(name: "audit retention", interval: { .seconds(3_600) }, runsAtStart: true, logger: logger) {
+            try await audit.applyRetention()
+        })
+    }
     let server = services.tls?.builder
         ?? .http1(additionalChannelHandlers: connectionHandlers(loopback: loopback, zeroCopy: config.zeroCopyDownloads))
     return Application(
@@ -274,6 +298,13 @@ struct PeriodicService: Service {
 }
 
 extension PeriodicService {
+    /// Writes the audit trail's buffered events every `flushInterval`, and once more at shutdown.
+    static func auditFlush(_ audit: AuditTrail, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "audit flush", interval: { audit.flushInterval }, atShutdown: { await audit.flush() }, logger: logger) {
+            await audit.flush()
+        }
+    }
+
     /// Purges abandoned upload sessions.
     static func uploadPurge(_ registry: Registry, every interval: Duration, logger: Logger) -> PeriodicService {
         PeriodicService(name: "upload purge", interval: { interval }, logger: logger) {

@@ -72,6 +72,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// How long a blob stays unreferenced and untouched before the collector deletes it, and the age
     /// under which orphaned files are kept, in seconds. Longer than any push (layers to manifest).
     public var gcGraceSeconds: Int = 3_600
+    /// Record every request in the audit trail (`audit.db` in the data directory; read with CloudTrail's
+    /// `LookupEvents` or `berth audit export`).
+    public var auditEnabled: Bool = true
+    /// Days audit events are kept (CloudTrail's event history keeps 90).
+    public var auditRetentionDays: Int = 90
 
     /// How long a server answers blob `HEAD`s from memory: well within the collector's grace period, so
     /// a collector in another process never deletes a blob a cached answer still vouches for.
@@ -198,6 +203,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         int("BERTH_BLOB_IO_THREADS") { config.blobIOThreads = $0 }
         int("BERTH_GC_INTERVAL_SECONDS") { config.gcIntervalSeconds = $0 }
         int("BERTH_GC_GRACE_SECONDS") { config.gcGraceSeconds = $0 }
+        bool("BERTH_AUDIT_ENABLED") { config.auditEnabled = $0 }
+        int("BERTH_AUDIT_RETENTION_DAYS") { config.auditRetentionDays = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
@@ -259,6 +266,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
         if gcIntervalSeconds < 0 { p.append("gcIntervalSeconds must be 0 (off) or more, got \(gcIntervalSeconds)") }
         if gcGraceSeconds < 2 { p.append("gcGraceSeconds must be at least 2, got \(gcGraceSeconds)") }
+        if !(1...3_650).contains(auditRetentionDays) { p.append("auditRetentionDays must be between 1 and 3650, got \(auditRetentionDays)") }
         p += validateTLS()
         return p
     }
@@ -267,7 +275,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
-             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile
+             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
+             auditEnabled, auditRetentionDays
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -310,6 +319,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         gcGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .gcGraceSeconds) ?? d.gcGraceSeconds
         tlsCertificateFile = try c.decodeIfPresent(String.self, forKey: .tlsCertificateFile)
         tlsKeyFile = try c.decodeIfPresent(String.self, forKey: .tlsKeyFile)
+        auditEnabled = try c.decodeIfPresent(Bool.self, forKey: .auditEnabled) ?? d.auditEnabled
+        auditRetentionDays = try c.decodeIfPresent(Int.self, forKey: .auditRetentionDays) ?? d.auditRetentionDays
     }
 
     struct AnyKey: CodingKey {
@@ -325,7 +336,8 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
-         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile"]
+         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
+         "auditEnabled", "auditRetentionDays"]
     }
 }
 

@@ -52,6 +52,13 @@ public struct ECRResponse: Sendable, Equatable {
     public let body: [UInt8]
     /// The `__type` of an error response (for `x-amzn-ErrorType`).
     public let errorType: String?
+    /// The request's members as parsed (for the audit trail, which redacts them); nil when the body was
+    /// not a JSON object.
+    public var requestParameters: [String: JSONValue]? = nil
+    /// The repository the operation addressed, when it named one.
+    public var repository: RepositoryKey? = nil
+    /// The error's message, for an error response.
+    public var errorMessage: String? = nil
 }
 
 /// The Amazon ECR API (`AmazonEC2ContainerRegistry_V20150921.<Operation>`) over the registry service.
@@ -148,28 +155,35 @@ public final class ECRService: Sendable {
     /// Runs one operation for an authenticated principal.
     public func handle(target: String, body: [UInt8], principal: Principal) async -> ECRResponse {
         var ctx = OperationContext(registryID: principal.accountID, repositoryName: nil)
+        var members: [String: JSONValue]?
+        var response: ECRResponse
         do {
             let name = String(target.dropFirst(prefix.count))
             let table = flavor == .public ? Self.publicOperations : Self.operations
             guard target.hasPrefix(prefix), let op = table[name] else {
                 throw ECRError.unknownOperation(target)
             }
-            let params = Params(try JSONValue.parseObject(body))
-            let result = try await op(self, params, principal, &ctx)
-            return ECRResponse(status: 200, body: result.encoded(), errorType: nil)
+            members = try JSONValue.parseObject(body)
+            let result = try await op(self, Params(members ?? [:]), principal, &ctx)
+            response = ECRResponse(status: 200, body: result.encoded(), errorType: nil)
         } catch let e as ECRError {
-            return Self.errorResponse(e)
+            response = Self.errorResponse(e)
         } catch let e as BerthError {
             if case .internalError(let m) = e { logger.error("ecr operation failed", metadata: ["error": "\(m)"]) }
-            return Self.errorResponse(ECRErrorMapping.map(e, ctx))
+            response = Self.errorResponse(ECRErrorMapping.map(e, ctx))
         } catch {
             logger.error("ecr operation failed", metadata: ["error": "\(error)"])
-            return Self.errorResponse(.server)
+            response = Self.errorResponse(.server)
         }
+        response.requestParameters = members
+        if let repository = ctx.repositoryName {
+            response.repository = RepositoryKey(storedRegistryID: storeID(ctx.registryID), name: repository)
+        }
+        return response
     }
 
     public static func errorResponse(_ e: ECRError) -> ECRResponse {
-        ECRResponse(status: e.status, body: e.json, errorType: e.type)
+        ECRResponse(status: e.status, body: e.json, errorType: e.type, errorMessage: e.message)
     }
 
     // MARK: shared helpers

@@ -1,3 +1,4 @@
+import BerthAudit
 import BerthCore
 import HTTPTypes
 import Hummingbird
@@ -7,8 +8,9 @@ import NIOCore
 /// The one HTTP pipeline: Hummingbird's `Router` with Berth's middleware, and a route per door.
 ///
 /// Middleware, outermost first: ``RequestIDMiddleware`` (`X-Request-Id`, `x-amzn-RequestId`),
-/// ``AccessLogMiddleware`` (one line per request), ``RequestMetricsMiddleware`` (``BerthMetrics``), and
-/// ``UnroutedMiddleware`` (what no route matched). Routes:
+/// ``AccessLogMiddleware`` (one line per request), ``RequestMetricsMiddleware`` (``BerthMetrics``),
+/// ``AuditMiddleware`` (the audit trail, when it is on) and ``UnroutedMiddleware`` (what no route
+/// matched). Routes:
 ///
 /// - `/v2`, `/v2/**` → ``OCIHandler`` (the OCI door; `OCIRoute.parse` reads names with slashes);
 /// - `POST /` → the Query door (``QueryHandler``: a form body without `X-Amz-Target`), else the ECR JSON
@@ -26,20 +28,27 @@ public struct BerthRouter: HTTPResponderBuilder {
     let router: Router<BerthRequestContext>
     let oci: OCIHandler
     let metrics: BerthMetrics
+    let audit: AuditMiddleware?
 
     public func buildResponder() -> BerthResponder {
-        BerthResponder(routes: router.buildResponder(), oci: oci, requestMetrics: RequestMetricsMiddleware(metrics: metrics))
+        BerthResponder(routes: router.buildResponder(), oci: oci, requestMetrics: RequestMetricsMiddleware(metrics: metrics), audit: audit)
     }
 
-    public static func make(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics) -> BerthRouter {
-        BerthRouter(router: routes(oci: oci, ecr: ecr, query: query, metrics: metrics), oci: oci, metrics: metrics)
+    /// `audit`: the trail every request is recorded in, nil to record nothing.
+    public static func make(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics,
+                            audit: AuditTrail? = nil, region: String = "us-east-1") -> BerthRouter {
+        let middleware = audit.map { AuditMiddleware(trail: $0, region: region, defaultAccountID: oci.defaultRegistryID) }
+        return BerthRouter(router: routes(oci: oci, ecr: ecr, query: query, metrics: metrics, audit: middleware), oci: oci,
+                           metrics: metrics, audit: middleware)
     }
 
-    static func routes(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics) -> Router<BerthRequestContext> {
+    static func routes(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics,
+                       audit: AuditMiddleware? = nil) -> Router<BerthRequestContext> {
         let router = Router(context: BerthRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        if let audit { router.add(middleware: audit) }
         router.add(middleware: UnroutedMiddleware(oci: oci))
 
         let methods: [HTTPRequest.Method] = [.get, .head, .put, .post, .patch, .delete]
@@ -95,13 +104,17 @@ public struct BerthResponder: HTTPResponder {
     let requestID = RequestIDMiddleware()
     let accessLog = AccessLogMiddleware()
     let requestMetrics: RequestMetricsMiddleware
+    let audit: AuditMiddleware?
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         guard Self.isOCIPath(request.head.path) else { return try await routes.respond(to: request, context: context) }
         return try await requestID.handle(request, context: context) { request, context in
             try await accessLog.handle(request, context: context) { request, context in
                 try await requestMetrics.handle(request, context: context) { request, context in
-                    await oci.handle(request, context: context)
+                    guard let audit else { return await oci.handle(request, context: context) }
+                    return try await audit.handle(request, context: context) { request, context in
+                        await oci.handle(request, context: context)
+                    }
                 }
             }
         }

@@ -1,7 +1,9 @@
+import BerthAudit
 import BerthAuth
 import BerthCore
 import BerthECR
 import BerthKMS
+import BerthSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -15,16 +17,19 @@ public struct ECRHandler: Sendable {
     let ecrPublic: ECRService?
     /// AWS KMS (`TrentService`), signed for service `kms`.
     let kms: KMSService?
+    /// CloudTrail's `LookupEvents` over the audit trail, signed for `cloudtrail`.
+    let cloudTrail: CloudTrailService?
     let authenticator: Authenticator
     let metrics: BerthMetrics
     /// Largest request body accepted (a 4 MiB manifest, or a base64 layer part, plus JSON).
     static let maxBody = 32 * 1024 * 1024
 
     public init(ecr: ECRService, authenticator: Authenticator, ecrPublic: ECRService? = nil, kms: KMSService? = nil,
-                metrics: BerthMetrics) {
+                cloudTrail: CloudTrailService? = nil, metrics: BerthMetrics) {
         self.ecr = ecr
         self.ecrPublic = ecrPublic
         self.kms = kms
+        self.cloudTrail = cloudTrail
         self.authenticator = authenticator
         self.metrics = metrics
     }
@@ -44,8 +49,12 @@ public struct ECRHandler: Sendable {
         var context = context
         let target = request.headers[Self.target] ?? ""
         if let kms, KMSService.handles(target: target) { return try await handleKMS(kms, target, request, context) }
+        if let cloudTrail, CloudTrailService.handles(target: target) { return try await handleCloudTrail(cloudTrail, target, request, context) }
         let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
         context.record.set(door: service.flavor == .public ? .ecrPublic : .ecr, operation: "unknown")
+        // The audit trail names even a refused request after the operation it asked for.
+        let asked = target.hasPrefix(service.prefix) ? String(target.dropFirst(service.prefix.count).prefix(128)) : "unknown"
+        context.record.setAudit { $0.eventName = asked }
         let result: ECRResponse
         do {
             let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
@@ -63,7 +72,42 @@ public struct ECRHandler: Sendable {
         } catch {
             result = ECRService.errorResponse(Self.wireError(error, context))
         }
+        let region = authenticator.region
+        context.record.setAudit { f in
+            f.errorCode = result.errorType
+            f.errorMessage = result.errorMessage
+            f.requestParameters = result.requestParameters.map { JSONValue.object($0) }
+            if let key = result.repository {
+                f.resources = [AuditMiddleware.repositoryResource(region: region, registryID: key.registryID, name: key.name)]
+                f.recipientAccountID = key.registry.account
+            }
+        }
         return respond(result)
+    }
+
+    /// CloudTrail `LookupEvents`: the same body limit and SigV4 check (signed for `cloudtrail`).
+    func handleCloudTrail(_ cloudTrail: CloudTrailService, _ target: String, _ request: Request,
+                          _ context: BerthRequestContext) async throws -> Response {
+        context.record.set(door: .cloudTrail, operation: "unknown")
+        do {
+            let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
+            let principal = try await authenticator.aws(request, body: body, service: CloudTrailService.signingName, context)
+            context.identity = .principal(principal)
+            let r = await cloudTrail.handle(target: target, body: body, principal: principal)
+            if r.errorType != "UnknownOperationException" { context.record.set(operation: String(target.dropFirst(CloudTrailService.targetPrefix.count))) }
+            context.record.setAudit { $0.errorCode = r.errorType; $0.errorMessage = r.errorType.flatMap { _ in Self.message(r.body) } }
+            return respond(status: r.status, body: r.body, errorType: r.errorType)
+        } catch {
+            let e = Self.wireError(error, context)
+            context.record.setAudit { $0.errorCode = e.type; $0.errorMessage = e.message }
+            return respond(ECRService.errorResponse(e))
+        }
+    }
+
+    /// The `message` of an AWS JSON error body.
+    static func message(_ body: [UInt8]) -> String? {
+        guard body.count < 16_384, let v = try? JSONValue.parse(body) else { return nil }
+        return v["message"]?.stringValue ?? v["Message"]?.stringValue
     }
 
     /// The ECR JSON door's errors before the ECR service runs, in one place: the body limit, credential
@@ -99,9 +143,12 @@ public struct ECRHandler: Sendable {
             context.identity = .principal(principal)
             let r = await kms.handle(target: target, body: body, principal: principal)
             if r.errorType != "UnknownOperationException" { context.record.set(operation: String(target.dropFirst(KMSService.targetPrefix.count))) }
+            context.record.setAudit { $0.errorCode = r.errorType; $0.errorMessage = r.errorType.flatMap { _ in Self.message(r.body) } }
             return respond(status: r.status, body: r.body, errorType: r.errorType)
         } catch {
-            return respond(ECRService.errorResponse(Self.wireError(error, context)))
+            let e = Self.wireError(error, context)
+            context.record.setAudit { $0.errorCode = e.type; $0.errorMessage = e.message }
+            return respond(ECRService.errorResponse(e))
         }
     }
 

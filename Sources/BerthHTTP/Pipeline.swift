@@ -7,7 +7,7 @@ import Synchronization
 
 /// The door a request went through, as the access log and the metrics name it.
 public enum Door: UInt8, Sendable, CaseIterable {
-    case oci, ecr, ecrPublic, iam, sts, kms, gallery, health, metrics, none
+    case oci, ecr, ecrPublic, iam, sts, kms, cloudTrail, gallery, health, metrics, none
 
     public var label: String {
         switch self {
@@ -17,6 +17,7 @@ public enum Door: UInt8, Sendable, CaseIterable {
         case .iam: "iam"
         case .sts: "sts"
         case .kms: "kms"
+        case .cloudTrail: "cloudtrail"
         case .gallery: "gallery"
         case .health: "health"
         case .metrics: "metrics"
@@ -25,7 +26,7 @@ public enum Door: UInt8, Sendable, CaseIterable {
     }
 
     /// The AWS protocols answer with `x-amzn-RequestId` as well as `X-Request-Id`.
-    var isAWS: Bool { self == .ecr || self == .ecrPublic || self == .iam || self == .sts || self == .kms }
+    var isAWS: Bool { self == .ecr || self == .ecrPublic || self == .iam || self == .sts || self == .kms || self == .cloudTrail }
 }
 
 /// What the doors learn about a request for the middleware around them: the door and the operation.
@@ -36,8 +37,11 @@ public final class RequestRecord: Sendable {
     struct Labels {
         var door: Door = .none
         var operation: String = "unknown"
+        var identity: RequestIdentity = .none
     }
     private let labels = Mutex(Labels())
+    /// What the audit trail records beyond the labels, set by the doors (``AuditFacts``).
+    private let facts = Mutex(AuditFacts())
 
     public init() {}
 
@@ -48,6 +52,16 @@ public final class RequestRecord: Sendable {
     public func set(operation: String) {
         labels.withLock { $0.operation = operation }
     }
+
+    /// Who the request comes from (``BerthRequestContext/identity`` reads and writes it here, so the
+    /// middleware outside the door sees what the door decided).
+    public var identity: RequestIdentity {
+        get { labels.withLock { $0.identity } }
+        set { labels.withLock { $0.identity = newValue } }
+    }
+
+    public func setAudit(_ update: (inout AuditFacts) -> Void) { facts.withLock { update(&$0) } }
+    var audit: AuditFacts { facts.withLock { $0 } }
 
     public var door: Door { labels.withLock { $0.door } }
     public var operation: String { labels.withLock { $0.operation } }

@@ -1,6 +1,7 @@
 import BerthAuth
 import BerthCore
 import BerthIAM
+import BerthSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -53,6 +54,10 @@ public struct QueryHandler: Sendable {
         do {
             let body = try await ECRHandler.readBody(request, limit: Self.maxBody, tooLarge: DoorError.bodyTooLarge)
             guard let form = QueryProtocol.parseForm(body) else { throw DoorError.malformedForm }
+            context.record.setAudit {
+                $0.requestParameters = Self.auditParameters(form)
+                $0.eventName = form["Action"].map { String($0.prefix(128)) }
+            }
             service = Self.service(request, form: form)
             guard service == "iam" || service == "sts" else { throw DoorError.wrongService }
             if service == "sts" { context.record.set(door: .sts, operation: "unknown") }
@@ -76,7 +81,27 @@ public struct QueryHandler: Sendable {
             result = (service == "sts" ? STSService.wire : IAMService.wire).error(Self.wireError(error, service: service, context),
                                                                                  requestID: requestID)
         }
+        if let code = result.errorCode {
+            context.record.setAudit { $0.errorCode = code; $0.errorMessage = Self.errorMessage(result.body) }
+        }
         return respond(result)
+    }
+
+    /// The form's parameters as CloudTrail records them (`userName` for `UserName`), without the protocol's
+    /// own (`Action`, `Version`, presigned-request fields); the audit middleware redacts secrets.
+    static func auditParameters(_ form: [String: String]) -> JSONValue {
+        var out: [String: JSONValue] = [:]
+        for (k, v) in form where k != "Action" && k != "Version" && !k.hasPrefix("X-Amz-") {
+            out[k.prefix(1).lowercased() + k.dropFirst()] = .string(v)
+        }
+        return .object(out)
+    }
+
+    /// The `<Message>` of a Query error body.
+    static func errorMessage(_ body: [UInt8]) -> String? {
+        let text = String(decoding: body.prefix(16_384), as: UTF8.self)
+        guard let start = text.range(of: "<Message>"), let end = text.range(of: "</Message>", range: start.upperBound..<text.endIndex) else { return nil }
+        return String(text[start.upperBound..<end.lowerBound])
     }
 
     /// The Query door's errors before IAM or STS runs, in one place, in the Query protocol's words: the

@@ -137,8 +137,12 @@ public struct BerthRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
     public let remoteAddress: SocketAddress?
-    /// Set once per request by the door's authentication (``Authenticator``); handlers read it.
-    public var identity: RequestIdentity = .none
+    /// Set once per request by the door's authentication (``Authenticator``); handlers read it. Kept in
+    /// `record`, which every copy of the context shares, so the audit middleware sees it too.
+    public var identity: RequestIdentity {
+        get { record.identity }
+        nonmutating set { record.identity = newValue }
+    }
     /// The door and operation, reported back to the middleware.
     public let record = RequestRecord()
 

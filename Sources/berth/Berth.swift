@@ -14,7 +14,8 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
-        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self, LifecycleCommand.self, GC.self, Usage.self])
+        subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self, LifecycleCommand.self, GC.self, Usage.self,
+                      AuditCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {

@@ -156,6 +156,18 @@ import Testing
         }
     }
 
+    @Test func auditSettingsFromFileAndEnvironment() throws {
+        let d = try BerthConfiguration.load(file: nil, environment: [:])
+        #expect(d.auditEnabled && d.auditRetentionDays == 90)
+        let f = try BerthConfiguration.load(file: try file(#"{"auditEnabled": false, "auditRetentionDays": 7}"#), environment: [:])
+        #expect(!f.auditEnabled && f.auditRetentionDays == 7)
+        let e = try BerthConfiguration.load(file: nil, environment: ["BERTH_AUDIT_ENABLED": "false", "BERTH_AUDIT_RETENTION_DAYS": "30"])
+        #expect(!e.auditEnabled && e.auditRetentionDays == 30)
+        for bad in ["0", "3651", "forever"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try BerthConfiguration.load(file: nil, environment: ["BERTH_AUDIT_RETENTION_DAYS": bad]) }
+        }
+    }
+
     @Test func lifecycleIntervalFromFileAndEnvironment() throws {
         #expect(try BerthConfiguration.load(file: nil, environment: [:]).lifecycleIntervalSeconds == 86_400)
         #expect(try BerthConfiguration.load(file: try file(#"{"lifecycleIntervalSeconds": 3600}"#), environment: [:]).lifecycleIntervalSeconds == 3600)
