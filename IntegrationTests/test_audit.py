@@ -93,6 +93,13 @@ def test_requests_on_every_door_are_recorded_and_looked_up_by_each_attribute(roo
     assert sts_events and records(sts_events)[0]["eventSource"] == "sts.amazonaws.com"
     assert all(e["ReadOnly"] == "true" for e in lookup(root, "ReadOnly", "true"))
 
+    # Successful /v2/ reads are not recorded by default (auditRegistryReads); a failed one is.
+    missing = root.v2().get_manifest(repo, "no-such-tag")
+    assert missing.status_code == 404
+    reads = lookup(root, "EventName", "BatchGetImage", want=lambda ev: any(
+        json.loads(e["CloudTrailEvent"]).get("errorCode") == "MANIFEST_UNKNOWN" for e in ev))
+    assert reads and all(json.loads(e["CloudTrailEvent"]).get("errorCode") for e in reads), reads
+
     # The unsigned requests: recorded under the operation they asked for, with the error, without identity.
     unsigned = [r for r in records(lookup(root, "EventName", "DescribeRepositories", want=lambda ev: any(
         "userIdentity" not in json.loads(e["CloudTrailEvent"]) for e in ev))) if "userIdentity" not in r]

@@ -5,8 +5,19 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
+/// A `/v2/` request as the OCI door routed it, for the audit trail.
+public struct OCIAuditRequest: Sendable {
+    var route: OCIRoute
+    var method: HTTPRequest.Method
+    /// The stored registry id (`public:<account>` for ECR Public).
+    var registryID: String
+    var isPublic: Bool
+}
+
 /// What a door tells the audit trail about a request, beyond its door, operation and identity.
 public struct AuditFacts: Sendable {
+    /// Set by the OCI door; the middleware derives the event name, parameters and resource from it.
+    public var oci: OCIAuditRequest?
     /// The CloudTrail event name when it is not the operation's (the OCI door's ECR names).
     public var eventName: String?
     /// `ecr-public.amazonaws.com` for ECR Public traffic on `/v2/`.
@@ -15,6 +26,8 @@ public struct AuditFacts: Sendable {
     public var errorMessage: String?
     /// Redacted before it is recorded (``AuditRedaction``).
     public var requestParameters: JSONValue?
+    /// What a write operation answered (redacted too); nil for reads, as CloudTrail records them.
+    public var responseElements: JSONValue?
     public var resources: [AuditEvent.Resource] = []
     public var recipientAccountID: String?
     public init() {}
@@ -28,6 +41,10 @@ struct AuditMiddleware: RouterMiddleware {
     let trail: AuditTrail
     let region: String
     let defaultAccountID: String
+    /// Whether successful `/v2/` reads (manifest and blob GET/HEAD, tag and catalog lists) are recorded:
+    /// they are the registry's hot path (see the `auditRegistryReads` setting). Failed and denied reads
+    /// are recorded either way.
+    let recordsRegistryReads: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -45,7 +62,9 @@ struct AuditMiddleware: RouterMiddleware {
     func record(_ request: Request, _ context: Context, status: Int) {
         let (door, operation) = context.record.both
         guard door != .health, door != .metrics else { return }
-        let facts = context.record.audit
+        if door == .oci, !recordsRegistryReads, status < 400, request.method == .get || request.method == .head { return }
+        var facts = context.record.audit
+        if let oci = facts.oci { Self.fill(&facts, from: oci, region: region) }
         let source: String
         switch door {
         case .oci: source = facts.eventSource ?? "ecr.amazonaws.com"
@@ -71,15 +90,48 @@ struct AuditMiddleware: RouterMiddleware {
             eventID: UUID().uuidString.lowercased(), eventTime: trail.now, eventSource: source, eventName: eventName,
             awsRegion: region, sourceIPAddress: Self.address(context), userAgent: request.headers[Self.userAgent],
             userIdentity: identity, requestParameters: facts.requestParameters.map(AuditRedaction.redacted),
+            responseElements: facts.responseElements.map(AuditRedaction.redacted),
             errorCode: errorCode, errorMessage: facts.errorMessage, requestID: context.id,
             readOnly: door == .oci ? (request.method == .get || request.method == .head) : AuditEvent.isReadOnly(eventName),
             resources: facts.resources, recipientAccountID: facts.recipientAccountID ?? identity?.accountID ?? defaultAccountID)
         trail.record(event)
     }
 
+    /// A small JSON object body, parsed for the trail (request members of KMS, answers of writes).
+    static func smallObject(_ body: [UInt8]) -> JSONValue? {
+        guard body.count <= 65_536, case .object(let o)? = try? JSONValue.parse(body) else { return nil }
+        return .object(o)
+    }
+
     static func address(_ context: Context) -> String? {
         guard let a = context.remoteAddress else { return nil }
         return a.ipAddress
+    }
+
+    /// The event name, `requestParameters`, resource and recipient of a `/v2/` request: the repository and
+    /// the reference, as ECR's own events name them.
+    static func fill(_ f: inout AuditFacts, from r: OCIAuditRequest, region: String) {
+        let registry = RegistryID(storedValue: r.registryID)
+        var parameters: [String: JSONValue] = ["registryId": .string(registry.account)]
+        var name: String?
+        switch r.route {
+        case .base, .catalog: break
+        case .tags(let n), .uploads(let n): name = n.value
+        case .manifest(let n, let reference):
+            name = n.value
+            parameters[reference.hasPrefix("sha256:") || reference.hasPrefix("sha512:") ? "imageDigest" : "imageTag"] = .string(reference)
+        case .blob(let n, let digest): name = n.value; parameters["layerDigest"] = .string(digest)
+        case .upload(let n, let id): name = n.value; parameters["uploadId"] = .string(id)
+        case .referrers(let n, let digest): name = n.value; parameters["imageDigest"] = .string(digest)
+        }
+        if let name {
+            parameters["repositoryName"] = .string(name)
+            f.resources = [repositoryResource(region: region, registryID: r.registryID, name: name)]
+        }
+        f.eventName = ociEventName(OCIHandler.operation(r.route, r.method))
+        if r.isPublic { f.eventSource = "ecr-public.amazonaws.com" }
+        f.requestParameters = .object(parameters)
+        f.recipientAccountID = registry.account
     }
 
     /// The CloudTrail name of a `/v2/` operation: ECR's event names for registry traffic.

@@ -36,8 +36,10 @@ public struct BerthRouter: HTTPResponderBuilder {
 
     /// `audit`: the trail every request is recorded in, nil to record nothing.
     public static func make(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics,
-                            audit: AuditTrail? = nil, region: String = "us-east-1") -> BerthRouter {
-        let middleware = audit.map { AuditMiddleware(trail: $0, region: region, defaultAccountID: oci.defaultRegistryID) }
+                            audit: AuditTrail? = nil, region: String = "us-east-1", auditRegistryReads: Bool = false) -> BerthRouter {
+        let middleware = audit.map {
+            AuditMiddleware(trail: $0, region: region, defaultAccountID: oci.defaultRegistryID, recordsRegistryReads: auditRegistryReads)
+        }
         return BerthRouter(router: routes(oci: oci, ecr: ecr, query: query, metrics: metrics, audit: middleware), oci: oci,
                            metrics: metrics, audit: middleware)
     }

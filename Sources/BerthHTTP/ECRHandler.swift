@@ -73,7 +73,9 @@ public struct ECRHandler: Sendable {
             result = ECRService.errorResponse(Self.wireError(error, context))
         }
         let region = authenticator.region
+        let answer = result.errorType == nil && !AuditEvent.isReadOnly(asked) ? AuditMiddleware.smallObject(result.body) : nil
         context.record.setAudit { f in
+            f.responseElements = answer
             f.errorCode = result.errorType
             f.errorMessage = result.errorMessage
             f.requestParameters = result.requestParameters.map { JSONValue.object($0) }
@@ -139,6 +141,7 @@ public struct ECRHandler: Sendable {
         context.record.set(door: .kms, operation: "unknown")
         do {
             let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
+            context.record.setAudit { $0.requestParameters = AuditMiddleware.smallObject(body) }
             let principal = try await authenticator.aws(request, body: body, service: KMSService.signingName, context)
             context.identity = .principal(principal)
             let r = await kms.handle(target: target, body: body, principal: principal)

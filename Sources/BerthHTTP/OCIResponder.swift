@@ -149,33 +149,12 @@ public struct OCIHandler: Sendable {
         return wire.response(head: request.method == .head, headers: headers)
     }
 
-    /// What the audit trail records of a `/v2/` request: ECR's event name, the repository and reference as
-    /// `requestParameters`, the repository as the resource, the registry's account as the recipient.
+    /// What the audit trail needs of a `/v2/` request; the record itself is built only if it is kept
+    /// (``AuditMiddleware/ociFacts(_:)``).
     func recordAuditFacts(_ route: OCIRoute, _ request: Request, registryID: String, publicAccount: String?,
                           _ context: BerthRequestContext) {
-        let operation = Self.operation(route, request.method)
-        let registry = RegistryID(storedValue: registryID)
-        var parameters: [String: JSONValue] = ["registryId": .string(registry.account)]
-        var name: String?
-        switch route {
-        case .base, .catalog: break
-        case .tags(let n), .uploads(let n): name = n.value
-        case .manifest(let n, let reference):
-            name = n.value
-            parameters[reference.hasPrefix("sha256:") || reference.hasPrefix("sha512:") ? "imageDigest" : "imageTag"] = .string(reference)
-        case .blob(let n, let digest): name = n.value; parameters["layerDigest"] = .string(digest)
-        case .upload(let n, let id): name = n.value; parameters["uploadId"] = .string(id)
-        case .referrers(let n, let digest): name = n.value; parameters["imageDigest"] = .string(digest)
-        }
-        if let name { parameters["repositoryName"] = .string(name) }
-        let resource = name.map { AuditMiddleware.repositoryResource(region: authenticator.region, registryID: registryID, name: $0) }
-        context.record.setAudit { f in
-            f.eventName = AuditMiddleware.ociEventName(operation)
-            if publicAccount != nil { f.eventSource = "ecr-public.amazonaws.com" }
-            f.requestParameters = .object(parameters)
-            f.resources = resource.map { [$0] } ?? []
-            f.recipientAccountID = registry.account
-        }
+        context.record.setAudit { $0.oci = OCIAuditRequest(route: route, method: request.method, registryID: registryID,
+                                                          isPublic: publicAccount != nil) }
     }
 
     /// The ECR actions a `/v2/` request needs, as ECR defines them for docker clients, and whether

@@ -158,7 +158,8 @@ import Testing
 
     @Test func auditSettingsFromFileAndEnvironment() throws {
         let d = try BerthConfiguration.load(file: nil, environment: [:])
-        #expect(d.auditEnabled && d.auditRetentionDays == 90)
+        #expect(d.auditEnabled && d.auditRetentionDays == 90 && !d.auditRegistryReads)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_AUDIT_REGISTRY_READS": "true"]).auditRegistryReads)
         let f = try BerthConfiguration.load(file: try file(#"{"auditEnabled": false, "auditRetentionDays": 7}"#), environment: [:])
         #expect(!f.auditEnabled && f.auditRetentionDays == 7)
         let e = try BerthConfiguration.load(file: nil, environment: ["BERTH_AUDIT_ENABLED": "false", "BERTH_AUDIT_RETENTION_DAYS": "30"])
