@@ -1,4 +1,5 @@
 import BerthStorage
+import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
@@ -102,9 +103,33 @@ struct PGConnection {
         Int(try await query(sql, values) { try $0.int(0) }.first ?? 0)
     }
 
-    /// Several statements without parameters (the simple query protocol: DDL, migrations).
+    /// Several statements without parameters (DDL, migrations), run one after the other.
     func script(_ sql: String) async throws {
-        _ = try await connection.simpleQuery(sql).get()
+        for statement in Self.statements(sql) { try await execute(statement) }
+    }
+
+    /// `sql` cut at its semicolons, except those inside quotes ('…') and dollar-quoted bodies ($$…$$).
+    /// (PostgresNIO sends every query as a prepared statement, which holds one command.)
+    static func statements(_ sql: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var inQuote = false, inBody = false
+        var previous: Character = " "
+        for ch in sql {
+            if ch == "'" && !inBody { inQuote.toggle() }
+            if ch == "$" && previous == "$" && !inQuote { inBody.toggle() }
+            if ch == ";" && !inQuote && !inBody {
+                let trimmed = current.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !trimmed.isEmpty { out.append(trimmed) }
+                current = ""
+            } else {
+                current.append(ch)
+            }
+            previous = ch == "$" && previous == "$" ? " " : ch
+        }
+        let trimmed = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !trimmed.isEmpty { out.append(trimmed) }
+        return out
     }
 }
 

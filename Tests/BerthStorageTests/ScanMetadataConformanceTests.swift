@@ -24,7 +24,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func scansRoundTripWithFindings(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await prepare(m)
         #expect(try await m.scan(image, in: k("r")) == nil)
         var rec = ImageScanRecord(repository: k("r"), digest: image, state: .complete, statusDescription: "ok", trigger: "PUSH",
@@ -42,7 +42,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func scansNeedTheImageAndGoWithIt(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await prepare(m)
         let missing = Digest.sha256(of: Array("missing".utf8))
         let rec = { (d: Digest, repo: RepositoryKey) in
@@ -60,7 +60,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func unfinishedScansComeOldestFirstWithoutFindings(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await prepare(m)
         var a = ImageScanRecord(repository: k("r"), digest: image, state: .inProgress, trigger: "PUSH", requestedAt: 9,
                                 findings: [finding("CVE-9", .high)])
