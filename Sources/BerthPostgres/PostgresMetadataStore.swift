@@ -36,8 +36,13 @@ public final class PostgresMetadataStore: MetadataStore {
         migration = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    try await client.withConnection { connection in
-                        _ = try await PostgresSchemaMigrator.migrate(PGConnection(connection: connection, logger: logger), migrations: migrations)
+                    do {
+                        try await client.withConnection { connection in
+                            _ = try await PostgresSchemaMigrator.migrate(PGConnection(connection: connection, logger: logger),
+                                                                         migrations: migrations)
+                        }
+                    } catch let error as PSQLError {
+                        throw PostgresError(error, sql: "(connecting to \(server))")
                     }
                 }
                 group.addTask {
@@ -62,22 +67,29 @@ public final class PostgresMetadataStore: MetadataStore {
     /// Closes the pool's connections.
     public func shutdown() { runTask.cancel() }
 
-    /// One statement (or several, each on its own) on a pooled connection, outside a transaction.
-    func read<T: Sendable>(_ body: (PGConnection) async throws -> T) async throws -> T {
+    /// A pooled connection for `body`; a failure to get one says so (PostgresNIO's own text is generic).
+    func withConnection<T: Sendable>(_ body: (PGConnection) async throws -> T) async throws -> T {
         try await migration.value
-        return try await client.withConnection { connection in try await body(PGConnection(connection: connection, logger: logger)) }
+        do {
+            return try await client.withConnection { connection in try await body(PGConnection(connection: connection, logger: logger)) }
+        } catch let error as PSQLError {
+            throw PostgresError(error, sql: "(connecting)")
+        }
     }
 
-    /// Runs `body` in one `SERIALIZABLE` transaction, again (up to 20 times) when it failed on a
+    /// One statement (or several, each on its own) on a pooled connection, outside a transaction.
+    func read<T: Sendable>(_ body: (PGConnection) async throws -> T) async throws -> T {
+        try await withConnection(body)
+    }
+
+    /// Runs `body` in one transaction (`SERIALIZABLE` unless told), again (up to 20 times) when it failed on a
     /// serialization failure or deadlock; so `body` must be safe to run twice (those given by callers —
     /// `update`, `stored`, `removeFiles` — are).
     func transaction<T: Sendable>(_ isolation: String = "SERIALIZABLE", _ body: (PGConnection) async throws -> T) async throws -> T {
-        try await migration.value
         var attempt = 0
         while true {
             do {
-                return try await client.withConnection { connection in
-                    let c = PGConnection(connection: connection, logger: logger)
+                return try await withConnection { c in
                     try await c.execute("BEGIN ISOLATION LEVEL \(isolation)")
                     do {
                         let value = try await body(c)
@@ -88,7 +100,7 @@ public final class PostgresMetadataStore: MetadataStore {
                         throw error
                     }
                 }
-            } catch let error as PSQLError where ["40001", "40P01"].contains(error.sqlState ?? "") && attempt < 20 {
+            } catch let error as PostgresError where error.isTransient && attempt < 20 {
                 attempt += 1
                 try await Task.sleep(nanoseconds: UInt64.random(in: 1...(UInt64(attempt) * 2_000_000)))
             }

@@ -80,7 +80,11 @@ struct PGConnection {
 
     private func run(_ sql: String, _ values: [PGValue]) async throws -> PostgresQueryResult {
         let query = PostgresQuery(unsafeSQL: Self.numbered(sql), binds: try Self.bindings(values))
-        return try await connection.query(query, logger: logger).get()
+        do {
+            return try await connection.query(query, logger: logger).get()
+        } catch let error as PSQLError {
+            throw PostgresError(error, sql: sql)
+        }
     }
 
     /// Rows of a statement, each made by `row`.
@@ -133,7 +137,25 @@ struct PGConnection {
     }
 }
 
-extension PSQLError {
-    /// The SQLSTATE of a server error.
-    var sqlState: String? { serverInfo?[.sqlState] }
+/// A failed statement, saying what PostgreSQL said (PostgresNIO's own errors print a generic text, so that
+/// bound values never reach a log; this keeps that rule: the SQL, never the values).
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    /// The SQLSTATE of a server error (`40001` serialization failure, `23505` unique violation, …).
+    public let sqlState: String?
+    public let message: String
+    public let sql: String
+
+    init(_ error: PSQLError, sql: String) {
+        sqlState = error.serverInfo?[.sqlState]
+        message = error.serverInfo?[.message] ?? "\(error.code)"
+        self.sql = sql
+    }
+
+    /// Worth running the whole transaction again: a serialization failure or a deadlock.
+    var isTransient: Bool { sqlState == "40001" || sqlState == "40P01" }
+
+    public var description: String {
+        let statement = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "") in \(statement.prefix(160))"
+    }
 }

@@ -297,7 +297,11 @@ public enum PostgresSchemaMigrator {
     static let lock = "SELECT pg_advisory_xact_lock(hashtext('berth schema migrations ' || current_schema()))"
 
     static func recordedVersion(_ c: PGConnection) async throws -> Int {
-        guard try await c.query("SELECT to_regclass('schema_migrations') IS NOT NULL", row: { try $0.bool(0) }).first == true else { return 0 }
+        // A scan of pg_class, not `to_regclass`: the catalog cache of a transaction that waited for the lock
+        // may still say "no such table" after another node created it.
+        guard try await c.exists("""
+            SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'
+            """, []) else { return 0 }
         return try await c.count("SELECT coalesce(max(version), 0)::bigint FROM schema_migrations", [])
     }
 
