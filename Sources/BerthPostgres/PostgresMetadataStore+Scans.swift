@@ -58,6 +58,19 @@ extension PostgresMetadataStore {
         }
     }
 
+    public func scans(of digests: [Digest], in repository: RepositoryKey) async throws -> [Digest: ImageScanRecord] {
+        guard !digests.isEmpty else { return [:] }
+        return try await read { c in
+            let rows = try await c.query("""
+                SELECT \(Self.scanColumns), s.findings FROM repositories r JOIN image_scans s ON s.repo_id = r.id
+                WHERE r.registry_id = $1 AND r.name = $2 AND s.digest = ANY($3::text[])
+                """, Self.repoValues(repository) + [.texts(digests.map(\.description))]) {
+                try Self.scanRecord($0, repository, findings: true)
+            }
+            return Dictionary(rows.compactMap { $0.map { ($0.digest, $0) } }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
     public func unfinishedScans(limit: Int) async throws -> [ImageScanRecord] {
         try await read { c in
             try await c.query("""

@@ -179,6 +179,17 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
+    public func repositoryRecords(in registryID: String, after last: String?, limit: Int) async throws -> [RepositoryRecord] {
+        try await read { c in
+            try await c.query("""
+                SELECT name, created_at, settings FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?
+                """, [.text(registryID), .text(last ?? ""), .integer(Int64(limit) + 1)]) {
+                let key = RepositoryKey(storedRegistryID: registryID, name: try $0.text(0))
+                return RepositoryRecord(key: key, createdAt: try $0.double(1), settings: try Self.decode(try $0.text(2), of: key))
+            }
+        }
+    }
+
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         try await authorizationWrite { c in
             try await c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?", Self.repoValues(key)) == 1

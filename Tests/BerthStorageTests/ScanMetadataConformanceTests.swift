@@ -41,6 +41,21 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func scansOfSeveralImagesInOneRead(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await prepare(m)
+        let missing = Digest.sha256(of: Array("missing".utf8))
+        #expect(try await m.scans(of: [image, other, missing], in: k("r")).isEmpty)
+        #expect(try await m.scans(of: [], in: k("r")).isEmpty)
+        let rec = ImageScanRecord(repository: k("r"), digest: image, state: .complete, statusDescription: "ok", trigger: "PUSH",
+                                  requestedAt: 5, startedAt: 6, completedAt: 7, findings: [finding("CVE-1", .high)])
+        #expect(try await m.putScan(rec, ifState: nil))
+        let found = try await m.scans(of: [image, other, missing, image], in: k("r"))
+        #expect(found == [image: rec], "with its findings, only the scanned image")
+        #expect(try await m.scans(of: [image], in: k("other")).isEmpty, "another repository's image has no scan")
+    }
+
+    @Test(arguments: Backend.allCases)
     func scansNeedTheImageAndGoWithIt(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         try await prepare(m)

@@ -319,6 +319,22 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         for d in digests { #expect(try await m.manifest(d, in: k("r")) != nil) }
     }
 
+    @Test(arguments: Backend.allCases)
+    func repositoryRecordsPageLikeTheirNames(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        for (i, name) in ["b", "a/x", "c", "a"].enumerated() {
+            try await m.createRepository(k(name), at: Double(i), settings: RepositorySettings(imageTagMutability: i == 2 ? .immutable : .mutable))
+        }
+        try await m.createRepository(RepositoryKey(storedRegistryID: "222222222222", name: "z"), at: 9)
+        let all = try await m.repositoryRecords(in: registry, after: nil, limit: 10)
+        #expect(all.map(\.key.name) == ["a", "a/x", "b", "c"])
+        #expect(all.map(\.createdAt) == [3, 1, 0, 2])
+        #expect(all.map(\.settings.imageTagMutability) == [.mutable, .mutable, .mutable, .immutable])
+        #expect(try await m.repositoryRecords(in: registry, after: "a/x", limit: 1).map(\.key.name) == ["b", "c"], "limit + 1 rows")
+        #expect(try await m.repositoryRecords(in: registry, after: "c", limit: 5).isEmpty)
+        for r in all { #expect(try await m.repository(r.key) == r) }
+    }
+
     @Test(arguments: Backend.persistent)
     func stateSurvivesReopen(_ backend: Backend) async throws {
         let s = try await backend.make()
