@@ -9,6 +9,7 @@ import BerthIAM
 import BerthKMS
 import BerthRegistry
 import BerthScanService
+import BerthPostgres
 import BerthStorage
 import BerthSupport
 import Foundation
@@ -47,6 +48,7 @@ public struct StorageBackends: Sendable {
         }
         switch config.metadataBackend {
         case "memory": metadata = InMemoryMetadataStore()
+        case "postgres": metadata = try PostgresMetadataStore(url: config.postgresURL, environment: ProcessInfo.processInfo.environment)
         default: metadata = try SQLiteMetadataStore(path: "\(config.dataDir)/berth.db")
         }
         return StorageBackends(blobs: blobs, metadata: metadata)

@@ -1,4 +1,5 @@
 import BerthHTTP
+import BerthPostgres
 import BerthStorage
 import Foundation
 
@@ -56,10 +57,16 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// Threads for the filesystem blob store's blocking I/O (open, write, fsync, rename). Mostly waiting on
     /// the disk, not the CPU: enough of them let concurrent pushes' fsyncs overlap.
     public var blobIOThreads: Int = 16
-    /// Metadata backend: `sqlite` (default) or `memory`.
+    /// Metadata backend: `sqlite` (default), `postgres` (at `postgresURL`) or `memory`.
     public var metadataBackend: String = "sqlite"
     /// Blob backend: `filesystem` (default) or `memory`.
     public var blobBackend: String = "filesystem"
+    /// The PostgreSQL server of `metadataBackend: postgres`, as a libpq URL; what it leaves out comes from
+    /// the `PG*` variables (see `PostgresConnectionSettings`). Nil: the `PG*` variables alone.
+    public var postgresURL: String? = nil
+
+    /// `postgresURL` with its password hidden (for printing the settings).
+    public var postgresURLRedacted: String? { postgresURL.map(PostgresConnectionSettings.redacted) }
     /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
     public var oidcJwksDirectory: String? = nil
     /// How long cached access keys and policies may be used before they are read again, in seconds. Writes
@@ -213,6 +220,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         bool("BERTH_AUDIT_REGISTRY_READS") { config.auditRegistryReads = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
+        if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
         if let v = env("BERTH_AUTH_CACHE_SECONDS") {
             if let d = Double(v) { config.authCacheSeconds = d } else { problems.append("BERTH_AUTH_CACHE_SECONDS must be a number, got \(v)") }
@@ -261,7 +269,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !(1...86_400).contains(pullTimeFlushSeconds) { p.append("pullTimeFlushSeconds must be between 1 and 86400") }
         if let d = archiveDirectory, d.isEmpty || d.contains("\u{0}") { p.append("archiveDirectory must be a directory path") }
-        if !["sqlite", "memory"].contains(metadataBackend) { p.append("metadataBackend must be sqlite or memory, got \(metadataBackend)") }
+        if !["sqlite", "postgres", "memory"].contains(metadataBackend) {
+            p.append("metadataBackend must be sqlite, postgres or memory, got \(metadataBackend)")
+        }
+        if let url = postgresURL {
+            do { _ = try PostgresConnectionSettings(url: url, environment: [:]) } catch { p.append("\(error)") }
+        }
         if BlobWriteMode(rawValue: blobWrites) == nil { p.append("blobWrites must be buffered or direct, got \(blobWrites)") }
         if !(1...256).contains(blobIOThreads) { p.append("blobIOThreads must be between 1 and 256, got \(blobIOThreads)") }
         if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
@@ -280,7 +293,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
-             lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, oidcJwksDirectory,
+             lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
              auditEnabled, auditRetentionDays, auditRegistryReads
     }
@@ -319,6 +332,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         blobIOThreads = try c.decodeIfPresent(Int.self, forKey: .blobIOThreads) ?? d.blobIOThreads
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
+        postgresURL = try c.decodeIfPresent(String.self, forKey: .postgresURL)
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
         gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds
@@ -342,7 +356,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend",
+         "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
          "auditEnabled", "auditRetentionDays", "auditRegistryReads"]
     }

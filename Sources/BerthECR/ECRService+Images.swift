@@ -168,7 +168,8 @@ extension ECRService {
         return .object(out)
     }
 
-    func imageDetail(_ key: RepositoryKey, _ i: ImageSummary) async throws -> JSONValue {
+    /// `scan`: the image's scan, read beforehand (a page of images reads its scans in one go).
+    func imageDetail(_ key: RepositoryKey, _ i: ImageSummary, scan: ImageScanRecord?) async throws -> JSONValue {
         var o: [String: JSONValue] = [
             "registryId": .string(wireID(key)),
             "repositoryName": .string(key.name),
@@ -188,7 +189,7 @@ extension ECRService {
         if let t = i.lastArchivedAt { o["lastArchivedAt"] = .double(t) }
         if let t = i.lastActivatedAt { o["lastActivatedAt"] = .double(t) }
         if let s = i.subject { o["subjectManifestDigest"] = .string(s.description) }
-        if let scan = try await registry.scan(i.digest, in: key) {
+        if let scan {
             o["imageScanStatus"] = scanStatusJSON(scan)
             if scan.state == .complete {
                 var summary: [String: JSONValue] = ["findingSeverityCounts": severityCountsJSON(scan)]
@@ -216,7 +217,7 @@ extension ECRService {
                 switch try await resolve(id, in: key) {
                 case .found(let d, _):
                     guard seen.insert(d).inserted, let i = try await registry.image(d, in: key) else { continue }
-                    details.append(try await imageDetail(key, i))
+                    details.append(try await imageDetail(key, i, scan: try await registry.scan(d, in: key)))
                 case .failed(let code, let reason):
                     throw try imageLookupError(id, code: code, reason: reason, in: key)
                 }
@@ -225,7 +226,8 @@ extension ECRService {
         }
         let (images, next) = try await pageOfImages(key, p)
         var details: [JSONValue] = []
-        for i in images { details.append(try await imageDetail(key, i)) }
+        let scans = try await registry.scans(of: images.map(\.digest), in: key)
+        for i in images { details.append(try await imageDetail(key, i, scan: scans[i.digest])) }
         var out: [String: JSONValue] = ["imageDetails": .array(details)]
         if let next { out["nextToken"] = .string(next) }
         return .object(out)

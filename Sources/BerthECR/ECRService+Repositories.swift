@@ -136,10 +136,8 @@ extension ECRService {
                                            resource: repositoryARNPrefix(reg) + "*")
             // Without maxResults, ECR (and ECR Public) return up to 100 repositories and a nextToken.
             let limit = maxResults ?? Self.defaultPageSize
-            let page = try await registry.catalog(storeID(reg), PageRequest(limit: limit, last: token))
-            for n in page.items {
-                if let r = try await registry.findRepository(RepositoryKey(storedRegistryID: storeID(reg), name: n)) { records.append(r) }
-            }
+            let page = try await registry.catalogRecords(storeID(reg), PageRequest(limit: limit, last: token))
+            records = page.items
             next = page.next.map(ECRService.encodeToken)
         }
         var out: [String: JSONValue] = ["repositories": .array(records.map(repositoryJSON))]

@@ -55,6 +55,11 @@ extension Registry {
         try await metadata.scan(digest, in: name)
     }
 
+    /// The scans of several images of a repository, by digest, in one store read (images never scanned are absent).
+    public func scans(of digests: [Digest], in name: RepositoryKey) async throws -> [Digest: ImageScanRecord] {
+        try await metadata.scans(of: digests, in: name)
+    }
+
     /// Stores a scan's progress or outcome, replacing the image's previous scan, if the image still
     /// exists and, when `expected` is given, its current scan is in that state (so a newer request is
     /// never overwritten by an older run). False otherwise.

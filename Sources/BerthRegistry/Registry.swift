@@ -115,6 +115,13 @@ public final class Registry: Sendable {
         return Page.from(rows: rows, limit: page.limit) { $0 }
     }
 
+    /// A page of the catalog with each repository's record, in one store read.
+    public func catalogRecords(_ registryID: String, _ page: PageRequest) async throws -> Page<RepositoryRecord> {
+        guard page.limit > 0 else { return Page(items: [], next: nil) }
+        let rows = try await metadata.repositoryRecords(in: registryID, after: page.last, limit: page.limit)
+        return Page.from(rows: rows, limit: page.limit) { $0.key.name }
+    }
+
     public func tags(_ name: RepositoryKey, _ page: PageRequest) async throws -> Page<String> {
         try await requireRepository(name)
         guard page.limit > 0 else { return Page(items: [], next: nil) }

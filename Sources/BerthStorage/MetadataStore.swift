@@ -57,6 +57,9 @@ public protocol RepositoryMetadata: AuthorizationChangeTracking {
     /// Names of a registry's repositories in lexical order after `last`, up to `limit + 1` rows
     /// (so callers can tell a next page).
     func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String]
+    /// The same page as `listRepositories`, with each repository's record (one query where the store can:
+    /// DescribeRepositories must not cost a round trip per repository).
+    func repositoryRecords(in registryID: String, after last: String?, limit: Int) async throws -> [RepositoryRecord]
     /// Deletes a repository with everything in it. Returns false when it did not exist.
     @discardableResult
     func deleteRepository(_ key: RepositoryKey) async throws -> Bool
@@ -175,6 +178,9 @@ public protocol ScanMetadata: Sendable {
     @discardableResult
     func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool
     func scan(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageScanRecord?
+    /// The scans (with findings) of those of `digests` that have one, by digest (one query where the
+    /// store can: DescribeImages must not cost a round trip per image).
+    func scans(of digests: [Digest], in repository: RepositoryKey) async throws -> [Digest: ImageScanRecord]
     /// Scans not yet finished (`PENDING`, `IN_PROGRESS`), oldest request first, without findings.
     func unfinishedScans(limit: Int) async throws -> [ImageScanRecord]
 }
@@ -192,6 +198,28 @@ extension RepositoryMetadata {
     @discardableResult
     public func createRepository(_ key: RepositoryKey, at: Double) async throws -> Bool {
         try await createRepository(key, at: at, settings: RepositorySettings())
+    }
+}
+
+extension RepositoryMetadata {
+    /// Record by record, for the embedded stores (a read there costs no round trip).
+    public func repositoryRecords(in registryID: String, after last: String?, limit: Int) async throws -> [RepositoryRecord] {
+        var records: [RepositoryRecord] = []
+        for name in try await listRepositories(in: registryID, after: last, limit: limit) {
+            if let r = try await repository(RepositoryKey(storedRegistryID: registryID, name: name)) { records.append(r) }
+        }
+        return records
+    }
+}
+
+extension ScanMetadata {
+    /// Scan by scan, for the embedded stores (a read there costs no round trip).
+    public func scans(of digests: [Digest], in repository: RepositoryKey) async throws -> [Digest: ImageScanRecord] {
+        var found: [Digest: ImageScanRecord] = [:]
+        for d in digests where found[d] == nil {
+            if let s = try await scan(d, in: repository) { found[d] = s }
+        }
+        return found
     }
 }
 

@@ -187,19 +187,10 @@ extension SQLiteMetadataStore {
 
     static let oidcColumns = "account_id, url, client_ids, thumbprints, created_at"
 
-    /// Lists are kept as JSON arrays of strings.
-    static func encodeList(_ list: [String]) throws -> String {
-        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
-    }
+    static func encodeList(_ list: [String]) throws -> String { try StoredValues.encodeList(list) }
 
-    /// A stored list; one that does not decode is an error (an empty list of client ids would look
-    /// like a provider that accepts no audience, hiding the damage).
     static func decodeList(_ text: String, _ what: @autoclosure () -> String) throws -> [String] {
-        do {
-            return try JSONDecoder().decode([String].self, from: Data(text.utf8))
-        } catch {
-            throw CorruptMetadataError(what: what(), detail: "\(error)")
-        }
+        try StoredValues.decodeList(text, what())
     }
 
     static func oidcRow(_ r: SQLiteRow) throws -> OIDCProviderRecord {

@@ -43,19 +43,10 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: repositories
 
-    static func encode(_ settings: RepositorySettings) throws -> String {
-        String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
-    }
+    static func encode(_ settings: RepositorySettings) throws -> String { try StoredValues.encode(settings) }
 
-    /// A repository's stored settings. A row that does not decode is an error, never default settings:
-    /// the defaults have no repository policy, so falling back to them would drop its `Deny` statements.
-    static func decode(_ text: String, of key: RepositoryKey) throws -> RepositorySettings {
-        do {
-            return try JSONDecoder().decode(RepositorySettings.self, from: Data(text.utf8))
-        } catch {
-            throw CorruptMetadataError(what: "settings of repository \(key.registryID)/\(key.name)", detail: "\(error)")
-        }
-    }
+    /// A repository's stored settings (see `StoredValues.decode`).
+    static func decode(_ text: String, of key: RepositoryKey) throws -> RepositorySettings { try StoredValues.decode(text, of: key) }
 
     public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
         let text = try Self.encode(settings)

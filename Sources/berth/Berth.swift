@@ -84,6 +84,7 @@ struct VerifyConfig: AsyncParsableCommand {
         do {
             var config = try options.load()
             if config.rootSecretAccessKey != nil { config.rootSecretAccessKey = "(redacted)" }
+            config.postgresURL = config.postgresURLRedacted
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try enc.encode(config), as: UTF8.self))

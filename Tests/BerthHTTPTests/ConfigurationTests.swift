@@ -147,6 +147,24 @@ import Testing
         }
     }
 
+    @Test func postgresMetadataBackendFromFileAndEnvironment() throws {
+        let fromFile = try BerthConfiguration.load(
+            file: try file(#"{"metadataBackend": "postgres", "postgresURL": "postgres://berth:pw@db:5432/reg"}"#), environment: [:])
+        #expect(fromFile.metadataBackend == "postgres" && fromFile.postgresURL == "postgres://berth:pw@db:5432/reg")
+        #expect(fromFile.postgresURLRedacted == "postgres://berth:redacted@db:5432/reg")
+        let fromEnv = try BerthConfiguration.load(file: nil, environment: [
+            "BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": "postgres:///reg?host=/run/postgresql"])
+        #expect(fromEnv.metadataBackend == "postgres" && fromEnv.postgresURL == "postgres:///reg?host=/run/postgresql")
+        // Without a URL the PG* variables say where (read when the store connects).
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_METADATA_BACKEND": "postgres"]).postgresURL == nil)
+        for bad in ["mysql://db/reg", "postgres://db/reg?sslmode=maybe", "postgres://db:0/reg"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                try BerthConfiguration.load(file: nil, environment: ["BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": bad])
+            }
+        }
+        #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_METADATA_BACKEND": "mysql"]) }
+    }
+
     @Test func blobIOThreadsFromFileAndEnvironment() throws {
         #expect(try BerthConfiguration.load(file: nil, environment: [:]).blobIOThreads == 16)
         #expect(try BerthConfiguration.load(file: try file(#"{"blobIOThreads": 4}"#), environment: [:]).blobIOThreads == 4)

@@ -34,6 +34,7 @@ import Testing
         #expect(!found.isEmpty, "the sources of \(target) were found")
         for (file, names) in found {
             #expect(!names.contains("BerthStorage"), "\(target)/\(file) imports BerthStorage: call Registry instead")
+            #expect(!names.contains("BerthPostgres"), "\(target)/\(file) imports BerthPostgres: call Registry instead")
         }
     }
 }

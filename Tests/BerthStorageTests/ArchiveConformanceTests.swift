@@ -15,7 +15,7 @@ import Testing
 
     /// Repository `r` with `child` (tagged `v1`, one layer) and `index` listing it.
     func world(_ backend: Backend) async throws -> any MetadataStore {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         try await m.recordBlob(layer, size: 5, linkTo: k("r"), at: 0)
         _ = try await m.putManifest(ManifestPut(record: record(child), blobs: [layer], manifests: [], tag: "v1"), in: k("r"))
@@ -97,7 +97,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func pullTimeExclusions(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let a = "arn:aws:iam::111111111111:role/scanner"
         let b = "arn:aws:iam::111111111111:user/ci/bot"
         #expect(try await m.pullTimeExclusions(of: registry).isEmpty)
@@ -119,14 +119,15 @@ import Testing
         #expect(try await m.pullTimeExclusions(of: "222222222222").map(\.principalARN) == [a])
     }
 
-    @Test func archiveStateAndExclusionsSurviveReopen() async throws {
-        let s = try Backend.filesystemAndSQLite.make()
+    @Test(arguments: Backend.persistent)
+    func archiveStateAndExclusionsSurviveReopen(_ backend: Backend) async throws {
+        let s = try await backend.make()
         let m = s.metadata
         try await m.createRepository(k("r"), at: 0)
         _ = try await m.putManifest(ManifestPut(record: record(child), blobs: [], manifests: [], tag: nil), in: k("r"))
         _ = try await m.updateImageStorageClass(child, in: k("r"), to: .archive, at: 10)
         _ = try await m.addPullTimeExclusion(PullTimeExclusion(principalARN: "arn:aws:iam::111111111111:role/r", createdAt: 1), to: registry, limit: 100)
-        let (_, again) = try s.reopen!()
+        let (_, again) = try await s.reopen!()
         #expect(try await again.image(child, in: k("r"))?.status == .archived)
         #expect(try await again.image(child, in: k("r"))?.lastArchivedAt == 10)
         #expect(try await again.pullTimeExclusions(of: registry).count == 1)

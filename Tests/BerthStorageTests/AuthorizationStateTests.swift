@@ -18,7 +18,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func authorizationWritesAdvanceTheGeneration(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let repo = k("app")
         let user = IAMEntityKey(.user, account, "alice")
         let group = IAMEntityKey(.group, account, "devs")
@@ -56,7 +56,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func imageDataWritesLeaveTheGeneration(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let repo = k("data")
         try await m.createRepository(repo, at: 0)
         let layer = Digest.sha256(of: Array("layer".utf8))
@@ -81,7 +81,7 @@ import Testing
     /// A damaged settings row is an error, never default settings (which have no repository policy, so
     /// its Deny statements would silently stop applying), and never mutable tags either.
     @Test func sqliteSettingsThatDoNotDecodeAreAnError() async throws {
-        let s = try Backend.filesystemAndSQLite.make()
+        let s = try await Backend.filesystemAndSQLite.make()
         let m = s.metadata
         var settings = RepositorySettings(imageTagMutability: .immutable)
         settings.policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:*"}]}"#

@@ -38,7 +38,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func accountingFollowsPutsAndDeletes(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let other = RepositoryKey(storedRegistryID: "222222222222", name: "c")
         let pub = RepositoryKey(storedRegistryID: "public:" + registry, name: "p")
         try await seed(m, [k("a"), k("b"), other, pub])
@@ -86,7 +86,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func candidatesWaitOutTheGracePeriod(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await seed(m, [k("a")])
         _ = try await put(m, k("a"), "1", blobs: [cfg, l1], size: 110)
         #expect(try await m.markUnreferencedBlobs(at: 100) == 2)  // l2, l3
@@ -111,7 +111,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func dooming_thenRemoving_deletesRowsLinksAndFiles(_ backend: Backend) async throws {
-        let s = try backend.make()
+        let s = try await backend.make()
         let m = s.metadata
         try await seed(m, [k("a"), k("b")])
         _ = try await put(m, k("a"), "1", blobs: [cfg, l1], size: 110)
@@ -141,7 +141,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func aFailedFileRemovalLeavesTheBlobsDoomed(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await seed(m, [k("a")])
         _ = try await m.markUnreferencedBlobs(at: 10)
         _ = try await m.doomBlobs([l1], markedBefore: 10)
@@ -156,7 +156,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func recordingANewBlobChecksItsBytesInTheTransaction(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("a"), at: 0)
         await #expect(throws: BlobCollectedError.self) {
             try await m.recordBlob(l1, size: 100, linkTo: k("a"), at: 1, finishingUpload: nil, stored: { false })
@@ -170,7 +170,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func orphanFilesAreThoseWithoutARow(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await seed(m, [k("a")])
         let stray = Self.blob("stray")
         let seen = DigestLog()

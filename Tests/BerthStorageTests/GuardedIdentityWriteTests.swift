@@ -17,7 +17,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func accessKeyLimits(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         _ = try await m.createAccount(account, at: 0)
         let alice = "arn:aws:iam::\(account):user/alice"
         #expect(try await m.insertAccessKey(key("AKIA1", alice), limit: .perPrincipal(2)))
@@ -36,7 +36,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func deleteEntityOnlyWhenUnreferenced(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         _ = try await m.createAccount(account, at: 0)
         let alice = IAMEntityKey(.user, account, "alice")
         let devs = IAMEntityKey(.group, account, "devs")
@@ -69,7 +69,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func inlinePolicySizeQuota(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let alice = IAMEntityKey(.user, account, "alice")
         #expect(try await m.putInlinePolicy(alice, name: "a", document: "{}", totalSizeLimit: 10) == .notFound)
         _ = try await m.createEntity(user("alice"))
@@ -85,7 +85,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func attachmentsAndMembershipsNeedTheirEntities(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let alice = IAMEntityKey(.user, account, "alice")
         let policy = ManagedPolicyRecord(accountID: account, name: "pull", id: "ANPA1", document: "{}", createdAt: 1)
         #expect(try await m.attachPolicy(alice, arn: policy.arn, policyMustExist: true, limit: 2) == .notFound)

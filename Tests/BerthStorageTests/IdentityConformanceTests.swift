@@ -9,7 +9,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func entitiesAreUniquePerKindAndAccount(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let alice = IAMEntityRecord(kind: .user, accountID: account, name: "alice", path: "/dev/", id: "AIDAALICE", createdAt: 10)
         #expect(try await m.createEntity(alice))
         #expect(try await !m.createEntity(alice))
@@ -31,7 +31,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func inlinePoliciesAttachmentsAndMemberships(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let user = IAMEntityKey(.user, account, "alice")
         let group = IAMEntityKey(.group, account, "devs")
         _ = try await m.createEntity(IAMEntityRecord(kind: .user, accountID: account, name: "alice", id: "AIDA1", createdAt: 1))
@@ -78,7 +78,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func oidcProvidersAreUniquePerARN(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let github = OIDCProviderRecord(accountID: account, url: "token.actions.githubusercontent.com",
                                         clientIDs: ["sts.amazonaws.com", "other"], thumbprints: [String(repeating: "a", count: 40)],
                                         createdAt: 7)
@@ -98,16 +98,17 @@ import Testing
         #expect(try await m.oidcProviders(account: "210987654321").count == 1)
     }
 
-    @Test func sqliteIdentitySurvivesReopen() async throws {
-        let s = try Backend.filesystemAndSQLite.make()
+    @Test(arguments: Backend.persistent)
+    func identitySurvivesReopen(_ backend: Backend) async throws {
+        let s = try await backend.make()
         _ = try await s.metadata.createEntity(IAMEntityRecord(kind: .role, accountID: account, name: "r", id: "AROA1", createdAt: 1,
                                                               assumeRolePolicy: "{}", maxSessionDuration: 3600))
         try await s.metadata.putInlinePolicy(IAMEntityKey(.role, account, "r"), name: "p", document: "{}")
-        let (_, reopened) = try s.reopen!()
+        let (_, reopened) = try await s.reopen!()
         #expect(try await reopened.entity(IAMEntityKey(.role, account, "r"))?.maxSessionDuration == 3600)
         #expect(try await reopened.inlinePolicy(IAMEntityKey(.role, account, "r"), name: "p") == "{}")
         _ = try await reopened.createOIDCProvider(OIDCProviderRecord(accountID: account, url: "idp.example.com", clientIDs: ["a"], createdAt: 2))
-        let (_, again) = try s.reopen!()
+        let (_, again) = try await s.reopen!()
         #expect(try await again.oidcProvider(arn: "arn:aws:iam::123456789012:oidc-provider/idp.example.com")?.clientIDs == ["a"])
     }
 

@@ -22,7 +22,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func putImageRefusesWhatECRRefuses(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: .immutable))
         await #expect(throws: ImagePutRefusal.layersNotFound([config, layer])) {
             _ = try await m.putManifest(image(child, blobs: [config, layer], tag: "v1"), in: k("r"))
@@ -57,7 +57,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func deletingByDigestRefusesAnImageAnIndexLists(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         _ = try await m.putManifest(image(child, tag: "b"), in: k("r"))
         _ = try await m.putManifest(image(child, tag: "a"), in: k("r"))
@@ -74,7 +74,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func deletingTheLastTagDeletesTheImage(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         _ = try await m.putManifest(image(child, tag: "a"), in: k("r"))
         _ = try await m.putManifest(image(child, tag: "b"), in: k("r"))
@@ -95,7 +95,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func settingsUpdatesReadAndWriteInOneStep(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         #expect(try await m.updateRepositorySettings(k("nope")) { $0.scanOnPush = true } == nil)
         // Concurrent updates of different parts of the settings all land.
@@ -128,7 +128,7 @@ import Testing
     /// the child is gone. Never an index listing a deleted manifest.
     @Test(arguments: Backend.allCases)
     func putImageAndAConcurrentDeleteLeaveNoHalfState(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         for round in 0..<40 {
             let c = Digest.sha256(of: Array("child\(round)".utf8))

@@ -18,7 +18,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func keysRoundTripAndUpdateInOneTransaction(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let k1 = key("k1", account: a)
         #expect(try await m.createKMSKey(k1, material: material("k1", 1)))
         #expect(try await m.createKMSKey(k1, material: material("k1", 1)) == false, "an id is used once")
@@ -57,7 +57,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func dueKeysAndDeletionTakeMaterialAndAliases(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         var k1 = key("k1", account: a)
         k1.state = "PendingDeletion"
         k1.deletionDate = 100
@@ -84,7 +84,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func aliasesCheckTheirTargetInTheirAccount(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         #expect(try await m.createKMSKey(key("k1", account: a), material: material("k1", 1)))
         #expect(try await m.createKMSKey(key("k2", account: a), material: material("k2", 1)))
         #expect(try await m.createKMSKey(key("kb", account: b), material: material("kb", 1)))

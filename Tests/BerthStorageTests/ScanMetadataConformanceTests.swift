@@ -24,7 +24,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func scansRoundTripWithFindings(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await prepare(m)
         #expect(try await m.scan(image, in: k("r")) == nil)
         var rec = ImageScanRecord(repository: k("r"), digest: image, state: .complete, statusDescription: "ok", trigger: "PUSH",
@@ -41,8 +41,23 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func scansOfSeveralImagesInOneRead(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await prepare(m)
+        let missing = Digest.sha256(of: Array("missing".utf8))
+        #expect(try await m.scans(of: [image, other, missing], in: k("r")).isEmpty)
+        #expect(try await m.scans(of: [], in: k("r")).isEmpty)
+        let rec = ImageScanRecord(repository: k("r"), digest: image, state: .complete, statusDescription: "ok", trigger: "PUSH",
+                                  requestedAt: 5, startedAt: 6, completedAt: 7, findings: [finding("CVE-1", .high)])
+        #expect(try await m.putScan(rec, ifState: nil))
+        let found = try await m.scans(of: [image, other, missing, image], in: k("r"))
+        #expect(found == [image: rec], "with its findings, only the scanned image")
+        #expect(try await m.scans(of: [image], in: k("other")).isEmpty, "another repository's image has no scan")
+    }
+
+    @Test(arguments: Backend.allCases)
     func scansNeedTheImageAndGoWithIt(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await prepare(m)
         let missing = Digest.sha256(of: Array("missing".utf8))
         let rec = { (d: Digest, repo: RepositoryKey) in
@@ -60,7 +75,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func unfinishedScansComeOldestFirstWithoutFindings(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await prepare(m)
         var a = ImageScanRecord(repository: k("r"), digest: image, state: .inProgress, trigger: "PUSH", requestedAt: 9,
                                 findings: [finding("CVE-9", .high)])

@@ -8,30 +8,50 @@ import Testing
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case filesystemAndSQLite
+    /// Files and PostgreSQL (a schema of its own on the server of `BERTH_TEST_POSTGRES_URL`).
+    case postgres
 
     var testDescription: String { rawValue }
+
+    /// PostgreSQL only when a server is given (or CI requires one: then its absence fails the cases).
+    static var allCases: [Backend] { [.memory, .filesystemAndSQLite] + (PostgresTestDatabase.available ? [.postgres] : []) }
+    /// The backends whose state outlives the store object.
+    static var persistent: [Backend] { allCases.filter { $0 != .memory } }
 
     struct Stores {
         let blobs: any BlobStore
         let metadata: any MetadataStore
         let directory: String?
         /// Reopens the same persistent state (a restart); nil for backends without persistence.
-        let reopen: (@Sendable () throws -> (any BlobStore, any MetadataStore))?
+        let reopen: (@Sendable () async throws -> (any BlobStore, any MetadataStore))?
     }
 
-    func make() throws -> Stores {
+    func make() async throws -> Stores {
         switch self {
         case .memory:
             return Stores(blobs: InMemoryBlobStore(chunkSize: 7), metadata: InMemoryMetadataStore(), directory: nil, reopen: nil)
         case .filesystemAndSQLite:
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-conf-\(UUID().uuidString)").path
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let open: @Sendable () throws -> (any BlobStore, any MetadataStore) = {
+            let dir = try Self.temporaryDirectory()
+            let open: @Sendable () async throws -> (any BlobStore, any MetadataStore) = {
                 (try FileSystemBlobStore(root: dir, readChunkSize: 7), try SQLiteMetadataStore(path: dir + "/berth.db"))
             }
-            let (b, m) = try open()
+            let (b, m) = try await open()
+            return Stores(blobs: b, metadata: m, directory: dir, reopen: open)
+        case .postgres:
+            let dir = try Self.temporaryDirectory()
+            let schema = try await PostgresTestDatabase.newSchema()
+            let open: @Sendable () async throws -> (any BlobStore, any MetadataStore) = {
+                (try FileSystemBlobStore(root: dir, readChunkSize: 7), try await PostgresTestDatabase.store(schema: schema))
+            }
+            let (b, m) = try await open()
             return Stores(blobs: b, metadata: m, directory: dir, reopen: open)
         }
+    }
+
+    static func temporaryDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-conf-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
     }
 }
 
@@ -56,7 +76,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 @Suite struct BlobStoreConformance {
     @Test(arguments: Backend.allCases)
     func uploadCommitAndRead(_ backend: Backend) async throws {
-        let s = try backend.make()
+        let s = try await backend.make()
         let d = try await stage(s.blobs, "u1", ["hello ", "world, ", "this is a blob"])
         #expect(try await s.blobs.size(of: d) == nil, "a blob is invisible before commit")
         #expect(try await s.blobs.uploadedSize(id: "u1") == 27)
@@ -69,7 +89,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func reopeningAnUploadTruncatesUncommittedTail(_ backend: Backend) async throws {
-        let s = try backend.make()
+        let s = try await backend.make()
         _ = try await stage(s.blobs, "u2", ["abcdef"])
         let w = try await s.blobs.openUpload(id: "u2", at: 3)
         try await w.write(buffer("XYZ"))
@@ -83,7 +103,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func deleteUploadAndBlob(_ backend: Backend) async throws {
-        let s = try backend.make()
+        let s = try await backend.make()
         let d = try await stage(s.blobs, "u3", ["x"])
         try await s.blobs.deleteUpload(id: "u3")
         #expect(try await s.blobs.uploadedSize(id: "u3") == nil)
@@ -96,7 +116,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func sameBlobCommittedTwiceStaysIntact(_ backend: Backend) async throws {
-        let s = try backend.make()
+        let s = try await backend.make()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<8 {
                 group.addTask {
@@ -123,7 +143,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func repositoriesArePaginatedInOrder(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         for n in ["b/x", "a", "c", "b"] { #expect(try await m.createRepository(k(n), at: 1)) }
         #expect(try await m.createRepository(RepositoryKey(storedRegistryID: "222222222222", name: "zz"), at: 1))
         #expect(try await m.createRepository(k("a"), at: 2) == false)
@@ -137,7 +157,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func blobLinksArePerRepository(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r1"), at: 0)
         try await m.createRepository(k("r2"), at: 0)
         try await m.recordBlob(d1, size: 3, linkTo: k("r1"), at: 0)
@@ -155,7 +175,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func repositoriesLinkingABlobStayInTheirRegistry(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let other = RepositoryKey(storedRegistryID: "222222222222", name: "a")
         let publicRepo = RepositoryKey(storedRegistryID: "public:" + registry, name: "a")
         for key in [k("c"), k("a"), k("b"), other, publicRepo] { try await m.createRepository(key, at: 0) }
@@ -175,7 +195,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func manifestPutChecksReferencesAtomically(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         await #expect(throws: BerthError.manifestBlobUnknown(d2.description)) {
             _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [d2], manifests: [], tag: "t"), in: k("r"))
@@ -202,7 +222,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func tagsListDeleteAndManifestDelete(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         for t in ["v3", "v1", "latest", "v2"] {
             _ = try await m.putManifest(ManifestPut(record: record(d1), blobs: [], manifests: [], tag: t), in: k("r"))
@@ -219,7 +239,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func referrersBySubject(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         try await m.createRepository(k("other"), at: 0)
         _ = try await m.putManifest(ManifestPut(record: record(d2, subject: d1, type: "application/x.sig"), blobs: [], manifests: [], tag: nil), in: k("r"))
@@ -236,7 +256,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func uploadSessionsAdvanceWithCompareAndSet(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         let s = UploadSession(id: "abc-1", repository: k("r"), offset: 0, startedAt: 10, updatedAt: 10)
         try await m.createUpload(s)
@@ -253,7 +273,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func recordingABlobCanFinishItsUploadInTheSameWrite(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         try await m.createUpload(UploadSession(id: "u1", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
         try await m.createUpload(UploadSession(id: "u2", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
@@ -270,7 +290,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func deletingARepositoryRemovesItsContent(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         try await m.recordBlob(d1, size: 1, linkTo: k("r"), at: 0)
         _ = try await m.putManifest(ManifestPut(record: record(d2), blobs: [d1], manifests: [], tag: "t"), in: k("r"))
@@ -285,7 +305,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func concurrentTagMovesEndConsistent(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         let digests = (0..<16).map { Digest.sha256(of: Array("m\($0)".utf8)) }
         try await withThrowingTaskGroup(of: Void.self) { g in
@@ -299,12 +319,29 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         for d in digests { #expect(try await m.manifest(d, in: k("r")) != nil) }
     }
 
-    @Test func sqliteStateSurvivesReopen() async throws {
-        let s = try Backend.filesystemAndSQLite.make()
+    @Test(arguments: Backend.allCases)
+    func repositoryRecordsPageLikeTheirNames(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        for (i, name) in ["b", "a/x", "c", "a"].enumerated() {
+            try await m.createRepository(k(name), at: Double(i), settings: RepositorySettings(imageTagMutability: i == 2 ? .immutable : .mutable))
+        }
+        try await m.createRepository(RepositoryKey(storedRegistryID: "222222222222", name: "z"), at: 9)
+        let all = try await m.repositoryRecords(in: registry, after: nil, limit: 10)
+        #expect(all.map(\.key.name) == ["a", "a/x", "b", "c"])
+        #expect(all.map(\.createdAt) == [3, 1, 0, 2])
+        #expect(all.map(\.settings.imageTagMutability) == [.mutable, .mutable, .mutable, .immutable])
+        #expect(try await m.repositoryRecords(in: registry, after: "a/x", limit: 1).map(\.key.name) == ["b", "c"], "limit + 1 rows")
+        #expect(try await m.repositoryRecords(in: registry, after: "c", limit: 5).isEmpty)
+        for r in all { #expect(try await m.repository(r.key) == r) }
+    }
+
+    @Test(arguments: Backend.persistent)
+    func stateSurvivesReopen(_ backend: Backend) async throws {
+        let s = try await backend.make()
         try await s.metadata.createRepository(k("r"), at: 0)
         try await s.metadata.createUpload(UploadSession(id: "u", repository: k("r"), offset: 0, startedAt: 0, updatedAt: 0))
         _ = try await s.metadata.advanceUpload("u", from: 0, to: 5, at: 1)
-        let (blobs2, meta2) = try s.reopen!()
+        let (blobs2, meta2) = try await s.reopen!()
         #expect(try await meta2.upload("u")?.offset == 5)
         _ = blobs2
     }
@@ -313,7 +350,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 @Suite struct ImageMetadataConformance {
     @Test(arguments: Backend.allCases)
     func imagesTagsReferencesAndPulls(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         let layer = Digest.sha256(of: Array("layer".utf8))
         let child = Digest.sha256(of: Array("child".utf8))
         let index = Digest.sha256(of: Array("index".utf8))
@@ -342,7 +379,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     /// A lifecycle policy and its last evaluation live in the repository's settings, and go with it.
     @Test(arguments: Backend.allCases)
     func lifecyclePolicySettingsRoundTrip(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0, settings: RepositorySettings())
         let policy = #"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#
         _ = try await m.updateRepositorySettings(k("r")) {
@@ -359,7 +396,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func immutableTagsCannotMove(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0, settings: RepositorySettings(imageTagMutability: .immutableWithExclusion, exclusionFilters: ["latest"]))
         let d1 = Digest.sha256(of: Array("1".utf8)), d2 = Digest.sha256(of: Array("2".utf8))
         let rec = { (d: Digest) in
@@ -378,7 +415,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
 
     @Test(arguments: Backend.allCases)
     func accountsAndKeys(_ backend: Backend) async throws {
-        let m = try backend.make().metadata
+        let m = try await backend.make().metadata
         #expect(try await m.createAccount("111111111111", at: 1))
         #expect(try await m.createAccount("111111111111", at: 2) == false)
         let key = AccessKeyRecord(accessKeyID: "AKIATEST", accountID: "111111111111", principalARN: "arn:aws:iam::111111111111:root",

@@ -1,0 +1,159 @@
+"""`berth serve` with its metadata in PostgreSQL (`metadataBackend: postgres`), driven by skopeo and the aws CLI.
+
+The server is the one `BERTH_TEST_POSTGRES_URL` names (scripts/test starts a throwaway PostgreSQL 15 cluster
+and sets it); each test gets a database of its own, created with psql. Without the variable the tests are
+skipped outside CI and FAIL in CI (CI=true): PostgreSQL is part of the suite there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+import berth_helpers as bh
+from berth_helpers import OCI_MANIFEST, unique
+from ecr_helpers import (ACCOUNT_ID, ECRServer, ECRSession, check_after_test, default_env, write_oci_layout,
+                         aws_cli, skopeo_ecr, skopeo_path)  # noqa: F401 (fixtures)
+
+PG_URL = os.environ.get("BERTH_TEST_POSTGRES_URL", "")
+IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
+
+
+def psql(url: str, sql: str) -> str:
+    p = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql], capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"psql {sql!r} exited {p.returncode}: {p.stderr.decode(errors='replace')}"
+    return p.stdout.decode().strip()
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` naming database `name` instead."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
+
+
+@pytest.fixture
+def pg_database() -> str:
+    """The URL of a new, empty database on the test server."""
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("BERTH_TEST_POSTGRES_URL is not set: CI runs the PostgreSQL tests (scripts/test starts a cluster)",
+                        pytrace=False)
+        pytest.skip("BERTH_TEST_POSTGRES_URL is not set (scripts/test starts a PostgreSQL cluster and sets it)")
+    if not shutil.which("psql"):
+        pytest.fail("psql not found: apt-get install postgresql", pytrace=False)
+    name = "it_" + uuid.uuid4().hex[:16]
+    psql(PG_URL, f"CREATE DATABASE {name}")
+    return with_database(PG_URL, name)
+
+
+def pg_server(berth_bin, base: Path, url: str, **extra_env) -> ECRServer:
+    env = {**default_env(), "BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": url, **extra_env}
+    srv = ECRServer(berth_bin, base, env=env)
+    srv.data_dir.mkdir(parents=True, exist_ok=True)
+    return srv
+
+
+def test_serve_on_postgres_with_skopeo_and_the_aws_cli(berth_bin, pg_database, skopeo_ecr, tmp_path):
+    srv = pg_server(berth_bin, tmp_path / "berth", pg_database)
+    srv.start()
+    try:
+        ecr = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        name = unique("pg") + "/app"
+        created = ecr.cli_json("create-repository", "--repository-name", name)["repository"]
+        assert created["repositoryName"] == name and created["imageTagMutability"] == "MUTABLE"
+
+        layout = write_oci_layout(tmp_path / "layout", tag="v1", n_layers=2, layer_size=5000)
+        skopeo_ecr.login(ecr)
+        skopeo_ecr.copy(f"oci:{layout.root}:v1", f"docker://{srv.hostport}/{name}:v1", "--preserve-digests")
+
+        details = ecr.cli_json("describe-images", "--repository-name", name)["imageDetails"]
+        assert [(d["imageDigest"], d["imageTags"], d["imageManifestMediaType"]) for d in details] == \
+            [(layout.digest, ["v1"], OCI_MANIFEST)]
+        assert details[0]["imageSizeInBytes"] >= layout.layers_size
+
+        # Pulled back byte for byte.
+        out = tmp_path / "pulled"
+        skopeo_ecr.copy(f"docker://{srv.hostport}/{name}:v1", f"dir:{out}")
+        assert (out / "manifest.json").read_bytes() == layout.manifest
+        for layer in layout.layers:
+            assert (out / hashlib.sha256(layer).hexdigest()).read_bytes() == layer
+
+        # Settings are stored (and enforced) in PostgreSQL: an immutable tag refuses to move.
+        ecr.cli("put-image-tag-mutability", "--repository-name", name, "--image-tag-mutability", "IMMUTABLE")
+        repo = ecr.cli_json("describe-repositories", "--repository-names", name)["repositories"][0]
+        assert repo["imageTagMutability"] == "IMMUTABLE"
+        other = write_oci_layout(tmp_path / "other", tag="v1", n_layers=1, layer_size=3000)
+        p = skopeo_ecr.copy(f"oci:{other.root}:v1", f"docker://{srv.hostport}/{name}:v1", "--preserve-digests",
+                            check=False)
+        assert p.returncode != 0, "an immutable tag moved"
+        tags = ecr.cli_json("list-images", "--repository-name", name)["imageIds"]
+        assert tags == [{"imageDigest": layout.digest, "imageTag": "v1"}]
+
+        # The metadata is in PostgreSQL, not in a berth.db beside the blobs, and survives a restart.
+        assert not (srv.data_dir / "berth.db").exists()
+        assert psql(pg_database, "SELECT count(*) FROM manifests") == "1"
+        assert psql(pg_database, "SELECT max(version) FROM schema_migrations") != ""
+        srv.restart()
+        again = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        details = again.cli_json("describe-images", "--repository-name", name, "--image-ids", "imageTag=v1")["imageDetails"]
+        assert details[0]["imageDigest"] == layout.digest
+        check_after_test(srv, [ecr, again])
+    finally:
+        srv.dispose()
+
+
+def test_two_nodes_start_together_on_one_database(berth_bin, pg_database, tmp_path):
+    """Two servers migrating an empty database at the same moment (the advisory lock lets one apply each
+    version), then serving the same registry: a repository made on one is described on the other."""
+    # The nodes share the key that seals secret access keys (each writes the configured root key at start).
+    key = str(tmp_path / "master.key")
+    servers = [pg_server(berth_bin, tmp_path / f"node{i}", pg_database, BERTH_SECRET_KEY_FILE=key) for i in range(2)]
+    try:
+        # Spawned together from this thread (a server dies with the thread that spawned it: PR_SET_PDEATHSIG).
+        procs = []
+        for srv in servers:
+            port = bh.free_port()
+            procs.append((srv, srv._spawn(port), port))
+        for srv, proc, port in procs:
+            reason = srv._wait_ready(proc, port, 60)
+            srv.proc, srv.port = proc, port
+            assert reason is None, f"{reason}\n{srv.log_tail()}"
+        versions = psql(pg_database, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
+        assert versions == ",".join(str(v) for v in range(1, len(versions.split(",")) + 1))
+        a = ECRSession(servers[0], *servers[0].root_credentials, tmp=tmp_path)
+        b = ECRSession(servers[1], *servers[1].root_credentials, tmp=tmp_path)
+        name = unique("pg2")
+        a.cli_json("create-repository", "--repository-name", name)
+        repo = b.cli_json("describe-repositories", "--repository-names", name)["repositories"][0]
+        assert repo["registryId"] == ACCOUNT_ID
+        b.cli("put-image-tag-mutability", "--repository-name", name, "--image-tag-mutability", "IMMUTABLE")
+        assert a.cli_json("describe-repositories", "--repository-names", name)["repositories"][0][
+            "imageTagMutability"] == "IMMUTABLE"
+        check_after_test(servers[0], [a])
+        check_after_test(servers[1], [b])
+    finally:
+        for s in servers:
+            s.dispose()
+
+
+def test_verify_config_hides_the_postgres_password(berth_bin, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    env.update({"BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": "postgres://berth:hunter2secret@db:5432/reg"})
+    p = subprocess.run([str(berth_bin), "verify-config", "--data-dir", str(tmp_path)], capture_output=True, env=env,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert '"metadataBackend" : "postgres"' in out or '"metadataBackend": "postgres"' in out, out
+    assert "hunter2secret" not in out and "db:5432/reg" in out, out
+    env["BERTH_POSTGRES_URL"] = "mysql://nope"
+    p = subprocess.run([str(berth_bin), "verify-config", "--data-dir", str(tmp_path)], capture_output=True, env=env,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "postgresURL" in p.stderr.decode(), p.stderr.decode()

@@ -1,0 +1,157 @@
+import BerthCore
+import BerthStorage
+
+/// Garbage collection and storage accounting on PostgreSQL: the counts come from the triggers of
+/// `garbageCollectionSchema`; these functions read them and run the collector's transactions.
+extension PostgresMetadataStore {
+    public func linkedBlob(_ digest: Digest, in repository: RepositoryKey) async throws -> LinkedBlob? {
+        try await read { c in
+            try await c.query("""
+                SELECT b.size, b.candidate_since IS NOT NULL FROM repositories r
+                JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
+                JOIN blobs b ON b.digest = l.digest WHERE r.registry_id = ? AND r.name = ?
+                """, [.text(digest.description)] + Self.repoValues(repository)) {
+                LinkedBlob(size: try $0.int(0), isCandidate: try $0.bool(1))
+            }.first
+        }
+    }
+
+    public func touchBlob(_ digest: Digest) async throws -> Bool {
+        try await read { c in
+            try await c.execute("UPDATE blobs SET candidate_since = NULL WHERE digest = ? AND doomed = 0", [.text(digest.description)]) == 1
+        }
+    }
+
+    public func unknownBlobs(_ digests: [Digest]) async throws -> [Digest] {
+        try await read { c in try await Self.filter(c, digests, where: "NOT EXISTS (SELECT 1 FROM blobs WHERE digest = d)") }
+    }
+
+    public func markUnreferencedBlobs(at now: Double) async throws -> Int {
+        try await read { c in
+            try await c.execute("UPDATE blobs SET candidate_since = ? WHERE repos = 0 AND candidate_since IS NULL", [.real(now)])
+        }
+    }
+
+    static func collectable(_ row: PGRow) throws -> CollectableBlob? {
+        guard let digest = Digest.parse(try row.text(0)) else { return nil }
+        return CollectableBlob(digest: digest, size: try row.int(1))
+    }
+
+    public func collectableBlobs(markedBefore cutoff: Double, after: Digest?, limit: Int) async throws -> [CollectableBlob] {
+        try await read { c in
+            try await c.query("""
+                SELECT digest, size FROM blobs WHERE repos = 0 AND (candidate_since <= ? OR doomed <> 0) AND digest > ?
+                ORDER BY digest LIMIT ?
+                """, [.real(cutoff), .text(after?.description ?? ""), .integer(Int64(limit))], row: Self.collectable).compactMap { $0 }
+        }
+    }
+
+    public func pendingCandidates(markedBefore cutoff: Double) async throws -> (count: Int64, bytes: Int64) {
+        try await read { c in
+            try await c.query("""
+                SELECT count(*), coalesce(sum(size), 0)::bigint FROM blobs
+                WHERE repos = 0 AND doomed = 0 AND (candidate_since IS NULL OR candidate_since > ?)
+                """, [.real(cutoff)]) { (count: try $0.int(0), bytes: try $0.int(1)) }.first ?? (0, 0)
+        }
+    }
+
+    /// Rows of `digests` (in their order) that match `condition`, locked for the rest of the transaction.
+    static func lockedBlobs(_ c: PGConnection, _ digests: [Digest], where condition: String, _ extra: [PGValue] = []) async throws -> [CollectableBlob] {
+        guard !digests.isEmpty else { return [] }
+        return try await c.query("""
+            SELECT b.digest, b.size FROM unnest($1::text[]) WITH ORDINALITY AS x(d, n) JOIN blobs b ON b.digest = x.d
+            WHERE \(condition) ORDER BY x.n FOR UPDATE OF b
+            """, [.texts(digests.map(\.description))] + extra, row: collectable).compactMap { $0 }
+    }
+
+    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double) async throws -> [CollectableBlob] {
+        try await transaction { c in
+            let doomed = try await Self.lockedBlobs(c, digests, where: "b.repos = 0 AND (b.candidate_since <= $2 OR b.doomed <> 0)", [.real(cutoff)])
+            guard !doomed.isEmpty else { return [] }
+            let keys = PGValue.texts(doomed.map(\.digest.description))
+            try await c.execute("DELETE FROM repository_blobs WHERE digest = ANY($1::text[])", [keys])
+            try await c.execute("UPDATE blobs SET doomed = 1 WHERE digest = ANY($1::text[])", [keys])
+            return doomed
+        }
+    }
+
+    public func removeDoomedBlobs(_ digests: [Digest], removeFiles: @escaping @Sendable ([CollectableBlob]) throws -> Void)
+        async throws -> [CollectableBlob] {
+        try await transaction { c in
+            let gone = try await Self.lockedBlobs(c, digests, where: "b.doomed <> 0 AND b.repos = 0")
+            guard !gone.isEmpty else { return [] }
+            try removeFiles(gone)
+            try await c.execute("DELETE FROM blobs WHERE digest = ANY($1::text[])", [.texts(gone.map(\.digest.description))])
+            return gone
+        }
+    }
+
+    public func removeOrphanBlobFiles(_ digests: [Digest], removeFiles: @escaping @Sendable ([Digest]) throws -> Void)
+        async throws -> [Digest] {
+        // READ COMMITTED: the check after the locks must see a row that a `recordBlob` holding one committed meanwhile.
+        try await transaction("READ COMMITTED") { c in
+            guard !digests.isEmpty else { return [] }
+            // The absence of a row cannot be locked: take the per-digest lock `recordBlob` takes, so none of these
+            // can be recorded between the check and the removal of its file.
+            try await c.execute("SELECT pg_advisory_xact_lock(hashtext(d)) FROM unnest($1::text[]) AS d ORDER BY d", [.texts(digests.map(\.description))])
+            let orphans = try await Self.filter(c, digests, where: "NOT EXISTS (SELECT 1 FROM blobs WHERE digest = d)")
+            if !orphans.isEmpty { try removeFiles(orphans) }
+            return orphans
+        }
+    }
+
+    public func existingUploads(_ ids: [String]) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return try await read { c in
+            Set(try await c.query("SELECT id FROM uploads WHERE id = ANY($1::text[])", [.texts(ids)]) { try $0.text(0) })
+        }
+    }
+
+    static func figures(_ row: PGRow, from i: Int) throws -> UsageFigures {
+        UsageFigures(images: try row.int(i), storedBytes: try row.int(i + 1), uniqueBytes: try row.int(i + 2), sharedBytes: try row.int(i + 3))
+    }
+
+    public func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage {
+        try await read { c in
+            var usage = StorageUsage()
+            if let t = try await c.query("SELECT blobs, bytes, unreferenced_blobs, unreferenced_bytes FROM storage_totals", row: {
+                (try $0.int(0), try $0.int(1), try $0.int(2), try $0.int(3))
+            }).first {
+                (usage.blobs, usage.bytes, usage.unreferencedBlobs, usage.unreferencedBytes) = t
+            }
+            let filter: [PGValue] = [.optional(account)]
+            for (name, f) in try await c.query("""
+                SELECT account, images, stored_bytes, unique_bytes, shared_bytes FROM account_usage
+                WHERE $1::text IS NULL OR account = $1
+                """, filter, row: { (try $0.text(0), try Self.figures($0, from: 1)) }) {
+                usage.accounts[name] = f
+            }
+            // Reclaimable: unreferenced blobs (a set the collector keeps small) by the accounts linking them.
+            for (name, bytes) in try await c.query("""
+                SELECT a, sum(size)::bigint FROM (
+                    SELECT DISTINCT b.digest, b.size, \(Self.accountOf) AS a
+                    FROM blobs b JOIN repository_blobs l ON l.digest = b.digest JOIN repositories r ON r.id = l.repo_id
+                    WHERE b.repos = 0 AND b.doomed = 0) AS u
+                WHERE $1::text IS NULL OR a = $1 GROUP BY a
+                """, filter, row: { (try $0.text(0), try $0.int(1)) }) {
+                usage.accounts[name, default: UsageFigures()].reclaimableBytes = bytes
+            }
+            guard repositories else { return usage }
+            for (key, f) in try await c.query("""
+                SELECT r.registry_id, r.name, u.images, u.stored_bytes, u.unique_bytes, u.shared_bytes
+                FROM repository_usage u JOIN repositories r ON r.id = u.repo_id WHERE $1::text IS NULL OR u.account = $1
+                """, filter, row: { (RepositoryKey(storedRegistryID: try $0.text(0), name: try $0.text(1)), try Self.figures($0, from: 2)) }) {
+                usage.repositories[key] = f
+            }
+            for (key, bytes) in try await c.query("""
+                SELECT r.registry_id, r.name, sum(b.size)::bigint FROM blobs b
+                JOIN repository_blobs l ON l.digest = b.digest JOIN repositories r ON r.id = l.repo_id
+                WHERE b.repos = 0 AND b.doomed = 0 AND ($1::text IS NULL OR (\(Self.accountOf)) = $1)
+                GROUP BY r.id, r.registry_id, r.name
+                """, filter, row: { (RepositoryKey(storedRegistryID: try $0.text(0), name: try $0.text(1)), try $0.int(2)) }) {
+                usage.repositories[key, default: UsageFigures()].reclaimableBytes = bytes
+            }
+            return usage
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import BerthCore
+import BerthPostgres
+import BerthStorage
+import Foundation
+import Testing
+
+/// The PostgreSQL schema follows SQLite's version for version, and migrates safely when nodes start together.
+@Suite struct PostgresSchemaTests {
+    @Test func everySQLiteVersionHasItsPostgreSQLCounterpart() {
+        #expect(PostgresMetadataStore.migrations.map(\.version) == SQLiteMetadataStore.migrations.map(\.version),
+                "a schema change adds the next version to both SQLiteMetadataStore.migrations and PostgresMetadataStore.migrations")
+        #expect(PostgresMetadataStore.migrations.map(\.name) == SQLiteMetadataStore.migrations.map(\.name))
+    }
+
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func nodesStartingTogetherApplyEachVersionOnce() async throws {
+        for _ in 0..<3 {
+            let schema = try await PostgresTestDatabase.newSchema()
+            // Eight stores on one empty schema at once: all must come up, the schema must be recorded once per version.
+            let stores = try await withThrowingTaskGroup(of: PostgresMetadataStore.self) { group in
+                for _ in 0..<8 { group.addTask { try await PostgresTestDatabase.store(schema: schema) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(stores.count == 8)
+            let history = try await stores[0].schemaHistory()
+            #expect(history.map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+            try await stores[3].createRepository(RepositoryKey(storedRegistryID: "111111111111", name: "r"), at: 1)
+            #expect(try await stores[5].listRepositories(in: "111111111111", after: nil, limit: 10) == ["r"])
+        }
+    }
+
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func aSchemaFromANewerBerthIsRefusedUnchanged() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        _ = try await PostgresTestDatabase.store(schema: schema)
+        let older = Array(PostgresMetadataStore.migrations.dropLast())
+        await #expect(throws: PostgresSchemaTooNewError.self) { _ = try await PostgresTestDatabase.store(schema: schema, migrations: older) }
+        let again = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await again.schemaHistory().count == PostgresMetadataStore.migrations.count)
+    }
+
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func aFailingMigrationLeavesThePreviousVersion() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        let broken = PostgresMetadataStore.migrations + [
+            PostgresSchemaMigration(version: PostgresMetadataStore.migrations.count + 1, name: "broken",
+                                    sql: "CREATE TABLE half_done(x INTEGER); SELECT no_such_function();"),
+        ]
+        await #expect(throws: (any Error).self) { _ = try await PostgresTestDatabase.store(schema: schema, migrations: broken) }
+        let store = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await store.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+    }
+
+    @Test func connectionURLsAndPGVariables() throws {
+        let full = try PostgresConnectionSettings(url: "postgres://berth:s%40cret@db.example.com:6543/registry?sslmode=require",
+                                                  environment: ["PGHOST": "ignored", "PGDATABASE": "ignored"])
+        #expect(full == PostgresConnectionSettings.make(host: "db.example.com", port: 6543, user: "berth", password: "s@cret",
+                                                         database: "registry", sslMode: "require"))
+        let socket = try PostgresConnectionSettings(url: "postgresql:///berth?host=/var/run/postgresql&user=reg", environment: [:])
+        #expect(socket.socketPath == "/var/run/postgresql/.s.PGSQL.5432")
+        #expect(socket.user == "reg" && socket.database == "berth")
+        let env = try PostgresConnectionSettings(url: nil, environment: ["PGHOST": "pg", "PGPORT": "5433", "PGUSER": "u",
+                                                                         "PGPASSWORD": "p", "PGSSLMODE": "disable"])
+        #expect(env == PostgresConnectionSettings.make(host: "pg", port: 5433, user: "u", password: "p", database: "u", sslMode: "disable"))
+        let defaults = try PostgresConnectionSettings(url: nil, environment: ["USER": "alice"])
+        #expect(defaults == PostgresConnectionSettings.make(host: "localhost", port: 5432, user: "alice", password: nil,
+                                                             database: "alice", sslMode: "prefer"))
+        #expect(throws: PostgresConnectionSettings.Invalid.self) { try PostgresConnectionSettings(url: "mysql://x/y", environment: [:]) }
+        #expect(throws: PostgresConnectionSettings.Invalid.self) {
+            try PostgresConnectionSettings(url: "postgres://x/y?sslmode=sometimes", environment: [:])
+        }
+        #expect(throws: PostgresConnectionSettings.Invalid.self) { try PostgresConnectionSettings(url: "postgres://x:99999/y", environment: [:]) }
+        #expect(throws: PostgresConnectionSettings.Invalid.self) { try PostgresConnectionSettings(url: "postgres://x/y?colour=red", environment: [:]) }
+        // A password never appears in the message about a bad URL.
+        do {
+            _ = try PostgresConnectionSettings(url: "postgresx://u:topsecret@h/db", environment: [:])
+        } catch {
+            #expect(!"\(error)".contains("topsecret"))
+        }
+    }
+}
+
+extension PostgresConnectionSettings {
+    static func make(host: String, port: Int, user: String, password: String?, database: String, sslMode: String) -> Self {
+        var s = try! PostgresConnectionSettings(url: nil, environment: [:])
+        (s.host, s.port, s.user, s.password, s.database, s.sslMode) = (host, port, user, password, database, sslMode)
+        return s
+    }
+}
