@@ -237,3 +237,30 @@ def test_encryption_off_stores_aes256_blobs_as_pushed(berth_bin, tmp_path, clien
         assert blob_path(srv, d2).stat().st_size > len(data2), "KMS repositories are sealed either way"
         oci.blob_ok("plain/kms", d2, data2)
         check_after_test(srv, [s])
+
+
+def test_encrypt_existing_seals_plaintext_blobs_in_place(berth_bin, tmp_path, client_for):
+    import subprocess
+    with running_server(berth_bin, tmp_path / "upgrade", BERTH_ENCRYPT_BLOBS="false") as srv:
+        s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        s.client.create_repository(repositoryName="old/aes")
+        oci = client_for(srv)
+        blobs = [os.urandom(n) for n in (10, SEGMENT, 3 * SEGMENT + 5)]
+        digests = [oci.push_blob("old/aes", b) for b in blobs]
+        assert all(blob_path(srv, d).read_bytes() == b for d, b in zip(digests, blobs))
+        srv.stop()
+        srv.env["BERTH_ENCRYPT_BLOBS"] = "true"
+        cmd = [str(srv.binary), "admin", "encrypt-existing", "--data-dir", str(srv.data_dir)]
+        p = subprocess.run(cmd, capture_output=True, timeout=120, env=srv.process_env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")[-2000:]
+        assert '"sealed": 3' in p.stdout.decode(), p.stdout
+        assert "[3/3]" in p.stderr.decode(), "progress is reported"
+        for d, b in zip(digests, blobs):
+            assert blob_path(srv, d).stat().st_size > len(b)
+        assert not plaintext_found(srv.data_dir, [b[:64] for b in blobs if len(b) >= 64])
+        p = subprocess.run(cmd, capture_output=True, timeout=120, env=srv.process_env(), stdin=subprocess.DEVNULL)
+        assert p.returncode == 0 and '"sealed": 0' in p.stdout.decode(), "a second run has nothing to do"
+        srv.start()
+        for d, b in zip(digests, blobs):
+            oci.blob_ok("old/aes", d, b)
+        check_after_test(srv, [s])

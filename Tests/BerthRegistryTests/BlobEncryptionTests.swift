@@ -332,4 +332,35 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         // And plaintext blobs (written before encryption) stay readable with it on.
         #expect(try await pull(on.registry, aes, plain) == plainBytes)
     }
+
+    @Test func encryptExistingSealsPlaintextBlobsInPlaceAndResumes() async throws {
+        let blobs = InMemoryBlobStore()
+        let metadata = InMemoryMetadataStore()
+        let keyring = TestKeyring()
+        // Blobs written before encryption: a registry without a keyring.
+        let before = Registry(blobs: blobs, metadata: metadata)
+        _ = try await before.createRepository(aes, settings: RepositorySettings())
+        _ = try await before.createRepository(kmsA, settings: RepositorySettings(encryptionType: "KMS", kmsKey: TestKeyring.kmsA))
+        let shared = randomBytes(Self.segment + 3, seed: 21)
+        let own = randomBytes(1000, seed: 22)
+        let d = try await push(before, aes, shared)
+        _ = try await push(before, kmsA, shared)
+        let o = try await push(before, kmsA, own)
+        #expect(try await stored(blobs, d) == shared)
+        let after = Registry(blobs: blobs, metadata: metadata, keyring: keyring)
+        #expect(try await pull(after, aes, d) == shared)  // served as before
+        let seen = Mutex<[BerthCore.Digest]>([])
+        let p = try await after.encryptExisting(registries: ["111111111111"]) { _, digest in seen.withLock { $0.append(digest) } }
+        #expect(p.sealed == 2 && p.skipped == 0 && p.total == 2 && p.sealedBytes == Int64(shared.count + own.count))
+        #expect(seen.withLock { $0.count } == 2)
+        let header = try #require(SealedBlobHeader(parsing: try await stored(blobs, d)))
+        #expect(Set(header.slots.map { $0.domain }) == ["AES256", TestKeyring.kmsA])
+        #expect(try await stored(blobs, o).count > own.count)
+        #expect(try await pull(after, aes, d) == shared)
+        #expect(try await pull(after, kmsA, d) == shared)
+        #expect(try await pull(after, kmsA, o) == own)
+        // A second run finds nothing left to do.
+        let again = try await after.encryptExisting(registries: ["111111111111"]) { _, _ in }
+        #expect(again.sealed == 0 && again.skipped == 2)
+    }
 }

@@ -171,8 +171,9 @@ final class BlobSealer: Sendable {
     }
 
     /// The state of an upload at plaintext offset `at`: this process's, or rebuilt from the staged bytes.
-    func stagedState(_ id: String, at offset: Int64, in d: BlobKeyDomain) async throws -> StagedUpload {
+    func stagedState(_ id: String, at offset: Int64, in d: BlobKeyDomain?) async throws -> StagedUpload {
         if let s = staged.value(forKey: id), s.offset == offset { return s }
+        guard let d else { throw BerthError.blobUploadInvalid("the state of upload \(id) was lost") }
         guard let stored = try await inner.uploadedSize(id: id) else {
             throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
         }
@@ -250,7 +251,8 @@ final class BlobSealer: Sendable {
     /// Seals the final segment and commits the upload as `digest`, or keeps the copy already stored:
     /// one in this key domain, or a plaintext one (served as before); a copy sealed only for other key
     /// domains gets this domain's key slot added (docs/encryption.md, "One digest, several keys").
-    func commitUpload(id: String, as digest: BerthCore.Digest, size: Int64, in d: BlobKeyDomain) async throws {
+    /// With `replacing`, the sealed upload replaces whatever is stored (`sealExisting`).
+    func commitUpload(id: String, as digest: BerthCore.Digest, size: Int64, in d: BlobKeyDomain?, replacing: Bool = false) async throws {
         let state = try await stagedState(id, at: size, in: d)
         defer { staged.removeValue(forKey: id) }
         guard let header = state.header, let key = state.key else {
@@ -265,7 +267,7 @@ final class BlobSealer: Sendable {
             try? await writer.close()
             throw error
         }
-        guard let existing = try await inner.size(of: digest) else {
+        guard !replacing, let existing = try await inner.size(of: digest) else {
             return try await inner.commitUpload(id: id, as: digest)
         }
         if existing == size {
@@ -316,6 +318,42 @@ final class BlobSealer: Sendable {
     }
 
     func forget(upload id: String) { staged.removeValue(forKey: id) }
+
+    /// Seals a blob stored in plaintext, in place: a fresh data key with a slot for each of `domains`
+    /// (the key domains of the repositories linking it), then an atomic replacement (`berth admin
+    /// encrypt-existing`). Nothing changes when it fails half-way.
+    func sealExisting(_ digest: BerthCore.Digest, size: Int64, domains: [String]) async throws {
+        precondition(!domains.isEmpty)
+        var header = SealedBlobHeader.fresh(slots: [], segmentSize: segmentSize)
+        let context = Self.context(header)
+        let dataKey = try await keyring.newDataKey(domain: domains[0], context: context)
+        header.slots = [.init(domain: domains[0], wrappedKey: dataKey.wrapped)]
+        for d in domains.dropFirst() {
+            header.slots.append(.init(domain: d, wrappedKey: try await keyring.wrap(dataKey.plaintext, domain: d, context: context)))
+        }
+        let id = "seal-" + UUID().uuidString.lowercased()
+        let bytes = header.encoded
+        let writer = try await inner.openUpload(id: id, at: 0)
+        let sealing = SealingWriter(inner: writer, sealer: self, id: id,
+                                    state: StagedUpload(header: header, headerLength: bytes.count,
+                                                        key: SymmetricKey(data: dataKey.plaintext), offset: 0, tail: []))
+        do {
+            do {
+                try await writer.write(ByteBuffer(bytes: bytes))
+                try await inner.read(digest, range: nil) { try await sealing.write($0) }
+            } catch {
+                try? await sealing.close()
+                throw error
+            }
+            try await sealing.close()
+            try await commitUpload(id: id, as: digest, size: size, in: nil, replacing: true)
+        } catch {
+            forget(upload: id)
+            try? await inner.deleteUpload(id: id)
+            throw error
+        }
+        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+    }
 
     /// Records where an upload stands after a write (`SealingWriter.close`).
     func remember(_ state: StagedUpload, upload id: String) {
