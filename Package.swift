@@ -97,6 +97,7 @@ let package = Package(
                 "BerthCore",
                 "BerthStorage",
                 "BerthLifecycle",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

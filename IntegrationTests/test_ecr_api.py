@@ -24,6 +24,7 @@ from berth_helpers import (DOCKER_CONFIG, DOCKER_MANIFEST, EMPTY_JSON, OCI_CONFI
 from ecr_helpers import (ACCEPT_ALL, ACCOUNT_ID, MIN_PART, REGION, UPLOAD_ID_RE, assert_recent, build_image, create_repo, ensure_layer, expect_error, image_tags,
                          list_all_image_ids, now_utc, put_api_image, repo_arn, upload_layer,
                          write_oci_layout)
+from ecr_helpers import _boto_session
 from ecr_helpers import aws_cli, ecr, ecr_fresh, ecr_server, skopeo_ecr, skopeo_path  # noqa: F401 (fixtures)
 
 IPE = "InvalidParameterException"
@@ -60,7 +61,10 @@ def test_create_repository_defaults(ecr):
 
 def test_create_repository_all_settings(ecr):
     name = unique("full")
-    kms_key = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{'1234abcd-12ab-34cd-56ef-1234567890ab'}"
+    # The key must exist and be enabled (an unknown key is a KmsException: test_encryption.py).
+    kms = _boto_session().client("kms", endpoint_url=ecr.server.url, region_name=REGION,
+                                 aws_access_key_id=ecr.access_key, aws_secret_access_key=ecr.secret_key)
+    kms_key = kms.create_key()["KeyMetadata"]["Arn"]
     repo = ecr.client.create_repository(
         repositoryName=name, imageTagMutability="IMMUTABLE",
         imageScanningConfiguration={"scanOnPush": True},

@@ -94,8 +94,9 @@ def gc_server(berth_bin, tmp_path):
 
 @pytest.fixture
 def quiet_server(berth_bin, tmp_path):
-    """A server that never collects by itself (`berth gc` does it)."""
-    with running_server(berth_bin, tmp_path / "berth", BERTH_GC_INTERVAL_SECONDS="0") as srv:
+    """A server that never collects by itself (`berth gc` does it). Blobs are stored as pushed (no
+    encryption), so the files' sizes on disk are the plaintext sizes the accounting reports."""
+    with running_server(berth_bin, tmp_path / "berth", BERTH_GC_INTERVAL_SECONDS="0", BERTH_ENCRYPT_BLOBS="false") as srv:
         yield srv
 
 

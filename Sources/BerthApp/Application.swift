@@ -84,12 +84,6 @@ public struct BerthServices: Sendable {
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
         let backends = try storage ?? StorageBackends.make(config)
-        let registry = Registry(
-            blobs: backends.blobs, metadata: backends.metadata,
-            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
-                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
-            clock: clock, logger: logger)
-        let directory = Directory(store: backends.metadata)
         let key: SymmetricKey
         if config.metadataBackend == "memory" && config.secretKeyFile == nil {
             key = SecretBox.generateKey()
@@ -97,12 +91,21 @@ public struct BerthServices: Sendable {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
             key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
         }
+        let directory = Directory(store: backends.metadata)
+        let policyAuthorizer = PolicyAuthorizer(directory: directory, region: config.region, clock: clock,
+                                                cacheSeconds: config.authCacheSeconds, logger: logger)
+        let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: policyAuthorizer,
+                              clock: clock, logger: logger)
+        let registry = Registry(
+            blobs: backends.blobs, metadata: backends.metadata,
+            settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
+                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
+            clock: clock, logger: logger,
+            keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs)
         let endpoint = config.effectivePublicEndpoint
         let identity = IdentityService(directory: directory, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
                                        secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds)
-        let policyAuthorizer = PolicyAuthorizer(directory: directory, region: config.region, clock: clock,
-                                                cacheSeconds: config.authCacheSeconds, logger: logger)
         let authorizer: any Authorizer = policyAuthorizer
         let env = ECREnvironment(
             region: config.region,
@@ -129,8 +132,6 @@ public struct BerthServices: Sendable {
         let sts = STSService(directory: directory, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
-        let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: authorizer,
-                              clock: clock, logger: logger)
         let metrics = BerthMetrics()
         let storageMetrics = StorageMetrics(registry: metrics.registry, now: { clock.now() }) {
             try await registry.storageUsage(repositories: false)

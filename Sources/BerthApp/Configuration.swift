@@ -54,6 +54,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// How the filesystem blob store writes uploads: `buffered` (page cache with early write-back; a blob
     /// just pushed is pulled from memory) or `direct` (O_DIRECT for large spans).
     public var blobWrites: String = "buffered"
+    /// Seal the blobs of `AES256` repositories with a registry-managed key (docs/encryption.md); off for
+    /// deployments that encrypt at the disk or object-store layer. KMS repositories' blobs are always sealed.
+    public var encryptBlobs: Bool = true
     /// Threads for the filesystem blob store's blocking I/O (open, write, fsync, rename). Mostly waiting on
     /// the disk, not the CPU: enough of them let concurrent pushes' fsyncs overlap.
     public var blobIOThreads: Int = 16
@@ -212,6 +215,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
                 : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let v = env("BERTH_BLOB_WRITES") { config.blobWrites = v }
+        bool("BERTH_ENCRYPT_BLOBS") { config.encryptBlobs = $0 }
         int("BERTH_BLOB_IO_THREADS") { config.blobIOThreads = $0 }
         int("BERTH_GC_INTERVAL_SECONDS") { config.gcIntervalSeconds = $0 }
         int("BERTH_GC_GRACE_SECONDS") { config.gcGraceSeconds = $0 }
@@ -294,7 +298,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
-             authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
+             encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
              auditEnabled, auditRetentionDays, auditRegistryReads
     }
 
@@ -329,6 +333,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         zeroCopyDownloads = try c.decodeIfPresent(Bool.self, forKey: .zeroCopyDownloads) ?? d.zeroCopyDownloads
         loopbackCongestionControl = try c.decodeIfPresent([String].self, forKey: .loopbackCongestionControl) ?? d.loopbackCongestionControl
         blobWrites = try c.decodeIfPresent(String.self, forKey: .blobWrites) ?? d.blobWrites
+        encryptBlobs = try c.decodeIfPresent(Bool.self, forKey: .encryptBlobs) ?? d.encryptBlobs
         blobIOThreads = try c.decodeIfPresent(Int.self, forKey: .blobIOThreads) ?? d.blobIOThreads
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
@@ -357,7 +362,7 @@ extension BerthConfiguration.CodingKeys {
         ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
-         "oidcJwksDirectory", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
+         "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
          "auditEnabled", "auditRetentionDays", "auditRegistryReads"]
     }
 }

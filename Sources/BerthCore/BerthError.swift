@@ -29,6 +29,9 @@ public enum BerthError: Error, Sendable, Equatable {
     case denied(String)
     case unauthorized(String)
     case tooManyRequests(String)
+    /// A KMS key refused an operation on the repository's data (disabled, pending deletion, deleted, not
+    /// found): ECR's `KmsException`, with the KMS error type (e.g. `DisabledException`) in `kmsError`.
+    case kms(kmsError: String, message: String)
     /// Storage or another dependency failed; details are logged, not sent to clients.
     case internalError(String)
 }
@@ -63,6 +66,7 @@ extension BerthError: CustomStringConvertible {
         case .denied(let s): return "requested access to the resource is denied: \(s)"
         case .unauthorized(let s): return "authentication required: \(s)"
         case .tooManyRequests(let s): return "too many requests: \(s)"
+        case .kms(let t, let m): return "KMS error (\(t)): \(m)"
         case .internalError(let s): return "internal error: \(s)"
         }
     }

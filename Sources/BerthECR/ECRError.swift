@@ -300,6 +300,8 @@ enum ECRErrorMapping {
             return .invalidParameter(m)
         case .rangeNotSatisfiable(_, let d):
             return ECRError("InvalidLayerPartException", d)
+        case .kms(let type, let m):
+            return ECRError("KmsException", m, extra: ["kmsError": .string(type)])
         case .internalError:
             return .server
         }

@@ -93,6 +93,7 @@ public struct OCIWireError: Sendable, Equatable {
         case .denied: (status, code) = (.forbidden, "DENIED")
         case .unauthorized: (status, code) = (.unauthorized, "UNAUTHORIZED")
         case .tooManyRequests: (status, code) = (.tooManyRequests, "TOOMANYREQUESTS")
+        case .kms: (status, code) = (.forbidden, "DENIED")
         case .internalError: (status, code) = (.internalServerError, "UNKNOWN")
         }
         self.status = status

@@ -422,7 +422,9 @@ public struct OCIHandler: Sendable {
         if head || length == 0 { return Response(status: status, headers: headers) }
         let registry = self.registry
         let readRange = range
-        if sendFiles, let path = registry.localFilePath(of: digest),
+        // Opened before the response starts: a key that is not usable is an error response, not a cut body.
+        let source = try await registry.openBlob(name, digest, size: size)
+        if sendFiles, let path = source.localFilePath,
            let ticket = ZeroCopyDownloads.shared.ticket(path: path, offset: range?.start ?? 0, length: length) {
             return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in
                 try await writer.write(ticket)
@@ -430,7 +432,7 @@ public struct OCIHandler: Sendable {
             })
         }
         let body = ResponseBody(contentLength: Int(length)) { writer in
-            try await registry.readBlob(digest, range: readRange) { buf in try await writer.write(buf) }
+            try await registry.readBlob(source, range: readRange) { buf in try await writer.write(buf) }
             try await writer.finish(nil)
         }
         return Response(status: status, headers: headers, body: body)

@@ -109,7 +109,7 @@ extension QueryError {
             case .digestInvalid, .digestMismatch, .nameInvalid, .tagInvalid, .referenceInvalid, .blobUploadInvalid,
                  .rangeNotSatisfiable, .sizeInvalid, .manifestInvalid, .manifestTooLarge, .tagImmutable, .paginationNumberInvalid:
                 self = .validation(e.description)
-            case .internalError: self = .serviceFailure
+            case .internalError, .kms: self = .serviceFailure
             }
         default:
             self = .serviceFailure

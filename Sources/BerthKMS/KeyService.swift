@@ -34,6 +34,9 @@ public final class KeyService: Sendable {
     let records: BoundedCache<String, KMSKeyRecord>
     let writes = Atomic<UInt64>(0)
     public static let recordSeconds = 1.0
+    /// Advances with every key write of this process (state, deletion, rotation): what callers caching
+    /// the result of a cryptographic operation key their entries by.
+    public var generation: UInt64 { writes.load(ordering: .sequentiallyConsistent) }
 
     /// `ScheduleKeyDeletion`'s waiting period: 7 to 30 days, 30 by default.
     public static let pendingWindowDays = 7...30

@@ -38,6 +38,8 @@ public final class Registry: Sendable {
     /// The stores are the domain's own: doors, the scanner and the CLI call `Registry`'s operations.
     let blobs: any BlobStore
     let metadata: any MetadataStore
+    /// Envelope encryption of blobs over `blobs` (docs/encryption.md); nil: blobs are stored as pushed.
+    let sealer: BlobSealer?
     public let settings: RegistrySettings
     public let events: RegistryEventBus
     public let clock: any WallClock
@@ -64,11 +66,15 @@ public final class Registry: Sendable {
         var busy: Bool
     }
 
+    /// - Parameters:
+    ///   - keyring: wraps blob data keys (docs/encryption.md); without one, blobs are stored as pushed.
+    ///   - encryptBlobs: seal the blobs of `AES256` repositories too (KMS repositories' always are).
     public init(blobs: any BlobStore, metadata: any MetadataStore, settings: RegistrySettings = .init(),
                 events: RegistryEventBus = .init(), clock: any WallClock = SystemWallClock(),
-                logger: Logger = Logger(label: "berth.registry")) {
+                logger: Logger = Logger(label: "berth.registry"), keyring: (any BlobKeyring)? = nil, encryptBlobs: Bool = true) {
         self.blobs = blobs
         self.metadata = metadata
+        self.sealer = keyring.map { BlobSealer(inner: blobs, keyring: $0, sealsAES256: encryptBlobs, clock: clock) }
         self.settings = settings
         self.events = events
         self.clock = clock
@@ -138,8 +144,75 @@ public final class Registry: Sendable {
         throw BerthError.blobUnknown(digest.description)
     }
 
+    /// A blob of a repository, opened for reading: its plaintext size, and its data key unwrapped when it
+    /// is sealed — so a disabled key or a damaged header fails here, before a response starts.
+    public struct BlobSource: Sendable {
+        public let digest: Digest
+        public let size: Int64
+        let opened: BlobSealer.OpenedBlob
+        /// The blob's file on the local filesystem when its bytes are the plaintext (for `sendfile`); nil otherwise.
+        public let localFilePath: String?
+    }
+
+    /// Opens a blob linked to a repository (`blobUnknown` otherwise) for `readBlob`.
+    public func openBlob(_ name: RepositoryKey, _ digest: Digest) async throws -> BlobSource {
+        try await openBlob(name, digest, size: try await blobSize(name, digest))
+    }
+
+    /// Opens a blob whose size `blobSize` just gave.
+    public func openBlob(_ name: RepositoryKey, _ digest: Digest, size: Int64) async throws -> BlobSource {
+        guard let sealer else {
+            return BlobSource(digest: digest, size: size, opened: .plain, localFilePath: blobs.localFilePath(of: digest))
+        }
+        let opened = try await sealing { try await sealer.open(digest, size: size, in: try await keyDomain(name)) }
+        if case .plain = opened {
+            return BlobSource(digest: digest, size: size, opened: opened, localFilePath: blobs.localFilePath(of: digest))
+        }
+        return BlobSource(digest: digest, size: size, opened: opened, localFilePath: nil)
+    }
+
+    /// Streams an opened blob's plaintext (or one inclusive range of it). A sealed blob whose bytes were
+    /// changed on disk fails with `internalError` at the first damaged segment: never wrong bytes.
+    public func readBlob(_ source: BlobSource, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard let sealer else { return try await blobs.read(source.digest, range: range, into: consumer) }
+        try await sealing {
+            try await sealer.read(source.digest, size: source.size, opened: source.opened, range: range, into: consumer)
+        }
+    }
+
+    /// Streams a blob's stored bytes by digest alone, for registries without encryption (tests, tools);
+    /// with a keyring a blob is read only through a repository (`openBlob`), whose key opens it.
     public func readBlob(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard sealer == nil else { throw BerthError.unsupported("blobs of an encrypting registry are read through a repository") }
         try await blobs.read(digest, range: range, into: consumer)
+    }
+
+    /// Streams a blob of a repository: `openBlob` then `readBlob`.
+    public func readBlob(_ name: RepositoryKey, _ digest: Digest, range: ByteRange?,
+                         into consumer: (ByteBuffer) async throws -> Void) async throws {
+        try await readBlob(try await openBlob(name, digest), range: range, into: consumer)
+    }
+
+    /// The key domain of a repository's blobs (its encryption configuration).
+    func keyDomain(_ name: RepositoryKey) async throws -> BlobKeyDomain {
+        guard let record = try await storedRepository(name) else { throw BerthError.nameUnknown(name.name) }
+        return keyDomain(of: record)
+    }
+
+    func keyDomain(of record: RepositoryRecord) -> BlobKeyDomain {
+        BlobKeyDomain(account: RegistryID(storedValue: record.key.registryID).account,
+                      encryptionType: record.settings.encryptionType, kmsKey: record.settings.kmsKey)
+    }
+
+    /// Runs a sealed-blob operation, turning format failures into domain errors (logged: they mean the
+    /// stored bytes were changed).
+    func sealing<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let e as SealedBlobError {
+            logger.error("encrypted blob unreadable", metadata: ["error": "\(e)"])
+            throw BerthError.internalError(e.description)
+        }
     }
 
     /// The size of a blob linked to a repository, or nil (also when the repository does not exist).
@@ -153,11 +226,6 @@ public final class Registry: Sendable {
         if blob.isCandidate, try await !metadata.touchBlob(digest) { return nil }
         blobLinks.put(name, digest, size: blob.size, ifGeneration: generation)
         return blob.size
-    }
-
-    /// A path of the blob's bytes on the local filesystem, when the blob store has one (for `sendfile`).
-    public func localFilePath(of digest: Digest) -> String? {
-        blobs.localFilePath(of: digest)
     }
 
     public func deleteBlob(_ name: RepositoryKey, _ digest: Digest) async throws {
@@ -227,9 +295,22 @@ public final class Registry: Sendable {
             candidates = try await metadata.repositoriesLinking(digest, in: name.registryID, limit: Self.maxMountCandidates)
         }
         for candidate in candidates {
+            // ECR's rule: a mount needs the same encryption configuration (docs/encryption.md, key domains).
+            guard try await sameKeyDomain(candidate, name) else { continue }
             if try await mayPull(candidate) { return candidate }
         }
         return nil
+    }
+
+    /// Whether two repositories' blobs are kept under the same key (the same encryption type and key).
+    func sameKeyDomain(_ a: RepositoryKey, _ b: RepositoryKey) async throws -> Bool {
+        guard let ra = try await storedRepository(a), let rb = try await storedRepository(b) else { return false }
+        let da = keyDomain(of: ra)
+        let db = keyDomain(of: rb)
+        if da == db { return true }
+        guard let sealer, da.account == db.account, da.encryptionType == db.encryptionType, !da.isAES256 else { return false }
+        // The same key may be named by an alias in one configuration and by its ARN in the other.
+        return try await sealer.domain(da) == sealer.domain(db)
     }
 
     /// POST /blobs/uploads/?digest=: the whole blob in one request.
@@ -240,7 +321,7 @@ public final class Registry: Sendable {
         let id = "mono-" + UUID().uuidString.lowercased()
         do {
             var hasher = DigestHasher(digest.algorithm)
-            let writer = try await blobs.openUpload(id: id, at: 0)
+            let writer = try await openUploadWriter(id, at: 0, repository: name)
             let written: Int64
             do {
                 written = try await stream(body, to: writer, hasher: &hasher, sizeHint: contentLength)
@@ -258,6 +339,7 @@ public final class Registry: Sendable {
             }
             try await commit(id: id, digest: digest, size: written, repository: name)
         } catch {
+            sealer?.forget(upload: id)
             try? await blobs.deleteUpload(id: id)
             throw error
         }
@@ -303,7 +385,7 @@ public final class Registry: Sendable {
         }
         if session.offset == 0 {
             // An empty blob: make sure a (zero-length) staged file exists to commit.
-            try await blobs.openUpload(id: id, at: 0).close()
+            try await openUploadWriter(id, at: 0, repository: name).close()
         }
         let computed = try await finalDigest(session, algorithm: wanted.algorithm)
         switch UploadStateMachine.complete(expected: wanted, computed: computed) {
@@ -319,6 +401,7 @@ public final class Registry: Sendable {
         _ = try await uploadSession(name, id)
         try await metadata.deleteUpload(id)
         try await blobs.deleteUpload(id: id)
+        sealer?.forget(upload: id)
         _ = hashers.withLock { $0.removeValue(forKey: id) }
     }
 
@@ -328,6 +411,7 @@ public final class Registry: Sendable {
         for s in stale {
             try await metadata.deleteUpload(s.id)
             try await blobs.deleteUpload(id: s.id)
+            sealer?.forget(upload: s.id)
             _ = hashers.withLock { $0.removeValue(forKey: s.id) }
         }
         return stale.count
@@ -347,14 +431,16 @@ public final class Registry: Sendable {
         }
         var hasher: DigestHasher
         do {
-            if let cached { hasher = cached } else { hasher = try await rehash(session.id, length: start, algorithm: .sha256) }
+            if let cached { hasher = cached } else {
+                hasher = try await rehash(session.id, length: start, algorithm: .sha256, repository: session.repository)
+            }
         } catch {
             hashers.withLock { $0[session.id]?.busy = false }
             throw error
         }
         let before = hasher
         do {
-            let writer = try await blobs.openUpload(id: session.id, at: start)
+            let writer = try await openUploadWriter(session.id, at: start, repository: session.repository)
             let written: Int64
             do {
                 written = try await stream(body, to: writer, hasher: &hasher, sizeHint: expected)
@@ -376,10 +462,29 @@ public final class Registry: Sendable {
         }
     }
 
+    /// Opens an upload's staged bytes for appending at (plaintext) offset `start`: sealed when the
+    /// repository's key domain seals.
+    private func openUploadWriter(_ id: String, at start: Int64, repository: RepositoryKey) async throws -> any BlobUploadWriter {
+        guard let sealer else { return try await blobs.openUpload(id: id, at: start) }
+        let domain = try await keyDomain(repository)
+        return try await sealing { try await sealer.openUpload(id: id, at: start, in: domain) }
+    }
+
     /// Rebuilds the hash of the first `length` staged bytes (after a restart, or for another algorithm).
-    private func rehash(_ id: String, length: Int64, algorithm: Digest.Algorithm) async throws -> DigestHasher {
+    private func rehash(_ id: String, length: Int64, algorithm: Digest.Algorithm, repository: RepositoryKey) async throws -> DigestHasher {
         var hasher = DigestHasher(algorithm)
         if length == 0 { return hasher }
+        if let sealer {
+            let domain = try await keyDomain(repository)
+            do {
+                try await sealer.readUpload(id: id, length: length, in: domain) { buf in
+                    buf.withUnsafeReadableBytes { hasher.update($0) }
+                }
+            } catch let e as SealedBlobError {
+                throw BerthError.blobUploadInvalid("staged data of upload \(id) is damaged (\(e)); restart the upload")
+            }
+            return hasher
+        }
         guard let staged = try await blobs.uploadedSize(id: id), staged >= length else {
             throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
         }
@@ -393,13 +498,18 @@ public final class Registry: Sendable {
         if algorithm == .sha256, let h = hashers.withLock({ $0[session.id] }), h.offset == session.offset, !h.busy {
             return h.hasher.finalize()
         }
-        return try await rehash(session.id, length: session.offset, algorithm: algorithm).finalize()
+        return try await rehash(session.id, length: session.offset, algorithm: algorithm, repository: session.repository).finalize()
     }
 
     /// Moves the staged bytes into place and records the blob; `session`, when the upload has one, is
     /// deleted in the same store write.
     private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryKey, session: String? = nil) async throws {
-        try await blobs.commitUpload(id: id, as: digest)
+        if let sealer {
+            let domain = try await keyDomain(repository)
+            try await sealing { try await sealer.commitUpload(id: id, as: digest, size: size, in: domain) }
+        } else {
+            try await blobs.commitUpload(id: id, as: digest)
+        }
         // A blob recorded for the first time must still have its bytes once the row is written: the
         // collector may have deleted an earlier copy's file, which the rename just replaced (docs/gc.md).
         var stored: (@Sendable () -> Bool)? = nil
@@ -479,7 +589,20 @@ public final class Registry: Sendable {
 
 extension Registry {
     /// Creates a repository with settings; false when it already exists.
+    ///
+    /// With encryption (a keyring), a `KMS` configuration's key is checked — a key that does not exist, is
+    /// disabled or is pending deletion is refused with `BerthError.kms` (ECR's `KmsException`) — and stored
+    /// as the key's ARN (`alias/aws/ecr`'s key, created on first use, when none is named). `KMS_DSSE` is
+    /// refused: Berth seals blobs in one layer (docs/encryption.md).
     public func createRepository(_ key: RepositoryKey, settings: RepositorySettings) async throws -> Bool {
+        var settings = settings
+        if let sealer, settings.encryptionType != "AES256" {
+            guard settings.encryptionType == "KMS" else {
+                throw BerthError.unsupported("Invalid parameter at 'encryptionConfiguration': encryptionType \(settings.encryptionType) (dual-layer server-side encryption) is not supported by this registry; use KMS")
+            }
+            settings.kmsKey = try await sealer.keyring.domain(
+                encryptionType: settings.encryptionType, kmsKey: settings.kmsKey, account: RegistryID(storedValue: key.registryID).account)
+        }
         let created = try await metadata.createRepository(key, at: clock.now(), settings: settings)
         if created { events.publish(.repositoryCreated(repository: key)) }
         return created

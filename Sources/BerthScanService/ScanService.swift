@@ -303,7 +303,7 @@ public final class ScanService: Sendable {
                 return .unsupported("The layer media type \(layer.mediaType) is not supported.")
             }
             guard let digest = Digest.parse(layer.digest) else { return .failed("Invalid layer digest \(layer.digest).") }
-            if let failure = await apply(layer: digest, mediaType: layer.mediaType, to: walk) {
+            if let failure = await apply(layer: digest, in: key, mediaType: layer.mediaType, to: walk) {
                 return .failed("Layer \(digest) could not be read: \(failure)")
             }
         }
@@ -332,12 +332,12 @@ public final class ScanService: Sendable {
     /// The blob is read asynchronously and every chunk read is pushed through decompression, the tar parser and
     /// the catalogers on the thread pool as it arrives: no thread waits for the next chunk, and the next read
     /// starts once the walker has taken the chunk.
-    func apply(layer digest: Digest, mediaType: String, to walk: ImageWalk) async -> String? {
+    func apply(layer digest: Digest, in repository: RepositoryKey, mediaType: String, to walk: ImageWalk) async -> String? {
         let threadPool = self.threadPool
         do {
             try walk.walker.withLock { walker throws(LayerError) in try walker.beginLayer(mediaType: mediaType) }
             do {
-                try await registry.readBlob(digest, range: nil) { buffer in
+                try await registry.readBlob(repository, digest, range: nil) { buffer in
                     var buffer = buffer
                     while buffer.readableBytes > 0 {
                         let piece = buffer.readSlice(length: min(buffer.readableBytes, Self.pushChunkBytes))!

@@ -3,6 +3,7 @@ import ArgumentParser
 import CBerthShims
 #endif
 import BerthApp
+import BerthCore
 import BerthScanEngine
 import BerthScanService
 import Foundation
@@ -112,7 +113,25 @@ func tuneAllocator() {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bootstrap tasks that must work before any API key exists.",
-        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self])
+        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self, EncryptExisting.self])
+}
+
+struct EncryptExisting: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encrypt-existing",
+        abstract: "Seal blobs stored before encryption (or with encryptBlobs off), in place; resumable.",
+        discussion: "Run it with no server serving the data directory: a running server may keep answering from a blob's old file for up to a minute.")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let services = try await adminServices(options)
+        var registries: [String] = []
+        for a in try await services.directory.accounts() { registries += [RegistryID.private(a.id).storedValue, RegistryID.public(a.id).storedValue] }
+        let done = try await services.registry.encryptExisting(registries: registries) { p, digest in
+            FileHandle.standardError.write(Data("[\(p.examined)/\(p.total)] sealed \(p.sealed) (\(p.sealedBytes) bytes), skipped \(p.skipped): \(digest)\n".utf8))
+        }
+        print("{\"examined\": \(done.examined), \"sealed\": \(done.sealed), \"sealedBytes\": \(done.sealedBytes), \"skipped\": \(done.skipped)}")
+    }
 }
 
 /// Opens the configured storage directly (the server may be running: SQLite allows it).

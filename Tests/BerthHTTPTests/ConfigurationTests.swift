@@ -22,6 +22,7 @@ import Testing
         #expect(c.host == "127.0.0.1")
         #expect(c.port == 5000)
         #expect(c.createOnPush)
+        #expect(c.encryptBlobs)
         #expect(c.metadataBackend == "sqlite" && c.blobBackend == "filesystem")
         #expect(c.effectivePublicEndpoint == "http://127.0.0.1:5000")
         #expect(c.registryHost(account: "123456789012") == "127.0.0.1:5000")
@@ -211,5 +212,13 @@ import Testing
         let bad = try file(#"{"port": 1, "colour": "blue"}"#)
         #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: bad, environment: [:]) }
         #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: "/nonexistent.json", environment: [:]) }
+    }
+
+    @Test func encryptBlobsIsAFileKeyAndAnEnvironmentVariable() throws {
+        let path = try file(#"{"encryptBlobs": false}"#)
+        #expect(try !BerthConfiguration.load(file: path, environment: [:]).encryptBlobs)
+        #expect(try BerthConfiguration.load(file: path, environment: ["BERTH_ENCRYPT_BLOBS": "true"]).encryptBlobs)
+        #expect(try !BerthConfiguration.load(file: nil, environment: ["BERTH_ENCRYPT_BLOBS": "off"]).encryptBlobs)
+        #expect(throws: (any Error).self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_ENCRYPT_BLOBS": "maybe"]) }
     }
 }

@@ -396,14 +396,14 @@ struct Expected: Decodable {
             let walk = ScanService.ImageWalk(limits: .init())
             let goodDigest = Digest.sha256(of: [UInt8](good))
             let gzip = "application/vnd.oci.image.layer.v1.tar+gzip"
-            #expect(await scanner.apply(layer: goodDigest, mediaType: gzip, to: walk) == nil)
+            #expect(await scanner.apply(layer: goodDigest, in: key, mediaType: gzip, to: walk) == nil)
             let before = walk.walker.withLock { ($0.index, $0.layersApplied) }
             #expect(!before.0.catalogFiles().isEmpty)
-            let failure = await scanner.apply(layer: Digest.sha256(of: cut), mediaType: gzip, to: walk)
+            let failure = await scanner.apply(layer: Digest.sha256(of: cut), in: key, mediaType: gzip, to: walk)
             #expect(failure?.contains("the compressed data ends early") == true)
             let after = walk.walker.withLock { ($0.index, $0.layersApplied) }
             #expect(after.0 == before.0 && after.1 == before.1)
-            #expect(await scanner.apply(layer: goodDigest, mediaType: gzip, to: walk) == nil)
+            #expect(await scanner.apply(layer: goodDigest, in: key, mediaType: gzip, to: walk) == nil)
             #expect(walk.walker.withLock { $0.layersApplied } == 2)
         }
     }

@@ -1,0 +1,514 @@
+import BerthCore
+import BerthStorage
+import BerthSupport
+@preconcurrency import Crypto
+import Foundation
+import NIOCore
+import Synchronization
+
+/// Envelope encryption over any `BlobStore` (docs/encryption.md): the store only ever sees sealed bytes
+/// (`SealedBlobHeader`'s format) for blobs of repositories whose key domain seals. Digests, sizes and
+/// upload offsets stay those of the plaintext.
+///
+/// A stored blob is sealed when its size differs from the plaintext size the metadata records (a sealed
+/// blob is always larger); one of the same size is plaintext (written before encryption, or with
+/// `encryptBlobs` off) and is served as it is.
+final class BlobSealer: Sendable {
+    let inner: any BlobStore
+    let keyring: any BlobKeyring
+    /// Seal blobs of `AES256` repositories (KMS repositories' are always sealed).
+    let sealsAES256: Bool
+    let segmentSize: Int
+    /// Opened blobs by key domain label and digest: a hot blob's data key is unwrapped once per
+    /// `keyring.generation` and minute, not per request.
+    let opened: BoundedCache<String, OpenedBlob>
+    /// Uploads being written: their header, data key and last segment's content, by upload id.
+    let staged: BoundedCache<String, StagedUpload>
+    /// Resolved key domains by label.
+    let domains: BoundedCache<String, String>
+
+    init(inner: any BlobStore, keyring: any BlobKeyring, sealsAES256: Bool,
+         segmentSize: Int = SealedBlobHeader.defaultSegmentSize, clock: any WallClock = SystemWallClock()) {
+        self.inner = inner
+        self.keyring = keyring
+        self.sealsAES256 = sealsAES256
+        self.segmentSize = segmentSize
+        opened = BoundedCache(capacity: 100_000, timeToLive: 60, clock: clock)
+        staged = BoundedCache(capacity: 4096, maximumCost: 512 << 20, timeToLive: 24 * 3600, clock: clock)
+        domains = BoundedCache(capacity: 10_000, timeToLive: 60, clock: clock)
+    }
+
+    enum OpenedBlob: Sendable {
+        case plain
+        case sealed(header: SealedBlobHeader, headerLength: Int, key: SymmetricKey)
+    }
+
+    struct StagedUpload: Sendable {
+        /// nil: a plaintext upload.
+        var header: SealedBlobHeader?
+        var headerLength: Int
+        var key: SymmetricKey?
+        /// Plaintext bytes staged.
+        var offset: Int64
+        /// The content of the last segment (`offset - lastSegment * segmentSize` bytes).
+        var tail: [UInt8]
+    }
+
+    func domain(_ d: BlobKeyDomain) async throws -> String {
+        if d.isAES256 { return "AES256" }
+        let generation = keyring.generation
+        if let hit = domains.value(forKey: d.label, generation: generation) { return hit }
+        let resolved = try await keyring.domain(encryptionType: d.encryptionType, kmsKey: d.kmsKey, account: d.account)
+        domains.set(resolved, forKey: d.label, generation: generation)
+        return resolved
+    }
+
+    func seals(_ d: BlobKeyDomain) -> Bool { d.isAES256 ? sealsAES256 : true }
+
+    static func context(_ header: SealedBlobHeader) -> [String: String] { ["berth:blob-id": header.blobIDHex] }
+
+    // MARK: reading
+
+    /// Opens a committed blob for reading in a key domain: its data key unwrapped (cached), its size and
+    /// final segment checked the first time.
+    func open(_ digest: BerthCore.Digest, size: Int64, in d: BlobKeyDomain) async throws -> OpenedBlob {
+        let cacheKey = d.label + "\u{0}" + digest.description
+        let generation = keyring.generation
+        if let hit = opened.value(forKey: cacheKey, generation: generation) { return hit }
+        guard let stored = try await inner.size(of: digest) else { throw BerthError.blobUnknown(digest.description) }
+        let result: OpenedBlob
+        if stored == size {
+            result = .plain
+        } else {
+            let (header, length) = try await readHeader(digest, storedSize: stored)
+            let domain = try await domain(d)
+            guard let slot = header.slot(for: domain) else { throw SealedBlobError.noSlot(domain) }
+            let key = SymmetricKey(data: try await keyring.unwrap(slot.wrappedKey, domain: domain, context: Self.context(header)))
+            guard stored == header.sealedSize(ofPlaintext: size, headerLength: length) else {
+                throw SealedBlobError.authentication("stored size \(stored) does not match a sealed blob of \(size) bytes")
+            }
+            // The final segment: binds the file to this digest and size (a truncated or swapped file fails here).
+            let last = header.lastSegment(ofSize: size)
+            let from = header.offset(ofSegment: last, headerLength: length)
+            var sealed = [UInt8]()
+            try await inner.read(digest, range: ByteRange(start: from, end: stored - 1)) { buf in
+                sealed += buf.readableBytesView
+            }
+            _ = try header.open(sealed, index: last, final: digest, key: key)
+            result = .sealed(header: header, headerLength: length, key: key)
+        }
+        opened.set(result, forKey: cacheKey, generation: generation)
+        return result
+    }
+
+    func readHeader(_ digest: BerthCore.Digest, storedSize: Int64) async throws -> (SealedBlobHeader, Int) {
+        var prefix = [UInt8]()
+        let want = min(storedSize, Int64(SealedBlobHeader.maximumLength))
+        guard want >= 34 else { throw SealedBlobError.header("\(storedSize) bytes") }
+        try await inner.read(digest, range: ByteRange(start: 0, end: min(want, 4096) - 1)) { prefix += $0.readableBytesView }
+        guard let length = SealedBlobHeader.length(fromPrefix: prefix), Int64(length) <= storedSize else {
+            throw SealedBlobError.header("no header")
+        }
+        if length > prefix.count {
+            prefix.removeAll()
+            try await inner.read(digest, range: ByteRange(start: 0, end: Int64(length) - 1)) { prefix += $0.readableBytesView }
+        }
+        guard let header = SealedBlobHeader(parsing: prefix) else { throw SealedBlobError.header("malformed") }
+        return (header, length)
+    }
+
+    /// Streams a committed blob's plaintext (or one range of it).
+    func read(_ digest: BerthCore.Digest, size: Int64, opened: OpenedBlob, range: ByteRange?,
+              into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard case let .sealed(header, length, key) = opened else {
+            return try await inner.read(digest, range: range, into: consumer)
+        }
+        guard size > 0 else { return }
+        let from = range?.start ?? 0
+        let to = range?.end ?? size - 1
+        let last = header.lastSegment(ofSize: size)
+        var decoder = SegmentDecoder(header: header, key: key, first: from / Int64(header.segmentSize),
+                                     last: to / Int64(header.segmentSize), final: last, size: size, digest: digest,
+                                     window: from...to)
+        let cipherFrom = header.offset(ofSegment: decoder.first, headerLength: length)
+        let cipherTo = header.offset(ofSegment: decoder.last, headerLength: length) + decoder.sealedLength(decoder.last)
+        try await inner.read(digest, range: ByteRange(start: cipherFrom, end: cipherTo - 1)) { buf in
+            let out = try decoder.feed(buf)
+            if out.readableBytes > 0 { try await consumer(out) }
+        }
+        guard decoder.done else { throw SealedBlobError.authentication("the blob ends early") }
+    }
+
+    // MARK: uploads
+
+    /// Opens an upload for appending at plaintext offset `start`.
+    func openUpload(id: String, at start: Int64, in d: BlobKeyDomain) async throws -> any BlobUploadWriter {
+        if start == 0 {
+            staged.removeValue(forKey: id)
+            guard seals(d) else { return try await inner.openUpload(id: id, at: 0) }
+            let domain = try await domain(d)
+            var header = SealedBlobHeader.fresh(slots: [], segmentSize: segmentSize)
+            let dataKey = try await keyring.newDataKey(domain: domain, context: Self.context(header))
+            header.slots = [.init(domain: domain, wrappedKey: dataKey.wrapped)]
+            let bytes = header.encoded
+            let writer = try await inner.openUpload(id: id, at: 0)
+            do {
+                try await writer.write(ByteBuffer(bytes: bytes))
+            } catch {
+                try? await writer.close()
+                throw error
+            }
+            let state = StagedUpload(header: header, headerLength: bytes.count, key: SymmetricKey(data: dataKey.plaintext),
+                                     offset: 0, tail: [])
+            return SealingWriter(inner: writer, sealer: self, id: id, state: state)
+        }
+        let state = try await stagedState(id, at: start, in: d)
+        guard let header = state.header else { return try await inner.openUpload(id: id, at: start) }
+        let continuing = state.tail.count < header.segmentSize
+        let index = start == 0 ? 0 : header.lastSegment(ofSize: start) + (continuing ? 0 : 1)
+        let writer = try await inner.openUpload(id: id, at: header.offset(ofSegment: index, headerLength: state.headerLength))
+        return SealingWriter(inner: writer, sealer: self, id: id, state: state)
+    }
+
+    /// The state of an upload at plaintext offset `at`: this process's, or rebuilt from the staged bytes.
+    func stagedState(_ id: String, at offset: Int64, in d: BlobKeyDomain?) async throws -> StagedUpload {
+        if let s = staged.value(forKey: id), s.offset == offset { return s }
+        guard let d else { throw BerthError.blobUploadInvalid("the state of upload \(id) was lost") }
+        guard let stored = try await inner.uploadedSize(id: id) else {
+            throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
+        }
+        var prefix = [UInt8]()
+        if stored >= 34 {
+            try await inner.readUpload(id: id, length: min(stored, Int64(SealedBlobHeader.maximumLength))) { prefix += $0.readableBytesView }
+        }
+        guard SealedBlobHeader.hasMagic(prefix) else {
+            // Plaintext staging (an upload begun with sealing off, or before encryption existed).
+            guard stored >= offset else { throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing") }
+            return StagedUpload(header: nil, headerLength: 0, key: nil, offset: offset, tail: [])
+        }
+        guard let header = SealedBlobHeader(parsing: prefix), let length = SealedBlobHeader.length(fromPrefix: prefix) else {
+            throw BerthError.blobUploadInvalid("staged data of upload \(id) has an invalid header")
+        }
+        let domain = try await domain(d)
+        guard let slot = header.slot(for: domain) else { throw BerthError.blobUploadInvalid("upload \(id) belongs to another key") }
+        let key = SymmetricKey(data: try await keyring.unwrap(slot.wrappedKey, domain: domain, context: Self.context(header)))
+        var state = StagedUpload(header: header, headerLength: length, key: key, offset: offset, tail: [])
+        guard offset > 0 else { return state }
+        let last = header.lastSegment(ofSize: offset)
+        let segStart = header.offset(ofSegment: last, headerLength: length)
+        let segLength = min(Int64(header.sealedSegmentSize), stored - segStart)
+        let want = Int(offset - last * Int64(header.segmentSize))
+        guard segLength >= Int64(want + SealedBlobHeader.segmentOverhead) else {
+            throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
+        }
+        var sealed = [UInt8]()
+        var seen: Int64 = 0
+        try await inner.readUpload(id: id, length: segStart + segLength) { buf in
+            let n = Int64(buf.readableBytes)
+            if seen + n > segStart {
+                let skip = Int(max(0, segStart - seen))
+                sealed += buf.readableBytesView.dropFirst(skip)
+            }
+            seen += n
+        }
+        do {
+            state.tail = Array(try header.open(sealed, index: last, final: nil, key: key).prefix(want))
+        } catch {
+            throw BerthError.blobUploadInvalid("staged data of upload \(id) is damaged; restart the upload")
+        }
+        guard state.tail.count == want else { throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing") }
+        return state
+    }
+
+    /// Streams the first `length` plaintext bytes of an upload (rebuilding a hash after a restart).
+    func readUpload(id: String, length: Int64, in d: BlobKeyDomain, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        let state = try await stagedState(id, at: length, in: d)
+        guard let header = state.header, let key = state.key else {
+            return try await inner.readUpload(id: id, length: length, into: consumer)
+        }
+        guard length > 0 else { return }
+        let last = header.lastSegment(ofSize: length)
+        // Every segment before the last is full; the last holds at least what is wanted of it.
+        let end = header.offset(ofSegment: last, headerLength: state.headerLength)
+        var decoder = SegmentDecoder(header: header, key: key, first: 0, last: last - 1, final: nil, size: length, digest: nil,
+                                     window: 0...(length - 1))
+        var seen: Int64 = 0
+        try await inner.readUpload(id: id, length: end) { buf in
+            var b = buf
+            let skip = Int(max(0, Int64(state.headerLength) - seen))
+            seen += Int64(b.readableBytes)
+            b.moveReaderIndex(forwardBy: min(skip, b.readableBytes))
+            let out = try decoder.feed(b)
+            if out.readableBytes > 0 { try await consumer(out) }
+        }
+        guard decoder.done, decoder.emitted == last * Int64(header.segmentSize) else {
+            throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
+        }
+        // The last segment's content is the state's tail (authenticated when it was read).
+        if !state.tail.isEmpty { try await consumer(ByteBuffer(bytes: state.tail)) }
+    }
+
+    /// Seals the final segment and commits the upload as `digest`, or keeps the copy already stored:
+    /// one in this key domain, or a plaintext one (served as before); a copy sealed only for other key
+    /// domains gets this domain's key slot added (docs/encryption.md, "One digest, several keys").
+    /// With `replacing`, the sealed upload replaces whatever is stored (`sealExisting`).
+    func commitUpload(id: String, as digest: BerthCore.Digest, size: Int64, in d: BlobKeyDomain?, replacing: Bool = false) async throws {
+        let state = try await stagedState(id, at: size, in: d)
+        defer { staged.removeValue(forKey: id) }
+        guard let header = state.header, let key = state.key else {
+            return try await inner.commitUpload(id: id, as: digest)
+        }
+        let last = header.lastSegment(ofSize: size)
+        let writer = try await inner.openUpload(id: id, at: header.offset(ofSegment: last, headerLength: state.headerLength))
+        do {
+            try await writer.write(ByteBuffer(bytes: try header.seal(state.tail, index: last, final: digest, key: key)))
+            try await writer.close()
+        } catch {
+            try? await writer.close()
+            throw error
+        }
+        guard !replacing, let existing = try await inner.size(of: digest) else {
+            return try await inner.commitUpload(id: id, as: digest)
+        }
+        if existing == size {
+            // A plaintext copy of the same bytes: keep it (`berth admin encrypt-existing` seals it).
+            try await inner.deleteUpload(id: id)
+            return
+        }
+        let (stored, storedLength) = try await readHeader(digest, storedSize: existing)
+        let domain = header.slots[0].domain
+        if stored.slot(for: domain) != nil {
+            try await inner.deleteUpload(id: id)
+            return
+        }
+        // Sealed for other key domains only: add ours to that copy (its data key, wrapped by our key).
+        var dataKey: [UInt8]? = nil
+        var lastError: (any Error)? = nil
+        for slot in stored.slots {
+            do {
+                dataKey = try await keyring.unwrap(slot.wrappedKey, domain: slot.domain, context: Self.context(stored))
+                break
+            } catch { lastError = error }
+        }
+        guard let dataKey else {
+            // No key of the stored copy can open it. A key that no longer exists never will: ours replaces it.
+            if let e = lastError as? BerthError, case .kms(let type, _) = e, type != "NotFoundException" && type != "InvalidCiphertextException" {
+                throw e
+            }
+            return try await inner.commitUpload(id: id, as: digest)
+        }
+        var merged = stored
+        merged.slots.append(.init(domain: domain, wrappedKey: try await keyring.wrap(dataKey, domain: domain, context: Self.context(stored))))
+        try await inner.deleteUpload(id: id)
+        let bytes = merged.encoded
+        let copy = try await inner.openUpload(id: id, at: 0)
+        do {
+            try await copy.write(ByteBuffer(bytes: bytes))
+            try await inner.read(digest, range: ByteRange(start: Int64(storedLength), end: existing - 1)) { buf in
+                try await copy.write(buf)
+            }
+            try await copy.close()
+        } catch {
+            try? await copy.close()
+            try? await inner.deleteUpload(id: id)
+            throw error
+        }
+        try await inner.commitUpload(id: id, as: digest)
+        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+    }
+
+    func forget(upload id: String) { staged.removeValue(forKey: id) }
+
+    /// Seals a blob stored in plaintext, in place: a fresh data key with a slot for each of `domains`
+    /// (the key domains of the repositories linking it), then an atomic replacement (`berth admin
+    /// encrypt-existing`). Nothing changes when it fails half-way.
+    func sealExisting(_ digest: BerthCore.Digest, size: Int64, domains: [String]) async throws {
+        precondition(!domains.isEmpty)
+        var header = SealedBlobHeader.fresh(slots: [], segmentSize: segmentSize)
+        let context = Self.context(header)
+        let dataKey = try await keyring.newDataKey(domain: domains[0], context: context)
+        header.slots = [.init(domain: domains[0], wrappedKey: dataKey.wrapped)]
+        for d in domains.dropFirst() {
+            header.slots.append(.init(domain: d, wrappedKey: try await keyring.wrap(dataKey.plaintext, domain: d, context: context)))
+        }
+        let id = "seal-" + UUID().uuidString.lowercased()
+        let bytes = header.encoded
+        let writer = try await inner.openUpload(id: id, at: 0)
+        let sealing = SealingWriter(inner: writer, sealer: self, id: id,
+                                    state: StagedUpload(header: header, headerLength: bytes.count,
+                                                        key: SymmetricKey(data: dataKey.plaintext), offset: 0, tail: []))
+        do {
+            do {
+                try await writer.write(ByteBuffer(bytes: bytes))
+                try await inner.read(digest, range: nil) { try await sealing.write($0) }
+            } catch {
+                try? await sealing.close()
+                throw error
+            }
+            try await sealing.close()
+            try await commitUpload(id: id, as: digest, size: size, in: nil, replacing: true)
+        } catch {
+            forget(upload: id)
+            try? await inner.deleteUpload(id: id)
+            throw error
+        }
+        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+    }
+
+    /// Records where an upload stands after a write (`SealingWriter.close`).
+    func remember(_ state: StagedUpload, upload id: String) {
+        staged.set(state, forKey: id, cost: state.tail.count)
+    }
+}
+
+/// Seals what an upload appends in segments: full segments as they fill, the last partial one at close
+/// (rewritten by the next append, resealed as final at commit).
+final class SealingWriter: BlobUploadWriter {
+    let inner: any BlobUploadWriter
+    let sealer: BlobSealer
+    let id: String
+    let header: SealedBlobHeader
+    let key: SymmetricKey
+    let headerLength: Int
+    struct Progress {
+        var offset: Int64
+        var index: Int64
+        var pending: [UInt8]
+        var lastFull: [UInt8]
+    }
+    let progress: Mutex<Progress>
+
+    init(inner: any BlobUploadWriter, sealer: BlobSealer, id: String, state: BlobSealer.StagedUpload) {
+        self.inner = inner
+        self.sealer = sealer
+        self.id = id
+        header = state.header!
+        key = state.key!
+        headerLength = state.headerLength
+        let s = header.segmentSize
+        let continuing = state.tail.count < s
+        let index = state.offset == 0 ? 0 : header.lastSegment(ofSize: state.offset) + (continuing ? 0 : 1)
+        progress = Mutex(Progress(offset: state.offset, index: index, pending: continuing ? state.tail : [],
+                                  lastFull: continuing ? [] : state.tail))
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        let header = self.header
+        let key = self.key
+        let out: ByteBuffer = try progress.withLock { p in
+            let s = header.segmentSize
+            p.offset += Int64(buffer.readableBytes)
+            p.pending.append(contentsOf: buffer.readableBytesView)
+            var out = ByteBuffer()
+            var at = 0
+            if p.pending.count >= s { out.reserveCapacity((p.pending.count / s) * header.sealedSegmentSize) }
+            while p.pending.count - at >= s {
+                out.writeBytes(try header.seal(p.pending[at..<(at + s)], index: p.index, final: nil, key: key))
+                p.index += 1
+                at += s
+            }
+            if at > 0 {
+                p.lastFull = Array(p.pending[(at - s)..<at])
+                p.pending.removeFirst(at)
+            }
+            return out
+        }
+        if out.readableBytes > 0 { try await inner.write(out) }
+    }
+
+    func close() async throws {
+        let header = self.header
+        let key = self.key
+        let (out, state): (ByteBuffer?, BlobSealer.StagedUpload) = try progress.withLock { p in
+            var out: ByteBuffer? = nil
+            if !p.pending.isEmpty {
+                out = ByteBuffer(bytes: try header.seal(p.pending, index: p.index, final: nil, key: key))
+            }
+            let tail = p.pending.isEmpty ? p.lastFull : p.pending
+            return (out, .init(header: header, headerLength: headerLength, key: key, offset: p.offset, tail: tail))
+        }
+        do {
+            if let out { try await inner.write(out) }
+            try await inner.close()
+        } catch {
+            try? await inner.close()
+            sealer.forget(upload: id)
+            throw error
+        }
+        sealer.remember(state, upload: id)
+    }
+}
+
+/// Opens a stream of sealed segments `first...last` and keeps the plaintext inside `window`.
+struct SegmentDecoder {
+    let header: SealedBlobHeader
+    let key: SymmetricKey
+    let first: Int64
+    let last: Int64
+    /// The index of the blob's final segment (sealed with the digest), or nil for a staged upload.
+    let final: Int64?
+    /// Plaintext size of the blob (or of the staged bytes read).
+    let size: Int64
+    let digest: BerthCore.Digest?
+    let window: ClosedRange<Int64>
+    var next: Int64
+    var buffer: [UInt8] = []
+    var emitted: Int64 = 0
+
+    init(header: SealedBlobHeader, key: SymmetricKey, first: Int64, last: Int64, final: Int64?, size: Int64, digest: BerthCore.Digest?,
+         window: ClosedRange<Int64>) {
+        self.header = header
+        self.key = key
+        self.first = first
+        self.last = last
+        self.final = final
+        self.size = size
+        self.digest = digest
+        self.window = window
+        next = first
+    }
+
+    var done: Bool { next > last }
+
+    /// The stored length of segment `index` (the final one holds the rest of the content; for a staged
+    /// upload every segment read is full).
+    func sealedLength(_ index: Int64) -> Int64 {
+        if let final, index == final { return size - final * Int64(header.segmentSize) + Int64(SealedBlobHeader.segmentOverhead) }
+        return Int64(header.sealedSegmentSize)
+    }
+
+    mutating func feed(_ chunk: ByteBuffer) throws -> ByteBuffer {
+        var out = ByteBuffer()
+        var b = chunk
+        while b.readableBytes > 0 && !done {
+            let need = Int(sealedLength(next))
+            let plain: Data
+            if buffer.isEmpty && b.readableBytes >= need {
+                plain = try b.withUnsafeReadableBytes { try openNext(UnsafeRawBufferPointer(rebasing: $0[0..<need])) }
+                b.moveReaderIndex(forwardBy: need)
+            } else {
+                buffer += b.readBytes(length: min(need - buffer.count, b.readableBytes))!
+                guard buffer.count == need else { continue }
+                plain = try openNext(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+            append(plain, into: &out)
+        }
+        return out
+    }
+
+    func openNext<D: DataProtocol>(_ sealed: D) throws -> Data {
+        try header.open(sealed, index: next, final: next == final ? digest : nil, key: key)
+    }
+
+    /// Keeps the part of segment `next`'s content inside the window.
+    mutating func append(_ plain: Data, into out: inout ByteBuffer) {
+        let base = next * Int64(header.segmentSize)
+        next += 1
+        let lo = Int(max(window.lowerBound - base, 0))
+        let hi = Int(min(window.upperBound - base + 1, Int64(plain.count)))
+        guard lo < hi else { return }
+        out.writeBytes(plain[(plain.startIndex + lo)..<(plain.startIndex + hi)])
+        emitted += Int64(hi - lo)
+    }
+}
