@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -65,6 +66,21 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Blobs in an S3-compatible object store, over async-http-client, signed with BerthAuth's SigV4 signer.
+        .target(
+            name: "BerthS3",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthAuth",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -210,6 +226,7 @@ let package = Package(
                 "BerthDirectory",
                 "BerthKMS",
                 "BerthLifecycle",
+                "BerthS3",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -241,7 +258,7 @@ let package = Package(
         ),
         .testTarget(name: "BerthSupportTests", dependencies: ["BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore"], exclude: ["Fixtures"],
+        .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore", "BerthS3", "BerthAuth"], exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthLifecycleTests", dependencies: ["BerthLifecycle", "BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthVersionsTests", dependencies: ["BerthVersions"], swiftSettings: swiftSettings),
