@@ -60,12 +60,17 @@ class SeaweedFS:
         self.s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
                                aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             try:
                 self.s3.list_objects_v2(Bucket=BUCKET)
                 break
             except Exception as e:  # noqa: BLE001 - not up yet
+                if "NoSuchBucket" in str(e):  # weed tried to create it before its filer was up
+                    try:
+                        self.s3.create_bucket(Bucket=BUCKET)
+                    except Exception:  # noqa: BLE001
+                        pass
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     pytest.fail(f"SeaweedFS did not start ({e}):\n{(base / 'weed.log').read_text()[-3000:]}",

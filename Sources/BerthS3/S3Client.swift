@@ -208,6 +208,11 @@ struct S3Client: Sendable {
         return out
     }
 
+    /// Creates the bucket (for test setups); no error when it exists already.
+    func createBucket() async throws {
+        try await check(try await send(.PUT, key: nil), "CreateBucket", "", allow: [409])
+    }
+
     /// The size of an object, or nil when there is none.
     func head(_ key: String) async throws -> Int64? {
         let response = try await check(try await send(.HEAD, key: key), "HeadObject", key, allow: [404])

@@ -1,4 +1,4 @@
-import BerthS3
+@testable import BerthS3
 import BerthStorage
 import Foundation
 import Testing
@@ -98,14 +98,16 @@ final class SeaweedFS: @unchecked Sendable {
         process.standardError = log
         try process.run()
         let server = SeaweedFS(endpoint: "http://127.0.0.1:\(p[6])", directory: dir, process: process)
-        // Ready when a signed listing of the bucket succeeds (about a second).
+        // Ready when a signed listing of the bucket succeeds (about a second). Under load weed may try to
+        // create the bucket before its filer is up, and not again: then create it here.
         let probe = try S3BlobStore(server.configuration(prefix: "ready/"))
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(180)
         while true {
             do {
                 _ = try await probe.storedBlobs()
                 return server
             } catch {
+                if (error as? S3Error)?.code == "NoSuchBucket" { try? await probe.client.createBucket() }
                 if !process.isRunning || Date() > deadline {
                     let output = (try? String(contentsOfFile: dir + "/weed.log", encoding: .utf8)) ?? ""
                     server.stop()
@@ -125,14 +127,45 @@ final class SeaweedFS: @unchecked Sendable {
     }
 }
 
-/// Runs a suite with a SeaweedFS server in `SeaweedFS.current`, stopped when the suite ends.
+/// One server for the suites that run at the same time: started by the first, stopped by the last.
+actor SeaweedFSPool {
+    static let shared = SeaweedFSPool()
+    private var server: Task<SeaweedFS, any Error>?
+    private var users = 0
+
+    func acquire() async throws -> SeaweedFS {
+        users += 1
+        let task = server ?? Task { try await SeaweedFS.start() }
+        server = task
+        do {
+            return try await task.value
+        } catch {
+            await release()
+            throw error
+        }
+    }
+
+    func release() async {
+        users -= 1
+        guard users == 0, let task = server else { return }
+        server = nil
+        if let stopping = try? await task.value { stopping.stop() }
+    }
+}
+
+/// Runs a suite with a SeaweedFS server in `SeaweedFS.current`, stopped when no suite needs it any more.
 struct SeaweedFSTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        let server = try await SeaweedFS.start()
-        defer { server.stop() }
-        try await SeaweedFS.$current.withValue(server) { try await function() }
+        let server = try await SeaweedFSPool.shared.acquire()
+        do {
+            try await SeaweedFS.$current.withValue(server) { try await function() }
+        } catch {
+            await SeaweedFSPool.shared.release()
+            throw error
+        }
+        await SeaweedFSPool.shared.release()
     }
 }
 
