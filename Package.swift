@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -80,6 +81,21 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Blobs in an S3-compatible object store, over async-http-client, signed with BerthAuth's SigV4 signer.
+        .target(
+            name: "BerthS3",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthAuth",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -240,6 +256,7 @@ let package = Package(
                 "BerthLifecycle",
                 "BerthAudit",
                 "BerthPostgres",
+                "BerthS3",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -272,7 +289,7 @@ let package = Package(
         ),
         .testTarget(name: "BerthSupportTests", dependencies: ["BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore", "BerthPostgres",
+        .testTarget(name: "BerthStorageTests", dependencies: ["BerthStorage", "BerthCore", "BerthPostgres", "BerthS3", "BerthAuth",
                                                             .product(name: "PostgresNIO", package: "postgres-nio")],
                     exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),

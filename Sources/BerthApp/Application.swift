@@ -8,6 +8,7 @@ import BerthHTTP
 import BerthIAM
 import BerthKMS
 import BerthRegistry
+import BerthS3
 import BerthScanService
 import BerthPostgres
 import BerthStorage
@@ -38,6 +39,9 @@ public struct StorageBackends: Sendable {
         }
         switch config.blobBackend {
         case "memory": blobs = InMemoryBlobStore()
+        case "s3":
+            guard let s3 = config.s3.configuration else { throw ConfigurationError(problems: config.s3.problems(blobBackend: "s3")) }
+            blobs = try S3BlobStore(s3)
         default:
             // Its own pool: the shared one has a thread per core, which caps concurrent fsyncs at that.
             let pool = NIOThreadPool(numberOfThreads: config.blobIOThreads)

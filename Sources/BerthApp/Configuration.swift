@@ -62,7 +62,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var blobIOThreads: Int = 16
     /// Metadata backend: `sqlite` (default), `postgres` (at `postgresURL`) or `memory`.
     public var metadataBackend: String = "sqlite"
-    /// Blob backend: `filesystem` (default) or `memory`.
+    /// Blob backend: `filesystem` (default), `s3` (settings in `s3`) or `memory`.
     public var blobBackend: String = "filesystem"
     /// The PostgreSQL server of `metadataBackend: postgres`, as a libpq URL; what it leaves out comes from
     /// the `PG*` variables (see `PostgresConnectionSettings`). Nil: the `PG*` variables alone.
@@ -70,6 +70,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     /// `postgresURL` with its password hidden (for printing the settings).
     public var postgresURLRedacted: String? { postgresURL.map(PostgresConnectionSettings.redacted) }
+    /// The S3 blob backend's settings (`s3Endpoint`, `s3Bucket`, … / `BERTH_S3_*`).
+    public var s3 = S3Settings()
     /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
     public var oidcJwksDirectory: String? = nil
     /// How long cached access keys and policies may be used before they are read again, in seconds. Writes
@@ -225,6 +227,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
+        config.s3.apply(env: env, bool: bool)
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
         if let v = env("BERTH_AUTH_CACHE_SECONDS") {
             if let d = Double(v) { config.authCacheSeconds = d } else { problems.append("BERTH_AUTH_CACHE_SECONDS must be a number, got \(v)") }
@@ -281,7 +284,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if BlobWriteMode(rawValue: blobWrites) == nil { p.append("blobWrites must be buffered or direct, got \(blobWrites)") }
         if !(1...256).contains(blobIOThreads) { p.append("blobIOThreads must be between 1 and 256, got \(blobIOThreads)") }
-        if !["filesystem", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem or memory, got \(blobBackend)") }
+        if !["filesystem", "s3", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem, s3 or memory, got \(blobBackend)") }
+        p += s3.problems(blobBackend: blobBackend)
         for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
         }
@@ -304,7 +308,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
     public init(from decoder: any Decoder) throws {
-        let known = Set(CodingKeys.allKeys)
+        let known = Set(CodingKeys.allKeys + S3Settings.keys)
         let any = try decoder.container(keyedBy: AnyKey.self)
         for k in any.allKeys where !known.contains(k.stringValue) {
             throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown setting \(k.stringValue)")
@@ -338,6 +342,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         metadataBackend = try c.decodeIfPresent(String.self, forKey: .metadataBackend) ?? d.metadataBackend
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         postgresURL = try c.decodeIfPresent(String.self, forKey: .postgresURL)
+        s3 = try S3Settings(from: decoder)
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
         gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds

@@ -429,21 +429,16 @@ public final class Registry: Sendable {
             h[session.id] = UploadHashState(hasher: state?.hasher ?? DigestHasher(), offset: state?.offset ?? -1, busy: true)
             return state.flatMap { $0.offset == start ? $0.hasher : nil }
         }
-        var hasher: DigestHasher
-        do {
-            if let cached { hasher = cached } else {
-                hasher = try await rehash(session.id, length: start, algorithm: .sha256, repository: session.repository)
-            }
-        } catch {
-            hashers.withLock { $0[session.id]?.busy = false }
-            throw error
-        }
+        // Without the hash of the bytes before `start` (another node or process wrote them), hashing is left
+        // to the completion, which reads the staged bytes back once: never once per chunk (docs/s3.md).
+        let hashing = cached != nil || start == 0
+        var hasher = cached ?? DigestHasher()
         let before = hasher
         do {
             let writer = try await openUploadWriter(session.id, at: start, repository: session.repository)
             let written: Int64
             do {
-                written = try await stream(body, to: writer, hasher: &hasher, sizeHint: expected)
+                written = try await stream(body, to: writer, hasher: &hasher, sizeHint: expected, hashing: hashing)
                 try await writer.close()
             } catch {
                 try? await writer.close()
@@ -454,10 +449,10 @@ public final class Registry: Sendable {
                 throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
             }
             let h = hasher
-            hashers.withLock { $0[session.id] = UploadHashState(hasher: h, offset: newOffset, busy: false) }
+            hashers.withLock { $0[session.id] = UploadHashState(hasher: h, offset: hashing ? newOffset : -1, busy: false) }
             return newOffset
         } catch {
-            hashers.withLock { $0[session.id] = UploadHashState(hasher: before, offset: start, busy: false) }
+            hashers.withLock { $0[session.id] = UploadHashState(hasher: before, offset: hashing ? start : -1, busy: false) }
             throw error
         }
     }
@@ -532,7 +527,8 @@ public final class Registry: Sendable {
     /// write buffer (at least 64 KiB is used); a body longer than its hint still streams correctly (the
     /// length check is the caller's).
     func stream<Body: AsyncSequence>(
-        _ body: Body, to writer: any BlobUploadWriter, hasher: inout DigestHasher, sizeHint: Int64? = nil
+        _ body: Body, to writer: any BlobUploadWriter, hasher: inout DigestHasher, sizeHint: Int64? = nil,
+        hashing: Bool = true
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let target = sizeHint.map { Int(max(64 << 10, min(Int64(settings.writeBufferSize), $0))) } ?? settings.writeBufferSize
         var pending: Task<Void, any Error>? = nil
@@ -552,7 +548,7 @@ public final class Registry: Sendable {
         do {
             for try await chunk in body {
                 total += Int64(chunk.readableBytes)
-                chunk.withUnsafeReadableBytes { hasher.update($0) }
+                if hashing { chunk.withUnsafeReadableBytes { hasher.update($0) } }
                 var c = chunk
                 while c.readableBytes > 0 {
                     if current.capacity == 0 {

@@ -88,7 +88,23 @@ struct VerifyConfig: AsyncParsableCommand {
             config.postgresURL = config.postgresURLRedacted
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try enc.encode(config), as: UTF8.self))
+            var json = try enc.encode(config)
+            if config.blobBackend == "s3" {
+                // The S3 settings are flat keys of the file, kept in their own value: print them alongside.
+                var object = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+                for (key, value) in config.s3.effectiveEntries { object[key] = value }
+                json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            }
+            print(String(decoding: json, as: UTF8.self))
+            if config.blobBackend == "s3", let s3 = config.s3.configuration {
+                let problems = await config.s3.probe()
+                guard problems.isEmpty else {
+                    let text = problems.map { "  - S3 blob store: \($0)" }.joined(separator: "\n")
+                    FileHandle.standardError.write(Data("invalid configuration:\n\(text)\n".utf8))
+                    throw ExitCode(2)
+                }
+                FileHandle.standardError.write(Data("S3 blob store: bucket \(s3.bucket) at \(s3.endpoint) is reachable and writable\n".utf8))
+            }
         } catch let e as ConfigurationError {
             FileHandle.standardError.write(Data((e.description + "\n").utf8))
             throw ExitCode(2)

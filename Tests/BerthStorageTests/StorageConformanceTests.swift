@@ -1,4 +1,5 @@
 import BerthCore
+import BerthS3
 import BerthStorage
 import Foundation
 import NIOCore
@@ -55,6 +56,25 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 }
 
+/// The blob store conformance suite runs on every blob store; S3 against a real SeaweedFS (see `SeaweedFS`).
+enum BlobBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory
+    case filesystem
+    case s3
+
+    var testDescription: String { rawValue }
+
+    func make() async throws -> any BlobStore {
+        switch self {
+        case .memory: return try await Backend.memory.make().blobs
+        case .filesystem: return try await Backend.filesystemAndSQLite.make().blobs
+        case .s3:
+            guard let server = SeaweedFS.current else { throw SeaweedFS.Unavailable(description: "no SeaweedFS in scope") }
+            return try S3BlobStore(server.configuration())
+        }
+    }
+}
+
 func buffer(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
 
 let registry = "111111111111"
@@ -73,61 +93,61 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     return Digest.sha256(of: Array(parts.joined().utf8))
 }
 
-@Suite struct BlobStoreConformance {
-    @Test(arguments: Backend.allCases)
-    func uploadCommitAndRead(_ backend: Backend) async throws {
-        let s = try await backend.make()
-        let d = try await stage(s.blobs, "u1", ["hello ", "world, ", "this is a blob"])
-        #expect(try await s.blobs.size(of: d) == nil, "a blob is invisible before commit")
-        #expect(try await s.blobs.uploadedSize(id: "u1") == 27)
-        try await s.blobs.commitUpload(id: "u1", as: d)
-        #expect(try await s.blobs.size(of: d) == 27)
-        #expect(try await s.blobs.uploadedSize(id: "u1") == nil)
-        #expect(try await readAll(s.blobs, d) == "hello world, this is a blob")
-        #expect(try await readAll(s.blobs, d, range: ByteRange(start: 6, end: 10)) == "world")
+@Suite(.seaweedFS) struct BlobStoreConformance {
+    @Test(arguments: BlobBackend.allCases)
+    func uploadCommitAndRead(_ backend: BlobBackend) async throws {
+        let blobs = try await backend.make()
+        let d = try await stage(blobs, "u1", ["hello ", "world, ", "this is a blob"])
+        #expect(try await blobs.size(of: d) == nil, "a blob is invisible before commit")
+        #expect(try await blobs.uploadedSize(id: "u1") == 27)
+        try await blobs.commitUpload(id: "u1", as: d)
+        #expect(try await blobs.size(of: d) == 27)
+        #expect(try await blobs.uploadedSize(id: "u1") == nil)
+        #expect(try await readAll(blobs, d) == "hello world, this is a blob")
+        #expect(try await readAll(blobs, d, range: ByteRange(start: 6, end: 10)) == "world")
     }
 
-    @Test(arguments: Backend.allCases)
-    func reopeningAnUploadTruncatesUncommittedTail(_ backend: Backend) async throws {
-        let s = try await backend.make()
-        _ = try await stage(s.blobs, "u2", ["abcdef"])
-        let w = try await s.blobs.openUpload(id: "u2", at: 3)
+    @Test(arguments: BlobBackend.allCases)
+    func reopeningAnUploadTruncatesUncommittedTail(_ backend: BlobBackend) async throws {
+        let blobs = try await backend.make()
+        _ = try await stage(blobs, "u2", ["abcdef"])
+        let w = try await blobs.openUpload(id: "u2", at: 3)
         try await w.write(buffer("XYZ"))
         try await w.close()
-        #expect(try await s.blobs.uploadedSize(id: "u2") == 6)
+        #expect(try await blobs.uploadedSize(id: "u2") == 6)
         var seen = ""
-        try await s.blobs.readUpload(id: "u2", length: 6) { seen += String(buffer: $0) }
+        try await blobs.readUpload(id: "u2", length: 6) { seen += String(buffer: $0) }
         #expect(seen == "abcXYZ")
-        await #expect(throws: (any Error).self) { _ = try await s.blobs.openUpload(id: "u2", at: 100) }
+        await #expect(throws: (any Error).self) { _ = try await blobs.openUpload(id: "u2", at: 100) }
     }
 
-    @Test(arguments: Backend.allCases)
-    func deleteUploadAndBlob(_ backend: Backend) async throws {
-        let s = try await backend.make()
-        let d = try await stage(s.blobs, "u3", ["x"])
-        try await s.blobs.deleteUpload(id: "u3")
-        #expect(try await s.blobs.uploadedSize(id: "u3") == nil)
-        try await s.blobs.deleteUpload(id: "never-existed")
-        _ = try await stage(s.blobs, "u4", ["x"])
-        try await s.blobs.commitUpload(id: "u4", as: d)
-        try await s.blobs.delete(d)
-        #expect(try await s.blobs.size(of: d) == nil)
+    @Test(arguments: BlobBackend.allCases)
+    func deleteUploadAndBlob(_ backend: BlobBackend) async throws {
+        let blobs = try await backend.make()
+        let d = try await stage(blobs, "u3", ["x"])
+        try await blobs.deleteUpload(id: "u3")
+        #expect(try await blobs.uploadedSize(id: "u3") == nil)
+        try await blobs.deleteUpload(id: "never-existed")
+        _ = try await stage(blobs, "u4", ["x"])
+        try await blobs.commitUpload(id: "u4", as: d)
+        try await blobs.delete(d)
+        #expect(try await blobs.size(of: d) == nil)
     }
 
-    @Test(arguments: Backend.allCases)
-    func sameBlobCommittedTwiceStaysIntact(_ backend: Backend) async throws {
-        let s = try await backend.make()
+    @Test(arguments: BlobBackend.allCases)
+    func sameBlobCommittedTwiceStaysIntact(_ backend: BlobBackend) async throws {
+        let blobs = try await backend.make()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<8 {
                 group.addTask {
-                    let d = try await stage(s.blobs, "par\(i)", ["same ", "content"])
-                    try await s.blobs.commitUpload(id: "par\(i)", as: d)
+                    let d = try await stage(blobs, "par\(i)", ["same ", "content"])
+                    try await blobs.commitUpload(id: "par\(i)", as: d)
                 }
             }
             try await group.waitForAll()
         }
         let d = Digest.sha256(of: Array("same content".utf8))
-        #expect(try await readAll(s.blobs, d) == "same content")
+        #expect(try await readAll(blobs, d) == "same content")
     }
 }
 

@@ -132,8 +132,10 @@ public struct SigV4Signer: Sendable {
         let middle = SigV4Canonical.canonicalRequestMiddle(
             query: SigV4Canonical.canonicalQuery(query), signedNames: signedNames,
             signedHeadersLine: signedHeadersLine, headers: headers)
+        // S3 signs the path as sent (encoded once, not normalized); other services encode it again.
+        let uri = service == "s3" ? Array((path.isEmpty ? "/" : path).utf8) : SigV4Canonical.canonicalURI(path, normalize: true)
         let canonical = SigV4Canonical.canonicalRequest(
-            method: method, uri: SigV4Canonical.canonicalURI(path, normalize: true), middle: middle,
+            method: method, uri: uri, middle: middle,
             payloadHash: payloadHash)
         let stringToSign = SigV4Canonical.stringToSign(canonicalRequest: canonical, amzDate: amzDate, scope: scope)
         let key = SigV4Canonical.signingKey(secret: secretAccessKey, scope: scope)

@@ -1,0 +1,369 @@
+import AsyncHTTPClient
+import BerthCore
+import BerthStorage
+import NIOCore
+
+/// Content-addressed blobs in an S3-compatible bucket (docs/s3.md).
+///
+/// ```
+/// <prefix>blobs/<algorithm>/<first two hex>/<hex>      committed blob, immutable
+/// <prefix>uploads/<upload id>/<start offset, 16 digits> one segment of a staged upload
+/// ```
+/// An upload is a run of contiguous segment objects, one per `openUpload`…`close` (an OCI chunk). Every
+/// segment but the last is at least `minimumPartSize` long: a writer that opens after a shorter segment
+/// takes its bytes over (re-reads them, rewrites the segment under the same key, longer), so a commit can
+/// always assemble the blob server-side, one `UploadPartCopy` per segment. Nothing lives in the process:
+/// any node can append to, read or commit an upload another node started.
+public final class S3BlobStore: BlobStore {
+    let client: S3Client
+    /// Bytes buffered per part while streaming a segment (S3's minimum is 5 MiB).
+    let partSize: Int
+    /// The size below which a segment is taken over by the next writer (S3's minimum part size).
+    let minimumPartSize: Int64
+    /// The largest object a single `CopyObject` copies.
+    let maximumCopySize: Int64
+
+    public init(_ config: S3Configuration, partSize: Int = 8 << 20, minimumPartSize: Int64 = 5 << 20,
+                maximumCopySize: Int64 = 5 << 30, httpClient: HTTPClient? = nil) throws {
+        client = try S3Client(config, http: httpClient ?? S3Client.sharedHTTPClient)
+        self.partSize = max(partSize, Int(minimumPartSize))
+        self.minimumPartSize = minimumPartSize
+        self.maximumCopySize = maximumCopySize
+    }
+
+    public var configuration: S3Configuration { client.config }
+
+    // MARK: Keys
+
+    var prefix: String { client.config.keyPrefix }
+
+    func blobKey(_ digest: Digest) -> String {
+        "\(prefix)blobs/\(digest.algorithm.rawValue)/\(digest.encoded.prefix(2))/\(digest.encoded)"
+    }
+
+    func uploadPrefix(_ id: String) throws -> String {
+        guard FileSystemLayout.isValidUploadID(id) else { throw StorageError("invalid upload id") }
+        return "\(prefix)uploads/\(id)/"
+    }
+
+    static func segmentName(_ start: Int64) -> String {
+        let digits = String(start)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
+    }
+
+    /// One staged piece of an upload: bytes `start..<start+size` in object `key`.
+    struct Segment: Sendable {
+        var key: String
+        var start: Int64
+        var size: Int64
+        var lastModified: Double
+        var end: Int64 { start + size }
+    }
+
+    /// The segments of an upload in order, checked to be contiguous from 0.
+    func segments(_ id: String) async throws -> [Segment] {
+        let prefix = try uploadPrefix(id)
+        let segments = try await client.list(prefix: prefix).compactMap { object -> Segment? in
+            guard let start = Int64(object.key.dropFirst(prefix.count)) else { return nil }
+            return Segment(key: object.key, start: start, size: object.size, lastModified: object.lastModified)
+        }.sorted { $0.start < $1.start }
+        var end: Int64 = 0
+        for s in segments {
+            // A zero-length segment is the marker of an empty upload; any other gap or overlap is damage.
+            guard s.start == end || (s.size == 0 && s.start <= end) else {
+                throw StorageError("upload \(id) is not contiguous at offset \(end) (segment at \(s.start))")
+            }
+            end = max(end, s.end)
+        }
+        return segments
+    }
+
+    // MARK: BlobReading
+
+    public func size(of digest: Digest) async throws -> Int64? {
+        try await client.head(blobKey(digest))
+    }
+
+    public func isStored(_ digest: Digest) async throws -> Bool {
+        try await size(of: digest) != nil
+    }
+
+    public func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        let key = blobKey(digest)
+        if let range, range.count <= 0 { return }
+        guard try await client.get(key, range: range.map { $0.start...$0.end }, into: consumer) else {
+            throw StorageError("blob \(digest) is not in the bucket")
+        }
+    }
+
+    // MARK: BlobUploading
+
+    public func openUpload(id: String, at offset: Int64) async throws -> any BlobUploadWriter {
+        let segments = try await segments(id)
+        let stagedEnd = segments.last?.end ?? 0
+        guard stagedEnd >= offset else {
+            throw StorageError("upload \(id) has \(stagedEnd) bytes, expected at least \(offset)")
+        }
+        // Bytes at and beyond `offset` were written by a request that did not complete.
+        for s in segments where s.start >= offset && !(s.start == 0 && s.size == 0) {
+            try await client.delete(s.key)
+        }
+        let kept = segments.filter { $0.start < offset }
+        guard let last = kept.last, last.end > offset || last.size < minimumPartSize else {
+            let existing = segments.first { $0.start == offset && $0.size == 0 }
+            return S3UploadWriter(store: self, key: try uploadPrefix(id) + Self.segmentName(offset), existingSize: existing?.size)
+        }
+        // Take over the last segment's bytes up to `offset`: it is too short to be a part of its own, or it
+        // holds bytes past `offset` that must go.
+        let writer = S3UploadWriter(store: self, key: last.key, existingSize: last.size)
+        if offset > last.start {
+            _ = try await client.get(last.key, range: 0...(offset - last.start - 1)) { try await writer.carry($0) }
+        }
+        return writer
+    }
+
+    public func uploadedSize(id: String) async throws -> Int64? {
+        let segments = try await segments(id)
+        return segments.isEmpty ? nil : segments.last!.end
+    }
+
+    public func readUpload(id: String, length: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        var remaining = length
+        for s in try await segments(id) where remaining > 0 && s.size > 0 {
+            let count = min(s.size, remaining)
+            guard try await client.get(s.key, range: 0...(count - 1), into: consumer) else {
+                throw StorageError("segment \(s.key) of upload \(id) vanished")
+            }
+            remaining -= count
+        }
+        if remaining > 0 { throw StorageError("upload \(id) has fewer than \(length) bytes") }
+    }
+
+    public func commitUpload(id: String, as digest: Digest) async throws {
+        let segments = try await segments(id).filter { $0.size > 0 || $0.start == 0 }
+        guard !segments.isEmpty else { throw StorageError("upload \(id) does not exist") }
+        let target = blobKey(digest)
+        let nonEmpty = segments.filter { $0.size > 0 }
+        if nonEmpty.count <= 1, (nonEmpty.first?.size ?? 0) <= maximumCopySize {
+            try await client.copy(from: (nonEmpty.first ?? segments[0]).key, to: target)
+        } else {
+            try await assemble(nonEmpty, into: target)
+        }
+        try await deleteSegments(segments)
+    }
+
+    /// Builds `target` from the segments server-side: one `UploadPartCopy` per segment (pieces of at most
+    /// `maximumCopySize` for huge ones, cut evenly so none falls under the minimum part size).
+    func assemble(_ segments: [Segment], into target: String) async throws {
+        let uploadID = try await client.createMultipartUpload(target)
+        do {
+            var etags: [String] = []
+            for s in segments {
+                let pieces = Int64(max(1, (s.size + maximumCopySize - 1) / maximumCopySize))
+                let pieceSize = (s.size + pieces - 1) / pieces
+                var at: Int64 = 0
+                while at < s.size {
+                    let end = min(s.size, at + pieceSize)
+                    etags.append(try await client.uploadPartCopy(target, uploadID: uploadID, number: etags.count + 1,
+                                                                 source: s.key, range: at...(end - 1)))
+                    at = end
+                }
+            }
+            try await client.completeMultipartUpload(target, uploadID: uploadID, etags: etags)
+        } catch {
+            try? await client.abortMultipartUpload(target, uploadID: uploadID)
+            throw error
+        }
+    }
+
+    func deleteSegments(_ segments: [Segment]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, s) in segments.enumerated() {
+                if i >= 8 { _ = try await group.next() }
+                group.addTask { try await self.client.delete(s.key) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    public func deleteUpload(id: String) async throws {
+        let prefix = try uploadPrefix(id)
+        // A writer that died mid-segment leaves a multipart upload behind: abort it too.
+        for pending in try await client.multipartUploads(prefix: prefix) where pending.key.hasPrefix(prefix) {
+            try await client.abortMultipartUpload(pending.key, uploadID: pending.uploadID)
+        }
+        try await deleteSegments(try await client.list(prefix: prefix).map {
+            Segment(key: $0.key, start: 0, size: $0.size, lastModified: $0.lastModified)
+        })
+    }
+
+    // MARK: BlobDeleting and the collector's inventory
+
+    public func delete(_ digest: Digest) async throws {
+        try await client.delete(blobKey(digest))
+    }
+
+    /// Every committed blob in the bucket (for the garbage collector's inventory).
+    public func storedBlobs() async throws -> [StoredFile<Digest>] {
+        let root = "\(prefix)blobs/"
+        return try await client.list(prefix: root).compactMap { object in
+            let parts = object.key.dropFirst(root.count).split(separator: "/")
+            guard parts.count == 3, let digest = Digest.parse("\(parts[0]):\(parts[2])") else { return nil }
+            return StoredFile(name: digest, size: object.size, changedAt: object.lastModified)
+        }
+    }
+
+    /// Every staged upload: its size and when it last changed (its newest segment).
+    public func stagedUploads() async throws -> [StoredFile<String>] {
+        let root = "\(prefix)uploads/"
+        var uploads: [String: StoredFile<String>] = [:]
+        for object in try await client.list(prefix: root) {
+            guard let id = object.key.dropFirst(root.count).split(separator: "/").first.map(String.init) else { continue }
+            var file = uploads[id] ?? StoredFile(name: id, size: 0, changedAt: 0)
+            file.size += object.size
+            file.changedAt = max(file.changedAt, object.lastModified)
+            uploads[id] = file
+        }
+        return uploads.values.sorted { $0.name < $1.name }
+    }
+}
+
+/// Streams one segment: in memory up to `partSize`, then as a multipart upload, one part per `partSize`
+/// (one part uploading while the next fills), so memory stays at two parts whatever the length.
+final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
+    private let store: S3BlobStore
+    private let key: String
+    /// The size of the object already at `key` (nil when there is none).
+    private let existingSize: Int64?
+    private var buffer = ByteBuffer()
+    private var carried: Int64 = 0
+    private var written: Int64 = 0
+    private var uploadID: String?
+    private var etags: [String] = []
+    private var inFlight: Task<String, any Error>?
+    private var closed = false
+
+    init(store: S3BlobStore, key: String, existingSize: Int64?) {
+        self.store = store
+        self.key = key
+        self.existingSize = existingSize
+    }
+
+    /// Bytes of the segment being replaced, taken over before any new byte.
+    func carry(_ bytes: ByteBuffer) async throws {
+        carried += Int64(bytes.readableBytes)
+        try await append(bytes)
+    }
+
+    func write(_ bytes: ByteBuffer) async throws {
+        written += Int64(bytes.readableBytes)
+        try await append(bytes)
+    }
+
+    /// Parts grow after every 1000 so that a segment never needs more than S3's 10,000.
+    private var currentPartSize: Int { store.partSize << min(etags.count / 1000, 8) }
+
+    private func append(_ bytes: ByteBuffer) async throws {
+        var bytes = bytes
+        while bytes.readableBytes > 0 {
+            if buffer.capacity == 0 { buffer = ByteBufferAllocator().buffer(capacity: currentPartSize) }
+            var piece = bytes.readSlice(length: min(bytes.readableBytes, currentPartSize - buffer.readableBytes))!
+            buffer.writeBuffer(&piece)
+            if buffer.readableBytes >= currentPartSize { try await flushPart() }
+        }
+    }
+
+    /// Whether the segment must be (re)written without new bytes: it was cut back to what was carried, or
+    /// it is the zero-length marker that makes an empty upload exist.
+    private var needsRewrite: Bool {
+        if let existingSize { return existingSize != carried }
+        return key.hasSuffix("/" + S3BlobStore.segmentName(0))
+    }
+
+    private func flushPart() async throws {
+        let part = buffer
+        buffer = ByteBuffer()
+        if uploadID == nil { uploadID = try await store.client.createMultipartUpload(key) }
+        if let previous = inFlight {
+            inFlight = nil
+            etags.append(try await previous.value)
+        }
+        let (client, key, id, number) = (store.client, key, uploadID!, etags.count + 1)
+        inFlight = Task { try await client.uploadPart(key, uploadID: id, number: number, part) }
+    }
+
+    func close() async throws {
+        guard !closed else { return }
+        closed = true
+        do {
+            if let id = uploadID {
+                if let previous = inFlight {
+                    inFlight = nil
+                    etags.append(try await previous.value)
+                }
+                if buffer.readableBytes > 0 {
+                    etags.append(try await store.client.uploadPart(key, uploadID: id, number: etags.count + 1, buffer))
+                }
+                try await store.client.completeMultipartUpload(key, uploadID: id, etags: etags)
+            } else if written > 0 || needsRewrite {
+                try await store.client.put(key, buffer)
+            }
+            buffer = ByteBuffer()
+        } catch {
+            if let task = inFlight { _ = try? await task.value }
+            if let id = uploadID { try? await store.client.abortMultipartUpload(key, uploadID: id) }
+            throw error
+        }
+    }
+}
+
+extension S3BlobStore {
+    /// Checks that the bucket is reachable and that the credentials may write, read, list and delete objects,
+    /// with a throwaway object under `<prefix>berth-probe/`. Returns one sentence per problem (empty when all
+    /// is well), each naming the operation that failed and the likely cause.
+    public func probe() async -> [String] {
+        let key = "\(prefix)berth-probe/\(UInt64.random(in: 0...UInt64.max))"
+        let payload = ByteBuffer(string: "berth verify-config probe")
+        let where_ = "bucket \(client.config.bucket) at \(client.config.endpoint)"
+        func explain(_ step: String, _ permission: String, _ error: any Error) -> String {
+            guard let e = error as? S3Error else {
+                return "\(step): cannot reach \(client.config.endpoint): \(error)"
+            }
+            let cause: String
+            switch e.code {
+            case "NoSuchBucket": cause = "the bucket \(client.config.bucket) does not exist"
+            case "InvalidAccessKeyId": cause = "the access key id is not known to the store"
+            case "SignatureDoesNotMatch": cause = "the secret access key is wrong (or s3Region does not match the store's)"
+            case "AuthorizationHeaderMalformed": cause = "the store expects another region than s3Region \(client.config.region)"
+            case "AccessDenied", "AllAccessDisabled": cause = "the credentials lack \(permission) on \(where_)"
+            case "PermanentRedirect", "301": cause = "the bucket is in another region or needs another endpoint"
+            default: cause = "the store answered HTTP \(e.status)\(e.code.map { " \($0)" } ?? "")"
+            }
+            return "\(step) failed: \(cause) (\(e))"
+        }
+        do { try await client.put(key, payload) } catch { return [explain("writing a probe object", "s3:PutObject", error)] }
+        var problems: [String] = []
+        do {
+            var got = ByteBuffer()
+            let found = try await client.get(key, range: nil) { var b = $0; got.writeBuffer(&b) }
+            if !found || got != payload {
+                problems.append("reading the probe object back returned other bytes than were written")
+            }
+        } catch { problems.append(explain("reading the probe object", "s3:GetObject", error)) }
+        do {
+            let listed = try await client.list(prefix: key)
+            if !listed.contains(where: { $0.key == key }) {
+                problems.append("listing the bucket did not show the probe object just written")
+            }
+        } catch { problems.append(explain("listing the bucket", "s3:ListBucket", error)) }
+        do {
+            let uploadID = try await client.createMultipartUpload(key + "-multipart")
+            try await client.abortMultipartUpload(key + "-multipart", uploadID: uploadID)
+        } catch { problems.append(explain("starting a multipart upload", "s3:PutObject and s3:AbortMultipartUpload", error)) }
+        do {
+            try await client.delete(key)
+            if try await client.head(key) != nil { problems.append("the probe object is still there after DeleteObject") }
+        } catch { problems.append(explain("deleting the probe object", "s3:DeleteObject", error)) }
+        return problems
+    }
+}

@@ -1,0 +1,155 @@
+import BerthCore
+@testable import BerthS3
+import BerthStorage
+import Foundation
+import NIOCore
+import Testing
+
+/// What only the S3 store has: segments of uploads across "nodes" (store instances sharing nothing but the
+/// bucket), S3's minimum part size, multipart uploads, the collector's inventory and `verify-config`'s probe.
+@Suite(.seaweedFS) struct S3BlobStoreTests {
+    static let mib = 1 << 20
+
+    func bytes(_ count: Int, seed: Int) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: ($0 &+ seed) &* 2654435761 >> 13) }
+    }
+
+    func server() throws -> SeaweedFS {
+        guard let s = SeaweedFS.current else { throw SeaweedFS.Unavailable(description: "no SeaweedFS in scope") }
+        return s
+    }
+
+    /// Writes `data` as one chunk at `offset`, in pieces of `piece` bytes.
+    func writeChunk(_ store: S3BlobStore, _ id: String, at offset: Int, _ data: ArraySlice<UInt8>, piece: Int = 1 << 20) async throws {
+        let w = try await store.openUpload(id: id, at: Int64(offset))
+        var at = data.startIndex
+        while at < data.endIndex {
+            let end = min(data.endIndex, at + piece)
+            try await w.write(ByteBuffer(bytes: data[at..<end]))
+            at = end
+        }
+        try await w.close()
+    }
+
+    func read(_ store: S3BlobStore, _ digest: Digest, _ range: ByteRange? = nil) async throws -> [UInt8] {
+        var out: [UInt8] = []
+        try await store.read(digest, range: range) { out += Array($0.readableBytesView) }
+        return out
+    }
+
+    @Test func chunksOfAnySizeAlternatingNodesMakeOneBlob() async throws {
+        let config = try server().configuration()
+        let nodes = [try S3BlobStore(config, partSize: 5 * Self.mib), try S3BlobStore(config, partSize: 5 * Self.mib)]
+        let sizes = [1024, 3 * Self.mib, 7 * Self.mib + 3, 100, 6 * Self.mib, 1, 5 * Self.mib]
+        let data = bytes(sizes.reduce(0, +), seed: 1)
+        var offset = 0
+        for (i, size) in sizes.enumerated() {
+            try await writeChunk(nodes[i % 2], "chunks", at: offset, data[offset..<(offset + size)], piece: 700_000)
+            offset += size
+            #expect(try await nodes[(i + 1) % 2].uploadedSize(id: "chunks") == Int64(offset))
+        }
+        // Every segment but the last is long enough to be a part of a multipart upload.
+        let segments = try await nodes[0].segments("chunks")
+        #expect(segments.dropLast().allSatisfy { $0.size >= 5 * Int64(Self.mib) }, "\(segments.map(\.size))")
+        #expect(segments.count > 1)
+        var staged: [UInt8] = []
+        try await nodes[1].readUpload(id: "chunks", length: Int64(data.count)) { staged += Array($0.readableBytesView) }
+        #expect(staged == data)
+        let digest = Digest.sha256(of: data)
+        try await nodes[1].commitUpload(id: "chunks", as: digest)
+        #expect(try await nodes[0].uploadedSize(id: "chunks") == nil)
+        #expect(try await nodes[0].size(of: digest) == Int64(data.count))
+        #expect(try await read(nodes[0], digest) == data)
+        for (start, end) in [(0, 0), (1023, 1024 + 3 * Self.mib), (5 * Self.mib - 1, 12 * Self.mib), (data.count - 10, data.count - 1)] {
+            #expect(try await read(nodes[0], digest, ByteRange(start: Int64(start), end: Int64(end))) == Array(data[start...end]))
+        }
+    }
+
+    @Test func reopeningInsideASegmentCutsItBack() async throws {
+        let store = try S3BlobStore(try server().configuration(), partSize: 5 * Self.mib)
+        let data = bytes(12 * Self.mib, seed: 2)
+        // A first chunk of 8 MiB (a multipart segment), then garbage a failed request left after it.
+        try await writeChunk(store, "cut", at: 0, data[0..<(8 * Self.mib)])
+        try await writeChunk(store, "cut", at: 8 * Self.mib, ArraySlice(repeating: 0xEE, count: 3 * Self.mib))
+        // The registry only counted 6 MiB of the first chunk: reopen there, inside the first segment.
+        try await writeChunk(store, "cut", at: 6 * Self.mib, data[(6 * Self.mib)...])
+        #expect(try await store.uploadedSize(id: "cut") == Int64(data.count))
+        let digest = Digest.sha256(of: data)
+        try await store.commitUpload(id: "cut", as: digest)
+        #expect(try await read(store, digest) == data)
+    }
+
+    @Test func emptyUploadsCommitToEmptyBlobs() async throws {
+        let store = try S3BlobStore(try server().configuration())
+        try await store.openUpload(id: "empty", at: 0).close()
+        #expect(try await store.uploadedSize(id: "empty") == 0)
+        let digest = Digest.sha256(of: [UInt8]())
+        try await store.commitUpload(id: "empty", as: digest)
+        #expect(try await store.size(of: digest) == 0)
+        #expect(try await read(store, digest).isEmpty)
+        await #expect(throws: (any Error).self) { try await store.commitUpload(id: "never", as: digest) }
+    }
+
+    @Test func inventoryListsCommittedBlobsAndStagedUploads() async throws {
+        let store = try S3BlobStore(try server().configuration())
+        let a = try await stage(store, "inv-a", ["alpha"])
+        try await store.commitUpload(id: "inv-a", as: a)
+        _ = try await stage(store, "inv-b", ["beta", "!"])
+        let blobs = try await store.storedBlobs()
+        #expect(blobs.map(\.name) == [a])
+        #expect(blobs.first?.size == 5)
+        #expect(abs((blobs.first?.changedAt ?? 0) - Date().timeIntervalSince1970) < 300)
+        let uploads = try await store.stagedUploads()
+        #expect(uploads.map(\.name) == ["inv-b"])
+        #expect(uploads.first?.size == 5)
+        #expect(try await store.isStored(a))
+        try await store.delete(a)
+        #expect(try await !store.isStored(a))
+    }
+
+    @Test func deletingAnUploadAbortsItsUnfinishedMultipartUpload() async throws {
+        let store = try S3BlobStore(try server().configuration(), partSize: 5 * Self.mib)
+        let w = try await store.openUpload(id: "dying", at: 0)
+        try await w.write(ByteBuffer(bytes: bytes(11 * Self.mib, seed: 3)))  // two parts sent, never completed
+        let prefix = try store.uploadPrefix("dying")
+        #expect(try await store.client.multipartUploads(prefix: prefix).count == 1)
+        try await store.deleteUpload(id: "dying")
+        #expect(try await store.client.multipartUploads(prefix: prefix).isEmpty)
+        #expect(try await store.uploadedSize(id: "dying") == nil)
+    }
+
+    @Test func probeNamesWhatIsWrong() async throws {
+        let good = try server().configuration()
+        let goodStore = try S3BlobStore(good)
+        #expect(await goodStore.probe() == [])
+        var wrongSecret = good
+        wrongSecret.secretAccessKey = "not-the-secret"
+        let secretProblems = try await S3BlobStore(wrongSecret).probe()
+        #expect(secretProblems.count == 1 && secretProblems[0].contains("secret access key is wrong"), "\(secretProblems)")
+        var wrongKey = good
+        wrongKey.accessKeyID = "NOSUCHKEY"
+        let keyProblems = try await S3BlobStore(wrongKey).probe()
+        #expect(keyProblems.count == 1 && keyProblems[0].contains("access key id is not known"), "\(keyProblems)")
+        var noBucket = good
+        noBucket.bucket = "no-such-bucket-here"
+        noBucket.accessKeyID = SeaweedFS.accessKey
+        let bucketProblems = try await S3BlobStore(noBucket).probe()
+        #expect(bucketProblems.count == 1 && bucketProblems[0].contains("does not exist"), "\(bucketProblems)")
+        var closed = good
+        closed.endpoint = "http://127.0.0.1:1"
+        let connectProblems = try await S3BlobStore(closed).probe()
+        #expect(connectProblems.count == 1 && connectProblems[0].contains("cannot reach"), "\(connectProblems)")
+    }
+
+    @Test func badEndpointsAndBucketsAreRefused() {
+        let good = S3Configuration(endpoint: "http://127.0.0.1:9000", bucket: "b", accessKeyID: "k", secretAccessKey: "s")
+        for endpoint in ["127.0.0.1:9000", "ftp://x", "http://host/path", "http://"] {
+            var c = good
+            c.endpoint = endpoint
+            #expect(throws: StorageError.self) { try S3BlobStore(c) }
+        }
+        var c = good
+        c.bucket = "a/b"
+        #expect(throws: StorageError.self) { try S3BlobStore(c) }
+    }
+}
