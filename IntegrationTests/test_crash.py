@@ -42,6 +42,7 @@ def patch(c, loc, data, start):
 
 _HEX64 = re.compile(r"^(?:sha256[:\-_])?([a-f0-9]{64})$")
 _SCRATCH = re.compile(r"upload|tmp|temp|staging|partial|incoming", re.I)
+_SEALED = b"BERTHSB1"  # the magic of a blob sealed at rest (docs/encryption.md)
 
 
 def assert_blob_files_consistent(data_dir):
@@ -59,6 +60,13 @@ def assert_blob_files_consistent(data_dir):
                 continue
             h = hashlib.sha256()
             with open(os.path.join(root, f), "rb") as fh:
+                if fh.read(len(_SEALED)) == _SEALED:
+                    # Encrypted at rest (the default): the file is the sealed blob, which does not hash to
+                    # its name by design. Its completeness is authenticated instead: the last segment is
+                    # sealed as final with the digest, so a file made visible before it was complete
+                    # fails to open, and the tests read every blob back through the server.
+                    continue
+                fh.seek(0)
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
             if h.hexdigest() != m.group(1):
