@@ -12,6 +12,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var activatedAt: [Digest: Double] = [:]
         var blobs: Set<Digest> = []
         var manifests: [Digest: ManifestRecord] = [:]
+        /// The last lifecycle policy preview.
+        var lifecyclePreview: StoredLifecyclePreview? = nil
         /// Parent manifest → the blobs and manifests it references.
         var references: [Digest: [Digest]] = [:]
         /// Parent manifest → the blobs (config, layers) it references: what garbage collection counts.

@@ -182,7 +182,7 @@ public protocol ScanMetadata: Sendable {
 }
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata
+    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
 
 extension RepositoryMetadata {
     /// Replaces a repository's settings; false when it does not exist.

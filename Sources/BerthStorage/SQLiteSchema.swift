@@ -89,7 +89,8 @@ extension SQLiteMetadataStore {
                 PRIMARY KEY(account_id, principal_arn)) WITHOUT ROWID;
             """),
         SchemaMigration(version: 4, name: "garbage collection and storage accounting", sql: garbageCollectionSchema),
-        SchemaMigration(version: 5, name: "blob tombstones", sql: blobTombstonesSchema),
+        SchemaMigration(version: 5, name: "blob tombstones and lifecycle policy previews",
+                        sql: blobTombstonesSchema + lifecyclePreviewsSchema),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.
