@@ -151,6 +151,14 @@ def blob_key(digest: str) -> str:
     return f"blobs/{alg}/{hexa[:2]}/{hexa}"
 
 
+def assert_sealed_in_bucket(seaweed, digest: str, plaintext_size: int):
+    """The blob is one object, encrypted at rest (the default): the sealed blob is larger than the
+    plaintext by 28 bytes per 64 KiB segment plus a header (docs/encryption.md)."""
+    stored = seaweed.keys(blob_key(digest))
+    assert list(stored) == [blob_key(digest)], stored
+    assert stored[blob_key(digest)] > plaintext_size + 28 * -(-plaintext_size // 65536), stored
+
+
 def test_every_upload_form_lands_in_the_bucket(s3reg, seaweed):
     repo = f"s3/{unique()}"
     blobs = {
@@ -160,7 +168,7 @@ def test_every_upload_form_lands_in_the_bucket(s3reg, seaweed):
     }
     for method, data in blobs.items():
         digest = s3reg.push_blob(repo, data, method=method)
-        assert seaweed.keys(blob_key(digest)) == {blob_key(digest): len(data)}, method
+        assert_sealed_in_bucket(seaweed, digest, len(data))
         s3reg.blob_ok(repo, digest, data)
         r = s3reg.head(f"/v2/{repo}/blobs/{digest}")
         assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
@@ -216,7 +224,7 @@ def test_chunks_alternating_between_two_nodes(berth_bin, seaweed, s3_server, cli
         assert r.status_code == 201, describe(r)
         for node in nodes:
             node.blob_ok(repo, digest, data)
-        assert seaweed.keys(blob_key(digest)) == {blob_key(digest): len(data)}
+        assert_sealed_in_bucket(seaweed, digest, len(data))
         # A wrong digest is refused, however the chunks were spread.
         loc = nodes[1].start_upload(repo)
         r = nodes[1].patch(bh.path_of(loc), data=data[:3000], headers={"Content-Type": "application/octet-stream"})

@@ -90,19 +90,10 @@ public struct ECRHandler: Sendable {
     /// CloudTrail `LookupEvents`: the same body limit and SigV4 check (signed for `cloudtrail`).
     func handleCloudTrail(_ cloudTrail: CloudTrailService, _ target: String, _ request: Request,
                           _ context: BerthRequestContext) async throws -> Response {
-        context.record.set(door: .cloudTrail, operation: "unknown")
-        do {
-            let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
-            let principal = try await authenticator.aws(request, body: body, service: CloudTrailService.signingName, context)
-            context.identity = .principal(principal)
+        try await handleService(door: .cloudTrail, signingName: CloudTrailService.signingName, prefix: CloudTrailService.targetPrefix,
+                                target, request, context) { body, principal in
             let r = await cloudTrail.handle(target: target, body: body, principal: principal)
-            if r.errorType != "UnknownOperationException" { context.record.set(operation: String(target.dropFirst(CloudTrailService.targetPrefix.count))) }
-            context.record.setAudit { $0.errorCode = r.errorType; $0.errorMessage = r.errorType.flatMap { _ in Self.message(r.body) } }
-            return respond(status: r.status, body: r.body, errorType: r.errorType)
-        } catch {
-            let e = Self.wireError(error, context)
-            context.record.setAudit { $0.errorCode = e.type; $0.errorMessage = e.message }
-            return respond(ECRService.errorResponse(e))
+            return (r.status, r.body, r.errorType)
         }
     }
 
@@ -134,18 +125,29 @@ public struct ECRHandler: Sendable {
         }
     }
 
-    /// KMS: the same body limit and SigV4 check (signed for `kms`), then ``KMSService``; failures before
-    /// the service runs are mapped by `wireError`, as for ECR.
+    /// KMS: the same body limit and SigV4 check (signed for `kms`), then ``KMSService``; the request's
+    /// members are recorded for the audit trail (redacted there).
     func handleKMS(_ kms: KMSService, _ target: String, _ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        var context = context
-        context.record.set(door: .kms, operation: "unknown")
+        try await handleService(door: .kms, signingName: KMSService.signingName, prefix: KMSService.targetPrefix,
+                                target, request, context) { body, principal in
+            context.record.setAudit { $0.requestParameters = AuditMiddleware.smallObject(body) }
+            let r = await kms.handle(target: target, body: body, principal: principal)
+            return (r.status, r.body, r.errorType)
+        }
+    }
+
+    /// A service of this door other than ECR (KMS, CloudTrail): the body limit, the SigV4 check for its
+    /// signing name, then `call`; failures before the service runs are mapped by `wireError`, as for ECR.
+    func handleService(door: Door, signingName: String, prefix: String, _ target: String, _ request: Request,
+                       _ context: BerthRequestContext,
+                       call: ([UInt8], Principal) async -> (status: Int, body: [UInt8], errorType: String?)) async throws -> Response {
+        context.record.set(door: door, operation: "unknown")
         do {
             let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
-            context.record.setAudit { $0.requestParameters = AuditMiddleware.smallObject(body) }
-            let principal = try await authenticator.aws(request, body: body, service: KMSService.signingName, context)
+            let principal = try await authenticator.aws(request, body: body, service: signingName, context)
             context.identity = .principal(principal)
-            let r = await kms.handle(target: target, body: body, principal: principal)
-            if r.errorType != "UnknownOperationException" { context.record.set(operation: String(target.dropFirst(KMSService.targetPrefix.count))) }
+            let r = await call(body, principal)
+            if r.errorType != "UnknownOperationException" { context.record.set(operation: String(target.dropFirst(prefix.count))) }
             context.record.setAudit { $0.errorCode = r.errorType; $0.errorMessage = r.errorType.flatMap { _ in Self.message(r.body) } }
             return respond(status: r.status, body: r.body, errorType: r.errorType)
         } catch {
