@@ -74,6 +74,11 @@ def test_archive_and_restore_with_the_cli(ecr, skopeo_ecr, tmp_path):
     e = expect_error(ecr.client.get_download_url_for_layer, "LayerInaccessibleException", repositoryName=repo,
                      layerDigest=img.layer_digests[0])
     assert "archived" in e.response["Error"]["Message"]
+    # BatchCheckLayerAvailability reports its layers ARCHIVED (LayerAvailability in the ECR model).
+    layers = ecr.client.batch_check_layer_availability(
+        repositoryName=repo, layerDigests=[img.layer_digests[0], other.layer_digests[0]])["layers"]
+    assert {l["layerDigest"]: l["layerAvailability"] for l in layers} == {
+        img.layer_digests[0]: "ARCHIVED", other.layer_digests[0]: "AVAILABLE"}, layers
     # The other image is untouched.
     assert ecr.client.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "other"}])["failures"] == []
 
@@ -87,6 +92,8 @@ def test_archive_and_restore_with_the_cli(ecr, skopeo_ecr, tmp_path):
     assert d["lastActivatedAt"] >= d["lastArchivedAt"]
     skopeo_ecr.copy(src, f"oci:{tmp_path / 'after'}:v1")
     assert ecr.client.get_download_url_for_layer(repositoryName=repo, layerDigest=img.layer_digests[0])["downloadUrl"]
+    layers = ecr.client.batch_check_layer_availability(repositoryName=repo, layerDigests=[img.layer_digests[0]])["layers"]
+    assert layers[0]["layerAvailability"] == "AVAILABLE", layers
     assert v2.get_manifest(repo, "v1").status_code == 200
     # Restoring an ACTIVE image changes nothing.
     again = ecr.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "v1"}, targetStorageClass="STANDARD")

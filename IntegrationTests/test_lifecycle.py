@@ -199,6 +199,27 @@ def test_lifecycle_policy_preview(ecr):
     assert [(x["imageDigest"], x["appliedRulePriority"]) for x in p["previewResults"]] == [(old[0].digest, 4)]
 
 
+def test_lifecycle_preview_survives_a_restart(ecr, ecr_server):
+    """The preview is kept in the metadata store (a day, as before), not in the server's memory."""
+    name = create_repo(ecr.client)["repositoryName"]
+    old = [put_api_image(ecr.client, name) for _ in range(3)]
+    put_api_image(ecr.client, name, tag="v1")
+    ecr.client.start_lifecycle_policy_preview(repositoryName=name, lifecyclePolicyText=UNTAGGED_KEEP_1)
+    before = ecr.client.get_lifecycle_policy_preview(repositoryName=name)
+    assert [x["imageDigest"] for x in before["previewResults"]] == [old[0].digest, old[1].digest]
+    ecr_server.restart()
+    after = ecr.client.get_lifecycle_policy_preview(repositoryName=name)
+    for member in ("lifecyclePolicyText", "status", "previewResults", "summary"):
+        assert after[member] == before[member], member
+    by_id = ecr.client.get_lifecycle_policy_preview(repositoryName=name, imageIds=[{"imageDigest": old[1].digest}])
+    assert [x["imageDigest"] for x in by_id["previewResults"]] == [old[1].digest]
+    assert by_id["summary"]["expiringImageTotalCount"] == 1
+    # Deleting the repository deletes its preview.
+    ecr.client.delete_repository(repositoryName=name, force=True)
+    create_repo(ecr.client, name=name)
+    expect_error(ecr.client.get_lifecycle_policy_preview, PREVIEW_NF, repositoryName=name)
+
+
 def test_lifecycle_preview_with_cli(ecr):
     name = create_repo(ecr.client)["repositoryName"]
     imgs = [put_api_image(ecr.client, name) for _ in range(2)]

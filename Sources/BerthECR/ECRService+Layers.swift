@@ -65,7 +65,13 @@ extension ECRService {
                 continue
             }
             if let size = try await registry.linkedBlobSize(d, in: key) {
-                layers.append(["layerDigest": .string(text), "layerAvailability": "AVAILABLE", "layerSize": .int(size)])
+                // A layer that only archived images use (LayerAvailability ARCHIVED in botocore's model)
+                // cannot be pulled until one of them is restored.
+                let parents = try await registry.referencingManifests(of: d, in: key)
+                var archived = false
+                if !parents.isEmpty { archived = try await !registry.anyPullable(parents, in: key) }
+                layers.append(["layerDigest": .string(text), "layerAvailability": archived ? "ARCHIVED" : "AVAILABLE",
+                               "layerSize": .int(size)])
             } else {
                 layers.append(["layerDigest": .string(text), "layerAvailability": "UNAVAILABLE"])
             }

@@ -4,25 +4,6 @@ import BerthRegistry
 import BerthSupport
 import Foundation
 
-/// The last lifecycle policy preview of each repository: ECR computes a preview asynchronously and keeps
-/// it for a while; Berth evaluates at `StartLifecyclePolicyPreview` (the evaluator is fast) and keeps
-/// the result in memory, so a preview does not survive a restart (then `LifecyclePolicyPreviewNotFoundException`).
-final class LifecyclePreviews: Sendable {
-    struct Preview: Sendable {
-        let policyText: String
-        let results: [LifecycleDecision]
-    }
-    /// ECR previews expire too; a day is long enough to read one.
-    static let lifetime: Double = 86_400
-    /// At most this many preview results are kept over all repositories (the oldest previews go first).
-    static let maximumResults = 1_000_000
-    let cache: BoundedCache<RepositoryKey, Preview>
-
-    init(clock: any WallClock) {
-        cache = BoundedCache(capacity: 1_000, maximumCost: Self.maximumResults, timeToLive: Self.lifetime, clock: clock)
-    }
-}
-
 /// Lifecycle policies: Put/Get/DeleteLifecyclePolicy, Start/GetLifecyclePolicyPreview.
 extension ECRService {
     /// Reads and validates `lifecyclePolicyText` (length from botocore's model, grammar from `LifecyclePolicy`).
@@ -100,7 +81,10 @@ extension ECRService {
             }
         }
         let evaluation = try await registry.evaluateLifecycle(key, policy: policy)
-        lifecyclePreviews.cache.set(.init(policyText: text, results: evaluation.decisions), forKey: key, cost: evaluation.decisions.count)
+        // ECR computes a preview asynchronously and keeps it for a while; Berth evaluates now (the
+        // evaluator is fast) and keeps the results in their wire form in the metadata store.
+        try await registry.saveLifecyclePreview(key, policyText: text,
+                                                results: JSONValue.array(evaluation.decisions.map { previewResult($0) }).encoded())
         var out = lifecycleAnswer(key, text, lastEvaluatedAt: nil, includeTime: false)
         if case .object(var o) = out {
             o["status"] = "IN_PROGRESS"
@@ -129,13 +113,13 @@ extension ECRService {
         let status = try imageFilter(p).tagStatus
         try await authorize(principal, "GetLifecyclePolicyPreview", key)
         _ = try await registry.repository(key)
-        guard let preview = lifecyclePreviews.cache.value(forKey: key) else {
+        guard let preview = try await registry.lifecyclePreview(key),
+              case .array(var results)? = try? JSONValue.parse(preview.results) else {
             throw ECRError.lifecyclePolicyPreviewNotFound(key.name, registry: wireID(key))
         }
-        var results = preview.results
         switch status {
-        case "TAGGED": results = results.filter { !$0.image.tags.isEmpty }
-        case "UNTAGGED": results = results.filter { $0.image.tags.isEmpty }
+        case "TAGGED": results = results.filter { !Self.previewTags($0).isEmpty }
+        case "UNTAGGED": results = results.filter { Self.previewTags($0).isEmpty }
         default: break
         }
         if let ids {
@@ -150,9 +134,15 @@ extension ECRService {
                 }
                 if let t = try id.string("imageTag") { tags.insert(t) }
             }
-            results = results.filter { digests.contains($0.image.digest) || $0.image.tags.contains(where: tags.contains) }
+            results = results.filter { r in
+                Self.previewString(r, "imageDigest").flatMap(Digest.parse).map(digests.contains) == true
+                    || Self.previewTags(r).contains(where: tags.contains)
+            }
         }
-        let expiring = results.filter { $0.action == .expire }.count
+        let expiring = results.filter { r in
+            if case .object(let o) = r, case .object(let action)? = o["action"], action["type"] == .string("EXPIRE") { return true }
+            return false
+        }.count
         let transitioning = results.count - expiring
         let page = results.dropFirst(offset).prefix(limit)
         var transitions: [JSONValue] = []
@@ -163,11 +153,22 @@ extension ECRService {
         var out: [String: JSONValue] = [
             "registryId": .string(wireID(key)), "repositoryName": .string(key.name),
             "lifecyclePolicyText": .string(preview.policyText), "status": "COMPLETE",
-            "previewResults": .array(page.map { previewResult($0) }),
+            "previewResults": .array(Array(page)),
             "summary": summary,
         ]
         if offset + page.count < results.count { out["nextToken"] = .string(ECRService.encodeToken(String(offset + page.count))) }
         return .object(out)
+    }
+
+    /// A stored preview result's `imageTags`.
+    static func previewTags(_ r: JSONValue) -> [String] {
+        guard case .object(let o) = r, case .array(let tags)? = o["imageTags"] else { return [] }
+        return tags.compactMap { if case .string(let t) = $0 { t } else { nil } }
+    }
+
+    static func previewString(_ r: JSONValue, _ member: String) -> String? {
+        guard case .object(let o) = r, case .string(let v)? = o[member] else { return nil }
+        return v
     }
 
     func previewResult(_ d: LifecycleDecision) -> JSONValue {

@@ -80,7 +80,6 @@ public final class ECRService: Sendable {
     /// Part sizes of layer uploads in progress (ECR's minimum part size rule).
     let parts = Mutex<[String: PartState]>([:])
     /// The last lifecycle policy preview per repository (`ECRService+Lifecycle.swift`).
-    let lifecyclePreviews: LifecyclePreviews
 
     struct PartState {
         var lastPartSize: Int64?
@@ -95,7 +94,6 @@ public final class ECRService: Sendable {
         self.env = environment
         self.clock = clock
         self.logger = logger
-        self.lifecyclePreviews = LifecyclePreviews(clock: clock)
     }
 
     typealias Handler = @Sendable (ECRService, Params, Principal, inout OperationContext) async throws -> JSONValue

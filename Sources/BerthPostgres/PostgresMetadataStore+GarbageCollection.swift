@@ -37,12 +37,18 @@ extension PostgresMetadataStore {
         return CollectableBlob(digest: digest, size: try row.int(1))
     }
 
-    public func collectableBlobs(markedBefore cutoff: Double, after: Digest?, limit: Int) async throws -> [CollectableBlob] {
+    /// Unreferenced, and either marked at or before $1 and unclaimed, or claimed before $2 (abandoned).
+    static let collectableCondition = """
+        b.repos = 0 AND ((b.doomed = 0 AND b.candidate_since <= $1) OR (b.doomed <> 0 AND b.candidate_since <= $2))
+        """
+
+    public func collectableBlobs(markedBefore cutoff: Double, claim: BlobClaim, after: Digest?, limit: Int) async throws
+        -> [CollectableBlob] {
         try await read { c in
             try await c.query("""
-                SELECT digest, size FROM blobs WHERE repos = 0 AND (candidate_since <= ? OR doomed <> 0) AND digest > ?
-                ORDER BY digest LIMIT ?
-                """, [.real(cutoff), .text(after?.description ?? ""), .integer(Int64(limit))], row: Self.collectable).compactMap { $0 }
+                SELECT b.digest, b.size FROM blobs b WHERE \(Self.collectableCondition) AND b.digest > $3 ORDER BY b.digest LIMIT $4
+                """, [.real(cutoff), .real(claim.staleBefore), .text(after?.description ?? ""), .integer(Int64(limit))],
+                row: Self.collectable).compactMap { $0 }
         }
     }
 
@@ -56,6 +62,7 @@ extension PostgresMetadataStore {
     }
 
     /// Rows of `digests` (in their order) that match `condition`, locked for the rest of the transaction.
+    /// `condition` may use `b.` columns and the parameters from `$2` on (`extra`).
     static func lockedBlobs(_ c: PGConnection, _ digests: [Digest], where condition: String, _ extra: [PGValue] = []) async throws -> [CollectableBlob] {
         guard !digests.isEmpty else { return [] }
         return try await c.query("""
@@ -64,39 +71,54 @@ extension PostgresMetadataStore {
             """, [.texts(digests.map(\.description))] + extra, row: collectable).compactMap { $0 }
     }
 
-    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double) async throws -> [CollectableBlob] {
+    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double, claim: BlobClaim) async throws -> [CollectableBlob] {
         try await transaction { c in
-            let doomed = try await Self.lockedBlobs(c, digests, where: "b.repos = 0 AND (b.candidate_since <= $2 OR b.doomed <> 0)", [.real(cutoff)])
+            let doomed = try await Self.lockedBlobs(c, digests, where: """
+                b.repos = 0 AND ((b.doomed = 0 AND b.candidate_since <= $2) OR (b.doomed <> 0 AND b.candidate_since <= $3))
+                """, [.real(cutoff), .real(claim.staleBefore)])
             guard !doomed.isEmpty else { return [] }
             let keys = PGValue.texts(doomed.map(\.digest.description))
             try await c.execute("DELETE FROM repository_blobs WHERE digest = ANY($1::text[])", [keys])
-            try await c.execute("UPDATE blobs SET doomed = 1 WHERE digest = ANY($1::text[])", [keys])
+            try await c.execute("UPDATE blobs SET doomed = $2, candidate_since = $3 WHERE digest = ANY($1::text[])",
+                                [keys, .integer(claim.token), .real(claim.at)])
             return doomed
         }
     }
 
-    public func removeDoomedBlobs(_ digests: [Digest], removeFiles: @escaping @Sendable ([CollectableBlob]) throws -> Void)
-        async throws -> [CollectableBlob] {
+    public func removeDoomedBlobs(_ digests: [Digest], claim: BlobClaim) async throws -> [CollectableBlob] {
         try await transaction { c in
-            let gone = try await Self.lockedBlobs(c, digests, where: "b.doomed <> 0 AND b.repos = 0")
+            let gone = try await Self.lockedBlobs(c, digests, where: "b.doomed = $2", [.integer(claim.token)])
             guard !gone.isEmpty else { return [] }
-            try removeFiles(gone)
-            try await c.execute("DELETE FROM blobs WHERE digest = ANY($1::text[])", [.texts(gone.map(\.digest.description))])
+            let keys = PGValue.texts(gone.map(\.digest.description))
+            try await c.execute("DELETE FROM blobs WHERE digest = ANY($1::text[])", [keys])
+            try await c.execute("""
+                INSERT INTO blob_tombstones(digest, removed_at) SELECT d, $2 FROM unnest($1::text[]) AS d
+                ON CONFLICT (digest) DO UPDATE SET removed_at = excluded.removed_at
+                """, [keys, .real(claim.at)])
             return gone
         }
     }
 
-    public func removeOrphanBlobFiles(_ digests: [Digest], removeFiles: @escaping @Sendable ([Digest]) throws -> Void)
-        async throws -> [Digest] {
-        // READ COMMITTED: the check after the locks must see a row that a `recordBlob` holding one committed meanwhile.
-        try await transaction("READ COMMITTED") { c in
-            guard !digests.isEmpty else { return [] }
-            // The absence of a row cannot be locked: take the per-digest lock `recordBlob` takes, so none of these
-            // can be recorded between the check and the removal of its file.
-            try await c.execute("SELECT pg_advisory_xact_lock(hashtext(d)) FROM unnest($1::text[]) AS d ORDER BY d", [.texts(digests.map(\.description))])
-            let orphans = try await Self.filter(c, digests, where: "NOT EXISTS (SELECT 1 FROM blobs WHERE digest = d)")
-            if !orphans.isEmpty { try removeFiles(orphans) }
-            return orphans
+    public func claimOrphanBlobs(_ files: [CollectableBlob], claim: BlobClaim) async throws -> [CollectableBlob] {
+        guard !files.isEmpty else { return [] }
+        return try await transaction { c in
+            // The per-digest lock `recordBlob` takes: a concurrent recording of one of these waits, then
+            // finds the claimed row (and waits for the collection) instead of failing on the key.
+            try await c.execute("SELECT pg_advisory_xact_lock(hashtext(d)) FROM unnest($1::text[]) AS d ORDER BY d",
+                                [.texts(files.map(\.digest.description))])
+            let claimed = Set(try await c.query("""
+                INSERT INTO blobs(digest, size, created_at, doomed, candidate_since)
+                SELECT d, s::bigint, $3, $4, $3 FROM unnest($1::text[], $2::text[]) AS x(d, s)
+                ON CONFLICT DO NOTHING RETURNING digest
+                """, [.texts(files.map(\.digest.description)), .texts(files.map { String($0.size) }), .real(claim.at),
+                      .integer(claim.token)]) { try $0.text(0) })
+            return files.filter { claimed.contains($0.digest.description) }
+        }
+    }
+
+    public func purgeBlobTombstones(removedBefore cutoff: Double) async throws -> Int {
+        try await read { c in
+            try await c.execute("DELETE FROM blob_tombstones WHERE removed_at < ?", [.real(cutoff)])
         }
     }
 

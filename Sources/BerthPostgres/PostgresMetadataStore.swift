@@ -84,7 +84,7 @@ public final class PostgresMetadataStore: MetadataStore {
 
     /// Runs `body` in one transaction (`SERIALIZABLE` unless told), again (up to 20 times) when it failed on a
     /// serialization failure or deadlock; so `body` must be safe to run twice (those given by callers —
-    /// `update`, `stored`, `removeFiles` — are).
+    /// `update` — are).
     func transaction<T: Sendable>(_ isolation: String = "SERIALIZABLE", _ body: (PGConnection) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
@@ -191,25 +191,34 @@ public final class PostgresMetadataStore: MetadataStore {
     // MARK: blobs
 
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                           finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws {
+                           finishingUpload upload: String?, bytesVerified: Bool) async throws -> BlobRecording {
         try await transaction { c in
             let d = PGValue.text(digest.description)
-            // Waits for an orphan-file removal of this digest (`removeOrphanBlobFiles`) to finish.
+            // Orders this against a claim of an orphan file of this digest (`claimOrphanBlobs`), which inserts the row.
             try await c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", [d])
-            if let upload { try await c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
             let id = try await Self.requireRepo(c, repository)
-            let inserted = try await c.execute("INSERT INTO blobs(digest, size, created_at) VALUES(?, ?, ?) ON CONFLICT DO NOTHING",
-                                               [d, .integer(size), .real(at)])
-            if inserted == 1 {
-                if let stored, !stored() { throw BlobCollectedError(digest: digest) }
+            let state = try await c.query("SELECT doomed <> 0, candidate_since IS NOT NULL FROM blobs WHERE digest = ?", [d]) {
+                (doomed: try $0.bool(0), marked: try $0.bool(1))
+            }.first
+            if let state {
+                // A collection is deleting this digest's bytes (docs/gc.md): wait for it.
+                if state.doomed { return .beingCollected }
+                // In use again: no longer a candidate.
+                if state.marked { try await c.execute("UPDATE blobs SET candidate_since = NULL WHERE digest = ?", [d]) }
             } else {
-                // In use again: no longer a candidate (nor doomed: the upload just put its bytes back).
-                try await c.execute("""
-                    UPDATE blobs SET candidate_since = NULL, doomed = 0 WHERE digest = ? AND (candidate_since IS NOT NULL OR doomed <> 0)
-                    """, [d])
+                if bytesVerified {
+                    try await c.execute("DELETE FROM blob_tombstones WHERE digest = ?", [d])
+                } else if try await !c.query("SELECT 1 FROM blob_tombstones WHERE digest = ?", [d], row: { _ in true }).isEmpty {
+                    // Removed recently: the collector may have deleted these very bytes after the upload put
+                    // them in place; the caller checks them first.
+                    return .collected
+                }
+                try await c.execute("INSERT INTO blobs(digest, size, created_at) VALUES(?, ?, ?)", [d, .integer(size), .real(at)])
             }
+            if let upload { try await c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
             try await c.execute("INSERT INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?) ON CONFLICT DO NOTHING",
                                 [.integer(id), d, .real(at)])
+            return .recorded
         }
     }
 

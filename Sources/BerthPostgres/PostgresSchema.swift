@@ -42,6 +42,13 @@ extension PostgresMetadataStore {
             ALTER TABLE account_blob_usage DROP CONSTRAINT account_blob_usage_pkey, ADD PRIMARY KEY (digest, account);
             DROP INDEX account_blob_usage_digest;
             """),
+        // `blobs.doomed` holds a collection's claim token (a 64-bit random number) from this version on:
+        // SQLite's INTEGER is 64-bit already, PostgreSQL's is widened.
+        PostgresSchemaMigration(version: 6, name: "blob tombstones and lifecycle policy previews", sql: """
+            ALTER TABLE blobs ALTER COLUMN doomed TYPE BIGINT;
+            CREATE TABLE blob_tombstones(digest btext PRIMARY KEY, removed_at DOUBLE PRECISION NOT NULL);
+            CREATE INDEX blob_tombstones_removed ON blob_tombstones(removed_at);
+            """ + lifecyclePreviewsSchema),
     ]
 
     static let baselineSchema = """

@@ -13,11 +13,16 @@ public struct GarbageCollectionOptions: Sendable, Equatable {
     public var dryRun: Bool
     /// Blobs decided per metadata transaction.
     public var batchSize: Int
+    /// How long another collection's claim on a blob (between deciding to delete it and removing its row)
+    /// is respected before this one takes it over: that collection was killed. Far longer than the
+    /// deletion of one batch's files takes.
+    public var claimLease: Double
 
-    public init(grace: Double = 3600, dryRun: Bool = false, batchSize: Int = 64) {
+    public init(grace: Double = 3600, dryRun: Bool = false, batchSize: Int = 64, claimLease: Double = 600) {
         self.grace = grace
         self.dryRun = dryRun
         self.batchSize = max(1, batchSize)
+        self.claimLease = claimLease
     }
 }
 
@@ -76,14 +81,17 @@ extension Registry {
             progress?(GarbageCollectionProgress(phase: phase, items: r.totalItems, bytes: r.totalBytes,
                                                 elapsed: clock.now() - started))
         }
+        let claim = BlobClaim(at: started, staleBefore: started - options.claimLease)
         tell(.mark, report)
         if !options.dryRun {
             report.staleUploadSessions = try await purgeStaleUploads()
             report.newlyMarked = try await metadata.markUnreferencedBlobs(at: started)
+            _ = try await metadata.purgeBlobTombstones(removedBefore: started - max(options.grace, Self.tombstoneRetention))
         }
-        try await sweep(options, cutoff: cutoff, into: &report, tell: { tell(.sweep, $0) })
+        try await sweep(options, cutoff: cutoff, claim: claim, into: &report, tell: { tell(.sweep, $0) })
         if let inventory = blobs as? any BlobInventory {
-            try await collectOrphanBlobs(inventory, options, cutoff: cutoff, into: &report, tell: { tell(.orphans, $0) })
+            try await collectOrphanBlobs(inventory, options, cutoff: cutoff, claim: claim, into: &report,
+                                         tell: { tell(.orphans, $0) })
             try await collectOrphanUploads(inventory, options, cutoff: cutoff, into: &report)
             tell(.uploads, report)
         }
@@ -99,14 +107,17 @@ extension Registry {
         return report
     }
 
-    /// Deletes the blobs whose grace period is over: doom (links removed, nothing can reference them
-    /// again), then delete bytes and rows in one transaction that skips any an upload revived.
-    private func sweep(_ options: GarbageCollectionOptions, cutoff: Double, into report: inout GarbageCollectionReport,
-                       tell: (GarbageCollectionReport) -> Void) async throws {
+    /// How long the collector keeps a removed blob's tombstone (at least the grace period): longer than
+    /// any upload takes between putting its bytes in place and recording them.
+    static let tombstoneRetention = 3_600.0
+
+    /// Deletes the blobs whose grace period is over, a batch at a time: claim them (links removed, nothing
+    /// can reference them again), delete their bytes outside any transaction, then remove their rows.
+    private func sweep(_ options: GarbageCollectionOptions, cutoff: Double, claim: BlobClaim,
+                       into report: inout GarbageCollectionReport, tell: (GarbageCollectionReport) -> Void) async throws {
         var after: Digest? = nil
-        let remove = fileRemover()
         while true {
-            let batch = try await metadata.collectableBlobs(markedBefore: cutoff, after: after, limit: options.batchSize)
+            let batch = try await metadata.collectableBlobs(markedBefore: cutoff, claim: claim, after: after, limit: options.batchSize)
             guard let last = batch.last else { break }
             after = last.digest
             if options.dryRun {
@@ -116,25 +127,57 @@ extension Registry {
                 continue
             }
             let digests = Set(batch.map(\.digest))
+            let started = ContinuousClock.now
             blobLinks.removeDigests(digests)
-            let doomed = try await metadata.doomBlobs(batch.map(\.digest), markedBefore: cutoff)
+            let doomed = try await metadata.doomBlobs(batch.map(\.digest), markedBefore: cutoff, claim: claim)
             blobLinks.removeDigests(digests)
-            let gone = try await metadata.removeDoomedBlobs(doomed.map(\.digest)) { blobs in
-                try remove(blobs.map(\.digest))
-            }
+            let gone = try await removeClaimed(doomed, claim: claim)
             report.blobsDeleted += gone.count
             report.bytesFreed += gone.reduce(0) { $0 + $1.size }
             tell(report)
+            try await yieldWriteLock(since: started)
         }
     }
 
+    /// Deletes the bytes of blobs this collection claimed, on the blob store's threads and outside any
+    /// metadata transaction, then removes the rows of those deleted (leaving tombstones). A blob whose
+    /// bytes could not be deleted stays claimed; a later collection takes it over once the lease is over.
+    private func removeClaimed(_ claimed: [CollectableBlob], claim: BlobClaim) async throws -> [CollectableBlob] {
+        guard !claimed.isEmpty else { return [] }
+        let store = blobs
+        let outcomes = await withTaskGroup(of: (CollectableBlob, (any Error)?).self) { group in
+            for b in claimed {
+                group.addTask {
+                    do { try await store.delete(b.digest); return (b, nil) } catch { return (b, error) }
+                }
+            }
+            var all: [(CollectableBlob, (any Error)?)] = []
+            for await o in group { all.append(o) }
+            return all
+        }
+        let deleted = outcomes.filter { $0.1 == nil }.map(\.0)
+        let gone = deleted.isEmpty ? [] : try await metadata.removeDoomedBlobs(deleted.map(\.digest), claim: claim)
+        if let failure = outcomes.lazy.compactMap(\.1).first { throw failure }
+        return gone
+    }
+
+    /// Lets other writers of the metadata store in between two batches: pauses as long as the batch took
+    /// (at most 50 ms), so a collection holds the write lock at most about half the time. A collector in
+    /// another process meets the server in SQLite's busy handler, which retries after sleeps rather than
+    /// queueing; without the pause it could take the lock again before a waiting push's retry comes.
+    private func yieldWriteLock(since started: ContinuousClock.Instant) async throws {
+        let spent = ContinuousClock.now - started
+        try await Task.sleep(for: min(spent, .milliseconds(50)))
+    }
+
     /// Blob files with no row at all (a crash between an upload's rename and its metadata write, or data
-    /// copied in by hand), older than the grace period.
+    /// copied in by hand), older than the grace period: claimed with a row of their own, then deleted like
+    /// any claimed blob.
     private func collectOrphanBlobs(_ inventory: any BlobInventory, _ options: GarbageCollectionOptions, cutoff: Double,
-                                    into report: inout GarbageCollectionReport, tell: (GarbageCollectionReport) -> Void) async throws {
+                                    claim: BlobClaim, into report: inout GarbageCollectionReport,
+                                    tell: (GarbageCollectionReport) -> Void) async throws {
         let old = try await inventory.storedBlobs().filter { $0.changedAt <= cutoff }
         let sizes = Dictionary(old.map { ($0.name, $0.size) }, uniquingKeysWith: { a, _ in a })
-        let remove = fileRemover()
         var start = 0
         while start < old.count {
             let slice = old[start ..< min(old.count, start + 512)].map(\.name)
@@ -142,16 +185,25 @@ extension Registry {
             let unknown = try await metadata.unknownBlobs(slice)
             guard !unknown.isEmpty else { continue }
             for part in stride(from: 0, to: unknown.count, by: options.batchSize) {
-                let chunk = Array(unknown[part ..< min(unknown.count, part + options.batchSize)])
-                let removed = options.dryRun ? chunk : try await metadata.removeOrphanBlobFiles(chunk, removeFiles: remove)
+                let chunk = unknown[part ..< min(unknown.count, part + options.batchSize)]
+                    .map { CollectableBlob(digest: $0, size: sizes[$0] ?? 0) }
+                let removed: [CollectableBlob]
+                if options.dryRun {
+                    removed = chunk
+                } else {
+                    let started = ContinuousClock.now
+                    removed = try await removeClaimed(try await metadata.claimOrphanBlobs(chunk, claim: claim), claim: claim)
+                    try await yieldWriteLock(since: started)
+                }
                 report.orphanBlobFiles += removed.count
-                report.orphanBlobBytes += removed.reduce(0) { $0 + (sizes[$1] ?? 0) }
+                report.orphanBlobBytes += removed.reduce(0) { $0 + $1.size }
                 tell(report)
             }
         }
     }
 
-    /// Staged upload files without a session (monolithic uploads have none while they stream, hence the age).
+    /// Staged upload files without a session, older than the grace period, that no request has open
+    /// (a monolithic upload has no session while it streams; the blob store leaves its open file out).
     private func collectOrphanUploads(_ inventory: any BlobInventory, _ options: GarbageCollectionOptions, cutoff: Double,
                                       into report: inout GarbageCollectionReport) async throws {
         let old = try await inventory.stagedUploads().filter { $0.changedAt <= cutoff }
@@ -164,42 +216,45 @@ extension Registry {
         }
     }
 
-    /// Deletes blob bytes on the thread of the metadata transaction that decides it.
-    private func fileRemover() -> @Sendable ([Digest]) throws -> Void {
-        let store = blobs
-        return { digests in
-            if let inventory = store as? any BlobInventory {
-                for d in digests { try inventory.deleteImmediately(d) }
-            } else {
-                for d in digests { try Self.waitFor { try await store.delete(d) } }
+    /// Records a blob whose bytes an upload just put in place, meeting any collection of the same digest
+    /// (docs/gc.md): while a collection has the blob claimed (it is deleting the bytes, then the row) the
+    /// upload waits; when the collector removed the blob recently (a tombstone), the upload checks its
+    /// bytes are still in place before recording them — if the collector's deletion came after the
+    /// upload's rename, they are gone and the client must upload again.
+    func recordCommittedBlob(_ digest: Digest, size: Int64, repository: RepositoryKey, session: String?) async throws {
+        var verified = false
+        var pause = Duration.milliseconds(2)
+        let deadline = ContinuousClock.now + Self.collectionWait
+        while true {
+            switch try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now(),
+                                                 finishingUpload: session, bytesVerified: verified) {
+            case .recorded:
+                return
+            case .beingCollected:
+                verified = false
+                guard ContinuousClock.now < deadline else {
+                    throw BerthError.blobUploadInvalid("blob \(digest) is being garbage-collected; upload it again")
+                }
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(100))
+            case .collected:
+                let present = if let inventory = blobs as? any BlobInventory {
+                    try await inventory.isStored(digest)
+                } else {
+                    try await blobs.size(of: digest) != nil
+                }
+                guard present else { throw BerthError.blobUploadInvalid(BlobCollectedError(digest: digest).description) }
+                verified = true
             }
         }
     }
 
-    /// Runs an async deletion to completion from a thread that may block (the metadata store's writer).
-    private static func waitFor(_ body: @escaping @Sendable () async throws -> Void) throws {
-        let done = DispatchSemaphore(value: 0)
-        let outcome = LockedBox<(any Error)?>(nil)
-        Task.detached {
-            do { try await body() } catch { outcome.set(error) }
-            done.signal()
-        }
-        done.wait()
-        if let error = outcome.get() { throw error }
-    }
+    /// How long an upload waits for a collection that is deleting a blob of the same digest.
+    static let collectionWait = Duration.seconds(5)
 
     /// Storage usage for all accounts or one (`berth usage`, `/metrics`), from counters the metadata store
     /// keeps current in the transactions that change references.
     public func storageUsage(account: String? = nil, repositories: Bool = true) async throws -> StorageUsage {
         try await metadata.storageUsage(account: account, repositories: repositories)
     }
-}
-
-/// A value shared with a detached task.
-private final class LockedBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func set(_ v: T) { lock.withLock { value = v } }
-    func get() -> T { lock.withLock { value } }
 }

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthLifecycle
+import BerthStorage
 import BerthSupport
 import Foundation
 import Synchronization
@@ -54,6 +55,24 @@ extension Registry {
     public func lifecyclePolicy(_ key: RepositoryKey) async throws -> StoredLifecyclePolicy? {
         let settings = try await repository(key).settings
         return settings.lifecyclePolicy.map { StoredLifecyclePolicy(text: $0, lastEvaluatedAt: settings.lifecycleEvaluatedAt) }
+    }
+
+    /// How long a lifecycle policy preview is kept: ECR previews expire too; a day is long enough to read one.
+    public static let lifecyclePreviewLifetime: Double = 86_400
+
+    /// Keeps the repository's lifecycle policy preview (replacing the last one) in the metadata store, so
+    /// it survives a restart; previews older than `lifecyclePreviewLifetime` are dropped in the same write.
+    /// `results` is the caller's encoding of the preview's results.
+    public func saveLifecyclePreview(_ key: RepositoryKey, policyText: String, results: [UInt8]) async throws {
+        let now = clock.now()
+        try await metadata.putLifecyclePreview(StoredLifecyclePreview(policyText: policyText, results: results, createdAt: now),
+                                               for: key, expiredBefore: now - Self.lifecyclePreviewLifetime)
+    }
+
+    /// The repository's last lifecycle policy preview, unless it expired.
+    public func lifecyclePreview(_ key: RepositoryKey) async throws -> (policyText: String, results: [UInt8])? {
+        try await metadata.lifecyclePreview(key, notBefore: clock.now() - Self.lifecyclePreviewLifetime)
+            .map { ($0.policyText, $0.results) }
     }
 
     /// Sets (replaces) the lifecycle policy. The caller validated `text` (`LifecyclePolicy(parsing:)`).

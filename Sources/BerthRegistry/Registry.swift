@@ -505,18 +505,7 @@ public final class Registry: Sendable {
         } else {
             try await blobs.commitUpload(id: id, as: digest)
         }
-        // A blob recorded for the first time must still have its bytes once the row is written: the
-        // collector may have deleted an earlier copy's file, which the rename just replaced (docs/gc.md).
-        var stored: (@Sendable () -> Bool)? = nil
-        if let inventory = blobs as? any BlobInventory {
-            stored = { inventory.isStored(digest) }
-        }
-        do {
-            try await metadata.recordBlob(digest, size: size, linkTo: repository, at: clock.now(), finishingUpload: session,
-                                          stored: stored)
-        } catch let e as BlobCollectedError {
-            throw BerthError.blobUploadInvalid(e.description)
-        }
+        try await recordCommittedBlob(digest, size: size, repository: repository, session: session)
         events.publish(.blobPushed(repository: repository, digest: digest, size: size))
     }
 

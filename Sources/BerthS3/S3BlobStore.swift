@@ -14,7 +14,7 @@ import NIOCore
 /// takes its bytes over (re-reads them, rewrites the segment under the same key, longer), so a commit can
 /// always assemble the blob server-side, one `UploadPartCopy` per segment. Nothing lives in the process:
 /// any node can append to, read or commit an upload another node started.
-public final class S3BlobStore: BlobStore {
+public final class S3BlobStore: BlobStore, BlobInventory {
     let client: S3Client
     /// Bytes buffered per part while streaming a segment (S3's minimum is 5 MiB).
     let partSize: Int
@@ -213,7 +213,9 @@ public final class S3BlobStore: BlobStore {
         }
     }
 
-    /// Every staged upload: its size and when it last changed (its newest segment).
+    /// Every staged upload: its size and when it last changed (its newest segment). A request still writing
+    /// a segment is not in it: a segment's object appears only when its writer closes (the multipart upload
+    /// completes), so the collector never deletes bytes a request is writing.
     public func stagedUploads() async throws -> [StoredFile<String>] {
         let root = "\(prefix)uploads/"
         var uploads: [String: StoredFile<String>] = [:]

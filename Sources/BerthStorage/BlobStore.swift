@@ -87,17 +87,16 @@ public struct StoredFile<Name: Sendable & Hashable>: Sendable, Hashable {
     }
 }
 
-/// What online garbage collection needs of a blob store beyond `delete` (docs/gc.md).
-public protocol BlobInventory: Sendable {
-    /// Deletes a committed blob now, on the calling thread: the collector calls it inside the metadata
-    /// write transaction that removes the blob's row, so that no upload of the same blob can record it in
-    /// between. `BlobDeleting.delete` runs the same on the store's threads.
-    func deleteImmediately(_ digest: Digest) throws
-    /// Whether a committed blob's bytes are in place, on the calling thread (asked inside the metadata
-    /// transaction that records a new blob).
-    func isStored(_ digest: Digest) -> Bool
+/// What online garbage collection needs of a blob store (docs/gc.md): its async `delete`, `isStored`,
+/// and listings of its files for the orphan scan. Every call may take the network (an object store):
+/// the collector never makes one inside a metadata transaction.
+public protocol BlobInventory: BlobDeleting {
+    /// Whether a committed blob's bytes are in place (in any tier). Asked by an upload that finds the
+    /// collector removed a blob of the same digest recently, before it records the blob again.
+    func isStored(_ digest: Digest) async throws -> Bool
     /// Every committed blob.
     func storedBlobs() async throws -> [StoredFile<Digest>]
-    /// Every staged upload.
+    /// Every staged upload that no writer has open: a request still writing one (even one stalled far
+    /// longer than the grace period) keeps it out of the list, so the collector never deletes it.
     func stagedUploads() async throws -> [StoredFile<String>]
 }

@@ -178,6 +178,9 @@ public final class FileSystemBlobStore: BlobStore, BlobTiering, BlobInventory {
         let fd = try await run { () throws -> Int32 in
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
             if fd < 0 { throw StorageError("open upload: \(String(cString: strerror(errno)))") }
+            // Held until the writer closes: the collector leaves a staged file alone while a request
+            // writes it, however long that request stalls (`stagedUploads`).
+            _ = flock(fd, LOCK_SH)
             var st = stat()
             fstat(fd, &st)
             if Int64(st.st_size) < offset {
@@ -235,24 +238,21 @@ public final class FileSystemBlobStore: BlobStore, BlobTiering, BlobInventory {
         try await run { _ = unlink(path) }
     }
 
-    /// Deletes a blob's file. The body is `deleteImmediately`, which the garbage collector calls inside its
-    /// metadata transaction: a deletion tier added here belongs there.
+    /// Removes the blob from both tiers, on the store's threads (the collector calls it outside any
+    /// metadata transaction; docs/gc.md).
     public func delete(_ digest: Digest) async throws {
-        try await run { try self.deleteImmediately(digest) }
-    }
-
-    /// Removes the blob from both tiers.
-    public func deleteImmediately(_ digest: Digest) throws {
-        for path in [layout.blobPath(digest)] + (archiveLayout.map { [$0.blobPath(digest)] } ?? []) {
-            if unlink(path) != 0 && errno != ENOENT {
+        let paths = [layout.blobPath(digest)] + (archiveLayout.map { [$0.blobPath(digest)] } ?? [])
+        try await run {
+            for path in paths where unlink(path) != 0 && errno != ENOENT {
                 throw StorageError("unlink blob \(digest): \(String(cString: strerror(errno)))")
             }
         }
     }
 
     /// In either tier.
-    public func isStored(_ digest: Digest) -> Bool {
-        access(layout.blobPath(digest), F_OK) == 0 || archiveLayout.map { access($0.blobPath(digest), F_OK) == 0 } == true
+    public func isStored(_ digest: Digest) async throws -> Bool {
+        let paths = [layout.blobPath(digest)] + (archiveLayout.map { [$0.blobPath(digest)] } ?? [])
+        return try await run { paths.contains { access($0, F_OK) == 0 } }
     }
 
     /// The blob files of both tiers (a blob moving between them may be listed twice, with one digest).
@@ -275,13 +275,24 @@ public final class FileSystemBlobStore: BlobStore, BlobTiering, BlobInventory {
         }
     }
 
+    /// Staged files no writer holds open (each writer holds a shared `flock` on its file).
     public func stagedUploads() async throws -> [StoredFile<String>] {
         let dir = layout.uploadsDirectory
         return try await run {
             Self.entries(dir).compactMap { name in
-                Self.status("\(dir)/\(name)").map { StoredFile(name: name, size: $0.size, changedAt: $0.changedAt) }
+                let path = "\(dir)/\(name)"
+                guard let st = Self.status(path), !Self.isBeingWritten(path) else { return nil }
+                return StoredFile(name: name, size: st.size, changedAt: st.changedAt)
             }
         }
+    }
+
+    /// Whether a writer holds the file open (its shared lock keeps an exclusive one from being taken).
+    static func isBeingWritten(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
     }
 
     /// The names in a directory, without `.` and `..`; none when it cannot be read.

@@ -10,6 +10,20 @@ public struct CollectableBlob: Sendable, Equatable, Hashable {
     }
 }
 
+/// One collection's claim on the blobs it deletes (docs/gc.md): its token (stored in `blobs.doomed`), when
+/// it claims them, and the time before which another collection's claim counts as abandoned (that
+/// collection was killed between claiming and removing).
+public struct BlobClaim: Sendable, Equatable {
+    public var token: Int64
+    public var at: Double
+    public var staleBefore: Double
+    public init(token: Int64 = Int64.random(in: 1 ... Int64.max), at: Double, staleBefore: Double) {
+        self.token = token
+        self.at = at
+        self.staleBefore = staleBefore
+    }
+}
+
 /// A blob linked to a repository: its size, and whether the collector has marked it (no manifest
 /// references it; see docs/gc.md).
 public struct LinkedBlob: Sendable, Equatable {
@@ -34,27 +48,31 @@ public protocol GarbageCollectionMetadata: Sendable {
     /// Marks, as candidates since `now`, the blobs that no manifest references and that are not marked
     /// yet; returns how many were marked.
     func markUnreferencedBlobs(at now: Double) async throws -> Int
-    /// Candidates marked at or before `cutoff` (and blobs already doomed by an interrupted collection),
-    /// by digest after `after`, at most `limit`.
-    func collectableBlobs(markedBefore cutoff: Double, after: Digest?, limit: Int) async throws -> [CollectableBlob]
+    /// Candidates marked at or before `cutoff`, and blobs another collection claimed before
+    /// `claim.staleBefore` (interrupted), by digest after `after`, at most `limit`.
+    func collectableBlobs(markedBefore cutoff: Double, claim: BlobClaim, after: Digest?, limit: Int) async throws
+        -> [CollectableBlob]
     /// Unreferenced blobs not yet collectable (marked after `cutoff`, or unmarked): count and bytes.
     func pendingCandidates(markedBefore cutoff: Double) async throws -> (count: Int64, bytes: Int64)
-    /// Step one of deleting blobs: in one write transaction, those of `digests` that are still
-    /// unreferenced and marked at or before `cutoff` (or already doomed) lose their links and are
-    /// marked doomed, so nothing can link or reference them again. Returns them.
-    func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double) async throws -> [CollectableBlob]
-    /// Step two: in one write transaction, those of `digests` still doomed are passed to `removeFiles`
-    /// (which deletes their bytes, inside the transaction), then their rows are deleted. An upload of the
-    /// same blob that committed in between revived the row (no longer doomed), and is left alone.
-    /// A throw from `removeFiles` rolls the rows back (they stay doomed, for the next run).
-    func removeDoomedBlobs(_ digests: [Digest], removeFiles: @escaping @Sendable ([CollectableBlob]) throws -> Void)
-        async throws -> [CollectableBlob]
-    /// Those of `digests` that have no row at all (read only; `removeOrphanBlobFiles` decides).
+    /// Step one of deleting blobs (a short write transaction): those of `digests` that are still
+    /// unreferenced and marked at or before `cutoff` (or claimed before `claim.staleBefore` by a collection
+    /// that never finished) lose their links and are claimed: doomed by `claim.token` since `claim.at`.
+    /// From then on nothing can link or reference them, and an upload of the same digest waits for the
+    /// row to go (`BlobRecording.beingCollected`). Returns them; the caller deletes their bytes next,
+    /// outside any transaction.
+    func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double, claim: BlobClaim) async throws -> [CollectableBlob]
+    /// Step three, once the bytes are deleted (a short write transaction): those of `digests` still
+    /// claimed by `claim.token` lose their rows and leave a tombstone dated `claim.at`, which makes an
+    /// upload of the same digest check that its bytes are in place before it records them.
+    func removeDoomedBlobs(_ digests: [Digest], claim: BlobClaim) async throws -> [CollectableBlob]
+    /// Those of `digests` that have no row at all (read only; `claimOrphanBlobs` decides).
     func unknownBlobs(_ digests: [Digest]) async throws -> [Digest]
-    /// Orphaned blob files (no row): in one write transaction, those of `digests` that have no row are
-    /// passed to `removeFiles`, inside the transaction. Returns them.
-    func removeOrphanBlobFiles(_ digests: [Digest], removeFiles: @escaping @Sendable ([Digest]) throws -> Void)
-        async throws -> [Digest]
+    /// Orphaned blob files (no row): in one write transaction, those of `files` that still have no row get
+    /// a row claimed by `claim` (unlinked, doomed), so they go through the same delete and
+    /// `removeDoomedBlobs` as unreferenced blobs. Returns them.
+    func claimOrphanBlobs(_ files: [CollectableBlob], claim: BlobClaim) async throws -> [CollectableBlob]
+    /// Drops the tombstones of blobs removed before `cutoff`; returns how many.
+    func purgeBlobTombstones(removedBefore cutoff: Double) async throws -> Int
     /// Which of `ids` have an upload session.
     func existingUploads(_ ids: [String]) async throws -> Set<String>
     /// Storage usage, for all accounts or one; repositories included when `repositories`.

@@ -12,6 +12,8 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         var archived: Set<Digest> = []
         /// When each blob and upload last changed, by `clock`.
         var changed: [String: Double] = [:]
+        /// Writers open on each upload (the collector leaves those uploads alone).
+        var writers: [String: Int] = [:]
     }
     private let state = Mutex(State())
     private let chunkSize: Int
@@ -37,7 +39,7 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         state.withLock { $0.archived.contains(digest) }
     }
 
-    public func deleteImmediately(_ digest: Digest) throws {
+    public func delete(_ digest: Digest) async throws {
         state.withLock { s in
             s.blobs[digest] = nil
             s.archived.remove(digest)
@@ -45,7 +47,7 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         }
     }
 
-    public func isStored(_ digest: Digest) -> Bool { state.withLock { $0.blobs[digest] != nil } }
+    public func isStored(_ digest: Digest) async throws -> Bool { state.withLock { $0.blobs[digest] != nil } }
 
     public func storedBlobs() async throws -> [StoredFile<Digest>] {
         state.withLock { s in
@@ -55,7 +57,8 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
 
     public func stagedUploads() async throws -> [StoredFile<String>] {
         state.withLock { s in
-            s.uploads.map { StoredFile(name: $0.key, size: Int64($0.value.readableBytes), changedAt: s.changed["upload:" + $0.key] ?? 0) }
+            s.uploads.filter { s.writers[$0.key] == nil }
+                .map { StoredFile(name: $0.key, size: Int64($0.value.readableBytes), changedAt: s.changed["upload:" + $0.key] ?? 0) }
         }
     }
 
@@ -81,6 +84,7 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
             b.moveWriterIndex(to: b.readerIndex + Int(offset))
             s.uploads[id] = b
             s.changed["upload:" + id] = clock.now()
+            s.writers[id, default: 0] += 1
         }
         return Writer(store: self, id: id)
     }
@@ -111,10 +115,6 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         }
     }
 
-    public func delete(_ digest: Digest) async throws {
-        try deleteImmediately(digest)
-    }
-
     fileprivate func append(_ id: String, _ buffer: ByteBuffer) throws {
         try state.withLock { s in
             guard var b = s.uploads[id] else { throw StorageError("upload \(id) not found") }
@@ -125,10 +125,24 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         }
     }
 
-    private struct Writer: BlobUploadWriter {
+    fileprivate func closeWriter(_ id: String) {
+        state.withLock { s in
+            if let n = s.writers[id] { s.writers[id] = n > 1 ? n - 1 : nil }
+        }
+    }
+
+    private final class Writer: BlobUploadWriter {
         let store: InMemoryBlobStore
         let id: String
+        private let closed = Atomic<Bool>(false)
+        init(store: InMemoryBlobStore, id: String) {
+            self.store = store
+            self.id = id
+        }
         func write(_ buffer: ByteBuffer) async throws { try store.append(id, buffer) }
-        func close() async throws {}
+        func close() async throws {
+            if !closed.exchange(true, ordering: .relaxed) { store.closeWriter(id) }
+        }
+        deinit { if !closed.load(ordering: .relaxed) { store.closeWriter(id) } }
     }
 }

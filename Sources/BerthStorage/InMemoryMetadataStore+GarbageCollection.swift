@@ -2,8 +2,11 @@ import BerthCore
 
 /// The collector's state of one blob in the in-memory store.
 struct BlobMark: Sendable {
+    /// When the collector first saw it unreferenced; while claimed, when it was claimed.
     var candidateSince: Double?
-    var doomed = false
+    /// The claiming collection's token (docs/gc.md).
+    var claim: Int64? = nil
+    var doomed: Bool { claim != nil }
 }
 
 /// Garbage collection and storage accounting in memory: the same semantics as SQLite's triggers,
@@ -20,9 +23,12 @@ extension InMemoryMetadataStore {
         return users
     }
 
-    static func isCollectable(_ s: State, _ d: Digest, _ users: [Digest: Set<RepositoryKey>], cutoff: Double) -> Bool {
-        guard s.blobs[d] != nil, users[d]?.isEmpty ?? true, let mark = s.blobMarks[d] else { return false }
-        return mark.doomed || (mark.candidateSince.map { $0 <= cutoff } ?? false)
+    static func isCollectable(_ s: State, _ d: Digest, _ users: [Digest: Set<RepositoryKey>], cutoff: Double,
+                              claim: BlobClaim) -> Bool {
+        guard s.blobs[d] != nil, users[d]?.isEmpty ?? true, let mark = s.blobMarks[d], let since = mark.candidateSince else {
+            return false
+        }
+        return since <= (mark.doomed ? claim.staleBefore : cutoff)
     }
 
     public func linkedBlob(_ digest: Digest, in repository: RepositoryKey) async throws -> LinkedBlob? {
@@ -56,11 +62,12 @@ extension InMemoryMetadataStore {
         }
     }
 
-    public func collectableBlobs(markedBefore cutoff: Double, after: Digest?, limit: Int) async throws -> [CollectableBlob] {
+    public func collectableBlobs(markedBefore cutoff: Double, claim: BlobClaim, after: Digest?, limit: Int) async throws
+        -> [CollectableBlob] {
         state.withLock { s in
             let users = Self.referencingRepositories(s)
             let found = s.blobs.filter { d, _ in
-                (after == nil || d.description > after!.description) && Self.isCollectable(s, d, users, cutoff: cutoff)
+                (after == nil || d.description > after!.description) && Self.isCollectable(s, d, users, cutoff: cutoff, claim: claim)
             }
             return found.map { CollectableBlob(digest: $0.key, size: $0.value) }
                 .sorted { $0.digest.description < $1.digest.description }.prefix(limit).map { $0 }
@@ -80,41 +87,49 @@ extension InMemoryMetadataStore {
         }
     }
 
-    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double) async throws -> [CollectableBlob] {
+    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double, claim: BlobClaim) async throws -> [CollectableBlob] {
         state.withLock { s in
             let users = Self.referencingRepositories(s)
             var doomed: [CollectableBlob] = []
-            for d in digests where Self.isCollectable(s, d, users, cutoff: cutoff) {
+            for d in digests where Self.isCollectable(s, d, users, cutoff: cutoff, claim: claim) {
                 for key in s.repos.keys { s.repos[key]!.blobs.remove(d) }
-                s.blobMarks[d]!.doomed = true
+                s.blobMarks[d] = BlobMark(candidateSince: claim.at, claim: claim.token)
                 doomed.append(CollectableBlob(digest: d, size: s.blobs[d]!))
             }
             return doomed
         }
     }
 
-    public func removeDoomedBlobs(_ digests: [Digest], removeFiles: @escaping @Sendable ([CollectableBlob]) throws -> Void)
-        async throws -> [CollectableBlob] {
-        try state.withLock { s in
+    public func removeDoomedBlobs(_ digests: [Digest], claim: BlobClaim) async throws -> [CollectableBlob] {
+        state.withLock { s in
             let gone = digests.compactMap { d in
-                s.blobMarks[d]?.doomed == true ? s.blobs[d].map { CollectableBlob(digest: d, size: $0) } : nil
+                s.blobMarks[d]?.claim == claim.token ? s.blobs[d].map { CollectableBlob(digest: d, size: $0) } : nil
             }
-            guard !gone.isEmpty else { return [] }
-            try removeFiles(gone)
             for b in gone {
                 s.blobs[b.digest] = nil
                 s.blobMarks[b.digest] = nil
+                s.blobTombstones[b.digest] = claim.at
             }
             return gone
         }
     }
 
-    public func removeOrphanBlobFiles(_ digests: [Digest], removeFiles: @escaping @Sendable ([Digest]) throws -> Void)
-        async throws -> [Digest] {
-        try state.withLock { s in
-            let orphans = digests.filter { s.blobs[$0] == nil }
-            if !orphans.isEmpty { try removeFiles(orphans) }
-            return orphans
+    public func claimOrphanBlobs(_ files: [CollectableBlob], claim: BlobClaim) async throws -> [CollectableBlob] {
+        state.withLock { s in
+            files.filter { f in
+                guard s.blobs[f.digest] == nil else { return false }
+                s.blobs[f.digest] = f.size
+                s.blobMarks[f.digest] = BlobMark(candidateSince: claim.at, claim: claim.token)
+                return true
+            }
+        }
+    }
+
+    public func purgeBlobTombstones(removedBefore cutoff: Double) async throws -> Int {
+        state.withLock { s in
+            let old = s.blobTombstones.filter { $0.value < cutoff }.keys
+            for d in old { s.blobTombstones[d] = nil }
+            return old.count
         }
     }
 

@@ -12,6 +12,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var activatedAt: [Digest: Double] = [:]
         var blobs: Set<Digest> = []
         var manifests: [Digest: ManifestRecord] = [:]
+        /// The last lifecycle policy preview.
+        var lifecyclePreview: StoredLifecyclePreview? = nil
         /// Parent manifest → the blobs and manifests it references.
         var references: [Digest: [Digest]] = [:]
         /// Parent manifest → the blobs (config, layers) it references: what garbage collection counts.
@@ -24,6 +26,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var blobs: [Digest: Int64] = [:]
         /// The collector's marks (see `GarbageCollectionMetadata`); absent: unmarked, live.
         var blobMarks: [Digest: BlobMark] = [:]
+        /// Blobs the collector removed, and when (docs/gc.md).
+        var blobTombstones: [Digest: Double] = [:]
         var uploads: [String: UploadSession] = [:]
         var accounts: [String: AccountRecord] = [:]
         var keys: [String: AccessKeyRecord] = [:]
@@ -84,14 +88,19 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                           finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws {
+                           finishingUpload upload: String?, bytesVerified: Bool) async throws -> BlobRecording {
         try state.withLock { s in
             guard s.repos[repository] != nil else { throw BerthError.nameUnknown(repository.name) }
-            if s.blobs[digest] == nil, let stored, !stored() { throw BlobCollectedError(digest: digest) }
+            if s.blobMarks[digest]?.doomed == true { return .beingCollected }
+            if s.blobs[digest] == nil {
+                if !bytesVerified && s.blobTombstones[digest] != nil { return .collected }
+                s.blobTombstones[digest] = nil
+                s.blobs[digest] = size
+            }
             if let upload { s.uploads[upload] = nil }
-            if s.blobs[digest] == nil { s.blobs[digest] = size }
             s.blobMarks[digest] = nil
             s.repos[repository]!.blobs.insert(digest)
+            return .recorded
         }
     }
 

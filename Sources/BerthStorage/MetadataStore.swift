@@ -70,12 +70,14 @@ public protocol BlobMetadata: Sendable {
     /// Records a committed blob and links it to `repository` in one transaction.
     /// With `finishingUpload`, also deletes that upload session, in the same transaction (the commit of a
     /// chunked upload: one write instead of two).
-    /// When the blob has no row yet, `stored` (if given) is asked inside the transaction whether its bytes
-    /// are in place; false fails the write (`BlobCollectedError`): the collector deleted them between the
-    /// upload's commit and this write (see docs/gc.md). A row already there is revived as is (a doomed one
-    /// too: the upload just put its bytes back).
+    /// Garbage collection (docs/gc.md) may be removing a blob of the same digest: when the row is claimed
+    /// by a collection, nothing is written and the answer is `.beingCollected` (wait, then ask again);
+    /// when there is no row but a tombstone (the collector deleted the bytes recently) and
+    /// `bytesVerified` is false, nothing is written and the answer is `.collected`: the caller checks that
+    /// its bytes are in place (`BlobInventory.isStored`) and asks again with `bytesVerified`.
+    @discardableResult
     func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                    finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws
+                    finishingUpload upload: String?, bytesVerified: Bool) async throws -> BlobRecording
     /// The size of a blob if the registry has it, linked anywhere.
     func blobSize(_ digest: Digest) async throws -> Int64?
     /// The size of a blob if it is linked to `repository`.
@@ -186,7 +188,7 @@ public protocol ScanMetadata: Sendable {
 }
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
-    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata
+    & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
 
 extension RepositoryMetadata {
     /// Replaces a repository's settings; false when it does not exist.
@@ -224,16 +226,30 @@ extension ScanMetadata {
 }
 
 extension BlobMetadata {
-    /// Records a committed blob and links it to `repository` (no upload session to finish).
-    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws {
-        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: nil, stored: nil)
+    /// Records a committed blob and links it to `repository` (no upload session to finish), as if its
+    /// bytes were verified (imports and tests).
+    @discardableResult
+    public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double) async throws
+        -> BlobRecording {
+        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: nil, bytesVerified: true)
     }
 
-    /// Records a committed blob, finishing an upload session, without checking its bytes.
+    /// Records a committed blob, finishing an upload session, as if its bytes were verified.
+    @discardableResult
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                           finishingUpload upload: String?) async throws {
-        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: upload, stored: nil)
+                           finishingUpload upload: String?) async throws -> BlobRecording {
+        try await recordBlob(digest, size: size, linkTo: repository, at: at, finishingUpload: upload, bytesVerified: true)
     }
+}
+
+/// What `recordBlob` did (docs/gc.md).
+public enum BlobRecording: Sendable, Equatable {
+    /// Recorded and linked.
+    case recorded
+    /// A garbage collection is deleting a blob of this digest; nothing written.
+    case beingCollected
+    /// The collector removed a blob of this digest recently; nothing written until the bytes are verified.
+    case collected
 }
 
 /// The bytes of a blob being recorded were deleted by the garbage collector after the upload put them in

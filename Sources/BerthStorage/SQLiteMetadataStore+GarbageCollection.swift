@@ -39,12 +39,18 @@ extension SQLiteMetadataStore {
         Digest.parse(row.text(0)).map { CollectableBlob(digest: $0, size: row.int(1)) }
     }
 
-    public func collectableBlobs(markedBefore cutoff: Double, after: Digest?, limit: Int) async throws -> [CollectableBlob] {
+    /// Unreferenced, and either marked at or before ?1 and unclaimed, or claimed before ?2 (abandoned).
+    static let collectableCondition = """
+        repos = 0 AND ((doomed = 0 AND candidate_since <= ?1) OR (doomed != 0 AND candidate_since <= ?2))
+        """
+
+    public func collectableBlobs(markedBefore cutoff: Double, claim: BlobClaim, after: Digest?, limit: Int) async throws
+        -> [CollectableBlob] {
         try await db.read { c in
             try c.query("""
-                SELECT digest, size FROM blobs WHERE repos = 0 AND (candidate_since <= ? OR doomed != 0) AND digest > ?
-                ORDER BY digest LIMIT ?
-                """, [.real(cutoff), .text(after?.description ?? ""), .integer(Int64(limit))], row: Self.collectable).compactMap { $0 }
+                SELECT digest, size FROM blobs WHERE \(Self.collectableCondition) AND digest > ?3 ORDER BY digest LIMIT ?4
+                """, [.real(cutoff), .real(claim.staleBefore), .text(after?.description ?? ""), .integer(Int64(limit))],
+                row: Self.collectable).compactMap { $0 }
         }
     }
 
@@ -57,17 +63,18 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double) async throws -> [CollectableBlob] {
+    public func doomBlobs(_ digests: [Digest], markedBefore cutoff: Double, claim: BlobClaim) async throws -> [CollectableBlob] {
         try await db.write { c in
             try c.transaction {
                 var doomed: [CollectableBlob] = []
                 for d in digests {
                     let key = SQLiteValue.text(d.description)
-                    guard let blob = try c.query("""
-                        SELECT digest, size FROM blobs WHERE digest = ? AND repos = 0 AND (candidate_since <= ? OR doomed != 0)
-                        """, [key, .real(cutoff)], row: Self.collectable).first ?? nil else { continue }
+                    guard let blob = try c.query("SELECT digest, size FROM blobs WHERE digest = ?3 AND \(Self.collectableCondition)",
+                                                 [.real(cutoff), .real(claim.staleBefore), key], row: Self.collectable).first ?? nil
+                    else { continue }
                     try c.execute("DELETE FROM repository_blobs WHERE digest = ?", [key])
-                    try c.execute("UPDATE blobs SET doomed = 1 WHERE digest = ?", [key])
+                    try c.execute("UPDATE blobs SET doomed = ?, candidate_since = ? WHERE digest = ?",
+                                  [.integer(claim.token), .real(claim.at), key])
                     doomed.append(blob)
                 }
                 return doomed
@@ -75,39 +82,39 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func removeDoomedBlobs(_ digests: [Digest], removeFiles: @escaping @Sendable ([CollectableBlob]) throws -> Void)
-        async throws -> [CollectableBlob] {
+    public func removeDoomedBlobs(_ digests: [Digest], claim: BlobClaim) async throws -> [CollectableBlob] {
         try await db.write { c in
             try c.transaction {
                 var gone: [CollectableBlob] = []
                 for d in digests {
                     let key = SQLiteValue.text(d.description)
-                    guard let blob = try c.query("SELECT digest, size FROM blobs WHERE digest = ? AND doomed != 0 AND repos = 0",
-                                                 [key], row: Self.collectable).first ?? nil else { continue }
+                    guard let blob = try c.query("SELECT digest, size FROM blobs WHERE digest = ? AND doomed = ?",
+                                                 [key, .integer(claim.token)], row: Self.collectable).first ?? nil else { continue }
+                    try c.execute("DELETE FROM blobs WHERE digest = ?", [key])
+                    try c.execute("INSERT OR REPLACE INTO blob_tombstones(digest, removed_at) VALUES(?, ?)", [key, .real(claim.at)])
                     gone.append(blob)
-                }
-                guard !gone.isEmpty else { return [] }
-                try removeFiles(gone)
-                for b in gone {
-                    try c.execute("DELETE FROM blobs WHERE digest = ?", [.text(b.digest.description)])
                 }
                 return gone
             }
         }
     }
 
-    public func removeOrphanBlobFiles(_ digests: [Digest], removeFiles: @escaping @Sendable ([Digest]) throws -> Void)
-        async throws -> [Digest] {
+    public func claimOrphanBlobs(_ files: [CollectableBlob], claim: BlobClaim) async throws -> [CollectableBlob] {
         try await db.write { c in
             try c.transaction {
-                var orphans: [Digest] = []
-                for d in digests {
-                    let known = try c.query("SELECT 1 FROM blobs WHERE digest = ?", [.text(d.description)]) { _ in true }
-                    if known.isEmpty { orphans.append(d) }
+                try files.filter { f in
+                    try c.execute("""
+                        INSERT OR IGNORE INTO blobs(digest, size, created_at, doomed, candidate_since) VALUES(?, ?, ?, ?, ?)
+                        """, [.text(f.digest.description), .integer(f.size), .real(claim.at), .integer(claim.token),
+                              .real(claim.at)]) == 1
                 }
-                if !orphans.isEmpty { try removeFiles(orphans) }
-                return orphans
             }
+        }
+    }
+
+    public func purgeBlobTombstones(removedBefore cutoff: Double) async throws -> Int {
+        try await db.write { c in
+            try c.execute("DELETE FROM blob_tombstones WHERE removed_at < ?", [.real(cutoff)])
         }
     }
 

@@ -99,22 +99,34 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: blobs
 
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
-                           finishingUpload upload: String?, stored: (@Sendable () -> Bool)?) async throws {
+                           finishingUpload upload: String?, bytesVerified: Bool) async throws -> BlobRecording {
         try await db.write { c in
             try c.transaction {
-                if let upload { try c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
+                let key = SQLiteValue.text(digest.description)
                 let id = try Self.requireRepo(c, repository)
-                let inserted = try c.execute("INSERT OR IGNORE INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
-                                             [.text(digest.description), .integer(size), .real(at)])
-                if inserted == 1 {
-                    if let stored, !stored() { throw BlobCollectedError(digest: digest) }
+                let state = try c.query("SELECT doomed != 0, candidate_since IS NOT NULL FROM blobs WHERE digest = ?", [key]) {
+                    (doomed: $0.int(0) != 0, marked: $0.int(1) != 0)
+                }.first
+                if let state {
+                    // A collection is deleting this digest's bytes (docs/gc.md): wait for it.
+                    if state.doomed { return .beingCollected }
+                    // In use again: no longer a candidate.
+                    if state.marked { try c.execute("UPDATE blobs SET candidate_since = NULL WHERE digest = ?", [key]) }
                 } else {
-                    // In use again: no longer a candidate (nor doomed: the upload just put its bytes back).
-                    try c.execute("UPDATE blobs SET candidate_since = NULL, doomed = 0 WHERE digest = ? AND (candidate_since IS NOT NULL OR doomed != 0)",
-                                  [.text(digest.description)])
+                    if bytesVerified {
+                        try c.execute("DELETE FROM blob_tombstones WHERE digest = ?", [key])
+                    } else if try !c.query("SELECT 1 FROM blob_tombstones WHERE digest = ?", [key], row: { _ in true }).isEmpty {
+                        // Removed recently: the collector may have deleted these very bytes after the
+                        // upload put them in place; the caller checks them first.
+                        return .collected
+                    }
+                    try c.execute("INSERT INTO blobs(digest, size, created_at) VALUES(?, ?, ?)",
+                                  [key, .integer(size), .real(at)])
                 }
+                if let upload { try c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
                 try c.execute("INSERT OR IGNORE INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?)",
-                              [.integer(id), .text(digest.description), .real(at)])
+                              [.integer(id), key, .real(at)])
+                return .recorded
             }
         }
     }

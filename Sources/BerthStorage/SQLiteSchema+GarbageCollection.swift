@@ -139,6 +139,14 @@ extension SQLiteMetadataStore {
         \(sharingTriggers(accountLevel))
         """
 
+    /// Blobs the collector removed recently (docs/gc.md): an upload that records the same digest again
+    /// first checks its bytes are in place. `blobs.doomed` holds the claiming collection's token (any
+    /// non-zero value: claimed) and `candidate_since` the time of the claim while it is set.
+    static let blobTombstonesSchema = """
+        CREATE TABLE blob_tombstones(digest TEXT PRIMARY KEY, removed_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE INDEX blob_tombstones_removed ON blob_tombstones(removed_at);
+        """
+
     static let garbageCollectionSchema = """
         ALTER TABLE blobs ADD COLUMN repos INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE blobs ADD COLUMN accounts INTEGER NOT NULL DEFAULT 0;

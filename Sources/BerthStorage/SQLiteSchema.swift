@@ -90,6 +90,8 @@ extension SQLiteMetadataStore {
             """),
         SchemaMigration(version: 4, name: "garbage collection and storage accounting", sql: garbageCollectionSchema),
         SchemaMigration(version: 5, name: "blob usage keyed by digest first", sql: usageByDigestSchema),
+        SchemaMigration(version: 6, name: "blob tombstones and lifecycle policy previews",
+                        sql: blobTombstonesSchema + lifecyclePreviewsSchema),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

@@ -22,22 +22,23 @@ import Testing
 
     static let grace = 3_600.0
 
-    func make(_ stores: Stores, clock: ManualWallClock = ManualWallClock()) throws -> Fixture {
-        try make(stores, clock: clock as any WallClock, manual: clock)
+    func make(_ stores: Stores, clock: ManualWallClock = ManualWallClock(), keyring: (any BlobKeyring)? = nil) throws -> Fixture {
+        try make(stores, clock: clock as any WallClock, manual: clock, keyring: keyring)
     }
 
-    func make(_ stores: Stores, clock: any WallClock, manual: ManualWallClock) throws -> Fixture {
+    /// With a `keyring`, blobs are encrypted at rest (the default of `berth serve`).
+    func make(_ stores: Stores, clock: any WallClock, manual: ManualWallClock, keyring: (any BlobKeyring)? = nil) throws -> Fixture {
         let clock = clock
         let settings = RegistrySettings(writeBufferSize: 8, blobLinkCacheSeconds: 60)
         switch stores {
         case .memory:
             return Fixture(registry: Registry(blobs: InMemoryBlobStore(clock: clock), metadata: InMemoryMetadataStore(),
-                                              settings: settings, clock: clock), clock: manual, directory: nil)
+                                              settings: settings, clock: clock, keyring: keyring), clock: manual, directory: nil)
         case .filesystemAndSQLite:
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-gc-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             return Fixture(registry: Registry(blobs: try FileSystemBlobStore(root: dir), metadata: try SQLiteMetadataStore(path: dir + "/berth.db"),
-                                              settings: settings, clock: clock), clock: manual, directory: dir)
+                                              settings: settings, clock: clock, keyring: keyring), clock: manual, directory: dir)
         }
     }
 
@@ -141,6 +142,21 @@ import Testing
         #expect(try await read(r, sha("layer")) == "layer")
     }
 
+    /// The collector's claim, made the way `collectGarbage` makes it.
+    func claim(_ f: Fixture) -> BlobClaim {
+        BlobClaim(at: f.clock.now(), staleBefore: f.clock.now() - GarbageCollectionOptions().claimLease)
+    }
+
+    /// Waits (real time) until `condition` holds; false after `seconds`.
+    func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) async throws -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return false
+    }
+
     @Test(arguments: Stores.allCases)
     func theSweepAndAManifestPutSerialize(_ stores: Stores) async throws {
         let f = try make(stores)
@@ -149,65 +165,150 @@ import Testing
         try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         _ = try await gc(f)
         f.clock.advance(by: Self.grace + 1)
-        // The collector dooms the blobs (links gone) before the client's manifest put arrives.
-        let doomed = try await r.metadata.doomBlobs([sha("cfg"), sha("layer")], markedBefore: f.clock.now() - Self.grace)
+        // The collector claims the blobs (links gone) before the client's manifest put arrives.
+        let c = claim(f)
+        let doomed = try await r.metadata.doomBlobs([sha("cfg"), sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: c)
         #expect(doomed.count == 2)
         await #expect(throws: BerthError.self) {
             _ = try await r.putManifest(self.app, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest,
                                         bytes: self.manifest("cfg", ["layer"]))
         }
         await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.app, sha("layer")) }
-        // A mount of a doomed blob opens an upload session instead.
+        // A mount of a claimed blob opens an upload session instead.
         let start = try await r.startUpload(web, mount: sha("layer"), from: app) { _ in true }
         guard case .session = start else { Issue.record("mounted a doomed blob"); return }
-        // The client uploads "layer" again while the collector is between its two steps: the row revives,
-        // and the second step leaves it (and its new bytes) alone.
-        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        // The next run (after the lease) finishes what this one claimed.
+        f.clock.advance(by: GarbageCollectionOptions().claimLease + 1)
         let report = try await gc(f)
-        #expect(report.blobsDeleted == 1 && report.bytesFreed == 3)
-        #expect(try await read(r, sha("layer")) == "layer")
+        #expect(report.blobsDeleted == 2 && report.bytesFreed == 8)
         try await r.monolithicUpload(app, digest: sha("cfg"), contentLength: nil, body: Body("cfg"))
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         _ = try await r.putManifest(app, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest,
                                     bytes: manifest("cfg", ["layer"]))
         #expect(try await read(r, sha("cfg")) == "cfg")
+        #expect(try await read(r, sha("layer")) == "layer")
     }
 
     @Test(arguments: Stores.allCases)
-    func anUploadWhoseBytesTheSweepDeletedIsRefusedNotRecorded(_ stores: Stores) async throws {
+    func anUploadRacingTheDeletionWaitsForItAndKeepsBytesPutAfterIt(_ stores: Stores) async throws {
         let f = try make(stores)
         let r = f.registry
         try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         _ = try await gc(f)
         f.clock.advance(by: Self.grace + 1)
-        // An upload of "layer" commits its file (rename) just before the collector's second step deletes
-        // it; the upload's metadata write then finds no row and no bytes: refused, nothing recorded.
-        let doomed = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace)
-        let inventory = try #require(r.blobs as? any BlobInventory)
-        _ = try await r.metadata.removeDoomedBlobs(doomed.map(\.digest)) { blobs in
-            for b in blobs { try inventory.deleteImmediately(b.digest) }
-        }
-        await #expect(throws: BlobCollectedError.self) {
-            try await r.metadata.recordBlob(sha("layer"), size: 5, linkTo: self.app, at: f.clock.now(), finishingUpload: nil,
-                                            stored: { inventory.isStored(sha("layer")) })
-        }
+        let c = claim(f)
+        let doomed = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: c)
+        // The collector deletes the bytes (outside any transaction) ...
+        try await r.blobs.delete(sha("layer"))
+        // ... and an upload of the same bytes commits before the collector removes the row: it puts its
+        // bytes in place and waits for the collection.
+        let upload = Task { try await r.monolithicUpload(self.app, digest: sha("layer"), contentLength: nil, body: Body("layer")) }
+        #expect(try await eventually { try await r.blobs.size(of: sha("layer")) != nil })
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(try await r.metadata.blobSize(sha("layer")) == nil)
+        #expect(try await r.metadata.removeDoomedBlobs(doomed.map(\.digest), claim: c) == doomed)
+        // The row gone (a tombstone left), the upload finds its bytes in place and records them.
+        try await upload.value
+        #expect(try await read(r, sha("layer")) == "layer")
+        _ = try await r.putManifest(app, reference: .tag(try Tag("v1")), contentType: MediaType.ociManifest,
+                                    bytes: manifest("layer", ["layer"]))
+        #expect(try await r.metadata.blobSize(sha("layer")) == 5)
+    }
+
+    @Test(arguments: Stores.allCases)
+    func anUploadWhoseBytesTheDeletionRemovedIsRefusedNotRecorded(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        _ = try await gc(f)
+        f.clock.advance(by: Self.grace + 1)
+        let c = claim(f)
+        let doomed = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: c)
+        try await r.blobs.delete(sha("layer"))
+        // An upload puts its bytes in place and waits; the collector's deletion (a second one, or a slow
+        // first one) comes after the upload's rename and takes them.
+        let upload = Task { try await r.monolithicUpload(self.app, digest: sha("layer"), contentLength: nil, body: Body("layer")) }
+        #expect(try await eventually { try await r.blobs.size(of: sha("layer")) != nil })
+        try await r.blobs.delete(sha("layer"))
+        _ = try await r.metadata.removeDoomedBlobs(doomed.map(\.digest), claim: c)
+        // The upload finds the tombstone and no bytes: refused (upload again), nothing recorded.
+        await #expect(throws: BerthError.self) { try await upload.value }
         await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.app, sha("layer")) }
+        #expect(try await r.metadata.blobSize(sha("layer")) == nil)
         // The client's retry succeeds.
         try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         #expect(try await read(r, sha("layer")) == "layer")
     }
 
     @Test(arguments: Stores.allCases)
-    func aRunInterruptedAfterDoomingIsFinishedByTheNext(_ stores: Stores) async throws {
+    func aRunInterruptedAfterClaimingIsFinishedByTheNextAfterTheLease(_ stores: Stores) async throws {
         let f = try make(stores)
         let r = f.registry
         try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         _ = try await gc(f)
         f.clock.advance(by: Self.grace + 1)
-        _ = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace)
-        // (killed here) The next run, whatever its grace period, finishes the doomed blob.
+        _ = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: claim(f))
+        // (killed here) A run within the lease leaves the claim alone; the next one after it finishes
+        // the blob, whatever its grace period.
+        #expect(try await r.collectGarbage(GarbageCollectionOptions(grace: 1_000_000)).blobsDeleted == 0)
+        #expect(try await stored(r, "layer"))
+        f.clock.advance(by: GarbageCollectionOptions().claimLease + 1)
         let report = try await r.collectGarbage(GarbageCollectionOptions(grace: 1_000_000))
         #expect(report.blobsDeleted == 1)
         #expect(try await !stored(r, "layer"))
+    }
+
+    @Test(arguments: Stores.allCases)
+    func aStalledSessionlessUploadKeepsItsStagedBytes(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        // A monolithic upload (no session row) whose client stalls far longer than the grace period.
+        let writer = try await r.blobs.openUpload(id: "mono-stalled", at: 0)
+        try await writer.write(ByteBuffer(string: "first half "))
+        f.clock.advance(by: Double(Date().timeIntervalSince1970) - f.clock.now() + 10 * Self.grace)
+        let report = try await r.collectGarbage(GarbageCollectionOptions(grace: 1))
+        #expect(report.orphanUploads == 0)
+        #expect(try await r.blobs.uploadedSize(id: "mono-stalled") == 11)
+        // The client goes on; the upload commits intact.
+        try await writer.write(ByteBuffer(string: "second half"))
+        try await writer.close()
+        try await r.blobs.commitUpload(id: "mono-stalled", as: sha("first half second half"))
+        #expect(try await read(r, sha("first half second half")) == "first half second half")
+        // Once no request writes it, an abandoned staged file is an orphan like any other.
+        let abandoned = try await r.blobs.openUpload(id: "mono-abandoned", at: 0)
+        try await abandoned.write(ByteBuffer(string: "x"))
+        try await abandoned.close()
+        f.clock.advance(by: 10)
+        #expect(try await r.collectGarbage(GarbageCollectionOptions(grace: 1)).orphanUploads == 1)
+    }
+
+    /// With encryption at rest the collector works on the store under the sealer (docs/gc.md): sealed
+    /// unreferenced blobs and orphan files go, and a blob pushed again after a collection (a tombstone:
+    /// `isStored` on the store) is recorded and pulls back intact.
+    @Test(arguments: Stores.allCases)
+    func theCollectorWorksUnderEncryptionAtRest(_ stores: Stores) async throws {
+        let f = try make(stores, keyring: TestKeyring())
+        let r = f.registry
+        #expect(r.sealer != nil)
+        let v1 = try await push(r, app, tag: "v1", config: "cfg-enc", layers: ["enc-layer"])
+        guard case .deleted = try await r.deleteImage(app, .tag("v1", of: v1)) else { Issue.record("not deleted"); return }
+        // A file with no row, as a crash between an upload's rename and its metadata write leaves.
+        let w = try await r.blobs.openUpload(id: "crashed", at: 0)
+        try await w.write(ByteBuffer(string: "sealed orphan"))
+        try await w.close()
+        try await r.blobs.commitUpload(id: "crashed", as: sha("sealed orphan"))
+        _ = try await gc(f)
+        f.clock.advance(by: Double(Date().timeIntervalSince1970) - f.clock.now() + Self.grace + 10)
+        let report = try await gc(f)
+        #expect(report.blobsDeleted == 2 && report.bytesFreed == Int64("cfg-enc".utf8.count + "enc-layer".utf8.count))
+        #expect(report.orphanBlobFiles == 1)
+        #expect(try await !stored(r, "enc-layer"))
+        #expect(try await !stored(r, "sealed orphan"))
+        // Pushed again: the upload meets the tombstone, finds its bytes in place, records them.
+        try await push(r, app, tag: "v2", config: "cfg-enc", layers: ["enc-layer"])
+        var back = [UInt8]()
+        try await r.readBlob(app, sha("enc-layer"), range: nil) { back += $0.readableBytesView }
+        #expect(String(decoding: back, as: UTF8.self) == "enc-layer")
     }
 
     @Test(arguments: Stores.allCases)

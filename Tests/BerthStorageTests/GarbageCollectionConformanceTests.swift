@@ -28,6 +28,11 @@ import Testing
         }
     }
 
+    /// A collection's claim at `at`, respecting other claims for `lease` seconds.
+    func claim(at: Double, lease: Double = 600, token: Int64 = 7) -> BlobClaim {
+        BlobClaim(token: token, at: at, staleBefore: at - lease)
+    }
+
     func figures(_ m: any MetadataStore, _ repo: RepositoryKey) async throws -> UsageFigures {
         try await m.storageUsage(account: nil, repositories: true).repositories[repo] ?? UsageFigures()
     }
@@ -91,8 +96,8 @@ import Testing
         _ = try await put(m, k("a"), "1", blobs: [cfg, l1], size: 110)
         #expect(try await m.markUnreferencedBlobs(at: 100) == 2)  // l2, l3
         #expect(try await m.markUnreferencedBlobs(at: 200) == 0)  // already marked: the first time counts
-        #expect(try await m.collectableBlobs(markedBefore: 99, after: nil, limit: 10).isEmpty)
-        let due = try await m.collectableBlobs(markedBefore: 100, after: nil, limit: 10)
+        #expect(try await m.collectableBlobs(markedBefore: 99, claim: claim(at: 99), after: nil, limit: 10).isEmpty)
+        let due = try await m.collectableBlobs(markedBefore: 100, claim: claim(at: 100), after: nil, limit: 10)
         #expect(Set(due.map(\.digest)) == [l2, l3])
         let pending = try await m.pendingCandidates(markedBefore: 99)
         #expect(pending.count == 2 && pending.bytes == 600)
@@ -103,80 +108,104 @@ import Testing
         _ = try await put(m, k("a"), "2", blobs: [l2], size: 200)
         try await m.createRepository(k("b"), at: 0)
         #expect(try await m.linkBlob(l3, to: k("b"), at: 1))
-        #expect(try await m.collectableBlobs(markedBefore: 1_000, after: nil, limit: 10).isEmpty)
+        #expect(try await m.collectableBlobs(markedBefore: 1_000, claim: claim(at: 1_000), after: nil, limit: 10).isEmpty)
         #expect(try await m.markUnreferencedBlobs(at: 300) == 1)  // l3 again
         #expect(try await m.touchBlob(l3))
-        #expect(try await m.collectableBlobs(markedBefore: 1_000, after: nil, limit: 10).isEmpty)
+        #expect(try await m.collectableBlobs(markedBefore: 1_000, claim: claim(at: 1_000), after: nil, limit: 10).isEmpty)
     }
 
     @Test(arguments: Backend.allCases)
-    func dooming_thenRemoving_deletesRowsLinksAndFiles(_ backend: Backend) async throws {
+    func claiming_thenRemoving_deletesRowsAndLinksAndLeavesTombstones(_ backend: Backend) async throws {
         let s = try await backend.make()
         let m = s.metadata
         try await seed(m, [k("a"), k("b")])
         _ = try await put(m, k("a"), "1", blobs: [cfg, l1], size: 110)
         _ = try await m.markUnreferencedBlobs(at: 10)
-        let doomed = try await m.doomBlobs([l1, l2, l3], markedBefore: 10)
+        let c = claim(at: 20)
+        let doomed = try await m.doomBlobs([l1, l2, l3], markedBefore: 10, claim: c)
         #expect(Set(doomed) == [CollectableBlob(digest: l2, size: 200), CollectableBlob(digest: l3, size: 400)])
-        // Doomed: unlinked everywhere, not mountable, not touchable, not a HEAD answer.
+        // Claimed: unlinked everywhere, not mountable, not touchable, not a HEAD answer.
         #expect(try await m.linkedBlobSize(l2, in: k("a")) == nil)
         #expect(try await m.linkedBlobSize(l2, in: k("b")) == nil)
         #expect(try await !m.linkBlob(l2, to: k("a"), at: 11))
         #expect(try await !m.touchBlob(l2))
         #expect(try await m.blobSize(l2) == nil)
         await #expect(throws: BerthError.self) { _ = try await put(m, k("a"), "2", blobs: [l2], size: 200) }
-
-        // An upload of l3 that committed in between revives it: it is not removed.
-        try await m.recordBlob(l3, size: 400, linkTo: k("b"), at: 12)
-        let removed = DigestLog()
-        let gone = try await m.removeDoomedBlobs([l2, l3]) { blobs in removed.add(blobs.map(\.digest)) }
-        #expect(gone == [CollectableBlob(digest: l2, size: 200)])
-        #expect(removed.all == [l2])
-        #expect(try await m.blobSize(l3) == 400)
-        #expect(try await m.linkedBlobSize(l3, in: k("b")) == 400)
+        // Not another collection's to take (its claim is fresh), nor revived by an upload: it waits.
+        #expect(try await m.doomBlobs([l2], markedBefore: 1_000, claim: claim(at: 30, token: 8)).isEmpty)
+        #expect(try await m.collectableBlobs(markedBefore: 1_000, claim: claim(at: 30, token: 8), after: nil, limit: 10).isEmpty)
+        #expect(try await m.recordBlob(l3, size: 400, linkTo: k("b"), at: 12, finishingUpload: nil, bytesVerified: true)
+                == .beingCollected)
+        #expect(try await m.blobSize(l3) == nil)
+        // Another collection's claim leaves the rows alone; the owner's removes them.
+        #expect(try await m.removeDoomedBlobs([l2, l3], claim: claim(at: 30, token: 8)).isEmpty)
+        let gone = try await m.removeDoomedBlobs([l2, l3], claim: c)
+        #expect(Set(gone) == Set(doomed))
         let usage = try await m.storageUsage(account: nil, repositories: false)
-        #expect(usage.blobs == 3 && usage.bytes == 510)
-        #expect(try await m.unknownBlobs([l1, l2, l3]) == [l2])
+        #expect(usage.blobs == 2 && usage.bytes == 110)
+        #expect(Set(try await m.unknownBlobs([l1, l2, l3])) == [l2, l3])
+        // A removed blob is recorded again only once its bytes are verified.
+        #expect(try await m.recordBlob(l3, size: 400, linkTo: k("b"), at: 40, finishingUpload: nil, bytesVerified: false)
+                == .collected)
+        #expect(try await m.blobSize(l3) == nil)
+        #expect(try await m.recordBlob(l3, size: 400, linkTo: k("b"), at: 40, finishingUpload: nil, bytesVerified: true)
+                == .recorded)
+        #expect(try await m.linkedBlobSize(l3, in: k("b")) == 400)
+        // The tombstone went with it; l2's stays until purged.
+        #expect(try await m.recordBlob(l3, size: 400, linkTo: k("a"), at: 41, finishingUpload: nil, bytesVerified: false)
+                == .recorded)
+        #expect(try await m.purgeBlobTombstones(removedBefore: 20) == 0)
+        #expect(try await m.purgeBlobTombstones(removedBefore: 21) == 1)
+        #expect(try await m.recordBlob(l2, size: 200, linkTo: k("a"), at: 50, finishingUpload: nil, bytesVerified: false)
+                == .recorded)
     }
 
     @Test(arguments: Backend.allCases)
-    func aFailedFileRemovalLeavesTheBlobsDoomed(_ backend: Backend) async throws {
+    func anAbandonedClaimIsTakenOverAfterItsLease(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         try await seed(m, [k("a")])
         _ = try await m.markUnreferencedBlobs(at: 10)
-        _ = try await m.doomBlobs([l1], markedBefore: 10)
-        await #expect(throws: StorageError.self) {
-            _ = try await m.removeDoomedBlobs([l1]) { _ in throw StorageError("disk on fire") }
-        }
-        // Still doomed, still collectable (a rerun finishes it), never revived by a link.
-        #expect(try await m.collectableBlobs(markedBefore: 0, after: nil, limit: 10).map(\.digest) == [l1])
-        #expect(try await !m.linkBlob(l1, to: k("a"), at: 20))
-        #expect(try await m.removeDoomedBlobs([l1]) { _ in } == [CollectableBlob(digest: l1, size: 100)])
+        _ = try await m.doomBlobs([l1], markedBefore: 10, claim: claim(at: 20, token: 1))
+        // (that collection was killed before removing the row) Within the lease, nobody else takes it.
+        #expect(try await m.collectableBlobs(markedBefore: 1_000, claim: claim(at: 619, token: 2), after: nil, limit: 10)
+                .map(\.digest) != [l1])
+        let later = claim(at: 620, token: 2)
+        #expect(try await m.collectableBlobs(markedBefore: 10, claim: later, after: nil, limit: 10).map(\.digest).contains(l1))
+        #expect(try await m.doomBlobs([l1], markedBefore: 10, claim: later) == [CollectableBlob(digest: l1, size: 100)])
+        #expect(try await !m.linkBlob(l1, to: k("a"), at: 621))
+        // The first collection, if it was only stalled, no longer owns the row.
+        #expect(try await m.removeDoomedBlobs([l1], claim: claim(at: 20, token: 1)).isEmpty)
+        #expect(try await m.removeDoomedBlobs([l1], claim: later) == [CollectableBlob(digest: l1, size: 100)])
     }
 
     @Test(arguments: Backend.allCases)
-    func recordingANewBlobChecksItsBytesInTheTransaction(_ backend: Backend) async throws {
+    func recordingABlobLeavesAnUploadSessionAloneWhileItWaits(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
-        try await m.createRepository(k("a"), at: 0)
-        await #expect(throws: BlobCollectedError.self) {
-            try await m.recordBlob(l1, size: 100, linkTo: k("a"), at: 1, finishingUpload: nil, stored: { false })
-        }
-        #expect(try await m.blobSize(l1) == nil)
-        try await m.recordBlob(l1, size: 100, linkTo: k("a"), at: 1, finishingUpload: nil, stored: { true })
-        // An existing row needs no check (its bytes are there unless doomed, and an upload just replaced them).
-        try await m.recordBlob(l1, size: 100, linkTo: k("a"), at: 2, finishingUpload: nil, stored: { false })
-        #expect(try await m.blobSize(l1) == 100)
+        try await seed(m, [k("a")])
+        try await m.createUpload(UploadSession(id: "u1", repository: k("a"), offset: 0, startedAt: 0, updatedAt: 0))
+        _ = try await m.markUnreferencedBlobs(at: 10)
+        _ = try await m.doomBlobs([l1], markedBefore: 10, claim: claim(at: 20))
+        #expect(try await m.recordBlob(l1, size: 100, linkTo: k("a"), at: 21, finishingUpload: "u1", bytesVerified: false)
+                == .beingCollected)
+        #expect(try await m.existingUploads(["u1"]) == ["u1"])
     }
 
     @Test(arguments: Backend.allCases)
-    func orphanFilesAreThoseWithoutARow(_ backend: Backend) async throws {
+    func orphanFilesAreClaimedOnlyWithoutARow(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         try await seed(m, [k("a")])
         let stray = Self.blob("stray")
-        let seen = DigestLog()
-        let removed = try await m.removeOrphanBlobFiles([l1, stray]) { d in seen.add(d) }
-        #expect(removed == [stray])
-        #expect(seen.all == [stray])
+        let c = claim(at: 5)
+        let claimed = try await m.claimOrphanBlobs([CollectableBlob(digest: l1, size: 100), CollectableBlob(digest: stray, size: 3)],
+                                                   claim: c)
+        #expect(claimed == [CollectableBlob(digest: stray, size: 3)])
+        #expect(try await m.blobSize(stray) == nil)
+        #expect(try await m.recordBlob(stray, size: 3, linkTo: k("a"), at: 6, finishingUpload: nil, bytesVerified: true)
+                == .beingCollected)
+        #expect(try await m.removeDoomedBlobs([stray], claim: c) == claimed)
+        #expect(try await m.unknownBlobs([l1, stray]) == [stray])
+        let usage = try await m.storageUsage(account: nil, repositories: false)
+        #expect(usage.blobs == 4 && usage.bytes == 710)
         #expect(try await m.existingUploads(["nope"]).isEmpty)
     }
 }

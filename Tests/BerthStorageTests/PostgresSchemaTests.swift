@@ -39,6 +39,34 @@ import Testing
         #expect(try await again.schemaHistory().count == PostgresMetadataStore.migrations.count)
     }
 
+    /// "blob tombstones and lifecycle policy previews" on a schema made by the previous version: a repository
+    /// from before keeps working, and `blobs.doomed` takes a 64-bit claim token (PostgreSQL's INTEGER does not).
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func tombstonesMigrationWidensTheClaimToken() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == "blob tombstones and lifecycle policy previews" })
+        let before = try await PostgresTestDatabase.store(schema: schema, migrations: Array(PostgresMetadataStore.migrations[..<version]))
+        let repo = RepositoryKey(storedRegistryID: "111111111111", name: "r")
+        try await before.createRepository(repo, at: 1)
+        let m = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await m.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+        let a = Digest.sha256(of: Array("a".utf8)), b = Digest.sha256(of: Array("b".utf8))
+        try await m.recordBlob(a, size: 3, linkTo: repo, at: 1)
+        try await m.recordBlob(b, size: 5, linkTo: repo, at: 1)
+        _ = try await m.markUnreferencedBlobs(at: 2)
+        let wide = BlobClaim(token: Int64.max - 7, at: 700, staleBefore: 100)
+        let due = try await m.collectableBlobs(markedBefore: 2, claim: wide, after: nil, limit: 10).map(\.digest)
+        #expect(Set(due) == [a, b])
+        #expect(try await m.doomBlobs(due, markedBefore: 2, claim: wide).count == 2)
+        #expect(try await m.recordBlob(a, size: 3, linkTo: repo, at: 701, finishingUpload: nil, bytesVerified: true) == .beingCollected)
+        #expect(try await m.removeDoomedBlobs(due, claim: wide).count == 2)
+        #expect(try await m.recordBlob(a, size: 3, linkTo: repo, at: 701, finishingUpload: nil, bytesVerified: false) == .collected)
+        #expect(try await m.purgeBlobTombstones(removedBefore: 701) == 2)
+        let preview = StoredLifecyclePreview(policyText: "{}", results: Array("[]".utf8), createdAt: 10)
+        try await m.putLifecyclePreview(preview, for: repo, expiredBefore: 0)
+        #expect(try await m.lifecyclePreview(repo, notBefore: 10) == preview)
+    }
+
     @Test(.enabled(if: PostgresTestDatabase.available))
     func aFailingMigrationLeavesThePreviousVersion() async throws {
         let schema = try await PostgresTestDatabase.newSchema()

@@ -294,4 +294,29 @@ import Testing
         #expect(indexes.isEmpty)
         #expect(try c.query("SELECT name FROM pragma_index_info('sqlite_autoindex_blob_usage_1') ORDER BY seqno") { $0.text(0) }.prefix(2) == ["digest", "repo_id"])
     }
+
+    @Test func tombstonesAndPreviewsMigrationWorksOnFixtureV1() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).map(\.name).contains("blob tombstones and lifecycle policy previews"))
+        // The fixture's blobs go through a whole collection: claimed, removed, tombstoned, recorded again
+        // only once verified.
+        guard case .deleted = try await m.deleteImage(.digest(Self.multi), in: Self.app) else { Issue.record("index"); return }
+        guard case .deleted = try await m.deleteImage(.digest(Self.v1), in: Self.app) else { Issue.record("v1"); return }
+        _ = try await m.markUnreferencedBlobs(at: 1)
+        let claim = BlobClaim(token: 3, at: 2, staleBefore: -600)
+        let due = try await m.collectableBlobs(markedBefore: 1, claim: claim, after: nil, limit: 10)
+        #expect(due.count == 2 && due.map(\.digest).contains(Self.v1Layer))
+        #expect(try await m.doomBlobs(due.map(\.digest), markedBefore: 1, claim: claim).count == 2)
+        #expect(try await m.removeDoomedBlobs(due.map(\.digest), claim: claim).count == 2)
+        #expect(try await m.recordBlob(Self.v1Layer, size: 600, linkTo: Self.app, at: 3, finishingUpload: nil, bytesVerified: false)
+                == .collected)
+        #expect(try await m.purgeBlobTombstones(removedBefore: 3) == 2)
+        // Previews are kept per repository and go with it.
+        let preview = StoredLifecyclePreview(policyText: "{}", results: Array("[]".utf8), createdAt: 10)
+        try await m.putLifecyclePreview(preview, for: Self.app, expiredBefore: 0)
+        #expect(try await m.lifecyclePreview(Self.app, notBefore: 10) == preview)
+        #expect(try await m.deleteRepository(Self.app))
+        #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM lifecycle_previews") { $0.int(0) } == [0])
+    }
 }
