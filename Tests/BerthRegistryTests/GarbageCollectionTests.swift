@@ -189,21 +189,32 @@ import Testing
         #expect(try await read(r, sha("layer")) == "layer")
     }
 
+    /// The layer pushed, left unreferenced past the grace period and claimed by a collection.
+    func claimedLayer(_ f: Fixture) async throws -> (claim: BlobClaim, doomed: [CollectableBlob]) {
+        try await f.registry.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
+        _ = try await gc(f)
+        f.clock.advance(by: Self.grace + 1)
+        let c = claim(f)
+        return (c, try await f.registry.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: c))
+    }
+
+    /// An upload of the layer, started once its bytes are in place (it then waits for the collection).
+    func uploadWaitingForTheCollection(_ r: Registry) async throws -> Task<Void, any Error> {
+        let upload = Task { try await r.monolithicUpload(self.app, digest: sha("layer"), contentLength: nil, body: Body("layer")) }
+        #expect(try await eventually { try await r.blobs.size(of: sha("layer")) != nil })
+        return upload
+    }
+
     @Test(arguments: Stores.allCases)
     func anUploadRacingTheDeletionWaitsForItAndKeepsBytesPutAfterIt(_ stores: Stores) async throws {
         let f = try make(stores)
         let r = f.registry
-        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
-        _ = try await gc(f)
-        f.clock.advance(by: Self.grace + 1)
-        let c = claim(f)
-        let doomed = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: c)
+        let (c, doomed) = try await claimedLayer(f)
         // The collector deletes the bytes (outside any transaction) ...
         try await r.blobs.delete(sha("layer"))
         // ... and an upload of the same bytes commits before the collector removes the row: it puts its
         // bytes in place and waits for the collection.
-        let upload = Task { try await r.monolithicUpload(self.app, digest: sha("layer"), contentLength: nil, body: Body("layer")) }
-        #expect(try await eventually { try await r.blobs.size(of: sha("layer")) != nil })
+        let upload = try await uploadWaitingForTheCollection(r)
         try await Task.sleep(for: .milliseconds(30))
         #expect(try await r.metadata.blobSize(sha("layer")) == nil)
         #expect(try await r.metadata.removeDoomedBlobs(doomed.map(\.digest), claim: c) == doomed)
@@ -219,16 +230,11 @@ import Testing
     func anUploadWhoseBytesTheDeletionRemovedIsRefusedNotRecorded(_ stores: Stores) async throws {
         let f = try make(stores)
         let r = f.registry
-        try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
-        _ = try await gc(f)
-        f.clock.advance(by: Self.grace + 1)
-        let c = claim(f)
-        let doomed = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: c)
+        let (c, doomed) = try await claimedLayer(f)
         try await r.blobs.delete(sha("layer"))
         // An upload puts its bytes in place and waits; the collector's deletion (a second one, or a slow
         // first one) comes after the upload's rename and takes them.
-        let upload = Task { try await r.monolithicUpload(self.app, digest: sha("layer"), contentLength: nil, body: Body("layer")) }
-        #expect(try await eventually { try await r.blobs.size(of: sha("layer")) != nil })
+        let upload = try await uploadWaitingForTheCollection(r)
         try await r.blobs.delete(sha("layer"))
         _ = try await r.metadata.removeDoomedBlobs(doomed.map(\.digest), claim: c)
         // The upload finds the tombstone and no bytes: refused (upload again), nothing recorded.
