@@ -330,6 +330,7 @@ public final class PostgresMetadataStore: MetadataStore {
                     ON CONFLICT(repo_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
                     """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
             }
+            try await Self.insertEvents(c, put.events)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }
@@ -400,37 +401,49 @@ public final class PostgresMetadataStore: MetadataStore {
                           [.integer(id), .text(digest.description)]) { Digest.parse(try $0.text(0)) }.compactMap { $0 }
     }
 
-    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey,
+                            events: ImageDeletionEvents?) async throws -> ImageDeletion {
         try await transaction { c in
-            guard let id = try await Self.repoID(c, repository) else { return .notFound }
-            switch target {
-            case .digest(let digest):
-                let v: [PGValue] = [.integer(id), .text(digest.description)]
-                guard try await c.exists("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?", v) else { return .notFound }
-                let tags = try await c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag", v) { try $0.text(0) }
-                let parents = try await Self.referencingManifests(c, digest, repo: id)
-                guard parents.isEmpty else { return .referenced(by: parents) }
-                _ = try await Self.deleteManifestRows(c, digest, repo: id)
-                return .deleted(tags: tags, imageDeleted: true)
-            case .tag(let tag, let digest):
-                let untagged = try await c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
-                                                   [.integer(id), .text(tag), .text(digest.description)])
-                guard untagged == 1 else { return .notFound }
-                let others = try await c.exists("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
-                // The last tag takes the image with it, unless an index still lists the image.
-                guard !others, try await Self.referencingManifests(c, digest, repo: id).isEmpty else {
-                    return .deleted(tags: [tag], imageDeleted: false)
-                }
-                return .deleted(tags: [tag], imageDeleted: try await Self.deleteManifestRows(c, digest, repo: id))
-            }
+            let outcome = try await Self.deleteImageRows(c, target, in: repository)
+            if case .deleted = outcome, let events { try await Self.insertEvents(c, events(outcome)) }
+            return outcome
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
+    /// `deleteImage`'s rows, inside its transaction.
+    static func deleteImageRows(_ c: PGConnection, _ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+        guard let id = try await Self.repoID(c, repository) else { return .notFound }
+        switch target {
+        case .digest(let digest):
+            let v: [PGValue] = [.integer(id), .text(digest.description)]
+            guard try await c.exists("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?", v) else { return .notFound }
+            let tags = try await c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag", v) { try $0.text(0) }
+            let parents = try await Self.referencingManifests(c, digest, repo: id)
+            guard parents.isEmpty else { return .referenced(by: parents) }
+            _ = try await Self.deleteManifestRows(c, digest, repo: id)
+            return .deleted(tags: tags, imageDeleted: true)
+        case .tag(let tag, let digest):
+            let untagged = try await c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
+                                               [.integer(id), .text(tag), .text(digest.description)])
+            guard untagged == 1 else { return .notFound }
+            let others = try await c.exists("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
+            // The last tag takes the image with it, unless an index still lists the image.
+            guard !others, try await Self.referencingManifests(c, digest, repo: id).isEmpty else {
+                return .deleted(tags: [tag], imageDeleted: false)
+            }
+            return .deleted(tags: [tag], imageDeleted: try await Self.deleteManifestRows(c, digest, repo: id))
+        }
+    }
+
+    public func deleteTag(_ tag: String, in repository: RepositoryKey, events: TagDeletionEvents?) async throws -> Bool {
         try await transaction { c in
-            try await c.execute("""
+            let deleted = try await c.query("""
                 DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
-                """, [.text(tag)] + Self.repoValues(repository)) == 1
+                RETURNING digest
+                """, [.text(tag)] + Self.repoValues(repository)) { Digest.parse(try $0.text(0)) }
+            guard let first = deleted.first else { return false }
+            if let events, let digest = first { try await Self.insertEvents(c, events(digest)) }
+            return true
         }
     }
 

@@ -34,6 +34,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var accountSettings: [String: String] = [:]
         /// Pull time update exclusions by account, then principal ARN.
         var pullTimeExclusions: [String: [String: PullTimeExclusion]] = [:]
+        /// The event outbox (InMemoryMetadataStore+Events.swift), under the same lock as the changes it reports.
+        var outbox = OutboxState()
     }
     let state = Mutex(State())
     /// IAM entities (InMemoryMetadataStore+IAM.swift).
@@ -173,6 +175,7 @@ public final class InMemoryMetadataStore: MetadataStore {
                 if previous == d { previous = nil }
             }
             s.repos[repository] = repo
+            s.outbox.append(put.events)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }
@@ -224,31 +227,42 @@ public final class InMemoryMetadataStore: MetadataStore {
         if !missing.isEmpty { throw ImagePutRefusal.layersNotFound(missing) }
     }
 
-    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey,
+                            events: ImageDeletionEvents?) async throws -> ImageDeletion {
         state.withLock { s in
-            guard var r = s.repos[repository] else { return .notFound }
-            defer { s.repos[repository] = r }
-            switch target {
-            case .digest(let digest):
-                guard r.manifests[digest] != nil else { return .notFound }
-                let parents = Self.referencing(r, digest)
-                guard parents.isEmpty else { return .referenced(by: parents) }
-                let tags = r.tags.filter { $0.value == digest }.map(\.key).sorted()
-                _ = Self.removeManifest(&r, digest)
-                return .deleted(tags: tags, imageDeleted: true)
-            case .tag(let tag, let digest):
-                guard r.tags[tag] == digest else { return .notFound }
-                r.tags[tag] = nil
-                guard !r.tags.values.contains(digest), Self.referencing(r, digest).isEmpty else {
-                    return .deleted(tags: [tag], imageDeleted: false)
-                }
-                return .deleted(tags: [tag], imageDeleted: Self.removeManifest(&r, digest))
-            }
+            let outcome = Self.deleteImage(&s, target, in: repository)
+            if case .deleted = outcome, let events { s.outbox.append(events(outcome)) }
+            return outcome
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
-        state.withLock { s in s.repos[repository]?.tags.removeValue(forKey: tag) != nil }
+    static func deleteImage(_ s: inout State, _ target: ImageDeletionTarget, in repository: RepositoryKey) -> ImageDeletion {
+        guard var r = s.repos[repository] else { return .notFound }
+        defer { s.repos[repository] = r }
+        switch target {
+        case .digest(let digest):
+            guard r.manifests[digest] != nil else { return .notFound }
+            let parents = Self.referencing(r, digest)
+            guard parents.isEmpty else { return .referenced(by: parents) }
+            let tags = r.tags.filter { $0.value == digest }.map(\.key).sorted()
+            _ = Self.removeManifest(&r, digest)
+            return .deleted(tags: tags, imageDeleted: true)
+        case .tag(let tag, let digest):
+            guard r.tags[tag] == digest else { return .notFound }
+            r.tags[tag] = nil
+            guard !r.tags.values.contains(digest), Self.referencing(r, digest).isEmpty else {
+                return .deleted(tags: [tag], imageDeleted: false)
+            }
+            return .deleted(tags: [tag], imageDeleted: Self.removeManifest(&r, digest))
+        }
+    }
+
+    public func deleteTag(_ tag: String, in repository: RepositoryKey, events: TagDeletionEvents?) async throws -> Bool {
+        state.withLock { s in
+            guard let digest = s.repos[repository]?.tags.removeValue(forKey: tag) else { return false }
+            if let events { s.outbox.append(events(digest)) }
+            return true
+        }
     }
 
     public func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary] {
