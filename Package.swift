@@ -206,6 +206,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Event notifications (docs/events.md): EventBridge patterns, CloudEvents, signed webhook delivery
+        // from the metadata store's outbox, over async-http-client.
+        .target(
+            name: "BerthEvents",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The audit trail: CloudTrail-shaped records of every request, their store and LookupEvents.
         .target(
             name: "BerthAudit",
@@ -255,6 +272,7 @@ let package = Package(
                 "BerthKMS",
                 "BerthLifecycle",
                 "BerthAudit",
+                "BerthEvents",
                 "BerthPostgres",
                 "BerthS3",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -316,6 +334,10 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore", "BerthLifecycle", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthSupport", "BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthEventsTests",
+                    dependencies: ["BerthEvents", "BerthRegistry", "BerthStorage", "BerthCore", "BerthSupport",
+                                   .product(name: "Prometheus", package: "swift-prometheus")],
+                    swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [

@@ -4,6 +4,7 @@ import BerthAudit
 import BerthCore
 import BerthDirectory
 import BerthECR
+import BerthEvents
 import BerthHTTP
 import BerthIAM
 import BerthKMS
@@ -84,6 +85,8 @@ public struct BerthServices: Sendable {
     public var tls: ReloadableTLSServer? = nil
     /// The audit trail, when `auditEnabled`.
     public var audit: AuditTrail? = nil
+    /// Event delivery from the outbox (docs/events.md), when event targets are configured.
+    public var eventDeliverer: EventDeliverer? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -105,7 +108,8 @@ public struct BerthServices: Sendable {
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
                                        blobLinkCacheSeconds: config.blobLinkCacheSeconds),
             clock: clock, logger: logger,
-            keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs)
+            keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
+            eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))
         let endpoint = config.effectivePublicEndpoint
         let identity = IdentityService(directory: directory, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
@@ -141,10 +145,18 @@ public struct BerthServices: Sendable {
             try await registry.storageUsage(repositories: false)
         }
         metrics.storage.withLock { $0 = storageMetrics }
-        return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
-                             kms: KMSService(keys: keys, logger: logger), metrics: metrics,
-                             tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+        var services = BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr,
+                                     authorizer: authorizer, clock: clock,
+                                     scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
+                                     kms: KMSService(keys: keys, logger: logger), metrics: metrics,
+                                     tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+        if !config.events.targets.isEmpty {
+            let delivery = try config.events.delivery()
+            services.eventDeliverer = EventDeliverer(
+                registry: registry, settings: delivery,
+                metrics: EventMetrics(registry: metrics.registry, targets: delivery.targets.map(\.name)), logger: logger)
+        }
+        return services
     }
 
     /// The audit trail: `audit.db` in the data directory (in memory with the `memory` metadata backend).
@@ -257,6 +269,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         background.append(PeriodicService.lifecycle(services, every: .seconds(config.lifecycleIntervalSeconds), logger: logger))
     }
     if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
+    if let events = services.eventDeliverer { background.append(EventDeliveryService(deliverer: events)) }
     if let audit = services.audit {
         background.append(PeriodicService.auditFlush(audit, logger: logger))
         background.append(PeriodicService(name: "audit retention", interval: { .seconds(3_600) }, runsAtStart: true, logger: logger) {
@@ -348,6 +361,18 @@ extension PeriodicService {
             logger.info("garbage collected", metadata: [
                 "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
                 "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])
+        }
+    }
+}
+
+/// Delivers events from the outbox in the background until graceful shutdown (what is not delivered
+/// stays in the outbox for the next start).
+struct EventDeliveryService: Service {
+    let deliverer: EventDeliverer
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await deliverer.run()
         }
     }
 }

@@ -72,6 +72,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var postgresURLRedacted: String? { postgresURL.map(PostgresConnectionSettings.redacted) }
     /// The S3 blob backend's settings (`s3Endpoint`, `s3Bucket`, … / `BERTH_S3_*`).
     public var s3 = S3Settings()
+    /// Event notifications (`eventTargets`, `eventMaxAttempts`, … / `BERTH_EVENT_*`; docs/events.md).
+    public var events = EventSettings()
     /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
     public var oidcJwksDirectory: String? = nil
     /// How long cached access keys and policies may be used before they are read again, in seconds. Writes
@@ -228,6 +230,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
         config.s3.apply(env: env, bool: bool)
+        config.events.apply(env: env, problems: &problems)
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
         if let v = env("BERTH_AUTH_CACHE_SECONDS") {
             if let d = Double(v) { config.authCacheSeconds = d } else { problems.append("BERTH_AUTH_CACHE_SECONDS must be a number, got \(v)") }
@@ -286,6 +289,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...256).contains(blobIOThreads) { p.append("blobIOThreads must be between 1 and 256, got \(blobIOThreads)") }
         if !["filesystem", "s3", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem, s3 or memory, got \(blobBackend)") }
         p += s3.problems(blobBackend: blobBackend)
+        p += events.problems()
         for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
         }
@@ -308,7 +312,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
     public init(from decoder: any Decoder) throws {
-        let known = Set(CodingKeys.allKeys + S3Settings.keys)
+        let known = Set(CodingKeys.allKeys + S3Settings.keys + EventSettings.keys)
         let any = try decoder.container(keyedBy: AnyKey.self)
         for k in any.allKeys where !known.contains(k.stringValue) {
             throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown setting \(k.stringValue)")
@@ -343,6 +347,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         postgresURL = try c.decodeIfPresent(String.self, forKey: .postgresURL)
         s3 = try S3Settings(from: decoder)
+        events = try EventSettings(from: decoder)
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
         gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds

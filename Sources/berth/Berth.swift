@@ -129,7 +129,8 @@ func tuneAllocator() {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bootstrap tasks that must work before any API key exists.",
-        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self, EncryptExisting.self])
+        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self, EncryptExisting.self,
+                      EventsCommand.self])
 }
 
 struct EncryptExisting: AsyncParsableCommand {
