@@ -74,6 +74,19 @@ public enum DeliveryOutcome: Sendable, Equatable {
     case dead(at: Double, error: String)
 }
 
+/// An attempt's outcome for one delivery (an event and a target).
+public struct DeliveryResult: Sendable, Equatable {
+    public var sequence: Int64
+    public var target: String
+    public var outcome: DeliveryOutcome
+
+    public init(sequence: Int64, target: String, outcome: DeliveryOutcome) {
+        self.sequence = sequence
+        self.target = target
+        self.outcome = outcome
+    }
+}
+
 /// The outbox at a glance, for metrics and `berth admin events stats`.
 public struct OutboxCounts: Sendable, Equatable {
     /// Events not yet routed to their targets.

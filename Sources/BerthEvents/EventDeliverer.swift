@@ -51,9 +51,12 @@ public struct EventDeliverySettings: Sendable {
     /// Deliveries claimed per pass, and sent at once.
     public var batchSize: Int
     public var concurrency: Int
+    /// How long a woken loop waits for more changes before a pass.
+    public var batchWindowSeconds: Double
 
     public init(targets: [EventTarget], maxAttempts: Int = 12, retryBaseSeconds: Double = 1, retryMaxSeconds: Double = 300,
-                pollSeconds: Double = 1, retentionSeconds: Double = 7 * 86_400, batchSize: Int = 256, concurrency: Int = 16) {
+                pollSeconds: Double = 1, retentionSeconds: Double = 7 * 86_400, batchSize: Int = 256, concurrency: Int = 16,
+                batchWindowSeconds: Double = 0.02) {
         self.targets = targets
         self.maxAttempts = maxAttempts
         self.retryBaseSeconds = retryBaseSeconds
@@ -62,6 +65,7 @@ public struct EventDeliverySettings: Sendable {
         self.retentionSeconds = retentionSeconds
         self.batchSize = batchSize
         self.concurrency = concurrency
+        self.batchWindowSeconds = batchWindowSeconds
     }
 }
 
@@ -79,6 +83,8 @@ public final class EventDeliverer: Sendable {
     let logger: Logger
     let targets: [String: EventTarget]
     let wake = WakeSignal()
+    /// No target has a pattern: routing needs no parsing.
+    let everyTargetTakesAll: Bool
 
     public init(registry: Registry, settings: EventDeliverySettings, sender: any EventSender = HTTPEventSender(),
                 metrics: EventMetrics? = nil, logger: Logger = Logger(label: "berth.events")) {
@@ -88,10 +94,12 @@ public final class EventDeliverer: Sendable {
         self.metrics = metrics
         self.logger = logger
         targets = Dictionary(settings.targets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        everyTargetTakesAll = settings.targets.allSatisfy { $0.pattern == nil }
     }
 
     /// The targets (by name) an event goes to.
     public func route(_ event: OutboxEvent) -> [String] {
+        if everyTargetTakesAll { return settings.targets.map(\.name) }
         guard let value = try? JSONValue.parse(Array(event.body.utf8)) else { return [] }
         return settings.targets.filter { $0.wants(value) }.map(\.name)
     }
@@ -120,40 +128,43 @@ public final class EventDeliverer: Sendable {
         }
         let lease = (settings.targets.map(\.timeoutSeconds).max() ?? 10) + 30
         let due = try await registry.claimEventDeliveries(limit: settings.batchSize, lease: lease)
-        await withTaskGroup(of: Void.self) { group in
+        let outcomes = await withTaskGroup(of: (EventDelivery, DeliveryOutcome).self) { group in
+            var results: [(EventDelivery, DeliveryOutcome)] = []
             var running = 0
             for delivery in due {
-                if running == settings.concurrency {
-                    _ = await group.next()
+                if running == settings.concurrency, let done = await group.next() {
+                    results.append(done)
                     running -= 1
                 }
-                group.addTask { await self.attempt(delivery) }
+                group.addTask { (delivery, await self.send(delivery)) }
                 running += 1
             }
+            for await done in group { results.append(done) }
+            return results
         }
+        try await record(outcomes)
         return (routed, due.count)
     }
 
-    /// Sends one delivery and records the outcome.
-    func attempt(_ delivery: EventDelivery) async {
-        let outcome = await send(delivery)
-        do {
-            try await registry.finishEventDelivery(delivery, outcome)
-        } catch {
-            logger.error("event delivery not recorded", metadata: ["error": "\(error)", "target": "\(delivery.target)"])
-            return
-        }
-        metrics?.record(delivery, outcome)
-        switch outcome {
-        case .delivered: break
-        case .retry(_, let next, let error):
-            logger.debug("event delivery failed, will retry", metadata: [
-                "target": "\(delivery.target)", "event": "\(delivery.event.id)", "error": "\(error)",
-                "in": "\(Int(next - registry.clock.now()))"])
-        case .dead(_, let error):
-            logger.warning("event delivery dead-lettered", metadata: [
-                "target": "\(delivery.target)", "event": "\(delivery.event.id)", "attempts": "\(delivery.attempts + 1)",
-                "error": "\(error)"])
+    /// Records a pass's outcomes in one transaction (a crash before it sends them again: at least once).
+    func record(_ outcomes: [(EventDelivery, DeliveryOutcome)]) async throws {
+        guard !outcomes.isEmpty else { return }
+        try await registry.finishEventDeliveries(outcomes.map {
+            DeliveryResult(sequence: $0.0.sequence, target: $0.0.target, outcome: $0.1)
+        })
+        for (delivery, outcome) in outcomes {
+            metrics?.record(delivery, outcome)
+            switch outcome {
+            case .delivered: break
+            case .retry(_, let next, let error):
+                logger.debug("event delivery failed, will retry", metadata: [
+                    "target": "\(delivery.target)", "event": "\(delivery.event.id)", "error": "\(error)",
+                    "in": "\(Int(next - registry.clock.now()))"])
+            case .dead(_, let error):
+                logger.warning("event delivery dead-lettered", metadata: [
+                    "target": "\(delivery.target)", "event": "\(delivery.event.id)", "attempts": "\(delivery.attempts + 1)",
+                    "error": "\(error)"])
+            }
         }
     }
 
@@ -220,7 +231,11 @@ public final class EventDeliverer: Sendable {
             } catch {
                 logger.error("event delivery pass failed", metadata: ["error": "\(error)"])
             }
-            if !busy { await wake.wait(timeout: .milliseconds(Int64(settings.pollSeconds * 1000))) }
+            if !busy {
+                await wake.wait(timeout: .milliseconds(Int64(settings.pollSeconds * 1000)))
+                // Let the changes arriving together share a pass: fewer write transactions beside the pushes.
+                if settings.batchWindowSeconds > 0 { try? await Task.sleep(for: .milliseconds(Int64(settings.batchWindowSeconds * 1000))) }
+            }
         }
     }
 }

@@ -84,26 +84,30 @@ extension PostgresMetadataStore {
         }
     }
 
-    public func finishDelivery(sequence: Int64, target: String, outcome: DeliveryOutcome) async throws -> Bool {
-        let head = "UPDATE event_deliveries SET attempts = attempts + 1, claimed_until = NULL, last_attempt_at = $1, "
-        let tail = " WHERE event_seq = $3 AND target = $4 AND state = 'pending'"
-        let sql: String
-        let values: [PGValue]
-        switch outcome {
-        case .delivered(let at):
-            sql = head + "state = 'delivered', delivered_at = $2, last_error = NULL" + tail
-            values = [.real(at), .real(at)]
-        case .retry(let at, let next, let error):
-            sql = head + "next_attempt_at = $2, last_error = $5" + tail
-            values = [.real(at), .real(next)]
-            return try await transaction { c in
-                try await c.execute(sql, values + [.integer(sequence), .text(target), .text(error)]) == 1
+    public func finishDeliveries(_ results: [DeliveryResult]) async throws -> Int {
+        guard !results.isEmpty else { return 0 }
+        var seqs: [String] = [], targets: [String] = [], states: [String] = [], at: [Double] = [], next: [Double] = []
+        var errors: [String] = []
+        for r in results {
+            seqs.append(String(r.sequence))
+            targets.append(r.target)
+            switch r.outcome {
+            case .delivered(let t): states.append("delivered"); at.append(t); next.append(t); errors.append("")
+            case .retry(let t, let n, let e): states.append("pending"); at.append(t); next.append(n); errors.append(e)
+            case .dead(let t, let e): states.append("dead"); at.append(t); next.append(t); errors.append(e)
             }
-        case .dead(let at, let error):
-            sql = head + "state = 'dead', last_error = $2" + tail
-            values = [.real(at), .text(error)]
         }
-        return try await transaction { c in try await c.execute(sql, values + [.integer(sequence), .text(target)]) == 1 }
+        // One statement for the batch: each row's outcome from the arrays, in one transaction.
+        return try await transaction { c in
+            try await c.execute("""
+                UPDATE event_deliveries d SET attempts = d.attempts + 1, claimed_until = NULL, last_attempt_at = x.at,
+                    state = x.state, next_attempt_at = CASE WHEN x.state = 'pending' THEN x.next ELSE d.next_attempt_at END,
+                    delivered_at = CASE WHEN x.state = 'delivered' THEN x.at ELSE d.delivered_at END,
+                    last_error = CASE WHEN x.state = 'delivered' THEN NULL ELSE x.error END
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[]) AS x(seq, target, state, at, next, error)
+                WHERE d.event_seq = x.seq::bigint AND d.target = x.target AND d.state = 'pending'
+                """, [.texts(seqs), .texts(targets), .texts(states), .reals(at), .reals(next), .texts(errors)])
+        }
     }
 
     public func deliveries(state: DeliveryState?, after: Int64?, limit: Int) async throws -> [EventDelivery] {

@@ -16,10 +16,10 @@ extension Registry {
         return try await metadata.claimDeliveries(at: now, until: now + lease, limit: limit)
     }
 
-    /// Records an attempt's outcome.
+    /// Records attempts' outcomes, in one transaction.
     @discardableResult
-    public func finishEventDelivery(_ delivery: EventDelivery, _ outcome: DeliveryOutcome) async throws -> Bool {
-        try await metadata.finishDelivery(sequence: delivery.sequence, target: delivery.target, outcome: outcome)
+    public func finishEventDeliveries(_ results: [DeliveryResult]) async throws -> Int {
+        try await metadata.finishDeliveries(results)
     }
 
     /// Deliveries in outbox order after `after`, optionally in one state.

@@ -14,10 +14,10 @@ public protocol EventOutboxMetadata: Sendable {
     /// Claims up to `limit` pending deliveries due at `at` that nobody holds (or whose claim ended), until
     /// `until`: no other call returns them before then. Oldest due first.
     func claimDeliveries(at: Double, until: Double, limit: Int) async throws -> [EventDelivery]
-    /// Records an attempt of a delivery (counting it) and releases its claim. False when the delivery is
-    /// gone or no longer pending.
+    /// Records attempts of deliveries (counting each) and releases their claims, in one transaction.
+    /// Returns how many were recorded: a delivery gone or no longer pending is not.
     @discardableResult
-    func finishDelivery(sequence: Int64, target: String, outcome: DeliveryOutcome) async throws -> Bool
+    func finishDeliveries(_ results: [DeliveryResult]) async throws -> Int
     /// Deliveries (with their events) in outbox order after `after`, optionally in one state, up to `limit`.
     func deliveries(state: DeliveryState?, after: Int64?, limit: Int) async throws -> [EventDelivery]
     /// Makes dead deliveries pending again (attempts back to 0, due at `at`): all of them, or those of one
@@ -27,4 +27,12 @@ public protocol EventOutboxMetadata: Sendable {
     /// Deletes routed events older than `before` none of whose deliveries is pending (delivered and dead ones
     /// go with them). Returns how many events.
     func purgeEvents(before: Double) async throws -> Int
+}
+
+extension EventOutboxMetadata {
+    /// Records one attempt; false when the delivery is gone or no longer pending.
+    @discardableResult
+    public func finishDelivery(sequence: Int64, target: String, outcome: DeliveryOutcome) async throws -> Bool {
+        try await finishDeliveries([DeliveryResult(sequence: sequence, target: target, outcome: outcome)]) == 1
+    }
 }

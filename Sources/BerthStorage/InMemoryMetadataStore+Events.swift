@@ -73,29 +73,33 @@ extension InMemoryMetadataStore {
         }
     }
 
-    public func finishDelivery(sequence: Int64, target: String, outcome: DeliveryOutcome) async throws -> Bool {
+    public func finishDeliveries(_ results: [DeliveryResult]) async throws -> Int {
         state.withLock { s in
-            let key = OutboxState.Key(sequence: sequence, target: target)
-            guard var d = s.outbox.deliveries[key], d.state == .pending else { return false }
-            d.attempts += 1
-            d.claimedUntil = nil
-            switch outcome {
-            case .delivered(let at):
-                d.lastAttemptAt = at
-                d.state = .delivered
-                d.deliveredAt = at
-                d.lastError = nil
-            case .retry(let at, let next, let error):
-                d.lastAttemptAt = at
-                d.nextAttemptAt = next
-                d.lastError = error
-            case .dead(let at, let error):
-                d.lastAttemptAt = at
-                d.state = .dead
-                d.lastError = error
+            var n = 0
+            for r in results {
+                let key = OutboxState.Key(sequence: r.sequence, target: r.target)
+                guard var d = s.outbox.deliveries[key], d.state == .pending else { continue }
+                d.attempts += 1
+                d.claimedUntil = nil
+                switch r.outcome {
+                case .delivered(let at):
+                    d.lastAttemptAt = at
+                    d.state = .delivered
+                    d.deliveredAt = at
+                    d.lastError = nil
+                case .retry(let at, let next, let error):
+                    d.lastAttemptAt = at
+                    d.nextAttemptAt = next
+                    d.lastError = error
+                case .dead(let at, let error):
+                    d.lastAttemptAt = at
+                    d.state = .dead
+                    d.lastError = error
+                }
+                s.outbox.deliveries[key] = d
+                n += 1
             }
-            s.outbox.deliveries[key] = d
-            return true
+            return n
         }
     }
 

@@ -71,10 +71,17 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func finishDelivery(sequence: Int64, target: String, outcome: DeliveryOutcome) async throws -> Bool {
-        let (sql, values) = Self.finishStatement(outcome)
+    public func finishDeliveries(_ results: [DeliveryResult]) async throws -> Int {
+        guard !results.isEmpty else { return 0 }
         return try await db.write { c in
-            try c.execute(sql, values.map(Self.sqliteValue) + [.integer(sequence), .text(target)]) == 1
+            try c.transaction {
+                var n = 0
+                for r in results {
+                    let (sql, values) = Self.finishStatement(r.outcome)
+                    n += try c.execute(sql, values.map(Self.sqliteValue) + [.integer(r.sequence), .text(r.target)])
+                }
+                return n
+            }
         }
     }
 

@@ -89,6 +89,29 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func outcomesOfAPassAreRecordedTogether(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.appendEvents([event("a"), event("b"), event("c")])
+        _ = try await m.routeEvents(limit: 10, at: 0) { _ in ["t"] }
+        let claimed = try await m.claimDeliveries(at: 0, until: 30, limit: 10)
+        #expect(claimed.count == 3)
+        let results = [
+            DeliveryResult(sequence: claimed[0].sequence, target: "t", outcome: .delivered(at: 1)),
+            DeliveryResult(sequence: claimed[1].sequence, target: "t", outcome: .retry(at: 1, next: 9, error: "HTTP 502")),
+            DeliveryResult(sequence: claimed[2].sequence, target: "t", outcome: .dead(at: 1, error: "HTTP 403")),
+            DeliveryResult(sequence: claimed[2].sequence, target: "other", outcome: .delivered(at: 1)),
+        ]
+        #expect(try await m.finishDeliveries(results) == 3, "the delivery that does not exist is not counted")
+        #expect(try await m.finishDeliveries(Array(results.prefix(1))) == 0, "a delivered delivery is final")
+        let all = try await m.deliveries(state: nil, after: nil, limit: 10)
+        #expect(all.map(\.state) == [.delivered, .pending, .dead] && all.allSatisfy { $0.attempts == 1 && $0.lastAttemptAt == 1 })
+        #expect(all[0].deliveredAt == 1 && all[0].lastError == nil && all[1].nextAttemptAt == 9 && all[1].lastError == "HTTP 502")
+        #expect(all[2].lastError == "HTTP 403" && all[2].deliveredAt == nil)
+        #expect(try await m.claimDeliveries(at: 8, until: 30, limit: 10).isEmpty)
+        #expect(try await m.claimDeliveries(at: 9, until: 30, limit: 10).count == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
     func purgeKeepsWhatIsStillToDeliver(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         try await m.appendEvents([event("old-done", 1), event("old-pending", 2), event("old-nowhere", 3), event("unrouted", 4)])
