@@ -12,12 +12,16 @@ public protocol EventSender: Sendable {
     func send(url: String, headers: [(String, String)], body: [UInt8], timeout: Double) async throws -> Int
 }
 
-/// `EventSender` over async-http-client: pooled keep-alive connections, a 10 s connect timeout, no redirects.
+/// `EventSender` over async-http-client: pooled keep-alive connections, a 5 s connect timeout, no
+/// redirects, and no retried connection attempts: a receiver that is down fails the attempt at once (the
+/// outbox retries it with its own backoff) instead of holding requests in the pool's queue until their
+/// deadline, connection after connection.
 public struct HTTPEventSender: EventSender {
     static let sharedHTTPClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)))
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(60)))
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
     let client: HTTPClient
