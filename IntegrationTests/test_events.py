@@ -190,6 +190,21 @@ def test_push_scan_and_delete_reach_the_receiver_signed(session, receiver, skope
     assert ce["subject"] == repo and ce["data"] == s and ce["id"] == scan["id"]
     assert all(e["type"] == "ECR Image Scan" for e, _, _ in receiver.events("/scans")), "the pattern lets scans only through"
 
+    # Archive and restore, with the aws CLI: UPDATE_STORAGE_CLASS.
+    for target in ("ARCHIVE", "STANDARD"):
+        session.cli("update-image-storage-class", "--repository-name", repo, "--image-id", "imageTag=v1",
+                    "--target-storage-class", target)
+
+    def classes(ev):
+        return [e["detail"]["target-storage-class"] for e, _, _ in ev
+                if e["detail"].get("action-type") == "UPDATE_STORAGE_CLASS" and e["detail"]["repository-name"] == repo]
+    stored = receiver.wait(lambda ev: sorted(classes(ev)) == ["ARCHIVE", "STANDARD"])
+    restore = next(e for e, _, _ in stored if e["detail"].get("target-storage-class") == "STANDARD"
+                   and e["detail"]["repository-name"] == repo)
+    check_envelope(restore, "ECR Image Action")
+    assert restore["detail"]["image-digest"] == digest and restore["detail"]["result"] == "SUCCESS"
+    assert restore["detail"]["last-activated-at"].endswith("Z")
+
     # The delete, with the aws CLI.
     session.cli("batch-delete-image", "--repository-name", repo, "--image-ids", "imageTag=v1")
 

@@ -566,7 +566,7 @@ public final class PostgresMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double) async throws -> ImageStorageClassChange {
+                                        at: Double, events: [OutboxEvent]) async throws -> ImageStorageClassChange {
         try await transaction { c in
             let d = PGValue.text(digest.description)
             guard let id = try await Self.repoID(c, repository),
@@ -587,11 +587,13 @@ public final class PostgresMetadataStore: MetadataStore {
                                     [.real(at), .integer(id), d])
                 // ECR: scan results from before the archive are not available after a restore.
                 try await c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+                try await Self.insertEvents(c, events)
                 return .updated(.archived, changed: true)
             case .standard:
                 if status == .active { return .updated(.active, changed: false) }
                 try await c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                     [.real(at), .integer(id), d])
+                try await Self.insertEvents(c, events)
                 return .updated(.active, changed: true)
             }
         }

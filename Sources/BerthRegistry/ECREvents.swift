@@ -19,6 +19,7 @@ public struct ECREventSource: Sendable {
     public static let source = "aws.ecr"
     public static let imageAction = "ECR Image Action"
     public static let imageScan = "ECR Image Scan"
+    public static let referrerAction = "ECR Referrer Action"
 
     /// One event in EventBridge's envelope.
     public func event(detailType: String, account: String, time: Double, resources: [String],
@@ -75,5 +76,22 @@ public struct ECREventSource: Sendable {
             "finding-severity-counts": .object(counts), "image-digest": .string(scan.digest.description),
             "image-tags": .array(tags.sorted().map(JSONValue.string)),
         ])]
+    }
+
+    /// `ECR Image Action`, `action-type` `UPDATE_STORAGE_CLASS`: an image archived (`target-storage-class`
+    /// `ARCHIVE`) or restored (`STANDARD`, with `last-activated-at`). A referrer (a manifest with a
+    /// subject: a signature, an SBOM) is an `ECR Referrer Action`, as in ECR.
+    public func storageClassChanged(_ repository: RepositoryKey, _ manifest: ManifestRecord, to target: ImageStorageClass,
+                                    time: Double) -> [OutboxEvent] {
+        guard !repository.registry.isPublic else { return [] }
+        var detail: [String: JSONValue] = [
+            "action-type": .string("UPDATE_STORAGE_CLASS"), "target-storage-class": .string(target.rawValue),
+            "image-digest": .string(manifest.digest.description), "repository-name": .string(repository.name),
+            "result": .string("SUCCESS"), "manifest-media-type": .string(manifest.mediaType),
+        ]
+        if let artifact = manifest.artifactType { detail["artifact-media-type"] = .string(artifact) }
+        if target == .standard { detail["last-activated-at"] = .string(UTCTimestamp.iso8601(time, millis: true)) }
+        return [event(detailType: manifest.subject == nil ? Self.imageAction : Self.referrerAction,
+                      account: repository.registry.account, time: time, resources: [], detail: detail)]
     }
 }

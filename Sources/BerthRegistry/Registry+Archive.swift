@@ -22,7 +22,11 @@ extension Registry {
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
                                         at: Double) async throws -> ImageStatus {
         manifestCache.remove(repository, digest)
-        let change = try await metadata.updateImageStorageClass(digest, in: repository, to: target, at: at)
+        var outbox: [OutboxEvent] = []
+        if let eventSource, let record = try await metadata.manifest(digest, in: repository) {
+            outbox = eventSource.storageClassChanged(repository, record, to: target, time: at)
+        }
+        let change = try await metadata.updateImageStorageClass(digest, in: repository, to: target, at: at, events: outbox)
         // Again after the write: a read that raced with it must not leave the old status cached.
         manifestCache.remove(repository, digest)
         switch change {

@@ -334,7 +334,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double) async throws -> ImageStorageClassChange {
+                                        at: Double, events: [OutboxEvent]) async throws -> ImageStorageClassChange {
         state.withLock { s in
             guard var r = s.repos[repository], let m = r.manifests[digest] else { return .notFound }
             defer { s.repos[repository] = r }
@@ -349,11 +349,13 @@ public final class InMemoryMetadataStore: MetadataStore {
                 r.manifests[digest]?.status = .archived
                 r.archivedAt[digest] = at
                 r.scans[digest] = nil  // ECR: earlier scan results are not available after a restore
+                s.outbox.append(events)
                 return .updated(.archived, changed: true)
             case .standard:
                 if m.status == .active { return .updated(.active, changed: false) }
                 r.manifests[digest]?.status = .active
                 r.activatedAt[digest] = at
+                s.outbox.append(events)
                 return .updated(.active, changed: true)
             }
         }

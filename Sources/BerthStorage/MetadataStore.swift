@@ -141,8 +141,9 @@ public protocol ImageMetadata: Sendable {
     /// To ARCHIVE: `.referenced` when ACTIVE indexes of the repository list it; otherwise ARCHIVED, with
     /// `lastArchivedAt` = `at`, and its scan (results) deleted. To STANDARD: ACTIVE, with `lastActivatedAt` = `at` (the bytes never move,
     /// so the restore is complete at once). Already in the target class: unchanged (`changed: false`).
+    /// `events` are written to the outbox in the same transaction when the class changed.
     func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                 at: Double) async throws -> ImageStorageClassChange
+                                 at: Double, events: [OutboxEvent]) async throws -> ImageStorageClassChange
     /// Those of `digests` (blobs) whose bytes only archived images use, so they may move to an archive
     /// tier: some manifest references each, none of the manifests referencing it (in any repository) is
     /// ACTIVE, and no repository links it without a manifest referencing it (a push in progress).
@@ -208,6 +209,14 @@ extension ManifestMetadata {
     /// Deletes an image, with no event.
     public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
         try await deleteImage(target, in: repository, events: nil)
+    }
+}
+
+extension ImageMetadata {
+    /// Moves an image between storage classes, with no event.
+    public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
+                                        at: Double) async throws -> ImageStorageClassChange {
+        try await updateImageStorageClass(digest, in: repository, to: target, at: at, events: [])
     }
 }
 

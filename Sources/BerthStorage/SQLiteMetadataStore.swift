@@ -510,7 +510,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double) async throws -> ImageStorageClassChange {
+                                        at: Double, events: [OutboxEvent]) async throws -> ImageStorageClassChange {
         try await db.write { c in
             try c.transaction {
                 guard let id = try Self.repoID(c, repository),
@@ -531,11 +531,13 @@ public final class SQLiteMetadataStore: MetadataStore {
                                   [.real(at), .integer(id), .text(digest.description)])
                     // ECR: scan results from before the archive are not available after a restore.
                     try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
+                    try Self.insertEvents(c, events)
                     return .updated(.archived, changed: true)
                 case .standard:
                     if status == .active { return .updated(.active, changed: false) }
                     try c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                   [.real(at), .integer(id), .text(digest.description)])
+                    try Self.insertEvents(c, events)
                     return .updated(.active, changed: true)
                 }
             }

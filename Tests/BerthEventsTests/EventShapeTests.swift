@@ -74,6 +74,27 @@ import Testing
         #expect(source.imageScanned(pending, tags: [], time: 0).isEmpty, "only finished scans")
     }
 
+    @Test func storageClassChangesAreImageOrReferrerActions() throws {
+        let image = ManifestRecord(digest: digest, mediaType: MediaType.ociManifest, artifactType: "application/vnd.oci.image.config.v1+json",
+                                   bytes: [], subject: nil, annotationsJSON: nil, pushedAt: 0)
+        let archived = try #require(source.storageClassChanged(repo, image, to: .archive, time: 1_565_053_089).first)
+        #expect(archived.detailType == "ECR Image Action")
+        #expect(try json(archived)["detail"] == .object([
+            "action-type": .string("UPDATE_STORAGE_CLASS"), "target-storage-class": .string("ARCHIVE"),
+            "image-digest": .string(digest.description), "repository-name": .string("my-repository-name"),
+            "result": .string("SUCCESS"), "manifest-media-type": .string(MediaType.ociManifest),
+            "artifact-media-type": .string("application/vnd.oci.image.config.v1+json"),
+        ]))
+        var sbom = image
+        sbom.subject = digest
+        sbom.artifactType = "text/sbom+json"
+        let restored = try #require(source.storageClassChanged(repo, sbom, to: .standard, time: 1_760_123_582.74).first)
+        #expect(restored.detailType == "ECR Referrer Action")
+        guard case .object(let d)? = try json(restored)["detail"] else { Issue.record("detail"); return }
+        #expect(d["target-storage-class"] == .string("STANDARD") && d["last-activated-at"] == .string("2025-10-10T19:13:02.740Z"))
+        #expect(d["artifact-media-type"] == .string("text/sbom+json"))
+    }
+
     @Test func cloudEventsStructuredMode() throws {
         let e = try #require(source.imagePushed(repo, digest: digest, tag: "latest", manifestMediaType: "m", artifactMediaType: nil,
                                                 time: 1_573_869_274).first)

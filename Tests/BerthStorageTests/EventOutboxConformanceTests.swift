@@ -46,6 +46,22 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func storageClassChangesWriteTheirEventsOnlyWhenTheClassChanges(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.createRepository(k("r"), at: 0)
+        _ = try await put(m, tag: "v1", events: [])
+        #expect(try await m.updateImageStorageClass(image, in: k("r"), to: .archive, at: 2, events: [event("archive")])
+                == .updated(.archived, changed: true))
+        #expect(try await m.updateImageStorageClass(image, in: k("r"), to: .archive, at: 3, events: [event("again")])
+                == .updated(.archived, changed: false))
+        #expect(try await m.updateImageStorageClass(image, in: k("r"), to: .standard, at: 4, events: [event("restore")])
+                == .updated(.active, changed: true))
+        #expect(try await m.updateImageStorageClass(Digest.sha256(of: [9]), in: k("r"), to: .archive, at: 5,
+                                                    events: [event("absent")]) == .notFound)
+        #expect(try await delivered(m) == ["archive", "restore"])
+    }
+
+    @Test(arguments: Backend.allCases)
     func routingClaimsAndOutcomes(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         try await m.appendEvents([event("a", 10, type: "ECR Image Action"), event("b", 11, type: "ECR Image Scan"), event("c", 12)])
