@@ -143,6 +143,29 @@ final class RecordingSender: EventSender {
         #expect(try await registry.eventDeliveries(state: .dead, after: nil, limit: 10).first?.lastError == "target gone is not configured")
     }
 
+    @Test func lifecycleExpirationsAreDeleteEvents() async throws {
+        let registry = registry()
+        let sender = RecordingSender()
+        let deliverer = EventDeliverer(registry: registry, settings: settings([EventTarget(
+            name: "deletes", url: "http://d", pattern: try EventPattern(parsing: #"{"detail":{"action-type":["DELETE"]}}"#))]),
+            sender: sender)
+        let old = try await push(registry, tag: "old", config: #"{"n":1}"#)
+        clock.advance(by: 60)
+        _ = try await push(registry, tag: "new", config: #"{"n":2}"#)
+        try await registry.putLifecyclePolicy(repo, """
+            {"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},
+                       "action":{"type":"expire"}}]}
+            """)
+        let report = try #require(try await registry.runLifecycle(repo, dryRun: false, transition: nil))
+        #expect(report.count(.expire, .applied) == 1)
+        try await deliverer.runOnce()
+        #expect(sender.requests.count == 1)
+        guard case .object(let event) = try JSONValue.parse(try #require(sender.requests.first).body),
+              case .object(let detail)? = event["detail"] else { Issue.record("not an event"); return }
+        #expect(detail == ["result": .string("SUCCESS"), "repository-name": .string("app"), "image-digest": .string(old.description),
+                           "action-type": .string("DELETE"), "image-tag": .string("old")])
+    }
+
     @Test func backoffDoublesUpToTheCap() {
         #expect((1...6).map { EventDeliverer.backoff(afterAttempts: $0, base: 1, max: 20, jitter: 1) } == [1, 2, 4, 8, 16, 20])
         #expect(EventDeliverer.backoff(afterAttempts: 3, base: 2, max: 100, jitter: 0.8) == 6.4)
