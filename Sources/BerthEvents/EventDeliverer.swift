@@ -201,9 +201,13 @@ public final class EventDeliverer: Sendable {
         return .retry(at: at, next: at + delay, error: failure)
     }
 
-    /// Runs passes until cancelled: at once after a change of this process (the registry's event bus
-    /// wakes it), else every `pollSeconds` (changes of other processes, retries falling due); purges
-    /// old events hourly and refreshes the metrics' gauges.
+    /// The work lease of the delivery loop: on several nodes sharing a database, one delivers at a time.
+    public static let lease = "event-delivery"
+
+    /// Runs passes until cancelled, each under `lease` (skipped while another process holds it): at once
+    /// after a change of this process (the registry's event bus wakes it), else every `pollSeconds`
+    /// (changes of other processes, retries falling due); purges old events hourly and refreshes the
+    /// metrics' gauges.
     public func run() async {
         let changes = registry.events.subscribe()
         let listener = Task { [wake] in
@@ -220,8 +224,11 @@ public final class EventDeliverer: Sendable {
         while !Task.isCancelled {
             var busy = false
             do {
-                let pass = try await runOnce()
-                busy = pass.routed > 0 || pass.attempted > 0
+                // One process delivers at a time (`WorkLeases`); the claims' lease stays as the guard for
+                // anything else that sends (and for a holder that stalls past its claims).
+                if let pass = try await registry.withLease(Self.lease, { try await self.runOnce() }) {
+                    busy = pass.routed > 0 || pass.attempted > 0
+                }
                 let now = registry.clock.now()
                 if now - lastPurge >= 3_600 {
                     lastPurge = now

@@ -50,15 +50,20 @@ import Testing
         let m = try await backend.make().metadata
         try await m.createRepository(k("r"), at: 0)
         _ = try await put(m, tag: "v1", events: [])
-        #expect(try await m.updateImageStorageClass(image, in: k("r"), to: .archive, at: 2, events: [event("archive")])
-                == .updated(.archived, changed: true))
-        #expect(try await m.updateImageStorageClass(image, in: k("r"), to: .archive, at: 3, events: [event("again")])
-                == .updated(.archived, changed: false))
-        #expect(try await m.updateImageStorageClass(image, in: k("r"), to: .standard, at: 4, events: [event("restore")])
-                == .updated(.active, changed: true))
-        #expect(try await m.updateImageStorageClass(Digest.sha256(of: [9]), in: k("r"), to: .archive, at: 5,
+        func move(_ target: ImageStorageClass, activating: Bool = false, _ id: String) async throws -> ImageStorageClassChange {
+            try await m.updateImageStorageClass(image, in: k("r"), to: target, at: 2, activating: activating, events: [event(id)])
+        }
+        #expect(try await move(.archive, "archive") == .updated(.archived, changed: true))
+        #expect(try await move(.archive, "again") == .updated(.archived, changed: false))
+        #expect(try await move(.standard, "restore") == .updated(.active, changed: true))
+        #expect(try await m.updateImageStorageClass(Digest.sha256(of: [9]), in: k("r"), to: .archive, at: 5, activating: false,
                                                     events: [event("absent")]) == .notFound)
-        #expect(try await delivered(m) == ["archive", "restore"])
+        // A restore through ACTIVATING writes its event when it completes.
+        #expect(try await move(.archive, "archive-2") == .updated(.archived, changed: true))
+        #expect(try await move(.standard, activating: true, "activating") == .updated(.activating, changed: true))
+        #expect(try await m.finishActivation(image, in: k("r"), at: 3, events: [event("activated")]))
+        #expect(try await m.finishActivation(image, in: k("r"), at: 4, events: [event("twice")]) == false)
+        #expect(try await delivered(m) == ["archive", "restore", "archive-2", "activated"])
     }
 
     @Test(arguments: Backend.allCases)
