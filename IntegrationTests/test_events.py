@@ -18,7 +18,9 @@ import requests
 
 from berth_helpers import FIXTURES_DIR, free_port, unique
 from ecr_helpers import ACCOUNT_ID, REGION, ECRSession, check_after_test, create_repo, running_server
+from test_postgres import pg_server, psql
 from ecr_helpers import skopeo_ecr, skopeo_path, aws_cli  # noqa: F401 (fixtures)
+from test_postgres import pg_database  # noqa: F401 (fixture)
 
 SECRET = "receiver-secret-0123"
 TINY = FIXTURES_DIR / "images" / "debian-tiny-vuln"
@@ -261,3 +263,33 @@ def test_kill9_with_events_in_the_outbox_delivers_them_after_the_restart(session
     srv.start()
     got = receiver.wait(lambda ev: set(digests) <= set(pushes(ev, repo)), timeout=60)
     assert set(pushes(got, repo)) == set(digests)
+
+
+def test_two_nodes_on_postgres_deliver_every_event(berth_bin, pg_database, receiver, tmp_path):
+    """Two nodes on one PostgreSQL database, pushes on both: every event reaches the receiver, and the
+    outbox (shared) records each delivery once, whichever node sent it (the `event-delivery` work lease
+    lets one node deliver at a time; the per-delivery claims keep them from sending one twice at once)."""
+    if receiver.httpd is None:
+        receiver.start()
+    key = str(tmp_path / "master.key")
+    targets = json.dumps([{"name": "hook", "url": f"http://127.0.0.1:{receiver.port}/events", "secret": SECRET}])
+    servers = [pg_server(berth_bin, tmp_path / f"node{i}", pg_database, BERTH_SECRET_KEY_FILE=key,
+                         BERTH_EVENT_TARGETS=targets) for i in range(2)]
+    try:
+        for srv in servers:
+            srv.start()
+        sessions = [ECRSession(srv, *srv.root_credentials, tmp=tmp_path) for srv in servers]
+        repo = unique("pg-events")
+        create_repo(sessions[0].client, repo)
+        clients = [s.v2() for s in sessions]
+        digests = [clients[i % 2].push_image(repo, tag=f"t{i}").digest for i in range(20)]
+        got = receiver.wait(lambda ev: set(digests) <= set(pushes(ev, repo)), timeout=60)
+        assert set(pushes(got, repo)) == set(digests)
+        for _, headers, body in got:
+            verify_signature(headers, body)
+        assert psql(pg_database, "SELECT count(*) FROM event_deliveries WHERE state = 'delivered' AND target = 'hook'") == "20"
+        for s, srv in zip(sessions, servers):
+            check_after_test(srv, [s])
+    finally:
+        for s in servers:
+            s.dispose()
