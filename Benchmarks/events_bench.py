@@ -9,6 +9,7 @@ pushed once; then N manifests (distinct by an annotation, so N images, N events)
 `/v2/` with CONCURRENCY threads:
 
 1. events off (no target): push wall time and berth's CPU time (utime+stime from /proc);
+   and events written and routed but matching no target's pattern (the outbox's own cost);
 2. events on, receiver up: the same, plus per event the latency from the manifest PUT's answer to the
    receiver getting it (p50/p95/p99/max), and the delivery rate while pushing;
 3. events on, receiver down during the pushes, then up: the outbox's drain rate (events/s).
@@ -66,9 +67,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(binary: Path, n: int, concurrency: int, receiver: Receiver | None, receiver_up: bool) -> dict:
+def run(binary: Path, n: int, concurrency: int, receiver: Receiver | None, receiver_up: bool, pattern: dict | None = None) -> dict:
     base = Path(tempfile.mkdtemp(prefix="berth-events-bench-"))
     env = dict(default_env())
+    if pattern:
+        # Events written with each push and routed, but matching no target: the cost of the outbox alone.
+        env["BERTH_EVENT_TARGETS"] = json.dumps([{"name": "none", "url": "http://127.0.0.1:9/", "pattern": pattern}])
     if receiver:
         env["BERTH_EVENT_TARGETS"] = json.dumps([{"name": "bench", "url": f"http://127.0.0.1:{receiver.port}/", "secret": "s"}])
         env["BERTH_EVENT_RETRY_BASE_SECONDS"] = "0.2"
@@ -131,7 +135,8 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     c = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     binary = bh.berth_binary()
-    results = {"off": run(binary, n, c, None, True)}
+    results = {"off": run(binary, n, c, None, True),
+               "written_not_sent": run(binary, n, c, None, True, pattern={"source": ["nothing"]})}
     r = Receiver(bh.free_port())
     r.start()
     results["on"] = run(binary, n, c, r, True)
