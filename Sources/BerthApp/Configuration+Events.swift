@@ -46,7 +46,7 @@ public struct EventTargetSettings: Sendable, Equatable, Codable {
         try c.encode(name, forKey: .name)
         try c.encode(url, forKey: .url)
         try c.encodeIfPresent(format, forKey: .format)
-        try c.encodeIfPresent(pattern.map { String(decoding: $0.encoded(), as: UTF8.self) }, forKey: .pattern)
+        try c.encodeIfPresent(pattern.map(EncodedJSON.init), forKey: .pattern)
         try c.encodeIfPresent(secret == nil ? nil : "(hidden)", forKey: .secret)
         try c.encodeIfPresent(timeoutSeconds, forKey: .timeoutSeconds)
     }
@@ -73,6 +73,37 @@ public struct EventTargetSettings: Sendable, Equatable, Codable {
         if let s = secret, s.isEmpty { p.append("event target \(name): secret must not be empty") }
         do { _ = try target() } catch let e as ConfigurationError { p += e.problems } catch { p.append("\(error)") }
         return p
+    }
+}
+
+/// A JSON value written through `Encodable` (an event pattern, printed by `berth verify-config`).
+struct EncodedJSON: Encodable {
+    let value: JSONValue
+
+    func encode(to encoder: any Encoder) throws {
+        switch value {
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for item in items { try c.encode(EncodedJSON(value: item)) }
+        case .object(let members):
+            var c = encoder.container(keyedBy: BerthConfiguration.AnyKey.self)
+            for (k, v) in members { try c.encode(EncodedJSON(value: v), forKey: BerthConfiguration.AnyKey(stringValue: k)!) }
+        case .null:
+            var c = encoder.singleValueContainer()
+            try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer()
+            try c.encode(b)
+        case .int(let i):
+            var c = encoder.singleValueContainer()
+            try c.encode(i)
+        case .double(let d):
+            var c = encoder.singleValueContainer()
+            try c.encode(d)
+        case .string(let t):
+            var c = encoder.singleValueContainer()
+            try c.encode(t)
+        }
     }
 }
 

@@ -201,6 +201,9 @@ import Testing
         #expect(target.name == "ci" && target.format == .cloudevents && target.secret == "k" && target.timeoutSeconds == 10)
         #expect(target.wants(.object(["source": .string("aws.ecr"), "detail": .object(["repository-name": .string("team/app")])])))
         #expect(!target.wants(.object(["source": .string("aws.ecr"), "detail": .object(["repository-name": .string("app")])])))
+        // What verify-config prints: the pattern as written, the secret hidden.
+        let printed = String(decoding: try JSONEncoder().encode(f.events.targets), as: UTF8.self)
+        #expect(printed.contains(#""secret":"(hidden)""#) && !printed.contains(#""k""#) && printed.contains(#""prefix":"team\/""#))
         let e = try BerthConfiguration.load(file: nil, environment: [
             "BERTH_EVENT_TARGETS": #"[{"name": "a", "url": "http://127.0.0.1:9/x"}]"#, "BERTH_EVENT_MAX_ATTEMPTS": "3"])
         #expect(e.events.targets.map(\.name) == ["a"] && e.events.maxAttempts == 3)
