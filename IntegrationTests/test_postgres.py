@@ -55,9 +55,9 @@ def pg_database() -> str:
     return with_database(PG_URL, name)
 
 
-def pg_server(berth_bin, base: Path, url: str, **extra_env) -> ECRServer:
+def pg_server(berth_bin, base: Path, url: str, extra_args=(), **extra_env) -> ECRServer:
     env = {**default_env(), "BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": url, **extra_env}
-    srv = ECRServer(berth_bin, base, env=env)
+    srv = ECRServer(berth_bin, base, env=env, extra_args=list(extra_args))
     srv.data_dir.mkdir(parents=True, exist_ok=True)
     return srv
 
