@@ -162,9 +162,37 @@ let package = Package(
                 "BerthSupport",
                 "BerthCore",
                 "BerthRegistry",
+                "BerthReplication",
                 "BerthPolicy",
                 "BerthLifecycle",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Secrets Manager: secrets sealed at rest (upstream credentials of pull through cache rules) and its JSON API.
+        .target(
+            name: "BerthSecrets",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthAuth",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Registry to registry: the outbound OCI client (token flow) and the pull through cache.
+        .target(
+            name: "BerthReplication",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -229,6 +257,8 @@ let package = Package(
                 "BerthDirectory",
                 "BerthKMS",
                 "BerthAudit",
+                "BerthSecrets",
+                "BerthReplication",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -257,6 +287,8 @@ let package = Package(
                 "BerthAudit",
                 "BerthPostgres",
                 "BerthS3",
+                "BerthSecrets",
+                "BerthReplication",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -315,6 +347,11 @@ let package = Package(
                                    .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore", "BerthLifecycle", "BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthReplicationTests",
+                    dependencies: ["BerthReplication", "BerthSecrets", "BerthRegistry", "BerthStorage", "BerthCore", "BerthSupport", "BerthAuth",
+                                   .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                                   .product(name: "NIOHTTP1", package: "swift-nio")],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthSupport", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",

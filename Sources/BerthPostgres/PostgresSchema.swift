@@ -49,6 +49,14 @@ extension PostgresMetadataStore {
             CREATE TABLE blob_tombstones(digest btext PRIMARY KEY, removed_at DOUBLE PRECISION NOT NULL);
             CREATE INDEX blob_tombstones_removed ON blob_tombstones(removed_at);
             """ + lifecyclePreviewsSchema),
+        // See SQLiteMetadataStore.migrations: version 7 is held for a concurrent branch's migration.
+        PostgresSchemaMigration(version: 7, name: "reserved for a concurrent branch's migration", sql: "SELECT 1;"),
+        PostgresSchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: """
+            CREATE TABLE pull_through_cache_rules(
+                registry_id btext NOT NULL, prefix btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(registry_id, prefix));
+            CREATE TABLE secrets(
+                account_id btext NOT NULL, name btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(account_id, name));
+            """),
     ]
 
     static let baselineSchema = """

@@ -189,6 +189,7 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
+    & PullThroughMetadata
 
 extension RepositoryMetadata {
     /// Replaces a repository's settings; false when it does not exist.

@@ -92,6 +92,10 @@ extension SQLiteMetadataStore {
         SchemaMigration(version: 5, name: "blob usage keyed by digest first", sql: usageByDigestSchema),
         SchemaMigration(version: 6, name: "blob tombstones and lifecycle policy previews",
                         sql: blobTombstonesSchema + lifecyclePreviewsSchema),
+        // Version 7 is another branch's migration (issue 15's replication work); this placeholder keeps the
+        // numbering contiguous on this branch and is replaced by that migration at merge.
+        SchemaMigration(version: 7, name: "reserved for a concurrent branch's migration", sql: "SELECT 1;"),
+        SchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: PullThroughDocument.schema),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

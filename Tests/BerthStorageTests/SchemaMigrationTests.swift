@@ -187,12 +187,13 @@ import Testing
             let c = try SQLiteConnection(path: path)
             try c.exec(SQLiteMetadataStore.baselineSchema)
             try c.exec(SchemaMigrator.bookkeeping)
-            try c.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES(1, 'baseline', 1), (7, 'from the future', 2)")
+            try c.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES(1, 'baseline', 1), (?, 'from the future', 2)",
+                          [.integer(Int64(Self.next))])
         }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let error = #expect(throws: SchemaTooNewError.self) { _ = try SQLiteMetadataStore(path: path) }
-        #expect(error?.found == 7 && error?.supported == SQLiteMetadataStore.migrations.count)
-        #expect(error?.description.contains("schema version 7") == true)
+        #expect(error?.found == Self.next && error?.supported == SQLiteMetadataStore.migrations.count)
+        #expect(error?.description.contains("schema version \(Self.next)") == true)
         #expect(error?.description.contains("versions up to \(SQLiteMetadataStore.migrations.count)") == true)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
         #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "not even switched to WAL")
