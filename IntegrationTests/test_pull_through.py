@@ -154,9 +154,21 @@ def berth(berth_bin, tmp_path_factory, upstream):
         yield srv
 
 
+class CLISession(ECRSession):
+    """The aws CLI with `cli_follow_urlparam = false`: otherwise aws CLI v1 downloads a parameter that
+    starts with `http://` (the upstream URL) and sends what it got instead."""
+
+    def cli_env(self) -> dict:
+        env = super().cli_env()
+        config = self.tmp / "aws-config"
+        config.write_text("[default]\ncli_follow_urlparam = false\n")
+        env["AWS_CONFIG_FILE"] = str(config)
+        return env
+
+
 @pytest.fixture(scope="module")
 def session(berth, tmp_path_factory):
-    return ECRSession(berth, *berth.root_credentials, tmp=tmp_path_factory.mktemp("aws"))
+    return CLISession(berth, *berth.root_credentials, tmp=tmp_path_factory.mktemp("aws"))
 
 
 def secrets_cli(session: ECRSession, *args, check=True) -> subprocess.CompletedProcess:
