@@ -334,7 +334,7 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth", "BerthSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthSupport", "BerthECR", "BerthRegistry", "BerthCore"],
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthSupport", "BerthECR", "BerthRegistry", "BerthCore", "BerthReplication", "BerthStorage"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthDirectoryTests", dependencies: ["BerthDirectory", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),

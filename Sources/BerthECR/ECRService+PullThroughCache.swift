@@ -150,7 +150,10 @@ extension ECRService {
         let prefix = try prefix(p, "ecrRepositoryPrefix", required: true)!
         try await authorizeRule(principal, "DeletePullThroughCacheRule", account)
         let rule = try await cache.deleteRule(registryID: account, prefix: prefix)
-        return .object(ruleJSON(rule, updated: false))
+        // DeletePullThroughCacheRuleResponse has no upstreamRegistry member.
+        var o = ruleJSON(rule, updated: false)
+        o["upstreamRegistry"] = nil
+        return .object(o)
     }
 
     func validatePullThroughCacheRule(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
