@@ -79,6 +79,12 @@ def test_archive_and_restore_with_the_cli(ecr, skopeo_ecr, tmp_path):
         repositoryName=repo, layerDigests=[img.layer_digests[0], other.layer_digests[0]])["layers"]
     assert {l["layerDigest"]: l["layerAvailability"] for l in layers} == {
         img.layer_digests[0]: "ARCHIVED", other.layer_digests[0]: "AVAILABLE"}, layers
+    # Its layers, which only archived images use, are not pulled either: 404 BLOB_UNKNOWN on /v2/.
+    for method in ("GET", "HEAD"):
+        r = v2.request(method, f"/v2/{repo}/blobs/{img.layer_digests[0]}")
+        assert r.status_code == 404, describe(r)
+    assert v2.get(f"/v2/{repo}/blobs/{img.layer_digests[0]}").json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    v2.blob_ok(repo, other.layer_digests[0], other.layers[0])
     # The other image is untouched.
     assert ecr.client.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "other"}])["failures"] == []
 
@@ -91,6 +97,7 @@ def test_archive_and_restore_with_the_cli(ecr, skopeo_ecr, tmp_path):
     assert_recent(d["lastActivatedAt"], "lastActivatedAt")
     assert d["lastActivatedAt"] >= d["lastArchivedAt"]
     skopeo_ecr.copy(src, f"oci:{tmp_path / 'after'}:v1")
+    v2.blob_ok(repo, img.layer_digests[0], img.layers[0])
     assert ecr.client.get_download_url_for_layer(repositoryName=repo, layerDigest=img.layer_digests[0])["downloadUrl"]
     layers = ecr.client.batch_check_layer_availability(repositoryName=repo, layerDigests=[img.layer_digests[0]])["layers"]
     assert layers[0]["layerAvailability"] == "AVAILABLE", layers
@@ -247,7 +254,19 @@ def test_archive_directory_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo
         s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "two"}, targetStorageClass="ARCHIVE")
         assert blob_file(archive, shared).exists() and not blob_file(data, shared).exists()
 
-        s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "one"}, targetStorageClass="STANDARD")
+        # The bytes come back in the background: ACTIVATING (not pullable yet), then ACTIVE.
+        out = s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "one"},
+                                                  targetStorageClass="STANDARD")
+        assert out["imageStatus"] == "ACTIVATING", out
+        deadline = time.time() + 30
+        while True:
+            d = details(s.client, repo, imageIds=[{"imageTag": "one"}])[0]
+            if d["imageStatus"] == "ACTIVE":
+                break
+            assert d["imageStatus"] == "ACTIVATING" and "lastActivatedAt" not in d, d
+            assert time.time() < deadline, "the restore did not complete"
+            time.sleep(0.1)
+        assert_recent(d["lastActivatedAt"], "lastActivatedAt")
         for d in (shared, unique_layer, one.config_digest):
             assert blob_file(data, d).exists() and not blob_file(archive, d).exists(), d
         assert blob_file(archive, two.layer_digests[1]).exists(), "image two's own layer stays archived"

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 import berth_helpers as bh
 from berth_helpers import OCI_MANIFEST, unique
-from ecr_helpers import (ACCOUNT_ID, ECRServer, ECRSession, check_after_test, default_env, write_oci_layout,
+from ecr_helpers import (ACCOUNT_ID, ECRServer, ECRSession, check_after_test, default_env, put_api_image, write_oci_layout,
                          aws_cli, skopeo_ecr, skopeo_path)  # noqa: F401 (fixtures)
 
 PG_URL = os.environ.get("BERTH_TEST_POSTGRES_URL", "")
@@ -137,6 +138,60 @@ def test_two_nodes_start_together_on_one_database(berth_bin, pg_database, tmp_pa
         b.cli("put-image-tag-mutability", "--repository-name", name, "--image-tag-mutability", "IMMUTABLE")
         assert a.cli_json("describe-repositories", "--repository-names", name)["repositories"][0][
             "imageTagMutability"] == "IMMUTABLE"
+        check_after_test(servers[0], [a])
+        check_after_test(servers[1], [b])
+    finally:
+        for s in servers:
+            s.dispose()
+
+
+def eventually(condition, seconds: float = 30.0) -> bool:
+    end = time.time() + seconds
+    while time.time() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_change_on_one_node_takes_effect_on_the_other_at_once(berth_bin, pg_database, tmp_path):
+    """Caches stay coherent across nodes (LISTEN/NOTIFY): with caches allowed to live 300 s (keys and
+    policies) and 60 s (blob links), a key deleted and an image archived through node A are refused by
+    node B, which had them cached, well within those times."""
+    from test_access_control import Session, new_user
+    key = str(tmp_path / "master.key")
+    servers = [pg_server(berth_bin, tmp_path / f"node{i}", pg_database, BERTH_SECRET_KEY_FILE=key,
+                         BERTH_AUTH_CACHE_SECONDS="300", BERTH_GC_GRACE_SECONDS="7200") for i in range(2)]
+    try:
+        for srv in servers:
+            srv.start()
+        a = Session(servers[0], *servers[0].root_credentials, tmp=tmp_path)
+        b = Session(servers[1], *servers[1].root_credentials, tmp=tmp_path)
+        name = unique("pgc")
+        a.client.create_repository(repositoryName=name)
+        img = put_api_image(a.client, name, tag="v1")
+        layer = img.layer_digests[0]
+
+        # A user's key, used (and so cached) on node B.
+        user, as_user = new_user(a, attach=["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"])
+        on_b = Session(servers[1], as_user.access_key, as_user.secret_key, tmp=tmp_path)
+        assert on_b.client.describe_repositories(repositoryNames=[name])["repositories"]
+        # The layer's link, cached on node B by a HEAD.
+        v2b = b.v2()
+        assert v2b.request("HEAD", f"/v2/{name}/blobs/{layer}").status_code == 200
+
+        a.boto("iam").delete_access_key(UserName=user, AccessKeyId=as_user.access_key)
+        a.client.update_image_storage_class(repositoryName=name, imageId={"imageTag": "v1"}, targetStorageClass="ARCHIVE")
+
+        def key_refused() -> bool:
+            try:
+                on_b.client.describe_repositories(repositoryNames=[name])
+                return False
+            except Exception as e:  # botocore ClientError
+                return e.response["Error"]["Code"] == "UnrecognizedClientException"
+        assert eventually(key_refused, 30), "node B kept accepting a key deleted through node A"
+        assert eventually(lambda: v2b.request("HEAD", f"/v2/{name}/blobs/{layer}").status_code == 404, 30), \
+            "node B kept serving a layer only an image archived through node A uses"
         check_after_test(servers[0], [a])
         check_after_test(servers[1], [b])
     finally:

@@ -276,11 +276,18 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         PeriodicService.uploadPurge(services.registry, every: .seconds(config.uploadPurgeIntervalSeconds), logger: logger),
         PeriodicService.pullRecorder(services.registry, every: .seconds(config.pullTimeFlushSeconds), logger: logger),
         ScanWorkerService(scanner: services.scanner),
-        PeriodicService.keyMaintenance(services.keys, every: .seconds(60), logger: logger),
+        PeriodicService.keyMaintenance(services.keys, registry: services.registry, every: .seconds(60), logger: logger),
+        // Restores (ACTIVATING) left unfinished by a restart or a dead node; new ones start at once.
+        PeriodicService(name: "archive restores", interval: { .seconds(300) }, runsAtStart: true,
+                        lease: (services.registry, Registry.activationLease), logger: logger) {
+            let n = try await services.registry.finishActivations()
+            if n > 0 { logger.info("archived images restored", metadata: ["count": "\(n)"]) }
+        },
     ]
     if config.gcIntervalSeconds > 0 {
         background.append(PeriodicService.garbageCollection(services.registry, every: .seconds(config.gcIntervalSeconds),
-                                                            options: GarbageCollectionOptions(grace: Double(config.gcGraceSeconds)),
+                                                            options: GarbageCollectionOptions(grace: Double(config.gcGraceSeconds),
+                                                                                             waitForOtherCollection: false),
                                                             logger: logger))
     }
     if config.lifecycleIntervalSeconds > 0 {
@@ -311,8 +318,19 @@ struct PeriodicService: Service {
     let interval: @Sendable () -> Duration
     var runsAtStart = false
     var atShutdown: (@Sendable () async -> Void)? = nil
+    /// Work shared by every node on the same metadata: each round runs under this lease (`WorkLeases`)
+    /// and is skipped while another process holds it.
+    var lease: (registry: Registry, name: String)? = nil
     let logger: Logger
     let work: @Sendable () async throws -> Void
+
+    /// One round: the work, under the lease when there is one.
+    func round() async throws {
+        guard let lease else { return try await work() }
+        if try await lease.registry.withLease(lease.name, work) == nil {
+            logger.debug("\(name) skipped: another process holds its lease", metadata: ["lease": "\(lease.name)"])
+        }
+    }
 
     func run() async throws {
         // Timers stop at graceful shutdown, not only on cancellation.
@@ -324,7 +342,7 @@ struct PeriodicService: Service {
                 }
                 wait = true
                 do {
-                    try await work()
+                    try await round()
                 } catch {
                     logger.error("\(name) failed", metadata: ["error": "\(error)"])
                 }
@@ -344,7 +362,7 @@ extension PeriodicService {
 
     /// Purges abandoned upload sessions.
     static func uploadPurge(_ registry: Registry, every interval: Duration, logger: Logger) -> PeriodicService {
-        PeriodicService(name: "upload purge", interval: { interval }, logger: logger) {
+        PeriodicService(name: "upload purge", interval: { interval }, lease: (registry, "upload-purge"), logger: logger) {
             let n = try await registry.purgeStaleUploads()
             if n > 0 { logger.info("purged stale uploads", metadata: ["count": "\(n)"]) }
         }
@@ -361,8 +379,9 @@ extension PeriodicService {
 
     /// Completes due KMS key deletions and automatic rotations (a key is also checked whenever it is
     /// used, so a deletion never waits for this).
-    static func keyMaintenance(_ keys: KeyService, every interval: Duration, logger: Logger) -> PeriodicService {
-        PeriodicService(name: "KMS key maintenance", interval: { interval }, runsAtStart: true, logger: logger) {
+    static func keyMaintenance(_ keys: KeyService, registry: Registry, every interval: Duration, logger: Logger) -> PeriodicService {
+        PeriodicService(name: "KMS key maintenance", interval: { interval }, runsAtStart: true,
+                        lease: (registry, "kms-key-maintenance"), logger: logger) {
             let done = try await keys.runDueWork()
             if done.deleted + done.rotated > 0 {
                 logger.info("KMS key maintenance", metadata: ["deleted": "\(done.deleted)", "rotated": "\(done.rotated)"])
@@ -370,11 +389,16 @@ extension PeriodicService {
         }
     }
 
-    /// Collects garbage (docs/gc.md) while the server serves.
+    /// Collects garbage (docs/gc.md) while the server serves; skips a round while another collection (a
+    /// `berth gc`, another node) holds the collector's lease.
     static func garbageCollection(_ registry: Registry, every interval: Duration, options: GarbageCollectionOptions,
                                   logger: Logger) -> PeriodicService {
         PeriodicService(name: "garbage collection", interval: { interval }, logger: logger) {
-            let r = try await registry.collectGarbage(options)
+            let r: GarbageCollectionReport
+            do { r = try await registry.collectGarbage(options) } catch let busy as GarbageCollectionBusy {
+                logger.info("garbage collection skipped", metadata: ["reason": "\(busy)"])
+                return
+            }
             logger.info("garbage collected", metadata: [
                 "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
                 "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])

@@ -15,6 +15,10 @@ public struct LifecycleRunResult: Sendable {
 
 /// Lifecycle policy runs: the schedule inside `berth serve` and `berth lifecycle run`.
 public enum LifecycleRuns {
+    /// The lease (`WorkLeases`) a run that applies policies holds: one at a time across the processes on
+    /// the same metadata (the schedule of every node, `berth lifecycle run`).
+    public static let lease = "lifecycle"
+
     /// Runs the policies of one repository, of one account's repositories, or of every repository with
     /// one. One repository's failure does not stop the others.
     public static func run(_ services: BerthServices, repository: String? = nil, account: String? = nil,
@@ -86,7 +90,8 @@ public enum LifecycleRuns {
 extension PeriodicService {
     /// Runs every repository's lifecycle policy every `interval`, plus up to 10% jitter.
     static func lifecycle(_ services: BerthServices, every interval: Duration, logger: Logger) -> PeriodicService {
-        PeriodicService(name: "lifecycle run", interval: { jittered(interval) }, logger: logger) {
+        PeriodicService(name: "lifecycle run", interval: { jittered(interval) }, lease: (services.registry, LifecycleRuns.lease),
+                        logger: logger) {
             let result = try await LifecycleRuns.run(services, dryRun: false)
             for failure in result.failures {
                 logger.error("lifecycle run failed", metadata: [

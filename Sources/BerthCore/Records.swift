@@ -134,6 +134,16 @@ public enum ImageStatus: String, Sendable, Equatable, CaseIterable {
     public var isPullable: Bool { self == .active }
 }
 
+/// An image by repository and manifest digest.
+public struct ImageRef: Sendable, Hashable {
+    public var repository: RepositoryKey
+    public var digest: Digest
+    public init(repository: RepositoryKey, digest: Digest) {
+        self.repository = repository
+        self.digest = digest
+    }
+}
+
 /// The outcome of a storage class change (`ImageMetadata.updateImageStorageClass`).
 public enum ImageStorageClassChange: Sendable, Equatable {
     /// The image is now in `status`; `changed` is false when it already was in the target class.

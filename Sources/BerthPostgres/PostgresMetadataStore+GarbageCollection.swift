@@ -7,11 +7,11 @@ extension PostgresMetadataStore {
     public func linkedBlob(_ digest: Digest, in repository: RepositoryKey) async throws -> LinkedBlob? {
         try await read { c in
             try await c.query("""
-                SELECT b.size, b.candidate_since IS NOT NULL FROM repositories r
+                SELECT b.size, b.candidate_since IS NOT NULL, \(LinkedBlob.archivedOnlySQL) FROM repositories r
                 JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
                 JOIN blobs b ON b.digest = l.digest WHERE r.registry_id = ? AND r.name = ?
                 """, [.text(digest.description)] + Self.repoValues(repository)) {
-                LinkedBlob(size: try $0.int(0), isCandidate: try $0.bool(1))
+                LinkedBlob(size: try $0.int(0), isCandidate: try $0.bool(1), archivedOnly: try $0.bool(2))
             }.first
         }
     }
@@ -81,6 +81,10 @@ extension PostgresMetadataStore {
             try await c.execute("DELETE FROM repository_blobs WHERE digest = ANY($1::text[])", [keys])
             try await c.execute("UPDATE blobs SET doomed = $2, candidate_since = $3 WHERE digest = ANY($1::text[])",
                                 [keys, .integer(claim.token), .real(claim.at)])
+            for part in stride(from: 0, to: doomed.count, by: StoreChange.digestsPerNotification) {
+                let slice = doomed[part ..< min(doomed.count, part + StoreChange.digestsPerNotification)]
+                try await changes.notify(c, .blobs(slice.map(\.digest)))
+            }
             return doomed
         }
     }

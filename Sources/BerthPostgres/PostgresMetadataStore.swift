@@ -11,13 +11,15 @@ import PostgresNIO
 /// own isolation, since it has one writer) and retried when PostgreSQL reports a serialization failure or
 /// a deadlock, so checks and writes (tag immutability, quotas, guarded IAM writes) cannot interleave with
 /// another node's. List and describe paths are one statement each; batch operations bind arrays.
-public final class PostgresMetadataStore: MetadataStore {
+public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     let client: PostgresClient
     let logger: Logger
     private let runTask: Task<Void, Never>
     /// The schema migration, started by `init`; every operation waits for it (and fails with its error).
     private let migration: Task<Void, any Error>
-    public let authorizationGeneration = AuthorizationGeneration()
+    public let authorizationGeneration: AuthorizationGeneration
+    /// Tells other nodes of this one's changes and applies theirs (`PostgresChangeListener`).
+    let changes: PostgresChangeListener
 
     /// Starts a pool of at most `maximumConnections` connections and, on the first of them, brings the
     /// schema to the latest of `migrations` (under an advisory lock, so that nodes starting together
@@ -33,7 +35,10 @@ public final class PostgresMetadataStore: MetadataStore {
         self.client = client
         self.logger = logger
         runTask = Task { await client.run() }
-        migration = Task {
+        let generation = AuthorizationGeneration()
+        authorizationGeneration = generation
+        changes = PostgresChangeListener(generation: generation, logger: logger)
+        let migration = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     do {
@@ -54,9 +59,16 @@ public final class PostgresMetadataStore: MetadataStore {
                 group.cancelAll()
             }
         }
+        self.migration = migration
+        changes.start(client: client, ready: migration)
+    }
+
+    public func observeRemoteChanges(_ observer: @escaping @Sendable (StoreChange) -> Void) {
+        changes.observe(observer)
     }
 
     deinit {
+        changes.stop()
         migration.cancel()
         runTask.cancel()
     }
@@ -65,7 +77,10 @@ public final class PostgresMetadataStore: MetadataStore {
     public func waitUntilReady() async throws { try await migration.value }
 
     /// Closes the pool's connections.
-    public func shutdown() { runTask.cancel() }
+    public func shutdown() {
+        changes.stop()
+        runTask.cancel()
+    }
 
     /// A pooled connection for `body`; a failure to get one says so (PostgresNIO's own text is generic).
     func withConnection<T: Sendable>(_ body: (PGConnection) async throws -> T) async throws -> T {
@@ -76,6 +91,26 @@ public final class PostgresMetadataStore: MetadataStore {
             throw PostgresError(error, sql: "(connecting)")
         }
     }
+
+    /// A session advisory lock (two-key form, apart from the digests' transaction locks) on a connection
+    /// kept for the whole of `body`: PostgreSQL drops it when that connection goes, so a dead node's lease
+    /// is free again as soon as the server notices the closed socket.
+    public func withLease<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        try await withConnection { c -> T? in
+            let key = "\(Self.leaseClass), hashtext(current_schema() || ' ' || $1)"
+            let held = try await c.query("SELECT pg_try_advisory_lock(\(key))", [.text(name)]) { try $0.bool(0) }.first ?? false
+            guard held else { return nil }
+            let outcome: Result<T, any Error>
+            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            // Unlock before the connection goes back to the pool; a failure means the connection is gone,
+            // and the lock with it.
+            _ = try? await c.execute("SELECT pg_advisory_unlock(\(key))", [.text(name)])
+            return try outcome.get()
+        }
+    }
+
+    /// The first key of lease locks ("Bert").
+    static let leaseClass: Int32 = 0x4265_7274
 
     /// One statement (or several, each on its own) on a pooled connection, outside a transaction.
     func read<T: Sendable>(_ body: (PGConnection) async throws -> T) async throws -> T {
@@ -111,7 +146,11 @@ public final class PostgresMetadataStore: MetadataStore {
     @discardableResult
     func authorizationWrite<T: Sendable>(_ body: (PGConnection) async throws -> T) async throws -> T {
         defer { authorizationGeneration.advance() }
-        return try await transaction("SERIALIZABLE", body)
+        return try await transaction("SERIALIZABLE") { c in
+            let value = try await body(c)
+            try await changes.notify(c, .authorization)
+            return value
+        }
     }
 
     static func repoID(_ c: PGConnection, _ key: RepositoryKey) async throws -> Int64? {
@@ -184,7 +223,9 @@ public final class PostgresMetadataStore: MetadataStore {
 
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         try await authorizationWrite { c in
-            try await c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?", Self.repoValues(key)) == 1
+            let deleted = try await c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?", Self.repoValues(key)) == 1
+            if deleted { try await changes.notify(c, .repository(key)) }
+            return deleted
         }
     }
 
@@ -258,10 +299,12 @@ public final class PostgresMetadataStore: MetadataStore {
 
     public func unlinkBlob(_ digest: Digest, from repository: RepositoryKey) async throws -> Bool {
         try await transaction { c in
-            try await c.execute("""
+            let unlinked = try await c.execute("""
                 DELETE FROM repository_blobs WHERE digest = ?
                 AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
                 """, [.text(digest.description)] + Self.repoValues(repository)) == 1
+            if unlinked { try await changes.notify(c, .repository(repository)) }
+            return unlinked
         }
     }
 
@@ -402,27 +445,34 @@ public final class PostgresMetadataStore: MetadataStore {
 
     public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
         try await transaction { c in
-            guard let id = try await Self.repoID(c, repository) else { return .notFound }
-            switch target {
-            case .digest(let digest):
-                let v: [PGValue] = [.integer(id), .text(digest.description)]
-                guard try await c.exists("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?", v) else { return .notFound }
-                let tags = try await c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag", v) { try $0.text(0) }
-                let parents = try await Self.referencingManifests(c, digest, repo: id)
-                guard parents.isEmpty else { return .referenced(by: parents) }
-                _ = try await Self.deleteManifestRows(c, digest, repo: id)
-                return .deleted(tags: tags, imageDeleted: true)
-            case .tag(let tag, let digest):
-                let untagged = try await c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
-                                                   [.integer(id), .text(tag), .text(digest.description)])
-                guard untagged == 1 else { return .notFound }
-                let others = try await c.exists("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
-                // The last tag takes the image with it, unless an index still lists the image.
-                guard !others, try await Self.referencingManifests(c, digest, repo: id).isEmpty else {
-                    return .deleted(tags: [tag], imageDeleted: false)
-                }
-                return .deleted(tags: [tag], imageDeleted: try await Self.deleteManifestRows(c, digest, repo: id))
+            let deletion = try await Self.deleteImage(c, target, repository)
+            if case .deleted(_, true) = deletion { try await changes.notify(c, .repository(repository)) }
+            return deletion
+        }
+    }
+
+    private static func deleteImage(_ c: PGConnection, _ target: ImageDeletionTarget, _ repository: RepositoryKey) async throws
+        -> ImageDeletion {
+        guard let id = try await Self.repoID(c, repository) else { return .notFound }
+        switch target {
+        case .digest(let digest):
+            let v: [PGValue] = [.integer(id), .text(digest.description)]
+            guard try await c.exists("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?", v) else { return .notFound }
+            let tags = try await c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag", v) { try $0.text(0) }
+            let parents = try await Self.referencingManifests(c, digest, repo: id)
+            guard parents.isEmpty else { return .referenced(by: parents) }
+            _ = try await Self.deleteManifestRows(c, digest, repo: id)
+            return .deleted(tags: tags, imageDeleted: true)
+        case .tag(let tag, let digest):
+            let untagged = try await c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
+                                               [.integer(id), .text(tag), .text(digest.description)])
+            guard untagged == 1 else { return .notFound }
+            let others = try await c.exists("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
+            // The last tag takes the image with it, unless an index still lists the image.
+            guard !others, try await Self.referencingManifests(c, digest, repo: id).isEmpty else {
+                return .deleted(tags: [tag], imageDeleted: false)
             }
+            return .deleted(tags: [tag], imageDeleted: try await Self.deleteManifestRows(c, digest, repo: id))
         }
     }
 
@@ -553,7 +603,7 @@ public final class PostgresMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double) async throws -> ImageStorageClassChange {
+                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
         try await transaction { c in
             let d = PGValue.text(digest.description)
             guard let id = try await Self.repoID(c, repository),
@@ -574,13 +624,48 @@ public final class PostgresMetadataStore: MetadataStore {
                                     [.real(at), .integer(id), d])
                 // ECR: scan results from before the archive are not available after a restore.
                 try await c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
+                try await changes.notify(c, .repository(repository))
                 return .updated(.archived, changed: true)
             case .standard:
                 if status == .active { return .updated(.active, changed: false) }
+                if activating {
+                    if status == .activating { return .updated(.activating, changed: false) }
+                    try await c.execute("UPDATE manifests SET image_status = 'ACTIVATING' WHERE repo_id = ? AND digest = ?",
+                                        [.integer(id), d])
+                    try await changes.notify(c, .repository(repository))
+                    return .updated(.activating, changed: true)
+                }
                 try await c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                     [.real(at), .integer(id), d])
+                try await changes.notify(c, .repository(repository))
                 return .updated(.active, changed: true)
             }
+        }
+    }
+
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+        try await transaction { c in
+            let done = try await c.execute("""
+                UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ?
+                WHERE repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?) AND digest = ?
+                AND image_status = 'ACTIVATING'
+                """, [.real(at)] + Self.repoValues(repository) + [.text(digest.description)]) == 1
+            if done { try await changes.notify(c, .repository(repository)) }
+            return done
+        }
+    }
+
+    public func activatingImages(after: ImageRef?, limit: Int) async throws -> [ImageRef] {
+        try await read { c in
+            try await c.query("""
+                SELECT r.registry_id, r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+                WHERE m.image_status = 'ACTIVATING' AND (r.registry_id, r.name, m.digest) > (?, ?, ?)
+                ORDER BY r.registry_id, r.name, m.digest LIMIT ?
+                """, [.text(after?.repository.registryID ?? ""), .text(after?.repository.name ?? ""),
+                      .text(after?.digest.description ?? ""), .integer(Int64(limit))]) { row -> ImageRef? in
+                guard let digest = Digest.parse(try row.text(2)) else { return nil }
+                return ImageRef(repository: RepositoryKey(storedRegistryID: try row.text(0), name: try row.text(1)), digest: digest)
+            }.compactMap { $0 }
         }
     }
 

@@ -38,6 +38,8 @@ final class ManifestCache: Sendable {
     func removeRepository(_ repository: RepositoryKey) {
         entries.removeAll { $0.repository == repository }
     }
+
+    func removeAll() { entries.removeAll() }
 }
 
 /// Sizes of blobs known to be linked to a repository, so `HEAD /blobs/<digest>` (asked for every layer
@@ -69,6 +71,8 @@ final class BlobLinkCache: Sendable {
     func removeRepository(_ repository: RepositoryKey) {
         sizes.removeAll { $0.repository == repository }
     }
+
+    func removeAll() { sizes.removeAll() }
 
     /// Forgets blobs in every repository (the collector is deleting them).
     func removeDigests(_ digests: Set<Digest>) {

@@ -9,10 +9,12 @@ public enum ImageStorageClassRefusal: Error, Sendable, Equatable {
 }
 
 /// The archive storage class (ECR's UpdateImageStorageClass). An archived image stays listed and described
-/// (`imageStatus` ARCHIVED) but cannot be pulled on either door until it is restored; deleting it works as
-/// for any image, and pushing it again restores it. Berth keeps an archived image's bytes where they were,
-/// so a restore is complete at once: the image goes from ARCHIVED straight to ACTIVE (ECR passes through
-/// ACTIVATING for up to 20 minutes), with `lastActivatedAt` set.
+/// (`imageStatus` ARCHIVED) but cannot be pulled on either door until it is restored — neither its manifest
+/// nor the blobs only archived images use; deleting it works as for any image, and pushing it again
+/// restores it. Without an archive tier the bytes never move, so a restore is complete at once: ARCHIVED
+/// straight to ACTIVE, with `lastActivatedAt` set. With an archive tier (`archiveDirectory`) whose copy
+/// holds some of the image's blobs, a restore is ACTIVATING (as in ECR) while the bytes come back in the
+/// background (`finishActivations`; resumed after a restart), then ACTIVE.
 extension Registry {
     /// Moves an image to `target` (`at`: seconds since 1970, the time recorded as `lastArchivedAt` or
     /// `lastActivatedAt`) and returns its status afterwards. Already in `target`: nothing changes.
@@ -22,23 +24,88 @@ extension Registry {
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
                                         at: Double) async throws -> ImageStatus {
         manifestCache.remove(repository, digest)
-        let change = try await metadata.updateImageStorageClass(digest, in: repository, to: target, at: at)
+        let activating = target == .standard ? try await hasArchivedBytes(digest, in: repository) : false
+        let change = try await metadata.updateImageStorageClass(digest, in: repository, to: target, at: at, activating: activating)
         // Again after the write: a read that raced with it must not leave the old status cached.
         manifestCache.remove(repository, digest)
         switch change {
         case .updated(let status, let changed):
             guard changed else { return status }
-            if archiveTier != nil, let record = try await storedManifest(digest, in: repository) {
-                if status == .archived { await tierAfterArchive(record) } else { await tierAfterRestore(record) }
+            switch status {
+            case .archived:
+                if let record = try await storedManifest(digest, in: repository) {
+                    // Its blobs may be archived-only now: the cache of pullable blobs forgets them.
+                    blobLinks.removeDigests(Set(Self.blobDigests(record)))
+                    await tierAfterArchive(record)
+                }
+                events.publish(.imageArchived(repository: repository, digest: digest))
+            case .activating:
+                startActivations()
+            case .active:
+                if archiveTier != nil, let record = try await storedManifest(digest, in: repository) {
+                    await tierAfterRestore(record)
+                }
+                events.publish(.imageRestored(repository: repository, digest: digest))
             }
-            events.publish(status == .archived ? .imageArchived(repository: repository, digest: digest)
-                                               : .imageRestored(repository: repository, digest: digest))
             return status
         case .notFound:
             try await requireRepository(repository)
             throw BerthError.manifestUnknown(digest.description)
         case .referenced(let parents):
             throw ImageStorageClassRefusal.referencedByIndexes(parents)
+        }
+    }
+
+    /// Whether some of an image's blobs are in the archive tier (a restore must bring them back first).
+    func hasArchivedBytes(_ digest: Digest, in repository: RepositoryKey) async throws -> Bool {
+        guard let tier = archiveTier, let record = try await storedManifest(digest, in: repository) else { return false }
+        for d in Self.blobDigests(record) where try await tier.isInArchive(d) { return true }
+        return false
+    }
+
+    /// The lease restores run under: one process brings bytes back at a time.
+    public static let activationLease = "archive-restores"
+
+    /// Finishes restores in the background, now (after the lease, if another process holds it).
+    func startActivations() {
+        Task {
+            do {
+                _ = try await metadata.waitForLease(Self.activationLease) { try await self.finishActivations() }
+            } catch {
+                logger.warning("restoring archived images failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Completes every ACTIVATING image whose bytes it can bring back from the archive tier: ACTIVE, with
+    /// `lastActivatedAt` the time it completed. An image whose bytes could not all be moved stays
+    /// ACTIVATING for the next round. Returns how many completed. Run under `activationLease` (the
+    /// schedule in `berth serve`, at start and then every few minutes; and right after a restore request).
+    @discardableResult
+    public func finishActivations() async throws -> Int {
+        var done = 0
+        var after: ImageRef? = nil
+        while true {
+            let batch = try await metadata.activatingImages(after: after, limit: 64)
+            guard let last = batch.last else { return done }
+            after = last
+            for image in batch {
+                do {
+                    if let tier = archiveTier, let record = try await storedManifest(image.digest, in: image.repository) {
+                        for d in Self.blobDigests(record) where try await tier.isInArchive(d) { try await tier.moveFromArchive(d) }
+                    }
+                } catch {
+                    logger.warning("restoring an archived image's bytes failed; retried later", metadata: [
+                        "repository": "\(image.repository.name)", "digest": "\(image.digest)", "error": "\(error)"])
+                    continue
+                }
+                manifestCache.remove(image.repository, image.digest)
+                if try await metadata.finishActivation(image.digest, in: image.repository, at: clock.now()) {
+                    manifestCache.remove(image.repository, image.digest)
+                    events.publish(.imageRestored(repository: image.repository, digest: image.digest))
+                    done += 1
+                }
+            }
         }
     }
 

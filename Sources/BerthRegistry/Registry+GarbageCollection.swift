@@ -13,17 +13,21 @@ public struct GarbageCollectionOptions: Sendable, Equatable {
     public var dryRun: Bool
     /// Blobs decided per metadata transaction.
     public var batchSize: Int
-    /// How long another collection's claim on a blob (between deciding to delete it and removing its row)
-    /// is respected before this one takes it over: that collection was killed. Far longer than the
-    /// deletion of one batch's files takes.
-    public var claimLease: Double
+    /// When another collection holds the collector's lease: wait for it to end (the command line), or
+    /// give up at once with `GarbageCollectionBusy` (the server's scheduled run, which comes again).
+    public var waitForOtherCollection: Bool
 
-    public init(grace: Double = 3600, dryRun: Bool = false, batchSize: Int = 64, claimLease: Double = 600) {
+    public init(grace: Double = 3600, dryRun: Bool = false, batchSize: Int = 64, waitForOtherCollection: Bool = true) {
         self.grace = grace
         self.dryRun = dryRun
         self.batchSize = max(1, batchSize)
-        self.claimLease = claimLease
+        self.waitForOtherCollection = waitForOtherCollection
     }
+}
+
+/// Another garbage collection (in this process or another one on the same metadata) is running.
+public struct GarbageCollectionBusy: Error, CustomStringConvertible {
+    public var description: String { "another garbage collection is running on this registry's data" }
 }
 
 /// Where a running collection is, for a progress display.
@@ -72,6 +76,31 @@ extension Registry {
     public func collectGarbage(_ options: GarbageCollectionOptions = .init(),
                                progress: (@Sendable (GarbageCollectionProgress) -> Void)? = nil) async throws
         -> GarbageCollectionReport {
+        let run: @Sendable () async throws -> GarbageCollectionReport = { try await self.collectHoldingTheLease(options, progress: progress) }
+        if options.waitForOtherCollection { return try await metadata.waitForLease(Self.collectorLease, run) }
+        guard let report = try await metadata.withLease(Self.collectorLease, run) else { throw GarbageCollectionBusy() }
+        return report
+    }
+
+    /// Runs `body` holding the lease `name` (`WorkLeases`): exclusive across every process on this
+    /// registry's metadata, so background work scheduled on several nodes runs on one at a time. Nil,
+    /// without running `body`, while another holder has it.
+    public func withLease<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        try await metadata.withLease(name, body)
+    }
+
+    /// As `withLease`, waiting while another holder has the lease.
+    public func waitForLease<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        try await metadata.waitForLease(name, body)
+    }
+
+    /// The lease (`WorkLeases`) a collection holds from start to end: one collection at a time across every
+    /// process on the data, so a claim this one finds was left by a collection that died.
+    static let collectorLease = "garbage-collection"
+
+    private func collectHoldingTheLease(_ options: GarbageCollectionOptions,
+                                        progress: (@Sendable (GarbageCollectionProgress) -> Void)?) async throws
+        -> GarbageCollectionReport {
         let started = clock.now()
         let cutoff = started - options.grace
         var report = GarbageCollectionReport()
@@ -81,7 +110,8 @@ extension Registry {
             progress?(GarbageCollectionProgress(phase: phase, items: r.totalItems, bytes: r.totalBytes,
                                                 elapsed: clock.now() - started))
         }
-        let claim = BlobClaim(at: started, staleBefore: started - options.claimLease)
+        // Holding the lease, every claim made before now belongs to a collection that was interrupted.
+        let claim = BlobClaim(at: started, staleBefore: started)
         tell(.mark, report)
         if !options.dryRun {
             report.staleUploadSessions = try await purgeStaleUploads()
@@ -141,7 +171,7 @@ extension Registry {
 
     /// Deletes the bytes of blobs this collection claimed, on the blob store's threads and outside any
     /// metadata transaction, then removes the rows of those deleted (leaving tombstones). A blob whose
-    /// bytes could not be deleted stays claimed; a later collection takes it over once the lease is over.
+    /// bytes could not be deleted stays claimed; the next collection takes it over.
     private func removeClaimed(_ claimed: [CollectableBlob], claim: BlobClaim) async throws -> [CollectableBlob] {
         guard !claimed.isEmpty else { return [] }
         let store = blobs

@@ -82,6 +82,23 @@ public final class Registry: Sendable {
         self.manifestCache = ManifestCache(clock: clock)
         self.blobLinks = BlobLinkCache(timeToLive: settings.blobLinkCacheSeconds, clock: clock)
         self.repositories = BoundedCache(capacity: 10_000, timeToLive: 1.0, clock: clock)
+        // Other nodes on the same metadata tell of their changes (PostgreSQL): the caches forget what they
+        // made stale. (Authorization changes advance the store's generation, which `repositories` checks.)
+        if let feed = metadata as? any StoreChangeFeed {
+            let (manifests, links) = (manifestCache, blobLinks)
+            feed.observeRemoteChanges { change in
+                switch change {
+                case .authorization: break
+                case .repository(let key):
+                    manifests.removeRepository(key)
+                    links.removeRepository(key)
+                case .blobs(let digests): links.removeDigests(Set(digests))
+                case .everything:
+                    manifests.removeAll()
+                    links.removeAll()
+                }
+            }
+        }
     }
 
     /// The repository `key`, or nil when it does not exist; through `repositories`.
@@ -137,9 +154,14 @@ public final class Registry: Sendable {
 
     // MARK: blobs
 
-    /// The size of a blob in a repository; `blobUnknown` (or `nameUnknown`) otherwise.
+    /// The size of a blob in a repository, for a pull (`HEAD`/`GET` on `/v2/`); `blobUnknown` (or
+    /// `nameUnknown`) otherwise — also when only archived images use it (ECR: a pull of an archived image
+    /// is a 404 until it is restored).
     public func blobSize(_ name: RepositoryKey, _ digest: Digest) async throws -> Int64 {
-        if let size = try await linkedBlobSize(digest, in: name) { return size }
+        if let blob = try await linkedBlob(digest, in: name) {
+            guard !blob.archivedOnly else { throw BerthError.blobUnknown(digest.description) }
+            return blob.size
+        }
         try await requireRepository(name)
         throw BerthError.blobUnknown(digest.description)
     }
@@ -217,15 +239,21 @@ public final class Registry: Sendable {
 
     /// The size of a blob linked to a repository, or nil (also when the repository does not exist).
     public func linkedBlobSize(_ digest: Digest, in name: RepositoryKey) async throws -> Int64? {
-        if let size = blobLinks.get(name, digest) { return size }
+        try await linkedBlob(digest, in: name)?.size
+    }
+
+    /// A blob linked to a repository, through the cache, which holds only blobs an ACTIVE image (or no
+    /// image yet) uses: an archived-only blob is looked up each time, so a restore shows at once.
+    func linkedBlob(_ digest: Digest, in name: RepositoryKey) async throws -> (size: Int64, archivedOnly: Bool)? {
+        if let size = blobLinks.get(name, digest) { return (size, false) }
         let generation = blobLinks.generation
         guard let blob = try await metadata.linkedBlob(digest, in: name) else { return nil }
         // A blob no manifest references is a collection candidate: an answer saying it is here may be
         // followed by a manifest put, so the mark is cleared first (a write, for unreferenced blobs only),
         // or the blob is reported absent if the collector got there first (docs/gc.md).
         if blob.isCandidate, try await !metadata.touchBlob(digest) { return nil }
-        blobLinks.put(name, digest, size: blob.size, ifGeneration: generation)
-        return blob.size
+        if !blob.archivedOnly { blobLinks.put(name, digest, size: blob.size, ifGeneration: generation) }
+        return (blob.size, blob.archivedOnly)
     }
 
     public func deleteBlob(_ name: RepositoryKey, _ digest: Digest) async throws {

@@ -11,8 +11,9 @@ public struct CollectableBlob: Sendable, Equatable, Hashable {
 }
 
 /// One collection's claim on the blobs it deletes (docs/gc.md): its token (stored in `blobs.doomed`), when
-/// it claims them, and the time before which another collection's claim counts as abandoned (that
-/// collection was killed between claiming and removing).
+/// it claims them, and the time up to which another collection's claim counts as abandoned (that
+/// collection was killed between claiming and removing). A collection holds the collector's lease
+/// (`WorkLeases`) while it runs, so every claim older than its start was abandoned.
 public struct BlobClaim: Sendable, Equatable {
     public var token: Int64
     public var at: Double
@@ -24,15 +25,27 @@ public struct BlobClaim: Sendable, Equatable {
     }
 }
 
-/// A blob linked to a repository: its size, and whether the collector has marked it (no manifest
-/// references it; see docs/gc.md).
+/// A blob linked to a repository: its size, whether the collector has marked it (no manifest
+/// references it; see docs/gc.md), and whether only archived images of the repository use it (at least
+/// one references it, none of them ACTIVE: it cannot be pulled until one is restored).
 public struct LinkedBlob: Sendable, Equatable {
     public var size: Int64
     public var isCandidate: Bool
-    public init(size: Int64, isCandidate: Bool) {
+    public var archivedOnly: Bool
+    public init(size: Int64, isCandidate: Bool, archivedOnly: Bool = false) {
         self.size = size
         self.isCandidate = isCandidate
+        self.archivedOnly = archivedOnly
     }
+
+    /// `archivedOnly` as an SQL expression (SQLite and PostgreSQL alike) over `r` (the repository's row)
+    /// and `l` (its `repository_blobs` row).
+    public static let archivedOnlySQL = """
+        EXISTS(SELECT 1 FROM manifest_references x JOIN manifests m ON m.repo_id = x.repo_id AND m.digest = x.parent
+               WHERE x.repo_id = r.id AND x.child = l.digest AND m.image_status != 'ACTIVE')
+        AND NOT EXISTS(SELECT 1 FROM manifest_references x JOIN manifests m ON m.repo_id = x.repo_id AND m.digest = x.parent
+                       WHERE x.repo_id = r.id AND x.child = l.digest AND m.image_status = 'ACTIVE')
+        """
 }
 
 /// Reference tracking for online garbage collection (docs/gc.md). Every store keeps, in the transaction

@@ -33,8 +33,10 @@ extension InMemoryMetadataStore {
 
     public func linkedBlob(_ digest: Digest, in repository: RepositoryKey) async throws -> LinkedBlob? {
         state.withLock { s in
-            guard s.repos[repository]?.blobs.contains(digest) == true, let size = s.blobs[digest] else { return nil }
-            return LinkedBlob(size: size, isCandidate: s.blobMarks[digest]?.candidateSince != nil)
+            guard let repo = s.repos[repository], repo.blobs.contains(digest), let size = s.blobs[digest] else { return nil }
+            let users = repo.blobReferences.filter { $0.value.contains(digest) }.compactMap { repo.manifests[$0.key]?.status }
+            return LinkedBlob(size: size, isCandidate: s.blobMarks[digest]?.candidateSince != nil,
+                              archivedOnly: !users.isEmpty && !users.contains(.active))
         }
     }
 

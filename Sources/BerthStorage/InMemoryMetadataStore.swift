@@ -44,7 +44,13 @@ public final class InMemoryMetadataStore: MetadataStore {
     let pullThrough = Mutex(PullThroughState())
     public let authorizationGeneration = AuthorizationGeneration()
 
+    private let leases = ProcessLeaseTable()
+
     public init() {}
+
+    public func withLease<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        try await leases.withLease(name, body)
+    }
 
     public func createRepository(_ key: RepositoryKey, at: Double, settings: RepositorySettings) async throws -> Bool {
         authorizationGeneration.recording {
@@ -322,7 +328,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double) async throws -> ImageStorageClassChange {
+                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
         state.withLock { s in
             guard var r = s.repos[repository], let m = r.manifests[digest] else { return .notFound }
             defer { s.repos[repository] = r }
@@ -340,10 +346,37 @@ public final class InMemoryMetadataStore: MetadataStore {
                 return .updated(.archived, changed: true)
             case .standard:
                 if m.status == .active { return .updated(.active, changed: false) }
+                if activating {
+                    if m.status == .activating { return .updated(.activating, changed: false) }
+                    r.manifests[digest]?.status = .activating
+                    return .updated(.activating, changed: true)
+                }
                 r.manifests[digest]?.status = .active
                 r.activatedAt[digest] = at
                 return .updated(.active, changed: true)
             }
+        }
+    }
+
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+        state.withLock { s in
+            guard s.repos[repository]?.manifests[digest]?.status == .activating else { return false }
+            s.repos[repository]?.manifests[digest]?.status = .active
+            s.repos[repository]?.activatedAt[digest] = at
+            return true
+        }
+    }
+
+    public func activatingImages(after: ImageRef?, limit: Int) async throws -> [ImageRef] {
+        func key(_ i: ImageRef) -> [String] { [i.repository.registryID, i.repository.name, i.digest.description] }
+        let floor = after.map(key)
+        return state.withLock { s in
+            s.repos.flatMap { repo, r in
+                r.manifests.values.filter { $0.status == .activating }.map { ImageRef(repository: repo, digest: $0.digest) }
+            }
+            .filter { floor == nil || floor!.lexicographicallyPrecedes(key($0)) }
+            .sorted { key($0).lexicographicallyPrecedes(key($1)) }
+            .prefix(limit).map { $0 }
         }
     }
 

@@ -131,11 +131,19 @@ public protocol ImageMetadata: Sendable {
     /// Records when images were last pulled.
     func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws
     /// Moves an image between storage classes in one transaction (ECR's UpdateImageStorageClass).
-    /// To ARCHIVE: `.referenced` when ACTIVE indexes of the repository list it; otherwise ARCHIVED, with
-    /// `lastArchivedAt` = `at`, and its scan (results) deleted. To STANDARD: ACTIVE, with `lastActivatedAt` = `at` (the bytes never move,
-    /// so the restore is complete at once). Already in the target class: unchanged (`changed: false`).
+    /// To ARCHIVE (from ARCHIVED: unchanged; from ACTIVE or ACTIVATING): `.referenced` when ACTIVE indexes
+    /// of the repository list it; otherwise ARCHIVED, with `lastArchivedAt` = `at`, and its scan (results)
+    /// deleted. To STANDARD (from ACTIVE: unchanged): with `activating`, an ARCHIVED image becomes
+    /// ACTIVATING (its bytes are coming back from an archive tier; `finishActivation` completes it, and an
+    /// ACTIVATING one is unchanged); without, ARCHIVED or ACTIVATING becomes ACTIVE at once, with
+    /// `lastActivatedAt` = `at`. Unchanged: `changed: false`.
     func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                 at: Double) async throws -> ImageStorageClassChange
+                                 at: Double, activating: Bool) async throws -> ImageStorageClassChange
+    /// ACTIVATING → ACTIVE, with `lastActivatedAt` = `at`; false when the image is not ACTIVATING (archived
+    /// again, deleted, or already done).
+    func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool
+    /// Images in ACTIVATING (a restore to finish), at most `limit`, by repository and digest after `after`.
+    func activatingImages(after: ImageRef?, limit: Int) async throws -> [ImageRef]
     /// Those of `digests` (blobs) whose bytes only archived images use, so they may move to an archive
     /// tier: some manifest references each, none of the manifests referencing it (in any repository) is
     /// ACTIVE, and no repository links it without a manifest referencing it (a push in progress).
@@ -189,7 +197,15 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
-    & PullThroughMetadata
+    & WorkLeases & PullThroughMetadata
+
+extension ImageMetadata {
+    /// `updateImageStorageClass` that completes a restore at once (no archive tier to bring bytes back from).
+    public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
+                                        at: Double) async throws -> ImageStorageClassChange {
+        try await updateImageStorageClass(digest, in: repository, to: target, at: at, activating: false)
+    }
+}
 
 extension RepositoryMetadata {
     /// Replaces a repository's settings; false when it does not exist.

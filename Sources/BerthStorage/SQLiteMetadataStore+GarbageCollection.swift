@@ -6,11 +6,11 @@ extension SQLiteMetadataStore {
     public func linkedBlob(_ digest: Digest, in repository: RepositoryKey) async throws -> LinkedBlob? {
         try await db.read { c in
             try c.query("""
-                SELECT b.size, b.candidate_since IS NOT NULL FROM repositories r
+                SELECT b.size, b.candidate_since IS NOT NULL, \(LinkedBlob.archivedOnlySQL) FROM repositories r
                 JOIN repository_blobs l ON l.repo_id = r.id AND l.digest = ?
                 JOIN blobs b ON b.digest = l.digest WHERE r.registry_id = ? AND r.name = ?
                 """, [.text(digest.description), .text(repository.registryID), .text(repository.name)]) {
-                LinkedBlob(size: $0.int(0), isCandidate: $0.int(1) != 0)
+                LinkedBlob(size: $0.int(0), isCandidate: $0.int(1) != 0, archivedOnly: $0.int(2) != 0)
             }.first
         }
     }

@@ -7,6 +7,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     public let authorizationGeneration = AuthorizationGeneration()
     /// `resolveTag`'s cache, told of every change of `tags` by triggers on the writer (see `TagCache`).
     let tagCache: TagCache
+    /// Where `withLease` holds its locks: files beside the database, or this process for one in memory.
+    private let fileLeases: FileLeases?
+    private let processLeases = ProcessLeaseTable()
 
     /// Opens (creating if needed) the database at `path` and brings its schema to the latest of
     /// `migrations` (see `SchemaMigrator`). A database recorded at a later version than the list
@@ -15,12 +18,18 @@ public final class SQLiteMetadataStore: MetadataStore {
     public init(path: String, migrations: [SchemaMigration] = SQLiteMetadataStore.migrations) throws {
         let tagCache = TagCache()
         self.tagCache = tagCache
+        fileLeases = path.isEmpty || path == ":memory:" || path.hasPrefix("file::memory:") ? nil : FileLeases(databasePath: path)
         db = try SQLiteDatabase(path: path, check: { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) },
                                 afterWrite: { tagCache.writeEnded() })
         try db.writeOnCallingThread { c in
             _ = try SchemaMigrator.migrate(c, path: path, migrations: migrations)
             try tagCache.attach(to: c)
         }
+    }
+
+    public func withLease<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        if let fileLeases { return try await fileLeases.withLease(name, body) }
+        return try await processLeases.withLease(name, body)
     }
 
     /// A write that can change an authorization decision (see `AuthorizationGeneration`).
@@ -495,7 +504,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double) async throws -> ImageStorageClassChange {
+                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
         try await db.write { c in
             try c.transaction {
                 guard let id = try Self.repoID(c, repository),
@@ -519,11 +528,42 @@ public final class SQLiteMetadataStore: MetadataStore {
                     return .updated(.archived, changed: true)
                 case .standard:
                     if status == .active { return .updated(.active, changed: false) }
+                    if activating {
+                        if status == .activating { return .updated(.activating, changed: false) }
+                        try c.execute("UPDATE manifests SET image_status = 'ACTIVATING' WHERE repo_id = ? AND digest = ?",
+                                      [.integer(id), .text(digest.description)])
+                        return .updated(.activating, changed: true)
+                    }
                     try c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                   [.real(at), .integer(id), .text(digest.description)])
                     return .updated(.active, changed: true)
                 }
             }
+        }
+    }
+
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+        try await db.write { c in
+            try c.execute("""
+                UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ?
+                WHERE repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?) AND digest = ?
+                AND image_status = 'ACTIVATING'
+                """, [.real(at), .text(repository.registryID), .text(repository.name), .text(digest.description)]) == 1
+        }
+    }
+
+    public func activatingImages(after: ImageRef?, limit: Int) async throws -> [ImageRef] {
+        try await db.read { c in
+            try c.query("""
+                SELECT r.registry_id, r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+                WHERE m.image_status = 'ACTIVATING' AND (r.registry_id, r.name, m.digest) > (?, ?, ?)
+                ORDER BY r.registry_id, r.name, m.digest LIMIT ?
+                """, [.text(after?.repository.registryID ?? ""), .text(after?.repository.name ?? ""),
+                      .text(after?.digest.description ?? ""), .integer(Int64(limit))]) { row -> ImageRef? in
+                Digest.parse(row.text(2)).map {
+                    ImageRef(repository: RepositoryKey(storedRegistryID: row.text(0), name: row.text(1)), digest: $0)
+                }
+            }.compactMap { $0 }
         }
     }
 

@@ -239,7 +239,12 @@ struct LifecycleRun: AsyncParsableCommand {
         let services = try await adminServices(options)
         let result: LifecycleRunResult
         do {
-            result = try await LifecycleRuns.run(services, repository: repository, account: account, dryRun: dryRun)
+            // A run that changes images waits for one already running (the server's schedule, another node).
+            let (repository, account, dryRun) = (self.repository, self.account, self.dryRun)
+            let work: @Sendable () async throws -> LifecycleRunResult = {
+                try await LifecycleRuns.run(services, repository: repository, account: account, dryRun: dryRun)
+            }
+            result = dryRun ? try await work() : try await services.registry.waitForLease(LifecycleRuns.lease, work)
         } catch {
             FileHandle.standardError.write(Data("berth lifecycle run: \(error)\n".utf8))
             throw ExitCode(1)

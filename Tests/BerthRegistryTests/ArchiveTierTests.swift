@@ -75,8 +75,9 @@ import Testing
             try await r.updateImageStorageClass(three, in: b, to: .archive, at: 3)
             #expect(try await archived(w, all) == Set(all), "no ACTIVE image uses anything now")
 
-            // A restore brings back the blobs of that image only.
-            try await r.updateImageStorageClass(two, in: a, to: .standard, at: 4)
+            // A restore brings back the blobs of that image only, in the background (ACTIVATING, then ACTIVE).
+            #expect(try await r.updateImageStorageClass(two, in: a, to: .standard, at: 4) == .activating)
+            #expect(try await eventuallyActive(r, two, in: a))
             #expect(try await archived(w, all) == ["c1", "u1", "c3"])
             #expect(try await r.manifest(a, reference: .tag(try Tag("two"))).digest == two)
 
@@ -87,6 +88,54 @@ import Testing
             #expect(try await archived(w, all) == ["c1"])
             for blob in all { #expect(try await read(r, sha(blob)) == blob) }
         }
+    }
+
+    /// Waits (real time, at most 5 s) until the image is ACTIVE.
+    func eventuallyActive(_ r: Registry, _ d: Digest, in repo: RepositoryKey) async throws -> Bool {
+        for _ in 0 ..< 500 {
+            if try await r.storedManifest(d, in: repo)?.status == .active { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    @Test func archivedOnlyBlobsCannotBePulledUntilARestoreCompletes() async throws {
+        for w in try Self.worlds() {
+            let r = w.registry
+            let one = try await push(r, a, config: "c1", layers: ["u1", "shared"], tag: "one")
+            _ = try await push(r, a, config: "c2", layers: ["shared"], tag: "two")
+            #expect(try await r.blobSize(a, sha("u1")) == 2)  // cached as pullable
+            try await r.updateImageStorageClass(one, in: a, to: .archive, at: 1)
+            await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.a, sha("u1")) }
+            await #expect(throws: BerthError.self) { _ = try await r.blobSize(self.a, sha("c1")) }
+            #expect(try await r.blobSize(a, sha("shared")) == 6, "image two still uses it")
+            #expect(try await r.linkedBlobSize(sha("u1"), in: a) == 2, "still linked (BatchCheckLayerAvailability: ARCHIVED)")
+            #expect(try await r.updateImageStorageClass(one, in: a, to: .standard, at: 2) == .activating)
+            #expect(try await eventuallyActive(r, one, in: a))
+            #expect(try await r.blobSize(a, sha("u1")) == 2)
+            #expect(try await read(r, sha("u1")) == "u1")
+        }
+    }
+
+    @Test func aRestoreLeftActivatingIsFinishedByTheNextRound() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("berth-tier-\(UUID().uuidString)").path
+        let files = try FileSystemBlobStore(root: base + "/data", archiveRoot: base + "/archive")
+        let first = Registry(blobs: files, metadata: try SQLiteMetadataStore(path: base + "/data/berth.db"))
+        let one = try await push(first, a, config: "c1", layers: ["u1"], tag: "one")
+        try await first.updateImageStorageClass(one, in: a, to: .archive, at: 1)
+        #expect(try await files.isInArchive(sha("u1")))
+        // The restore was asked for, and the process died before the bytes came back.
+        let metadata = try SQLiteMetadataStore(path: base + "/data/berth.db")
+        _ = try await metadata.updateImageStorageClass(one, in: a, to: .standard, at: 2, activating: true)
+        // After a restart, the schedule's first round finishes it.
+        let second = Registry(blobs: files, metadata: metadata)
+        #expect(try await second.storedManifest(one, in: a)?.status == .activating)
+        #expect(try await second.finishActivations() == 1)
+        #expect(try await !files.isInArchive(sha("u1")))
+        let image = try #require(try await metadata.image(one, in: a))
+        #expect(image.status == .active && image.lastActivatedAt != nil)
+        #expect(try await read(second, sha("u1")) == "u1")
+        #expect(try await second.finishActivations() == 0)
     }
 
     @Test func aBlobAPushInProgressLinkedNeverMoves() async throws {

@@ -144,7 +144,7 @@ import Testing
 
     /// The collector's claim, made the way `collectGarbage` makes it.
     func claim(_ f: Fixture) -> BlobClaim {
-        BlobClaim(at: f.clock.now(), staleBefore: f.clock.now() - GarbageCollectionOptions().claimLease)
+        BlobClaim(at: f.clock.now(), staleBefore: f.clock.now())
     }
 
     /// Waits (real time) until `condition` holds; false after `seconds`.
@@ -177,8 +177,7 @@ import Testing
         // A mount of a claimed blob opens an upload session instead.
         let start = try await r.startUpload(web, mount: sha("layer"), from: app) { _ in true }
         guard case .session = start else { Issue.record("mounted a doomed blob"); return }
-        // The next run (after the lease) finishes what this one claimed.
-        f.clock.advance(by: GarbageCollectionOptions().claimLease + 1)
+        // The next run finishes what this one claimed (it holds the collector's lease: this one is gone).
         let report = try await gc(f)
         #expect(report.blobsDeleted == 2 && report.bytesFreed == 8)
         try await r.monolithicUpload(app, digest: sha("cfg"), contentLength: nil, body: Body("cfg"))
@@ -247,20 +246,46 @@ import Testing
     }
 
     @Test(arguments: Stores.allCases)
-    func aRunInterruptedAfterClaimingIsFinishedByTheNextAfterTheLease(_ stores: Stores) async throws {
+    func aRunInterruptedAfterClaimingIsFinishedByTheNext(_ stores: Stores) async throws {
+        let f = try make(stores)
+        let r = f.registry
+        _ = try await claimedLayer(f)
+        // (killed here, its lease gone with it) The next run finishes the blob at once, whatever its grace
+        // period.
+        let report = try await r.collectGarbage(GarbageCollectionOptions(grace: 1_000_000))
+        #expect(report.blobsDeleted == 1)
+        #expect(try await !stored(r, "layer"))
+    }
+
+    @Test(arguments: Stores.allCases)
+    func aCollectionRunsAloneAndNeverTakesOverALiveOnesClaims(_ stores: Stores) async throws {
         let f = try make(stores)
         let r = f.registry
         try await r.monolithicUpload(app, digest: sha("layer"), contentLength: nil, body: Body("layer"))
         _ = try await gc(f)
         f.clock.advance(by: Self.grace + 1)
-        _ = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: claim(f))
-        // (killed here) A run within the lease leaves the claim alone; the next one after it finishes
-        // the blob, whatever its grace period.
-        #expect(try await r.collectGarbage(GarbageCollectionOptions(grace: 1_000_000)).blobsDeleted == 0)
+        // A live collection (it holds the lease) has claimed the layer and is deleting its bytes.
+        let (entered, leave) = (AsyncStream<Void>.makeStream(), AsyncStream<Void>.makeStream())
+        let live = Task {
+            try await r.metadata.withLease("garbage-collection") {
+                _ = try await r.metadata.doomBlobs([sha("layer")], markedBefore: f.clock.now() - Self.grace, claim: self.claim(f))
+                entered.continuation.yield()
+                for await _ in leave.stream { break }
+                return true
+            }
+        }
+        for await _ in entered.stream { break }
+        // A scheduled run gives up; it does not touch the claim.
+        await #expect(throws: GarbageCollectionBusy.self) {
+            _ = try await r.collectGarbage(GarbageCollectionOptions(grace: 0, waitForOtherCollection: false))
+        }
+        // A waiting run starts when the live one ends, and finishes its claim.
+        let waiting = Task { try await r.collectGarbage(GarbageCollectionOptions(grace: 0)) }
+        try await Task.sleep(for: .milliseconds(300))
         #expect(try await stored(r, "layer"))
-        f.clock.advance(by: GarbageCollectionOptions().claimLease + 1)
-        let report = try await r.collectGarbage(GarbageCollectionOptions(grace: 1_000_000))
-        #expect(report.blobsDeleted == 1)
+        leave.continuation.yield()
+        #expect(try await live.value == true)
+        #expect(try await waiting.value.blobsDeleted == 1)
         #expect(try await !stored(r, "layer"))
     }
 

@@ -55,6 +55,62 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func aRestoreThroughActivating(_ backend: Backend) async throws {
+        let m = try await world(backend)
+        _ = try await m.updateImageStorageClass(index, in: k("r"), to: .archive, at: 10)
+        _ = try await m.updateImageStorageClass(child, in: k("r"), to: .archive, at: 11)
+        #expect(try await m.activatingImages(after: nil, limit: 10).isEmpty)
+
+        #expect(try await m.updateImageStorageClass(child, in: k("r"), to: .standard, at: 20, activating: true)
+                == .updated(.activating, changed: true))
+        #expect(try await m.updateImageStorageClass(child, in: k("r"), to: .standard, at: 21, activating: true)
+                == .updated(.activating, changed: false))
+        let activating = try #require(try await m.image(child, in: k("r")))
+        #expect(activating.status == .activating && activating.lastActivatedAt == nil)
+        #expect(try await m.manifest(child, in: k("r"))?.status.isPullable == false)
+        #expect(try await m.activatingImages(after: nil, limit: 10) == [ImageRef(repository: k("r"), digest: child)])
+        #expect(try await m.activatingImages(after: ImageRef(repository: k("r"), digest: child), limit: 10).isEmpty)
+
+        #expect(try await m.finishActivation(child, in: k("r"), at: 25))
+        #expect(try await !m.finishActivation(child, in: k("r"), at: 26), "done once")
+        let restored = try #require(try await m.image(child, in: k("r")))
+        #expect(restored.status == .active && restored.lastActivatedAt == 25 && restored.lastArchivedAt == 11)
+        #expect(try await m.activatingImages(after: nil, limit: 10).isEmpty)
+
+        // Archived again while ACTIVATING: the restore is called off.
+        _ = try await m.updateImageStorageClass(child, in: k("r"), to: .archive, at: 30)
+        _ = try await m.updateImageStorageClass(child, in: k("r"), to: .standard, at: 31, activating: true)
+        #expect(try await m.updateImageStorageClass(child, in: k("r"), to: .archive, at: 32) == .updated(.archived, changed: true))
+        #expect(try await !m.finishActivation(child, in: k("r"), at: 33))
+        #expect(try await m.image(child, in: k("r"))?.status == .archived)
+        // A restore without an archive tier completes an ACTIVATING one at once.
+        _ = try await m.updateImageStorageClass(child, in: k("r"), to: .standard, at: 40, activating: true)
+        #expect(try await m.updateImageStorageClass(child, in: k("r"), to: .standard, at: 41) == .updated(.active, changed: true))
+        #expect(try await m.image(child, in: k("r"))?.lastActivatedAt == 41)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aBlobOnlyArchivedImagesUseIsArchivedOnly(_ backend: Backend) async throws {
+        let m = try await world(backend)
+        let loose = Digest.sha256(of: Array("loose".utf8))
+        try await m.recordBlob(loose, size: 3, linkTo: k("r"), at: 0)
+        #expect(try await m.linkedBlob(layer, in: k("r"))?.archivedOnly == false)
+        _ = try await m.updateImageStorageClass(index, in: k("r"), to: .archive, at: 10)
+        #expect(try await m.linkedBlob(layer, in: k("r"))?.archivedOnly == false, "the child is still ACTIVE")
+        _ = try await m.updateImageStorageClass(child, in: k("r"), to: .archive, at: 11)
+        #expect(try await m.linkedBlob(layer, in: k("r"))?.archivedOnly == true)
+        #expect(try await m.linkedBlob(loose, in: k("r"))?.archivedOnly == false, "no image uses it: a push in progress")
+        // Another ACTIVE image using the layer makes it pullable again.
+        let other = Digest.sha256(of: Array("other".utf8))
+        _ = try await m.putManifest(ManifestPut(record: record(other), blobs: [layer], manifests: [], tag: "v2"), in: k("r"))
+        #expect(try await m.linkedBlob(layer, in: k("r"))?.archivedOnly == false)
+        _ = try await m.updateImageStorageClass(other, in: k("r"), to: .archive, at: 12)
+        #expect(try await m.linkedBlob(layer, in: k("r"))?.archivedOnly == true)
+        _ = try await m.updateImageStorageClass(other, in: k("r"), to: .standard, at: 13, activating: true)
+        #expect(try await m.linkedBlob(layer, in: k("r"))?.archivedOnly == true, "ACTIVATING is not pullable yet")
+    }
+
+    @Test(arguments: Backend.allCases)
     func archivingDropsTheScan(_ backend: Backend) async throws {
         let m = try await world(backend)
         #expect(try await m.putScan(ImageScanRecord(repository: k("r"), digest: index, state: .complete, trigger: "PUSH", requestedAt: 1),
