@@ -48,6 +48,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers:
     /// less CPU and memory per download, and the fastest for clients that read in large pieces (see README).
     public var zeroCopyDownloads: Bool = true
+    /// How long a tag cached through a pull through cache rule is served before the upstream is asked
+    /// again (ECR: 24 hours).
+    public var pullThroughTagTTLSeconds: Int = 86_400
+    /// Allow `http://` upstreams in pull through cache rules (loopback tests); off: only `https://`.
+    public var pullThroughAllowInsecureUpstreams: Bool = false
     /// TCP congestion control for connections from this host (loopback peers), first accepted wins;
     /// empty (`BERTH_LOOPBACK_CONGESTION_CONTROL=system`) keeps the system's. BBR paces loopback transfers at about half of what cubic/reno reach.
     public var loopbackCongestionControl: [String] = ["cubic", "reno"]
@@ -213,6 +218,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         int("BERTH_PULL_TIME_FLUSH_SECONDS") { config.pullTimeFlushSeconds = $0 }
         if let v = env("BERTH_ARCHIVE_DIRECTORY") { config.archiveDirectory = v }
         bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
+        int("BERTH_PULL_THROUGH_TAG_TTL_SECONDS") { config.pullThroughTagTTLSeconds = $0 }
+        bool("BERTH_PULL_THROUGH_ALLOW_INSECURE_UPSTREAMS") { config.pullThroughAllowInsecureUpstreams = $0 }
         if let v = env("BERTH_LOOPBACK_CONGESTION_CONTROL") {
             // `system`: leave every connection to the system's algorithm (an empty variable means unset).
             config.loopbackCongestionControl = v == "system" ? []
@@ -296,6 +303,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
         if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
         if gcIntervalSeconds < 0 { p.append("gcIntervalSeconds must be 0 (off) or more, got \(gcIntervalSeconds)") }
+        if pullThroughTagTTLSeconds < 0 { p.append("pullThroughTagTTLSeconds must not be negative, got \(pullThroughTagTTLSeconds)") }
         if gcGraceSeconds < 2 { p.append("gcGraceSeconds must be at least 2, got \(gcGraceSeconds)") }
         if !(1...3_650).contains(auditRetentionDays) { p.append("auditRetentionDays must be between 1 and 3650, got \(auditRetentionDays)") }
         p += validateTLS()
@@ -307,7 +315,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
-             auditEnabled, auditRetentionDays, auditRegistryReads
+             auditEnabled, auditRetentionDays, auditRegistryReads, pullThroughTagTTLSeconds, pullThroughAllowInsecureUpstreams
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -357,6 +365,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         auditEnabled = try c.decodeIfPresent(Bool.self, forKey: .auditEnabled) ?? d.auditEnabled
         auditRetentionDays = try c.decodeIfPresent(Int.self, forKey: .auditRetentionDays) ?? d.auditRetentionDays
         auditRegistryReads = try c.decodeIfPresent(Bool.self, forKey: .auditRegistryReads) ?? d.auditRegistryReads
+        pullThroughTagTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .pullThroughTagTTLSeconds) ?? d.pullThroughTagTTLSeconds
+        pullThroughAllowInsecureUpstreams = try c.decodeIfPresent(Bool.self, forKey: .pullThroughAllowInsecureUpstreams)
+            ?? d.pullThroughAllowInsecureUpstreams
     }
 
     struct AnyKey: CodingKey {
@@ -373,7 +384,7 @@ extension BerthConfiguration.CodingKeys {
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
-         "auditEnabled", "auditRetentionDays", "auditRegistryReads"]
+         "auditEnabled", "auditRetentionDays", "auditRegistryReads", "pullThroughTagTTLSeconds", "pullThroughAllowInsecureUpstreams"]
     }
 }
 

@@ -50,6 +50,12 @@ extension PostgresMetadataStore {
             CREATE INDEX blob_tombstones_removed ON blob_tombstones(removed_at);
             """ + lifecyclePreviewsSchema),
         PostgresSchemaMigration(version: 7, name: "event outbox and deliveries", sql: eventOutboxSchema),
+        PostgresSchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: """
+            CREATE TABLE pull_through_cache_rules(
+                registry_id btext NOT NULL, prefix btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(registry_id, prefix));
+            CREATE TABLE secrets(
+                account_id btext NOT NULL, name btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(account_id, name));
+            """),
     ]
 
     /// The transactional outbox of events (SQLite's `eventOutboxSchema`, in PostgreSQL's types).

@@ -42,6 +42,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     let iam = Mutex(IAMState())
     /// KMS keys, material and aliases (InMemoryMetadataStore+KMS.swift).
     let kms = Mutex(KMSState())
+    /// Pull through cache rules and secrets (InMemoryMetadataStore+PullThrough.swift).
+    let pullThrough = Mutex(PullThroughState())
     public let authorizationGeneration = AuthorizationGeneration()
 
     private let leases = ProcessLeaseTable()
