@@ -60,11 +60,14 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             }
         }
         self.migration = migration
-        changes.start(client: client, ready: migration)
     }
 
+    /// Starts listening for other nodes' changes (one connection of the pool, for good) on the first call:
+    /// a server's registry observes at start, so its authorization and registry caches follow other
+    /// nodes; a store nobody observes (a test, a one-off command) takes no connection for it.
     public func observeRemoteChanges(_ observer: @escaping @Sendable (StoreChange) -> Void) {
         changes.observe(observer)
+        changes.start(client: client, ready: migration)
     }
 
     deinit {
