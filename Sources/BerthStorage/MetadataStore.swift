@@ -197,7 +197,7 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
-    & WorkLeases
+    & WorkLeases & GalleryMetadata
 
 extension ImageMetadata {
     /// `updateImageStorageClass` that completes a restore at once (no archive tier to bring bytes back from).
