@@ -94,6 +94,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// serving it (measured: manifest GET c=64 54 → 103 µs of server CPU per request). Failed and
     /// denied reads, pushes, deletes and every API call are recorded either way.
     public var auditRegistryReads: Bool = false
+    /// Serve the public gallery's pages (`/gallery/`, search, registry and repository pages). ECR Public
+    /// logos (`logoUrl`, under `/gallery/`) are served either way.
+    public var galleryEnabled: Bool = true
 
     /// How long a server answers blob `HEAD`s from memory: well within the collector's grace period, so
     /// a collector in another process never deletes a blob a cached answer still vouches for.
@@ -224,6 +227,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         bool("BERTH_AUDIT_ENABLED") { config.auditEnabled = $0 }
         int("BERTH_AUDIT_RETENTION_DAYS") { config.auditRetentionDays = $0 }
         bool("BERTH_AUDIT_REGISTRY_READS") { config.auditRegistryReads = $0 }
+        bool("BERTH_GALLERY_ENABLED") { config.galleryEnabled = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
@@ -303,7 +307,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
-             auditEnabled, auditRetentionDays, auditRegistryReads
+             auditEnabled, auditRetentionDays, auditRegistryReads, galleryEnabled
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -352,6 +356,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         auditEnabled = try c.decodeIfPresent(Bool.self, forKey: .auditEnabled) ?? d.auditEnabled
         auditRetentionDays = try c.decodeIfPresent(Int.self, forKey: .auditRetentionDays) ?? d.auditRetentionDays
         auditRegistryReads = try c.decodeIfPresent(Bool.self, forKey: .auditRegistryReads) ?? d.auditRegistryReads
+        galleryEnabled = try c.decodeIfPresent(Bool.self, forKey: .galleryEnabled) ?? d.galleryEnabled
     }
 
     struct AnyKey: CodingKey {
@@ -368,7 +373,7 @@ extension BerthConfiguration.CodingKeys {
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
-         "auditEnabled", "auditRetentionDays", "auditRegistryReads"]
+         "auditEnabled", "auditRetentionDays", "auditRegistryReads", "galleryEnabled"]
     }
 }
 

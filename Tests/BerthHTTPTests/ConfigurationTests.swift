@@ -175,6 +175,13 @@ import Testing
         }
     }
 
+    @Test func galleryCanBeSwitchedOff() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).galleryEnabled)
+        #expect(try !BerthConfiguration.load(file: nil, environment: ["BERTH_GALLERY_ENABLED": "false"]).galleryEnabled)
+        #expect(try !BerthConfiguration.load(file: try file(#"{"galleryEnabled": false}"#), environment: [:]).galleryEnabled)
+        #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_GALLERY_ENABLED": "maybe"]) }
+    }
+
     @Test func auditSettingsFromFileAndEnvironment() throws {
         let d = try BerthConfiguration.load(file: nil, environment: [:])
         #expect(d.auditEnabled && d.auditRetentionDays == 90 && !d.auditRegistryReads)
