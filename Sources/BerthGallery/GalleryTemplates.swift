@@ -150,7 +150,7 @@ enum GalleryTemplates {
         .ph{display:inline-flex;align-items:center;justify-content:center;width:48px;height:48px;flex:none;border-radius:6px;background:var(--soft);color:var(--muted);font-weight:700;text-transform:uppercase}
         .ph.big{width:96px;height:96px;font-size:2rem}
         .badges{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:6px}
-        .badges li{font-size:.75rem;background:var(--soft);border:1px solid var(--line);border-radius:12px;padding:0 8px}
+        .badges li{overflow-wrap:anywhere;max-width:100%;font-size:.75rem;background:var(--soft);border:1px solid var(--line);border-radius:12px;padding:0 8px}
         .crumbs{list-style:none;padding:0;margin:8px 0;display:flex;flex-wrap:wrap;gap:6px;font-size:.875rem}
         .crumbs li+li::before{content:"/";margin-right:6px;color:var(--muted)}
         .repo-head{display:flex;gap:20px;align-items:flex-start}.repo-head h1{margin-top:0;overflow-wrap:anywhere}
