@@ -164,9 +164,37 @@ let package = Package(
                 "BerthSupport",
                 "BerthCore",
                 "BerthRegistry",
+                "BerthReplication",
                 "BerthPolicy",
                 "BerthLifecycle",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Secrets Manager: secrets sealed at rest (upstream credentials of pull through cache rules) and its JSON API.
+        .target(
+            name: "BerthSecrets",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthAuth",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Registry to registry: the outbound OCI client (token flow) and the pull through cache.
+        .target(
+            name: "BerthReplication",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthStorage",
+                "BerthRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -208,6 +236,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Event notifications (docs/events.md): EventBridge patterns, CloudEvents, signed webhook delivery
+        // from the metadata store's outbox, over async-http-client.
+        .target(
+            name: "BerthEvents",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                "BerthRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The audit trail: CloudTrail-shaped records of every request, their store and LookupEvents.
         .target(
             name: "BerthAudit",
@@ -244,6 +289,8 @@ let package = Package(
                 "BerthDirectory",
                 "BerthKMS",
                 "BerthAudit",
+                "BerthSecrets",
+                "BerthReplication",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -270,8 +317,11 @@ let package = Package(
                 "BerthKMS",
                 "BerthLifecycle",
                 "BerthAudit",
+                "BerthEvents",
                 "BerthPostgres",
                 "BerthS3",
+                "BerthSecrets",
+                "BerthReplication",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -317,7 +367,7 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuthTests", dependencies: ["BerthAuth", "BerthSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BerthECRTests", dependencies: ["BerthSupport", "BerthECR", "BerthRegistry", "BerthCore"],
+        .testTarget(name: "BerthECRTests", dependencies: ["BerthSupport", "BerthECR", "BerthRegistry", "BerthCore", "BerthReplication", "BerthStorage"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthDirectoryTests", dependencies: ["BerthDirectory", "BerthStorage", "BerthCore"],
                     swiftSettings: swiftSettings),
@@ -330,8 +380,17 @@ let package = Package(
                                    .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthStorage", "BerthCore", "BerthLifecycle", "BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthReplicationTests",
+                    dependencies: ["BerthReplication", "BerthSecrets", "BerthRegistry", "BerthStorage", "BerthCore", "BerthSupport", "BerthAuth",
+                                   .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                                   .product(name: "NIOHTTP1", package: "swift-nio")],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthSupport", "BerthCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthGalleryTests", dependencies: ["BerthGallery", "BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthEventsTests",
+                    dependencies: ["BerthEvents", "BerthRegistry", "BerthStorage", "BerthCore", "BerthSupport",
+                                   .product(name: "Prometheus", package: "swift-prometheus")],
+                    swiftSettings: swiftSettings),
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [

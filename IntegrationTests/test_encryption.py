@@ -100,6 +100,16 @@ def test_skopeo_round_trips_through_aes256_and_kms_with_no_plaintext_at_rest(enc
     hits = plaintext_found(enc.server.data_dir, needles)
     assert not hits, f"plaintext of pushed blobs found at rest: {hits[:5]}"
 
+    # `berth usage` accounts by key: one repository, one image and its three blobs under each key.
+    from test_gc import usage
+    by_key = {k["key"]: k for k in usage(enc.server)["keys"]}
+    kms_arns = {c.describe_repositories(repositoryNames=[n])["repositories"][0]["encryptionConfiguration"]["kmsKey"]
+                for n in ("enc/kms-default", "enc/kms-alias")}
+    assert set(by_key) == {"AES256"} | kms_arns, by_key
+    for k in by_key.values():
+        assert (k["repositories"], k["images"], k["blobs"]) == (1, 1, 3), k
+        assert k["bytes"] > 2 * (3 * SEGMENT + 999), k
+
 
 def test_ranges_and_resumed_chunked_uploads_on_sealed_blobs(enc, client_for):
     enc.client.create_repository(repositoryName="enc/ranges", encryptionConfiguration={"encryptionType": "KMS"})

@@ -55,9 +55,9 @@ def pg_database() -> str:
     return with_database(PG_URL, name)
 
 
-def pg_server(berth_bin, base: Path, url: str, **extra_env) -> ECRServer:
+def pg_server(berth_bin, base: Path, url: str, extra_args=(), **extra_env) -> ECRServer:
     env = {**default_env(), "BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": url, **extra_env}
-    srv = ECRServer(berth_bin, base, env=env)
+    srv = ECRServer(berth_bin, base, env=env, extra_args=list(extra_args))
     srv.data_dir.mkdir(parents=True, exist_ok=True)
     return srv
 
@@ -171,13 +171,20 @@ def test_a_change_on_one_node_takes_effect_on_the_other_at_once(berth_bin, pg_da
         a.client.create_repository(repositoryName=name)
         img = put_api_image(a.client, name, tag="v1")
         layer = img.layer_digests[0]
+        # A tag pushed (and moved) on node A is read on node B at once.
+        v2b = b.v2()
+        assert v2b.get_manifest(name, "v1").headers.get("Docker-Content-Digest") == img.digest
+        moved = put_api_image(a.client, name, tag="v1")
+        r = v2b.get_manifest(name, "v1")
+        assert r.status_code == 200 and r.headers.get("Docker-Content-Digest") == moved.digest, "node B saw an old tag"
+        a.client.batch_delete_image(repositoryName=name, imageIds=[{"imageDigest": moved.digest}])
+        put_api_image(a.client, name, tag="v1", image=img)
 
         # A user's key, used (and so cached) on node B.
         user, as_user = new_user(a, attach=["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"])
         on_b = Session(servers[1], as_user.access_key, as_user.secret_key, tmp=tmp_path)
         assert on_b.client.describe_repositories(repositoryNames=[name])["repositories"]
         # The layer's link, cached on node B by a HEAD.
-        v2b = b.v2()
         assert v2b.request("HEAD", f"/v2/{name}/blobs/{layer}").status_code == 200
 
         a.boto("iam").delete_access_key(UserName=user, AccessKeyId=as_user.access_key)

@@ -4,9 +4,12 @@ import BerthAudit
 import BerthCore
 import BerthDirectory
 import BerthECR
+import BerthEvents
 import BerthHTTP
 import BerthIAM
 import BerthKMS
+import BerthReplication
+import BerthSecrets
 import BerthRegistry
 import BerthS3
 import BerthScanService
@@ -76,6 +79,10 @@ public struct BerthServices: Sendable {
     /// KMS keys (`TrentService`), and the API over them.
     public let keys: KeyService
     public let kms: KMSService
+    /// Secrets Manager (`secretsmanager.`): upstream credentials of pull through cache rules.
+    public let secrets: SecretsManagerService
+    /// The pull through cache: its rules (ECR operations) and the filling of cached repositories.
+    public let pullThrough: PullThroughCache
     /// The request metrics (`GET /metrics`), in a Prometheus registry of their own.
     public let metrics: BerthMetrics
     /// Replaces the registry's own storage class change for lifecycle `transition` actions (nil: the registry's).
@@ -84,6 +91,8 @@ public struct BerthServices: Sendable {
     public var tls: ReloadableTLSServer? = nil
     /// The audit trail, when `auditEnabled`.
     public var audit: AuditTrail? = nil
+    /// Event delivery from the outbox (docs/events.md), when event targets are configured.
+    public var eventDeliverer: EventDeliverer? = nil
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -105,7 +114,8 @@ public struct BerthServices: Sendable {
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
                                        blobLinkCacheSeconds: config.blobLinkCacheSeconds),
             clock: clock, logger: logger,
-            keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs)
+            keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
+            eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))
         let endpoint = config.effectivePublicEndpoint
         let identity = IdentityService(directory: directory, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
@@ -125,7 +135,29 @@ public struct BerthServices: Sendable {
             },
             publicRegistryURI: { account in "\(config.publicHost)/public/\(PublicRegistry.alias(of: account))" },
             publicLogoURL: { account, name in "\(endpoint)/gallery/\(PublicRegistry.alias(of: account))/\(name)/logo" })
-        let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger)
+        let secrets = SecretsManagerService(store: backends.metadata, box: try SecretBox(key: key), region: config.region,
+                                            authorizer: authorizer, clock: clock, logger: logger)
+        let pullThrough = PullThroughCache(
+            store: backends.metadata, registry: registry,
+            settings: PullThroughSettings(tagTTL: Double(config.pullThroughTagTTLSeconds),
+                                          allowInsecureUpstreams: config.pullThroughAllowInsecureUpstreams),
+            credentials: { arn throws(PullThroughRuleError) in
+                do throws(SecretsManagerService.CredentialFailure) {
+                    let c = try await secrets.upstreamCredentials(arn: arn)
+                    return UpstreamCredentials(username: c.username, password: c.accessToken)
+                } catch {
+                    switch error {
+                    case .notFound: throw .secretNotFound(arn)
+                    case .cannotDecrypt: throw .unableToDecryptSecret(arn)
+                    case .malformed: throw .unableToAccessSecret(arn)
+                    }
+                }
+            },
+            // The repository creation template hook: the CREATE_ON_PUSH defaults until templates exist.
+            repositorySettings: { _ in RepositorySettings() },
+            clock: clock, logger: logger)
+        let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger,
+                             pullThrough: pullThrough)
         let ecrPublic = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger,
                                    flavor: .public)
         let scanner = ScanService(registry: registry, dataDirectory: URL(fileURLWithPath: config.dataDir),
@@ -141,10 +173,19 @@ public struct BerthServices: Sendable {
             try await registry.storageUsage(repositories: false)
         }
         metrics.storage.withLock { $0 = storageMetrics }
-        return BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr, authorizer: authorizer, clock: clock,
-                             scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
-                             kms: KMSService(keys: keys, logger: logger), metrics: metrics,
-                             tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+        var services = BerthServices(config: config, registry: registry, directory: directory, identity: identity, ecr: ecr,
+                                     authorizer: authorizer, clock: clock,
+                                     scanner: scanner, ecrPublic: ecrPublic, iam: iam, sts: sts, keys: keys,
+                                     kms: KMSService(keys: keys, logger: logger), secrets: secrets, pullThrough: pullThrough,
+                                     metrics: metrics,
+                                     tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+        if !config.events.targets.isEmpty {
+            let delivery = try config.events.delivery()
+            services.eventDeliverer = EventDeliverer(
+                registry: registry, settings: delivery,
+                metrics: EventMetrics(registry: metrics.registry, targets: delivery.targets.map(\.name)), logger: logger)
+        }
+        return services
     }
 
     /// The audit trail: `audit.db` in the data directory (in memory with the `memory` metadata backend).
@@ -233,10 +274,12 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     let config = services.config
     let authenticator = Authenticator(verifier: verifier ?? services.identity)
     let oci = OCIHandler(registry: services.registry, defaultRegistryID: config.accountId, authenticator: authenticator,
-                         authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/", metrics: services.metrics)
+                         authorizer: services.authorizer, realm: config.effectivePublicEndpoint + "/", metrics: services.metrics,
+                         pullThrough: services.pullThrough)
     let router = BerthRouter.make(
         oci: oci,
         ecr: ECRHandler(ecr: services.ecr, authenticator: authenticator, ecrPublic: services.ecrPublic, kms: services.kms,
+                        secrets: services.secrets,
                         cloudTrail: services.audit.map { CloudTrailService(trail: $0, authorizer: services.authorizer) },
                         metrics: services.metrics),
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics,
@@ -265,6 +308,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
         background.append(PeriodicService.lifecycle(services, every: .seconds(config.lifecycleIntervalSeconds), logger: logger))
     }
     if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
+    if let events = services.eventDeliverer { background.append(EventDeliveryService(deliverer: events)) }
     if let audit = services.audit {
         background.append(PeriodicService.auditFlush(audit, logger: logger))
         background.append(PeriodicService(name: "audit retention", interval: { .seconds(3_600) }, runsAtStart: true, logger: logger) {
@@ -373,6 +417,18 @@ extension PeriodicService {
             logger.info("garbage collected", metadata: [
                 "blobs": "\(r.blobsDeleted)", "bytes": "\(r.bytesFreed)", "orphanFiles": "\(r.orphanBlobFiles)",
                 "orphanUploads": "\(r.orphanUploads)", "waiting": "\(r.waitingBlobs)", "seconds": "\(r.seconds)"])
+        }
+    }
+}
+
+/// Delivers events from the outbox in the background until graceful shutdown (what is not delivered
+/// stays in the outbox for the next start).
+struct EventDeliveryService: Service {
+    let deliverer: EventDeliverer
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await deliverer.run()
         }
     }
 }

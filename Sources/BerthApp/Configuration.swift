@@ -48,6 +48,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// Send blob downloads from the filesystem with `sendfile` (zero-copy) instead of through buffers:
     /// less CPU and memory per download, and the fastest for clients that read in large pieces (see README).
     public var zeroCopyDownloads: Bool = true
+    /// How long a tag cached through a pull through cache rule is served before the upstream is asked
+    /// again (ECR: 24 hours).
+    public var pullThroughTagTTLSeconds: Int = 86_400
+    /// Allow `http://` upstreams in pull through cache rules (loopback tests); off: only `https://`.
+    public var pullThroughAllowInsecureUpstreams: Bool = false
     /// TCP congestion control for connections from this host (loopback peers), first accepted wins;
     /// empty (`BERTH_LOOPBACK_CONGESTION_CONTROL=system`) keeps the system's. BBR paces loopback transfers at about half of what cubic/reno reach.
     public var loopbackCongestionControl: [String] = ["cubic", "reno"]
@@ -72,6 +77,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var postgresURLRedacted: String? { postgresURL.map(PostgresConnectionSettings.redacted) }
     /// The S3 blob backend's settings (`s3Endpoint`, `s3Bucket`, … / `BERTH_S3_*`).
     public var s3 = S3Settings()
+    /// Event notifications (`eventTargets`, `eventMaxAttempts`, … / `BERTH_EVENT_*`; docs/events.md).
+    public var events = EventSettings()
     /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
     public var oidcJwksDirectory: String? = nil
     /// How long cached access keys and policies may be used before they are read again, in seconds. Writes
@@ -214,6 +221,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         int("BERTH_PULL_TIME_FLUSH_SECONDS") { config.pullTimeFlushSeconds = $0 }
         if let v = env("BERTH_ARCHIVE_DIRECTORY") { config.archiveDirectory = v }
         bool("BERTH_ZERO_COPY_DOWNLOADS") { config.zeroCopyDownloads = $0 }
+        int("BERTH_PULL_THROUGH_TAG_TTL_SECONDS") { config.pullThroughTagTTLSeconds = $0 }
+        bool("BERTH_PULL_THROUGH_ALLOW_INSECURE_UPSTREAMS") { config.pullThroughAllowInsecureUpstreams = $0 }
         if let v = env("BERTH_LOOPBACK_CONGESTION_CONTROL") {
             // `system`: leave every connection to the system's algorithm (an empty variable means unset).
             config.loopbackCongestionControl = v == "system" ? []
@@ -232,6 +241,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
         config.s3.apply(env: env, bool: bool)
+        config.events.apply(env: env, problems: &problems)
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
         if let v = env("BERTH_AUTH_CACHE_SECONDS") {
             if let d = Double(v) { config.authCacheSeconds = d } else { problems.append("BERTH_AUTH_CACHE_SECONDS must be a number, got \(v)") }
@@ -290,12 +300,14 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...256).contains(blobIOThreads) { p.append("blobIOThreads must be between 1 and 256, got \(blobIOThreads)") }
         if !["filesystem", "s3", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem, s3 or memory, got \(blobBackend)") }
         p += s3.problems(blobBackend: blobBackend)
+        p += events.problems()
         for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
         }
         if let d = oidcJwksDirectory, d.isEmpty || d.contains("\u{0}") { p.append("oidcJwksDirectory must be a directory path") }
         if !(0...300).contains(authCacheSeconds) { p.append("authCacheSeconds must be between 0 and 300, got \(authCacheSeconds)") }
         if gcIntervalSeconds < 0 { p.append("gcIntervalSeconds must be 0 (off) or more, got \(gcIntervalSeconds)") }
+        if pullThroughTagTTLSeconds < 0 { p.append("pullThroughTagTTLSeconds must not be negative, got \(pullThroughTagTTLSeconds)") }
         if gcGraceSeconds < 2 { p.append("gcGraceSeconds must be at least 2, got \(gcGraceSeconds)") }
         if !(1...3_650).contains(auditRetentionDays) { p.append("auditRetentionDays must be between 1 and 3650, got \(auditRetentionDays)") }
         p += validateTLS()
@@ -307,12 +319,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
-             auditEnabled, auditRetentionDays, auditRegistryReads, galleryEnabled
+             auditEnabled, auditRetentionDays, auditRegistryReads, pullThroughTagTTLSeconds, pullThroughAllowInsecureUpstreams, galleryEnabled
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
     public init(from decoder: any Decoder) throws {
-        let known = Set(CodingKeys.allKeys + S3Settings.keys)
+        let known = Set(CodingKeys.allKeys + S3Settings.keys + EventSettings.keys)
         let any = try decoder.container(keyedBy: AnyKey.self)
         for k in any.allKeys where !known.contains(k.stringValue) {
             throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown setting \(k.stringValue)")
@@ -347,6 +359,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         blobBackend = try c.decodeIfPresent(String.self, forKey: .blobBackend) ?? d.blobBackend
         postgresURL = try c.decodeIfPresent(String.self, forKey: .postgresURL)
         s3 = try S3Settings(from: decoder)
+        events = try EventSettings(from: decoder)
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
         gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds
@@ -356,6 +369,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         auditEnabled = try c.decodeIfPresent(Bool.self, forKey: .auditEnabled) ?? d.auditEnabled
         auditRetentionDays = try c.decodeIfPresent(Int.self, forKey: .auditRetentionDays) ?? d.auditRetentionDays
         auditRegistryReads = try c.decodeIfPresent(Bool.self, forKey: .auditRegistryReads) ?? d.auditRegistryReads
+        pullThroughTagTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .pullThroughTagTTLSeconds) ?? d.pullThroughTagTTLSeconds
+        pullThroughAllowInsecureUpstreams = try c.decodeIfPresent(Bool.self, forKey: .pullThroughAllowInsecureUpstreams)
+            ?? d.pullThroughAllowInsecureUpstreams
         galleryEnabled = try c.decodeIfPresent(Bool.self, forKey: .galleryEnabled) ?? d.galleryEnabled
     }
 
@@ -373,7 +389,7 @@ extension BerthConfiguration.CodingKeys {
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
-         "auditEnabled", "auditRetentionDays", "auditRegistryReads", "galleryEnabled"]
+         "auditEnabled", "auditRetentionDays", "auditRegistryReads", "pullThroughTagTTLSeconds", "pullThroughAllowInsecureUpstreams", "galleryEnabled"]
     }
 }
 

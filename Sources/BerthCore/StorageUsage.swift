@@ -36,3 +36,18 @@ public struct StorageUsage: Sendable, Equatable {
 
     public init() {}
 }
+
+/// What one encryption key protects (issue #13: accounting by key): the repositories encrypted with it,
+/// their images and stored bytes, and the blobs they link, each counted once.
+public struct KeyUsage: Sendable, Equatable, Codable {
+    /// `AES256` (the registry-managed key), or the repository's `kmsKey` (`alias/aws/ecr` when a KMS
+    /// repository names none).
+    public var key: String
+    public var repositories: Int = 0
+    public var images: Int64 = 0
+    public var storedBytes: Int64 = 0
+    public var blobs: Int64 = 0
+    public var bytes: Int64 = 0
+
+    public init(key: String) { self.key = key }
+}

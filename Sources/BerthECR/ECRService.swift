@@ -1,5 +1,6 @@
 import BerthCore
 import BerthRegistry
+import BerthReplication
 import BerthSupport
 import Foundation
 import Logging
@@ -77,6 +78,8 @@ public final class ECRService: Sendable {
     let env: ECREnvironment
     let clock: any WallClock
     let logger: Logger
+    /// The pull through cache (its rules are ECR operations); nil: those operations are refused.
+    let pullThrough: PullThroughCache?
     /// Part sizes of layer uploads in progress (ECR's minimum part size rule).
     let parts = Mutex<[String: PartState]>([:])
     /// The last lifecycle policy preview per repository (`ECRService+Lifecycle.swift`).
@@ -87,8 +90,10 @@ public final class ECRService: Sendable {
     }
 
     public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
-                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr"), flavor: Flavor = .private) {
+                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr"), flavor: Flavor = .private,
+                pullThrough: PullThroughCache? = nil) {
         self.flavor = flavor
+        self.pullThrough = pullThrough
         self.registry = registry
         self.authorizer = authorizer
         self.env = environment
@@ -142,6 +147,11 @@ public final class ECRService: Sendable {
         "RegisterPullTimeUpdateExclusion": { try await $0.registerPullTimeUpdateExclusion($1, $2, &$3) },
         "DeregisterPullTimeUpdateExclusion": { try await $0.deregisterPullTimeUpdateExclusion($1, $2, &$3) },
         "ListPullTimeUpdateExclusions": { try await $0.listPullTimeUpdateExclusions($1, $2, &$3) },
+        "CreatePullThroughCacheRule": { try await $0.createPullThroughCacheRule($1, $2, &$3) },
+        "DescribePullThroughCacheRules": { try await $0.describePullThroughCacheRules($1, $2, &$3) },
+        "UpdatePullThroughCacheRule": { try await $0.updatePullThroughCacheRule($1, $2, &$3) },
+        "DeletePullThroughCacheRule": { try await $0.deletePullThroughCacheRule($1, $2, &$3) },
+        "ValidatePullThroughCacheRule": { try await $0.validatePullThroughCacheRule($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).
@@ -166,6 +176,8 @@ public final class ECRService: Sendable {
             response = ECRResponse(status: 200, body: result.encoded(), errorType: nil)
         } catch let e as ECRError {
             response = Self.errorResponse(e)
+        } catch let e as PullThroughRuleError {
+            response = Self.errorResponse(Self.ruleError(e))
         } catch let e as BerthError {
             if case .internalError(let m) = e { logger.error("ecr operation failed", metadata: ["error": "\(m)"]) }
             response = Self.errorResponse(ECRErrorMapping.map(e, ctx))

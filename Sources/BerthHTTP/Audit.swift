@@ -74,6 +74,7 @@ struct AuditMiddleware: RouterMiddleware {
         case .sts: source = "sts.amazonaws.com"
         case .kms: source = "kms.amazonaws.com"
         case .cloudTrail: source = "cloudtrail.amazonaws.com"
+        case .secretsManager: source = "secretsmanager.amazonaws.com"
         case .gallery: source = "ecr-public.amazonaws.com"
         case .none, .health, .metrics: source = "berth"
         }

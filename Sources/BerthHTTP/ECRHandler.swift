@@ -3,6 +3,7 @@ import BerthAuth
 import BerthCore
 import BerthECR
 import BerthKMS
+import BerthSecrets
 import BerthSupport
 import Foundation
 import HTTPTypes
@@ -17,6 +18,8 @@ public struct ECRHandler: Sendable {
     let ecrPublic: ECRService?
     /// AWS KMS (`TrentService`), signed for service `kms`.
     let kms: KMSService?
+    /// AWS Secrets Manager (`secretsmanager.`), signed for `secretsmanager`.
+    let secrets: SecretsManagerService?
     /// CloudTrail's `LookupEvents` over the audit trail, signed for `cloudtrail`.
     let cloudTrail: CloudTrailService?
     let authenticator: Authenticator
@@ -25,7 +28,8 @@ public struct ECRHandler: Sendable {
     static let maxBody = 32 * 1024 * 1024
 
     public init(ecr: ECRService, authenticator: Authenticator, ecrPublic: ECRService? = nil, kms: KMSService? = nil,
-                cloudTrail: CloudTrailService? = nil, metrics: BerthMetrics) {
+                secrets: SecretsManagerService? = nil, cloudTrail: CloudTrailService? = nil, metrics: BerthMetrics) {
+        self.secrets = secrets
         self.ecr = ecr
         self.ecrPublic = ecrPublic
         self.kms = kms
@@ -49,6 +53,14 @@ public struct ECRHandler: Sendable {
         var context = context
         let target = request.headers[Self.target] ?? ""
         if let kms, KMSService.handles(target: target) { return try await handleKMS(kms, target, request, context) }
+        if let secrets, SecretsManagerService.handles(target: target) {
+            // Secret values never reach the audit trail: only the operation and its outcome are recorded.
+            return try await handleService(door: .secretsManager, signingName: SecretsManagerService.signingName,
+                                           prefix: SecretsManagerService.targetPrefix, target, request, context) { body, principal in
+                let r = await secrets.handle(target: target, body: body, principal: principal)
+                return (r.status, r.body, r.errorType)
+            }
+        }
         if let cloudTrail, CloudTrailService.handles(target: target) { return try await handleCloudTrail(cloudTrail, target, request, context) }
         let service = ecrPublic.flatMap { target.hasPrefix($0.prefix) ? $0 : nil } ?? ecr
         context.record.set(door: service.flavor == .public ? .ecrPublic : .ecr, operation: "unknown")

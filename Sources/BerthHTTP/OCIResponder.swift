@@ -2,6 +2,7 @@ import BerthAuth
 import BerthCore
 import BerthECR
 import BerthRegistry
+import BerthReplication
 import BerthSupport
 import Foundation
 import HTTPTypes
@@ -19,9 +20,12 @@ public struct OCIHandler: Sendable {
     /// The realm of the `WWW-Authenticate` challenge, e.g. `http://127.0.0.1:5000/`.
     let realm: String
     let metrics: BerthMetrics
+    /// Fills repositories under pull through cache rules from their upstream; nil: no cache.
+    let pullThrough: PullThroughCache?
 
     public init(registry: Registry, defaultRegistryID: String, authenticator: Authenticator, authorizer: any Authorizer,
-                realm: String, metrics: BerthMetrics) {
+                realm: String, metrics: BerthMetrics, pullThrough: PullThroughCache? = nil) {
+        self.pullThrough = pullThrough
         self.registry = registry
         self.defaultRegistryID = defaultRegistryID
         self.authenticator = authenticator
@@ -231,6 +235,15 @@ public struct OCIHandler: Sendable {
         case (.tags(let name), .get):
             return try await tags(key(name), request)
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
+            if let cached = try await cachedManifest(key(name), ref, context) {
+                var headers: HTTPFields = [:]
+                headers[.contentType] = cached.mediaType
+                headers[.contentLength] = String(cached.bytes.count)
+                headers[Self.contentDigest] = cached.digest.description
+                headers[.eTag] = "\"\(cached.digest)\""
+                if method == .head { return Response(status: .ok, headers: headers) }
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: makeBuffer(cached.bytes)))
+            }
             return try await getManifest(key(name), ref, accept: request.headers[values: .accept], head: method == .head,
                                          principal: context.identity.principal)
         case (.manifest(let name, let ref), .put):
@@ -239,6 +252,9 @@ public struct OCIHandler: Sendable {
             try await registry.deleteManifest(key(name), reference: try await readReference(key(name), ref))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
+            if let response = try await cachedBlob(key(name), try Digest(parsing: d), request, head: method == .head, context) {
+                return response
+            }
             return try await getBlob(key(name), try Digest(parsing: d), request, head: method == .head,
                                      sendFiles: context.canSendFiles)
         case (.blob(let name, let d), .delete):
@@ -275,6 +291,49 @@ public struct OCIHandler: Sendable {
         default:
             throw BerthError.unsupported("\(method) is not supported on \(request.uri.path)")
         }
+    }
+
+    // MARK: pull through cache
+
+    /// What importing from the upstream needs besides the pull: `ecr:BatchImportUpstreamImage` on the
+    /// repository, and `ecr:CreateRepository` when the repository does not exist yet (as ECR asks).
+    func authorizeImport(_ key: RepositoryKey, _ context: BerthRequestContext) async throws {
+        guard let principal = context.identity.principal else { throw BerthError.unauthorized("authentication required") }
+        let arn = ResourceARN.repository(region: authenticator.region, account: key.registryID, name: key.name)
+        try await authorizer.authorize(principal, action: "ecr:BatchImportUpstreamImage", resource: arn)
+        if try await registry.findRepository(key) == nil {
+            try await authorizer.authorize(principal, action: "ecr:CreateRepository", resource: arn)
+        }
+    }
+
+    /// A manifest of a repository under a pull through cache rule that is to be served from the upstream
+    /// (or from memory until stored); nil: serve what is stored.
+    func cachedManifest(_ key: RepositoryKey, _ ref: String, _ context: BerthRequestContext) async throws -> CachedManifest? {
+        guard let pullThrough, let reference = try? Reference(parsing: ref), let rule = try await pullThrough.rule(for: key) else { return nil }
+        return try await pullThrough.manifest(key, reference, rule: rule) { try await authorizeImport(key, context) }
+    }
+
+    /// A blob of a repository under a pull through cache rule that is missing: streamed from the upstream
+    /// while it is stored. A HEAD or a range request waits until it is stored, then is served from storage.
+    func cachedBlob(_ key: RepositoryKey, _ digest: Digest, _ request: Request, head: Bool,
+                    _ context: BerthRequestContext) async throws -> Response? {
+        guard let pullThrough, let rule = try await pullThrough.rule(for: key),
+              let upstream = try await pullThrough.blob(key, digest, rule: rule, authorizeImport: { try await authorizeImport(key, context) })
+        else { return nil }
+        if head || request.headers[Self.range] != nil {
+            try await upstream.run { _ in }
+            return nil
+        }
+        var headers: HTTPFields = [:]
+        headers[Self.contentDigest] = digest.description
+        headers[.eTag] = "\"\(digest)\""
+        headers[.contentType] = "application/octet-stream"
+        if let size = upstream.size { headers[.contentLength] = String(size) }
+        let body = ResponseBody(contentLength: upstream.size.map { Int($0) }) { writer in
+            try await upstream.run { buf in try await writer.write(buf) }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
     }
 
     /// A chunk's `Content-Range` (`start-end`, optionally `bytes ` or `bytes=`), nil when absent or empty.

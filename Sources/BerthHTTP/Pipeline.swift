@@ -7,7 +7,7 @@ import Synchronization
 
 /// The door a request went through, as the access log and the metrics name it.
 public enum Door: UInt8, Sendable, CaseIterable {
-    case oci, ecr, ecrPublic, iam, sts, kms, cloudTrail, gallery, health, metrics, none
+    case oci, ecr, ecrPublic, iam, sts, kms, cloudTrail, secretsManager, gallery, health, metrics, none
 
     public var label: String {
         switch self {
@@ -18,6 +18,7 @@ public enum Door: UInt8, Sendable, CaseIterable {
         case .sts: "sts"
         case .kms: "kms"
         case .cloudTrail: "cloudtrail"
+        case .secretsManager: "secretsmanager"
         case .gallery: "gallery"
         case .health: "health"
         case .metrics: "metrics"
@@ -26,7 +27,7 @@ public enum Door: UInt8, Sendable, CaseIterable {
     }
 
     /// The AWS protocols answer with `x-amzn-RequestId` as well as `X-Request-Id`.
-    var isAWS: Bool { self == .ecr || self == .ecrPublic || self == .iam || self == .sts || self == .kms || self == .cloudTrail }
+    var isAWS: Bool { self == .ecr || self == .ecrPublic || self == .iam || self == .sts || self == .kms || self == .cloudTrail || self == .secretsManager }
 }
 
 /// What the doors learn about a request for the middleware around them: the door and the operation.

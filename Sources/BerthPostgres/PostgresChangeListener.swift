@@ -42,9 +42,16 @@ final class PostgresChangeListener: Sendable {
         try await c.execute("SELECT pg_notify('\(Self.channel)', current_schema() || ' ' || $1)", [.text("\(node) \(change.payload)")])
     }
 
-    /// Starts listening once `ready` (the migration) has succeeded.
+    /// Starts listening once `ready` (the migration) has succeeded; does nothing if already started.
     func start(client: PostgresClient, ready: Task<Void, any Error>) {
-        let t = Task { [weak self] in
+        task.withLock { current in
+            guard current == nil else { return }
+            current = listen(client: client, ready: ready)
+        }
+    }
+
+    private func listen(client: PostgresClient, ready: Task<Void, any Error>) -> Task<Void, Never> {
+        Task { [weak self] in
             guard (try? await ready.value) != nil else { return }
             while !Task.isCancelled {
                 do {
@@ -67,7 +74,6 @@ final class PostgresChangeListener: Sendable {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        task.withLock { $0 = t }
     }
 
     func stop() { task.withLock { $0?.cancel() } }

@@ -137,6 +137,17 @@ extension PostgresMetadataStore {
         UsageFigures(images: try row.int(i), storedBytes: try row.int(i + 1), uniqueBytes: try row.int(i + 2), sharedBytes: try row.int(i + 3))
     }
 
+    public func distinctBlobUsage(of repositories: [RepositoryKey]) async throws -> (blobs: Int64, bytes: Int64) {
+        guard !repositories.isEmpty else { return (0, 0) }
+        return try await read { c in
+            try await c.query("""
+                SELECT count(*), coalesce(sum(size), 0)::bigint FROM blobs WHERE digest IN (
+                    SELECT l.digest FROM repositories r JOIN repository_blobs l ON l.repo_id = r.id
+                    WHERE r.registry_id || ' ' || r.name = ANY($1::text[]))
+                """, [.texts(repositories.map { "\($0.registryID) \($0.name)" })]) { (blobs: try $0.int(0), bytes: try $0.int(1)) }.first ?? (0, 0)
+        }
+    }
+
     public func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage {
         try await read { c in
             var usage = StorageUsage()

@@ -3,7 +3,7 @@ import BerthStorage
 import Foundation
 
 extension PostgresMetadataStore {
-    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
+    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?, events: [OutboxEvent]) async throws -> Bool {
         let findings = try JSONEncoder().encode(scan.findings)
         return try await transaction { c in
             guard let id = try await Self.repoID(c, scan.repository) else { return false }
@@ -26,6 +26,7 @@ extension PostgresMetadataStore {
                       .text(scan.trigger), .real(scan.requestedAt), .optional(scan.startedAt),
                       .optional(scan.completedAt), .optional(scan.manualRequestedAt),
                       .optional(scan.vulnerabilitySourceUpdatedAt), .blob([UInt8](findings))])
+            try await Self.insertEvents(c, events)
             return true
         }
     }

@@ -60,11 +60,14 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             }
         }
         self.migration = migration
-        changes.start(client: client, ready: migration)
     }
 
+    /// Starts listening for other nodes' changes (one connection of the pool, for good) on the first call:
+    /// a server's registry observes at start, so its authorization and registry caches follow other
+    /// nodes; a store nobody observes (a test, a one-off command) takes no connection for it.
     public func observeRemoteChanges(_ observer: @escaping @Sendable (StoreChange) -> Void) {
         changes.observe(observer)
+        changes.start(client: client, ready: migration)
     }
 
     deinit {
@@ -373,6 +376,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                     ON CONFLICT(repo_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
                     """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
             }
+            try await Self.insertEvents(c, put.events)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }
@@ -443,10 +447,12 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                           [.integer(id), .text(digest.description)]) { Digest.parse(try $0.text(0)) }.compactMap { $0 }
     }
 
-    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey,
+                            events: ImageDeletionEvents?) async throws -> ImageDeletion {
         try await transaction { c in
             let deletion = try await Self.deleteImage(c, target, repository)
             if case .deleted(_, true) = deletion { try await changes.notify(c, .repository(repository)) }
+            if case .deleted = deletion, let events { try await Self.insertEvents(c, events(deletion)) }
             return deletion
         }
     }
@@ -476,11 +482,15 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
+    public func deleteTag(_ tag: String, in repository: RepositoryKey, events: TagDeletionEvents?) async throws -> Bool {
         try await transaction { c in
-            try await c.execute("""
+            let deleted = try await c.query("""
                 DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
-                """, [.text(tag)] + Self.repoValues(repository)) == 1
+                RETURNING digest
+                """, [.text(tag)] + Self.repoValues(repository)) { Digest.parse(try $0.text(0)) }
+            guard let first = deleted.first else { return false }
+            if let events, let digest = first { try await Self.insertEvents(c, events(digest)) }
+            return true
         }
     }
 
@@ -603,7 +613,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
+                                        at: Double, activating: Bool, events: [OutboxEvent]) async throws -> ImageStorageClassChange {
         try await transaction { c in
             let d = PGValue.text(digest.description)
             guard let id = try await Self.repoID(c, repository),
@@ -625,6 +635,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 // ECR: scan results from before the archive are not available after a restore.
                 try await c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
                 try await changes.notify(c, .repository(repository))
+                try await Self.insertEvents(c, events)
                 return .updated(.archived, changed: true)
             case .standard:
                 if status == .active { return .updated(.active, changed: false) }
@@ -638,19 +649,24 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 try await c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                     [.real(at), .integer(id), d])
                 try await changes.notify(c, .repository(repository))
+                try await Self.insertEvents(c, events)
                 return .updated(.active, changed: true)
             }
         }
     }
 
-    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double,
+                                 events: [OutboxEvent]) async throws -> Bool {
         try await transaction { c in
             let done = try await c.execute("""
                 UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ?
                 WHERE repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?) AND digest = ?
                 AND image_status = 'ACTIVATING'
                 """, [.real(at)] + Self.repoValues(repository) + [.text(digest.description)]) == 1
-            if done { try await changes.notify(c, .repository(repository)) }
+            if done {
+                try await changes.notify(c, .repository(repository))
+                try await Self.insertEvents(c, events)
+            }
             return done
         }
     }

@@ -49,7 +49,30 @@ extension PostgresMetadataStore {
             CREATE TABLE blob_tombstones(digest btext PRIMARY KEY, removed_at DOUBLE PRECISION NOT NULL);
             CREATE INDEX blob_tombstones_removed ON blob_tombstones(removed_at);
             """ + lifecyclePreviewsSchema),
+        PostgresSchemaMigration(version: 7, name: "event outbox and deliveries", sql: eventOutboxSchema),
+        PostgresSchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: """
+            CREATE TABLE pull_through_cache_rules(
+                registry_id btext NOT NULL, prefix btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(registry_id, prefix));
+            CREATE TABLE secrets(
+                account_id btext NOT NULL, name btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(account_id, name));
+            """),
     ]
+
+    /// The transactional outbox of events (SQLite's `eventOutboxSchema`, in PostgreSQL's types).
+    static let eventOutboxSchema = """
+        CREATE TABLE event_outbox(
+            seq BIGSERIAL PRIMARY KEY, event_id btext NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL,
+            detail_type TEXT NOT NULL, account_id btext NOT NULL, body TEXT NOT NULL, routed INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX event_outbox_unrouted ON event_outbox(seq) WHERE routed = 0;
+        CREATE INDEX event_outbox_created ON event_outbox(created_at);
+        CREATE TABLE event_deliveries(
+            event_seq BIGINT NOT NULL REFERENCES event_outbox(seq) ON DELETE CASCADE, target btext NOT NULL,
+            state btext NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
+            claimed_until DOUBLE PRECISION, last_attempt_at DOUBLE PRECISION, last_error TEXT, delivered_at DOUBLE PRECISION,
+            PRIMARY KEY(event_seq, target));
+        CREATE INDEX event_deliveries_due ON event_deliveries(next_attempt_at) WHERE state = 'pending';
+        CREATE INDEX event_deliveries_state ON event_deliveries(state, event_seq);
+        """
 
     static let baselineSchema = """
         CREATE DOMAIN btext AS TEXT COLLATE "C";

@@ -25,7 +25,14 @@ extension Registry {
                                         at: Double) async throws -> ImageStatus {
         manifestCache.remove(repository, digest)
         let activating = target == .standard ? try await hasArchivedBytes(digest, in: repository) : false
-        let change = try await metadata.updateImageStorageClass(digest, in: repository, to: target, at: at, activating: activating)
+        // ECR's UPDATE_STORAGE_CLASS event, written when the image becomes ARCHIVED or ACTIVE (a restore
+        // through ACTIVATING writes its event when `finishActivation` completes it).
+        var outbox: [OutboxEvent] = []
+        if let eventSource, let record = try await metadata.manifest(digest, in: repository) {
+            outbox = eventSource.storageClassChanged(repository, record, to: target, time: at)
+        }
+        let change = try await metadata.updateImageStorageClass(digest, in: repository, to: target, at: at, activating: activating,
+                                                                events: outbox)
         // Again after the write: a read that raced with it must not leave the old status cached.
         manifestCache.remove(repository, digest)
         switch change {
@@ -100,7 +107,12 @@ extension Registry {
                     continue
                 }
                 manifestCache.remove(image.repository, image.digest)
-                if try await metadata.finishActivation(image.digest, in: image.repository, at: clock.now()) {
+                let now = clock.now()
+                var outbox: [OutboxEvent] = []
+                if let eventSource, let record = try await metadata.manifest(image.digest, in: image.repository) {
+                    outbox = eventSource.storageClassChanged(image.repository, record, to: .standard, time: now)
+                }
+                if try await metadata.finishActivation(image.digest, in: image.repository, at: now, events: outbox) {
                     manifestCache.remove(image.repository, image.digest)
                     events.publish(.imageRestored(repository: image.repository, digest: image.digest))
                     done += 1

@@ -287,4 +287,37 @@ extension Registry {
     public func storageUsage(account: String? = nil, repositories: Bool = true) async throws -> StorageUsage {
         try await metadata.storageUsage(account: account, repositories: repositories)
     }
+
+    /// Usage by encryption key, for all accounts or one: the repositories' figures summed per key, and the
+    /// blobs they link counted once per key (a blob two keys protect counts under each).
+    public func storageUsageByKey(account: String? = nil, usage known: StorageUsage? = nil) async throws -> [KeyUsage] {
+        let usage: StorageUsage
+        if let known { usage = known } else { usage = try await storageUsage(account: account, repositories: true) }
+        var byKey: [String: (usage: KeyUsage, repositories: [RepositoryKey])] = [:]
+        for registryID in Set(usage.repositories.keys.map(\.registryID)).sorted() {
+            var after: String? = nil
+            while true {
+                let page = try await metadata.repositoryRecords(in: registryID, after: after, limit: 500)
+                guard let last = page.last else { break }
+                after = last.key.name
+                for record in page {
+                    let key = record.settings.encryptionType == "KMS" ? (record.settings.kmsKey ?? "alias/aws/ecr") : "AES256"
+                    let figures = usage.repositories[record.key] ?? UsageFigures()
+                    var entry = byKey[key] ?? (KeyUsage(key: key), [])
+                    entry.usage.repositories += 1
+                    entry.usage.images += figures.images
+                    entry.usage.storedBytes += figures.storedBytes
+                    entry.repositories.append(record.key)
+                    byKey[key] = entry
+                }
+            }
+        }
+        var out: [KeyUsage] = []
+        for (_, entry) in byKey.sorted(by: { $0.key < $1.key }) {
+            var u = entry.usage
+            (u.blobs, u.bytes) = try await metadata.distinctBlobUsage(of: entry.repositories)
+            out.append(u)
+        }
+        return out
+    }
 }

@@ -54,9 +54,11 @@ extension Registry {
             digest: digest, mediaType: parsed.mediaType, artifactType: parsed.effectiveArtifactType, bytes: bytes,
             subject: subject, annotationsJSON: annotations, pushedAt: clock.now(),
             imageSize: try await imageSize(of: parsed, in: name))
+        let outbox = eventSource?.imagePushed(name, digest: digest, tag: tag, manifestMediaType: parsed.mediaType,
+                                              artifactMediaType: parsed.config?.mediaType, time: record.pushedAt) ?? []
         let result = try await metadata.putManifest(
             ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag,
-                        imageChecks: imageChecks),
+                        imageChecks: imageChecks, events: outbox),
             in: name)
         // Pushing an archived image again restored it: the cached record still says archived.
         if result.restored {
@@ -118,7 +120,15 @@ extension Registry {
     public func deleteManifest(_ name: RepositoryKey, reference: Reference) async throws {
         switch reference {
         case .tag(let t):
-            guard try await metadata.deleteTag(t.value, in: name) else {
+            let now = clock.now()
+            var outbox: TagDeletionEvents? = nil
+            if let source = eventSource {
+                let tag = t.value
+                outbox = { @Sendable (digest: Digest) -> [OutboxEvent] in
+                    source.imageDeleted(name, digest: digest, tags: [tag], time: now)
+                }
+            }
+            guard try await metadata.deleteTag(t.value, in: name, events: outbox) else {
                 try await requireRepository(name)
                 throw BerthError.manifestUnknown(t.value)
             }
@@ -145,7 +155,15 @@ extension Registry {
         case .digest(let d), .tag(_, of: let d): digest = d
         }
         manifestCache.remove(name, digest)
-        let outcome = try await metadata.deleteImage(target, in: name)
+        let now = clock.now()
+        var outbox: ImageDeletionEvents? = nil
+        if let source = eventSource {
+            outbox = { @Sendable (outcome: ImageDeletion) -> [OutboxEvent] in
+                guard case .deleted(let tags, _) = outcome else { return [] }
+                return source.imageDeleted(name, digest: digest, tags: tags, time: now)
+            }
+        }
+        let outcome = try await metadata.deleteImage(target, in: name, events: outbox)
         manifestCache.remove(name, digest)
         if case .deleted(let tags, let imageDeleted) = outcome {
             if case .tag = target { for t in tags { events.publish(.tagDeleted(repository: name, tag: t)) } }

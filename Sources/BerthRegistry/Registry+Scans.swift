@@ -65,7 +65,12 @@ extension Registry {
     /// never overwritten by an older run). False otherwise.
     @discardableResult
     public func recordScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
-        try await metadata.putScan(scan, ifState: expected)
+        var outbox: [OutboxEvent] = []
+        if let eventSource, scan.state.isFinal {
+            let tags = try await metadata.image(scan.digest, in: scan.repository)?.tags ?? []
+            outbox = eventSource.imageScanned(scan, tags: tags, time: scan.completedAt ?? clock.now())
+        }
+        return try await metadata.putScan(scan, ifState: expected, events: outbox)
     }
 
     /// The queue: scans not yet finished, oldest request first, without findings.

@@ -42,6 +42,9 @@ public final class Registry: Sendable {
     let sealer: BlobSealer?
     public let settings: RegistrySettings
     public let events: RegistryEventBus
+    /// Makes the EventBridge-shaped events written to the metadata store's outbox with each change
+    /// (docs/events.md); nil: no event is written (no delivery target is configured).
+    let eventSource: ECREventSource?
     public let clock: any WallClock
     let logger: Logger
     let manifestCache: ManifestCache
@@ -71,7 +74,9 @@ public final class Registry: Sendable {
     ///   - encryptBlobs: seal the blobs of `AES256` repositories too (KMS repositories' always are).
     public init(blobs: any BlobStore, metadata: any MetadataStore, settings: RegistrySettings = .init(),
                 events: RegistryEventBus = .init(), clock: any WallClock = SystemWallClock(),
-                logger: Logger = Logger(label: "berth.registry"), keyring: (any BlobKeyring)? = nil, encryptBlobs: Bool = true) {
+                logger: Logger = Logger(label: "berth.registry"), keyring: (any BlobKeyring)? = nil, encryptBlobs: Bool = true,
+                eventSource: ECREventSource? = nil) {
+        self.eventSource = eventSource
         self.blobs = blobs
         self.metadata = metadata
         self.sealer = keyring.map { BlobSealer(inner: blobs, keyring: $0, sealsAES256: encryptBlobs, clock: clock) }

@@ -1,6 +1,7 @@
 import BerthCore
 import BerthRegistry
 import BerthScanEngine
+import BerthSupport
 import Foundation
 import Logging
 import NIOCore

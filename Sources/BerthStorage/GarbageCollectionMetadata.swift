@@ -90,4 +90,7 @@ public protocol GarbageCollectionMetadata: Sendable {
     func existingUploads(_ ids: [String]) async throws -> Set<String>
     /// Storage usage, for all accounts or one; repositories included when `repositories`.
     func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage
+    /// The blobs linked to any of `repositories`, each counted once: how many, and their bytes (the bytes
+    /// an encryption key protects, `Registry.storageUsageByKey`).
+    func distinctBlobUsage(of repositories: [RepositoryKey]) async throws -> (blobs: Int64, bytes: Int64)
 }

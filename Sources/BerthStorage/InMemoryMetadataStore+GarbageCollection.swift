@@ -139,6 +139,13 @@ extension InMemoryMetadataStore {
         state.withLock { s in Set(ids.filter { s.uploads[$0] != nil }) }
     }
 
+    public func distinctBlobUsage(of repositories: [RepositoryKey]) async throws -> (blobs: Int64, bytes: Int64) {
+        state.withLock { s in
+            let digests = Set(repositories.flatMap { s.repos[$0]?.blobs ?? [] })
+            return (Int64(digests.count), digests.reduce(0) { $0 + (s.blobs[$1] ?? 0) })
+        }
+    }
+
     public func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage {
         state.withLock { s in
             var usage = StorageUsage()

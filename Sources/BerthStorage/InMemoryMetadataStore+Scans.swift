@@ -1,12 +1,13 @@
 import BerthCore
 
 extension InMemoryMetadataStore {
-    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
+    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?, events: [OutboxEvent]) async throws -> Bool {
         state.withLock { s in
             guard var r = s.repos[scan.repository], r.manifests[scan.digest] != nil else { return false }
             if let expected, r.scans[scan.digest]?.state != expected { return false }
             r.scans[scan.digest] = scan
             s.repos[scan.repository] = r
+            s.outbox.append(events)
             return true
         }
     }

@@ -34,12 +34,16 @@ public final class InMemoryMetadataStore: MetadataStore {
         var accountSettings: [String: String] = [:]
         /// Pull time update exclusions by account, then principal ARN.
         var pullTimeExclusions: [String: [String: PullTimeExclusion]] = [:]
+        /// The event outbox (InMemoryMetadataStore+Events.swift), under the same lock as the changes it reports.
+        var outbox = OutboxState()
     }
     let state = Mutex(State())
     /// IAM entities (InMemoryMetadataStore+IAM.swift).
     let iam = Mutex(IAMState())
     /// KMS keys, material and aliases (InMemoryMetadataStore+KMS.swift).
     let kms = Mutex(KMSState())
+    /// Pull through cache rules and secrets (InMemoryMetadataStore+PullThrough.swift).
+    let pullThrough = Mutex(PullThroughState())
     public let authorizationGeneration = AuthorizationGeneration()
 
     private let leases = ProcessLeaseTable()
@@ -179,6 +183,7 @@ public final class InMemoryMetadataStore: MetadataStore {
                 if previous == d { previous = nil }
             }
             s.repos[repository] = repo
+            s.outbox.append(put.events)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }
@@ -230,31 +235,42 @@ public final class InMemoryMetadataStore: MetadataStore {
         if !missing.isEmpty { throw ImagePutRefusal.layersNotFound(missing) }
     }
 
-    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey,
+                            events: ImageDeletionEvents?) async throws -> ImageDeletion {
         state.withLock { s in
-            guard var r = s.repos[repository] else { return .notFound }
-            defer { s.repos[repository] = r }
-            switch target {
-            case .digest(let digest):
-                guard r.manifests[digest] != nil else { return .notFound }
-                let parents = Self.referencing(r, digest)
-                guard parents.isEmpty else { return .referenced(by: parents) }
-                let tags = r.tags.filter { $0.value == digest }.map(\.key).sorted()
-                _ = Self.removeManifest(&r, digest)
-                return .deleted(tags: tags, imageDeleted: true)
-            case .tag(let tag, let digest):
-                guard r.tags[tag] == digest else { return .notFound }
-                r.tags[tag] = nil
-                guard !r.tags.values.contains(digest), Self.referencing(r, digest).isEmpty else {
-                    return .deleted(tags: [tag], imageDeleted: false)
-                }
-                return .deleted(tags: [tag], imageDeleted: Self.removeManifest(&r, digest))
-            }
+            let outcome = Self.deleteImage(&s, target, in: repository)
+            if case .deleted = outcome, let events { s.outbox.append(events(outcome)) }
+            return outcome
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
-        state.withLock { s in s.repos[repository]?.tags.removeValue(forKey: tag) != nil }
+    static func deleteImage(_ s: inout State, _ target: ImageDeletionTarget, in repository: RepositoryKey) -> ImageDeletion {
+        guard var r = s.repos[repository] else { return .notFound }
+        defer { s.repos[repository] = r }
+        switch target {
+        case .digest(let digest):
+            guard r.manifests[digest] != nil else { return .notFound }
+            let parents = Self.referencing(r, digest)
+            guard parents.isEmpty else { return .referenced(by: parents) }
+            let tags = r.tags.filter { $0.value == digest }.map(\.key).sorted()
+            _ = Self.removeManifest(&r, digest)
+            return .deleted(tags: tags, imageDeleted: true)
+        case .tag(let tag, let digest):
+            guard r.tags[tag] == digest else { return .notFound }
+            r.tags[tag] = nil
+            guard !r.tags.values.contains(digest), Self.referencing(r, digest).isEmpty else {
+                return .deleted(tags: [tag], imageDeleted: false)
+            }
+            return .deleted(tags: [tag], imageDeleted: Self.removeManifest(&r, digest))
+        }
+    }
+
+    public func deleteTag(_ tag: String, in repository: RepositoryKey, events: TagDeletionEvents?) async throws -> Bool {
+        state.withLock { s in
+            guard let digest = s.repos[repository]?.tags.removeValue(forKey: tag) else { return false }
+            if let events { s.outbox.append(events(digest)) }
+            return true
+        }
     }
 
     public func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary] {
@@ -326,7 +342,7 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
+                                        at: Double, activating: Bool, events: [OutboxEvent]) async throws -> ImageStorageClassChange {
         state.withLock { s in
             guard var r = s.repos[repository], let m = r.manifests[digest] else { return .notFound }
             defer { s.repos[repository] = r }
@@ -341,6 +357,7 @@ public final class InMemoryMetadataStore: MetadataStore {
                 r.manifests[digest]?.status = .archived
                 r.archivedAt[digest] = at
                 r.scans[digest] = nil  // ECR: earlier scan results are not available after a restore
+                s.outbox.append(events)
                 return .updated(.archived, changed: true)
             case .standard:
                 if m.status == .active { return .updated(.active, changed: false) }
@@ -351,16 +368,19 @@ public final class InMemoryMetadataStore: MetadataStore {
                 }
                 r.manifests[digest]?.status = .active
                 r.activatedAt[digest] = at
+                s.outbox.append(events)
                 return .updated(.active, changed: true)
             }
         }
     }
 
-    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double,
+                                 events: [OutboxEvent]) async throws -> Bool {
         state.withLock { s in
             guard s.repos[repository]?.manifests[digest]?.status == .activating else { return false }
             s.repos[repository]?.manifests[digest]?.status = .active
             s.repos[repository]?.activatedAt[digest] = at
+            s.outbox.append(events)
             return true
         }
     }

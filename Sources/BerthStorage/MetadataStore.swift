@@ -14,13 +14,17 @@ public struct ManifestPut: Sendable {
     /// names it, `.referencedImagesNotFound` for the first missing child manifest, `.layersNotFound` for
     /// every blob not linked to the repository.
     public var imageChecks: Bool
+    /// Events written to the outbox in the put's transaction when it succeeds (`EventOutboxMetadata`).
+    public var events: [OutboxEvent]
 
-    public init(record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?, imageChecks: Bool = false) {
+    public init(record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?, imageChecks: Bool = false,
+                events: [OutboxEvent] = []) {
         self.record = record
         self.blobs = blobs
         self.manifests = manifests
         self.tag = tag
         self.imageChecks = imageChecks
+        self.events = events
     }
 }
 
@@ -101,13 +105,16 @@ public protocol ManifestMetadata: Sendable {
     func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest?
     /// Tags in lexical order after `last`, up to `limit + 1` rows.
     func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String]
-    /// Deletes one tag; false when it did not exist.
-    func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool
+    /// Deletes one tag; false when it did not exist. `events`, given the digest the tag named, are written
+    /// to the outbox in the same transaction.
+    func deleteTag(_ tag: String, in repository: RepositoryKey, events: TagDeletionEvents?) async throws -> Bool
     /// Deletes an image in one transaction, by the rules both doors share (see `ImageDeletion`):
     /// `.digest`: the manifest with all its tags, unless a manifest of the repository references it
     /// (`.referenced`); `.tag(t, of: d)`: the tag if it still names `d`, and the image too when that
     /// was its last tag.
-    func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion
+    /// `events`, given a `.deleted` outcome, are written to the outbox in the same transaction.
+    func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey,
+                     events: ImageDeletionEvents?) async throws -> ImageDeletion
     /// Manifests whose `subject` is `digest`, ordered by digest.
     func referrers(of digest: Digest, in repository: RepositoryKey) async throws -> [ManifestSummary]
 }
@@ -137,11 +144,13 @@ public protocol ImageMetadata: Sendable {
     /// ACTIVATING (its bytes are coming back from an archive tier; `finishActivation` completes it, and an
     /// ACTIVATING one is unchanged); without, ARCHIVED or ACTIVATING becomes ACTIVE at once, with
     /// `lastActivatedAt` = `at`. Unchanged: `changed: false`.
+    /// `events` are written to the outbox in the same transaction when the image became ARCHIVED or ACTIVE
+    /// (not ACTIVATING: `finishActivation` writes the restore's).
     func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                 at: Double, activating: Bool) async throws -> ImageStorageClassChange
-    /// ACTIVATING → ACTIVE, with `lastActivatedAt` = `at`; false when the image is not ACTIVATING (archived
-    /// again, deleted, or already done).
-    func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool
+                                 at: Double, activating: Bool, events: [OutboxEvent]) async throws -> ImageStorageClassChange
+    /// ACTIVATING → ACTIVE, with `lastActivatedAt` = `at`, and `events` written in the same transaction;
+    /// false when the image is not ACTIVATING (archived again, deleted, or already done).
+    func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double, events: [OutboxEvent]) async throws -> Bool
     /// Images in ACTIVATING (a restore to finish), at most `limit`, by repository and digest after `after`.
     func activatingImages(after: ImageRef?, limit: Int) async throws -> [ImageRef]
     /// Those of `digests` (blobs) whose bytes only archived images use, so they may move to an archive
@@ -185,8 +194,9 @@ public protocol AccountMetadata: AuthorizationChangeTracking {
 public protocol ScanMetadata: Sendable {
     /// Stores a scan (replacing the image's previous one) if the image exists and, when `expected` is
     /// given, its current scan is in that state. Returns false otherwise.
+    /// `events` are written to the outbox in the same transaction when the scan is stored.
     @discardableResult
-    func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool
+    func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?, events: [OutboxEvent]) async throws -> Bool
     func scan(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageScanRecord?
     /// The scans (with findings) of those of `digests` that have one, by digest (one query where the
     /// store can: DescribeImages must not cost a round trip per image).
@@ -197,13 +207,44 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
-    & WorkLeases & GalleryMetadata
+    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata
+
+extension ManifestMetadata {
+    /// Deletes one tag, with no event.
+    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
+        try await deleteTag(tag, in: repository, events: nil)
+    }
+
+    /// Deletes an image, with no event.
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+        try await deleteImage(target, in: repository, events: nil)
+    }
+}
 
 extension ImageMetadata {
-    /// `updateImageStorageClass` that completes a restore at once (no archive tier to bring bytes back from).
+    /// `updateImageStorageClass` that completes a restore at once (no archive tier to bring bytes back from), with no event.
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
                                         at: Double) async throws -> ImageStorageClassChange {
-        try await updateImageStorageClass(digest, in: repository, to: target, at: at, activating: false)
+        try await updateImageStorageClass(digest, in: repository, to: target, at: at, activating: false, events: [])
+    }
+
+    /// `updateImageStorageClass` with no event.
+    public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
+                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
+        try await updateImageStorageClass(digest, in: repository, to: target, at: at, activating: activating, events: [])
+    }
+
+    /// `finishActivation` with no event.
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+        try await finishActivation(digest, in: repository, at: at, events: [])
+    }
+}
+
+extension ScanMetadata {
+    /// Stores a scan, with no event.
+    @discardableResult
+    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
+        try await putScan(scan, ifState: expected, events: [])
     }
 }
 

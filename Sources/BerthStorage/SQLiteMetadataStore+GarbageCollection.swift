@@ -1,4 +1,5 @@
 import BerthCore
+import Foundation
 
 /// Garbage collection and storage accounting on SQLite: the counts come from the triggers of
 /// `garbageCollectionSchema`; these functions read them and run the collector's transactions.
@@ -130,6 +131,20 @@ extension SQLiteMetadataStore {
 
     static func figures(_ row: SQLiteRow, from i: Int32) -> UsageFigures {
         UsageFigures(images: row.int(i), storedBytes: row.int(i + 1), uniqueBytes: row.int(i + 2), sharedBytes: row.int(i + 3))
+    }
+
+    public func distinctBlobUsage(of repositories: [RepositoryKey]) async throws -> (blobs: Int64, bytes: Int64) {
+        guard !repositories.isEmpty else { return (0, 0) }
+        let names = String(decoding: try JSONEncoder().encode(repositories.map { "\($0.registryID) \($0.name)" }), as: UTF8.self)
+        return try await db.read { c in
+            try c.query("""
+                SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE digest IN (
+                    SELECT l.digest FROM json_each(?) j
+                    JOIN repositories r ON r.registry_id = substr(j.value, 1, instr(j.value, ' ') - 1)
+                                       AND r.name = substr(j.value, instr(j.value, ' ') + 1)
+                    JOIN repository_blobs l ON l.repo_id = r.id)
+                """, [.text(names)]) { (blobs: $0.int(0), bytes: $0.int(1)) }.first ?? (0, 0)
+        }
     }
 
     public func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage {

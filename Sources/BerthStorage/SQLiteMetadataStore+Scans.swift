@@ -4,7 +4,7 @@ import Foundation
 extension SQLiteMetadataStore {
     static func optional(_ d: Double?) -> SQLiteValue { d.map { .real($0) } ?? .null }
 
-    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?) async throws -> Bool {
+    public func putScan(_ scan: ImageScanRecord, ifState expected: ImageScanState?, events: [OutboxEvent]) async throws -> Bool {
         let findings = try JSONEncoder().encode(scan.findings)
         return try await db.write { c in
             try c.transaction {
@@ -25,6 +25,7 @@ extension SQLiteMetadataStore {
                           .text(scan.trigger), .real(scan.requestedAt), Self.optional(scan.startedAt),
                           Self.optional(scan.completedAt), Self.optional(scan.manualRequestedAt),
                           Self.optional(scan.vulnerabilitySourceUpdatedAt), .blob([UInt8](findings))])
+                try Self.insertEvents(c, events)
                 return true
             }
         }

@@ -257,6 +257,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                         previous = nil
                     }
                 }
+                try Self.insertEvents(c, put.events)
                 return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
             }
         }
@@ -342,42 +343,56 @@ public final class SQLiteMetadataStore: MetadataStore {
                     [.integer(id), .text(digest.description)]) { Digest.parse($0.text(0)) }.compactMap { $0 }
     }
 
-    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey) async throws -> ImageDeletion {
+    public func deleteImage(_ target: ImageDeletionTarget, in repository: RepositoryKey,
+                            events: ImageDeletionEvents?) async throws -> ImageDeletion {
         try await db.write { c in
             try c.transaction {
-                guard let id = try Self.repoID(c, repository) else { return .notFound }
-                switch target {
-                case .digest(let digest):
-                    let tags = try c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag",
-                                           [.integer(id), .text(digest.description)]) { $0.text(0) }
-                    let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
-                                             [.integer(id), .text(digest.description)]) { _ in true }
-                    guard !exists.isEmpty else { return .notFound }
-                    let parents = try Self.referencingManifests(c, digest, repo: id)
-                    guard parents.isEmpty else { return .referenced(by: parents) }
-                    _ = try Self.deleteManifestRows(c, digest, repo: id)
-                    return .deleted(tags: tags, imageDeleted: true)
-                case .tag(let tag, let digest):
-                    let untagged = try c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
-                                                 [.integer(id), .text(tag), .text(digest.description)])
-                    guard untagged == 1 else { return .notFound }
-                    let others = try c.query("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ? LIMIT 1",
-                                             [.integer(id), .text(digest.description)]) { _ in true }
-                    // The last tag takes the image with it, unless an index still lists the image.
-                    guard others.isEmpty, try Self.referencingManifests(c, digest, repo: id).isEmpty else {
-                        return .deleted(tags: [tag], imageDeleted: false)
-                    }
-                    return .deleted(tags: [tag], imageDeleted: try Self.deleteManifestRows(c, digest, repo: id))
-                }
+                let outcome = try Self.deleteImageRows(c, target, in: repository)
+                if case .deleted = outcome, let events { try Self.insertEvents(c, events(outcome)) }
+                return outcome
             }
         }
     }
 
-    public func deleteTag(_ tag: String, in repository: RepositoryKey) async throws -> Bool {
+    /// `deleteImage`'s rows, inside its transaction.
+    static func deleteImageRows(_ c: SQLiteConnection, _ target: ImageDeletionTarget, in repository: RepositoryKey) throws -> ImageDeletion {
+        guard let id = try Self.repoID(c, repository) else { return .notFound }
+        switch target {
+        case .digest(let digest):
+            let tags = try c.query("SELECT tag FROM tags WHERE repo_id = ? AND digest = ? ORDER BY tag",
+                                   [.integer(id), .text(digest.description)]) { $0.text(0) }
+            let exists = try c.query("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+                                     [.integer(id), .text(digest.description)]) { _ in true }
+            guard !exists.isEmpty else { return .notFound }
+            let parents = try Self.referencingManifests(c, digest, repo: id)
+            guard parents.isEmpty else { return .referenced(by: parents) }
+            _ = try Self.deleteManifestRows(c, digest, repo: id)
+            return .deleted(tags: tags, imageDeleted: true)
+        case .tag(let tag, let digest):
+            let untagged = try c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ? AND digest = ?",
+                                         [.integer(id), .text(tag), .text(digest.description)])
+            guard untagged == 1 else { return .notFound }
+            let others = try c.query("SELECT 1 FROM tags WHERE repo_id = ? AND digest = ? LIMIT 1",
+                                     [.integer(id), .text(digest.description)]) { _ in true }
+            // The last tag takes the image with it, unless an index still lists the image.
+            guard others.isEmpty, try Self.referencingManifests(c, digest, repo: id).isEmpty else {
+                return .deleted(tags: [tag], imageDeleted: false)
+            }
+            return .deleted(tags: [tag], imageDeleted: try Self.deleteManifestRows(c, digest, repo: id))
+        }
+    }
+
+    public func deleteTag(_ tag: String, in repository: RepositoryKey, events: TagDeletionEvents?) async throws -> Bool {
         try await db.write { c in
-            try c.execute("""
-                DELETE FROM tags WHERE tag = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
-                """, [.text(tag), .text(repository.registryID), .text(repository.name)]) == 1
+            try c.transaction {
+                guard let id = try Self.repoID(c, repository),
+                      let digest = try c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?", [.integer(id), .text(tag)],
+                                               row: { Digest.parse($0.text(0)) }).first ?? nil
+                else { return false }
+                guard try c.execute("DELETE FROM tags WHERE repo_id = ? AND tag = ?", [.integer(id), .text(tag)]) == 1 else { return false }
+                if let events { try Self.insertEvents(c, events(digest)) }
+                return true
+            }
         }
     }
 
@@ -504,7 +519,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func updateImageStorageClass(_ digest: Digest, in repository: RepositoryKey, to target: ImageStorageClass,
-                                        at: Double, activating: Bool) async throws -> ImageStorageClassChange {
+                                        at: Double, activating: Bool, events: [OutboxEvent]) async throws -> ImageStorageClassChange {
         try await db.write { c in
             try c.transaction {
                 guard let id = try Self.repoID(c, repository),
@@ -525,6 +540,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                                   [.real(at), .integer(id), .text(digest.description)])
                     // ECR: scan results from before the archive are not available after a restore.
                     try c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), .text(digest.description)])
+                    try Self.insertEvents(c, events)
                     return .updated(.archived, changed: true)
                 case .standard:
                     if status == .active { return .updated(.active, changed: false) }
@@ -536,19 +552,25 @@ public final class SQLiteMetadataStore: MetadataStore {
                     }
                     try c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                   [.real(at), .integer(id), .text(digest.description)])
+                    try Self.insertEvents(c, events)
                     return .updated(.active, changed: true)
                 }
             }
         }
     }
 
-    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double) async throws -> Bool {
+    public func finishActivation(_ digest: Digest, in repository: RepositoryKey, at: Double,
+                                 events: [OutboxEvent]) async throws -> Bool {
         try await db.write { c in
-            try c.execute("""
-                UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ?
-                WHERE repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?) AND digest = ?
-                AND image_status = 'ACTIVATING'
-                """, [.real(at), .text(repository.registryID), .text(repository.name), .text(digest.description)]) == 1
+            try c.transaction {
+                let done = try c.execute("""
+                    UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ?
+                    WHERE repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?) AND digest = ?
+                    AND image_status = 'ACTIVATING'
+                    """, [.real(at), .text(repository.registryID), .text(repository.name), .text(digest.description)]) == 1
+                if done { try Self.insertEvents(c, events) }
+                return done
+            }
         }
     }
 

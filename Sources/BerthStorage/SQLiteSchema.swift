@@ -92,6 +92,8 @@ extension SQLiteMetadataStore {
         SchemaMigration(version: 5, name: "blob usage keyed by digest first", sql: usageByDigestSchema),
         SchemaMigration(version: 6, name: "blob tombstones and lifecycle policy previews",
                         sql: blobTombstonesSchema + lifecyclePreviewsSchema),
+        SchemaMigration(version: 7, name: "event outbox and deliveries", sql: eventOutboxSchema),
+        SchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: PullThroughDocument.schema),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

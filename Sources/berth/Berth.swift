@@ -95,6 +95,17 @@ struct VerifyConfig: AsyncParsableCommand {
                 for (key, value) in config.s3.effectiveEntries { object[key] = value }
                 json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             }
+            if !config.events.targets.isEmpty {
+                // The event settings too (each target's secret printed as "(hidden)").
+                var object = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+                object["eventTargets"] = try JSONSerialization.jsonObject(with: enc.encode(config.events.targets))
+                object["eventMaxAttempts"] = config.events.maxAttempts
+                object["eventRetryBaseSeconds"] = config.events.retryBaseSeconds
+                object["eventRetryMaxSeconds"] = config.events.retryMaxSeconds
+                object["eventPollSeconds"] = config.events.pollSeconds
+                object["eventRetentionDays"] = config.events.retentionDays
+                json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            }
             print(String(decoding: json, as: UTF8.self))
             if config.blobBackend == "s3", let s3 = config.s3.configuration {
                 let problems = await config.s3.probe()
@@ -129,7 +140,8 @@ func tuneAllocator() {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bootstrap tasks that must work before any API key exists.",
-        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self, EncryptExisting.self])
+        subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self, EncryptExisting.self,
+                      EventsCommand.self])
 }
 
 struct EncryptExisting: AsyncParsableCommand {

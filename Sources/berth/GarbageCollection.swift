@@ -102,8 +102,9 @@ struct Usage: AsyncParsableCommand {
     func run() async throws {
         let services = try await adminServices(options)
         let usage = try await services.registry.storageUsage(account: account, repositories: true)
+        let keys = try await services.registry.storageUsageByKey(account: account, usage: usage)
         if json {
-            print(Self.json(usage))
+            print(Self.json(usage, keys: keys))
             return
         }
         print("on disk: \(usage.blobs) blobs, \(ByteText.format(usage.bytes)) (\(usage.bytes) bytes); "
@@ -122,6 +123,20 @@ struct Usage: AsyncParsableCommand {
                 rows.append(row("  \(prefix)\(k.name)", rf))
             }
         }
+        Self.printTable(rows)
+        guard !keys.isEmpty else { return }
+        print("\nby encryption key:")
+        var keyRows = [["key", "repositories", "images", "stored", "blobs", "on disk"]]
+        for k in keys {
+            keyRows.append([k.key, "\(k.repositories)", "\(k.images)", ByteText.format(k.storedBytes), "\(k.blobs)",
+                            ByteText.format(k.bytes)])
+        }
+        Self.printTable(keyRows)
+    }
+
+    /// Rows in columns: the first left-aligned, the others right-aligned.
+    static func printTable(_ rows: [[String]]) {
+        guard let header = rows.first else { return }
         let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
         for r in rows {
             print(r.indices.map { i in
@@ -136,7 +151,7 @@ struct Usage: AsyncParsableCommand {
          "reclaimableBytes": f.reclaimableBytes]
     }
 
-    static func json(_ u: StorageUsage) -> String {
+    static func json(_ u: StorageUsage, keys: [KeyUsage]) -> String {
         var accounts: [String: Any] = [:]
         for (a, f) in u.accounts {
             var entry = figures(f)
@@ -149,7 +164,9 @@ struct Usage: AsyncParsableCommand {
             accounts[a] = entry
         }
         let doc: [String: Any] = ["blobs": u.blobs, "bytes": u.bytes, "unreferencedBlobs": u.unreferencedBlobs,
-                                  "unreferencedBytes": u.unreferencedBytes, "accounts": accounts]
+                                  "unreferencedBytes": u.unreferencedBytes, "accounts": accounts,
+                                  "keys": keys.map { ["key": $0.key, "repositories": $0.repositories, "images": $0.images,
+                                                      "storedBytes": $0.storedBytes, "blobs": $0.blobs, "bytes": $0.bytes] as [String: Any] }]
         let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,6 +1,8 @@
 import BerthCore
 @testable import BerthECR
 import BerthRegistry
+import BerthReplication
+import BerthStorage
 import BerthSupport
 import Foundation
 import Synchronization
@@ -169,7 +171,15 @@ final class GoldenWorld: Sendable {
             })
         self.clock = clock
         self.recorder = recorder
-        self.service = ECRService(registry: registry, authorizer: AccountRootAuthorizer(), environment: env, clock: clock)
+        // Pull through cache rules: secrets whose name holds "missing" do not exist, any other holds credentials.
+        let pullThrough = PullThroughCache(
+            store: InMemoryMetadataStore(), registry: registry, settings: PullThroughSettings(),
+            credentials: { arn throws(PullThroughRuleError) in
+                if arn.contains("missing") { throw .secretNotFound(arn) }
+                return UpstreamCredentials(username: "user", password: "token")
+            }, clock: clock)
+        self.service = ECRService(registry: registry, authorizer: AccountRootAuthorizer(), environment: env, clock: clock,
+                                  pullThrough: pullThrough)
     }
 
     static func randomBase64URL(_ n: Int) -> String {
@@ -324,7 +334,7 @@ extension GoldenCase {
     static let nopeARN: JSONValue = "arn:aws:ecr:us-east-1:123456789012:repository/nope"
     static func tags(_ n: Int) -> JSONValue { .array((1...n).map { ["Key": .string("k\($0)"), "Value": "v"] }) }
 
-    static let all: [GoldenCase] = repositories + images + layers + settings + scanning + policies + lifecycle + archive + protocolErrors
+    static let all: [GoldenCase] = repositories + images + layers + settings + scanning + policies + lifecycle + archive + pullThroughCache + protocolErrors
 
     static let repositories: [GoldenCase] = [
         // CreateRepository
@@ -695,7 +705,7 @@ extension GoldenCase {
 
     @Test func everyOperationHasSuccessAndErrorCases() {
         let ops = Set(ECRService.operations.keys)
-        #expect(ops.count == 43)
+        #expect(ops.count == 48)
         for op in ops.sorted() {
             let cases = GoldenCase.all.filter { $0.operation == op }
             #expect(cases.contains { $0.isSuccess }, "\(op) has no success case")

@@ -195,6 +195,39 @@ import Testing
         }
     }
 
+    @Test func eventTargetsFromFileAndEnvironment() throws {
+        let d = try BerthConfiguration.load(file: nil, environment: [:])
+        #expect(d.events.targets.isEmpty && d.events.maxAttempts == 12 && d.events.retentionDays == 7)
+        let f = try BerthConfiguration.load(file: try file("""
+            {"eventTargets": [{"name": "ci", "url": "https://ci.example/hook", "secret": "k", "format": "cloudevents",
+                               "pattern": {"source": ["aws.ecr"], "detail": {"repository-name": [{"prefix": "team/"}]}}}],
+             "eventMaxAttempts": 5, "eventRetryBaseSeconds": 2}
+            """), environment: [:])
+        #expect(f.events.maxAttempts == 5 && f.events.retryBaseSeconds == 2)
+        let target = try #require(try f.events.delivery().targets.first)
+        #expect(target.name == "ci" && target.format == .cloudevents && target.secret == "k" && target.timeoutSeconds == 10)
+        #expect(target.wants(.object(["source": .string("aws.ecr"), "detail": .object(["repository-name": .string("team/app")])])))
+        #expect(!target.wants(.object(["source": .string("aws.ecr"), "detail": .object(["repository-name": .string("app")])])))
+        // What verify-config prints: the pattern as written, the secret hidden.
+        let printed = String(decoding: try JSONEncoder().encode(f.events.targets), as: UTF8.self)
+        #expect(printed.contains(#""secret":"(hidden)""#) && !printed.contains(#""k""#) && printed.contains(#""prefix":"team\/""#))
+        let e = try BerthConfiguration.load(file: nil, environment: [
+            "BERTH_EVENT_TARGETS": #"[{"name": "a", "url": "http://127.0.0.1:9/x"}]"#, "BERTH_EVENT_MAX_ATTEMPTS": "3"])
+        #expect(e.events.targets.map(\.name) == ["a"] && e.events.maxAttempts == 3)
+        let bad = [
+            #"[{"name": "a", "url": "ftp://x"}]"#, #"[{"name": "a b", "url": "http://x"}]"#,
+            #"[{"name": "a", "url": "http://x", "format": "xml"}]"#, #"[{"name": "a", "url": "http://x", "pattern": {"source": "aws.ecr"}}]"#,
+            #"[{"name": "a", "url": "http://x"}, {"name": "a", "url": "http://y"}]"#, #"[{"name": "a", "url": "http://x", "colour": 1}]"#,
+            "not json",
+        ]
+        for targets in bad {
+            #expect(throws: ConfigurationError.self, "\(targets)") {
+                try BerthConfiguration.load(file: nil, environment: ["BERTH_EVENT_TARGETS": targets])
+            }
+        }
+        #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_EVENT_MAX_ATTEMPTS": "0"]) }
+    }
+
     @Test func lifecycleIntervalFromFileAndEnvironment() throws {
         #expect(try BerthConfiguration.load(file: nil, environment: [:]).lifecycleIntervalSeconds == 86_400)
         #expect(try BerthConfiguration.load(file: try file(#"{"lifecycleIntervalSeconds": 3600}"#), environment: [:]).lifecycleIntervalSeconds == 3600)

@@ -42,6 +42,19 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func distinctBlobUsageCountsEachBlobOnce(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        let pub = RepositoryKey(storedRegistryID: "public:" + registry, name: "p")
+        try await seed(m, [k("a"), k("b"), pub])
+        let extra = Self.blob("extra")
+        try await m.recordBlob(extra, size: 5, linkTo: k("b"), at: 0)
+        #expect(try await m.distinctBlobUsage(of: []) == (0, 0))
+        #expect(try await m.distinctBlobUsage(of: [k("a")]) == (4, 710))
+        #expect(try await m.distinctBlobUsage(of: [k("a"), k("b")]) == (5, 715))
+        #expect(try await m.distinctBlobUsage(of: [pub, k("nope")]) == (4, 710))
+    }
+
+    @Test(arguments: Backend.allCases)
     func accountingFollowsPutsAndDeletes(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         let other = RepositoryKey(storedRegistryID: "222222222222", name: "c")

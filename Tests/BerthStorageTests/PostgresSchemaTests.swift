@@ -67,6 +67,29 @@ import Testing
         #expect(try await m.lifecyclePreview(repo, notBefore: 10) == preview)
     }
 
+    /// "event outbox and deliveries" on a schema made by the previous version, holding an image: deleting
+    /// it afterwards writes its event in the deletion's transaction, which routes and claims.
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func eventOutboxMigrationWorksOnVersion6Data() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == "event outbox and deliveries" })
+        #expect(PostgresMetadataStore.migrations[version].version == 7)
+        let before = try await PostgresTestDatabase.store(schema: schema, migrations: Array(PostgresMetadataStore.migrations[..<version]))
+        let repo = RepositoryKey(storedRegistryID: "111111111111", name: "r")
+        try await before.createRepository(repo, at: 1)
+        let digest = Digest.sha256(of: Array("{}".utf8))
+        let rec = ManifestRecord(digest: digest, mediaType: MediaType.ociManifest, artifactType: nil, bytes: Array("{}".utf8),
+                                 subject: nil, annotationsJSON: nil, pushedAt: 1)
+        _ = try await before.putManifest(ManifestPut(record: rec, blobs: [], manifests: [], tag: "v1"), in: repo)
+        let m = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await m.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+        #expect(try await m.resolveTag("v1", in: repo) == digest)
+        let event = OutboxEvent(id: "e1", time: 5, detailType: "ECR Image Action", account: "111111111111", body: "{}")
+        #expect(try await m.deleteImage(.tag("v1", of: digest), in: repo, events: { _ in [event] }) == .deleted(tags: ["v1"], imageDeleted: true))
+        #expect(try await m.routeEvents(limit: 10, at: 6) { _ in ["t"] } == 1)
+        #expect(try await m.claimDeliveries(at: 6, until: 60, limit: 10).map(\.event) == [event])
+    }
+
     @Test(.enabled(if: PostgresTestDatabase.available))
     func aFailingMigrationLeavesThePreviousVersion() async throws {
         let schema = try await PostgresTestDatabase.newSchema()

@@ -187,12 +187,13 @@ import Testing
             let c = try SQLiteConnection(path: path)
             try c.exec(SQLiteMetadataStore.baselineSchema)
             try c.exec(SchemaMigrator.bookkeeping)
-            try c.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES(1, 'baseline', 1), (7, 'from the future', 2)")
+            try c.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES(1, 'baseline', 1), (?, 'from the future', 2)",
+                          [.integer(Int64(Self.next))])
         }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let error = #expect(throws: SchemaTooNewError.self) { _ = try SQLiteMetadataStore(path: path) }
-        #expect(error?.found == 7 && error?.supported == SQLiteMetadataStore.migrations.count)
-        #expect(error?.description.contains("schema version 7") == true)
+        #expect(error?.found == Self.next && error?.supported == SQLiteMetadataStore.migrations.count)
+        #expect(error?.description.contains("schema version \(Self.next)") == true)
         #expect(error?.description.contains("versions up to \(SQLiteMetadataStore.migrations.count)") == true)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
         #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "not even switched to WAL")
@@ -318,5 +319,27 @@ import Testing
         #expect(try await m.lifecyclePreview(Self.app, notBefore: 10) == preview)
         #expect(try await m.deleteRepository(Self.app))
         #expect(try SQLiteConnection(path: path, readOnly: true).query("SELECT count(*) FROM lifecycle_previews") { $0.int(0) } == [0])
+    }
+
+    /// Version 7 ("event outbox and deliveries") on a database of version 6 holding data: the data reads
+    /// back, and changes to it write their events in their transactions.
+    @Test func eventOutboxMigrationWorksOnVersion6Data() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let six = Array(SQLiteMetadataStore.migrations.prefix { $0.version <= 6 })
+        #expect(six.count == 6)
+        do {
+            let before = try SQLiteMetadataStore(path: path, migrations: six)
+            try await expectFixtureV1(before)
+            #expect(try history(path).map(\.version) == [1, 2, 3, 4, 5, 6])
+        }
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).first { $0.version == 7 }?.name == "event outbox and deliveries")
+        try await expectFixtureV1(m)
+        let event = OutboxEvent(id: "e1", time: 5, detailType: "ECR Image Action", account: Self.account, body: "{}")
+        guard case .deleted = try await m.deleteImage(.digest(Self.multi), in: Self.app, events: { _ in [event] }) else {
+            Issue.record("the index was not deleted"); return
+        }
+        #expect(try await m.routeEvents(limit: 10, at: 6) { _ in ["t"] } == 1)
+        #expect(try await m.claimDeliveries(at: 6, until: 60, limit: 10).map(\.event) == [event])
     }
 }

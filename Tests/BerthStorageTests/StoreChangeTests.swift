@@ -29,6 +29,9 @@ import Testing
         b.observeRemoteChanges { c in seenByB.withLock { $0.append(c) } }
         other.observeRemoteChanges { c in seenByOther.withLock { $0.append(c) } }
         for s in [a, b, other] { #expect(try await eventually { s.changes.listening.load(ordering: .acquiring) }) }
+        // Each was told to forget everything once, when its listening began.
+        #expect(seenByA.withLock { $0 } == [StoreChange.everything] && seenByB.withLock { $0 } == [StoreChange.everything])
+        seenByA.withLock { $0.removeAll() }
         seenByB.withLock { $0.removeAll() }
 
         let before = b.authorizationGeneration.current

@@ -1,7 +1,8 @@
 import Synchronization
 
-/// Wakes one waiting task; a signal with nobody waiting is remembered until the next wait.
-final class WakeSignal: Sendable {
+/// Wakes one waiting task; a signal with nobody waiting is remembered until the next wait (the scan
+/// workers' queue, the event delivery loop).
+public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: (id: Int, continuation: CheckedContinuation<Void, Never>)? = nil
@@ -9,7 +10,9 @@ final class WakeSignal: Sendable {
     }
     private let state = Mutex(State())
 
-    func signal() {
+    public init() {}
+
+    public func signal() {
         let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
             guard let w = s.waiter else {
                 s.pending = true
@@ -22,7 +25,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns after a signal or after `timeout`, whichever comes first.
-    func wait(timeout: Duration) async {
+    public func wait(timeout: Duration) async {
         let id = state.withLock { s -> Int in
             s.nextID += 1
             return s.nextID
