@@ -96,7 +96,7 @@ def main() -> int:
 
     results = {}
     for label, path in [("front page", "/gallery/"), ("search", "/gallery/search?q=proxy"),
-                        ("search (2 words, filter)", "/gallery/search?q=web+image&arch=ARM+64"),
+                        ("search (2 words, filter)", "/gallery/search?q=web+image&arch=x86-64"),
                         ("repository page", f"/gallery/{alias}/bench/web-0000")]:
         body = requests.get(a.url + path, timeout=60)
         assert body.status_code == 200, (path, body.status_code)

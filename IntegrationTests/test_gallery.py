@@ -18,7 +18,7 @@ import requests
 
 import berth_helpers as bh
 from berth_helpers import unique
-from ecr_helpers import ECRSession, ecr, ecr_server, put_api_image, running_server  # noqa: F401
+from ecr_helpers import ECRSession, ecr, put_api_image, running_server  # noqa: F401
 from test_ecr_public import PNG, public_client
 
 CSP = "default-src 'none'"
@@ -80,6 +80,12 @@ def push_index(pub, repo: str, tag: str):
                           for c, p in zip(children, platforms)])
     pub.put_image(repositoryName=repo, imageManifest=body.decode(), imageTag=tag)
     return bh.sha256(body)
+
+
+@pytest.fixture(scope="module")
+def ecr_server(berth_bin, tmp_path_factory):  # noqa: F811 (this module's server reads the store on every page)
+    with running_server(berth_bin, tmp_path_factory.mktemp("berth-gallery"), BERTH_GALLERY_CACHE_SECONDS="0") as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// The public gallery (`GET`/`HEAD /gallery/**`): server-rendered pages over the ECR Public repositories,
 /// and their logos. Pages read the registry through `Registry` only (the list and search pages in one
@@ -17,6 +18,9 @@ import NIOCore
 /// - `/gallery/<alias>/<name>/logo` the logo (served even when the pages are off: ECR Public's `logoUrl`);
 /// - `/gallery/static/gallery.css`, `/gallery/static/gallery.js`.
 ///
+/// The list, search and registry pages share one read of every public repository per 2 seconds (a page
+/// may be that much behind a push); repository pages read their repository on every request.
+///
 /// Only public repositories are ever read: a private repository of the same name is a different key, so
 /// it is the same 404 as no repository at all.
 public struct GalleryHandler: Sendable {
@@ -24,11 +28,50 @@ public struct GalleryHandler: Sendable {
     let renderer: GalleryRenderer
     /// False when the gallery is switched off: every page is 404, logos are still served.
     let pagesEnabled: Bool
+    /// The list of public repositories, read at most once per `summaryTTL` (with and without the texts).
+    let summaries: SummaryCache
+    let textSummaries: SummaryCache
 
-    public init(registry: Registry, host: String, pagesEnabled: Bool = true) {
+    /// `summaryTTL`: how long the list and search pages reuse one read of every public repository (0: every
+    /// request reads). Concurrent requests share one read in flight.
+    public init(registry: Registry, host: String, pagesEnabled: Bool = true, summaryTTL: Duration = .seconds(2)) {
         self.registry = registry
         self.renderer = GalleryRenderer(host: host)
         self.pagesEnabled = pagesEnabled
+        self.summaries = SummaryCache(ttl: summaryTTL)
+        self.textSummaries = SummaryCache(ttl: summaryTTL)
+    }
+
+    /// One read of the public repositories shared by the requests of `ttl` (single flight: a read in progress is awaited).
+    final class SummaryCache: Sendable {
+        let ttl: Duration
+        let state = Mutex<(started: ContinuousClock.Instant, task: Task<[PublicRepositorySummary], any Error>)?>(nil)
+
+        init(ttl: Duration) { self.ttl = ttl }
+
+        func get(_ read: @escaping @Sendable () async throws -> [PublicRepositorySummary]) async throws -> [PublicRepositorySummary] {
+            let now = ContinuousClock.now
+            let task = state.withLock { s in
+                if let s, s.started.duration(to: now) < ttl { return s.task }
+                let t = Task { try await read() }
+                s = (now, t)
+                return t
+            }
+            do {
+                return try await task.value
+            } catch {
+                // A failed read is not kept.
+                state.withLock { s in if s?.task == task { s = nil } }
+                throw error
+            }
+        }
+    }
+
+    func publicRepositories(includingTexts: Bool) async throws -> [PublicRepositorySummary] {
+        let registry = self.registry
+        return try await (includingTexts ? textSummaries : summaries).get {
+            try await registry.publicRepositorySummaries(includingTexts: includingTexts)
+        }
     }
 
     static let contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' https:; "
@@ -54,11 +97,11 @@ public struct GalleryHandler: Sendable {
         switch parts.count {
         case 1 where parts[0] == "":
             context.record.set(operation: "frontPage")
-            let all = try await registry.publicRepositorySummaries(includingTexts: false)
+            let all = try await publicRepositories(includingTexts: false)
             return page(renderer.frontPage(all, query), request)
         case 1 where parts[0] == "search":
             context.record.set(operation: "search")
-            let all = try await registry.publicRepositorySummaries(includingTexts: !query.text.isEmpty)
+            let all = try await publicRepositories(includingTexts: !query.text.isEmpty)
             return page(renderer.searchPage(all, query), request)
         case 2 where parts[0] == "static":
             context.record.set(operation: "static")
@@ -72,7 +115,7 @@ public struct GalleryHandler: Sendable {
         case 2 where parts[1] == "" && PublicRegistry.account(ofAlias: parts[0]) != nil:
             context.record.set(operation: "registry")
             let account = PublicRegistry.account(ofAlias: parts[0])!
-            let all = try await registry.publicRepositorySummaries(includingTexts: false)
+            let all = try await publicRepositories(includingTexts: false)
             let mine = all.filter { $0.key.registry.account == account }
             // A registry without public repositories is not shown (it would tell that the account exists).
             guard let first = mine.first else { return notFound(head: head, html: true) }
