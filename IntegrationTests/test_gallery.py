@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -301,3 +302,26 @@ def test_pages_in_headless_chromium(ecr, pub, gallery_repo, tmp_path):
     assert "data-pwned" not in xdom
     assert_inert(xdom)
     assert "data-pwned" not in browse(f"{ecr.server.url}/gallery/search?q=xss-browser", shots, "xss-search")
+
+
+def test_gallery_reads_are_audited_only_when_they_fail(ecr, pub):
+    """Like /v2/ pulls, successful gallery pages and logos are anonymous reads, recorded only with
+    auditRegistryReads; a page that is not found is recorded (under the gallery's door)."""
+    a = alias(ecr)
+    missing = unique("nothing-here")
+    assert get(ecr, "/gallery/").status_code == 200
+    assert get(ecr, f"/gallery/{a}/{missing}").status_code == 404
+    srv = ecr.server
+    cmd = [str(srv.binary), "audit", "export", "--since", "2020-01-01", "--data-dir", str(srv.data_dir)]
+    deadline = time.monotonic() + 30
+    while True:
+        p = subprocess.run(cmd, capture_output=True, env=srv.process_env(), timeout=120, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        gallery = [json.loads(line) for line in p.stdout.decode().splitlines()]
+        gallery = [r for r in gallery if r.get("eventName") in ("frontPage", "repository", "search", "logo", "registry", "static")]
+        if any(r["eventName"] == "repository" for r in gallery) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    names = [r["eventName"] for r in gallery]
+    assert "repository" in names and "frontPage" not in names, names
+    assert all(r["eventSource"] == "ecr-public.amazonaws.com" for r in gallery)
