@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/JohnSundell/Ink.git", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -262,10 +264,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The public gallery's pages: Mustache templates and Ink Markdown, pure (view models in, HTML out), in a target
+        // of their own so that nothing else waits for the two libraries.
+        .target(
+            name: "BerthGallery",
+            dependencies: [
+                "BerthSupport",
+                "BerthCore",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Ink", package: "Ink"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BerthHTTP",
             dependencies: [
                 "BerthSupport",
+                "BerthGallery",
                 "BerthCore",
                 "BerthRegistry",
                 "BerthAuth",
@@ -371,6 +386,7 @@ let package = Package(
                                    .product(name: "NIOHTTP1", package: "swift-nio")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthSupport", "BerthCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BerthGalleryTests", dependencies: ["BerthGallery", "BerthCore", "BerthSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BerthEventsTests",
                     dependencies: ["BerthEvents", "BerthRegistry", "BerthStorage", "BerthCore", "BerthSupport",
                                    .product(name: "Prometheus", package: "swift-prometheus")],

@@ -283,7 +283,9 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
                         cloudTrail: services.audit.map { CloudTrailService(trail: $0, authorizer: services.authorizer) },
                         metrics: services.metrics),
         query: QueryHandler(iam: services.iam, sts: services.sts, authenticator: authenticator), metrics: services.metrics,
-        audit: services.audit, region: config.region, auditRegistryReads: config.auditRegistryReads)
+        audit: services.audit, region: config.region, auditRegistryReads: config.auditRegistryReads,
+        gallery: GalleryHandler(registry: services.registry, host: config.publicHost, pagesEnabled: config.galleryEnabled,
+                                summaryTTL: .seconds(config.galleryCacheSeconds)))
     let loopback = config.loopbackControl
     var background: [any Service] = [
         PeriodicService.uploadPurge(services.registry, every: .seconds(config.uploadPurgeIntervalSeconds), logger: logger),

@@ -101,6 +101,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     /// serving it (measured: manifest GET c=64 54 → 103 µs of server CPU per request). Failed and
     /// denied reads, pushes, deletes and every API call are recorded either way.
     public var auditRegistryReads: Bool = false
+    /// Serve the public gallery's pages (`/gallery/`, search, registry and repository pages). ECR Public
+    /// logos (`logoUrl`, under `/gallery/`) are served either way.
+    public var galleryEnabled: Bool = true
+    /// How long the gallery's list and search pages reuse one read of every public repository (0–60 s;
+    /// 0 reads on every request). A page is at most that much behind a push or a catalog change.
+    public var galleryCacheSeconds: Int = 2
 
     /// How long a server answers blob `HEAD`s from memory: well within the collector's grace period, so
     /// a collector in another process never deletes a blob a cached answer still vouches for.
@@ -233,6 +239,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         bool("BERTH_AUDIT_ENABLED") { config.auditEnabled = $0 }
         int("BERTH_AUDIT_RETENTION_DAYS") { config.auditRetentionDays = $0 }
         bool("BERTH_AUDIT_REGISTRY_READS") { config.auditRegistryReads = $0 }
+        bool("BERTH_GALLERY_ENABLED") { config.galleryEnabled = $0 }
+        int("BERTH_GALLERY_CACHE_SECONDS") { config.galleryCacheSeconds = $0 }
         if let v = env("BERTH_METADATA_BACKEND") { config.metadataBackend = v }
         if let v = env("BERTH_BLOB_BACKEND") { config.blobBackend = v }
         if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
@@ -306,6 +314,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if pullThroughTagTTLSeconds < 0 { p.append("pullThroughTagTTLSeconds must not be negative, got \(pullThroughTagTTLSeconds)") }
         if gcGraceSeconds < 2 { p.append("gcGraceSeconds must be at least 2, got \(gcGraceSeconds)") }
         if !(1...3_650).contains(auditRetentionDays) { p.append("auditRetentionDays must be between 1 and 3650, got \(auditRetentionDays)") }
+        if !(0...60).contains(galleryCacheSeconds) { p.append("galleryCacheSeconds must be between 0 and 60, got \(galleryCacheSeconds)") }
         p += validateTLS()
         return p
     }
@@ -315,7 +324,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
-             auditEnabled, auditRetentionDays, auditRegistryReads, pullThroughTagTTLSeconds, pullThroughAllowInsecureUpstreams
+             auditEnabled, auditRetentionDays, auditRegistryReads, pullThroughTagTTLSeconds, pullThroughAllowInsecureUpstreams, galleryEnabled,
+             galleryCacheSeconds
     }
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
@@ -368,6 +378,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         pullThroughTagTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .pullThroughTagTTLSeconds) ?? d.pullThroughTagTTLSeconds
         pullThroughAllowInsecureUpstreams = try c.decodeIfPresent(Bool.self, forKey: .pullThroughAllowInsecureUpstreams)
             ?? d.pullThroughAllowInsecureUpstreams
+        galleryEnabled = try c.decodeIfPresent(Bool.self, forKey: .galleryEnabled) ?? d.galleryEnabled
+        galleryCacheSeconds = try c.decodeIfPresent(Int.self, forKey: .galleryCacheSeconds) ?? d.galleryCacheSeconds
     }
 
     struct AnyKey: CodingKey {
@@ -384,7 +396,8 @@ extension BerthConfiguration.CodingKeys {
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
-         "auditEnabled", "auditRetentionDays", "auditRegistryReads", "pullThroughTagTTLSeconds", "pullThroughAllowInsecureUpstreams"]
+         "auditEnabled", "auditRetentionDays", "auditRegistryReads", "pullThroughTagTTLSeconds", "pullThroughAllowInsecureUpstreams", "galleryEnabled",
+         "galleryCacheSeconds"]
     }
 }
 

@@ -26,6 +26,14 @@ public struct Descriptor: Codable, Hashable, Sendable {
         public var osVersion: String?
         public var osFeatures: [String]?
 
+        public init(architecture: String, os: String, variant: String? = nil, osVersion: String? = nil, osFeatures: [String]? = nil) {
+            self.architecture = architecture
+            self.os = os
+            self.variant = variant
+            self.osVersion = osVersion
+            self.osFeatures = osFeatures
+        }
+
         enum CodingKeys: String, CodingKey {
             case architecture, os, variant
             case osVersion = "os.version"

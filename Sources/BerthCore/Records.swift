@@ -171,3 +171,33 @@ public enum PullTimeExclusionInsert: Sendable, Equatable {
     case alreadyExists
     case limitExceeded
 }
+
+/// A public (ECR Public) repository as the gallery lists it: its catalog data without the logo, and what
+/// its images add up to, read for every public repository in one query.
+public struct PublicRepositorySummary: Sendable, Equatable {
+    public var key: RepositoryKey
+    public var createdAt: Double
+    /// The catalog data; `logoBase64` is never filled in (see `hasLogo`), `aboutText` and `usageText` only when asked for.
+    public var catalog: PublicCatalogData
+    public var hasLogo: Bool
+    /// How many tags the repository has.
+    public var tagCount: Int
+    /// The latest push of an image, nil when it has none.
+    public var lastPushedAt: Double?
+    /// The latest recorded pull of any of its images (ECR's `lastRecordedPullTime`), nil when none is recorded.
+    public var lastPulledAt: Double?
+    /// The display name of the account's public registry (ECR Public's `PutRegistryCatalogData`), if one was put.
+    public var registryDisplayName: String?
+
+    public init(key: RepositoryKey, createdAt: Double, catalog: PublicCatalogData, hasLogo: Bool, tagCount: Int,
+                lastPushedAt: Double?, lastPulledAt: Double?, registryDisplayName: String?) {
+        self.key = key
+        self.createdAt = createdAt
+        self.catalog = catalog
+        self.hasLogo = hasLogo
+        self.tagCount = tagCount
+        self.lastPushedAt = lastPushedAt
+        self.lastPulledAt = lastPulledAt
+        self.registryDisplayName = registryDisplayName
+    }
+}

@@ -84,6 +84,9 @@ public struct PublicCatalogData: Sendable, Equatable, Codable {
 
 /// ECR Public registries: one per account, addressed by an alias as `public.ecr.aws/<alias>` is.
 public enum PublicRegistry {
+    /// The account setting that keeps a public registry's display name (`PutRegistryCatalogData`).
+    public static let displayNameSetting = "PUBLIC_REGISTRY_DISPLAY_NAME"
+
     /// An account's registry alias: `r` + the account id (the alias grammar needs a leading letter).
     public static func alias(of account: String) -> String { "r" + account }
 

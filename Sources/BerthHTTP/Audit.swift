@@ -62,7 +62,8 @@ struct AuditMiddleware: RouterMiddleware {
     func record(_ request: Request, _ context: Context, status: Int) {
         let (door, operation) = context.record.both
         guard door != .health, door != .metrics else { return }
-        if door == .oci, !recordsRegistryReads, status < 400, request.method == .get || request.method == .head { return }
+        // Successful anonymous reads of the registry and of the public gallery (pages, logos) are recorded only when asked.
+        if door == .oci || door == .gallery, !recordsRegistryReads, status < 400, request.method == .get || request.method == .head { return }
         var facts = context.record.audit
         if let oci = facts.oci { Self.fill(&facts, from: oci, region: region) }
         let source: String

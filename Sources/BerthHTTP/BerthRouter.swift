@@ -15,7 +15,8 @@ import NIOCore
 /// - `/v2`, `/v2/**` → ``OCIHandler`` (the OCI door; `OCIRoute.parse` reads names with slashes);
 /// - `POST /` → the Query door (``QueryHandler``: a form body without `X-Amz-Target`), else the ECR JSON
 ///   door (``ECRHandler``);
-/// - `GET`/`HEAD /gallery/**` → ECR Public logos; `/healthz`; `GET /metrics` (Prometheus text);
+/// - `GET`/`HEAD /gallery`, `/gallery/**` → ``GalleryHandler`` (the public gallery's pages and ECR Public
+///   logos); `/healthz`; `GET /metrics` (Prometheus text);
 /// - anything else → 404 `NOT_FOUND`.
 ///
 /// Each door authenticates once (``Authenticator``), keeps the identity in ``BerthRequestContext``,
@@ -34,18 +35,21 @@ public struct BerthRouter: HTTPResponderBuilder {
         BerthResponder(routes: router.buildResponder(), oci: oci, requestMetrics: RequestMetricsMiddleware(metrics: metrics), audit: audit)
     }
 
-    /// `audit`: the trail every request is recorded in, nil to record nothing.
+    /// `audit`: the trail every request is recorded in, nil to record nothing. `gallery`: the public
+    /// gallery; nil serves only ECR Public logos under `/gallery/`.
     public static func make(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics,
-                            audit: AuditTrail? = nil, region: String = "us-east-1", auditRegistryReads: Bool = false) -> BerthRouter {
+                            audit: AuditTrail? = nil, region: String = "us-east-1", auditRegistryReads: Bool = false,
+                            gallery: GalleryHandler? = nil) -> BerthRouter {
         let middleware = audit.map {
             AuditMiddleware(trail: $0, region: region, defaultAccountID: oci.defaultRegistryID, recordsRegistryReads: auditRegistryReads)
         }
-        return BerthRouter(router: routes(oci: oci, ecr: ecr, query: query, metrics: metrics, audit: middleware), oci: oci,
-                           metrics: metrics, audit: middleware)
+        let gallery = gallery ?? GalleryHandler(registry: oci.registry, host: "localhost", pagesEnabled: false)
+        return BerthRouter(router: routes(oci: oci, ecr: ecr, query: query, metrics: metrics, audit: middleware, gallery: gallery),
+                           oci: oci, metrics: metrics, audit: middleware)
     }
 
     static func routes(oci: OCIHandler, ecr: ECRHandler, query: QueryHandler?, metrics: BerthMetrics,
-                       audit: AuditMiddleware? = nil) -> Router<BerthRequestContext> {
+                       audit: AuditMiddleware? = nil, gallery: GalleryHandler) -> Router<BerthRequestContext> {
         let router = Router(context: BerthRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: AccessLogMiddleware())
@@ -68,7 +72,7 @@ public struct BerthRouter: HTTPResponderBuilder {
         for method in [HTTPRequest.Method.get, .head] {
             for path in ["/gallery", "/gallery/**"] as [RouterPath] {
                 router.on(path, method: method) { request, context in
-                    try await oci.galleryLogo(request.uri.path, context: context)
+                    try await gallery.handle(request, context: context)
                 }
             }
             router.on("/healthz", method: method) { request, context in

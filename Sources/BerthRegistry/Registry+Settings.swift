@@ -38,5 +38,5 @@ extension Registry {
     }
 
     /// Where the display name is kept among the account settings.
-    static let publicRegistryDisplayNameSetting = "PUBLIC_REGISTRY_DISPLAY_NAME"
+    static let publicRegistryDisplayNameSetting = PublicRegistry.displayNameSetting
 }

@@ -175,6 +175,19 @@ import Testing
         }
     }
 
+    @Test func galleryCanBeSwitchedOff() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).galleryEnabled)
+        #expect(try !BerthConfiguration.load(file: nil, environment: ["BERTH_GALLERY_ENABLED": "false"]).galleryEnabled)
+        #expect(try !BerthConfiguration.load(file: try file(#"{"galleryEnabled": false}"#), environment: [:]).galleryEnabled)
+        #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_GALLERY_ENABLED": "maybe"]) }
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).galleryCacheSeconds == 2)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_GALLERY_CACHE_SECONDS": "0"]).galleryCacheSeconds == 0)
+        #expect(try BerthConfiguration.load(file: try file(#"{"galleryCacheSeconds": 10}"#), environment: [:]).galleryCacheSeconds == 10)
+        for bad in ["-1", "61", "soon"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try BerthConfiguration.load(file: nil, environment: ["BERTH_GALLERY_CACHE_SECONDS": bad]) }
+        }
+    }
+
     @Test func auditSettingsFromFileAndEnvironment() throws {
         let d = try BerthConfiguration.load(file: nil, environment: [:])
         #expect(d.auditEnabled && d.auditRetentionDays == 90 && !d.auditRegistryReads)

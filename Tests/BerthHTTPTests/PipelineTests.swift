@@ -201,9 +201,13 @@ import Testing
             try await client.execute(uri: "/v2abc", method: .get) { r in #expect(r.status == .methodNotAllowed) }
             try await client.execute(uri: "/healthz", method: .post) { r in #expect(r.status == .ok) }
             try await client.execute(uri: "/healthz/", method: .get) { r in #expect(r.status == .notFound) }
+            // The gallery's pages (on by default) are HTML, 404s included.
             try await client.execute(uri: "/gallery/", method: .get) { r in
-                #expect(r.status == .notFound)
-                #expect(String(buffer: r.body) == #"{"errors":[{"code":"NOT_FOUND","message":"no such logo"}]}"#)
+                #expect(r.status == .ok && r.headers[.contentType] == "text/html; charset=utf-8")
+                #expect(r.headers[HTTPField.Name("Content-Security-Policy")!]?.hasPrefix("default-src 'none'") == true)
+            }
+            try await client.execute(uri: "/gallery/nope/x", method: .get) { r in
+                #expect(r.status == .notFound && r.headers[.contentType] == "text/html; charset=utf-8")
             }
             for (uri, method) in [("/nowhere", HTTPRequest.Method.get), ("/gallery/x", .post), ("/metrics", .post)] {
                 try await client.execute(uri: uri, method: method) { r in

@@ -28,7 +28,7 @@ import Testing
         return out
     }
 
-    @Test(arguments: ["BerthECR", "BerthScanService", "BerthIAM", "BerthHTTP", "BerthEvents"])
+    @Test(arguments: ["BerthECR", "BerthScanService", "BerthIAM", "BerthHTTP", "BerthEvents", "BerthGallery"])
     func doorsAndTheScannerDoNotImportTheStores(_ target: String) throws {
         let found = try imports(of: target)
         #expect(!found.isEmpty, "the sources of \(target) were found")

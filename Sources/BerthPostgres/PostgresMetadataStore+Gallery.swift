@@ -1,0 +1,42 @@
+import BerthCore
+import BerthStorage
+
+extension PostgresMetadataStore {
+    /// One query, as on SQLite: catalog fields out of the settings JSON (no logo is sent), figures by
+    /// correlated subqueries on the `(repo_id, …)` primary keys, the display name by a join.
+    public func publicRepositorySummaries(includingTexts: Bool) async throws -> [PublicRepositorySummary] {
+        let texts = includingTexts
+            ? "(r.settings::jsonb)->'catalog'->>'aboutText', (r.settings::jsonb)->'catalog'->>'usageText'"
+            : "NULL::text, NULL::text"
+        let sql = """
+            SELECT r.registry_id::text, r.name::text, r.created_at,
+                (r.settings::jsonb)->'catalog'->>'description',
+                ((r.settings::jsonb)->'catalog'->'architectures')::text,
+                ((r.settings::jsonb)->'catalog'->'operatingSystems')::text,
+                CASE WHEN (r.settings::jsonb)->'catalog'->'logoBase64' IS NULL THEN 0::bigint ELSE 1::bigint END,
+                \(texts),
+                (SELECT count(*) FROM tags t WHERE t.repo_id = r.id),
+                (SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id),
+                (SELECT max(m.last_pulled_at) FROM manifests m WHERE m.repo_id = r.id),
+                s.value::text
+            FROM repositories r
+            LEFT JOIN account_settings s ON s.account_id = substr(r.registry_id, 8) AND s.name = ?
+            WHERE r.registry_id >= 'public:' AND r.registry_id < 'public;'
+            ORDER BY r.registry_id, r.name
+            """
+        return try await read { c in
+            try await c.query(sql, [.text(PublicRegistry.displayNameSetting)]) { row in
+                let key = RepositoryKey(storedRegistryID: try row.text(0), name: try row.text(1))
+                let catalog = PublicCatalogData(
+                    description: try row.optionalText(3),
+                    architectures: try row.optionalText(4).map { try StoredValues.decodeList($0, "architectures of \(key)") },
+                    operatingSystems: try row.optionalText(5).map { try StoredValues.decodeList($0, "operating systems of \(key)") },
+                    aboutText: try row.optionalText(7), usageText: try row.optionalText(8))
+                return PublicRepositorySummary(
+                    key: key, createdAt: try row.double(2), catalog: catalog, hasLogo: try row.int(6) != 0,
+                    tagCount: Int(try row.int(9)), lastPushedAt: try row.optionalDouble(10),
+                    lastPulledAt: try row.optionalDouble(11), registryDisplayName: try row.optionalText(12))
+            }
+        }
+    }
+}
