@@ -190,7 +190,7 @@ public enum AuditRedaction {
         "password", "newpassword", "oldpassword", "secretaccesskey", "sessiontoken", "webidentitytoken",
         "plaintext", "ciphertextblob", "layerpartblob", "policydocument", "policytext", "policy",
         "assumerolepolicydocument", "authorizationtoken", "token", "samlassertion", "logoimageblob",
-        "granttokens", "keymaterial",
+        "granttokens", "keymaterial", "secretstring", "secretbinary",
     ]
 
     public static func isHidden(_ member: String) -> Bool { hiddenMembers.contains(member.lowercased()) }

@@ -89,10 +89,11 @@ struct DenyOne: Authorizer {
 
     @Test func secretsAreHidden() {
         let params: JSONValue = ["userName": "alice", "Password": "hunter2", "nested": ["secretAccessKey": "S", "keep": "k"],
-                                 "list": [["layerPartBlob": "AAAA"]], "policyText": "{}"]
+                                 "list": [["layerPartBlob": "AAAA"]], "policyText": "{}",
+                                 "SecretString": "upstream-token", "SecretBinary": "c2VjcmV0"]
         let r = AuditRedaction.redacted(params)
         let text = String(decoding: r.encoded(), as: UTF8.self)
-        for secret in ["hunter2", "\"S\"", "AAAA", "{}"] { #expect(!text.contains(secret), "\(secret) in \(text)") }
+        for secret in ["hunter2", "\"S\"", "AAAA", "{}", "upstream-token", "c2VjcmV0"] { #expect(!text.contains(secret), "\(secret) in \(text)") }
         #expect(r["userName"] == "alice" && r["nested"]?["keep"] == "k")
         #expect(r["Password"] == AuditRedaction.hidden)
     }
