@@ -205,7 +205,8 @@ public final class EventDeliverer: Sendable {
     public static let lease = "event-delivery"
 
     /// Runs passes until cancelled, each under `lease` (skipped while another process holds it): at once
-    /// after a change of this process (the registry's event bus wakes it), else every `pollSeconds`
+    /// after a change of this process (the registry's event bus wakes it) or, on PostgreSQL, after another
+    /// node wrote events (its notification reaches the bus), else every `pollSeconds`
     /// (changes of other processes, retries falling due); purges old events hourly and refreshes the
     /// metrics' gauges.
     public func run() async {
@@ -213,7 +214,8 @@ public final class EventDeliverer: Sendable {
         let listener = Task { [wake] in
             for await event in changes {
                 switch event {
-                case .manifestPushed, .manifestDeleted, .tagDeleted, .scanCompleted: wake.signal()
+                case .manifestPushed, .manifestDeleted, .tagDeleted, .scanCompleted, .imageArchived, .imageRestored,
+                     .outboxWrittenElsewhere: wake.signal()
                 default: break
                 }
             }

@@ -6,9 +6,11 @@ import BerthStorage
 /// `seq` after a larger one is visible, and a cursor would skip it. Deliveries are claimed with
 /// `FOR UPDATE SKIP LOCKED` and a lease column, so nodes share the work without sending one twice at once.
 extension PostgresMetadataStore {
-    /// Writes events inside the caller's transaction (one statement, whatever their number).
-    static func insertEvents(_ c: PGConnection, _ events: [OutboxEvent]) async throws {
+    /// Writes events inside the caller's transaction (one statement, whatever their number), and tells the
+    /// other nodes at commit, so the one delivering starts at once (`StoreChange.events`).
+    func insertEvents(_ c: PGConnection, _ events: [OutboxEvent]) async throws {
         guard !events.isEmpty else { return }
+        try await changes.notify(c, .events)
         try await c.execute("""
             INSERT INTO event_outbox(event_id, created_at, detail_type, account_id, body)
             SELECT * FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[], $5::text[])
@@ -35,7 +37,7 @@ extension PostgresMetadataStore {
 
     public func appendEvents(_ events: [OutboxEvent]) async throws {
         guard !events.isEmpty else { return }
-        try await transaction { c in try await Self.insertEvents(c, events) }
+        try await transaction { c in try await insertEvents(c, events) }
     }
 
     public func routeEvents(limit: Int, at: Double, route: @escaping @Sendable (OutboxEvent) -> [String]) async throws -> Int {

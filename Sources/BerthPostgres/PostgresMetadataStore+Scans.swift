@@ -26,7 +26,7 @@ extension PostgresMetadataStore {
                       .text(scan.trigger), .real(scan.requestedAt), .optional(scan.startedAt),
                       .optional(scan.completedAt), .optional(scan.manualRequestedAt),
                       .optional(scan.vulnerabilitySourceUpdatedAt), .blob([UInt8](findings))])
-            try await Self.insertEvents(c, events)
+            try await insertEvents(c, events)
             return true
         }
     }

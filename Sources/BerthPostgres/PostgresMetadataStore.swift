@@ -376,7 +376,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                     ON CONFLICT(repo_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
                     """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
             }
-            try await Self.insertEvents(c, put.events)
+            try await insertEvents(c, put.events)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }
@@ -452,7 +452,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         try await transaction { c in
             let deletion = try await Self.deleteImage(c, target, repository)
             if case .deleted(_, true) = deletion { try await changes.notify(c, .repository(repository)) }
-            if case .deleted = deletion, let events { try await Self.insertEvents(c, events(deletion)) }
+            if case .deleted = deletion, let events { try await insertEvents(c, events(deletion)) }
             return deletion
         }
     }
@@ -489,7 +489,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 RETURNING digest
                 """, [.text(tag)] + Self.repoValues(repository)) { Digest.parse(try $0.text(0)) }
             guard let first = deleted.first else { return false }
-            if let events, let digest = first { try await Self.insertEvents(c, events(digest)) }
+            if let events, let digest = first { try await insertEvents(c, events(digest)) }
             return true
         }
     }
@@ -635,7 +635,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 // ECR: scan results from before the archive are not available after a restore.
                 try await c.execute("DELETE FROM image_scans WHERE repo_id = ? AND digest = ?", [.integer(id), d])
                 try await changes.notify(c, .repository(repository))
-                try await Self.insertEvents(c, events)
+                try await insertEvents(c, events)
                 return .updated(.archived, changed: true)
             case .standard:
                 if status == .active { return .updated(.active, changed: false) }
@@ -649,7 +649,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 try await c.execute("UPDATE manifests SET image_status = 'ACTIVE', last_activated_at = ? WHERE repo_id = ? AND digest = ?",
                                     [.real(at), .integer(id), d])
                 try await changes.notify(c, .repository(repository))
-                try await Self.insertEvents(c, events)
+                try await insertEvents(c, events)
                 return .updated(.active, changed: true)
             }
         }
@@ -665,7 +665,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 """, [.real(at)] + Self.repoValues(repository) + [.text(digest.description)]) == 1
             if done {
                 try await changes.notify(c, .repository(repository))
-                try await Self.insertEvents(c, events)
+                try await insertEvents(c, events)
             }
             return done
         }

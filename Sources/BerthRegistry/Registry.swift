@@ -90,10 +90,11 @@ public final class Registry: Sendable {
         // Other nodes on the same metadata tell of their changes (PostgreSQL): the caches forget what they
         // made stale. (Authorization changes advance the store's generation, which `repositories` checks.)
         if let feed = metadata as? any StoreChangeFeed {
-            let (manifests, links) = (manifestCache, blobLinks)
+            let (manifests, links, bus) = (manifestCache, blobLinks, events)
             feed.observeRemoteChanges { change in
                 switch change {
                 case .authorization: break
+                case .events: bus.publish(.outboxWrittenElsewhere)
                 case .repository(let key):
                     manifests.removeRepository(key)
                     links.removeRepository(key)

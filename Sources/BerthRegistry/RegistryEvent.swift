@@ -19,6 +19,8 @@ public enum RegistryEvent: Sendable, Equatable {
     /// An archived image was restored to STANDARD (by UpdateImageStorageClass or by a push): like a newly
     /// pushed image, it is scanned when the repository scans on push.
     case imageRestored(repository: RepositoryKey, digest: Digest)
+    /// Another node wrote events to the event outbox (told through the store's change feed).
+    case outboxWrittenElsewhere
 }
 
 /// Fans registry events out to subscribers. Publishing never blocks: slow subscribers drop the oldest events.

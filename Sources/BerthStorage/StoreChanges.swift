@@ -12,6 +12,9 @@ public enum StoreChange: Sendable, Equatable {
     case repository(RepositoryKey)
     /// The collector claimed these blobs: no repository links them any more.
     case blobs([Digest])
+    /// Another node wrote events to the event outbox: the delivery loop, on whichever node holds its lease,
+    /// can start at once instead of at its next poll.
+    case events
     /// Notifications may have been missed (the listening connection was re-established): forget everything.
     case everything
 
@@ -21,6 +24,7 @@ public enum StoreChange: Sendable, Equatable {
         case .authorization: "auth"
         case .repository(let key): "repo \(key.registryID) \(key.name)"
         case .blobs(let digests): (["blobs"] + digests.map(\.description)).joined(separator: " ")
+        case .events: "events"
         case .everything: "all"
         }
     }
@@ -30,6 +34,7 @@ public enum StoreChange: Sendable, Equatable {
         switch parts.first {
         case "auth" where parts.count == 1: self = .authorization
         case "all" where parts.count == 1: self = .everything
+        case "events" where parts.count == 1: self = .events
         case "repo" where parts.count == 3: self = .repository(RepositoryKey(storedRegistryID: parts[1], name: parts[2]))
         case "blobs":
             let digests = parts.dropFirst().compactMap(Digest.parse)

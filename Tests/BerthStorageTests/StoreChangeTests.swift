@@ -8,7 +8,7 @@ import Testing
 @Suite struct StoreChangeTests {
     @Test func payloadsRoundTrip() throws {
         let d1 = Digest.sha256(of: Array("a".utf8)), d2 = Digest.sha256(of: Array("b".utf8))
-        let all: [StoreChange] = [.authorization, .everything, .repository(k("team/app")),
+        let all: [StoreChange] = [.authorization, .everything, .events, .repository(k("team/app")),
                                   .repository(RepositoryKey(storedRegistryID: "public:" + registry, name: "p")), .blobs([d1, d2])]
         for change in all { #expect(StoreChange(payload: change.payload) == change) }
         for bad in ["", "auth x", "repo 1", "blobs sha256:zz", "drop tables", "all all"] { #expect(StoreChange(payload: bad) == nil) }
@@ -44,6 +44,10 @@ import Testing
         #expect(seenByB.withLock { $0.contains(.authorization) })
         #expect(seenByA.withLock { $0.isEmpty }, "a node is not told of its own changes")
         #expect(seenByOther.withLock { $0.filter { $0 != .everything }.isEmpty }, "nor of another schema's")
+
+        // Events written on one node wake the others' delivery.
+        try await a.appendEvents([OutboxEvent(id: "e1", time: 1, detailType: "ECR Image Action", account: registry, body: "{}")])
+        #expect(try await eventually { seenByB.withLock { $0.contains(.events) } })
 
         for s in [a, b, other] { s.shutdown() }
     }
