@@ -1,3 +1,4 @@
+import BerthSupport
 import Foundation
 import Ink
 
@@ -173,21 +174,7 @@ public enum SafeMarkdown {
     // MARK: escaping
 
     /// Escapes text for HTML content and double- or single-quoted attributes.
-    public static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    public static func escape(_ s: String) -> String { Markup.escape(s) }
 }
 
 extension Substring {

@@ -356,8 +356,5 @@ enum XML {
             .replacing("&gt;", with: ">").replacing("&#34;", with: "\"").replacing("&amp;", with: "&")
     }
 
-    static func escape(_ s: String) -> String {
-        s.replacing("&", with: "&amp;").replacing("<", with: "&lt;").replacing(">", with: "&gt;")
-            .replacing("\"", with: "&quot;")
-    }
+    static func escape(_ s: String) -> String { Markup.escape(s, apostrophe: "&apos;") }
 }
