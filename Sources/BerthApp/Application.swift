@@ -112,7 +112,8 @@ public struct BerthServices: Sendable {
         let registry = Registry(
             blobs: backends.blobs, metadata: backends.metadata,
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
-                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
+                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds,
+                                       redirectDownloads: config.blobBackend == "s3" && config.s3.redirect),
             clock: clock, logger: logger,
             keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
             eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))
@@ -134,7 +135,9 @@ public struct BerthServices: Sendable {
             },
             issueToken: { p, now in try identity.issueToken(for: p, now: now) },
             downloadURL: { p, repo, digest, now in
-                try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
+                // With `s3Redirect`, a blob stored as pushed is downloaded from the bucket directly.
+                if let url = try await registry.openBlob(repo, digest).redirectURL { return url }
+                return try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
                                                     principal: p, now: now)
             },
             publicRegistryURI: { account in "\(config.publicHost)/public/\(PublicRegistry.alias(of: account))" },
