@@ -25,7 +25,7 @@ import boto3
 import pytest
 
 from berth_helpers import FIXTURES_DIR, unique
-from ecr_helpers import (AWS_CLI, ECRServer, ECRSession, check_after_test, default_env, aws_cli,  # noqa: F401
+from ecr_helpers import (ECRServer, ECRSession, aws_service, check_after_test, default_env, aws_cli,  # noqa: F401
                          skopeo_ecr, skopeo_path, write_oci_layout)
 from test_postgres import pg_database, psql  # noqa: F401 (fixture)
 from test_s3 import ACCESS_KEY, BUCKET, SECRET_KEY, seaweed  # noqa: F401 (fixture)
@@ -34,14 +34,6 @@ MINBASE = FIXTURES_DIR / "images" / "debian-minbase"
 TINY = FIXTURES_DIR / "images" / "debian-tiny-vuln"
 LIFECYCLE = json.dumps({"rules": [{"rulePriority": 1, "description": "keep 5", "selection": {
     "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5}, "action": {"type": "expire"}}]})
-
-
-def aws(session: ECRSession, service: str, *args) -> dict:
-    cmd = [AWS_CLI, service, *args, "--endpoint-url", session.server.url, "--region", session.region, "--output", "json"]
-    p = subprocess.run(cmd, capture_output=True, env=session.cli_env(), timeout=120, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, f"{' '.join(cmd)}: {p.stderr.decode(errors='replace')[-2000:]}"
-    out = p.stdout.decode().strip()
-    return json.loads(out) if out else {}
 
 
 def tree_digest(root: Path) -> dict:
@@ -75,6 +67,7 @@ def pull_all(skopeo, session: ECRSession, state: dict, out: Path) -> dict:
         for _, tags, _ in info["images"]:
             for tag in tags:
                 d = out / repo.replace("/", "_") / tag
+                d.parent.mkdir(parents=True, exist_ok=True)
                 skopeo.copy(f"docker://{session.server.hostport}/{repo}:{tag}", f"dir:{d}")
                 files.update({f"{repo}:{tag}/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest()
                               for f in d.iterdir() if f.name != "version"})
@@ -137,10 +130,10 @@ def test_migrate_an_embedded_registry_to_postgres_and_s3(berth_bin, pg_database,
     skopeo_ecr.copy(f"oci:{TINY}:1", f"docker://{src.hostport}/secure/tiny:1")
     root.client.put_lifecycle_policy(repositoryName="app/minbase", lifecyclePolicyText=LIFECYCLE)
     user = unique("puller")
-    aws(root, "iam", "create-user", "--user-name", user)
-    aws(root, "iam", "put-user-policy", "--user-name", user, "--policy-name", "read", "--policy-document", json.dumps({
+    aws_service(root, "iam", "create-user", "--user-name", user)
+    aws_service(root, "iam", "put-user-policy", "--user-name", user, "--policy-name", "read", "--policy-document", json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}))
-    user_key = aws(root, "iam", "create-access-key", "--user-name", user)["AccessKey"]
+    user_key = aws_service(root, "iam", "create-access-key", "--user-name", user)["AccessKey"]
     root.cli("wait", "image-scan-complete", "--repository-name", "secure/tiny", "--image-id", "imageTag=1", timeout=180)
     findings = root.client.describe_image_scan_findings(repositoryName="secure/tiny", imageId={"imageTag": "1"})
     assert findings["imageScanStatus"]["status"] == "COMPLETE"

@@ -165,6 +165,14 @@ public enum EmbeddedMigration {
         }
         defer { postgres?.shutdown() }
 
+        // A completed migration is not repeated: the target may be in use since (new blobs, new rows).
+        if let postgres, let done = try await postgres.importCompleted(label: resolved(database)) {
+            progress("this registry was migrated into the target at \(done): nothing to do")
+            summary.alreadyComplete = true
+            summary.seconds = (Date().timeIntervalSince(started) * 10).rounded() / 10
+            return summary
+        }
+
         // 1. Blobs, byte for byte as stored (sealed ones stay sealed).
         if moveBlobs {
             try await refuseForeignBlobs(targetBlobs, source: storedSizes)
@@ -273,7 +281,7 @@ public enum EmbeddedMigration {
 
     /// Copies one blob's stored bytes into `target` under its digest (an upload staged under a name of the
     /// migration's own, so an interrupted copy is overwritten by the next run).
-    static func copy(_ digest: Digest, from source: any BlobStore, to target: any BlobStore) async throws {
+    static func copy(_ digest: BerthCore.Digest, from source: any BlobStore, to target: any BlobStore) async throws {
         let id = "migrate-" + String(digest.encoded.prefix(48))
         let writer = try await target.openUpload(id: id, at: 0)
         do {
