@@ -486,6 +486,15 @@ class ECRSession:
         return out
 
 
+def aws_service(session: "ECRSession", service: str, *args) -> dict:
+    """`aws SERVICE ARGS… --output json` against the session's server with its credentials -> the parsed output."""
+    cmd = [AWS_CLI, service, *args, "--endpoint-url", session.server.url, "--region", session.region, "--output", "json"]
+    p = subprocess.run(cmd, capture_output=True, env=session.cli_env(), timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"{' '.join(cmd)} exited {p.returncode}\n{p.stderr.decode(errors='replace')[-2000:]}"
+    out = p.stdout.decode().strip()
+    return json.loads(out) if out else {}
+
+
 def check_after_test(server: ECRServer, sessions: Iterable[ECRSession], expect_alive: bool = True):
     problems = []
     if expect_alive and not server.alive():

@@ -211,11 +211,21 @@ def test_verify_config_hides_the_postgres_password(berth_bin, tmp_path):
     env.update({"BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": "postgres://berth:hunter2secret@db:5432/reg"})
     p = subprocess.run([str(berth_bin), "verify-config", "--data-dir", str(tmp_path)], capture_output=True, env=env,
                        timeout=60, stdin=subprocess.DEVNULL)
-    out = p.stdout.decode()
-    assert p.returncode == 0, p.stderr.decode()
+    out, err = p.stdout.decode(), p.stderr.decode()
     assert '"metadataBackend" : "postgres"' in out or '"metadataBackend": "postgres"' in out, out
     assert "hunter2secret" not in out and "db:5432/reg" in out, out
+    # The server is checked too: this one does not exist, and the message says where it looked (no password).
+    assert p.returncode == 2 and "PostgreSQL" in err and "db:5432" in err and "hunter2secret" not in err, err
     env["BERTH_POSTGRES_URL"] = "mysql://nope"
     p = subprocess.run([str(berth_bin), "verify-config", "--data-dir", str(tmp_path)], capture_output=True, env=env,
                        timeout=60, stdin=subprocess.DEVNULL)
     assert p.returncode == 2 and "postgresURL" in p.stderr.decode(), p.stderr.decode()
+
+
+def test_verify_config_reaches_the_postgres_server(berth_bin, pg_database, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    env.update({"BERTH_METADATA_BACKEND": "postgres", "BERTH_POSTGRES_URL": pg_database})
+    p = subprocess.run([str(berth_bin), "verify-config", "--data-dir", str(tmp_path)], capture_output=True, env=env,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and "PostgreSQL" in p.stderr.decode() and "reachable" in p.stderr.decode(), p.stderr.decode()
+    assert psql(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0", "verify-config wrote nothing"

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from berth_helpers import unique
-from ecr_helpers import ACCOUNT_ID, AWS_CLI, ECRSession, _boto_session, create_repo, write_oci_layout
+from ecr_helpers import ACCOUNT_ID, AWS_CLI, ECRSession, _boto_session, aws_service, create_repo, write_oci_layout
 from ecr_helpers import ecr, ecr_server, skopeo_ecr, skopeo_path, aws_cli  # noqa: F401 (fixtures)
 
 ISSUER_HOST = "token.actions.githubusercontent.com"
@@ -122,12 +122,7 @@ def unsigned_sts(server):
                                   config=Config(signature_version=UNSIGNED, retries={"total_max_attempts": 1}))
 
 
-def root_aws(root: ECRSession, service: str, *args) -> dict:
-    cmd = [AWS_CLI, service, *args, "--endpoint-url", root.server.url, "--region", root.region, "--output", "json"]
-    p = subprocess.run(cmd, capture_output=True, env=root.cli_env(), timeout=120, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, f"{' '.join(cmd)} exited {p.returncode}\n{p.stderr.decode(errors='replace')[-2000:]}"
-    out = p.stdout.decode().strip()
-    return json.loads(out) if out else {}
+root_aws = aws_service
 
 
 def expect_sts_error(server, code: str, status: int, **params):

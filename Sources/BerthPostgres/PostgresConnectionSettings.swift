@@ -102,3 +102,53 @@ extension PostgresMetadataStore {
         self.init(configuration: settings.clientConfiguration, maximumConnections: maximumConnections, logger: logger)
     }
 }
+
+extension PostgresMetadataStore {
+    /// Connects to the server `url` (or `PG*`) names and says what would stop a berth from using it, one
+    /// sentence per problem (`berth verify-config`, `berth admin migrate`): no connection, no right to create
+    /// tables in the schema, a schema written by a newer Berth. Writes nothing.
+    public static func probe(url: String?, environment: [String: String], timeout: Double = 10) async -> [String] {
+        let settings: PostgresConnectionSettings
+        do { settings = try PostgresConnectionSettings(url: url, environment: environment) } catch { return ["\(error)"] }
+        let logger = Logger(label: "berth.postgres.probe")
+        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+        let running = Task { await client.run() }
+        defer { running.cancel() }
+        let server = settings.socketPath ?? "\(settings.host):\(settings.port)"
+        do {
+            return try await withThrowingTaskGroup(of: [String].self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        let c = PGConnection(connection: connection, logger: logger)
+                        var problems: [String] = []
+                        let (schema, canCreate) = try await c.query(
+                            "SELECT current_schema()::text, has_schema_privilege(current_schema(), 'CREATE')") {
+                                (try $0.optionalText(0), try $0.bool(1))
+                            }.first ?? (nil, false)
+                        if schema == nil {
+                            problems.append("no schema to work in: the search_path of user \(settings.user) names no existing schema")
+                        } else if !canCreate {
+                            problems.append("user \(settings.user) may not create tables in schema \(schema!) (GRANT CREATE ON SCHEMA \(schema!) TO \(settings.user))")
+                        }
+                        let version = try await PostgresSchemaMigrator.recordedVersion(c)
+                        if version > migrations.count {
+                            problems.append("\(PostgresSchemaTooNewError(found: version, supported: migrations.count))")
+                        }
+                        return problems
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(timeout))
+                    return ["no connection to PostgreSQL at \(server) within \(Int(timeout)) s (is the server running, are postgresURL or PG* right?)"]
+                }
+                let first = try await group.next() ?? []
+                group.cancelAll()
+                return first
+            }
+        } catch let error as PSQLError {
+            return ["\(PostgresError(error, sql: "(connecting to \(server) as \(settings.user))"))"]
+        } catch {
+            return ["PostgreSQL at \(server): \(error)"]
+        }
+    }
+}

@@ -6,7 +6,7 @@ import PostgresNIO
 
 /// A value bound to a statement: the same cases as `SQLiteValue`, plus text arrays (bound as `text[]`,
 /// for `= ANY($n)` and `unnest($n)`, so a batch is one statement instead of one per item).
-enum PGValue: Sendable {
+enum PGValue: Sendable, Equatable {
     case integer(Int64)
     case real(Double)
     case text(String)

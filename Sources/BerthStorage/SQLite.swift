@@ -38,8 +38,17 @@ public final class SQLiteConnection: @unchecked Sendable {
         sqlite3_extended_result_codes(db, 1)
     }
 
-    deinit {
+    private var closed = false
+
+    deinit { close() }
+
+    /// Closes the connection now rather than when it is released (a tool that must know its files are let go);
+    /// it must not be used afterwards.
+    public func close() {
+        guard !closed else { return }
+        closed = true
         for (_, s) in statements { sqlite3_finalize(s) }
+        statements = [:]
         sqlite3_close_v2(db)
     }
 
@@ -175,6 +184,21 @@ public struct SQLiteRow {
         let n = Int(sqlite3_column_bytes(stmt, i))
         guard n > 0, let p = sqlite3_column_blob(stmt, i) else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+    /// The column's value with the type SQLite stored it as (for copying rows whatever their table).
+    public func value(_ i: Int32) -> SQLiteValue {
+        switch sqlite3_column_type(stmt, i) {
+        case SQLITE_INTEGER: return .integer(int(i))
+        case SQLITE_FLOAT: return .real(double(i))
+        case SQLITE_TEXT:
+            // The stored bytes, exactly: text that is not UTF-8 comes back as bytes rather than repaired.
+            guard let p = sqlite3_column_text(stmt, i) else { return .text("") }
+            let bytes = Array(UnsafeRawBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, i))))
+            if let s = String(validating: bytes, as: UTF8.self) { return .text(s) }
+            return .blob(bytes)
+        case SQLITE_BLOB: return .blob(blob(i))
+        default: return .null
+        }
     }
 }
 

@@ -10,6 +10,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// Where `withLease` holds its locks: files beside the database, or this process for one in memory.
     private let fileLeases: FileLeases?
     private let processLeases = ProcessLeaseTable()
+    /// Held while the store lives: `berth admin migrate` does not copy a database a store has open.
+    private let openLock: DatabaseOpenLock?
 
     /// Opens (creating if needed) the database at `path` and brings its schema to the latest of
     /// `migrations` (see `SchemaMigrator`). A database recorded at a later version than the list
@@ -18,7 +20,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     public init(path: String, migrations: [SchemaMigration] = SQLiteMetadataStore.migrations) throws {
         let tagCache = TagCache()
         self.tagCache = tagCache
-        fileLeases = path.isEmpty || path == ":memory:" || path.hasPrefix("file::memory:") ? nil : FileLeases(databasePath: path)
+        let inMemory = path.isEmpty || path == ":memory:" || path.hasPrefix("file::memory:")
+        fileLeases = inMemory ? nil : FileLeases(databasePath: path)
+        openLock = inMemory ? nil : try DatabaseOpenLock.shared(database: path)
         db = try SQLiteDatabase(path: path, check: { c in try SchemaMigrator.checkOpenable(c, path: path, migrations: migrations) },
                                 afterWrite: { tagCache.writeEnded() })
         try db.writeOnCallingThread { c in

@@ -66,3 +66,42 @@ struct FileLeases: Sendable {
         return try await body()
     }
 }
+
+/// Who has an embedded database open: every `SQLiteMetadataStore` on a file holds a shared `flock` on
+/// `<database>-lease-open` for as long as it lives (servers and `berth admin` commands alike, any number
+/// at once), and `berth admin migrate` holds it exclusively while it copies the database, so neither starts
+/// while the other runs. The kernel drops the lock with its process (`kill -9` included).
+public final class DatabaseOpenLock: Sendable {
+    private let fd: Int32
+
+    private init(fd: Int32) { self.fd = fd }
+
+    deinit { close(fd) }
+
+    public static func path(database: String) -> String { FileLeases(databasePath: database).path(of: "open") }
+
+    /// Takes the lock shared, for a store opening the database; throws while a copy holds it. Nil when the
+    /// lock file cannot be made (a read-only directory): the store opens without it, as before locks existed.
+    static func shared(database: String) throws -> DatabaseOpenLock? {
+        let fd = open(path(database: database), O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else {
+            close(fd)
+            throw StorageError("\(database) is being copied by `berth admin migrate`: wait for it to finish "
+                               + "(then run berth on the configuration the registry was copied to)")
+        }
+        return DatabaseOpenLock(fd: fd)
+    }
+
+    /// Takes the lock exclusively, for a copy of the database; nil while any Berth process has it open.
+    public static func exclusive(database: String) throws -> DatabaseOpenLock? {
+        let file = path(database: database)
+        let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StorageError("cannot open lock file \(file): errno \(errno)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return DatabaseOpenLock(fd: fd)
+    }
+}

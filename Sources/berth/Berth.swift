@@ -107,15 +107,13 @@ struct VerifyConfig: AsyncParsableCommand {
                 json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             }
             print(String(decoding: json, as: UTF8.self))
-            if config.blobBackend == "s3", let s3 = config.s3.configuration {
-                let problems = await config.s3.probe()
-                guard problems.isEmpty else {
-                    let text = problems.map { "  - S3 blob store: \($0)" }.joined(separator: "\n")
-                    FileHandle.standardError.write(Data("invalid configuration:\n\(text)\n".utf8))
-                    throw ExitCode(2)
-                }
-                FileHandle.standardError.write(Data("S3 blob store: bucket \(s3.bucket) at \(s3.endpoint) is reachable and writable\n".utf8))
+            let problems = await config.probeBackends()
+            guard problems.isEmpty else {
+                let text = problems.map { "  - \($0)" }.joined(separator: "\n")
+                FileHandle.standardError.write(Data("invalid configuration:\n\(text)\n".utf8))
+                throw ExitCode(2)
             }
+            for line in config.probedBackends { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         } catch let e as ConfigurationError {
             FileHandle.standardError.write(Data((e.description + "\n").utf8))
             throw ExitCode(2)
@@ -141,7 +139,7 @@ struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bootstrap tasks that must work before any API key exists.",
         subcommands: [CreateAccount.self, CreateRootKey.self, ListPrincipals.self, TLSInit.self, EncryptExisting.self,
-                      EventsCommand.self])
+                      EventsCommand.self, Migrate.self])
 }
 
 struct EncryptExisting: AsyncParsableCommand {
