@@ -190,6 +190,8 @@ let package = Package(
             dependencies: [
                 "BerthSupport",
                 "BerthCore",
+                "BerthAuth",
+                "BerthPolicy",
                 "BerthStorage",
                 "BerthRegistry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
