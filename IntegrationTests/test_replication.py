@@ -199,7 +199,7 @@ def test_multi_arch_index_children_and_referrers_replicate(pair, tmp_path):
     refs = pair.v2(pair.peer).get(f"/v2/prod/multi/referrers/{a.digest}").json()["manifests"]
     assert [m["digest"] for m in refs] == [sbom.digest]
     out = tmp_path / "multi"
-    skopeo(tmp_path, "copy", "--all", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"AWS:{token(pair.peer)}",
+    skopeo(tmp_path, "copy", "--all", "--preserve-digests", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"AWS:{token(pair.peer)}",
            f"docker://{pair.peer.hostport}/prod/multi:v1", f"oci:{out}:v1")
     assert json.loads((out / "index.json").read_text())["manifests"][0]["digest"] == index_digest
 
