@@ -1,51 +1,8 @@
 import BerthReplication
 import Foundation
 
-/// One peer deployment replicated images are pushed to, as written in the settings (docs/replication.md).
-public struct ReplicationPeerSettings: Sendable, Equatable, Codable {
-    /// The destination region this peer serves.
-    public var region: String
-    /// The destination registry (account) this entry is for; absent: any registry of `region`.
-    public var registryId: String?
-    /// `http(s)://host[:port]` of the peer's ECR API and `/v2/`.
-    public var endpoint: String
-    /// The access key used at the peer (an identity of the destination account there).
-    public var accessKeyId: String
-    public var secretAccessKey: String
-
-    public init(region: String, registryId: String? = nil, endpoint: String, accessKeyId: String, secretAccessKey: String) {
-        self.region = region
-        self.registryId = registryId
-        self.endpoint = endpoint
-        self.accessKeyId = accessKeyId
-        self.secretAccessKey = secretAccessKey
-    }
-
-    enum CodingKeys: String, CodingKey, CaseIterable { case region, registryId, endpoint, accessKeyId, secretAccessKey }
-
-    public init(from decoder: any Decoder) throws {
-        let any = try decoder.container(keyedBy: BerthConfiguration.AnyKey.self)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        for k in any.allKeys where !known.contains(k.stringValue) {
-            throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown replication peer setting \(k.stringValue)")
-        }
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        region = try c.decode(String.self, forKey: .region)
-        registryId = try c.decodeIfPresent(String.self, forKey: .registryId)
-        endpoint = try c.decode(String.self, forKey: .endpoint)
-        accessKeyId = try c.decode(String.self, forKey: .accessKeyId)
-        secretAccessKey = try c.decode(String.self, forKey: .secretAccessKey)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(region, forKey: .region)
-        try c.encodeIfPresent(registryId, forKey: .registryId)
-        try c.encode(endpoint, forKey: .endpoint)
-        try c.encode(accessKeyId, forKey: .accessKeyId)
-        try c.encode("(hidden)", forKey: .secretAccessKey)
-    }
-
+/// A peer as written in the settings is BerthReplication's `ReplicationPeer` (Codable); its checks live here.
+extension ReplicationPeer {
     func problems() -> [String] {
         var p: [String] = []
         if !ReplicationRules.isRegion(region) { p.append("replication peer region must look like us-east-1, got \(region)") }
@@ -58,15 +15,11 @@ public struct ReplicationPeerSettings: Sendable, Equatable, Codable {
         if accessKeyId.isEmpty || secretAccessKey.isEmpty { p.append("replication peer \(endpoint): accessKeyId and secretAccessKey are required") }
         return p
     }
-
-    var peer: ReplicationPeer {
-        ReplicationPeer(region: region, registryId: registryId, endpoint: endpoint, accessKeyId: accessKeyId, secretAccessKey: secretAccessKey)
-    }
 }
 
 /// The replication settings (`replicationPeers`, `replicationMaxAttempts`, … / `BERTH_REPLICATION_*`).
 public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
-    public var peers: [ReplicationPeerSettings] = []
+    public var peers: [ReplicationPeer] = []
     public var maxAttempts: Int = 20
     public var retryBaseSeconds: Double = 1
     public var retryMaxSeconds: Double = 300
@@ -85,7 +38,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = ReplicationConfigurationSettings()
-        peers = try c.decodeIfPresent([ReplicationPeerSettings].self, forKey: .replicationPeers) ?? d.peers
+        peers = try c.decodeIfPresent([ReplicationPeer].self, forKey: .replicationPeers) ?? d.peers
         maxAttempts = try c.decodeIfPresent(Int.self, forKey: .replicationMaxAttempts) ?? d.maxAttempts
         retryBaseSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationRetryBaseSeconds) ?? d.retryBaseSeconds
         retryMaxSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationRetryMaxSeconds) ?? d.retryMaxSeconds
@@ -96,7 +49,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
     /// Applies `BERTH_REPLICATION_*` from `env` (`BERTH_REPLICATION_PEERS` is the peers' JSON array).
     mutating func apply(env: (String) -> String?, problems: inout [String]) {
         if let v = env("BERTH_REPLICATION_PEERS") {
-            do { peers = try JSONDecoder().decode([ReplicationPeerSettings].self, from: Data(v.utf8)) } catch {
+            do { peers = try JSONDecoder().decode([ReplicationPeer].self, from: Data(v.utf8)) } catch {
                 problems.append("BERTH_REPLICATION_PEERS must be a JSON array of peers: \(error)")
             }
         }
@@ -127,7 +80,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
 
     /// The worker's settings for a deployment serving `region`.
     public func settings(region: String) -> ReplicationSettings {
-        ReplicationSettings(region: region, peers: peers.map(\.peer), maxAttempts: maxAttempts, retryBaseSeconds: retryBaseSeconds,
+        ReplicationSettings(region: region, peers: peers, maxAttempts: maxAttempts, retryBaseSeconds: retryBaseSeconds,
                             retryMaxSeconds: retryMaxSeconds, pollSeconds: pollSeconds, concurrency: concurrency)
     }
 }

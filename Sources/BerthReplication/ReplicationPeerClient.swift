@@ -8,8 +8,9 @@ import NIOHTTP1
 import Synchronization
 
 /// Another Berth (or ECR-compatible) deployment that replicated images are pushed to: the region (and
-/// optionally the one registry) it stands for, its endpoint, and the access key used there.
-public struct ReplicationPeer: Sendable, Equatable {
+/// optionally the one registry) it stands for, its endpoint, and the access key used there. As written
+/// in the settings (`replicationPeers`): unknown members are refused, and the secret is never encoded.
+public struct ReplicationPeer: Sendable, Equatable, Codable {
     public var region: String
     /// The destination registry this entry is for; nil: any registry of `region`.
     public var registryId: String?
@@ -24,6 +25,38 @@ public struct ReplicationPeer: Sendable, Equatable {
         self.endpoint = endpoint
         self.accessKeyId = accessKeyId
         self.secretAccessKey = secretAccessKey
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case region, registryId, endpoint, accessKeyId, secretAccessKey }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        for k in any.allKeys where !known.contains(k.stringValue) {
+            throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown replication peer setting \(k.stringValue)")
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        region = try c.decode(String.self, forKey: .region)
+        registryId = try c.decodeIfPresent(String.self, forKey: .registryId)
+        endpoint = try c.decode(String.self, forKey: .endpoint)
+        accessKeyId = try c.decode(String.self, forKey: .accessKeyId)
+        secretAccessKey = try c.decode(String.self, forKey: .secretAccessKey)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(region, forKey: .region)
+        try c.encodeIfPresent(registryId, forKey: .registryId)
+        try c.encode(endpoint, forKey: .endpoint)
+        try c.encode(accessKeyId, forKey: .accessKeyId)
+        try c.encode("(hidden)", forKey: .secretAccessKey)
     }
 }
 
@@ -69,7 +102,7 @@ public final class ReplicationPeerClient: Sendable {
         request.method = .POST
         for h in signed.headers where h.name.lowercased() != "host" { request.headers.add(name: h.name, value: h.value) }
         request.body = .bytes(ByteBuffer(bytes: bytes))
-        let (status, data) = try await send(request, what: operation)
+        let (status, _, data) = try await send(request, what: operation)
         let json = (try? JSONValue.parse(data)) ?? .null
         guard status == 200 else {
             let type = json["__type"]?.stringValue.map { String($0.split(separator: "#").last ?? Substring($0)) } ?? "status \(status)"
@@ -121,7 +154,7 @@ public final class ReplicationPeerClient: Sendable {
 
     // MARK: /v2/ at the peer
 
-    func send(_ request: HTTPClientRequest, what: String) async throws -> (Int, [UInt8]) {
+    func send(_ request: HTTPClientRequest, what: String) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
@@ -130,7 +163,7 @@ public final class ReplicationPeerClient: Sendable {
         } catch {
             throw PeerError(description: "peer unreachable (\(what)): \(error)", retryable: true)
         }
-        return (Int(response.status.code), Array(body.readableBytesView))
+        return (Int(response.status.code), response.headers, Array(body.readableBytesView))
     }
 
     /// The `Host` that addresses `registryId` at the peer: Berth (and ECR) read the registry from a host
@@ -152,17 +185,9 @@ public final class ReplicationPeerClient: Sendable {
         request.headers.add(name: "User-Agent", value: "berth-replication")
         for (n, v) in headers { request.headers.add(name: n, value: v) }
         if let body { request.body = body }
-        let response: HTTPClientResponse
-        let data: ByteBuffer
-        do {
-            response = try await http.execute(request, timeout: .seconds(600))
-            data = try await response.body.collect(upTo: 16 << 20)
-        } catch {
-            throw PeerError(description: "peer unreachable (\(what)): \(error)", retryable: true)
-        }
-        let status = Int(response.status.code)
-        if status == 401 { tokens.withLock { $0["\(peer.endpoint) \(peer.accessKeyId)"] = nil } }
-        return (status, response.headers, Array(data.readableBytesView))
+        let r = try await send(request, what: what)
+        if r.status == 401 { tokens.withLock { $0["\(peer.endpoint) \(peer.accessKeyId)"] = nil } }
+        return r
     }
 
     static func failure(_ what: String, _ r: (status: Int, headers: HTTPHeaders, body: [UInt8])) -> PeerError {
