@@ -106,7 +106,7 @@ public struct BerthServices: Sendable {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
             key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
         }
-        let directory = Directory(store: backends.metadata)
+        let directory = Directory(store: backends.metadata, homeRegion: config.region)
         let policyAuthorizer = PolicyAuthorizer(directory: directory, region: config.region, clock: clock,
                                                 cacheSeconds: config.authCacheSeconds, logger: logger)
         let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: policyAuthorizer,
@@ -121,14 +121,18 @@ public struct BerthServices: Sendable {
         let endpoint = config.effectivePublicEndpoint
         let identity = IdentityService(directory: directory, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
-                                       secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds)
+                                       secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds,
+                                       regions: config.regionSet)
         let authorizer: any Authorizer = policyAuthorizer
-        let env = ECREnvironment(
+        // Repository URIs and proxy endpoints name the region of the request being served.
+        var env = ECREnvironment(
             region: config.region,
-            repositoryURI: { account, name in "\(config.registryHost(account: account))/\(name)" },
+            repositoryURI: { account, name in
+                "\(config.registryHost(account: account, region: RequestRegion.current?.name))/\(name)"
+            },
             proxyEndpoint: { account in
                 let scheme = endpoint.hasPrefix("https://") ? "https" : "http"
-                return "\(scheme)://\(config.registryHost(account: account))"
+                return "\(scheme)://\(config.registryHost(account: account, region: RequestRegion.current?.name))"
             },
             issueToken: { p, now in try identity.issueToken(for: p, now: now) },
             downloadURL: { p, repo, digest, now in
@@ -137,6 +141,7 @@ public struct BerthServices: Sendable {
             },
             publicRegistryURI: { account in "\(config.publicHost)/public/\(PublicRegistry.alias(of: account))" },
             publicLogoURL: { account, name in "\(endpoint)/gallery/\(PublicRegistry.alias(of: account))/\(name)/logo" })
+        env.regions = config.regionSet
         let secrets = SecretsManagerService(store: backends.metadata, box: try SecretBox(key: key), region: config.region,
                                             authorizer: authorizer, clock: clock, logger: logger)
         let pullThrough = PullThroughCache(
@@ -217,6 +222,7 @@ public struct BerthServices: Sendable {
     /// that is written once to `<dataDir>/root-credentials.json` (mode 0600). Returns a generated key.
     @discardableResult
     public func bootstrap(logger: Logger) async throws -> (accessKeyID: String, secret: String)? {
+        try await checkHomeRegion()
         let account = config.accountId
         try await directory.createAccount(account, at: clock.now())
         if let id = config.rootAccessKeyId, let secret = config.rootSecretAccessKey {
@@ -239,6 +245,16 @@ public struct BerthServices: Sendable {
             logger.notice("generated root credentials", metadata: ["account": "\(account)", "accessKeyId": "\(created.accessKeyID)", "file": "\(path)"])
         }
         return created
+    }
+
+    /// Refuses a `region` setting other than the home region this database records: repositories stored
+    /// under bare account ids belong to it, and would otherwise change region silently.
+    func checkHomeRegion() async throws {
+        let home = try await registry.recordedHomeRegion(default: config.region)
+        guard home == config.region else {
+            throw ConfigurationError(problems: [
+                "region is \(config.region), but this registry's data belongs to \(home) (its home region); set region to \(home) and list other regions in regions"])
+        }
     }
 
     /// A new root access key for an account.

@@ -39,4 +39,16 @@ extension Registry {
 
     /// Where the display name is kept among the account settings.
     static let publicRegistryDisplayNameSetting = PublicRegistry.displayNameSetting
+
+    /// Where the deployment's home region is recorded (an account id no account can have).
+    static let deploymentSettings = "deployment"
+    static let homeRegionSetting = "homeRegion"
+
+    /// The home region recorded in the metadata database (the region stored under bare account ids, see
+    /// `RegionSet`): recorded as `candidate` on the first start that asks, then never changed.
+    public func recordedHomeRegion(default candidate: String) async throws -> String {
+        if let recorded = try await metadata.accountSetting(Self.deploymentSettings, Self.homeRegionSetting) { return recorded }
+        try await metadata.putAccountSetting(Self.deploymentSettings, Self.homeRegionSetting, candidate)
+        return candidate
+    }
 }
