@@ -60,7 +60,7 @@ class Pair:
         peers = [{"region": PEER_REGION, "endpoint": self.peer.url,
                   "accessKeyId": bh.ROOT_ACCESS_KEY_ID, "secretAccessKey": bh.ROOT_SECRET_ACCESS_KEY}]
         self.source = ECRServer(berth_bin, base / "source", env={
-            **default_env(), "BERTH_REPLICATION_PEERS": json.dumps(peers),
+            **default_env(), "BERTH_REGIONS": "eu-west-1", "BERTH_REPLICATION_PEERS": json.dumps(peers),
             "BERTH_REPLICATION_RETRY_BASE_SECONDS": "0.2", "BERTH_REPLICATION_RETRY_MAX_SECONDS": "1",
             "BERTH_REPLICATION_MAX_ATTEMPTS": "1000", "BERTH_REPLICATION_POLL_SECONDS": "0.2"})
         self.source.start()
@@ -88,6 +88,8 @@ def pair(berth_bin, tmp_path_factory):
          "repositoryFilters": [{"filter": "prod", "filterType": "PREFIX_MATCH"}]},
         {"destinations": [{"region": "us-east-1", "registryId": OTHER}],
          "repositoryFilters": [{"filter": "xacct", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [{"region": "eu-west-1", "registryId": bh.ROOT_ACCOUNT_ID}],
+         "repositoryFilters": [{"filter": "euro", "filterType": "PREFIX_MATCH"}]},
     ]}
     out = p.cli.cli_json("put-replication-configuration", "--replication-configuration", json.dumps(config))
     assert out["replicationConfiguration"] == config
@@ -136,7 +138,10 @@ def error_of(p: subprocess.CompletedProcess) -> str:
 def test_configuration_operations_and_their_refusals(pair):
     described = pair.cli.cli_json("describe-registry")
     assert described["registryId"] == bh.ROOT_ACCOUNT_ID
-    assert [r["repositoryFilters"][0]["filter"] for r in described["replicationConfiguration"]["rules"]] == ["prod", "xacct"]
+    assert [r["repositoryFilters"][0]["filter"] for r in described["replicationConfiguration"]["rules"]] == ["prod", "xacct", "euro"]
+    # Each region is a registry of its own: eu-west-1's has no configuration.
+    eu = ECRSession(pair.source, *pair.source.root_credentials, region="eu-west-1", tmp=pair.cli.tmp)
+    assert eu.cli_json("describe-registry")["replicationConfiguration"] == {"rules": []}
     # The peer has none of its own.
     assert pair.peer_cli.cli_json("describe-registry")["replicationConfiguration"] == {"rules": []}
     # A destination equal to the source registry is refused, and so is a bad filter.
@@ -150,7 +155,7 @@ def test_configuration_operations_and_their_refusals(pair):
         raw.put_replication_configuration(replicationConfiguration={"rules": [
             {"destinations": [{"region": PEER_REGION, "registryId": bh.ROOT_ACCOUNT_ID}]}] * 11})
     # The configuration is unchanged by the refusals.
-    assert len(pair.cli.cli_json("describe-registry")["replicationConfiguration"]["rules"]) == 2
+    assert len(pair.cli.cli_json("describe-registry")["replicationConfiguration"]["rules"]) == 3
     p = pair.cli.cli("describe-image-replication-status", "--repository-name", "prod/none",
                      "--image-id", "imageTag=x", check=False)
     assert error_of(p) == "RepositoryNotFoundException"
@@ -202,6 +207,15 @@ def test_multi_arch_index_children_and_referrers_replicate(pair, tmp_path):
     skopeo(tmp_path, "copy", "--all", "--preserve-digests", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"AWS:{token(pair.peer)}",
            f"docker://{pair.peer.hostport}/prod/multi:v1", f"oci:{out}:v1")
     assert json.loads((out / "index.json").read_text())["manifests"][0]["digest"] == index_digest
+
+
+def test_another_region_of_the_same_deployment(pair):
+    img = pair.v2(pair.source).push_image("euro/app", tag="v1")
+    got = wait_status(pair, "euro/app", img.digest, "COMPLETE")
+    assert got == [{"region": "eu-west-1", "registryId": bh.ROOT_ACCOUNT_ID, "status": "COMPLETE"}]
+    eu = ECRSession(pair.source, *pair.source.root_credentials, region="eu-west-1", tmp=pair.cli.tmp)
+    images = eu.cli_json("batch-get-image", "--repository-name", "euro/app", "--image-ids", "imageTag=v1")["images"]
+    assert images[0]["imageManifest"].encode() == img.manifest
 
 
 def test_a_filter_keeps_other_repositories_home(pair):

@@ -187,7 +187,7 @@ public struct BerthServices: Sendable {
                                      metrics: metrics,
                                      tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
         services.replication = ReplicationService(
-            registry: registry, settings: config.replication.settings(region: config.region),
+            registry: registry, settings: config.replication.settings(regions: config.regionSet),
             observer: ReplicationMetrics(registry: metrics.registry), logger: logger)
         if !config.events.targets.isEmpty {
             let delivery = try config.events.delivery()

@@ -1,3 +1,4 @@
+import BerthCore
 import BerthReplication
 import Foundation
 
@@ -78,9 +79,9 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         return p
     }
 
-    /// The worker's settings for a deployment serving `region`.
-    public func settings(region: String) -> ReplicationSettings {
-        ReplicationSettings(region: region, peers: peers, maxAttempts: maxAttempts, retryBaseSeconds: retryBaseSeconds,
+    /// The worker's settings for a deployment serving `regions`.
+    public func settings(regions: RegionSet) -> ReplicationSettings {
+        ReplicationSettings(regions: regions, peers: peers, maxAttempts: maxAttempts, retryBaseSeconds: retryBaseSeconds,
                             retryMaxSeconds: retryMaxSeconds, pollSeconds: pollSeconds, concurrency: concurrency)
     }
 }

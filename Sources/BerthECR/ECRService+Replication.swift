@@ -4,7 +4,7 @@ import BerthSupport
 
 /// Replication (docs/replication.md): PutReplicationConfiguration, DescribeRegistry's
 /// `replicationConfiguration` and DescribeImageReplicationStatus. The configuration belongs to the
-/// caller's private registry; the jobs it makes are worked by `ReplicationService`.
+/// caller's private registry in the request's region; the jobs it makes are worked by `ReplicationService`.
 extension ECRService {
     /// Reads a `ReplicationConfiguration` structure (types as the protocol requires; lengths and patterns
     /// are `ReplicationRules.validate`'s).
@@ -47,18 +47,18 @@ extension ECRService {
     func putReplicationConfiguration(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let configuration = try replicationConfiguration(p)
         do {
-            try ReplicationRules.validate(configuration, sourceAccount: principal.accountID, sourceRegion: env.region)
+            try ReplicationRules.validate(configuration, sourceAccount: principal.accountID, sourceRegion: requestRegion)
         } catch {
             switch error { case .invalidParameter(let m): throw ECRError.invalidParameter(m) }
         }
         try await authorizer.authorize(principal, action: "ecr:PutReplicationConfiguration", resource: registryResource(principal.accountID))
-        try await registry.putReplicationConfiguration(configuration, of: .private(principal.accountID))
+        try await registry.putReplicationConfiguration(configuration, of: RegistryID(storedValue: storeID(principal.accountID)))
         return ["replicationConfiguration": replicationConfigurationJSON(configuration)]
     }
 
     func describeRegistry(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: registryARN(principal.accountID))
-        let configuration = try await registry.replicationConfiguration(of: .private(principal.accountID))
+        let configuration = try await registry.replicationConfiguration(of: RegistryID(storedValue: storeID(principal.accountID)))
         return ["registryId": .string(principal.accountID), "replicationConfiguration": replicationConfigurationJSON(configuration)]
     }
 

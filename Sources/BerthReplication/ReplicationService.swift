@@ -8,8 +8,8 @@ import Synchronization
 
 /// Settings of replication (`replicationPeers`, `replicationMaxAttempts`, … in the configuration).
 public struct ReplicationSettings: Sendable, Equatable {
-    /// The region this deployment serves.
-    public var region: String
+    /// The regions this deployment serves (each account × region a registry of its own).
+    public var regions: RegionSet
     /// Peer deployments, by destination region (and optionally registry).
     public var peers: [ReplicationPeer]
     /// Attempts before a job that keeps failing for a reason that may pass (a peer down) is FAILED.
@@ -21,9 +21,9 @@ public struct ReplicationSettings: Sendable, Equatable {
     /// Jobs copied at the same time.
     public var concurrency: Int
 
-    public init(region: String, peers: [ReplicationPeer] = [], maxAttempts: Int = 20, retryBaseSeconds: Double = 1,
+    public init(regions: RegionSet, peers: [ReplicationPeer] = [], maxAttempts: Int = 20, retryBaseSeconds: Double = 1,
                 retryMaxSeconds: Double = 300, pollSeconds: Double = 1, concurrency: Int = 4) {
-        self.region = region
+        self.regions = regions
         self.peers = peers
         self.maxAttempts = maxAttempts
         self.retryBaseSeconds = retryBaseSeconds
@@ -71,10 +71,11 @@ public final class ReplicationService: Sendable {
 
     // MARK: destinations
 
-    /// The registry of this deployment a destination names, nil when it is not one of this deployment's
-    /// (then it must be a configured peer). Every same-deployment destination is decided here.
+    /// The registry of this deployment a destination names — the account's registry in that region, when
+    /// the deployment serves the region — nil otherwise (then it must be a configured peer). Every
+    /// same-deployment destination is decided here.
     public func localDestination(region: String, registryId: String) -> RegistryID? {
-        region == settings.region ? .private(registryId) : nil
+        settings.regions.accepts(region) ? .private(registryId, region: settings.regions.storageRegion(region)) : nil
     }
 
     /// The peer a destination goes to: the entry for its region and registry, else the one for its region alone.
@@ -122,7 +123,7 @@ public final class ReplicationService: Sendable {
             let key = RepositoryKey(registry: local, name: name)
             let exists = try await registry.findRepository(key) != nil
             if local.account != sourceAccount {
-                try requirePermission(try await registry.registryPolicy(of: local.account), job, creating: !exists)
+                try requirePermission(try await registry.registryPolicy(of: local.storedValue), job, creating: !exists)
             }
             if !exists { try await createDestinationRepository(key) }
             return LocalReplicationTarget(registry: registry, key: key)
@@ -139,7 +140,7 @@ public final class ReplicationService: Sendable {
             }
             return PeerReplicationTarget(client: peers, peer: peer, registryId: d.registryId, repository: name.value, registry: registry)
         }
-        throw PermanentReplicationFailure(description: "no destination for region \(d.region), registry \(d.registryId): this deployment serves \(settings.region) and no replicationPeers entry maps that region")
+        throw PermanentReplicationFailure(description: "no destination for region \(d.region), registry \(d.registryId): this deployment serves \(settings.regions) and no replicationPeers entry maps that region")
     }
 
     // MARK: copying

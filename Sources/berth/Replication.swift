@@ -19,6 +19,8 @@ struct ReplicationBackfill: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
     @Option(name: .long, help: "The registry (account id); default: the configured accountId.")
     var account: String?
+    @Option(name: .long, help: "The registry's region; default: the configured region.")
+    var region: String?
     @Option(name: .long, help: "Only this repository.")
     var repository: String?
 
@@ -27,7 +29,11 @@ struct ReplicationBackfill: AsyncParsableCommand {
         let account = self.account ?? services.config.accountId
         guard AccountID.isValid(account) else { throw ValidationError("--account must be 12 digits") }
         if let repository, (try? RepositoryName(repository)) == nil { throw ValidationError("--repository is not a valid repository name") }
-        let n = try await services.registry.backfillReplication(of: .private(account), repository: repository)
+        let regions = services.config.regionSet
+        let region = self.region ?? services.config.region
+        guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
+        let n = try await services.registry.backfillReplication(of: .private(account, region: regions.storageRegion(region)),
+                                                                repository: repository)
         print("{\"enqueued\": \(n)}")
     }
 }

@@ -242,8 +242,8 @@ import Testing
             {"region": "eu-west-1", "replicationPeers": [{"region": "us-west-2", "endpoint": "https://west.example", "accessKeyId": "AKIA1",
                                     "secretAccessKey": "s3cret"}], "replicationMaxAttempts": 5}
             """), environment: [:])
-        let settings = f.replication.settings(region: f.region)
-        #expect(settings.region == "eu-west-1" && settings.maxAttempts == 5)
+        let settings = f.replication.settings(regions: f.regionSet)
+        #expect(settings.regions.home == "eu-west-1" && settings.maxAttempts == 5)
         #expect(settings.peers == [ReplicationPeer(region: "us-west-2", endpoint: "https://west.example", accessKeyId: "AKIA1", secretAccessKey: "s3cret")])
         // What verify-config prints: the secret hidden.
         let printed = String(decoding: try JSONEncoder().encode(f.replication.peers), as: UTF8.self)

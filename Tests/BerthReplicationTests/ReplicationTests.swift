@@ -117,18 +117,25 @@ struct Bytes: AsyncSequence, Sendable {
     }
 
     func service(region: String = "us-east-1") -> ReplicationService {
-        ReplicationService(registry: registry, settings: ReplicationSettings(region: region, retryBaseSeconds: 0.01))
+        ReplicationService(registry: registry, settings: ReplicationSettings(regions: .single(region), retryBaseSeconds: 0.01))
     }
 
     func configure(_ rules: [ReplicationRule]) async throws {
         try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: rules), of: .private(Self.source))
     }
 
-    @Test func localDestinationsAreThisDeploymentsRegion() {
+    @Test func localDestinationsAreTheRegionsThisDeploymentServes() {
         let s = service(region: "eu-west-1")
         #expect(s.localDestination(region: "eu-west-1", registryId: Self.other) == .private(Self.other))
         #expect(s.localDestination(region: "us-east-1", registryId: Self.other) == nil)
         #expect(s.peer(region: "us-east-1", registryId: Self.other) == nil)
+        // With several regions, another served region is that account's registry there.
+        let multi = ReplicationService(registry: registry, settings: ReplicationSettings(
+            regions: RegionSet(home: "eu-west-1", listed: ["ap-south-1"]),
+            peers: [ReplicationPeer(region: "us-west-2", endpoint: "http://127.0.0.1:9", accessKeyId: "a", secretAccessKey: "b")]))
+        #expect(multi.localDestination(region: "ap-south-1", registryId: Self.other) == .private(Self.other, region: "ap-south-1"))
+        #expect(multi.localDestination(region: "us-west-2", registryId: Self.other) == nil)
+        #expect(multi.peer(region: "us-west-2", registryId: Self.other)?.endpoint == "http://127.0.0.1:9")
     }
 
     @Test func crossAccountNeedsTheDestinationsRegistryPolicy() async throws {
