@@ -10,6 +10,9 @@ answers with the Bearer-less Basic challenge; Berth reaches it over loopback `ht
 * A tag moved upstream is seen once the tag's time to live has passed.
 * Concurrent pulls of a missing blob make one upstream fetch (counted in the upstream's access log).
 * With the upstream stopped, cached content is still served.
+* An upstream with the Bearer token flow (a small token-auth front before Distribution): skopeo pulls
+  through it; when it throttles (429), cached content is served, the upstream is backed off, and content
+  never cached gets 429 TOOMANYREQUESTS.
 
 Figures (first pull through the cache vs a direct pull from the upstream, cached pull vs a normal
 pull) are printed, never asserted.
@@ -404,3 +407,148 @@ def test_importing_needs_batch_import_upstream_image(berth, rule, upstream):
             break
         time.sleep(0.5)
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest, r.text
+
+
+class TokenFront:
+    """A small token-auth front for the upstream, as Docker Hub, GHCR and Quay are: `/v2/` answers 401 with a
+    `Bearer realm=…/token` challenge; `/token` hands out a bearer token for Basic credentials; requests with
+    a valid token are relayed to the Distribution upstream. `throttle` makes it answer 429 (Retry-After) to
+    every registry request, as Docker Hub's rate limit does; `requests` counts what reached it."""
+
+    def __init__(self, upstream: Upstream):
+        import http.server
+        import secrets as pysecrets
+        import threading
+        self.upstream = upstream
+        self.throttle = False
+        self.counts = {"token": 0, "unauthorized": 0, "relayed": 0, "throttled": 0}
+        self.tokens = set()
+        self.lock = threading.Lock()
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, headers=(), body=b""):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def handle_one(self):
+                if self.path.startswith("/token"):
+                    auth = self.headers.get("Authorization", "")
+                    expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                    if auth != expected:
+                        return self.reply(401, [("Content-Type", "application/json")], b'{"details":"bad credentials"}')
+                    token = pysecrets.token_hex(16)
+                    with front.lock:
+                        front.tokens.add(token)
+                        front.counts["token"] += 1
+                    return self.reply(200, [("Content-Type", "application/json")],
+                                      json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode())
+                bearer = self.headers.get("Authorization", "")
+                with front.lock:
+                    valid = bearer.startswith("Bearer ") and bearer[7:] in front.tokens
+                if not valid:
+                    with front.lock:
+                        front.counts["unauthorized"] += 1
+                    challenge = f'Bearer realm="http://127.0.0.1:{front.port}/token",service="front"'
+                    if self.path.startswith("/v2/") and "/manifests/" in self.path or "/blobs/" in self.path:
+                        name = self.path[4:].split("/manifests/")[0].split("/blobs/")[0]
+                        challenge += f',scope="repository:{name}:pull"'
+                    return self.reply(401, [("WWW-Authenticate", challenge), ("Content-Type", "application/json")],
+                                      b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')
+                if front.throttle:
+                    with front.lock:
+                        front.counts["throttled"] += 1
+                    return self.reply(429, [("Retry-After", "60"), ("Content-Type", "application/json")],
+                                      b'{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limited"}]}')
+                with front.lock:
+                    front.counts["relayed"] += 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")}
+                r = requests.request(self.command, front.upstream.url + self.path, headers=headers,
+                                     auth=(USER, PASSWORD), timeout=120, allow_redirects=True)
+                keep = [(k, v) for k, v in r.headers.items()
+                        if k.lower() in ("content-type", "docker-content-digest", "content-range", "accept-ranges")]
+                if self.command == "HEAD":
+                    self.send_response(r.status_code)
+                    for k, v in keep:
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", r.headers.get("Content-Length", "0"))
+                    self.end_headers()
+                    return
+                self.reply(r.status_code, keep, r.content)
+
+            def do_GET(self):
+                self.handle_one()
+
+            def do_HEAD(self):
+                self.handle_one()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def token_front(upstream):
+    front = TokenFront(upstream)
+    yield front
+    front.stop()
+
+
+def test_token_auth_upstream_and_throttling(berth, session, credential_arn, token_front, upstream, tmp_path):
+    """An upstream with the Bearer token flow (a challenge naming a realm, Basic credentials for a token, the
+    token on every request): skopeo pulls through it. Then the upstream throttles (429 + Retry-After): cached
+    content is still served, the upstream is backed off instead of asked on every pull, and content never
+    cached gets 429 TOOMANYREQUESTS from Berth (not a 5xx, not a hang)."""
+    out = session.cli_json("create-pull-through-cache-rule", "--ecr-repository-prefix", "tok",
+                           "--upstream-registry-url", token_front.url, "--credential-arn", credential_arn)
+    assert out["upstreamRegistryUrl"] == token_front.url
+    tok = token(berth)
+    first = tmp_path / "first"
+    skopeo(tmp_path, "copy", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"AWS:{tok}",
+           f"docker://{berth.hostport}/tok/library/debian:bookworm", f"oci:{first}:x")
+    direct = tmp_path / "direct"
+    skopeo(tmp_path, "copy", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"{USER}:{PASSWORD}",
+           f"docker://127.0.0.1:{upstream.port}/library/debian:bookworm", f"oci:{direct}:x")
+    assert layout_digest(first) == layout_digest(direct)
+    assert token_front.counts["token"] >= 1 and token_front.counts["relayed"] >= 3, token_front.counts
+
+    token_front.throttle = True
+    try:
+        time.sleep(TTL + 0.5)  # the tag is due for a check upstream, which now answers 429
+        again = tmp_path / "again"
+        skopeo(tmp_path, "copy", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"AWS:{tok}",
+               f"docker://{berth.hostport}/tok/library/debian:bookworm", f"oci:{again}:x")
+        assert layout_digest(again) == layout_digest(first)
+        asked = token_front.counts["throttled"]
+        assert asked >= 1, token_front.counts
+        # Backed off: more pulls of cached content do not ask the throttling upstream again.
+        time.sleep(TTL + 0.5)
+        third = tmp_path / "third"
+        skopeo(tmp_path, "copy", "--retry-times", "0", "--src-tls-verify=false", "--src-creds", f"AWS:{tok}",
+               f"docker://{berth.hostport}/tok/library/debian:bookworm", f"oci:{third}:x")
+        assert layout_digest(third) == layout_digest(first)
+        assert token_front.counts["throttled"] == asked, token_front.counts
+        headers = {"Authorization": f"Basic {base64.b64encode(f'AWS:{tok}'.encode()).decode()}", "Accept": bh.OCI_MANIFEST}
+        r = requests.get(f"{berth.url}/v2/tok/library/never/manifests/latest", headers=headers, timeout=60)
+        assert r.status_code == 429 and "TOOMANYREQUESTS" in r.text, r.text
+    finally:
+        token_front.throttle = False

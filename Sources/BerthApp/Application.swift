@@ -95,6 +95,10 @@ public struct BerthServices: Sendable {
     public var eventDeliverer: EventDeliverer? = nil
     /// The worker of the replication queue (docs/replication.md).
     public var replication: ReplicationService? = nil
+    /// Identifies the master key (a value derived from it, never the key): recorded in the metadata
+    /// database, so a process started with another key — a second node with its own `master.key` — is
+    /// refused instead of failing to open every secret and sealed blob.
+    public var masterKeyFingerprint: String = ""
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -114,7 +118,8 @@ public struct BerthServices: Sendable {
         let registry = Registry(
             blobs: backends.blobs, metadata: backends.metadata,
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
-                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
+                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds,
+                                       redirectDownloads: config.blobBackend == "s3" && config.s3.redirect),
             clock: clock, logger: logger,
             keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
             eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))
@@ -136,7 +141,9 @@ public struct BerthServices: Sendable {
             },
             issueToken: { p, now in try identity.issueToken(for: p, now: now) },
             downloadURL: { p, repo, digest, now in
-                try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
+                // With `s3Redirect`, a blob stored as pushed is downloaded from the bucket directly.
+                if let url = try await registry.openBlob(repo, digest).redirectURL { return url }
+                return try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
                                                     principal: p, now: now)
             },
             publicRegistryURI: { account in "\(config.publicHost)/public/\(PublicRegistry.alias(of: account))" },
@@ -189,6 +196,7 @@ public struct BerthServices: Sendable {
         services.replication = ReplicationService(
             registry: registry, settings: config.replication.settings(regions: config.regionSet),
             observer: ReplicationMetrics(registry: metrics.registry), logger: logger)
+        services.masterKeyFingerprint = Self.fingerprint(of: key)
         if !config.events.targets.isEmpty {
             let delivery = try config.events.delivery()
             services.eventDeliverer = EventDeliverer(
@@ -196,6 +204,14 @@ public struct BerthServices: Sendable {
                 metrics: EventMetrics(registry: metrics.registry, targets: delivery.targets.map(\.name)), logger: logger)
         }
         return services
+    }
+
+    /// A name for the master key: HKDF-SHA256 of it for this purpose, hex. It identifies the key and
+    /// reveals nothing of it.
+    static func fingerprint(of key: SymmetricKey) -> String {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("berth master key fingerprint v1".utf8),
+                                             outputByteCount: 16)
+        return derived.withUnsafeBytes { Array($0) }.map { String(format: "%02x", $0) }.joined()
     }
 
     /// The audit trail: `audit.db` in the data directory (in memory with the `memory` metadata backend).
@@ -223,6 +239,7 @@ public struct BerthServices: Sendable {
     @discardableResult
     public func bootstrap(logger: Logger) async throws -> (accessKeyID: String, secret: String)? {
         try await checkHomeRegion()
+        try await checkMasterKey()
         let account = config.accountId
         try await directory.createAccount(account, at: clock.now())
         if let id = config.rootAccessKeyId, let secret = config.rootSecretAccessKey {
@@ -254,6 +271,17 @@ public struct BerthServices: Sendable {
         guard home == config.region else {
             throw ConfigurationError(problems: [
                 "region is \(config.region), but this registry's data belongs to \(home) (its home region); set region to \(home) and list other regions in regions"])
+        }
+    }
+
+    /// Refuses a master key other than the one this metadata's secrets and sealed blobs were made with (the
+    /// first start records it): every node of a fleet, and every `berth admin` run, must use the same key.
+    func checkMasterKey() async throws {
+        guard config.metadataBackend != "memory" else { return }
+        let recorded = try await registry.recordedDeploymentSetting(Registry.masterKeyFingerprintSetting, default: masterKeyFingerprint)
+        guard recorded == masterKeyFingerprint else {
+            throw ConfigurationError(problems: [
+                "the master key (\(config.secretKeyFile ?? "\(config.dataDir)/master.key")) is not the key this registry's secrets and encrypted blobs were sealed with; every node must use the same key (copy it, or point secretKeyFile at it)"])
         }
     }
 

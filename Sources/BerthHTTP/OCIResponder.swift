@@ -79,7 +79,7 @@ public struct OCIHandler: Sendable {
     /// The OCI door: route, authenticate once (into `context.identity`), authorize, dispatch; every
     /// error is answered through ``OCIWireError``.
     public func handle(_ request: Request, context: BerthRequestContext) async -> Response {
-        var context = context
+        let context = context
         var response: Response
         // The account and repository an error message names (as ECR's texts do).
         var scope = ErrorScope(registryID: Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID)
@@ -521,6 +521,15 @@ public struct OCIHandler: Sendable {
         let readRange = range
         // Opened before the response starts: a key that is not usable is an error response, not a cut body.
         let source = try await registry.openBlob(name, digest, size: size)
+        if let url = source.redirectURL {
+            // The object store serves the bytes (a Range, if any, the client sends there), as Distribution's
+            // `redirect` does.
+            var redirect = HTTPFields()
+            redirect[.location] = url
+            redirect[Self.contentDigest] = digest.description
+            redirect[.contentLength] = "0"
+            return Response(status: .temporaryRedirect, headers: redirect)
+        }
         if sendFiles, let path = source.localFilePath,
            let ticket = ZeroCopyDownloads.shared.ticket(path: path, offset: range?.start ?? 0, length: length, fileSize: size) {
             return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in

@@ -47,8 +47,16 @@ extension Registry {
     /// The home region recorded in the metadata database (the region stored under bare account ids, see
     /// `RegionSet`): recorded as `candidate` on the first start that asks, then never changed.
     public func recordedHomeRegion(default candidate: String) async throws -> String {
-        if let recorded = try await metadata.accountSetting(Self.deploymentSettings, Self.homeRegionSetting) { return recorded }
-        try await metadata.putAccountSetting(Self.deploymentSettings, Self.homeRegionSetting, candidate)
+        try await recordedDeploymentSetting(Self.homeRegionSetting, default: candidate)
+    }
+
+    /// Where the master key's fingerprint is recorded.
+    public static let masterKeyFingerprintSetting = "masterKeyFingerprint"
+
+    /// A deployment-wide fact recorded once: the stored value, or `candidate` stored now when there is none.
+    public func recordedDeploymentSetting(_ name: String, default candidate: String) async throws -> String {
+        if let recorded = try await metadata.accountSetting(Self.deploymentSettings, name) { return recorded }
+        try await metadata.putAccountSetting(Self.deploymentSettings, name, candidate)
         return candidate
     }
 }

@@ -17,9 +17,15 @@ public struct RegistrySettings: Sendable, Equatable {
     /// How long this process answers a blob `HEAD` from memory. The garbage collector's grace period
     /// must be longer (see docs/gc.md): a collector in another process cannot empty this cache.
     public var blobLinkCacheSeconds: Double
+    /// Send blob downloads to the blob store's presigned URLs when it makes them (S3, `s3Redirect`) and the
+    /// blob is stored as pushed; sealed blobs are always decrypted here.
+    public var redirectDownloads: Bool
+    /// How long a redirect URL is valid (Distribution's: 20 minutes).
+    public static let redirectValiditySeconds = 1200
 
     public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
-                blobLinkCacheSeconds: Double = 60) {
+                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false) {
+        self.redirectDownloads = redirectDownloads
         self.createOnPush = createOnPush
         self.uploadTTL = uploadTTL
         self.writeBufferSize = writeBufferSize
@@ -182,6 +188,8 @@ public final class Registry: Sendable {
         let repository: RepositoryKey
         /// The blob's file on the local filesystem when its bytes are the plaintext (for `sendfile`); nil otherwise.
         public let localFilePath: String?
+        /// Where to send the client instead (`redirectDownloads`, a blob stored as pushed); nil otherwise.
+        public var redirectURL: String? = nil
     }
 
     /// Opens a blob linked to a repository (`blobUnknown` otherwise) for `readBlob`.
@@ -191,14 +199,19 @@ public final class Registry: Sendable {
 
     /// Opens a blob whose size `blobSize` just gave.
     public func openBlob(_ name: RepositoryKey, _ digest: Digest, size: Int64) async throws -> BlobSource {
-        guard let sealer else {
-            return BlobSource(digest: digest, size: size, opened: .plain, repository: name, localFilePath: blobs.localFilePath(of: digest))
-        }
+        guard let sealer else { return try plainSource(name, digest, size: size, opened: .plain) }
         let opened = try await sealing { try await sealer.open(digest, size: size, in: try await keyDomain(name)) }
-        if case .plain = opened {
-            return BlobSource(digest: digest, size: size, opened: opened, repository: name, localFilePath: blobs.localFilePath(of: digest))
-        }
+        if case .plain = opened { return try plainSource(name, digest, size: size, opened: opened) }
         return BlobSource(digest: digest, size: size, opened: opened, repository: name, localFilePath: nil)
+    }
+
+    func plainSource(_ name: RepositoryKey, _ digest: Digest, size: Int64, opened: BlobSealer.OpenedBlob) throws -> BlobSource {
+        var source = BlobSource(digest: digest, size: size, opened: opened, repository: name, localFilePath: blobs.localFilePath(of: digest))
+        if settings.redirectDownloads {
+            source.redirectURL = try blobs.presignedDownloadURL(of: digest, expiresIn: RegistrySettings.redirectValiditySeconds,
+                                                                now: clock.now())
+        }
+        return source
     }
 
     /// Streams an opened blob's plaintext (or one inclusive range of it). A sealed blob whose bytes were
