@@ -190,6 +190,8 @@ let package = Package(
             dependencies: [
                 "BerthSupport",
                 "BerthCore",
+                "BerthAuth",
+                "BerthPolicy",
                 "BerthStorage",
                 "BerthRegistry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -394,7 +396,7 @@ let package = Package(
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: [
-                "BerthSupport", "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry",
+                "BerthSupport", "BerthApp", "BerthHTTP", "BerthAuth", "BerthIAM", "BerthRegistry", "BerthReplication",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

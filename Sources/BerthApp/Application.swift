@@ -93,6 +93,8 @@ public struct BerthServices: Sendable {
     public var audit: AuditTrail? = nil
     /// Event delivery from the outbox (docs/events.md), when event targets are configured.
     public var eventDeliverer: EventDeliverer? = nil
+    /// The worker of the replication queue (docs/replication.md).
+    public var replication: ReplicationService? = nil
     /// Identifies the master key (a value derived from it, never the key): recorded in the metadata
     /// database, so a process started with another key — a second node with its own `master.key` — is
     /// refused instead of failing to open every secret and sealed blob.
@@ -191,6 +193,9 @@ public struct BerthServices: Sendable {
                                      kms: KMSService(keys: keys, logger: logger), secrets: secrets, pullThrough: pullThrough,
                                      metrics: metrics,
                                      tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+        services.replication = ReplicationService(
+            registry: registry, settings: config.replication.settings(regions: config.regionSet),
+            observer: ReplicationMetrics(registry: metrics.registry), logger: logger)
         services.masterKeyFingerprint = Self.fingerprint(of: key)
         if !config.events.targets.isEmpty {
             let delivery = try config.events.delivery()
@@ -354,6 +359,7 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     }
     if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
     if let events = services.eventDeliverer { background.append(EventDeliveryService(deliverer: events)) }
+    if let replication = services.replication { background.append(ReplicationWorkerService(worker: replication)) }
     if let audit = services.audit {
         background.append(PeriodicService.auditFlush(audit, logger: logger))
         background.append(PeriodicService(name: "audit retention", interval: { .seconds(3_600) }, runsAtStart: true, logger: logger) {
@@ -474,6 +480,18 @@ struct EventDeliveryService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await deliverer.run()
+        }
+    }
+}
+
+/// Works the replication queue in the background until graceful shutdown (what is not copied stays
+/// queued for the next start).
+struct ReplicationWorkerService: Service {
+    let worker: ReplicationService
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await worker.run()
         }
     }
 }

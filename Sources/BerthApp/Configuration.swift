@@ -84,6 +84,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var s3 = S3Settings()
     /// Event notifications (`eventTargets`, `eventMaxAttempts`, … / `BERTH_EVENT_*`; docs/events.md).
     public var events = EventSettings()
+    /// Replication to peer deployments and the queue's retries (`replicationPeers`, … / `BERTH_REPLICATION_*`; docs/replication.md).
+    public var replication = ReplicationConfigurationSettings()
     /// Where OIDC issuers' JWKS files are (`<issuer host and path, "/" as "_">.json`); default `<dataDir>/oidc-jwks`.
     public var oidcJwksDirectory: String? = nil
     /// How long cached access keys and policies may be used before they are read again, in seconds. Writes
@@ -259,6 +261,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_POSTGRES_URL") { config.postgresURL = v }
         config.s3.apply(env: env, bool: bool)
         config.events.apply(env: env, problems: &problems)
+        config.replication.apply(env: env, problems: &problems)
         if let v = env("BERTH_OIDC_JWKS_DIRECTORY") { config.oidcJwksDirectory = v }
         if let v = env("BERTH_AUTH_CACHE_SECONDS") {
             if let d = Double(v) { config.authCacheSeconds = d } else { problems.append("BERTH_AUTH_CACHE_SECONDS must be a number, got \(v)") }
@@ -322,6 +325,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !["filesystem", "s3", "memory"].contains(blobBackend) { p.append("blobBackend must be filesystem, s3 or memory, got \(blobBackend)") }
         p += s3.problems(blobBackend: blobBackend)
         p += events.problems()
+        p += replication.problems()
         for name in loopbackCongestionControl where !LoopbackCongestionControl.isValidName(name) {
             p.append("loopbackCongestionControl entries must be 1–15 of a-z, 0-9 and _ (e.g. cubic), got \(name)")
         }
@@ -347,7 +351,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     /// Unknown keys in the file are an error, missing keys keep their defaults.
     public init(from decoder: any Decoder) throws {
-        let known = Set(CodingKeys.allKeys + S3Settings.keys + EventSettings.keys)
+        let known = Set(CodingKeys.allKeys + S3Settings.keys + EventSettings.keys + ReplicationConfigurationSettings.keys)
         let any = try decoder.container(keyedBy: AnyKey.self)
         for k in any.allKeys where !known.contains(k.stringValue) {
             throw DecodingError.dataCorruptedError(forKey: k, in: any, debugDescription: "unknown setting \(k.stringValue)")
@@ -384,6 +388,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         postgresURL = try c.decodeIfPresent(String.self, forKey: .postgresURL)
         s3 = try S3Settings(from: decoder)
         events = try EventSettings(from: decoder)
+        replication = try ReplicationConfigurationSettings(from: decoder)
         oidcJwksDirectory = try c.decodeIfPresent(String.self, forKey: .oidcJwksDirectory)
         authCacheSeconds = try c.decodeIfPresent(Double.self, forKey: .authCacheSeconds) ?? d.authCacheSeconds
         gcIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .gcIntervalSeconds) ?? d.gcIntervalSeconds

@@ -231,11 +231,6 @@ extension ECRService {
         return ["tags": .array(r.settings.tags.map { ["Key": .string($0.key), "Value": .string($0.value)] })]
     }
 
-    func describeRegistry(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
-        try await authorizer.authorize(principal, action: "ecr:DescribeRegistry", resource: registryARN(principal.accountID))
-        return ["registryId": .string(principal.accountID), "replicationConfiguration": ["rules": []]]
-    }
-
     func accountSettingName(_ p: Params) throws -> AccountSetting {
         let name = try p.requiredString("name")
         guard let setting = AccountSetting(rawValue: name) else {

@@ -126,6 +126,8 @@ public final class ECRService: Sendable {
         "UntagResource": { try await $0.untagResource($1, $2, &$3) },
         "ListTagsForResource": { try await $0.listTagsForResource($1, $2, &$3) },
         "DescribeRegistry": { try await $0.describeRegistry($1, $2, &$3) },
+        "PutReplicationConfiguration": { try await $0.putReplicationConfiguration($1, $2, &$3) },
+        "DescribeImageReplicationStatus": { try await $0.describeImageReplicationStatus($1, $2, &$3) },
         "GetAccountSetting": { try await $0.getAccountSetting($1, $2, &$3) },
         "PutAccountSetting": { try await $0.putAccountSetting($1, $2, &$3) },
         "ListImageReferrers": { try await $0.listImageReferrers($1, $2, &$3) },

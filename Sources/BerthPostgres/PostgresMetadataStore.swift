@@ -383,6 +383,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                     """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
             }
             try await insertEvents(c, put.events)
+            try await enqueueReplication(c, put.replication, at: r.pushedAt)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }

@@ -1,3 +1,4 @@
+import BerthStorage
 import Foundation
 
 /// The PostgreSQL metadata schema: the same versions as the SQLite schema (`SQLiteMetadataStore.migrations`),
@@ -56,7 +57,20 @@ extension PostgresMetadataStore {
             CREATE TABLE secrets(
                 account_id btext NOT NULL, name btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(account_id, name));
             """),
+        // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
+        PostgresSchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: replicationSchema),
     ]
+
+    /// The replication queue (SQLite's `ReplicationQueueSchema.sqlite`, in PostgreSQL's types).
+    static let replicationSchema = """
+        CREATE TABLE replication_jobs(
+            id BIGSERIAL PRIMARY KEY, source_registry btext NOT NULL, repository btext NOT NULL, digest btext NOT NULL,
+            destination_region btext NOT NULL, destination_registry btext NOT NULL, state btext NOT NULL,
+            attempts BIGINT NOT NULL, generation BIGINT NOT NULL, enqueued_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL, next_attempt_at DOUBLE PRECISION NOT NULL, failure_reason TEXT,
+            UNIQUE(source_registry, repository, digest, destination_region, destination_registry));
+        CREATE INDEX replication_jobs_due ON replication_jobs(next_attempt_at) WHERE state = 'IN_PROGRESS';
+        """
 
     /// The transactional outbox of events (SQLite's `eventOutboxSchema`, in PostgreSQL's types).
     static let eventOutboxSchema = """

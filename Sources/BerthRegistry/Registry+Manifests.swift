@@ -26,8 +26,10 @@ extension Registry {
         return try await storeManifest(name, reference: reference, contentType: contentType, bytes: bytes, imageChecks: true)
     }
 
-    private func storeManifest(_ name: RepositoryKey, reference: Reference, contentType: String?, bytes: [UInt8],
-                               imageChecks: Bool) async throws -> PushedManifest {
+    /// - Parameter replicate: enqueue the replication jobs the registry's rules ask for (a copy made by
+    ///   replication is not replicated again, as in ECR).
+    func storeManifest(_ name: RepositoryKey, reference: Reference, contentType: String?, bytes: [UInt8],
+                       imageChecks: Bool, replicate: Bool = true) async throws -> PushedManifest {
         let parsed = try ManifestParser.parse(bytes, contentType: contentType)
         var digest = Digest.sha256(of: bytes)
         var tag: String? = nil
@@ -56,10 +58,10 @@ extension Registry {
             imageSize: try await imageSize(of: parsed, in: name))
         let outbox = eventSource?.imagePushed(name, digest: digest, tag: tag, manifestMediaType: parsed.mediaType,
                                               artifactMediaType: parsed.config?.mediaType, time: record.pushedAt) ?? []
-        let result = try await metadata.putManifest(
-            ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag,
-                        imageChecks: imageChecks, events: outbox),
-            in: name)
+        var put = ManifestPut(record: record, blobs: parsed.requiredBlobs, manifests: parsed.requiredManifests, tag: tag,
+                              imageChecks: imageChecks, events: outbox)
+        if replicate { put.replication = try await replicationJobs(for: name, digest: digest) }
+        let result = try await metadata.putManifest(put, in: name)
         // Pushing an archived image again restored it: the cached record still says archived.
         if result.restored {
             manifestCache.remove(name, digest)

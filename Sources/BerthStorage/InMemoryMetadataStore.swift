@@ -36,6 +36,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var pullTimeExclusions: [String: [String: PullTimeExclusion]] = [:]
         /// The event outbox (InMemoryMetadataStore+Events.swift), under the same lock as the changes it reports.
         var outbox = OutboxState()
+        /// The replication queue (InMemoryMetadataStore+Replication.swift), written with the pushes that enqueue jobs.
+        var replication = ReplicationQueueState()
     }
     let state = Mutex(State())
     /// IAM entities (InMemoryMetadataStore+IAM.swift).
@@ -188,6 +190,7 @@ public final class InMemoryMetadataStore: MetadataStore {
             }
             s.repos[repository] = repo
             s.outbox.append(put.events)
+            s.replication.enqueue(put.replication, at: put.record.pushedAt)
             return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
         }
     }

@@ -16,6 +16,8 @@ public struct ManifestPut: Sendable {
     public var imageChecks: Bool
     /// Events written to the outbox in the put's transaction when it succeeds (`EventOutboxMetadata`).
     public var events: [OutboxEvent]
+    /// Replication jobs enqueued in the put's transaction when it succeeds (`ReplicationMetadata`).
+    public var replication: [ReplicationJobKey] = []
 
     public init(record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?, imageChecks: Bool = false,
                 events: [OutboxEvent] = []) {
@@ -209,7 +211,7 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
-    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata
+    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata & ReplicationMetadata
 
 extension ManifestMetadata {
     /// Deletes one tag, with no event.

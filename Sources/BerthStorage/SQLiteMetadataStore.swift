@@ -268,6 +268,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     }
                 }
                 try Self.insertEvents(c, put.events)
+                try Self.enqueueReplication(c, put.replication, at: r.pushedAt)
                 return ManifestPutResult(created: created, previousTagDigest: previous, restored: restored)
             }
         }

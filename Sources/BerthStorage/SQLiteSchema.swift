@@ -94,6 +94,8 @@ extension SQLiteMetadataStore {
                         sql: blobTombstonesSchema + lifecyclePreviewsSchema),
         SchemaMigration(version: 7, name: "event outbox and deliveries", sql: eventOutboxSchema),
         SchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: PullThroughDocument.schema),
+        // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
+        SchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: ReplicationQueueSchema.sqlite),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

@@ -16,6 +16,7 @@ struct Berth: AsyncParsableCommand {
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
         subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self, LifecycleCommand.self, GC.self, Usage.self,
+                      ReplicationCommand.self,
                       AuditCommand.self])
 }
 
@@ -104,6 +105,12 @@ struct VerifyConfig: AsyncParsableCommand {
                 object["eventRetryMaxSeconds"] = config.events.retryMaxSeconds
                 object["eventPollSeconds"] = config.events.pollSeconds
                 object["eventRetentionDays"] = config.events.retentionDays
+                json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            }
+            if !config.replication.peers.isEmpty {
+                // The replication peers (each secret printed as "(hidden)").
+                var object = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+                object["replicationPeers"] = try JSONSerialization.jsonObject(with: enc.encode(config.replication.peers))
                 json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             }
             print(String(decoding: json, as: UTF8.self))

@@ -1,5 +1,6 @@
 import BerthApp
 import BerthCore
+import BerthReplication
 import BerthStorage
 import Foundation
 import HTTPTypes
@@ -232,6 +233,38 @@ import Testing
             }
         }
         #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_EVENT_MAX_ATTEMPTS": "0"]) }
+    }
+
+    @Test func replicationPeersFromFileAndEnvironment() throws {
+        let d = try BerthConfiguration.load(file: nil, environment: [:])
+        #expect(d.replication.peers.isEmpty && d.replication.maxAttempts == 20 && d.replication.concurrency == 4)
+        let f = try BerthConfiguration.load(file: try file("""
+            {"region": "eu-west-1", "replicationPeers": [{"region": "us-west-2", "endpoint": "https://west.example", "accessKeyId": "AKIA1",
+                                    "secretAccessKey": "s3cret"}], "replicationMaxAttempts": 5}
+            """), environment: [:])
+        let settings = f.replication.settings(regions: f.regionSet)
+        #expect(settings.regions.home == "eu-west-1" && settings.maxAttempts == 5)
+        #expect(settings.peers == [ReplicationPeer(region: "us-west-2", endpoint: "https://west.example", accessKeyId: "AKIA1", secretAccessKey: "s3cret")])
+        // What verify-config prints: the secret hidden.
+        let printed = String(decoding: try JSONEncoder().encode(f.replication.peers), as: UTF8.self)
+        #expect(printed.contains(#""secretAccessKey":"(hidden)""#) && !printed.contains("s3cret"))
+        let e = try BerthConfiguration.load(file: nil, environment: [
+            "BERTH_REPLICATION_PEERS": #"[{"region": "us-west-2", "registryId": "210987654321", "endpoint": "http://127.0.0.1:9", "accessKeyId": "a", "secretAccessKey": "b"}]"#,
+            "BERTH_REPLICATION_RETRY_MAX_SECONDS": "5"])
+        #expect(e.replication.peers.first?.registryId == "210987654321" && e.replication.retryMaxSeconds == 5)
+        let bad = [
+            #"[{"region": "us-west-2", "endpoint": "ftp://x", "accessKeyId": "a", "secretAccessKey": "b"}]"#,
+            #"[{"region": "US", "endpoint": "http://x", "accessKeyId": "a", "secretAccessKey": "b"}]"#,
+            #"[{"region": "us-west-2", "registryId": "12", "endpoint": "http://x", "accessKeyId": "a", "secretAccessKey": "b"}]"#,
+            #"[{"region": "us-west-2", "endpoint": "http://x", "accessKeyId": "a", "secretAccessKey": "b", "colour": 1}]"#,
+            #"[{"region": "us-west-2", "endpoint": "http://x", "accessKeyId": "a"}]"#, "not json",
+        ]
+        for peers in bad {
+            #expect(throws: ConfigurationError.self, "\(peers)") {
+                try BerthConfiguration.load(file: nil, environment: ["BERTH_REPLICATION_PEERS": peers])
+            }
+        }
+        #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_REPLICATION_CONCURRENCY": "0"]) }
     }
 
     @Test func lifecycleIntervalFromFileAndEnvironment() throws {

@@ -90,6 +90,31 @@ import Testing
         #expect(try await m.claimDeliveries(at: 6, until: 60, limit: 10).map(\.event) == [event])
     }
 
+    /// The replication queue's version on a schema made by the version before it, holding an image: the
+    /// image reads back, and a push enqueues its job in its transaction.
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func replicationQueueMigrationWorksOnThePreviousVersionsData() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == ReplicationQueueSchema.name })
+        #expect(PostgresMetadataStore.migrations[version].version == ReplicationQueueSchema.version)
+        let before = try await PostgresTestDatabase.store(schema: schema, migrations: Array(PostgresMetadataStore.migrations[..<version]))
+        let repo = RepositoryKey(storedRegistryID: "111111111111", name: "r")
+        try await before.createRepository(repo, at: 1)
+        let old = ManifestRecord(digest: Digest.sha256(of: Array("{}".utf8)), mediaType: MediaType.ociManifest, artifactType: nil,
+                                 bytes: Array("{}".utf8), subject: nil, annotationsJSON: nil, pushedAt: 1)
+        _ = try await before.putManifest(ManifestPut(record: old, blobs: [], manifests: [], tag: "v1"), in: repo)
+        let m = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await m.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+        #expect(try await m.resolveTag("v1", in: repo) == old.digest)
+        let new = ManifestRecord(digest: Digest.sha256(of: Array("{ }".utf8)), mediaType: MediaType.ociManifest, artifactType: nil,
+                                 bytes: Array("{ }".utf8), subject: nil, annotationsJSON: nil, pushedAt: 2)
+        var put = ManifestPut(record: new, blobs: [], manifests: [], tag: "v2")
+        put.replication = [ReplicationJobKey(sourceRegistry: repo.registryID, repository: repo.name, digest: new.digest,
+                                             destination: ReplicationDestination(region: "us-west-2", registryId: "222222222222"))]
+        _ = try await m.putManifest(put, in: repo)
+        #expect(try await m.dueReplicationJobs(at: 2, limit: 10).map(\.key.digest) == [new.digest])
+    }
+
     @Test(.enabled(if: PostgresTestDatabase.available))
     func aFailingMigrationLeavesThePreviousVersion() async throws {
         let schema = try await PostgresTestDatabase.newSchema()

@@ -342,4 +342,28 @@ import Testing
         #expect(try await m.routeEvents(limit: 10, at: 6) { _ in ["t"] } == 1)
         #expect(try await m.claimDeliveries(at: 6, until: 60, limit: 10).map(\.event) == [event])
     }
+
+    /// The replication queue's version (`ReplicationQueueSchema.version`) on a database of the version
+    /// before it holding data: the data reads back, and a push to it enqueues its jobs in its transaction.
+    @Test func replicationQueueMigrationWorksOnThePreviousVersionsData() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let previous = Array(SQLiteMetadataStore.migrations.prefix { $0.version < ReplicationQueueSchema.version })
+        #expect(previous.count == ReplicationQueueSchema.version - 1)
+        do {
+            let before = try SQLiteMetadataStore(path: path, migrations: previous)
+            try await expectFixtureV1(before)
+        }
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).first { $0.version == ReplicationQueueSchema.version }?.name == ReplicationQueueSchema.name)
+        try await expectFixtureV1(m)
+        let bytes = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.utf8)
+        let record = ManifestRecord(digest: Digest.sha256(of: bytes), mediaType: MediaType.ociManifest, artifactType: nil, bytes: bytes,
+                                    subject: nil, annotationsJSON: nil, pushedAt: 7)
+        var put = ManifestPut(record: record, blobs: [], manifests: [], tag: "replicated")
+        put.replication = [ReplicationJobKey(sourceRegistry: Self.app.registryID, repository: Self.app.name, digest: record.digest,
+                                             destination: ReplicationDestination(region: "us-west-2", registryId: "999999999999"))]
+        _ = try await m.putManifest(put, in: Self.app)
+        #expect(try await m.dueReplicationJobs(at: 7, limit: 10).map(\.key.digest) == [record.digest])
+    }
 }
+

@@ -1,0 +1,78 @@
+import ArgumentParser
+import BerthApp
+import BerthCore
+import BerthRegistry
+import Foundation
+
+/// `berth replication …` (docs/replication.md): enqueue existing images, and the queue's state and lag.
+/// Works beside a running server (which copies what is enqueued).
+struct ReplicationCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replication", abstract: "Image replication: backfill existing images, show the queue and its lag.",
+        subcommands: [ReplicationBackfill.self, ReplicationStatus.self])
+}
+
+struct ReplicationBackfill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backfill",
+        abstract: "Enqueue the images already in a registry's repositories for the destinations of its replication rules.")
+    @OptionGroup var options: CommonOptions
+    @Option(name: .long, help: "The registry (account id); default: the configured accountId.")
+    var account: String?
+    @Option(name: .long, help: "The registry's region; default: the configured region.")
+    var region: String?
+    @Option(name: .long, help: "Only this repository.")
+    var repository: String?
+
+    func run() async throws {
+        let services = try await adminServices(options)
+        let account = self.account ?? services.config.accountId
+        guard AccountID.isValid(account) else { throw ValidationError("--account must be 12 digits") }
+        if let repository, (try? RepositoryName(repository)) == nil { throw ValidationError("--repository is not a valid repository name") }
+        let regions = services.config.regionSet
+        let region = self.region ?? services.config.region
+        guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
+        let n = try await services.registry.backfillReplication(of: .private(account, region: regions.storageRegion(region)),
+                                                                repository: repository)
+        print("{\"enqueued\": \(n)}")
+    }
+}
+
+struct ReplicationStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Jobs by state and the replication lag; with --list, the jobs, one JSON object a line.")
+    @OptionGroup var options: CommonOptions
+    @Flag(name: .long, help: "List the jobs too.")
+    var list = false
+    @Option(name: .long, help: "Only jobs in this state: IN_PROGRESS, COMPLETE or FAILED.")
+    var state: String?
+    @Option(name: .long, help: "At most this many jobs.")
+    var limit: Int = 1_000
+
+    func run() async throws {
+        var wanted: ReplicationJobState? = nil
+        if let state {
+            guard let s = ReplicationJobState(rawValue: state) else { throw ValidationError("--state must be IN_PROGRESS, COMPLETE or FAILED") }
+            wanted = s
+        }
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 100000") }
+        let services = try await adminServices(options)
+        let s = try await services.registry.replicationQueueSummary()
+        let now = Date().timeIntervalSince1970
+        var o: [String: Any] = ["inProgress": s.inProgress, "complete": s.complete, "failed": s.failed,
+                                "lagSeconds": s.oldestInProgress.map { max(0, now - $0) } ?? 0]
+        if let t = s.oldestInProgress { o["oldestInProgress"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: t)) }
+        print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+        guard list else { return }
+        for j in try await services.registry.replicationJobs(state: wanted, after: nil, limit: limit) {
+            var line: [String: Any] = [
+                "id": j.id, "registryId": RegistryID(storedValue: j.key.sourceRegistry).account, "repository": j.key.repository,
+                "digest": j.key.digest.description, "destinationRegion": j.key.destination.region,
+                "destinationRegistryId": j.key.destination.registryId, "status": j.state.rawValue, "attempts": j.attempts,
+                "enqueuedAt": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: j.enqueuedAt)),
+            ]
+            if let r = j.failureReason { line["failureReason"] = r }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+        }
+    }
+}
