@@ -56,6 +56,10 @@ extension PostgresMetadataStore {
             CREATE TABLE secrets(
                 account_id btext NOT NULL, name btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(account_id, name));
             """),
+        PostgresSchemaMigration(version: 9, name: "repository creation templates", sql: """
+            CREATE TABLE repository_creation_templates(
+                registry_id btext NOT NULL, prefix btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(registry_id, prefix));
+            """),
     ]
 
     /// The transactional outbox of events (SQLite's `eventOutboxSchema`, in PostgreSQL's types).

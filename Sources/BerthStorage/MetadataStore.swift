@@ -207,7 +207,7 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
-    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata
+    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata & CreationTemplateMetadata
 
 extension ManifestMetadata {
     /// Deletes one tag, with no event.

@@ -334,7 +334,7 @@ extension GoldenCase {
     static let nopeARN: JSONValue = "arn:aws:ecr:us-east-1:123456789012:repository/nope"
     static func tags(_ n: Int) -> JSONValue { .array((1...n).map { ["Key": .string("k\($0)"), "Value": "v"] }) }
 
-    static let all: [GoldenCase] = repositories + images + layers + settings + scanning + policies + lifecycle + archive + pullThroughCache + protocolErrors
+    static let all: [GoldenCase] = repositories + images + layers + settings + scanning + policies + lifecycle + archive + pullThroughCache + creationTemplates + protocolErrors
 
     static let repositories: [GoldenCase] = [
         // CreateRepository
@@ -705,7 +705,7 @@ extension GoldenCase {
 
     @Test func everyOperationHasSuccessAndErrorCases() {
         let ops = Set(ECRService.operations.keys)
-        #expect(ops.count == 48)
+        #expect(ops.count == 52)
         for op in ops.sorted() {
             let cases = GoldenCase.all.filter { $0.operation == op }
             #expect(cases.contains { $0.isSuccess }, "\(op) has no success case")
