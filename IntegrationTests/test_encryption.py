@@ -274,3 +274,34 @@ def test_encrypt_existing_seals_plaintext_blobs_in_place(berth_bin, tmp_path, cl
         for d, b in zip(digests, blobs):
             oci.blob_ok("old/aes", d, b)
         check_after_test(srv, [s])
+
+
+def test_a_server_with_another_master_key_is_refused(berth_bin, tmp_path):
+    """The master key seals every secret and data key. A process started on the same metadata with another
+    key (a second node given its own master.key, a restored backup without the key) would fail on every
+    access key and sealed blob; it is refused at start instead, and the right key starts again."""
+    import base64
+    import subprocess
+    from ecr_helpers import ECRServer, default_env
+    srv = ECRServer(berth_bin, tmp_path / "berth", env=default_env())
+    srv.start()
+    srv.stop()
+    key_file = srv.data_dir / "master.key"
+    original = key_file.read_text()
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    cmd = [str(berth_bin), "serve", "--data-dir", str(srv.data_dir), "--host", bh.HOST, "--port", str(bh.free_port())]
+    p = subprocess.run(cmd, capture_output=True, env=srv.process_env(), timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0
+    err = p.stderr.decode(errors="replace")
+    assert "master key" in err and "same key" in err, err[-2000:]
+    # berth admin refuses too (it would otherwise seal new secrets under the wrong key).
+    p = subprocess.run([str(berth_bin), "admin", "create-account", "210987654321", "--data-dir", str(srv.data_dir)],
+                       capture_output=True, env=srv.process_env(), timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0 and "master key" in p.stderr.decode(errors="replace")
+    key_file.write_text(original)
+    srv.start()
+    try:
+        s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
+        assert s.client.describe_repositories()["repositories"] == []
+    finally:
+        srv.dispose()

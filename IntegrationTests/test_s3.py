@@ -326,3 +326,72 @@ def test_verify_config_checks_the_bucket(berth_bin, seaweed, tmp_path):
     missing.write_text(json.dumps({"blobBackend": "s3", "s3Endpoint": seaweed.endpoint}))
     r = verify_config(berth_bin, missing, tmp_path)
     assert r.returncode != 0 and "s3Bucket" in r.stderr and "s3AccessKeyId" in r.stderr, r.stderr
+
+
+def test_redirected_downloads_come_from_the_bucket(berth_bin, seaweed, fixtures_dir, tmp_path):
+    """`s3Redirect` (Distribution's `redirect`): blob GETs of blobs stored as pushed answer 307 to a
+    presigned URL of the bucket, and GetDownloadUrlForLayer hands out one; HEAD stays on Berth, and a
+    sealed (encrypted) blob is never redirected: its bytes are decrypted by Berth."""
+    srv = bh.BerthServer(berth_bin, data_dir=tmp_path / "data", log_dir=tmp_path / "logs",
+                         extra_args=["--config", str(s3_config(seaweed, tmp_path / "berth.json", s3Redirect=True,
+                                                                encryptBlobs=False))])
+    srv.start()
+    try:
+        c = bh.Client(srv)
+        repo = f"redirect/{unique()}"
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        digest = c.push_blob(repo, data)
+        assert seaweed.keys(blob_key(digest)) == {blob_key(digest): len(data)}, "stored as pushed"
+        r = c.get(f"/v2/{repo}/blobs/{digest}", allow_redirects=False)
+        assert r.status_code == 307, describe(r)
+        location = r.headers["Location"]
+        assert location.startswith(seaweed.endpoint + "/") and "X-Amz-Signature=" in location, location
+        assert r.headers["Docker-Content-Digest"] == digest
+        import requests
+        got = requests.get(location, timeout=60)
+        assert got.status_code == 200 and sha256(got.content) == digest
+        part = requests.get(location, headers={"Range": "bytes=100-199"}, timeout=60)
+        assert part.status_code == 206 and part.content == data[100:200]
+        r = c.head(f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+        # GetDownloadUrlForLayer: the bucket's URL.
+        ecr = boto3.client("ecr", endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=bh.ROOT_ACCESS_KEY_ID,
+                           aws_secret_access_key=bh.ROOT_SECRET_ACCESS_KEY)
+        image = c.push_image(f"{repo}-img", tag="v1", layer_size=200_000)
+        layer = json.loads(image.manifest)["layers"][0]["digest"]
+        url = ecr.get_download_url_for_layer(repositoryName=f"{repo}-img", layerDigest=layer)["downloadUrl"]
+        assert url.startswith(seaweed.endpoint + "/"), url
+        assert sha256(requests.get(url, timeout=60).content) == layer
+        # skopeo follows the redirect when it pulls.
+        skopeo = shutil.which(os.environ.get("SKOPEO", "skopeo"))
+        policy = tmp_path / "policy.json"
+        policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auths": {srv.hostport: {"auth": srv.basic_auth_header().split(" ", 1)[1]}}}))
+        env = {**os.environ, "REGISTRY_AUTH_FILE": str(auth), "TMPDIR": str(tmp_path)}
+        out = tmp_path / "pulled"
+        p = subprocess.run([skopeo, "--policy", str(policy), "copy", "--retry-times", "0", "--src-tls-verify=false",
+                            "--preserve-digests", f"docker://{srv.hostport}/{repo}-img:v1", f"oci:{out}:v1"],
+                           capture_output=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")[-3000:]
+        alg, hexa = layer.split(":")
+        assert sha256((out / "blobs" / alg / hexa).read_bytes()) == layer
+    finally:
+        srv.dispose()
+
+
+def test_sealed_blobs_are_not_redirected(s3reg, seaweed, berth_bin, tmp_path):
+    """With encryption on (the default), `s3Redirect` changes nothing: the bucket holds only ciphertext."""
+    srv = bh.BerthServer(berth_bin, data_dir=tmp_path / "data", log_dir=tmp_path / "logs",
+                         extra_args=["--config", str(s3_config(seaweed, tmp_path / "berth.json", s3Redirect=True))])
+    srv.start()
+    try:
+        c = bh.Client(srv)
+        repo = f"redirect/{unique()}"
+        data = os.urandom(100_000)
+        digest = c.push_blob(repo, data)
+        assert_sealed_in_bucket(seaweed, digest, len(data))
+        r = c.get(f"/v2/{repo}/blobs/{digest}", allow_redirects=False)
+        assert r.status_code == 200 and r.content == data
+    finally:
+        srv.dispose()

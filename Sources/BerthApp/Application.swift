@@ -93,6 +93,10 @@ public struct BerthServices: Sendable {
     public var audit: AuditTrail? = nil
     /// Event delivery from the outbox (docs/events.md), when event targets are configured.
     public var eventDeliverer: EventDeliverer? = nil
+    /// Identifies the master key (a value derived from it, never the key): recorded in the metadata
+    /// database, so a process started with another key — a second node with its own `master.key` — is
+    /// refused instead of failing to open every secret and sealed blob.
+    public var masterKeyFingerprint: String = ""
 
     public static func make(_ config: BerthConfiguration, storage: StorageBackends? = nil,
                             clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth")) throws -> BerthServices {
@@ -104,7 +108,7 @@ public struct BerthServices: Sendable {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
             key = try SecretBox.loadOrCreateKey(atPath: config.secretKeyFile ?? "\(config.dataDir)/master.key")
         }
-        let directory = Directory(store: backends.metadata)
+        let directory = Directory(store: backends.metadata, homeRegion: config.region)
         let policyAuthorizer = PolicyAuthorizer(directory: directory, region: config.region, clock: clock,
                                                 cacheSeconds: config.authCacheSeconds, logger: logger)
         let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: policyAuthorizer,
@@ -112,29 +116,37 @@ public struct BerthServices: Sendable {
         let registry = Registry(
             blobs: backends.blobs, metadata: backends.metadata,
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
-                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds),
+                                       blobLinkCacheSeconds: config.blobLinkCacheSeconds,
+                                       redirectDownloads: config.blobBackend == "s3" && config.s3.redirect),
             clock: clock, logger: logger,
             keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
             eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))
         let endpoint = config.effectivePublicEndpoint
         let identity = IdentityService(directory: directory, secrets: try SecretBox(key: key),
                                        tokens: try RegistryTokenIssuer(serverKey: key), region: config.region, clock: clock,
-                                       secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds)
+                                       secureTransport: endpoint.hasPrefix("https://"), cacheSeconds: config.authCacheSeconds,
+                                       regions: config.regionSet)
         let authorizer: any Authorizer = policyAuthorizer
-        let env = ECREnvironment(
+        // Repository URIs and proxy endpoints name the region of the request being served.
+        var env = ECREnvironment(
             region: config.region,
-            repositoryURI: { account, name in "\(config.registryHost(account: account))/\(name)" },
+            repositoryURI: { account, name in
+                "\(config.registryHost(account: account, region: RequestRegion.current?.name))/\(name)"
+            },
             proxyEndpoint: { account in
                 let scheme = endpoint.hasPrefix("https://") ? "https" : "http"
-                return "\(scheme)://\(config.registryHost(account: account))"
+                return "\(scheme)://\(config.registryHost(account: account, region: RequestRegion.current?.name))"
             },
             issueToken: { p, now in try identity.issueToken(for: p, now: now) },
             downloadURL: { p, repo, digest, now in
-                try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
+                // With `s3Redirect`, a blob stored as pushed is downloaded from the bucket directly.
+                if let url = try await registry.openBlob(repo, digest).redirectURL { return url }
+                return try await identity.presignedBlobURL(base: endpoint, host: config.publicHost, repository: repo, digest: digest,
                                                     principal: p, now: now)
             },
             publicRegistryURI: { account in "\(config.publicHost)/public/\(PublicRegistry.alias(of: account))" },
             publicLogoURL: { account, name in "\(endpoint)/gallery/\(PublicRegistry.alias(of: account))/\(name)/logo" })
+        env.regions = config.regionSet
         let secrets = SecretsManagerService(store: backends.metadata, box: try SecretBox(key: key), region: config.region,
                                             authorizer: authorizer, clock: clock, logger: logger)
         let pullThrough = PullThroughCache(
@@ -177,6 +189,7 @@ public struct BerthServices: Sendable {
                                      kms: KMSService(keys: keys, logger: logger), secrets: secrets, pullThrough: pullThrough,
                                      metrics: metrics,
                                      tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
+        services.masterKeyFingerprint = Self.fingerprint(of: key)
         if !config.events.targets.isEmpty {
             let delivery = try config.events.delivery()
             services.eventDeliverer = EventDeliverer(
@@ -184,6 +197,14 @@ public struct BerthServices: Sendable {
                 metrics: EventMetrics(registry: metrics.registry, targets: delivery.targets.map(\.name)), logger: logger)
         }
         return services
+    }
+
+    /// A name for the master key: HKDF-SHA256 of it for this purpose, hex. It identifies the key and
+    /// reveals nothing of it.
+    static func fingerprint(of key: SymmetricKey) -> String {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("berth master key fingerprint v1".utf8),
+                                             outputByteCount: 16)
+        return derived.withUnsafeBytes { Array($0) }.map { String(format: "%02x", $0) }.joined()
     }
 
     /// The audit trail: `audit.db` in the data directory (in memory with the `memory` metadata backend).
@@ -210,6 +231,8 @@ public struct BerthServices: Sendable {
     /// that is written once to `<dataDir>/root-credentials.json` (mode 0600). Returns a generated key.
     @discardableResult
     public func bootstrap(logger: Logger) async throws -> (accessKeyID: String, secret: String)? {
+        try await checkHomeRegion()
+        try await checkMasterKey()
         let account = config.accountId
         try await directory.createAccount(account, at: clock.now())
         if let id = config.rootAccessKeyId, let secret = config.rootSecretAccessKey {
@@ -232,6 +255,27 @@ public struct BerthServices: Sendable {
             logger.notice("generated root credentials", metadata: ["account": "\(account)", "accessKeyId": "\(created.accessKeyID)", "file": "\(path)"])
         }
         return created
+    }
+
+    /// Refuses a `region` setting other than the home region this database records: repositories stored
+    /// under bare account ids belong to it, and would otherwise change region silently.
+    func checkHomeRegion() async throws {
+        let home = try await registry.recordedHomeRegion(default: config.region)
+        guard home == config.region else {
+            throw ConfigurationError(problems: [
+                "region is \(config.region), but this registry's data belongs to \(home) (its home region); set region to \(home) and list other regions in regions"])
+        }
+    }
+
+    /// Refuses a master key other than the one this metadata's secrets and sealed blobs were made with (the
+    /// first start records it): every node of a fleet, and every `berth admin` run, must use the same key.
+    func checkMasterKey() async throws {
+        guard config.metadataBackend != "memory" else { return }
+        let recorded = try await registry.recordedDeploymentSetting(Registry.masterKeyFingerprintSetting, default: masterKeyFingerprint)
+        guard recorded == masterKeyFingerprint else {
+            throw ConfigurationError(problems: [
+                "the master key (\(config.secretKeyFile ?? "\(config.dataDir)/master.key")) is not the key this registry's secrets and encrypted blobs were sealed with; every node must use the same key (copy it, or point secretKeyFile at it)"])
+        }
     }
 
     /// A new root access key for an account.

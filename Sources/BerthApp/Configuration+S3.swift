@@ -14,11 +14,14 @@ public struct S3Settings: Sendable, Equatable, Decodable {
     /// Credentials; from `BERTH_S3_ACCESS_KEY_ID`/`BERTH_S3_SECRET_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
     public var accessKeyId: String? = nil
     public var secretAccessKey: String? = nil
+    /// Answer blob GETs (and `GetDownloadUrlForLayer`) with presigned URLs of the bucket, as Distribution's
+    /// `redirect` does, for blobs stored as pushed (not sealed): clients then download from the object store.
+    public var redirect: Bool = false
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case s3Endpoint, s3Bucket, s3Region, s3PathStyle, s3AccessKeyId, s3SecretAccessKey
+        case s3Endpoint, s3Bucket, s3Region, s3PathStyle, s3AccessKeyId, s3SecretAccessKey, s3Redirect
     }
 
     static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -32,6 +35,7 @@ public struct S3Settings: Sendable, Equatable, Decodable {
         pathStyle = try c.decodeIfPresent(Bool.self, forKey: .s3PathStyle) ?? pathStyle
         accessKeyId = try c.decodeIfPresent(String.self, forKey: .s3AccessKeyId)
         secretAccessKey = try c.decodeIfPresent(String.self, forKey: .s3SecretAccessKey)
+        redirect = try c.decodeIfPresent(Bool.self, forKey: .s3Redirect) ?? redirect
     }
 
     /// Applies `BERTH_S3_*` (and the `AWS_*` credential fallback) from `env`; `bool` parses a boolean variable.
@@ -42,6 +46,9 @@ public struct S3Settings: Sendable, Equatable, Decodable {
         var pathStyle = self.pathStyle
         bool("BERTH_S3_PATH_STYLE") { pathStyle = $0 }
         self.pathStyle = pathStyle
+        var redirect = self.redirect
+        bool("BERTH_S3_REDIRECT") { redirect = $0 }
+        self.redirect = redirect
         if let v = env("BERTH_S3_ACCESS_KEY_ID") ?? (accessKeyId == nil ? env("AWS_ACCESS_KEY_ID") : nil) { accessKeyId = v }
         if let v = env("BERTH_S3_SECRET_ACCESS_KEY") ?? (secretAccessKey == nil ? env("AWS_SECRET_ACCESS_KEY") : nil) {
             secretAccessKey = v
@@ -79,7 +86,7 @@ public struct S3Settings: Sendable, Equatable, Decodable {
 extension S3Settings {
     /// The settings as the configuration file spells them, the secret redacted (for `berth verify-config`).
     public var effectiveEntries: [String: Any] {
-        var entries: [String: Any] = ["s3Region": region, "s3PathStyle": pathStyle]
+        var entries: [String: Any] = ["s3Region": region, "s3PathStyle": pathStyle, "s3Redirect": redirect]
         if let endpoint { entries["s3Endpoint"] = endpoint }
         if let bucket { entries["s3Bucket"] = bucket }
         if let accessKeyId { entries["s3AccessKeyId"] = accessKeyId }

@@ -1,3 +1,4 @@
+import BerthCore
 import BerthHTTP
 import BerthPostgres
 import BerthStorage
@@ -12,8 +13,12 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var port: Int = 5000
     /// The account (12-digit registry id) that owns this registry by default.
     public var accountId: String = "000000000000"
-    /// The AWS region name this deployment presents.
+    /// The AWS region name this deployment presents by default (requests that name no region), and the
+    /// home region whose registries earlier versions wrote (see `RegionSet`).
     public var region: String = "us-east-1"
+    /// Further regions this deployment presents besides `region` (each account × region a separate
+    /// registry); `["*"]` accepts any well-formed region name, as AWS emulators do for CI.
+    public var regions: [String] = []
     /// The account root's access key; generated on first start (and written to
     /// `<dataDir>/root-credentials.json`, mode 0600) when not given.
     public var rootAccessKeyId: String? = nil
@@ -139,12 +144,17 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     /// The host of a registry's repository URIs: `<account>.dkr.ecr.<region>.<registryDomain>[:port]`
     /// when `registryDomain` is set (the port only if the public endpoint has a non-default one).
-    public func registryHost(account: String) -> String {
+    public func registryHost(account: String, region: String? = nil) -> String {
         guard let domain = registryDomain else { return publicHost }
         let authority = publicHost
         var port = ""
         if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") { port = String(authority[colon...]) }
-        return "\(account).dkr.ecr.\(region).\(domain)\(port)"
+        return "\(account).dkr.ecr.\(region ?? self.region).\(domain)\(port)"
+    }
+
+    /// The regions requests may address: `region` (the default and home region) and `regions`.
+    public var regionSet: RegionSet {
+        RegionSet(home: region, listed: regions.filter { $0 != "*" }, acceptsAny: regions.contains("*"))
     }
 
     /// An `http(s)://authority/path` endpoint, split; the authority loses the scheme's default port
@@ -208,6 +218,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_DATA_DIR") { config.dataDir = v }
         if let v = env("BERTH_ACCOUNT_ID") { config.accountId = v }
         if let v = env("BERTH_REGION") { config.region = v }
+        if let v = env("BERTH_REGIONS") {
+            config.regions = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         if let v = env("BERTH_ROOT_ACCESS_KEY_ID") { config.rootAccessKeyId = v }
         if let v = env("BERTH_ROOT_SECRET_ACCESS_KEY") { config.rootSecretAccessKey = v }
         if let v = env("BERTH_PUBLIC_ENDPOINT") { config.publicEndpoint = v }
@@ -275,6 +288,10 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
             p.append("region must look like us-east-1, got \(region)")
         }
         if !(0...65535).contains(port) { p.append("port must be 0–65535, got \(port)") }
+        if !RegionSet.isWellFormed(region) { p.append("region must be a region name such as us-east-1, got \(region)") }
+        for r in regions where r != "*" && !RegionSet.isWellFormed(r) {
+            p.append("regions must hold region names such as eu-central-1 (or \"*\" for any), got \(r)")
+        }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             p.append("logLevel must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
         }
@@ -321,7 +338,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case dataDir, host, port, accountId, region, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
+        case dataDir, host, port, accountId, region, regions, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
              secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
@@ -343,6 +360,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
         accountId = try c.decodeIfPresent(String.self, forKey: .accountId) ?? d.accountId
         region = try c.decodeIfPresent(String.self, forKey: .region) ?? d.region
+        regions = try c.decodeIfPresent([String].self, forKey: .regions) ?? d.regions
         rootAccessKeyId = try c.decodeIfPresent(String.self, forKey: .rootAccessKeyId)
         rootSecretAccessKey = try c.decodeIfPresent(String.self, forKey: .rootSecretAccessKey)
         publicEndpoint = try c.decodeIfPresent(String.self, forKey: .publicEndpoint)
@@ -393,7 +411,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
 extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
-        ["dataDir", "host", "port", "accountId", "region", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
+        ["dataDir", "host", "port", "accountId", "region", "regions", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
          "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",

@@ -19,6 +19,9 @@ public struct Principal: Sendable, Hashable {
     /// Facts about the request this principal was authenticated on (`aws:SourceIp`, `aws:SecureTransport`).
     public var sourceIP: String? = nil
     public var secureTransport: Bool? = nil
+    /// The region the request addressed: its SigV4 credential scope, or the region bound into the registry
+    /// token it carried (nil: a token from before regions, or no region named — the default region).
+    public var region: String? = nil
 
     public init(accountID: String, arn: String, accessKeyID: String) {
         self.accountID = accountID

@@ -107,38 +107,58 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A registry: an account's private registry, or its ECR Public registry (a separate namespace of
-/// repositories, as in AWS). The stores key repositories by `storedValue`; nothing else spells it.
+/// A registry: an account's private registry in one region, or its ECR Public registry (a separate
+/// namespace of repositories, as in AWS, and global). The stores key repositories by `storedValue`;
+/// nothing else spells it.
 public struct RegistryID: Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable { case `private`, `public` }
     /// The owning account (12 digits).
     public let account: String
     public let kind: Kind
+    /// The region of a private registry; nil for the deployment's home region (see `RegionSet`) and for
+    /// public registries.
+    public let region: String?
 
-    public static func `private`(_ account: String) -> RegistryID { RegistryID(account: account, kind: .private) }
+    public static func `private`(_ account: String, region: String? = nil) -> RegistryID {
+        RegistryID(account: account, kind: .private, region: region)
+    }
     public static func `public`(_ account: String) -> RegistryID { RegistryID(account: account, kind: .public) }
 
     private static let publicPrefix = "public:"
+    private static let regionSeparator: Character = "@"
 
-    /// The text the stores key repositories by: the account, or `public:` + the account.
-    public var storedValue: String { kind == .public ? Self.publicPrefix + account : account }
+    /// The text the stores key repositories and registry settings by: the account (home region),
+    /// `<account>@<region>` (another region), or `public:` + the account.
+    public var storedValue: String {
+        switch kind {
+        case .public: Self.publicPrefix + account
+        case .private: region.map { "\(account)\(Self.regionSeparator)\($0)" } ?? account
+        }
+    }
 
     /// Reads `storedValue` back.
     public init(storedValue: String) {
         if storedValue.hasPrefix(Self.publicPrefix) {
             self.init(account: String(storedValue.dropFirst(Self.publicPrefix.count)), kind: .public)
+        } else if let at = storedValue.firstIndex(of: Self.regionSeparator) {
+            self.init(account: String(storedValue[..<at]), kind: .private,
+                      region: String(storedValue[storedValue.index(after: at)...]))
         } else {
             self.init(account: storedValue, kind: .private)
         }
     }
 
-    public init(account: String, kind: Kind) {
+    public init(account: String, kind: Kind, region: String? = nil) {
         self.account = account
         self.kind = kind
+        self.region = kind == .public ? nil : region
     }
 
     public var isPublic: Bool { kind == .public }
     public var description: String { storedValue }
+
+    /// The region's name for ARNs and events: `region`, else `home`.
+    public func regionName(home: String) -> String { region ?? home }
 }
 
 /// A repository within a registry: the registry's stored id (`RegistryID.storedValue`) and the name.

@@ -76,19 +76,22 @@ extension Directory {
         guard let arn = ARN(resource), arn.service == "ecr" || arn.service == "ecr-public",
               AccountID.isValid(arn.account) else { return ResourcePolicyDocuments() }
         let account = arn.account
+        // Each account × region is its own registry (`RegionSet`); a registry ARN or an ECR repository
+        // ARN names its region.
+        let registry = RegistryID.private(account, region: arn.region.isEmpty || homeRegion == nil || arn.region == homeRegion ? nil : arn.region)
         var out = ResourcePolicyDocuments()
         // ECR Public repositories are stored in their account's public namespace.
         let key: RepositoryKey?
         if arn.service == "ecr-public" {
             key = PublicRegistry.parseRepositoryARN(resource).map { RepositoryKey(storedRegistryID: RegistryID.public($0.account).storedValue, name: $0.name) }
         } else {
-            key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: account, name: $0.name) }
+            key = ResourceARN.parseRepository(resource).map { RepositoryKey(storedRegistryID: registry.storedValue, name: $0.name) }
         }
         if let key, let repo = try await store.repository(key) {
             if let p = repo.settings.policy { out.documents.append(p) }
             for t in repo.settings.tags { out.tags[t.key] = t.value }
         }
-        if arn.service == "ecr", let p = try await store.accountSetting(account, RegistryPolicy.settingName), !p.isEmpty {
+        if arn.service == "ecr", let p = try await store.accountSetting(registry.storedValue, RegistryPolicy.settingName), !p.isEmpty {
             out.documents.append(p)
         }
         return out

@@ -13,6 +13,9 @@ import BerthStorage
 /// authorization-relevant write advances the store's authorization generation (the stores do it).
 public final class Directory: Sendable {
     let store: any MetadataStore
+    /// The region stored under the bare account id (`RegionSet.home`): resource ARNs of other regions
+    /// address `<account>@<region>` registries.
+    public let homeRegion: String?
 
     /// AccessKeysPerUser (the account root has no such quota).
     public static let accessKeysPerUser = 2
@@ -21,8 +24,9 @@ public final class Directory: Sendable {
     /// GroupsPerUser: the groups one IAM user may be a member of.
     public static let groupsPerUser = 10
 
-    public init(store: any MetadataStore) {
+    public init(store: any MetadataStore, homeRegion: String? = nil) {
         self.store = store
+        self.homeRegion = homeRegion
     }
 
     /// The number of authorization-relevant writes so far: caches of keys and policies filled at another

@@ -63,7 +63,7 @@ extension ECRService {
         let arn = try Self.exclusionPrincipal(p)
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:RegisterPullTimeUpdateExclusion", resource: registryARN(account))
-        switch try await registry.registerPullTimeExclusion(arn, of: account) {
+        switch try await registry.registerPullTimeExclusion(arn, of: storeID(account)) {
         case .added(let exclusion):
             return ["principalArn": .string(arn), "createdAt": .double(exclusion.createdAt)]
         case .alreadyExists:
@@ -78,7 +78,7 @@ extension ECRService {
         let arn = try Self.exclusionPrincipal(p)
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:DeregisterPullTimeUpdateExclusion", resource: registryARN(account))
-        guard try await registry.deregisterPullTimeExclusion(arn, of: account) else {
+        guard try await registry.deregisterPullTimeExclusion(arn, of: storeID(account)) else {
             throw ECRError.exclusionNotFound(arn, registry: account)
         }
         return ["principalArn": .string(arn)]
@@ -89,7 +89,7 @@ extension ECRService {
         let after = try ECRService.decodeToken(try p.string("nextToken"))
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:ListPullTimeUpdateExclusions", resource: registryARN(account))
-        let all = try await registry.pullTimeExclusions(of: account).map(\.principalARN).filter { after == nil || $0 > after! }
+        let all = try await registry.pullTimeExclusions(of: storeID(account)).map(\.principalARN).filter { after == nil || $0 > after! }
         let page = Array(all.prefix(limit))
         var out: [String: JSONValue] = ["pullTimeUpdateExclusions": .array(page.map { .string($0) })]
         if all.count > limit, let last = page.last { out["nextToken"] = .string(ECRService.encodeToken(last)) }

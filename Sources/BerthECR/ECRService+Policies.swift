@@ -25,7 +25,7 @@ extension ECRService {
         }
     }
 
-    func registryResource(_ account: String) -> String { ARN.ecrRegistry(region: env.region, account: account).description }
+    func registryResource(_ account: String) -> String { ARN.ecrRegistry(region: requestRegion, account: account).description }
 
     func setRepositoryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
@@ -71,22 +71,22 @@ extension ECRService {
         let account = principal.accountID
         let (text, _) = try parsePolicyText(p, options: .ecrRegistryPolicy, kind: "registry")
         try await authorizer.authorize(principal, action: "ecr:PutRegistryPolicy", resource: registryResource(account))
-        try await registry.putRegistryPolicy(of: account, text)
+        try await registry.putRegistryPolicy(of: storeID(account), text)
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 
     func getRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:GetRegistryPolicy", resource: registryResource(account))
-        guard let text = try await registry.registryPolicy(of: account) else { throw registryPolicyNotFound(account) }
+        guard let text = try await registry.registryPolicy(of: storeID(account)) else { throw registryPolicyNotFound(account) }
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 
     func deleteRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
         try await authorizer.authorize(principal, action: "ecr:DeleteRegistryPolicy", resource: registryResource(account))
-        guard let text = try await registry.registryPolicy(of: account) else { throw registryPolicyNotFound(account) }
-        try await registry.putRegistryPolicy(of: account, nil)
+        guard let text = try await registry.registryPolicy(of: storeID(account)) else { throw registryPolicyNotFound(account) }
+        try await registry.putRegistryPolicy(of: storeID(account), nil)
         return ["registryId": .string(account), "policyText": .string(text)]
     }
 }

@@ -52,7 +52,7 @@ extension ECRService {
     func ruleJSON(_ r: PullThroughCacheRuleRecord, updated: Bool = true) -> [String: JSONValue] {
         var o: [String: JSONValue] = [
             "ecrRepositoryPrefix": .string(r.ecrRepositoryPrefix), "upstreamRegistryUrl": .string(r.upstreamRegistryURL),
-            "createdAt": .double(r.createdAt), "registryId": .string(r.registryID),
+            "createdAt": .double(r.createdAt), "registryId": .string(RegistryID(storedValue: r.registryID).account),
             "upstreamRepositoryPrefix": .string(r.upstreamRepositoryPrefix),
         ]
         if updated { o["updatedAt"] = .double(r.updatedAt) }
@@ -85,7 +85,7 @@ extension ECRService {
         if let credentialARN { try await checkCredential(credentialARN, cache) }
         let now = clock.now()
         let rule = try await cache.createRule(PullThroughCacheRuleRecord(
-            registryID: account, ecrRepositoryPrefix: prefix, upstreamRegistryURL: url, upstreamRegistry: upstream,
+            registryID: storeID(account), ecrRepositoryPrefix: prefix, upstreamRegistryURL: url, upstreamRegistry: upstream,
             upstreamRepositoryPrefix: upstreamPrefix, credentialARN: credentialARN, customRoleARN: roleARN, createdAt: now, updatedAt: now))
         return .object(ruleJSON(rule, updated: false))
     }
@@ -101,7 +101,7 @@ extension ECRService {
         let limit = try p.maxResults(1, 1000) ?? 100
         let after = try Self.decodeToken(try p.string("nextToken"))
         try await authorizeRule(principal, "DescribePullThroughCacheRules", account)
-        var rules = try await cache.rules(of: account)
+        var rules = try await cache.rules(of: storeID(account))
         if let wanted {
             for w in wanted where !rules.contains(where: { $0.ecrRepositoryPrefix == w }) {
                 throw Self.ruleError(.notFound(prefix: w, registry: account))
@@ -127,12 +127,12 @@ extension ECRService {
             throw ECRError.invalidParameter("At least one of credentialArn or customRoleArn must be given")
         }
         try await authorizeRule(principal, "UpdatePullThroughCacheRule", account)
-        guard try await cache.rules(of: account).contains(where: { $0.ecrRepositoryPrefix == prefix }) else {
+        guard try await cache.rules(of: storeID(account)).contains(where: { $0.ecrRepositoryPrefix == prefix }) else {
             throw Self.ruleError(.notFound(prefix: prefix, registry: account))
         }
         if let credentialARN { try await checkCredential(credentialARN, cache) }
         let now = clock.now()
-        let rule = try await cache.updateRule(registryID: account, prefix: prefix) { r in
+        let rule = try await cache.updateRule(registryID: storeID(account), prefix: prefix) { r in
             if let credentialARN { r.credentialARN = credentialARN }
             if let roleARN { r.customRoleARN = roleARN }
             r.updatedAt = now
@@ -149,7 +149,7 @@ extension ECRService {
         let account = try ruleRegistry(p, principal, &ctx)
         let prefix = try prefix(p, "ecrRepositoryPrefix", required: true)!
         try await authorizeRule(principal, "DeletePullThroughCacheRule", account)
-        let rule = try await cache.deleteRule(registryID: account, prefix: prefix)
+        let rule = try await cache.deleteRule(registryID: storeID(account), prefix: prefix)
         // DeletePullThroughCacheRuleResponse has no upstreamRegistry member.
         var o = ruleJSON(rule, updated: false)
         o["upstreamRegistry"] = nil
@@ -161,7 +161,7 @@ extension ECRService {
         let account = try ruleRegistry(p, principal, &ctx)
         let prefix = try prefix(p, "ecrRepositoryPrefix", required: true)!
         try await authorizeRule(principal, "ValidatePullThroughCacheRule", account)
-        guard let rule = try await cache.rules(of: account).first(where: { $0.ecrRepositoryPrefix == prefix }) else {
+        guard let rule = try await cache.rules(of: storeID(account)).first(where: { $0.ecrRepositoryPrefix == prefix }) else {
             throw Self.ruleError(.notFound(prefix: prefix, registry: account))
         }
         let failure = await cache.validate(rule)

@@ -97,7 +97,7 @@ extension ECRService {
             }
             settings.encryptionType = type
             settings.kmsKey = type == "AES256" ? nil
-                : (kms ?? ARN(service: "kms", region: env.region, account: key.registryID, resource: "alias/aws/ecr").description)
+                : (kms ?? ARN(service: "kms", region: requestRegion, account: key.registry.account, resource: "alias/aws/ecr").description)
         }
         settings.tags = try parseTags(p)
         guard settings.tags.count <= Self.maxTags else {
@@ -181,7 +181,7 @@ extension ECRService {
             }
             parsed = PublicRegistry.parseRepositoryARN(arn)
         } else {
-            parsed = ResourceARN.parseRepository(arn).flatMap { $0.region == env.region ? ($0.account, $0.name) : nil }
+            parsed = ResourceARN.parseRepository(arn).flatMap { $0.region == requestRegion ? ($0.account, $0.name) : nil }
         }
         guard let parsed else {
             throw ECRError.invalidParameter("Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN' (value: '\(arn)')")
@@ -247,7 +247,7 @@ extension ECRService {
     func getAccountSetting(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let setting = try accountSettingName(p)
         try await authorizer.authorize(principal, action: "ecr:GetAccountSetting", resource: registryARN(principal.accountID))
-        let value = try await registry.accountSetting(setting, of: principal.accountID)
+        let value = try await registry.accountSetting(setting, of: storeID(principal.accountID))
         return ["name": .string(setting.rawValue), "value": .string(value)]
     }
 
@@ -258,7 +258,7 @@ extension ECRService {
             throw ECRError.validation("Invalid value '\(value)' for account setting \(setting.rawValue). Valid values are: \(setting.values.joined(separator: ", "))")
         }
         try await authorizer.authorize(principal, action: "ecr:PutAccountSetting", resource: registryARN(principal.accountID))
-        try await registry.putAccountSetting(setting, of: principal.accountID, value: value)
+        try await registry.putAccountSetting(setting, of: storeID(principal.accountID), value: value)
         return ["name": .string(setting.rawValue), "value": .string(value)]
     }
 

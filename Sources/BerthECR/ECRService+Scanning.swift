@@ -5,7 +5,7 @@ import Foundation
 
 /// ECR basic (and enhanced-shaped) scanning: configuration, StartImageScan, DescribeImageScanFindings.
 extension ECRService {
-    func registryARN(_ account: String) -> String { ARN.ecrRegistry(region: env.region, account: account).description }
+    func registryARN(_ account: String) -> String { ARN.ecrRegistry(region: requestRegion, account: account).description }
 
     func putImageScanningConfiguration(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
@@ -79,13 +79,13 @@ extension ECRService {
         }
         try await authorizer.authorize(principal, action: "ecr:PutRegistryScanningConfiguration", resource: registryARN(principal.accountID))
         let config = RegistryScanningConfiguration(scanType: scanType, rules: rules)
-        try await registry.putScanningConfiguration(principal.accountID, config)
+        try await registry.putScanningConfiguration(storeID(principal.accountID), config)
         return ["registryScanningConfiguration": scanningConfigurationJSON(config)]
     }
 
     func getRegistryScanningConfiguration(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         try await authorizer.authorize(principal, action: "ecr:GetRegistryScanningConfiguration", resource: registryARN(principal.accountID))
-        let config = try await registry.scanningConfiguration(principal.accountID)
+        let config = try await registry.scanningConfiguration(storeID(principal.accountID))
         return ["registryId": .string(principal.accountID), "scanningConfiguration": scanningConfigurationJSON(config)]
     }
 
@@ -98,7 +98,7 @@ extension ECRService {
             guard let rn = try? RepositoryName(name), (2...256).contains(name.utf8.count) else {
                 throw ECRError.invalidParameter("Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''")
             }
-            let key = RepositoryKey(registryID: principal.accountID, name: rn)
+            let key = RepositoryKey(registryID: storeID(principal.accountID), name: rn)
             try await authorize(principal, "BatchGetRepositoryScanningConfiguration", key)
             guard let record = try await registry.findRepository(key) else {
                 failures.append(["repositoryName": .string(name), "failureCode": "REPOSITORY_NOT_FOUND",
@@ -246,7 +246,7 @@ extension ECRService {
         var o: [String: JSONValue] = [
             "awsAccountId": .string(wireID(key)), "severity": .string(f.severity.rawValue), "status": "ACTIVE",
             "title": .string("\(f.name) - \(f.packageName)"), "type": "PACKAGE_VULNERABILITY",
-            "findingArn": .string(ARN(service: "inspector2", region: env.region, account: key.registryID, resource: "finding/\(Self.findingID(f, key, digest))").description),
+            "findingArn": .string(ARN(service: "inspector2", region: requestRegion, account: key.registry.account, resource: "finding/\(Self.findingID(f, key, digest))").description),
             "packageVulnerabilityDetails": .object(details), "resources": .array([resource]),
             "fixAvailable": .string(f.fixedInVersion == nil ? "NO" : "YES"), "exploitAvailable": "NO",
             "remediation": ["recommendation": ["text": .string(f.fixedInVersion.map { "Upgrade \(f.packageName) to \($0) or later." } ?? "None provided")]],

@@ -8,7 +8,10 @@ import Synchronization
 
 /// What the ECR API needs from its deployment, injected so the API stays free of HTTP and crypto.
 public struct ECREnvironment: Sendable {
+    /// The default region (requests that name none).
     public var region: String
+    /// The regions requests may address (each account × region is its own registry).
+    public var regions: RegionSet
     /// `repositoryUri` of a repository.
     public var repositoryURI: @Sendable (_ account: String, _ name: String) -> String
     /// `proxyEndpoint` for GetAuthorizationToken, e.g. `https://123456789012.dkr.ecr.us-east-1.example.com`.
@@ -34,6 +37,7 @@ public struct ECREnvironment: Sendable {
         self.publicLogoURL = publicLogoURL
         self.publicRepositoryURI = { account, name in "\(publicRegistryURI(account))/\(name)" }
         self.region = region
+        self.regions = .single(region)
         self.repositoryURI = repositoryURI
         self.proxyEndpoint = proxyEndpoint
         self.issueToken = issueToken
@@ -166,6 +170,16 @@ public final class ECRService: Sendable {
 
     /// Runs one operation for an authenticated principal.
     public func handle(target: String, body: [UInt8], principal: Principal) async -> ECRResponse {
+        // The region the request was signed for selects the registry (each account × region is one).
+        guard let region = principal.region, RequestRegion.current?.name != region else {
+            return await handleInRegion(target: target, body: body, principal: principal)
+        }
+        return await RequestRegion.$current.withValue(RequestRegion(region, in: env.regions)) {
+            await handleInRegion(target: target, body: body, principal: principal)
+        }
+    }
+
+    func handleInRegion(target: String, body: [UInt8], principal: Principal) async -> ECRResponse {
         var ctx = OperationContext(registryID: principal.accountID, repositoryName: nil)
         var members: [String: JSONValue]?
         var response: ECRResponse
@@ -231,12 +245,18 @@ public final class ECRService: Sendable {
         }
     }
 
-    func arn(_ key: RepositoryKey) -> String { repositoryARNPrefix(wireID(key)) + key.name }
+    func arn(_ key: RepositoryKey) -> String {
+        switch flavor {
+        case .private:
+            ARN.ecrRepository(region: key.registry.regionName(home: env.regions.home), account: key.registry.account, name: key.name).description
+        case .public: repositoryARNPrefix(wireID(key)) + key.name
+        }
+    }
 
     /// `arn:aws:ecr:<region>:<account>:repository/`, or ECR Public's `arn:aws:ecr-public::<account>:repository/`.
     func repositoryARNPrefix(_ account: String) -> String {
         switch flavor {
-        case .private: ARN.ecrRepository(region: env.region, account: account, name: "").description
+        case .private: ARN.ecrRepository(region: requestRegion, account: account, name: "").description
         case .public: ARN.ecrPublicRepository(account: account, name: "").description
         }
     }
@@ -246,7 +266,12 @@ public final class ECRService: Sendable {
 
     /// The registry id repositories of `account` are stored under: the account for private
     /// repositories, `public:<account>` for ECR Public ones (a separate namespace, as in AWS).
-    func storeID(_ account: String) -> String { (flavor == .public ? RegistryID.public(account) : .private(account)).storedValue }
+    func storeID(_ account: String) -> String {
+        (flavor == .public ? RegistryID.public(account) : RequestRegion.privateRegistry(account)).storedValue
+    }
+
+    /// The region of the request being served (its registry's region), or the default one.
+    var requestRegion: String { RequestRegion.name(or: env.region) }
 
     /// The account id a stored repository key shows on the wire.
     func wireID(_ key: RepositoryKey) -> String {
@@ -272,7 +297,7 @@ public final class ECRService: Sendable {
             "repositoryArn": .string(arn(r.key)),
             "registryId": .string(wireID(r.key)),
             "repositoryName": .string(r.key.name),
-            "repositoryUri": .string(env.repositoryURI(r.key.registryID, r.key.name)),
+            "repositoryUri": .string(env.repositoryURI(r.key.registry.account, r.key.name)),
             "createdAt": .double(r.createdAt),
             "imageTagMutability": .string(r.settings.imageTagMutability.rawValue),
             "imageScanningConfiguration": ["scanOnPush": .bool(r.settings.scanOnPush)],

@@ -30,6 +30,9 @@ public struct AuditFacts: Sendable {
     public var responseElements: JSONValue?
     public var resources: [AuditEvent.Resource] = []
     public var recipientAccountID: String?
+    /// The region the request addressed (`awsRegion`), when the door knows it better than the principal's
+    /// credential scope (the `/v2/` door: its host or token).
+    public var region: String?
     public init() {}
 }
 
@@ -65,7 +68,9 @@ struct AuditMiddleware: RouterMiddleware {
         // Successful anonymous reads of the registry and of the public gallery (pages, logos) are recorded only when asked.
         if door == .oci || door == .gallery, !recordsRegistryReads, status < 400, request.method == .get || request.method == .head { return }
         var facts = context.record.audit
-        if let oci = facts.oci { Self.fill(&facts, from: oci, region: region) }
+        var requestRegion = facts.region ?? region
+        if case .principal(let p) = context.record.identity, facts.region == nil, let r = p.region { requestRegion = r }
+        if let oci = facts.oci { Self.fill(&facts, from: oci, region: requestRegion) }
         let source: String
         switch door {
         case .oci: source = facts.eventSource ?? "ecr.amazonaws.com"
@@ -90,7 +95,7 @@ struct AuditMiddleware: RouterMiddleware {
         if errorCode == nil, status >= 400 { errorCode = String(status) }
         let event = AuditEvent(
             eventID: UUID().uuidString.lowercased(), eventTime: trail.now, eventSource: source, eventName: eventName,
-            awsRegion: region, sourceIPAddress: Self.address(context), userAgent: request.headers[Self.userAgent],
+            awsRegion: requestRegion, sourceIPAddress: Self.address(context), userAgent: request.headers[Self.userAgent],
             userIdentity: identity, requestParameters: facts.requestParameters.map(AuditRedaction.redacted),
             responseElements: facts.responseElements.map(AuditRedaction.redacted),
             errorCode: errorCode, errorMessage: facts.errorMessage, requestID: context.id,
@@ -162,7 +167,7 @@ struct AuditMiddleware: RouterMiddleware {
         let registry = RegistryID(storedValue: registryID)
         let arn = registry.isPublic
             ? ARN.ecrPublicRepository(account: registry.account, name: name).description
-            : ARN.ecrRepository(region: region, account: registry.account, name: name).description
+            : ARN.ecrRepository(region: registry.region ?? region, account: registry.account, name: name).description
         return AuditEvent.Resource(type: "AWS::ECR::Repository", name: name, arn: arn)
     }
 }

@@ -6,7 +6,10 @@ import Hummingbird
 /// What the doors need to check credentials. ``IdentityService`` is the implementation; tests wrap it
 /// (to count how often a request is authenticated, for instance).
 public protocol CredentialVerifier: Sendable {
+    /// The default region.
     var region: String { get }
+    /// The regions requests may address.
+    var regions: RegionSet { get }
     /// Verifies a SigV4-signed request (header or presigned query) for `service`; throws `SigV4Error`
     /// or `SessionTokenError` for bad credentials.
     func authenticate(_ request: SigV4Request, service: String) async throws -> Principal
@@ -15,6 +18,10 @@ public protocol CredentialVerifier: Sendable {
 }
 
 extension IdentityService: CredentialVerifier {}
+
+extension CredentialVerifier {
+    public var regions: RegionSet { .single(region) }
+}
 
 /// Why credentials were refused. Each protocol's error table (``OCIWireError``, `ECRHandler.wireError`,
 /// `QueryHandler.wireError`) maps it in one place.
@@ -38,6 +45,7 @@ public struct Authenticator: Sendable {
     }
 
     public var region: String { verifier.region }
+    public var regions: RegionSet { verifier.regions }
 
     /// `/v2/`: a registry token (`Basic AWS:<token>`), or for blob `GET`s a presigned SigV4 URL (as
     /// `GetDownloadUrlForLayer` makes). Pulls from ECR Public repositories are anonymous.

@@ -68,11 +68,13 @@ public struct ECRHandler: Sendable {
         let asked = target.hasPrefix(service.prefix) ? String(target.dropFirst(service.prefix.count).prefix(128)) : "unknown"
         context.record.setAudit { $0.eventName = asked }
         let result: ECRResponse
+        var principalRegion: String? = nil
         do {
             let body = try await Self.readBody(request, limit: Self.maxBody, tooLarge: BodyTooLarge())
             let principal = try await authenticator.aws(request, body: body, service: service.flavor == .public ? "ecr-public" : "ecr",
                                                         context)
             context.identity = .principal(principal)
+            principalRegion = principal.region
             let operation = target.dropFirst(service.prefix.count)
             if operation == "UploadLayerPart" {
                 result = await metrics.trackingUpload { await service.handle(target: target, body: body, principal: principal) }
@@ -84,7 +86,7 @@ public struct ECRHandler: Sendable {
         } catch {
             result = ECRService.errorResponse(Self.wireError(error, context))
         }
-        let region = authenticator.region
+        let region = principalRegion ?? authenticator.region
         let answer = result.errorType == nil && !AuditEvent.isReadOnly(asked) ? AuditMiddleware.smallObject(result.body) : nil
         context.record.setAudit { f in
             f.responseElements = answer

@@ -19,6 +19,8 @@ public final class IdentityService: Sendable {
     let tokens: RegistryTokenIssuer
     let clock: any WallClock
     public let region: String
+    /// The regions requests may be scoped to (`region` is the default one).
+    public let regions: RegionSet
     /// Opens STS session tokens (`X-Amz-Security-Token` of `ASIA…` credentials).
     public let sessions: SessionTokenCodec
     /// `aws:SecureTransport` of requests (true when clients reach the server over TLS, e.g. through a proxy).
@@ -32,7 +34,9 @@ public final class IdentityService: Sendable {
     public static let defaultCacheSeconds = 1.0
 
     public init(directory: Directory, secrets: SecretBox, tokens: RegistryTokenIssuer, region: String,
-                clock: any WallClock, secureTransport: Bool = false, cacheSeconds: Double = IdentityService.defaultCacheSeconds) {
+                clock: any WallClock, secureTransport: Bool = false, cacheSeconds: Double = IdentityService.defaultCacheSeconds,
+                regions: RegionSet? = nil) {
+        self.regions = regions ?? .single(region)
         self.cacheSeconds = cacheSeconds
         self.cache = BoundedCache(capacity: 10_000, timeToLive: cacheSeconds, clock: clock)
         self.verifiedHeaders = BoundedCache(capacity: 10_000, clock: clock)
@@ -74,7 +78,8 @@ public final class IdentityService: Sendable {
     /// Verifies a SigV4-signed request for `service`; the error is the SigV4 failure to report
     /// (or a `SessionTokenError` for temporary credentials).
     public func authenticate(_ request: SigV4Request, service: String) async throws -> Principal {
-        let verifier = SigV4Verifier(region: region, services: [service])
+        var verifier = SigV4Verifier(region: region, services: [service])
+        verifier.acceptsRegion = { [regions] in regions.accepts($0) }
         let now = clock.now()
         let parsed = try verifier.parse(request, now: Date(timeIntervalSince1970: now))
         if Self.isTemporary(parsed.accessKeyID), let token = parsed.sessionToken {
@@ -86,6 +91,7 @@ public final class IdentityService: Sendable {
             var p = claims.principal
             p.sessionToken = token
             p.secureTransport = secureTransport
+            p.region = parsed.scope.region
             return p
         }
         let found = try await activeKey(parsed.accessKeyID)
@@ -94,7 +100,9 @@ public final class IdentityService: Sendable {
         }
         let auth = try verifier.verify(parsed, credential: credential)
         guard let found, found.accessKeyID == auth.accessKeyID else { throw SigV4Error.unrecognizedClient }
-        return principal(found)
+        var p = principal(found)
+        p.region = auth.scope.region
+        return p
     }
 
     /// Issues a 12-hour registry token for a principal (no longer than its session, for temporary credentials).
@@ -102,7 +110,7 @@ public final class IdentityService: Sendable {
         var validity = RegistryTokenIssuer.defaultValidity
         if let end = p.sessionExpiry { validity = min(validity, max(1, (end - now).rounded(.down))) }
         let issued = try tokens.issue(accountID: p.accountID, principalARN: p.arn, accessKeyID: p.accessKeyID,
-                                      now: Date(timeIntervalSince1970: now), validity: validity)
+                                      now: Date(timeIntervalSince1970: now), validity: validity, region: p.region)
         return (issued.token, issued.claims.expiresAt.timeIntervalSince1970)
     }
 
@@ -135,12 +143,14 @@ public final class IdentityService: Sendable {
             p.tokenExpiry = claims.expiresAt.timeIntervalSince1970
             p.sessionExpiry = p.tokenExpiry
             p.secureTransport = secureTransport
+            p.region = claims.region
             return p
         }
         guard let key = try await activeKey(claims.accessKeyID), key.accountID == claims.accountID,
               key.principalARN == claims.principalARN else { return nil }
         var p = principal(key)
         p.tokenExpiry = claims.expiresAt.timeIntervalSince1970
+        p.region = claims.region
         return p
     }
 
@@ -153,11 +163,12 @@ public final class IdentityService: Sendable {
                 throw BerthError.denied("presigned URLs need the session's credentials")
             }
             signer = SigV4Signer(accessKeyID: claims.accessKeyID, secretAccessKey: claims.secretAccessKey, sessionToken: token,
-                                 region: region, service: "ecr")
+                                 region: RequestRegion.name(or: region), service: "ecr")
         } else {
             guard let key = try await activeKey(principal.accessKeyID) else { throw BerthError.denied("access key is not active") }
             let secret = try secrets.open(key.sealedSecret, context: key.accessKeyID)
-            signer = SigV4Signer(accessKeyID: key.accessKeyID, secretAccessKey: secret, region: region, service: "ecr")
+            signer = SigV4Signer(accessKeyID: key.accessKeyID, secretAccessKey: secret, region: RequestRegion.name(or: region),
+                                 service: "ecr")
         }
         let path = "/v2/\(repository.name)/blobs/\(digest)"
         let url = try signer.presign(method: "GET", host: host, path: path, expires: expires,

@@ -44,6 +44,30 @@ public struct OCIHandler: Sendable {
         return AccountID.isValid(account) ? account : nil
     }
 
+    /// The region label of an `<account>.dkr.ecr.<region>.<domain>` host, when the host is one.
+    public static func region(fromHost host: String?) -> String? {
+        guard let host, registryID(fromHost: host) != nil else { return nil }
+        let rest = host.utf8.dropFirst(21)
+        guard let dot = rest.firstIndex(of: UInt8(ascii: ".")) else { return nil }
+        return String(Substring(rest[..<dot]))
+    }
+
+    /// The region a private-registry `/v2/` request addresses: its host's, else the one bound into its
+    /// token, else the default region. A region this deployment does not serve is refused.
+    func requestRegion(host: String?, principal: Principal?) throws -> RequestRegion {
+        let regions = authenticator.regions
+        let name = Self.region(fromHost: host) ?? principal?.region ?? regions.defaultRegion
+        guard regions.accepts(name) else { throw BerthError.denied("this registry does not serve the region \(name)") }
+        return RequestRegion(name, in: regions)
+    }
+
+    /// The ARN of a repository of a stored registry id, in its region.
+    func repositoryARN(_ registryID: String, _ name: String) -> String {
+        let registry = RegistryID(storedValue: registryID)
+        return ARN.ecrRepository(region: registry.region ?? RequestRegion.name(or: authenticator.region), account: registry.account,
+                                 name: name).description
+    }
+
     static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
     static let uploadUUID = HTTPField.Name("Docker-Upload-UUID")!
@@ -55,7 +79,7 @@ public struct OCIHandler: Sendable {
     /// The OCI door: route, authenticate once (into `context.identity`), authorize, dispatch; every
     /// error is answered through ``OCIWireError``.
     public func handle(_ request: Request, context: BerthRequestContext) async -> Response {
-        var context = context
+        let context = context
         var response: Response
         // The account and repository an error message names (as ECR's texts do).
         var scope = ErrorScope(registryID: Self.registryID(fromHost: request.head.authority) ?? defaultRegistryID)
@@ -76,16 +100,18 @@ public struct OCIHandler: Sendable {
             recordAuditFacts(route, request, registryID: registryID, publicAccount: publicRepository?.0, context)
             context.identity = try await authenticator.oci(
                 route, request, context, anonymous: publicRepository != nil && OCIRoute.isPull(route, request.method))
-            if let principal = context.identity.principal {
-                if let (account, name) = publicRepository {
-                    try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
-                    let key = RepositoryKey(registryID: registryID, name: name)
-                    guard try await registry.findRepository(key) != nil else { throw BerthError.nameUnknown(name.value) }
-                } else {
-                    try await authorize(route, request.method, registryID: registryID, principal: principal)
-                }
+            var region: RequestRegion? = nil
+            if publicRepository == nil {
+                // Each account × region is its own registry: the host or the token picks the region.
+                let r = try requestRegion(host: request.head.authority, principal: context.identity.principal)
+                registryID = RegistryID.private(scope.registryID, region: r.storageRegion).storedValue
+                recordAuditFacts(route, request, registryID: registryID, publicAccount: nil, context)
+                context.record.setAudit { $0.region = r.name }
+                region = r
             }
-            response = try await dispatch(route, registryID: registryID, request, context)
+            response = try await RequestRegion.$current.withValue(region) { [context, registryID, route] in
+                try await authorizeAndDispatch(route, request, registryID: registryID, publicRepository: publicRepository, context)
+            }
         } catch {
             // A path that is no API route has no operation.
             if context.record.door != .oci { context.record.set(door: .oci, operation: "unknown") }
@@ -93,6 +119,20 @@ public struct OCIHandler: Sendable {
         }
         response.headers[Self.apiVersion] = "registry/2.0"
         return response
+    }
+
+    func authorizeAndDispatch(_ route: OCIRoute, _ request: Request, registryID: String, publicRepository: (String, RepositoryName)?,
+                              _ context: BerthRequestContext) async throws -> Response {
+        if let principal = context.identity.principal {
+            if let (account, name) = publicRepository {
+                try await authorizePublic(route, request.method, account: account, name: name, principal: principal)
+                let key = RepositoryKey(registryID: registryID, name: name)
+                guard try await registry.findRepository(key) != nil else { throw BerthError.nameUnknown(name.value) }
+            } else {
+                try await authorize(route, request.method, registryID: registryID, principal: principal)
+            }
+        }
+        return try await dispatch(route, registryID: registryID, request, context)
     }
 
     /// The operation a route and method name in the access log and the metrics.
@@ -191,15 +231,13 @@ public struct OCIHandler: Sendable {
     }
 
     func authorize(_ route: OCIRoute, _ method: HTTPRequest.Method, registryID: String, principal: Principal) async throws {
-        let region = authenticator.region
         guard let (name, actions, push) = Self.actions(route, method) else {
             if case .catalog = route {
-                try await authorizer.authorize(principal, action: "ecr:DescribeRepositories",
-                                               resource: ARN.ecrRepository(region: region, account: registryID, name: "*").description)
+                try await authorizer.authorize(principal, action: "ecr:DescribeRepositories", resource: repositoryARN(registryID, "*"))
             }
             return
         }
-        let arn = ResourceARN.repository(region: region, account: registryID, name: name.value)
+        let arn = repositoryARN(registryID, name.value)
         for a in actions { try await authorizer.authorize(principal, action: a, resource: arn) }
         if push, try await registry.findRepository(RepositoryKey(registryID: registryID, name: name)) == nil {
             // A first push creates the repository: that needs ecr:CreateRepository as well.
@@ -299,7 +337,7 @@ public struct OCIHandler: Sendable {
     /// repository, and `ecr:CreateRepository` when the repository does not exist yet (as ECR asks).
     func authorizeImport(_ key: RepositoryKey, _ context: BerthRequestContext) async throws {
         guard let principal = context.identity.principal else { throw BerthError.unauthorized("authentication required") }
-        let arn = ResourceARN.repository(region: authenticator.region, account: key.registryID, name: key.name)
+        let arn = repositoryARN(key.registryID, key.name)
         try await authorizer.authorize(principal, action: "ecr:BatchImportUpstreamImage", resource: arn)
         if try await registry.findRepository(key) == nil {
             try await authorizer.authorize(principal, action: "ecr:CreateRepository", resource: arn)
@@ -483,8 +521,17 @@ public struct OCIHandler: Sendable {
         let readRange = range
         // Opened before the response starts: a key that is not usable is an error response, not a cut body.
         let source = try await registry.openBlob(name, digest, size: size)
+        if let url = source.redirectURL {
+            // The object store serves the bytes (a Range, if any, the client sends there), as Distribution's
+            // `redirect` does.
+            var redirect = HTTPFields()
+            redirect[.location] = url
+            redirect[Self.contentDigest] = digest.description
+            redirect[.contentLength] = "0"
+            return Response(status: .temporaryRedirect, headers: redirect)
+        }
         if sendFiles, let path = source.localFilePath,
-           let ticket = ZeroCopyDownloads.shared.ticket(path: path, offset: range?.start ?? 0, length: length) {
+           let ticket = ZeroCopyDownloads.shared.ticket(path: path, offset: range?.start ?? 0, length: length, fileSize: size) {
             return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in
                 try await writer.write(ticket)
                 try await writer.finish(nil)
@@ -532,7 +579,8 @@ public struct OCIHandler: Sendable {
             return RepositoryKey(registry: .public(account), name: name)
         }
         // A plain name pushed next to a public repository names a private one (of the same account).
-        return RepositoryKey(registry: .private(RegistryID(storedValue: registryID).account), name: try RepositoryName(from))
+        let registry = RegistryID(storedValue: registryID)
+        return RepositoryKey(registry: .private(registry.account, region: registry.region), name: try RepositoryName(from))
     }
 
     /// Whether `principal` may read `digest` from `source`: exactly the decision a blob GET there makes

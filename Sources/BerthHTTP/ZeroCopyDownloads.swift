@@ -44,9 +44,18 @@ public final class ZeroCopyDownloads: Sendable {
     }
 
     /// Opens `path` and returns a ticket for `length` bytes at `offset`; nil when the file cannot be opened.
-    func ticket(path: String, offset: Int64, length: Int64) -> ByteBuffer? {
+    /// `fileSize`: the size the file must have (a blob's plaintext size); another size means the file is
+    /// not the plaintext (sealed since it was opened), and nil sends the caller to the decrypting path.
+    func ticket(path: String, offset: Int64, length: Int64, fileSize: Int64? = nil) -> ByteBuffer? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
+        if let fileSize {
+            var st = stat()
+            guard fstat(fd, &st) == 0, Int64(st.st_size) == fileSize else {
+                close(fd)
+                return nil
+            }
+        }
         let id = nextID.add(1, ordering: .relaxed).newValue
         let stale: [CInt] = entries.withLock { e in
             e[id] = Entry(fd: fd, offset: offset, length: length, issuedAt: .now())

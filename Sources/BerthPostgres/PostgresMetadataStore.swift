@@ -213,6 +213,12 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
+    public func registryIDs() async throws -> [String] {
+        try await read { c in
+            try await c.query("SELECT DISTINCT registry_id FROM repositories ORDER BY registry_id", []) { try $0.text(0) }
+        }
+    }
+
     public func repositoryRecords(in registryID: String, after last: String?, limit: Int) async throws -> [RepositoryRecord] {
         try await read { c in
             try await c.query("""

@@ -22,13 +22,14 @@ public struct ECREventSource: Sendable {
     public static let referrerAction = "ECR Referrer Action"
 
     /// One event in EventBridge's envelope.
-    public func event(detailType: String, account: String, time: Double, resources: [String],
+    /// `region`: the repository's registry's region (nil: the home region, `self.region`).
+    public func event(detailType: String, account: String, region: String? = nil, time: Double, resources: [String],
                       detail: [String: JSONValue]) -> OutboxEvent {
         let id = newID()
         let envelope: JSONValue = .object([
             "version": .string("0"), "id": .string(id), "detail-type": .string(detailType),
             "source": .string(Self.source), "account": .string(account), "time": .string(UTCTimestamp.iso8601(time)),
-            "region": .string(region), "resources": .array(resources.map(JSONValue.string)), "detail": .object(detail),
+            "region": .string(region ?? self.region), "resources": .array(resources.map(JSONValue.string)), "detail": .object(detail),
         ])
         return OutboxEvent(id: id, time: time, detailType: detailType, account: account,
                            body: String(decoding: envelope.encoded(), as: UTF8.self))
@@ -45,7 +46,7 @@ public struct ECREventSource: Sendable {
         ]
         if let tag { detail["image-tag"] = .string(tag) }
         if let artifactMediaType { detail["artifact-media-type"] = .string(artifactMediaType) }
-        return [event(detailType: Self.imageAction, account: repository.registry.account, time: time, resources: [], detail: detail)]
+        return [event(detailType: Self.imageAction, account: repository.registry.account, region: repository.registry.region, time: time, resources: [], detail: detail)]
     }
 
     /// `ECR Image Action`, `action-type` `DELETE`: one event per tag removed (an image deleted without
@@ -59,7 +60,7 @@ public struct ECREventSource: Sendable {
                 "image-digest": .string(digest.description), "action-type": .string("DELETE"),
             ]
             if let tag { detail["image-tag"] = .string(tag) }
-            return event(detailType: Self.imageAction, account: repository.registry.account, time: time, resources: [], detail: detail)
+            return event(detailType: Self.imageAction, account: repository.registry.account, region: repository.registry.region, time: time, resources: [], detail: detail)
         }
     }
 
@@ -70,8 +71,8 @@ public struct ECREventSource: Sendable {
         guard !repository.registry.isPublic, scan.state.isFinal else { return [] }
         var counts: [String: JSONValue] = [:]
         for (severity, n) in scan.severityCounts where n > 0 { counts[severity.rawValue] = .int(Int64(n)) }
-        let arn = ARN.ecrRepository(region: region, account: repository.registry.account, name: repository.name)
-        return [event(detailType: Self.imageScan, account: repository.registry.account, time: time, resources: ["\(arn)"], detail: [
+        let arn = ARN.ecrRepository(region: repository.registry.region ?? region, account: repository.registry.account, name: repository.name)
+        return [event(detailType: Self.imageScan, account: repository.registry.account, region: repository.registry.region, time: time, resources: ["\(arn)"], detail: [
             "scan-status": .string(scan.state.rawValue), "repository-name": .string(repository.name),
             "finding-severity-counts": .object(counts), "image-digest": .string(scan.digest.description),
             "image-tags": .array(tags.sorted().map(JSONValue.string)),
@@ -92,6 +93,6 @@ public struct ECREventSource: Sendable {
         if let artifact = manifest.artifactType { detail["artifact-media-type"] = .string(artifact) }
         if target == .standard { detail["last-activated-at"] = .string(UTCTimestamp.iso8601(time, millis: true)) }
         return [event(detailType: manifest.subject == nil ? Self.imageAction : Self.referrerAction,
-                      account: repository.registry.account, time: time, resources: [], detail: detail)]
+                      account: repository.registry.account, region: repository.registry.region, time: time, resources: [], detail: detail)]
     }
 }

@@ -32,21 +32,28 @@ extension Registry {
             defer { progress(p, file.name) }
             // A stored size other than the recorded one is a sealed blob (or one the collector is removing).
             guard let size = try await metadata.blobSize(file.name), size == file.size else { p.skipped += 1; continue }
-            var configured: [BlobKeyDomain] = []
-            for registry in registries {
-                for repo in try await metadata.repositoriesLinking(file.name, in: registry, limit: 100_000) {
-                    guard let record = try await storedRepository(repo) else { continue }
-                    let d = keyDomain(of: record)
-                    if !configured.contains(d) { configured.append(d) }
+            // Under the blob's commit lease: a push committing the same digest meanwhile (perhaps for a
+            // repository of another key domain) waits, and the domains are read with that in mind.
+            let sealed = try await withBlobCommitLease(file.name) { [self] in
+                var configured: [BlobKeyDomain] = []
+                for registry in registries {
+                    for repo in try await metadata.repositoriesLinking(file.name, in: registry, limit: 100_000) {
+                        guard let record = try await storedRepository(repo) else { continue }
+                        let d = keyDomain(of: record)
+                        if !configured.contains(d) { configured.append(d) }
+                    }
                 }
+                guard configured.contains(where: { sealer.seals($0) }),
+                      try await blobs.size(of: file.name) == size else { return false }
+                var domains: [String] = []
+                for d in configured {
+                    let resolved = try await sealer.domain(d)
+                    if !domains.contains(resolved) { domains.append(resolved) }
+                }
+                try await sealing { try await sealer.sealExisting(file.name, size: size, domains: domains) }
+                return true
             }
-            guard configured.contains(where: { sealer.seals($0) }) else { p.skipped += 1; continue }
-            var domains: [String] = []
-            for d in configured {
-                let resolved = try await sealer.domain(d)
-                if !domains.contains(resolved) { domains.append(resolved) }
-            }
-            try await sealing { try await sealer.sealExisting(file.name, size: size, domains: domains) }
+            guard sealed else { p.skipped += 1; continue }
             p.sealed += 1
             p.sealedBytes += size
         }

@@ -37,4 +37,9 @@ extension Registry {
     public func accountIDs() async throws -> [String] {
         try await metadata.listAccounts().map(\.id)
     }
+
+    /// Every registry (account × region, and public registries) that holds a repository, as stored ids.
+    public func registryIDs() async throws -> [String] {
+        try await metadata.registryIDs()
+    }
 }

@@ -199,12 +199,15 @@ extension Registry {
         return decisions.map { LifecycleOutcome(decision: $0, result: results[$0.image.digest] ?? .skipped("not applied")) }
     }
 
-    /// The repositories of the private registries (every account, or one) that have a lifecycle policy.
+    /// The repositories of the private registries (of every account and region, or of one account's
+    /// regions) that have a lifecycle policy.
     public func repositoriesWithLifecyclePolicy(account: String? = nil) async throws -> [RepositoryKey] {
-        let accounts: [String]
-        if let account { accounts = [account] } else { accounts = try await accountIDs() }
+        let registries = try await metadata.registryIDs().filter { id in
+            let r = RegistryID(storedValue: id)
+            return !r.isPublic && (account == nil || r.account == account)
+        }
         var keys: [RepositoryKey] = []
-        for account in accounts {
+        for account in registries {
             var last: String? = nil
             repeat {
                 let page = try await catalog(account, PageRequest(limit: PageRequest.maxLimit, last: last))

@@ -39,4 +39,24 @@ extension Registry {
 
     /// Where the display name is kept among the account settings.
     static let publicRegistryDisplayNameSetting = PublicRegistry.displayNameSetting
+
+    /// Where the deployment's home region is recorded (an account id no account can have).
+    static let deploymentSettings = "deployment"
+    static let homeRegionSetting = "homeRegion"
+
+    /// The home region recorded in the metadata database (the region stored under bare account ids, see
+    /// `RegionSet`): recorded as `candidate` on the first start that asks, then never changed.
+    public func recordedHomeRegion(default candidate: String) async throws -> String {
+        try await recordedDeploymentSetting(Self.homeRegionSetting, default: candidate)
+    }
+
+    /// Where the master key's fingerprint is recorded.
+    public static let masterKeyFingerprintSetting = "masterKeyFingerprint"
+
+    /// A deployment-wide fact recorded once: the stored value, or `candidate` stored now when there is none.
+    public func recordedDeploymentSetting(_ name: String, default candidate: String) async throws -> String {
+        if let recorded = try await metadata.accountSetting(Self.deploymentSettings, name) { return recorded }
+        try await metadata.putAccountSetting(Self.deploymentSettings, name, candidate)
+        return candidate
+    }
 }

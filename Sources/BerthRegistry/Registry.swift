@@ -18,9 +18,15 @@ public struct RegistrySettings: Sendable, Equatable {
     /// How long this process answers a blob `HEAD` from memory. The garbage collector's grace period
     /// must be longer (see docs/gc.md): a collector in another process cannot empty this cache.
     public var blobLinkCacheSeconds: Double
+    /// Send blob downloads to the blob store's presigned URLs when it makes them (S3, `s3Redirect`) and the
+    /// blob is stored as pushed; sealed blobs are always decrypted here.
+    public var redirectDownloads: Bool
+    /// How long a redirect URL is valid (Distribution's: 20 minutes).
+    public static let redirectValiditySeconds = 1200
 
     public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
-                blobLinkCacheSeconds: Double = 60) {
+                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false) {
+        self.redirectDownloads = redirectDownloads
         self.createOnPush = createOnPush
         self.uploadTTL = uploadTTL
         self.writeBufferSize = writeBufferSize
@@ -177,8 +183,12 @@ public final class Registry: Sendable {
         public let digest: Digest
         public let size: Int64
         let opened: BlobSealer.OpenedBlob
+        /// The repository it was opened through (whose key domain reads it).
+        let repository: RepositoryKey
         /// The blob's file on the local filesystem when its bytes are the plaintext (for `sendfile`); nil otherwise.
         public let localFilePath: String?
+        /// Where to send the client instead (`redirectDownloads`, a blob stored as pushed); nil otherwise.
+        public var redirectURL: String? = nil
     }
 
     /// Opens a blob linked to a repository (`blobUnknown` otherwise) for `readBlob`.
@@ -188,20 +198,33 @@ public final class Registry: Sendable {
 
     /// Opens a blob whose size `blobSize` just gave.
     public func openBlob(_ name: RepositoryKey, _ digest: Digest, size: Int64) async throws -> BlobSource {
-        guard let sealer else {
-            return BlobSource(digest: digest, size: size, opened: .plain, localFilePath: blobs.localFilePath(of: digest))
-        }
+        guard let sealer else { return try plainSource(name, digest, size: size, opened: .plain) }
         let opened = try await sealing { try await sealer.open(digest, size: size, in: try await keyDomain(name)) }
-        if case .plain = opened {
-            return BlobSource(digest: digest, size: size, opened: opened, localFilePath: blobs.localFilePath(of: digest))
+        if case .plain = opened { return try plainSource(name, digest, size: size, opened: opened) }
+        return BlobSource(digest: digest, size: size, opened: opened, repository: name, localFilePath: nil)
+    }
+
+    func plainSource(_ name: RepositoryKey, _ digest: Digest, size: Int64, opened: BlobSealer.OpenedBlob) throws -> BlobSource {
+        var source = BlobSource(digest: digest, size: size, opened: opened, repository: name, localFilePath: blobs.localFilePath(of: digest))
+        if settings.redirectDownloads {
+            source.redirectURL = try blobs.presignedDownloadURL(of: digest, expiresIn: RegistrySettings.redirectValiditySeconds,
+                                                                now: clock.now())
         }
-        return BlobSource(digest: digest, size: size, opened: opened, localFilePath: nil)
+        return source
     }
 
     /// Streams an opened blob's plaintext (or one inclusive range of it). A sealed blob whose bytes were
     /// changed on disk fails with `internalError` at the first damaged segment: never wrong bytes.
     public func readBlob(_ source: BlobSource, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
         guard let sealer else { return try await blobs.read(source.digest, range: range, into: consumer) }
+        if case .plain = source.opened, try await blobs.size(of: source.digest) != source.size {
+            // Opened (and cached) as plaintext, but sealed since — by `berth admin encrypt-existing`, perhaps in
+            // another process: open it again rather than send its ciphertext as the blob.
+            sealer.forgetOpened(source.digest)
+            let fresh = try await openBlob(source.repository, source.digest, size: source.size)
+            guard case .sealed = fresh.opened else { throw BerthError.internalError("blob \(source.digest) changed size on disk") }
+            return try await readBlob(fresh, range: range, into: consumer)
+        }
         try await sealing {
             try await sealer.read(source.digest, size: source.size, opened: source.opened, range: range, into: consumer)
         }
@@ -233,6 +256,14 @@ public final class Registry: Sendable {
 
     /// Runs a sealed-blob operation, turning format failures into domain errors (logged: they mean the
     /// stored bytes were changed).
+    /// Runs `body` holding the lease that orders sealed writes of `digest` (commits, and `encrypt-existing`
+    /// rewriting a stored copy) across every process sharing the metadata. Leases are striped by the
+    /// digest's first two hex digits (256 names), so unrelated blobs rarely wait and no lease name is
+    /// made per blob.
+    func withBlobCommitLease<T: Sendable>(_ digest: Digest, _ body: @Sendable () async throws -> T) async throws -> T {
+        try await metadata.waitForLease("blob-commit-\(digest.encoded.prefix(2))", poll: .milliseconds(5), body)
+    }
+
     func sealing<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
@@ -310,7 +341,11 @@ public final class Registry: Sendable {
 
     /// Whether the account lets blobs be mounted across its repositories (`BLOB_MOUNTING`).
     public func blobMountingEnabled(_ registryID: String) async throws -> Bool {
-        try await accountSetting(.blobMounting, of: RegistryID(storedValue: registryID).account) != BlobMounting.disabled
+        // A private registry's own setting (each account × region has its own); a public registry follows
+        // its account's home-region private registry.
+        let registry = RegistryID(storedValue: registryID)
+        return try await accountSetting(.blobMounting, of: registry.isPublic ? RegistryID.private(registry.account).storedValue : registryID)
+            != BlobMounting.disabled
     }
 
     /// The repository a mount may take `digest` from, or nil: one in the same registry as `name`
@@ -534,7 +569,15 @@ public final class Registry: Sendable {
     private func commit(id: String, digest: Digest, size: Int64, repository: RepositoryKey, session: String? = nil) async throws {
         if let sealer {
             let domain = try await keyDomain(repository)
-            try await sealing { try await sealer.commitUpload(id: id, as: digest, size: size, in: domain) }
+            if sealer.seals(domain) {
+                // One sealed commit of a digest at a time, across processes: two key domains committing the
+                // same digest at once would otherwise each replace the other's copy, losing a key slot.
+                try await withBlobCommitLease(digest) { [self] in
+                    try await sealing { try await sealer.commitUpload(id: id, as: digest, size: size, in: domain) }
+                }
+            } else {
+                try await sealing { try await sealer.commitUpload(id: id, as: digest, size: size, in: domain) }
+            }
         } else {
             try await blobs.commitUpload(id: id, as: digest)
         }

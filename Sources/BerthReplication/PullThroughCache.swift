@@ -98,7 +98,7 @@ public final class PullThroughCache: Sendable {
         forgetRules(rule.registryID)
         switch result {
         case .created: return rule
-        case .alreadyExists: throw PullThroughRuleError.alreadyExists(prefix: rule.ecrRepositoryPrefix, registry: rule.registryID)
+        case .alreadyExists: throw PullThroughRuleError.alreadyExists(prefix: rule.ecrRepositoryPrefix, registry: RegistryID(storedValue: rule.registryID).account)
         case .limitExceeded: throw PullThroughRuleError.limitExceeded(PullThroughRules.maxRules)
         }
     }
@@ -111,7 +111,7 @@ public final class PullThroughCache: Sendable {
                            _ update: @escaping @Sendable (inout PullThroughCacheRuleRecord) throws -> Void) async throws -> PullThroughCacheRuleRecord {
         defer { forgetRules(registryID) }
         guard let rule = try await store.updatePullThroughCacheRule(registryID: registryID, prefix: prefix, update) else {
-            throw PullThroughRuleError.notFound(prefix: prefix, registry: registryID)
+            throw PullThroughRuleError.notFound(prefix: prefix, registry: RegistryID(storedValue: registryID).account)
         }
         return rule
     }
@@ -119,7 +119,7 @@ public final class PullThroughCache: Sendable {
     public func deleteRule(registryID: String, prefix: String) async throws -> PullThroughCacheRuleRecord {
         defer { forgetRules(registryID) }
         guard let rule = try await store.deletePullThroughCacheRule(registryID: registryID, prefix: prefix) else {
-            throw PullThroughRuleError.notFound(prefix: prefix, registry: registryID)
+            throw PullThroughRuleError.notFound(prefix: prefix, registry: RegistryID(storedValue: registryID).account)
         }
         return rule
     }
@@ -152,7 +152,7 @@ public final class PullThroughCache: Sendable {
         if let cached = ruleCache.withLock({ $0[key.registryID] }), now - cached.at < 1 {
             rules = cached.rules
         } else {
-            rules = try await store.pullThroughCacheRules(of: registry.account)
+            rules = try await store.pullThroughCacheRules(of: key.registryID)
             ruleCache.withLock { $0[key.registryID] = (rules, now) }
         }
         guard !rules.isEmpty else { return nil }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import BerthCore
 import BerthStorage
+import Foundation
 import NIOCore
 
 /// Content-addressed blobs in an S3-compatible bucket (docs/s3.md).
@@ -86,6 +87,10 @@ public final class S3BlobStore: BlobStore, BlobInventory {
 
     public func isStored(_ digest: Digest) async throws -> Bool {
         try await size(of: digest) != nil
+    }
+
+    public func presignedDownloadURL(of digest: Digest, expiresIn seconds: Int, now: Double) throws -> String? {
+        try client.presignedGet(blobKey(digest), expires: seconds, date: Date(timeIntervalSince1970: now))
     }
 
     public func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {

@@ -111,6 +111,13 @@ struct S3Client: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// A presigned GET URL of `key`, valid for `seconds` from `date` (what a redirected client follows).
+    func presignedGet(_ key: String, expires seconds: Int, date: Date) throws -> String {
+        let path = path(key)
+        let signed = try signer.presign(method: "GET", host: host, path: path, expires: seconds, date: date)
+        return "\(scheme)://\(host)\(path)?\(signed.query)"
+    }
+
     /// `x-amz-copy-source` of `key` in this bucket.
     func copySource(_ key: String) -> String {
         var out = Array("/\(config.bucket)/".utf8)

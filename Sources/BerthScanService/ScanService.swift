@@ -123,7 +123,8 @@ public final class ScanService: Sendable {
     public func rescanContinuous() async {
         var queued = 0
         do {
-            for account in try await registry.accountIDs() {
+            // Every private registry: each account × region has its own scanning configuration.
+            for account in try await registry.registryIDs() where !RegistryID(storedValue: account).isPublic {
                 let config = try await registry.scanningConfiguration(account)
                 guard config.rules.contains(where: { $0.scanFrequency == "CONTINUOUS_SCAN" }) else { continue }
                 var last: String? = nil

@@ -10,10 +10,14 @@ public protocol BlobReading: Sendable {
     /// The path of a committed blob's immutable file on the local filesystem, for stores that keep one
     /// (lets the HTTP layer send it with `sendfile`); nil otherwise.
     func localFilePath(of digest: Digest) -> String?
+    /// A URL that serves a committed blob's stored bytes for `seconds` without other credentials, for
+    /// stores that can make one (a presigned object-store URL); nil otherwise.
+    func presignedDownloadURL(of digest: Digest, expiresIn seconds: Int, now: Double) throws -> String?
 }
 
 extension BlobReading {
     public func localFilePath(of digest: Digest) -> String? { nil }
+    public func presignedDownloadURL(of digest: Digest, expiresIn seconds: Int, now: Double) throws -> String? { nil }
 }
 
 /// The staging area of uploads: bytes are appended to an upload, then committed under their digest.

@@ -90,6 +90,10 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
+    public func registryIDs() async throws -> [String] {
+        state.withLock { s in Set(s.repos.keys.map(\.registryID)).sorted() }
+    }
+
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         authorizationGeneration.recording {
             state.withLock { s in

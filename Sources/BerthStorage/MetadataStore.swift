@@ -61,6 +61,8 @@ public protocol RepositoryMetadata: AuthorizationChangeTracking {
     /// Names of a registry's repositories in lexical order after `last`, up to `limit + 1` rows
     /// (so callers can tell a next page).
     func listRepositories(in registryID: String, after last: String?, limit: Int) async throws -> [String]
+    /// Every registry id that holds a repository (`RegistryID.storedValue`s), sorted.
+    func registryIDs() async throws -> [String]
     /// The same page as `listRepositories`, with each repository's record (one query where the store can:
     /// DescribeRepositories must not cost a round trip per repository).
     func repositoryRecords(in registryID: String, after last: String?, limit: Int) async throws -> [RepositoryRecord]

@@ -98,6 +98,12 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func registryIDs() async throws -> [String] {
+        try await db.read { c in
+            try c.query("SELECT DISTINCT registry_id FROM repositories ORDER BY registry_id", []) { $0.text(0) }
+        }
+    }
+
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         try await authorizationWrite { c in
             try c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?",

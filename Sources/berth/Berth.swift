@@ -148,13 +148,12 @@ struct EncryptExisting: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encrypt-existing",
         abstract: "Seal blobs stored before encryption (or with encryptBlobs off), in place; resumable.",
-        discussion: "Run it with no server serving the data directory: a running server may keep answering from a blob's old file for up to a minute.")
+        discussion: "Safe while servers run: each blob is rewritten under its commit lease, and servers notice a blob sealed since they opened it.")
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
         let services = try await adminServices(options)
-        var registries: [String] = []
-        for a in try await services.directory.accounts() { registries += [RegistryID.private(a.id).storedValue, RegistryID.public(a.id).storedValue] }
+        let registries = try await services.registry.registryIDs()
         let done = try await services.registry.encryptExisting(registries: registries) { p, digest in
             FileHandle.standardError.write(Data("[\(p.examined)/\(p.total)] sealed \(p.sealed) (\(p.sealedBytes) bytes), skipped \(p.skipped): \(digest)\n".utf8))
         }

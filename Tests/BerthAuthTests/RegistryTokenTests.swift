@@ -26,6 +26,25 @@ import BerthSupport
         #expect(try Self.issue().claims.tokenID != issued.claims.tokenID)
     }
 
+    /// A token bound to the region it was requested in (version 2); tokens without one stay version 1,
+    /// byte for byte the format earlier Berths issued, and both verify.
+    @Test func regionBoundTokens() throws {
+        let regional = try Self.issuer.issue(accountID: "123456789012", principalARN: "arn:aws:iam::123456789012:root",
+                                             accessKeyID: "AKIAIOSFODNN7EXAMPLE", now: Self.now, region: "eu-central-1")
+        let claims = try Self.issuer.verify(regional.token, now: Self.now)
+        #expect(claims.region == "eu-central-1")
+        #expect(claims == regional.claims)
+        let plain = try Self.issue()
+        #expect(try Self.issuer.verify(plain.token, now: Self.now).region == nil)
+        #expect(Base64URL.decode(plain.token)?.first == 1)
+        #expect(Base64URL.decode(regional.token)?.first == 2)
+        // The region is under the MAC: changing it breaks the token.
+        var bytes = Base64URL.decode(regional.token)!
+        let i = bytes.count - 33
+        bytes[i] ^= 1
+        #expect(throws: RegistryTokenError.badSignature) { try Self.issuer.verify(Base64URL.encode(bytes), now: Self.now) }
+    }
+
     @Test func tokensAreShortAndURLSafe() throws {
         let token = try Self.issue().token
         #expect(token.count < 400)

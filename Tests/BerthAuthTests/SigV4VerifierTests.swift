@@ -348,6 +348,21 @@ import Testing
         }
     }
 
+    /// A deployment of several regions accepts each of them, and reports the scope's region.
+    @Test func anyServedRegion() async throws {
+        var verifier = Self.verifier
+        verifier.acceptsRegion = { ["us-east-1", "us-west-2"].contains($0) }
+        let west = SigV4Signer(accessKeyID: AWSTestSuite.accessKeyID, secretAccessKey: AWSTestSuite.secret,
+                               region: "us-west-2", service: "ecr")
+        let auth = try await Self.verify(Self.signedRequest(signer: west), verifier: verifier)
+        #expect(auth.scope.region == "us-west-2")
+        let south = SigV4Signer(accessKeyID: AWSTestSuite.accessKeyID, secretAccessKey: AWSTestSuite.secret,
+                                region: "sa-east-1", service: "ecr")
+        await #expect(throws: SigV4Error.invalidCredentialScope("Credential should be scoped to a valid region. ")) {
+            try await Self.verify(Self.signedRequest(signer: south), verifier: verifier)
+        }
+    }
+
     @Test func wrongService() async {
         let s3 = SigV4Signer(accessKeyID: AWSTestSuite.accessKeyID, secretAccessKey: AWSTestSuite.secret,
                              region: "us-east-1", service: "s3")

@@ -126,3 +126,76 @@ import Testing
         #expect(out["imageIds"] == [], "removing the last tag deletes the image")
     }
 }
+
+/// Each account × region is its own registry: the region a request is signed for selects it.
+@Suite struct ECRRegionTests {
+    let account = "123456789012"
+
+    func principal(_ region: String?) -> Principal {
+        var p = Principal(accountID: account, arn: Principal.rootARN(account), accessKeyID: "AKIAROOT")
+        p.region = region
+        return p
+    }
+
+    func service(_ registry: Registry) -> ECRService {
+        var env = ECREnvironment(
+            region: "us-east-1",
+            repositoryURI: { account, name in "\(account).dkr.ecr.\(RequestRegion.current?.name ?? "us-east-1").example.com/\(name)" },
+            proxyEndpoint: { _ in "http://127.0.0.1:5000" },
+            issueToken: { _, now in ("tok", now + 43200) }, downloadURL: { _, k, d, _ in "http://127.0.0.1:5000/v2/\(k.name)/blobs/\(d)" })
+        env.regions = RegionSet(home: "us-east-1", listed: ["eu-west-1"])
+        return ECRService(registry: registry, authorizer: AccountRootAuthorizer(), environment: env, clock: ManualWallClock())
+    }
+
+    func call(_ s: ECRService, _ op: String, _ body: String, region: String?) async -> (Int, [String: JSONValue]) {
+        let r = await s.handle(target: ECRService.targetPrefix + op, body: Array(body.utf8), principal: principal(region))
+        return (r.status, (try? JSONValue.parseObject(r.body)) ?? [:])
+    }
+
+    func names(_ s: ECRService, region: String?) async -> [String] {
+        let (_, out) = await call(s, "DescribeRepositories", "{}", region: region)
+        guard case .array(let repos)? = out["repositories"] else { return [] }
+        return repos.compactMap { if case .object(let o) = $0, case .string(let n)? = o["repositoryName"] { n } else { nil } }.sorted()
+    }
+
+    @Test func repositoriesPoliciesAndSettingsArePerRegion() async throws {
+        let registry = Registry.inMemory()
+        let s = service(registry)
+        var (status, out) = await call(s, "CreateRepository", #"{"repositoryName":"app","imageTagMutability":"IMMUTABLE"}"#, region: "eu-west-1")
+        #expect(status == 200)
+        guard case .object(let repo)? = out["repository"] else { Issue.record("no repository"); return }
+        #expect(repo["repositoryArn"] == "arn:aws:ecr:eu-west-1:123456789012:repository/app")
+        #expect(repo["repositoryUri"] == "123456789012.dkr.ecr.eu-west-1.example.com/app")
+        #expect(repo["registryId"] == .string(account))
+        // The same name in the home region is another repository.
+        (status, _) = await call(s, "CreateRepository", #"{"repositoryName":"app"}"#, region: "us-east-1")
+        #expect(status == 200)
+        (status, _) = await call(s, "CreateRepository", #"{"repositoryName":"only-home"}"#, region: nil)
+        #expect(status == 200)
+        #expect(await names(s, region: "eu-west-1") == ["app"])
+        #expect(await names(s, region: "us-east-1") == ["app", "only-home"])
+        // Stored under the region's registry id; the home region's under the bare account, as before regions.
+        #expect(try await registry.findRepository(RepositoryKey(storedRegistryID: "123456789012@eu-west-1", name: "app"))?.settings.imageTagMutability == .immutable)
+        #expect(try await registry.findRepository(RepositoryKey(storedRegistryID: account, name: "only-home")) != nil)
+        // ARNs of another region are not resources of this one.
+        (status, out) = await call(s, "ListTagsForResource", #"{"resourceArn":"arn:aws:ecr:us-east-1:123456789012:repository/only-home"}"#, region: "eu-west-1")
+        #expect(out["__type"] == "InvalidParameterException")
+        (status, out) = await call(s, "ListTagsForResource", #"{"resourceArn":"arn:aws:ecr:eu-west-1:123456789012:repository/app"}"#, region: "eu-west-1")
+        #expect(status == 200)
+        // Registry policy, scanning configuration and account settings belong to one region's registry.
+        let policy = #"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"r\",\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::210987654321:root\"},\"Action\":[\"ecr:ReplicateImage\"],\"Resource\":\"arn:aws:ecr:eu-west-1:123456789012:repository/*\"}]}"#
+        (status, out) = await call(s, "PutRegistryPolicy", "{\"policyText\":\"\(policy)\"}", region: "eu-west-1")
+        #expect(status == 200)
+        (status, out) = await call(s, "GetRegistryPolicy", "{}", region: "eu-west-1")
+        #expect(status == 200)
+        (status, out) = await call(s, "GetRegistryPolicy", "{}", region: "us-east-1")
+        #expect(out["__type"] == "RegistryPolicyNotFoundException")
+        (status, _) = await call(s, "PutAccountSetting", #"{"name":"BASIC_SCAN_TYPE_VERSION","value":"CLAIR"}"#, region: "eu-west-1")
+        #expect(status == 200)
+        (_, out) = await call(s, "GetAccountSetting", #"{"name":"BASIC_SCAN_TYPE_VERSION"}"#, region: "eu-west-1")
+        #expect(out["value"] == "CLAIR")
+        (_, out) = await call(s, "GetAccountSetting", #"{"name":"BASIC_SCAN_TYPE_VERSION"}"#, region: "us-east-1")
+        #expect(out["value"] == "AWS_NATIVE")
+        #expect(try await registry.registryIDs() == ["123456789012", "123456789012@eu-west-1"])
+    }
+}

@@ -313,6 +313,25 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         await #expect(throws: BerthError.self) { _ = try await pull(s.registry, kmsA, d) }
     }
 
+    /// Three key domains pushing one digest at the same moment: every one keeps a slot (the commits of a
+    /// digest take turns under its lease instead of replacing each other's copy).
+    @Test func concurrentPushesOfOneDigestUnderSeveralKeysKeepEverySlot() async throws {
+        let s = try await setup()
+        for round in 0..<12 {
+            let bytes = randomBytes(Self.segment * 2 + 7, seed: 100 + UInt64(round))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for repo in [aes, kmsA, kmsB] {
+                    group.addTask { _ = try await push(s.registry, repo, bytes) }
+                }
+                try await group.waitForAll()
+            }
+            let d = BerthCore.Digest.sha256(of: bytes)
+            let header = try #require(SealedBlobHeader(parsing: try await stored(s.blobs, d)))
+            #expect(Set(header.slots.map(\.domain)) == ["AES256", TestKeyring.kmsA, TestKeyring.kmsB], "round \(round)")
+            for repo in [aes, kmsA, kmsB] { #expect(try await pull(s.registry, repo, d) == bytes, "round \(round), \(repo)") }
+        }
+    }
+
     @Test func encryptionOffStoresPlaintextAndStillReadsSealedBlobs() async throws {
         let blobs = InMemoryBlobStore()
         let metadata = InMemoryMetadataStore()
@@ -362,5 +381,29 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         // A second run finds nothing left to do.
         let again = try await after.encryptExisting(registries: ["111111111111"]) { _, _ in }
         #expect(again.sealed == 0 && again.skipped == 2)
+    }
+
+    /// A server that opened a blob as plaintext (and cached that) while another process seals it: its next
+    /// reads decrypt the new file instead of sending ciphertext as the blob.
+    @Test func aBlobSealedByAnotherProcessIsReopenedNotServedAsCiphertext() async throws {
+        let blobs = InMemoryBlobStore()
+        let metadata = InMemoryMetadataStore()
+        let before = Registry(blobs: blobs, metadata: metadata)
+        _ = try await before.createRepository(aes, settings: RepositorySettings())
+        let bytes = randomBytes(Self.segment * 2 + 5, seed: 31)
+        let d = try await push(before, aes, bytes)
+        let server = Registry(blobs: blobs, metadata: metadata, keyring: TestKeyring())
+        let source = try await server.openBlob(aes, d)
+        #expect(source.localFilePath == nil)  // the in-memory store has no files; the plaintext is cached as such
+        #expect(try await pull(server, aes, d) == bytes)
+        let admin = Registry(blobs: blobs, metadata: metadata, keyring: TestKeyring())
+        #expect(try await admin.encryptExisting(registries: ["111111111111"]) { _, _ in }.sealed == 1)
+        #expect(try await stored(blobs, d).count > bytes.count)
+        // The source opened before the sealing, and a fresh pull: both read the plaintext.
+        var out = [UInt8]()
+        try await server.readBlob(source, range: nil) { out += $0.readableBytesView }
+        #expect(out == bytes)
+        #expect(try await pull(server, aes, d) == bytes)
+        #expect(try await pull(server, aes, d, range: ByteRange(start: 10, end: 99)) == Array(bytes[10...99]))
     }
 }

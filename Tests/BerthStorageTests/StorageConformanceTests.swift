@@ -169,6 +169,10 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.createRepository(k("a"), at: 2) == false)
         #expect(try await m.listRepositories(in: registry, after: nil, limit: 2) == ["a", "b", "b/x"])
         #expect(try await m.listRepositories(in: registry, after: "b", limit: 10) == ["b/x", "c"])
+        // Each account × region (and each public registry) is a registry of its own.
+        #expect(try await m.createRepository(RepositoryKey(storedRegistryID: "\(registry)@eu-west-1", name: "a"), at: 1))
+        #expect(try await m.listRepositories(in: "\(registry)@eu-west-1", after: nil, limit: 10) == ["a"])
+        #expect(try await m.registryIDs() == [registry, "\(registry)@eu-west-1", "222222222222"].sorted())
         #expect(try await m.repository(k("a"))?.createdAt == 1)
         #expect(try await m.deleteRepository(k("a")))
         #expect(try await m.repository(k("a")) == nil)

@@ -13,8 +13,10 @@ import Foundation
 /// Verification is split in two pure steps, ``parse(_:now:)`` and ``verify(_:credential:)``, around the one
 /// asynchronous step, the credential lookup; ``verify(_:now:credentials:)`` runs all three.
 public struct SigV4Verifier: Sendable {
-    /// The region requests must be scoped to, e.g. `us-east-1`.
+    /// The region named in errors, e.g. `us-east-1`.
     public var region: String
+    /// Whether a request may be scoped to a region (by default: `region` only).
+    public var acceptsRegion: @Sendable (String) -> Bool
     /// The signing service names accepted, e.g. `["ecr"]`; the first is the one named in errors.
     public var services: [String]
     /// How far `X-Amz-Date` may be from `now`, either way (AWS: 15 minutes).
@@ -26,6 +28,7 @@ public struct SigV4Verifier: Sendable {
     /// Creates a verifier for `region` and `services`.
     public init(region: String, services: [String], allowedClockSkewSeconds: Int64 = 900) {
         self.region = region
+        self.acceptsRegion = { $0 == region }
         self.services = services
         self.allowedClockSkewSeconds = allowedClockSkewSeconds
     }
@@ -270,7 +273,7 @@ public struct SigV4Verifier: Sendable {
         let (date, region, service, terminator) = (String(parts[0]), String(parts[1]), String(parts[2]), parts[3])
         let dateStamp = requestDate.dateStamp
         var problems = ""
-        if region != self.region { problems += "Credential should be scoped to a valid region. " }
+        if !acceptsRegion(region) { problems += "Credential should be scoped to a valid region. " }
         if !services.contains(service) {
             problems += "Credential should be scoped to correct service: '\(services.first ?? "")'. "
         }

@@ -20,12 +20,16 @@ public struct RegistryTokenClaims: Sendable, Hashable {
     public var issuedAt: Date
     /// When the token stops being accepted (whole seconds).
     public var expiresAt: Date
+    /// The region the token was requested in (`GetAuthorizationToken`'s credential scope): the region a
+    /// `/v2/` request carrying it addresses when its host names none. nil in tokens issued without one.
+    public var region: String?
 
     /// Creates claims.
     public init(
         tokenID: String, accountID: String, principalARN: String, accessKeyID: String,
-        issuedAt: Date, expiresAt: Date
+        issuedAt: Date, expiresAt: Date, region: String? = nil
     ) {
+        self.region = region
         self.tokenID = tokenID
         self.accountID = accountID
         self.principalARN = principalARN
@@ -63,6 +67,8 @@ public enum RegistryTokenError: Error, Sendable, Hashable {
 ///
 /// Layout before encoding: `version (1) ‖ token id (16) ‖ issuedAt (8, BE) ‖ expiresAt (8, BE) ‖
 /// accountID ‖ principalARN ‖ accessKeyID ‖ MAC (32)`, each string prefixed by its UTF-8 length (2 bytes, BE).
+/// Version 2 (a token bound to a region) adds `‖ region` after `accessKeyID`; version 1 tokens (no region,
+/// as every Berth before regions issued) stay valid.
 /// The MAC key is derived from the server key with HKDF-SHA256, so the server key can serve other purposes.
 public struct RegistryTokenIssuer: Sendable {
     /// How long a token is valid by default: 12 hours, as ECR's.
@@ -71,6 +77,7 @@ public struct RegistryTokenIssuer: Sendable {
     public static let maximumTokenLength = 2048
 
     private static let version: UInt8 = 1
+    private static let regionalVersion: UInt8 = 2
     private static let macLength = 32
     private static let fixedLength = 1 + 16 + 8 + 8
 
@@ -88,7 +95,7 @@ public struct RegistryTokenIssuer: Sendable {
     /// Issues a token for the principal, valid from `now` for `validity` seconds.
     public func issue(
         accountID: String, principalARN: String, accessKeyID: String,
-        now: Date, validity: TimeInterval = defaultValidity
+        now: Date, validity: TimeInterval = defaultValidity, region: String? = nil
     ) throws(RegistryTokenError) -> IssuedRegistryToken {
         guard validity >= 1, validity <= 10 * 366 * 86_400, now.timeIntervalSince1970.magnitude < 1e12 else {
             throw .invalidValidity
@@ -97,7 +104,7 @@ public struct RegistryTokenIssuer: Sendable {
         let tokenID = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let issuedAt = Int64(now.timeIntervalSince1970.rounded(.down))
         let expiresAt = issuedAt + Int64(validity.rounded(.down))
-        let fields = [accountID, principalARN, accessKeyID].map { Array($0.utf8) }
+        let fields = ([accountID, principalARN, accessKeyID] + (region.map { [$0] } ?? [])).map { Array($0.utf8) }
         let payloadLength = Self.fixedLength + fields.reduce(0) { $0 + 2 + $1.count }
         guard fields.allSatisfy({ $0.count <= Int(UInt16.max) }),
               (payloadLength + Self.macLength) * 4 <= Self.maximumTokenLength * 3
@@ -105,7 +112,7 @@ public struct RegistryTokenIssuer: Sendable {
 
         var bytes: [UInt8] = []
         bytes.reserveCapacity(payloadLength + Self.macLength)
-        bytes.append(Self.version)
+        bytes.append(region == nil ? Self.version : Self.regionalVersion)
         bytes.append(contentsOf: tokenID)
         Self.appendBigEndian(issuedAt, to: &bytes)
         Self.appendBigEndian(expiresAt, to: &bytes)
@@ -118,7 +125,7 @@ public struct RegistryTokenIssuer: Sendable {
         let claims = RegistryTokenClaims(
             tokenID: Bytes.hex(tokenID), accountID: accountID, principalARN: principalARN, accessKeyID: accessKeyID,
             issuedAt: Date(timeIntervalSince1970: TimeInterval(issuedAt)),
-            expiresAt: Date(timeIntervalSince1970: TimeInterval(expiresAt)))
+            expiresAt: Date(timeIntervalSince1970: TimeInterval(expiresAt)), region: region)
         return IssuedRegistryToken(token: Base64URL.encode(bytes), claims: claims)
     }
 
@@ -134,15 +141,22 @@ public struct RegistryTokenIssuer: Sendable {
             throw .badSignature
         }
         var reader = ByteReader(bytes: payload)
-        guard reader.byte() == Self.version, let tokenID = reader.bytes(16), let issuedAt = reader.int64(),
-              let expiresAt = reader.int64(), let accountID = reader.string(), let principalARN = reader.string(),
-              let accessKeyID = reader.string(), reader.isAtEnd
+        let version = reader.byte()
+        guard version == Self.version || version == Self.regionalVersion, let tokenID = reader.bytes(16),
+              let issuedAt = reader.int64(), let expiresAt = reader.int64(), let accountID = reader.string(),
+              let principalARN = reader.string(), let accessKeyID = reader.string()
         else { throw .malformed }
+        var region: String? = nil
+        if version == Self.regionalVersion {
+            guard let r = reader.string() else { throw .malformed }
+            region = r
+        }
+        guard reader.isAtEnd else { throw .malformed }
         let expiry = Date(timeIntervalSince1970: TimeInterval(expiresAt))
         guard now < expiry else { throw .expired(expiresAt: expiry) }
         return RegistryTokenClaims(
             tokenID: Bytes.hex(tokenID), accountID: accountID, principalARN: principalARN, accessKeyID: accessKeyID,
-            issuedAt: Date(timeIntervalSince1970: TimeInterval(issuedAt)), expiresAt: expiry)
+            issuedAt: Date(timeIntervalSince1970: TimeInterval(issuedAt)), expiresAt: expiry, region: region)
     }
 
     private var macKey: SymmetricKey { SymmetricKey(data: macKeyBytes) }

@@ -319,6 +319,9 @@ final class BlobSealer: Sendable {
 
     func forget(upload id: String) { staged.removeValue(forKey: id) }
 
+    /// Drops what `open` cached about a blob in every key domain (its file was replaced).
+    func forgetOpened(_ digest: BerthCore.Digest) { opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) } }
+
     /// Seals a blob stored in plaintext, in place: a fresh data key with a slot for each of `domains`
     /// (the key domains of the repositories linking it), then an atomic replacement (`berth admin
     /// encrypt-existing`). Nothing changes when it fails half-way.
