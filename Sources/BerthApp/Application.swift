@@ -167,8 +167,6 @@ public struct BerthServices: Sendable {
                     }
                 }
             },
-            // The repository creation template hook: the CREATE_ON_PUSH defaults until templates exist.
-            repositorySettings: { _ in RepositorySettings() },
             clock: clock, logger: logger)
         let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger,
                              pullThrough: pullThrough)

@@ -30,7 +30,8 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var registryDomain: String? = nil
     /// The key that seals secret access keys at rest, kept outside the database; default `<dataDir>/master.key`.
     public var secretKeyFile: String? = nil
-    /// Create repositories on their first push.
+    /// A push to a missing repository creates it (with a matching `CREATE_ON_PUSH` repository creation
+    /// template's settings, if any); false: only a matching `CREATE_ON_PUSH` template lets it (as ECR).
     public var createOnPush: Bool = true
     /// trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"

@@ -18,8 +18,13 @@ extension ECRService {
         if length > LifecyclePolicy.maximumLength {
             throw ECRError.invalidParameter(ValidationMessage(.omitted, at: "lifecyclePolicyText", .lengthAtMost(LifecyclePolicy.maximumLength)))
         }
+        return (text, try checkLifecyclePolicy(text))
+    }
+
+    /// A lifecycle policy's grammar and rules, as PutLifecyclePolicy checks them (`InvalidParameterException`).
+    func checkLifecyclePolicy(_ text: String) throws -> LifecyclePolicy {
         do {
-            return (text, try LifecyclePolicy(parsing: text))
+            return try LifecyclePolicy(parsing: text)
         } catch {
             throw ECRError.invalidParameter(error.ecrMessage)
         }
@@ -74,11 +79,7 @@ extension ECRService {
                 throw ECRError.lifecyclePolicyNotFound(key.name, registry: wireID(key))
             }
             text = stored.text
-            do {
-                policy = try LifecyclePolicy(parsing: text)
-            } catch {
-                throw ECRError.invalidParameter(error.ecrMessage)
-            }
+            policy = try checkLifecyclePolicy(text)
         }
         let evaluation = try await registry.evaluateLifecycle(key, policy: policy)
         // ECR computes a preview asynchronously and keeps it for a while; Berth evaluates now (the

@@ -10,13 +10,18 @@ extension ECRService {
 
     func parsePolicyText(_ p: Params, options: PolicyParseOptions, kind: String) throws -> (String, Policy) {
         let text = try p.requiredString("policyText")
+        return (text, try checkPolicy(text, options: options, kind: kind, member: "PolicyText"))
+    }
+
+    /// A policy document checked as Set/PutRegistryPolicy check theirs (length, then grammar).
+    func checkPolicy(_ text: String, options: PolicyParseOptions, kind: String, member: String) throws -> Policy {
         guard text.utf8.count <= Self.maxPolicyText else {
-            throw ECRError.invalidParameter("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Member must have length less than or equal to \(Self.maxPolicyText)'")
+            throw ECRError.invalidParameter("Invalid parameter at '\(member)' failed to satisfy constraint: 'Member must have length less than or equal to \(Self.maxPolicyText)'")
         }
         do {
-            return (text, try Policy(parsing: text, options: options))
+            return try Policy(parsing: text, options: options)
         } catch {
-            throw ECRError.invalidParameter("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid \(kind) policy provided: \(error.message)'")
+            throw ECRError.invalidParameter("Invalid parameter at '\(member)' failed to satisfy constraint: 'Invalid \(kind) policy provided: \(error.message)'")
         }
     }
 

@@ -158,6 +158,10 @@ public final class ECRService: Sendable {
         "UpdatePullThroughCacheRule": { try await $0.updatePullThroughCacheRule($1, $2, &$3) },
         "DeletePullThroughCacheRule": { try await $0.deletePullThroughCacheRule($1, $2, &$3) },
         "ValidatePullThroughCacheRule": { try await $0.validatePullThroughCacheRule($1, $2, &$3) },
+        "CreateRepositoryCreationTemplate": { try await $0.createRepositoryCreationTemplate($1, $2, &$3) },
+        "DescribeRepositoryCreationTemplates": { try await $0.describeRepositoryCreationTemplates($1, $2, &$3) },
+        "UpdateRepositoryCreationTemplate": { try await $0.updateRepositoryCreationTemplate($1, $2, &$3) },
+        "DeleteRepositoryCreationTemplate": { try await $0.deleteRepositoryCreationTemplate($1, $2, &$3) },
     ]
 
     /// Whether the `X-Amz-Target` names an operation of this service (known or not).
@@ -194,6 +198,8 @@ public final class ECRService: Sendable {
             response = Self.errorResponse(e)
         } catch let e as PullThroughRuleError {
             response = Self.errorResponse(Self.ruleError(e))
+        } catch let e as CreationTemplateError {
+            response = Self.errorResponse(Self.templateError(e))
         } catch let e as BerthError {
             if case .internalError(let m) = e { logger.error("ecr operation failed", metadata: ["error": "\(m)"]) }
             response = Self.errorResponse(ECRErrorMapping.map(e, ctx))

@@ -57,6 +57,10 @@ extension PostgresMetadataStore {
             CREATE TABLE secrets(
                 account_id btext NOT NULL, name btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(account_id, name));
             """),
+        PostgresSchemaMigration(version: 9, name: "repository creation templates", sql: """
+            CREATE TABLE repository_creation_templates(
+                registry_id btext NOT NULL, prefix btext NOT NULL, document TEXT NOT NULL, PRIMARY KEY(registry_id, prefix));
+            """),
         // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
         PostgresSchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: replicationSchema),
     ]

@@ -8,7 +8,8 @@ import Synchronization
 
 /// Settings of the registry domain service.
 public struct RegistrySettings: Sendable, Equatable {
-    /// Create a repository on its first push (ECR: a create-on-push repository creation template).
+    /// A push to a missing repository creates it; false: only when a `CREATE_ON_PUSH` repository creation
+    /// template covers its name (ECR's behaviour). See `createRepositoryAutomatically`.
     public var createOnPush: Bool
     /// Uploads untouched this long are purged.
     public var uploadTTL: Double
@@ -130,13 +131,11 @@ public final class Registry: Sendable {
 
     // MARK: repositories
 
-    /// Makes sure a repository exists for a push, creating it when `createOnPush` allows.
+    /// Makes sure a repository exists for a push, creating it (`createRepositoryAutomatically` for
+    /// `.createOnPush`) when `createOnPush` or a repository creation template allows.
     public func repositoryForPush(_ name: RepositoryKey) async throws {
         if try await storedRepository(name) != nil { return }
-        guard settings.createOnPush else { throw BerthError.nameUnknown(name.name) }
-        if try await metadata.createRepository(name, at: clock.now()) {
-            events.publish(.repositoryCreated(repository: name))
-        }
+        _ = try await createRepositoryAutomatically(name, for: .createOnPush)
     }
 
     func requireRepository(_ name: RepositoryKey) async throws {
@@ -658,16 +657,23 @@ extension Registry {
     /// refused: Berth seals blobs in one layer (docs/encryption.md).
     public func createRepository(_ key: RepositoryKey, settings: RepositorySettings) async throws -> Bool {
         var settings = settings
-        if let sealer, settings.encryptionType != "AES256" {
-            guard settings.encryptionType == "KMS" else {
-                throw BerthError.unsupported("Invalid parameter at 'encryptionConfiguration': encryptionType \(settings.encryptionType) (dual-layer server-side encryption) is not supported by this registry; use KMS")
-            }
-            settings.kmsKey = try await sealer.keyring.domain(
-                encryptionType: settings.encryptionType, kmsKey: settings.kmsKey, account: RegistryID(storedValue: key.registryID).account)
-        }
+        settings.kmsKey = try await checkedKMSKey(encryptionType: settings.encryptionType, kmsKey: settings.kmsKey, registryID: key.registryID)
         let created = try await metadata.createRepository(key, at: clock.now(), settings: settings)
         if created { events.publish(.repositoryCreated(repository: key)) }
         return created
+    }
+
+    /// The KMS key a repository of `registryID` with this encryption configuration uses, checked as a
+    /// repository creation checks it (the key exists, is usable and belongs to the registry's account;
+    /// `KMS_DSSE` is refused by an encrypting registry): the key's ARN, or `kmsKey` as given when this
+    /// registry does not encrypt blobs or the type is `AES256`.
+    public func checkedKMSKey(encryptionType: String, kmsKey: String?, registryID: String) async throws -> String? {
+        guard let sealer, encryptionType != "AES256" else { return kmsKey }
+        guard encryptionType == "KMS" else {
+            throw BerthError.unsupported("Invalid parameter at 'encryptionConfiguration': encryptionType \(encryptionType) (dual-layer server-side encryption) is not supported by this registry; use KMS")
+        }
+        return try await sealer.keyring.domain(encryptionType: encryptionType, kmsKey: kmsKey,
+                                               account: RegistryID(storedValue: registryID).account)
     }
 
     /// Deletes a repository; unless `force`, only an empty one (`repositoryNotEmpty`).

@@ -53,8 +53,6 @@ public final class PullThroughCache: Sendable {
     let settings: PullThroughSettings
     /// The credentials of a rule's `credentialArn` (Secrets Manager).
     public let credentials: @Sendable (String) async throws(PullThroughRuleError) -> UpstreamCredentials
-    /// The settings of a repository the cache creates (the repository creation template hook).
-    let repositorySettings: @Sendable (RepositoryKey) -> RepositorySettings
     let clock: any WallClock
     let logger: Logger
 
@@ -82,14 +80,12 @@ public final class PullThroughCache: Sendable {
 
     public init(store: any PullThroughMetadata, registry: Registry, settings: PullThroughSettings,
                 credentials: @escaping @Sendable (String) async throws(PullThroughRuleError) -> UpstreamCredentials,
-                repositorySettings: @escaping @Sendable (RepositoryKey) -> RepositorySettings = { _ in RepositorySettings() },
                 client: OCIUpstreamClient? = nil, clock: any WallClock = SystemWallClock(),
                 logger: Logger = Logger(label: "berth.pullthrough")) {
         self.store = store
         self.registry = registry
         self.settings = settings
         self.credentials = credentials
-        self.repositorySettings = repositorySettings
         self.client = client ?? OCIUpstreamClient(allowInsecure: settings.allowInsecureUpstreams, clock: clock, logger: logger)
         self.clock = clock
         self.logger = logger
@@ -207,9 +203,11 @@ public final class PullThroughCache: Sendable {
         }
     }
 
+    /// Creates the repository a pull fills when it does not exist, with the settings of the matching
+    /// `PULL_THROUGH_CACHE` repository creation template (the defaults without one).
     func ensureRepository(_ key: RepositoryKey) async throws {
         if try await registry.findRepository(key) != nil { return }
-        _ = try await registry.createRepository(key, settings: repositorySettings(key))
+        _ = try await registry.createRepositoryAutomatically(key, for: .pullThroughCache)
     }
 
     // MARK: manifests

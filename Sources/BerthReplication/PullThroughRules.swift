@@ -42,41 +42,11 @@ public enum PullThroughRules {
         guard (2...30).contains(value.count) else {
             throw .invalidParameter("Invalid parameter at '\(member)' failed to satisfy constraint: 'Member must have length between 2 and 30'")
         }
-        if value == "ROOT" { return value }
-        var text = Substring(value)
-        if text.hasSuffix("/") { text = text.dropLast() }
-        let components = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard !components.isEmpty, components.allSatisfy(isComponent) else {
-            throw .invalidParameter("Invalid parameter at '\(member)' failed to satisfy constraint: 'must satisfy regular expression '^([a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\/?|ROOT)$''")
+        guard let prefix = RepositoryPrefix.normalized(value) else {
+            throw .invalidParameter("Invalid parameter at '\(member)' failed to satisfy constraint: 'must satisfy regular expression '\(RepositoryPrefix.pattern)''")
         }
-        return String(text)
+        return prefix
     }
-
-    /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-    static func isComponent(_ s: Substring) -> Bool {
-        let bytes = Array(s.utf8)
-        guard let first = bytes.first, let last = bytes.last, isAlnum(first), isAlnum(last) else { return false }
-        var i = 0
-        while i < bytes.count {
-            if isAlnum(bytes[i]) { i += 1; continue }
-            // A separator: `.`, `_`, `__` or a run of `-`, between alphanumerics.
-            let start = i
-            if bytes[i] == UInt8(ascii: "-") {
-                while i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
-            } else if bytes[i] == UInt8(ascii: "_") {
-                i += 1
-                if i < bytes.count, bytes[i] == UInt8(ascii: "_") { i += 1 }
-            } else if bytes[i] == UInt8(ascii: ".") {
-                i += 1
-            } else {
-                return false
-            }
-            guard i > start, i < bytes.count, isAlnum(bytes[i]) else { return false }
-        }
-        return true
-    }
-
-    static func isAlnum(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) }
 
     /// `CredentialArn`: 50–612 characters, `arn:aws(-\w+)*:secretsmanager:…:secret:ecr-pullthroughcache/…`.
     public static func checkCredentialARN(_ arn: String) throws(PullThroughRuleError) {

@@ -86,8 +86,10 @@ public final class ReplicationService: Sendable {
 
     /// Creates a destination repository of this deployment that does not exist yet (the one place that
     /// does; repository creation templates take it over).
+    /// A destination repository is created as ECR creates one: through the registry's repository creation
+    /// templates for `REPLICATION` (docs/creation-templates.md), else with the defaults.
     func createDestinationRepository(_ key: RepositoryKey) async throws {
-        _ = try await registry.createRepository(key, settings: RepositorySettings())
+        _ = try await registry.createRepositoryAutomatically(key, for: .replication)
     }
 
     /// Whether a registry policy lets `sourceAccount` do `action` on the destination repository (ECR's

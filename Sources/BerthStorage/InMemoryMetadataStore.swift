@@ -46,6 +46,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     let kms = Mutex(KMSState())
     /// Pull through cache rules and secrets (InMemoryMetadataStore+PullThrough.swift).
     let pullThrough = Mutex(PullThroughState())
+    /// Repository creation templates by registry, then prefix (InMemoryMetadataStore+CreationTemplates.swift).
+    let creationTemplateState = Mutex<[String: [String: RepositoryCreationTemplateRecord]]>([:])
     public let authorizationGeneration = AuthorizationGeneration()
 
     private let leases = ProcessLeaseTable()

@@ -211,7 +211,7 @@ public protocol ScanMetadata: Sendable {
 
 public typealias MetadataStore = RepositoryMetadata & BlobMetadata & ManifestMetadata & UploadMetadata & ImageMetadata
     & AccountMetadata & IdentityMetadata & ScanMetadata & KeyMetadata & GarbageCollectionMetadata & LifecyclePreviewMetadata
-    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata & ReplicationMetadata
+    & EventOutboxMetadata & WorkLeases & PullThroughMetadata & GalleryMetadata & ReplicationMetadata & CreationTemplateMetadata
 
 extension ManifestMetadata {
     /// Deletes one tag, with no event.

@@ -24,7 +24,7 @@ public protocol ReplicationMetadata: Sendable {
 /// that its number can change when branches merge: `version` is the only place it is written.
 public enum ReplicationQueueSchema {
     /// The schema version that creates the queue (SQLite and PostgreSQL alike).
-    public static let version = 9
+    public static let version = 10
     public static let name = "replication jobs"
 
     /// SQLite's statements.

@@ -94,6 +94,10 @@ extension SQLiteMetadataStore {
                         sql: blobTombstonesSchema + lifecyclePreviewsSchema),
         SchemaMigration(version: 7, name: "event outbox and deliveries", sql: eventOutboxSchema),
         SchemaMigration(version: 8, name: "pull through cache rules and secrets", sql: PullThroughDocument.schema),
+        SchemaMigration(version: 9, name: "repository creation templates", sql: """
+            CREATE TABLE repository_creation_templates(
+                registry_id TEXT NOT NULL, prefix TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY(registry_id, prefix));
+            """),
         // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
         SchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: ReplicationQueueSchema.sqlite),
     ]

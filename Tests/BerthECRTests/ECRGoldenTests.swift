@@ -335,7 +335,7 @@ extension GoldenCase {
     static func tags(_ n: Int) -> JSONValue { .array((1...n).map { ["Key": .string("k\($0)"), "Value": "v"] }) }
 
     static let all: [GoldenCase] = repositories + images + layers + settings + scanning + policies + lifecycle + archive + pullThroughCache
-        + replication + protocolErrors
+        + creationTemplates + replication + protocolErrors
 
     static let repositories: [GoldenCase] = [
         // CreateRepository
@@ -706,7 +706,7 @@ extension GoldenCase {
 
     @Test func everyOperationHasSuccessAndErrorCases() {
         let ops = Set(ECRService.operations.keys)
-        #expect(ops.count == 50)
+        #expect(ops.count == 54)
         for op in ops.sorted() {
             let cases = GoldenCase.all.filter { $0.operation == op }
             #expect(cases.contains { $0.isSuccess }, "\(op) has no success case")
