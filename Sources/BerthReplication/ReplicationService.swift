@@ -84,8 +84,6 @@ public final class ReplicationService: Sendable {
             ?? settings.peers.first { $0.region == region && $0.registryId == nil }
     }
 
-    /// Creates a destination repository of this deployment that does not exist yet (the one place that
-    /// does; repository creation templates take it over).
     /// A destination repository is created as ECR creates one: through the registry's repository creation
     /// templates for `REPLICATION` (docs/creation-templates.md), else with the defaults.
     func createDestinationRepository(_ key: RepositoryKey) async throws {
@@ -121,15 +119,7 @@ public final class ReplicationService: Sendable {
         guard let name = try? RepositoryName(job.key.repository) else {
             throw PermanentReplicationFailure(description: "invalid repository name \(job.key.repository)")
         }
-        if let local = localDestination(region: d.region, registryId: d.registryId) {
-            let key = RepositoryKey(registry: local, name: name)
-            let exists = try await registry.findRepository(key) != nil
-            if local.account != sourceAccount {
-                try requirePermission(try await registry.registryPolicy(of: local.storedValue), job, creating: !exists)
-            }
-            if !exists { try await createDestinationRepository(key) }
-            return LocalReplicationTarget(registry: registry, key: key)
-        }
+        // A configured peer wins over a region this deployment serves (with `regions: *` it serves them all).
         if let peer = peer(region: d.region, registryId: d.registryId) {
             let known = "\(peer.endpoint) \(d.registryId)/\(name.value)"
             let exists = peerRepositories.withLock { $0.contains(known) }
@@ -141,6 +131,15 @@ public final class ReplicationService: Sendable {
                 _ = peerRepositories.withLock { $0.insert(known) }
             }
             return PeerReplicationTarget(client: peers, peer: peer, registryId: d.registryId, repository: name.value, registry: registry)
+        }
+        if let local = localDestination(region: d.region, registryId: d.registryId) {
+            let key = RepositoryKey(registry: local, name: name)
+            let exists = try await registry.findRepository(key) != nil
+            if local.account != sourceAccount {
+                try requirePermission(try await registry.registryPolicy(of: local.storedValue), job, creating: !exists)
+            }
+            if !exists { try await createDestinationRepository(key) }
+            return LocalReplicationTarget(registry: registry, key: key)
         }
         throw PermanentReplicationFailure(description: "no destination for region \(d.region), registry \(d.registryId): this deployment serves \(settings.regions) and no replicationPeers entry maps that region")
     }
