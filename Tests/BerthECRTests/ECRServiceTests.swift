@@ -199,3 +199,41 @@ import Testing
         #expect(try await registry.registryIDs() == ["123456789012", "123456789012@eu-west-1"])
     }
 }
+
+/// The operations this stop added (creation templates, replication) go through the single authorization
+/// point: a principal no policy allows is denied each, and malformed input is a 400 of the protocol, never a 500.
+@Suite struct ECRNewOperationsAuthorizationTests {
+    let account = "123456789012"
+    static let valid: [String: String] = [
+        "CreateRepositoryCreationTemplate": #"{"prefix":"team","appliedFor":["CREATE_ON_PUSH"]}"#,
+        "DescribeRepositoryCreationTemplates": "{}",
+        "UpdateRepositoryCreationTemplate": #"{"prefix":"team","description":"x"}"#,
+        "DeleteRepositoryCreationTemplate": #"{"prefix":"team"}"#,
+        "PutReplicationConfiguration": #"{"replicationConfiguration":{"rules":[{"destinations":[{"region":"eu-west-1","registryId":"210987654321"}]}]}}"#,
+        "DescribeImageReplicationStatus": #"{"repositoryName":"app","imageId":{"imageTag":"v1"}}"#,
+        "DescribeRegistry": "{}",
+    ]
+
+    func service() -> ECRService {
+        let env = ECREnvironment(
+            region: "us-east-1", repositoryURI: { "127.0.0.1:5000/\($1)" }, proxyEndpoint: { _ in "http://127.0.0.1:5000" },
+            issueToken: { _, now in ("tok", now + 43200) }, downloadURL: { _, k, d, _ in "http://127.0.0.1:5000/v2/\(k.name)/blobs/\(d)" })
+        return ECRService(registry: Registry.inMemory(), authorizer: AccountRootAuthorizer(), environment: env, clock: ManualWallClock())
+    }
+
+    @Test(arguments: valid.keys.sorted())
+    func deniedWithoutPermissionAndRefusesBadInput(_ op: String) async throws {
+        let s = service()
+        let user = Principal(accountID: account, arn: "arn:aws:iam::\(account):user/alice", accessKeyID: "AKIAUSER")
+        let denied = await s.handle(target: ECRService.targetPrefix + op, body: Array(Self.valid[op]!.utf8), principal: user)
+        #expect(denied.errorType == "AccessDeniedException", "\(op): \(String(decoding: denied.body, as: UTF8.self))")
+        let root = Principal(accountID: account, arn: Principal.rootARN(account), accessKeyID: "AKIAROOT")
+        // Members of the wrong type (an operation ignores members it does not have, as AWS does; DescribeRegistry has none).
+        let wrongTypes = op == "DescribeRegistry" ? [] : [op == "DescribeRepositoryCreationTemplates" ? #"{"prefixes":5}"#
+            : #"{"prefix":5,"replicationConfiguration":"x","repositoryName":[],"imageId":7}"#]
+        for bad in ["{not json"] + wrongTypes {
+            let r = await s.handle(target: ECRService.targetPrefix + op, body: Array(bad.utf8), principal: root)
+            #expect(r.status == 400, "\(op) \(bad): \(r.status) \(String(decoding: r.body, as: UTF8.self))")
+        }
+    }
+}
