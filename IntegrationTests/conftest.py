@@ -25,12 +25,33 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import berth_helpers as bh  # noqa: E402
+import two_nodes  # noqa: E402
 
 atexit.register(bh.stop_all_servers)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "one_node(reason): the test needs one process's data directory; "
+                                       "skipped with BERTH_TEST_TOPOLOGY=two-nodes")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not two_nodes.TWO_NODES:
+        return
+    for item in items:
+        mark = item.get_closest_marker("one_node")
+        if mark is not None:
+            why = mark.args[0] if mark.args else mark.kwargs.get("reason", "needs one node")
+            item.add_marker(pytest.mark.skip(reason=f"one node only: {why}"))
+
+
+def pytest_report_header(config):
+    return f"berth topology: {two_nodes.TOPOLOGY}"
+
+
 def pytest_sessionfinish(session, exitstatus):
     bh.stop_all_servers()
+    two_nodes.stop_shared()
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +75,11 @@ def fixtures_dir() -> Path:
 
 
 def _new_server(berth_bin, base: Path) -> bh.BerthServer:
-    srv = bh.BerthServer(berth_bin, data_dir=base / "data", log_dir=base / "logs")
+    if two_nodes.TWO_NODES:  # BERTH_TEST_TOPOLOGY=two-nodes: PostgreSQL + S3, two nodes behind a proxy
+        from ecr_helpers import default_env
+        srv = two_nodes.make_server(berth_bin, base, env=default_env())
+    else:
+        srv = bh.BerthServer(berth_bin, data_dir=base / "data", log_dir=base / "logs")
     srv.start()
     return srv
 

@@ -721,10 +721,16 @@ class SkopeoECR:
 # ---------------------------------------------------------------------------------------------
 # fixtures (import them into a test module: `from ecr_helpers import ecr, ecr_server, ...`)
 # ---------------------------------------------------------------------------------------------
+def make_server(binary: Path, base: Path, env: Optional[dict] = None, **kw) -> ECRServer:
+    """An ECRServer, or with BERTH_TEST_TOPOLOGY=two-nodes a two-node deployment shaped like one (two_nodes.py)."""
+    import two_nodes
+    return two_nodes.make_server(binary, base, env=env, **kw)
+
+
 @contextlib.contextmanager
 def running_server(binary: Path, base: Path, **extra_env):
     """An ECRServer with the default test identity plus `extra_env`, started, and disposed afterwards."""
-    srv = ECRServer(binary, base, env={**default_env(), **extra_env})
+    srv = make_server(binary, base, env={**default_env(), **extra_env})
     srv.data_dir.mkdir(parents=True, exist_ok=True)
     srv.start()
     try:
@@ -755,7 +761,7 @@ def ecr(ecr_server, tmp_path):
 @pytest.fixture
 def ecr_fresh(berth_bin, tmp_path):
     """A root ECRSession on a berth of the test's own (empty data directory)."""
-    srv = ECRServer(berth_bin, tmp_path / "berth-fresh")
+    srv = make_server(berth_bin, tmp_path / "berth-fresh")
     srv.start()
     s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
     try:
