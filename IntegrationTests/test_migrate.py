@@ -167,13 +167,20 @@ def test_migrate_an_embedded_registry_to_postgres_and_s3(berth_bin, pg_database,
     shutil.copy2(src.data_dir / "master.key", dst_dir / "master.key")
     os.chmod(dst_dir / "master.key", 0o600)
 
-    # 3. Killed while copying blobs, killed while copying tables, then completed.
+    # The number of blobs copied at once is bounded (default 4), and checked.
+    for bad in ("0", "65"):
+        p = migrate(berth_bin, src.data_dir, target, "--blob-concurrency", bad)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 2 and b"--blob-concurrency must be 1" in err, err.decode(errors="replace")
+
+    # 3. Killed while copying blobs (four at a time: the kill lands with copies in flight), killed while
+    # copying tables, then completed copying eight at a time.
     lines = migrate_until(berth_bin, src.data_dir, target, " copied (", 2)
     assert any(" blob sha256:" in line for line in lines)
     lines = migrate_until(berth_bin, src.data_dir, target, " table ", 3)
     assert any("already in the target" in line for line in lines), "the second run re-copied the blobs of the first"
     assert psql(pg_database, "SELECT completed_at IS NULL FROM berth_import") == "t"
-    p = migrate(berth_bin, src.data_dir, target)
+    p = migrate(berth_bin, src.data_dir, target, "--blob-concurrency", "8")
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err.decode(errors="replace")[-4000:]
     summary = json.loads(out)

@@ -313,6 +313,9 @@ def two_node_server_class():
 
         def _make_nodes(self):
             self.env.update(new_backends())
+            # Behind a load balancer every node names the balancer's address in the URLs it builds (repository
+            # URIs, proxyEndpoint, presigned layer URLs, whose signature covers the host): `publicEndpoint`.
+            self.env["BERTH_PUBLIC_ENDPOINT"] = f"http://{bh.HOST}:{self.proxy.port}"
             key = self.data_dir / "master.key"
             self.env["BERTH_SECRET_KEY_FILE"] = str(key)
             base = self.data_dir.parent
@@ -325,18 +328,20 @@ def two_node_server_class():
                 link.symlink_to(self.data_dir / "vulndb", target_is_directory=True)
             self.nodes = [node0, node1]
 
-        def _address(self, node):
-            return lambda: (bh.HOST, node.port) if node.alive() else None
+        def _address(self, i: int):
+            node = self.nodes[i] if len(self.nodes) > i else None
+            return (bh.HOST, node.port) if node is not None and node.alive() else None
 
         def start(self, port: Optional[int] = None):
+            if self.proxy is None:  # first: the nodes are told its address (publicEndpoint)
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                self.proxy = RoundRobinProxy([lambda i=i: self._address(i) for i in range(2)], port=port or 0,
+                                             log_path=self.log_dir / "proxy.log")
+                self.port = self.proxy.port
             if not self.nodes:
                 self._make_nodes()
             for n in self.nodes:  # node 0 first: it writes the master key node 1 reads
                 n.start()
-            if self.proxy is None:
-                self.proxy = RoundRobinProxy([self._address(n) for n in self.nodes], port=port or 0,
-                                             log_path=self.log_dir / "proxy.log")
-                self.port = self.proxy.port
             return self
 
         def alive(self) -> bool:

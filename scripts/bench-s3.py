@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "IntegrationTests"))
 import berth_helpers as bh  # noqa: E402
-from test_s3 import SeaweedFS, s3_config  # noqa: E402
+from s3_helpers import SeaweedFS  # noqa: E402
+from test_s3 import s3_config  # noqa: E402
 
 
 def push(client, repo, data, chunk=None, nodes=None):

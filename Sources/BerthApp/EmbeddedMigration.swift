@@ -4,6 +4,7 @@ import BerthPostgres
 import BerthRegistry
 import BerthS3
 import BerthStorage
+import BerthSupport
 import Crypto
 import Foundation
 import Logging
@@ -20,6 +21,9 @@ public enum EmbeddedMigration {
     public struct Options: Sendable {
         /// Rows per metadata batch (one transaction each).
         public var batchSize = 500
+        /// Blobs copied at the same time (`--blob-concurrency`): an object store answers each request with a
+        /// latency a single stream waits out blob after blob.
+        public var blobConcurrency = 4
         public init() {}
     }
 
@@ -173,19 +177,24 @@ public enum EmbeddedMigration {
             return summary
         }
 
-        // 1. Blobs, byte for byte as stored (sealed ones stay sealed).
+        // 1. Blobs, byte for byte as stored (sealed ones stay sealed), `blobConcurrency` at a time.
         if moveBlobs {
             try await refuseForeignBlobs(targetBlobs, source: storedSizes)
-            for (i, file) in stored.enumerated() {
-                if try await targetBlobs.size(of: file.name) == file.size {
-                    summary.blobs.alreadyPresent += 1
-                    progress("[\(i + 1)/\(stored.count)] blob \(file.name) already in the target")
-                    continue
-                }
+            var done = 0
+            try await BoundedConcurrency.forEach(stored, concurrency: options.blobConcurrency) { file in
+                if try await targetBlobs.size(of: file.name) == file.size { return false }
                 try await copy(file.name, from: sourceBlobs, to: targetBlobs)
-                summary.blobs.copied += 1
-                summary.blobs.copiedBytes += file.size
-                progress("[\(i + 1)/\(stored.count)] blob \(file.name) copied (\(file.size) bytes)")
+                return true
+            } completed: { file, copied in
+                done += 1
+                if copied {
+                    summary.blobs.copied += 1
+                    summary.blobs.copiedBytes += file.size
+                    progress("[\(done)/\(stored.count)] blob \(file.name) copied (\(file.size) bytes)")
+                } else {
+                    summary.blobs.alreadyPresent += 1
+                    progress("[\(done)/\(stored.count)] blob \(file.name) already in the target")
+                }
             }
         }
 

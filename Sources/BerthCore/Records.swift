@@ -57,13 +57,32 @@ public struct UploadSession: Sendable, Equatable {
     public var offset: Int64
     public var startedAt: Double
     public var updatedAt: Double
+    /// Bytes of the last chunk committed (`advanceUpload`); nil before the first.
+    public var lastChunkSize: Int64?
+    /// The smallest chunk another chunk followed; nil while there were fewer than two. Stored with the
+    /// session, so that ECR's "every part but the last is at least 5 MiB" (`LayerPartTooSmallException`)
+    /// holds whichever node each part reached.
+    public var smallestInnerChunk: Int64?
 
-    public init(id: String, repository: RepositoryKey, offset: Int64, startedAt: Double, updatedAt: Double) {
+    public init(id: String, repository: RepositoryKey, offset: Int64, startedAt: Double, updatedAt: Double,
+                lastChunkSize: Int64? = nil, smallestInnerChunk: Int64? = nil) {
         self.id = id
         self.repository = repository
         self.offset = offset
         self.startedAt = startedAt
         self.updatedAt = updatedAt
+        self.lastChunkSize = lastChunkSize
+        self.smallestInnerChunk = smallestInnerChunk
+    }
+
+    /// The session after a chunk of `size` bytes is committed (what `advanceUpload` stores).
+    public func advanced(by size: Int64, to offset: Int64, at: Double) -> UploadSession {
+        var next = self
+        next.offset = offset
+        next.updatedAt = at
+        if let last = lastChunkSize { next.smallestInnerChunk = min(smallestInnerChunk ?? last, last) }
+        next.lastChunkSize = size
+        return next
     }
 }
 

@@ -28,20 +28,6 @@ extension ECRService {
     /// The longest digest BatchCheckLayerAvailability takes (BatchedOperationLayerDigest max in the model).
     static let maxBatchedLayerDigestLength = 1000
 
-    /// Remembers a part; a part smaller than the minimum that is followed by another marks the upload.
-    func notePart(_ id: String, size: Int64) {
-        parts.withLock { p in
-            var state = p[id] ?? PartState()
-            if let last = state.lastPartSize, last < Self.minimumPartSize { state.tooSmall = true }
-            state.lastPartSize = size
-            p[id] = state
-        }
-    }
-
-    func partsTooSmall(_ id: String) -> Bool { parts.withLock { $0[id]?.tooSmall ?? false } }
-
-    func forgetParts(_ id: String) { _ = parts.withLock { $0.removeValue(forKey: id) } }
-
     func batchCheckLayerAvailability(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
         let digests = try p.requiredStringList("layerDigests", count: 1...100)
@@ -134,7 +120,6 @@ extension ECRService {
             default: throw e
             }
         }
-        notePart(id, size: Int64(data.count))
         return ["registryId": .string(wireID(key)), "repositoryName": .string(key.name), "uploadId": .string(id),
                 "lastByteReceived": .int(last)]
     }
@@ -152,7 +137,9 @@ extension ECRService {
         guard session.offset > 0 else {
             throw ECRError.emptyUpload(id)
         }
-        if partsTooSmall(id) {
+        // A part smaller than the minimum that another part followed; the sizes are stored with the upload
+        // session (not in this process), since the parts may have reached other nodes.
+        if let smallest = session.smallestInnerChunk, smallest < Self.minimumPartSize {
             throw ECRError.layerPartTooSmall(minimum: Self.minimumPartSize)
         }
         if try await registry.linkedBlobSize(digest, in: key) != nil {
@@ -162,7 +149,6 @@ extension ECRService {
         do {
             _ = try await registry.completeUpload(key, upload: id, digest: digest, range: nil, contentLength: 0,
                                                   body: InMemoryBody(buffer: nil))
-            forgetParts(id)
         } catch BerthError.digestMismatch {
             throw ECRError.invalidLayer(uploadID: id, digest: digest.description)
         }

@@ -4,7 +4,6 @@ import BerthReplication
 import BerthSupport
 import Foundation
 import Logging
-import Synchronization
 
 /// What the ECR API needs from its deployment, injected so the API stays free of HTTP and crypto.
 public struct ECREnvironment: Sendable {
@@ -84,14 +83,7 @@ public final class ECRService: Sendable {
     let logger: Logger
     /// The pull through cache (its rules are ECR operations); nil: those operations are refused.
     let pullThrough: PullThroughCache?
-    /// Part sizes of layer uploads in progress (ECR's minimum part size rule).
-    let parts = Mutex<[String: PartState]>([:])
     /// The last lifecycle policy preview per repository (`ECRService+Lifecycle.swift`).
-
-    struct PartState {
-        var lastPartSize: Int64?
-        var tooSmall = false
-    }
 
     public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
                 clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr"), flavor: Flavor = .private,

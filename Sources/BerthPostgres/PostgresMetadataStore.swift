@@ -526,11 +526,12 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
-    static let uploadColumns = "u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at"
+    static let uploadColumns = "u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk"
 
     static func uploadRow(_ r: PGRow) throws -> UploadSession {
         UploadSession(id: try r.text(0), repository: RepositoryKey(storedRegistryID: try r.text(1), name: try r.text(2)),
-                      offset: try r.int(3), startedAt: try r.double(4), updatedAt: try r.double(5))
+                      offset: try r.int(3), startedAt: try r.double(4), updatedAt: try r.double(5),
+                      lastChunkSize: try r.optionalInt(6).map(Int64.init), smallestInnerChunk: try r.optionalInt(7).map(Int64.init))
     }
 
     public func upload(_ id: String) async throws -> UploadSession? {
@@ -541,9 +542,14 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     }
 
     public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+        // `UploadSession.advanced`: the SET expressions read the row as it was before the update (LEAST skips NULLs).
         try await read { c in
-            try await c.execute("UPDATE uploads SET committed = ?, updated_at = ? WHERE id = ? AND committed = ?",
-                                [.integer(offset), .real(at), .text(id), .integer(expected)]) == 1
+            try await c.execute("""
+                UPDATE uploads SET committed = ?, updated_at = ?, last_chunk = ?,
+                    smallest_inner_chunk = CASE WHEN last_chunk IS NULL THEN smallest_inner_chunk
+                                                ELSE LEAST(smallest_inner_chunk, last_chunk) END
+                WHERE id = ? AND committed = ?
+                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected)]) == 1
         }
     }
 

@@ -63,6 +63,7 @@ extension PostgresMetadataStore {
             """),
         // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
         PostgresSchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: replicationSchema),
+        PostgresSchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.postgres),
     ]
 
     /// The replication queue (SQLite's `ReplicationQueueSchema.sqlite`, in PostgreSQL's types).

@@ -302,10 +302,8 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
         state.withLock { s in
-            guard var u = s.uploads[id], u.offset == expected else { return false }
-            u.offset = offset
-            u.updatedAt = at
-            s.uploads[id] = u
+            guard let u = s.uploads[id], u.offset == expected else { return false }
+            s.uploads[id] = u.advanced(by: offset - expected, to: offset, at: at)
             return true
         }
     }

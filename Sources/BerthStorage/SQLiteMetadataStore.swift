@@ -437,19 +437,29 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func upload(_ id: String) async throws -> UploadSession? {
         try await db.read { c in
             try c.query("""
-                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at
+                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?
                 """, [.text(id)]) {
-                UploadSession(id: $0.text(0), repository: RepositoryKey(storedRegistryID: $0.text(1), name: $0.text(2)),
-                              offset: $0.int(3), startedAt: $0.double(4), updatedAt: $0.double(5))
+                Self.uploadRow($0)
             }.first
         }
     }
 
+    static func uploadRow(_ r: SQLiteRow) -> UploadSession {
+        UploadSession(id: r.text(0), repository: RepositoryKey(storedRegistryID: r.text(1), name: r.text(2)),
+                      offset: r.int(3), startedAt: r.double(4), updatedAt: r.double(5),
+                      lastChunkSize: r.isNull(6) ? nil : r.int(6), smallestInnerChunk: r.isNull(7) ? nil : r.int(7))
+    }
+
     public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+        // `UploadSession.advanced`: the SET expressions read the row as it was before the update.
         try await db.write { c in
-            try c.execute("UPDATE uploads SET committed = ?, updated_at = ? WHERE id = ? AND committed = ?",
-                          [.integer(offset), .real(at), .text(id), .integer(expected)]) == 1
+            try c.execute("""
+                UPDATE uploads SET committed = ?, updated_at = ?, last_chunk = ?,
+                    smallest_inner_chunk = CASE WHEN last_chunk IS NULL THEN smallest_inner_chunk
+                                                ELSE min(coalesce(smallest_inner_chunk, last_chunk), last_chunk) END
+                WHERE id = ? AND committed = ?
+                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected)]) == 1
         }
     }
 
@@ -460,11 +470,10 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func staleUploads(before: Double) async throws -> [UploadSession] {
         try await db.read { c in
             try c.query("""
-                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at
+                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.updated_at < ? ORDER BY u.id
                 """, [.real(before)]) {
-                UploadSession(id: $0.text(0), repository: RepositoryKey(storedRegistryID: $0.text(1), name: $0.text(2)),
-                              offset: $0.int(3), startedAt: $0.double(4), updatedAt: $0.double(5))
+                Self.uploadRow($0)
             }
         }
     }

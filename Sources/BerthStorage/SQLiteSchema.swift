@@ -100,6 +100,7 @@ extension SQLiteMetadataStore {
             """),
         // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
         SchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: ReplicationQueueSchema.sqlite),
+        SchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.sqlite),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

@@ -20,6 +20,8 @@ struct Migrate: AsyncParsableCommand {
     var toConfig: String
     @Option(name: .long, help: "Metadata rows copied per transaction (default 500).")
     var batchSize: Int = 500
+    @Option(name: .long, help: "Blobs copied at the same time (default 4, at most 64).")
+    var blobConcurrency: Int = 4
 
     /// The variables that apply to the target: the secrets people keep out of files.
     static func targetEnvironment(_ env: [String: String]) -> [String: String] {
@@ -41,8 +43,13 @@ struct Migrate: AsyncParsableCommand {
             FileHandle.standardError.write(Data("--batch-size must be at least 1\n".utf8))
             throw ExitCode(2)
         }
+        guard (1...64).contains(blobConcurrency) else {
+            FileHandle.standardError.write(Data("--blob-concurrency must be 1–64, got \(blobConcurrency)\n".utf8))
+            throw ExitCode(2)
+        }
         var migration = EmbeddedMigration.Options()
         migration.batchSize = batchSize
+        migration.blobConcurrency = blobConcurrency
         do {
             let summary = try await EmbeddedMigration.run(source: source, target: target, options: migration,
                                                           environment: Self.targetEnvironment(env)) { line in

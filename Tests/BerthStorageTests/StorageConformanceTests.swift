@@ -295,6 +295,27 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.advanceUpload("abc-1", from: 100, to: 200, at: 30) == false)
     }
 
+    /// The chunk sizes travel with the session (ECR's minimum part size, checked on whichever node completes).
+    @Test(arguments: Backend.allCases)
+    func uploadSessionsRememberTheirChunkSizes(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.createRepository(k("r"), at: 0)
+        try await m.createUpload(UploadSession(id: "parts", repository: k("r"), offset: 0, startedAt: 1, updatedAt: 1))
+        var s = try #require(try await m.upload("parts"))
+        #expect(s.lastChunkSize == nil && s.smallestInnerChunk == nil)
+        #expect(try await m.advanceUpload("parts", from: 0, to: 700, at: 2))
+        s = try #require(try await m.upload("parts"))
+        #expect(s.lastChunkSize == 700 && s.smallestInnerChunk == nil, "one chunk: it is the last, none is inner")
+        #expect(try await m.advanceUpload("parts", from: 700, to: 1000, at: 3))
+        #expect(try await m.advanceUpload("parts", from: 1000, to: 1900, at: 4))
+        #expect(try await m.advanceUpload("parts", from: 0, to: 5, at: 5) == false, "a refused advance changes nothing")
+        s = try #require(try await m.upload("parts"))
+        #expect(s.offset == 1900 && s.lastChunkSize == 900 && s.smallestInnerChunk == 300)
+        #expect(s == UploadSession(id: "parts", repository: k("r"), offset: 0, startedAt: 1, updatedAt: 1)
+            .advanced(by: 700, to: 700, at: 2).advanced(by: 300, to: 1000, at: 3).advanced(by: 900, to: 1900, at: 4))
+        #expect(try await m.staleUploads(before: 10).first == s)
+    }
+
     @Test(arguments: Backend.allCases)
     func recordingABlobCanFinishItsUploadInTheSameWrite(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
