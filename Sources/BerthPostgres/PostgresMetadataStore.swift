@@ -140,7 +140,10 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 }
             } catch let error as PostgresError where error.isTransient && attempt < 20 {
                 attempt += 1
-                try await Task.sleep(nanoseconds: UInt64.random(in: 1...(UInt64(attempt) * 2_000_000)))
+                // Exponential backoff with full jitter (2 ms doubling up to 100 ms): a linear one of a few ms let
+                // 16 pushes tagging into one repository at once exhaust their attempts (found by bench-s3-compare).
+                let cap = min(UInt64(100_000_000), UInt64(1_000_000) << UInt64(min(attempt, 7)))
+                try await Task.sleep(nanoseconds: UInt64.random(in: 1...cap))
             }
         }
     }

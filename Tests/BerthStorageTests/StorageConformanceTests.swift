@@ -295,6 +295,26 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.advanceUpload("abc-1", from: 100, to: 200, at: 30) == false)
     }
 
+    /// Many writers tagging into one repository at once all succeed (PostgreSQL's serialization failures
+    /// are retried until they get through, not turned into errors).
+    @Test(arguments: Backend.allCases)
+    func concurrentTagsIntoOneRepositoryAllLand(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.createRepository(k("busy"), at: 0)
+        let bytes = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.utf8)
+        let record = ManifestRecord(digest: Digest.sha256(of: bytes), mediaType: MediaType.ociManifest, artifactType: nil,
+                                    bytes: bytes, subject: nil, annotationsJSON: nil, pushedAt: 1)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<48 {
+                group.addTask {
+                    _ = try await m.putManifest(ManifestPut(record: record, blobs: [], manifests: [], tag: "t\(i)"), in: k("busy"))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(Set(try await m.listTags(in: k("busy"), after: nil, limit: 100)) == Set((0..<48).map { "t\($0)" }))
+    }
+
     /// The chunk sizes travel with the session (ECR's minimum part size, checked on whichever node completes).
     @Test(arguments: Backend.allCases)
     func uploadSessionsRememberTheirChunkSizes(_ backend: Backend) async throws {
