@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,6 +23,7 @@ import berth_helpers as bh
 from berth_helpers import unique
 from ecr_helpers import SKOPEO, ECRSession, SkopeoECR, ecr, put_api_image, running_server  # noqa: F401
 from test_ecr_public import PNG, public_client
+from test_postgres import pg_database, pg_server  # noqa: F401 (fixture)
 
 CSP = "default-src 'none'"
 
@@ -270,6 +272,41 @@ def test_download_counts_on_the_pages(ecr, pub, tmp_path):
     assert front.count(f'href="/gallery/{a}/{name}"') == 2, "the public one, in both sections, once each"
     search = get(ecr, "/gallery/search", params={"q": name}).text
     assert search.count('class="card-link"') == 1
+
+
+def test_two_nodes_on_postgres_add_up_their_downloads(berth_bin, pg_database, tmp_path):
+    """Two nodes sharing PostgreSQL, each counting its own pulls in memory: their flushes add up
+    (download_count + n, never read and written back), and either node's page shows the total."""
+    key = str(tmp_path / "master.key")
+    nodes = [pg_server(berth_bin, tmp_path / f"node{i}", pg_database, BERTH_SECRET_KEY_FILE=key,
+                       BERTH_PULL_TIME_FLUSH_SECONDS="1", BERTH_GALLERY_CACHE_SECONDS="0") for i in range(2)]
+    try:
+        for n in nodes:
+            n.start()
+        session = ECRSession(nodes[0], *nodes[0].root_credentials, tmp=tmp_path)
+        pub = public_client(session)
+        name = unique("two-nodes")
+        pub.create_repository(repositoryName=name, catalogData={"description": "pulled from two nodes"})
+        put_api_image(pub, name, tag="v1")
+        a = "r" + nodes[0].account_id
+
+        def pull(node, n):
+            for _ in range(n):
+                r = requests.get(f"{node.url}/v2/public/{a}/{name}/manifests/v1", headers={"Accept": bh.OCI_MANIFEST}, timeout=30)
+                assert r.status_code == 200, r.status_code
+
+        threads = [threading.Thread(target=pull, args=(nodes[0], 40)), threading.Thread(target=pull, args=(nodes[1], 25))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for node in nodes:
+            def counted(node=node):
+                return tag_downloads(requests.get(f"{node.url}/gallery/{a}/{name}", timeout=30).text).get("v1") == 65
+            wait_for(counted, f"{node.url} shows the 65 downloads of both nodes")
+    finally:
+        for n in nodes:
+            n.dispose()
 
 
 PAYLOADS = [
