@@ -414,7 +414,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.manifestsReferencing(child, in: k("r")) == [index])
         #expect(try await m.manifestsReferencing(layer, in: k("r")) == [child])
         #expect(try await m.imageCount(in: k("r")) == 2)
-        try await m.recordPulls([(k("r"), child, 99)])
+        try await m.recordPulls([ImagePulls(repository: k("r"), digest: child, lastPulledAt: 99)])
         #expect(try await m.image(child, in: k("r"))?.lastPulledAt == 99)
         #expect(try await m.image(index, in: k("r"))?.lastPulledAt == nil)
     }
