@@ -4,7 +4,7 @@
 /// `version` is the only place it is written.
 public enum UploadChunkSchema {
     /// The schema version that adds the columns (SQLite and PostgreSQL alike).
-    public static let version = 11
+    public static let version = 12
     public static let name = "upload chunk sizes"
 
     /// SQLite's statements.

@@ -57,9 +57,7 @@ import Testing
     ]
 
     /// Everything Fixtures/v1 holds, read through the store's API (values from Fixtures/v1/expected.json).
-    /// `uploads: false` for a store held at a version before `UploadChunkSchema.version`, whose upload rows
-    /// this code no longer reads (a berth always migrates to the latest version before it serves).
-    func expectFixtureV1(_ m: SQLiteMetadataStore, uploads: Bool = true) async throws {
+    func expectFixtureV1(_ m: SQLiteMetadataStore) async throws {
         let a = Self.account
         #expect(try await m.listRepositories(in: a, after: nil, limit: 10) == ["fixture/app", "fixture/empty"])
         let repo = try #require(try await m.repository(Self.app))
@@ -92,10 +90,8 @@ import Testing
         #expect(try await m.linkedBlobSize(Self.v1Layer, in: Self.app) == 600)
         #expect(try await m.blobSize(Self.v1Layer) == 600)
 
-        if uploads {
-            let upload = try #require(try await m.upload("edf66f7f-479b-4590-a1ed-84595ae85ec7"))
-            #expect(upload.repository == Self.app && upload.offset == 0)
-        }
+        let upload = try #require(try await m.upload("edf66f7f-479b-4590-a1ed-84595ae85ec7"))
+        #expect(upload.repository == Self.app && upload.offset == 0)
         let scan = try #require(try await m.scan(Self.v1, in: Self.app))
         #expect(scan.state == .failed && scan.trigger == "MANUAL")
 
@@ -332,8 +328,9 @@ import Testing
         let six = Array(SQLiteMetadataStore.migrations.prefix { $0.version <= 6 })
         #expect(six.count == 6)
         do {
-            let before = try SQLiteMetadataStore(path: path, migrations: six)
-            try await expectFixtureV1(before, uploads: false)
+            _ = try SQLiteMetadataStore(path: path, migrations: six)
+            // Read by its rows: today's store reads columns later versions add.
+            #expect(try fixtureRowCounts(path) == Self.fixtureCounts)
             #expect(try history(path).map(\.version) == [1, 2, 3, 4, 5, 6])
         }
         let m = try SQLiteMetadataStore(path: path)
@@ -354,8 +351,9 @@ import Testing
         let previous = Array(SQLiteMetadataStore.migrations.prefix { $0.version < ReplicationQueueSchema.version })
         #expect(previous.count == ReplicationQueueSchema.version - 1)
         do {
-            let before = try SQLiteMetadataStore(path: path, migrations: previous)
-            try await expectFixtureV1(before, uploads: false)
+            _ = try SQLiteMetadataStore(path: path, migrations: previous)
+            // Read by its rows: today's store reads columns later versions add.
+            #expect(try fixtureRowCounts(path) == Self.fixtureCounts)
         }
         let m = try SQLiteMetadataStore(path: path)
         #expect(try history(path).first { $0.version == ReplicationQueueSchema.version }?.name == ReplicationQueueSchema.name)
@@ -391,5 +389,34 @@ import Testing
         let s = try await m.upload("in-progress")
         #expect(s?.offset == 400 && s?.lastChunkSize == 250 && s?.smallestInnerChunk == 50)
     }
-}
 
+    /// Download counts (`DownloadCountSchema.version`) on a database of the version before it holding data:
+    /// the data reads back (pull times kept), every image starts at 0 downloads, and pulls then count
+    /// (the fixture's index `multi` lists `v1` and `v2`: their GETs by digest are the index's pulls).
+    @Test func downloadCountMigrationWorksOnThePreviousVersionsData() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let previous = Array(SQLiteMetadataStore.migrations.prefix { $0.version < DownloadCountSchema.version })
+        #expect(previous.count == DownloadCountSchema.version - 1)
+        let pulledBefore: [Double]
+        do {
+            _ = try SQLiteMetadataStore(path: path, migrations: previous)
+            #expect(try fixtureRowCounts(path) == Self.fixtureCounts)
+            pulledBefore = try SQLiteConnection(path: path, readOnly: true)
+                .query("SELECT last_pulled_at FROM manifests WHERE digest = ?", [.text(Self.v1.description)]) { $0.double(0) }
+            #expect(pulledBefore.count == 1)
+        }
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).first { $0.version == DownloadCountSchema.version }?.name == DownloadCountSchema.name)
+        #expect(try schema(path).contains { $0.contains("manifests_figures") })
+        try await expectFixtureV1(m)
+        #expect(try await m.image(Self.v1, in: Self.app)?.lastPulledAt == pulledBefore.first)
+        #expect(try await m.images(in: Self.app, after: nil, limit: 10).map(\.downloadCount) == [0, 0, 0])
+        try await m.recordPulls([ImagePulls(repository: Self.app, digest: Self.multi, lastPulledAt: 9e9, byTag: 1),
+                                 ImagePulls(repository: Self.app, digest: Self.v1, lastPulledAt: 9e9, byDigest: 1),
+                                 ImagePulls(repository: Self.app, digest: Self.v2, lastPulledAt: 9e9, byTag: 2, byDigest: 3)])
+        #expect(try await m.image(Self.multi, in: Self.app)?.downloadCount == 1)
+        #expect(try await m.image(Self.v1, in: Self.app)?.downloadCount == 0)
+        #expect(try await m.image(Self.v2, in: Self.app)?.downloadCount == 2)
+        #expect(try await m.image(Self.v1, in: Self.app)?.lastPulledAt == 9e9)
+    }
+}
