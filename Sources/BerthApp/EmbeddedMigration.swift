@@ -196,6 +196,13 @@ public enum EmbeddedMigration {
                     progress("[\(done)/\(stored.count)] blob \(file.name) already in the target")
                 }
             }
+            // A run killed between a blob's commit and the removal of its staged bytes left them behind (the
+            // blob counts as already in the target since): remove what this migration staged.
+            if let inventory = targetBlobs as? any BlobInventory {
+                for id in Set(try await inventory.stagedUploads().map(\.name)) where id.hasPrefix(stagingPrefix) {
+                    try await targetBlobs.deleteUpload(id: id)
+                }
+            }
         }
 
         // 2. Metadata, table by table.
@@ -288,10 +295,13 @@ public enum EmbeddedMigration {
         return summary
     }
 
+    /// The upload ids the copy stages blobs under.
+    static let stagingPrefix = "migrate-"
+
     /// Copies one blob's stored bytes into `target` under its digest (an upload staged under a name of the
     /// migration's own, so an interrupted copy is overwritten by the next run).
     static func copy(_ digest: BerthCore.Digest, from source: any BlobStore, to target: any BlobStore) async throws {
-        let id = "migrate-" + String(digest.encoded.prefix(48))
+        let id = stagingPrefix + String(digest.encoded.prefix(48))
         let writer = try await target.openUpload(id: id, at: 0)
         do {
             try await source.read(digest, range: nil) { try await writer.write($0) }
