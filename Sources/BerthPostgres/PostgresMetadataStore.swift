@@ -120,7 +120,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         try await withConnection(body)
     }
 
-    /// Runs `body` in one transaction (`SERIALIZABLE` unless told), again (up to 20 times) when it failed on a
+    /// Runs `body` in one transaction (`SERIALIZABLE` unless told), again (up to 100 times, about 10 s) when it failed on a
     /// serialization failure or deadlock; so `body` must be safe to run twice (those given by callers —
     /// `update` — are).
     func transaction<T: Sendable>(_ isolation: String = "SERIALIZABLE", _ body: (PGConnection) async throws -> T) async throws -> T {
@@ -138,7 +138,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                         throw error
                     }
                 }
-            } catch let error as PostgresError where error.isTransient && attempt < 20 {
+            } catch let error as PostgresError where error.isTransient && attempt < 100 {
                 attempt += 1
                 // Exponential backoff with full jitter (2 ms doubling up to 100 ms): a linear one of a few ms let
                 // 16 pushes tagging into one repository at once exhaust their attempts (found by bench-s3-compare).
