@@ -84,6 +84,8 @@ public final class ECRService: Sendable {
     let logger: Logger
     /// The pull through cache (its rules are ECR operations); nil: those operations are refused.
     let pullThrough: PullThroughCache?
+    /// Replication: DescribeImageReplicationStatus reads a destination through it when the job was purged.
+    let replication: ReplicationService?
     /// Part sizes of layer uploads in progress (ECR's minimum part size rule).
     let parts = Mutex<[String: PartState]>([:])
     /// The last lifecycle policy preview per repository (`ECRService+Lifecycle.swift`).
@@ -95,8 +97,9 @@ public final class ECRService: Sendable {
 
     public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
                 clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr"), flavor: Flavor = .private,
-                pullThrough: PullThroughCache? = nil) {
+                pullThrough: PullThroughCache? = nil, replication: ReplicationService? = nil) {
         self.flavor = flavor
+        self.replication = replication
         self.pullThrough = pullThrough
         self.registry = registry
         self.authorizer = authorizer

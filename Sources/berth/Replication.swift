@@ -2,14 +2,15 @@ import ArgumentParser
 import BerthApp
 import BerthCore
 import BerthRegistry
+import BerthReplication
 import Foundation
 
 /// `berth replication …` (docs/replication.md): enqueue existing images, and the queue's state and lag.
 /// Works beside a running server (which copies what is enqueued).
 struct ReplicationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "replication", abstract: "Image replication: backfill existing images, show the queue and its lag.",
-        subcommands: [ReplicationBackfill.self, ReplicationStatus.self])
+        commandName: "replication", abstract: "Image replication: backfill existing images, repair drift, show the queue and its lag.",
+        subcommands: [ReplicationBackfill.self, ReplicationReconcile.self, ReplicationPurge.self, ReplicationStatus.self])
 }
 
 struct ReplicationBackfill: AsyncParsableCommand {
@@ -35,6 +36,51 @@ struct ReplicationBackfill: AsyncParsableCommand {
         let n = try await services.registry.backfillReplication(of: .private(account, region: regions.storageRegion(region)),
                                                                 repository: repository)
         print("{\"enqueued\": \(n)}")
+    }
+}
+
+struct ReplicationReconcile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Check every replicated image at its destinations and enqueue a repair for those absent or differing there (one pass).")
+    @OptionGroup var options: CommonOptions
+    @Option(name: .long, help: "Only this registry (account id); default: every registry with a replication configuration.")
+    var account: String?
+    @Option(name: .long, help: "With --account: the registry's region; default: the configured region.")
+    var region: String?
+
+    func run() async throws {
+        if let account, !AccountID.isValid(account) { throw ValidationError("--account must be 12 digits") }
+        if region != nil && account == nil { throw ValidationError("--region needs --account") }
+        let services = try await adminServices(options)
+        guard let replication = services.replication else { throw ValidationError("replication is not available") }
+        var only: RegistryID? = nil
+        if let account {
+            let regions = services.config.regionSet
+            let region = self.region ?? services.config.region
+            guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
+            only = .private(account, region: regions.storageRegion(region))
+        }
+        let registry = only
+        guard let report = try await services.registry.withLease(ReplicationService.reconcileLease, { try await replication.reconcile(only: registry) }) else {
+            throw ValidationError("another process is reconciling now (it holds the lease \(ReplicationService.reconcileLease)); try again later")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+}
+
+struct ReplicationPurge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge",
+        abstract: "Delete finished jobs past replicationCompleteRetentionDays / replicationFailedRetentionDays now (the server does it hourly).")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let services = try await adminServices(options)
+        guard let replication = services.replication else { throw ValidationError("replication is not available") }
+        print("{\"purged\": \(try await replication.purgeFinishedJobs())}")
     }
 }
 
