@@ -322,9 +322,21 @@ def test_replication_events_reach_the_receiver(pair):
     assert event["detail"] == {"result": "SUCCESS", "repository-name": "prod/evented", "image-digest": img.digest,
                                "source-account": bh.ROOT_ACCOUNT_ID, "action-type": "REPLICATE",
                                "source-region": "us-east-1", "image-tag": "v1"}
-    # The cross-account job that failed for want of the registry policy sent a FAILED event.
-    failed = [e for e, _, _ in pair.receiver.events() if e["detail"]["result"] == "FAILED"]
-    assert any(e["detail"]["repository-name"] == "xacct/app" and e["account"] == OTHER for e in failed), failed
+    # A cross-account job that fails for want of the destination's registry policy sends a FAILED event.
+    other = ECRSession(pair.source, *pair.other_key, tmp=pair.cli.tmp)
+    saved = other.cli("get-registry-policy", check=False)
+    other.cli("delete-registry-policy", check=False)
+    try:
+        bad = pair.v2(pair.source).push_image("xacct/evfail", tag="v1")
+        wait_status(pair, "xacct/evfail", bad.digest, "FAILED")
+    finally:
+        if saved.returncode == 0:
+            other.cli_json("put-registry-policy", "--policy-text", json.loads(saved.stdout)["policyText"])
+    got = pair.receiver.wait(lambda evs: any(e["detail"]["repository-name"] == "xacct/evfail" for e, _, _ in evs))
+    failed = next(e for e, _, _ in got if e["detail"]["repository-name"] == "xacct/evfail")
+    assert failed["account"] == OTHER and failed["region"] == "us-east-1"
+    assert failed["detail"]["result"] == "FAILED" and failed["detail"]["image-tag"] == "v1"
+    assert failed["detail"]["source-account"] == bh.ROOT_ACCOUNT_ID
 
 
 def test_reconcile_repairs_drift_at_the_peer(pair):

@@ -91,7 +91,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         if reconcileIntervalSeconds != 0 && !(1...604_800).contains(reconcileIntervalSeconds) {
             p.append("replicationReconcileIntervalSeconds must be 0 (off) or between 1 and 604800, got \(reconcileIntervalSeconds)")
         }
-        if !(0.0001...3_650).contains(completeRetentionDays) {
+        if !(completeRetentionDays > 0 && completeRetentionDays <= 3_650) {
             p.append("replicationCompleteRetentionDays must be more than 0 and at most 3650, got \(completeRetentionDays)")
         }
         if !(0...3_650).contains(failedRetentionDays) {
