@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """The public gallery's benchmark: seeds a running berth with N public repositories (catalog data through
 ECR Public's CreateRepository, images pushed on /v2/ with an ecr-public token, T tags each over 10
-distinct images), then measures the front page and a search with wrk (c=16): p50/p99 latency, requests/s,
-and the page weight in bytes.
+distinct images), pulls some of them (--pulls manifest GETs, by tag and by digest, spread over the
+repositories so that a few are pulled much more than the rest: the front page's "Most pulled" section and
+the download counts are part of what is measured), then measures the front page, searches, a repository
+page and an anonymous manifest GET (each one a counted download) with wrk (c=16): p50/p99 latency,
+requests/s, and the page weight in bytes.
 
     berth serve &   # a throw-away data directory
     python3 Benchmarks/gallery-bench.py --url http://127.0.0.1:5000 --repos 1000 --tags 100
@@ -17,6 +20,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -42,6 +46,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--pulls", type=int, default=2000, help="manifest GETs to seed download counts with (0: none)")
+    ap.add_argument("--flush-seconds", type=float, default=8, help="how long to wait for the pulls to show (pullTimeFlushSeconds + galleryCacheSeconds + 1)")
     a = ap.parse_args()
     key = os.environ.get("BERTH_ROOT_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
     secret = os.environ.get("BERTH_ROOT_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
@@ -94,10 +100,39 @@ def main() -> int:
                     print(f"seeded {k + 1} repositories in {time.monotonic() - start:.0f} s", file=sys.stderr)
         print(f"seed: {a.repos} repositories x {a.tags} tags in {time.monotonic() - start:.0f} s", file=sys.stderr)
 
+    if a.pulls > 0:
+        start = time.monotonic()
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"}
+
+        def pull(k: int):
+            # A Pareto spread over the repositories (a few pulled much more than the rest). Even pulls GET the
+            # tag (skopeo, crane); odd ones HEAD it and GET the digest (docker, containerd): one download each.
+            rng = random.Random(k)
+            j = min(a.repos - 1, int(rng.paretovariate(1.2)) - 1)
+            name = f"bench/{WORDS[j % len(WORDS)]}-{j:04d}"
+            base = f"{a.url}/v2/public/{alias}/{name}/manifests"
+            tag = f"v{rng.randrange(max(1, a.tags))}"
+            if k % 2 == 0:
+                assert requests.get(f"{base}/{tag}", headers=accept, timeout=60).status_code == 200
+                return 1
+            head = requests.head(f"{base}/{tag}", headers=accept, timeout=60)
+            assert head.status_code == 200, (base, tag, head.status_code)
+            assert requests.get(f"{base}/{head.headers['Docker-Content-Digest']}", headers=accept, timeout=60).status_code == 200
+            return 2
+
+        with ThreadPoolExecutor(a.concurrency) as ex:
+            gets = sum(ex.map(pull, range(a.pulls)))
+        time.sleep(a.flush_seconds)
+        front = requests.get(f"{a.url}/gallery/", timeout=60).text
+        assert 'id="pulled"' in front and " downloads" in front, "the pulls were not counted on the front page"
+        print(f"pulls: {a.pulls} downloads ({gets} manifest requests) in {time.monotonic() - start - a.flush_seconds:.0f} s; front page lists the most pulled",
+              file=sys.stderr)
+
     results = {}
     for label, path in [("front page", "/gallery/"), ("search", "/gallery/search?q=proxy"),
                         ("search (2 words, filter)", "/gallery/search?q=web+image&arch=x86-64"),
-                        ("repository page", f"/gallery/{alias}/bench/web-0000")]:
+                        ("repository page", f"/gallery/{alias}/bench/web-0000"),
+                        ("manifest GET (counted)", f"/v2/public/{alias}/bench/web-0000/manifests/v0")]:
         body = requests.get(a.url + path, timeout=60)
         assert body.status_code == 200, (path, body.status_code)
         out = subprocess.run(["wrk", "-t", "2", "-c", "16", "-d", f"{a.duration}s", "--latency", "--timeout", "30s", a.url + path],

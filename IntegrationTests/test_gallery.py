@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,8 +21,9 @@ import requests
 
 import berth_helpers as bh
 from berth_helpers import unique
-from ecr_helpers import ECRSession, ecr, put_api_image, running_server  # noqa: F401
+from ecr_helpers import SKOPEO, ECRSession, SkopeoECR, ecr, put_api_image, running_server  # noqa: F401
 from test_ecr_public import PNG, public_client
+from test_postgres import pg_database, pg_server  # noqa: F401 (fixture)
 
 CSP = "default-src 'none'"
 
@@ -194,6 +197,116 @@ def test_front_page_search_registry_and_repository_pages(ecr, pub, gallery_repo)
     # The gallery goes through the one pipeline: metrics count it under its door.
     metrics = get(ecr, "/metrics").text
     assert 'door="gallery"' in metrics and 'operation="repository"' in metrics
+
+
+def tag_downloads(html: str) -> dict[str, int]:
+    """The Downloads column of a repository page's tag table: tag -> count."""
+    rows = re.findall(r'<tr><th scope="row">([^<]+)</th>.*?<td class="num">([\d,]+)</td>', html)
+    return {tag: int(n.replace(",", "")) for tag, n in rows}
+
+
+def wait_for(check, what: str, seconds: float = 30):
+    """Polls `check()` until it returns something truthy (pulls are written every pullTimeFlushSeconds)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            assert got, what
+            return got
+        time.sleep(0.5)
+
+
+def test_download_counts_on_the_pages(ecr, pub, tmp_path):
+    """Pulls with skopeo and plain GETs count once per top-level image: an index's children fetched by the
+    same pull are not counted, HEADs are not counted; the repository page shows the counts per tag and
+    the sum, the front page lists the repository as most pulled; a private repository of the same name,
+    pulled many times, is never listed and does not add to the public one's count."""
+    name = unique("pulled") + "/app"
+    a = alias(ecr)
+    pub.create_repository(repositoryName=name, catalogData={"description": "pulled a lot"})
+    single = put_api_image(pub, name, tag="v1", layer_size=900)
+    index = push_index(pub, name, "latest")
+    ecr.client.create_repository(repositoryName=name)
+    put_api_image(ecr.client, name, tag="v1", layer_size=800)
+    base = f"{ecr.server.url}/v2/public/{a}/{name}/manifests"
+    accept = {"Accept": ", ".join([bh.OCI_INDEX, bh.OCI_MANIFEST])}
+
+    # skopeo, anonymously: the index by tag, then every child by digest (--all): one download, the index's.
+    skopeo = SkopeoECR(SKOPEO, tmp_path / "skopeo")
+    skopeo.copy(f"docker://{ecr.server.hostport}/public/{a}/{name}:latest", f"oci:{tmp_path / 'layout'}:latest", "--all")
+    # docker's way: HEAD the tag, GET the index by digest (a download), then a child by digest (not one).
+    head = requests.head(f"{base}/latest", headers=accept, timeout=30)
+    assert head.status_code == 200 and head.headers["Docker-Content-Digest"] == index
+    got = requests.get(f"{base}/{index}", headers=accept, timeout=30)
+    assert got.status_code == 200
+    child = json.loads(got.content)["manifests"][0]["digest"]
+    assert requests.get(f"{base}/{child}", headers=accept, timeout=30).status_code == 200
+    # v1: three GETs by tag, one by digest, and HEADs that do not count.
+    for _ in range(3):
+        assert requests.get(f"{base}/v1", headers=accept, timeout=30).status_code == 200
+    for _ in range(2):
+        assert requests.head(f"{base}/v1", headers=accept, timeout=30).status_code == 200
+    assert requests.get(f"{base}/{single.digest}", headers=accept, timeout=30).status_code == 200
+    # The private repository of the same name, pulled through ECR's BatchGetImage: counted there, never shown.
+    for _ in range(5):
+        assert ecr.client.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])["images"]
+
+    def counts():
+        page = get(ecr, f"/gallery/{a}/{name}")
+        assert page.status_code == 200
+        found = tag_downloads(page.text)
+        return (found, page) if found.get("latest") == 2 and found.get("v1") == 4 else None
+
+    found, page = wait_for(counts, "the repository page shows the counts of the flushed pulls")
+    assert found == {"latest": 2, "v1": 4}, "index children fetched by the pulls of the index are not counted"
+    assert "6 downloads" in Page(page.text).plain
+    # Nothing more arrives later (a second flush would have shown double counting).
+    time.sleep(6)
+    assert tag_downloads(get(ecr, f"/gallery/{a}/{name}").text) == {"latest": 2, "v1": 4}
+
+    front = get(ecr, "/gallery/").text
+    most = front[front.index('id="pulled"'):front.index('id="pushed"')]
+    assert f'href="/gallery/{a}/{name}"' in most
+    assert "6 downloads" in most
+    # The private repository (5 pulls) is no card and no page; the public one's count is its own.
+    assert front.count(f'href="/gallery/{a}/{name}"') == 2, "the public one, in both sections, once each"
+    search = get(ecr, "/gallery/search", params={"q": name}).text
+    assert search.count('class="card-link"') == 1
+
+
+def test_two_nodes_on_postgres_add_up_their_downloads(berth_bin, pg_database, tmp_path):
+    """Two nodes sharing PostgreSQL, each counting its own pulls in memory: their flushes add up
+    (download_count + n, never read and written back), and either node's page shows the total."""
+    key = str(tmp_path / "master.key")
+    nodes = [pg_server(berth_bin, tmp_path / f"node{i}", pg_database, BERTH_SECRET_KEY_FILE=key,
+                       BERTH_PULL_TIME_FLUSH_SECONDS="1", BERTH_GALLERY_CACHE_SECONDS="0") for i in range(2)]
+    try:
+        for n in nodes:
+            n.start()
+        session = ECRSession(nodes[0], *nodes[0].root_credentials, tmp=tmp_path)
+        pub = public_client(session)
+        name = unique("two-nodes")
+        pub.create_repository(repositoryName=name, catalogData={"description": "pulled from two nodes"})
+        put_api_image(pub, name, tag="v1")
+        a = "r" + nodes[0].account_id
+
+        def pull(node, n):
+            for _ in range(n):
+                r = requests.get(f"{node.url}/v2/public/{a}/{name}/manifests/v1", headers={"Accept": bh.OCI_MANIFEST}, timeout=30)
+                assert r.status_code == 200, r.status_code
+
+        threads = [threading.Thread(target=pull, args=(nodes[0], 40)), threading.Thread(target=pull, args=(nodes[1], 25))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for node in nodes:
+            def counted(node=node):
+                return tag_downloads(requests.get(f"{node.url}/gallery/{a}/{name}", timeout=30).text).get("v1") == 65
+            wait_for(counted, f"{node.url} shows the 65 downloads of both nodes")
+    finally:
+        for n in nodes:
+            n.dispose()
 
 
 PAYLOADS = [

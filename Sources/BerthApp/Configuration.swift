@@ -45,8 +45,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var lifecycleIntervalSeconds: Int = 86_400
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
     public var scanPollSeconds: Int = 5
-    /// How often noted pulls are written as `lastRecordedPullTime`, in seconds (also at shutdown and before
-    /// every DescribeImages, so the API is exact; this bounds what a crash loses and what other readers see).
+    /// How often noted pulls are written as `lastRecordedPullTime` and download counts, in seconds (also at
+    /// shutdown and before every DescribeImages, so the API is exact; this bounds what a crash loses and what
+    /// other readers, the gallery and other nodes, see).
     public var pullTimeFlushSeconds: Int = 5
     /// Where the bytes of blobs that only archived images use are moved (another directory or disk); off
     /// (nil) by default: archived images then keep their bytes where they are.

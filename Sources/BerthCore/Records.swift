@@ -96,10 +96,14 @@ public struct ImageSummary: Sendable, Equatable {
     public var status: ImageStatus
     public var lastArchivedAt: Double?
     public var lastActivatedAt: Double?
+    /// How many times it was downloaded (pulled as a top-level image; see `ImagePulls`), as of the last flush.
+    public var downloadCount: Int64
 
     public init(digest: Digest, mediaType: String, artifactType: String?, manifestSize: Int64, imageSize: Int64,
                 pushedAt: Double, lastPulledAt: Double?, subject: Digest?, tags: [String],
-                status: ImageStatus = .active, lastArchivedAt: Double? = nil, lastActivatedAt: Double? = nil) {
+                status: ImageStatus = .active, lastArchivedAt: Double? = nil, lastActivatedAt: Double? = nil,
+                downloadCount: Int64 = 0) {
+        self.downloadCount = downloadCount
         self.status = status
         self.lastArchivedAt = lastArchivedAt
         self.lastActivatedAt = lastActivatedAt
@@ -186,11 +190,14 @@ public struct PublicRepositorySummary: Sendable, Equatable {
     public var lastPushedAt: Double?
     /// The latest recorded pull of any of its images (ECR's `lastRecordedPullTime`), nil when none is recorded.
     public var lastPulledAt: Double?
+    /// Downloads of its images, summed (an image deleted takes its downloads with it).
+    public var downloadCount: Int64
     /// The display name of the account's public registry (ECR Public's `PutRegistryCatalogData`), if one was put.
     public var registryDisplayName: String?
 
     public init(key: RepositoryKey, createdAt: Double, catalog: PublicCatalogData, hasLogo: Bool, tagCount: Int,
-                lastPushedAt: Double?, lastPulledAt: Double?, registryDisplayName: String?) {
+                lastPushedAt: Double?, lastPulledAt: Double?, downloadCount: Int64 = 0, registryDisplayName: String?) {
+        self.downloadCount = downloadCount
         self.key = key
         self.createdAt = createdAt
         self.catalog = catalog

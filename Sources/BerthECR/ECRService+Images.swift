@@ -266,7 +266,7 @@ extension ECRService {
                 if code == "ImageNotFound", tagText == nil, let d = digestText.flatMap({ Digest.parse($0) }) {
                     do {
                         if let converted = try await registry.convertedManifest(key, d), accepting.accepts(converted.mediaType) {
-                            await registry.notePull(key, converted.stored.digest, by: principal)
+                            await registry.notePull(key, converted.stored.digest, byTag: false, by: principal)
                             images.append(imageJSON(key, converted.digest, nil, manifest: String(decoding: converted.bytes, as: UTF8.self),
                                                     mediaType: converted.mediaType))
                             continue
@@ -291,7 +291,8 @@ extension ECRService {
                     failures.append(imageFailure(given, "ImageNotFound", "Requested image is not available in any of the accepted media types"))
                     continue
                 }
-                await registry.notePull(key, d, by: principal)
+                // An entry naming a tag (alone or with its digest) is a top-level pull.
+                await registry.notePull(key, d, byTag: tag != nil, by: principal)
                 images.append(imageJSON(key, served.digest, tag, manifest: String(decoding: served.bytes, as: UTF8.self),
                                         mediaType: served.mediaType))
             }

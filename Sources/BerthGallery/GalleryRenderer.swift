@@ -12,8 +12,12 @@ public struct GalleryTag: Sendable, Equatable {
     public var imageSize: Int64
     public var platforms: [Descriptor.Platform]
     public var scan: GalleryScanSummary?
+    /// Downloads of the image the tag names (every tag of an image shows the image's count).
+    public var downloads: Int64
 
-    public init(tag: String, digest: String, pushedAt: Double, imageSize: Int64, platforms: [Descriptor.Platform], scan: GalleryScanSummary?) {
+    public init(tag: String, digest: String, pushedAt: Double, imageSize: Int64, platforms: [Descriptor.Platform], scan: GalleryScanSummary?,
+                downloads: Int64 = 0) {
+        self.downloads = downloads
         self.tag = tag
         self.digest = digest
         self.pushedAt = pushedAt
@@ -105,15 +109,15 @@ public struct GalleryRenderer: Sendable {
 
     // MARK: list pages
 
-    /// `/gallery/`: recently pushed repositories (paged) and, on the first page, the recently pulled ones.
+    /// `/gallery/`: recently pushed repositories (paged) and, on the first page, the most pulled ones.
     public func frontPage(_ all: [PublicRepositorySummary], _ query: GalleryQuery) -> String {
         let filtered = GallerySearch.filter(all, query)
         let pushed = GallerySearch.recentlyPushed(filtered)
         var sections = [section("pushed", "Recently pushed", pushed, query, path: "/gallery/", empty: "No public repositories yet.")]
         if query.page == 1 {
-            let pulled = Array(GallerySearch.recentlyPulled(filtered).prefix(Self.pulledOnFrontPage))
+            let pulled = Array(GallerySearch.mostPulled(filtered).prefix(Self.pulledOnFrontPage))
             if !pulled.isEmpty {
-                sections.insert(["id": "pulled", "title": "Recently pulled", "hasCards": true, "cards": pulled.map(card)], at: 0)
+                sections.insert(["id": "pulled", "title": "Most pulled", "hasCards": true, "cards": pulled.map(card)], at: 0)
             }
         }
         return render("list", listValues(title: "Public repositories", heading: "Public repositories",
@@ -207,6 +211,7 @@ public struct GalleryRenderer: Sendable {
         var parts: [String] = []
         if let p = r.lastPushedAt { parts.append("Pushed \(date(p))") } else { parts.append("No images yet") }
         parts.append("\(r.tagCount) \(r.tagCount == 1 ? "tag" : "tags")")
+        parts.append(downloads(r.downloadCount))
         if let p = r.lastPulledAt { parts.append("Last pulled \(date(p))") }
         return parts.joined(separator: " · ")
     }
@@ -250,7 +255,7 @@ public struct GalleryRenderer: Sendable {
             "tag": t.tag, "digest": t.digest, "shortDigest": String(short), "pushed": Self.date(t.pushedAt),
             "pushedISO": UTCTimestamp.iso8601(t.pushedAt), "size": Self.size(t.imageSize),
             "platforms": t.platforms.isEmpty ? "—" : t.platforms.map(Self.platform).joined(separator: ", "),
-            "scan": t.scan?.text ?? "Not scanned",
+            "scan": t.scan?.text ?? "Not scanned", "downloads": Self.count(t.downloads),
         ]
     }
 
@@ -267,6 +272,20 @@ public struct GalleryRenderer: Sendable {
         let iso = UTCTimestamp.iso8601(seconds)
         guard iso.count >= 16 else { return iso }
         return iso.prefix(10) + " " + iso.dropFirst(11).prefix(5) + " UTC"
+    }
+
+    /// `1 download`, `12,345 downloads`.
+    static func downloads(_ n: Int64) -> String { "\(count(n)) \(n == 1 ? "download" : "downloads")" }
+
+    /// Digits grouped by thousands with commas (locale-independent).
+    static func count(_ n: Int64) -> String {
+        let digits = String(n.magnitude)
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return n < 0 ? "-" + out : out
     }
 
     /// Decimal units, as ECR's consoles show sizes.

@@ -97,10 +97,11 @@ public enum GallerySearch {
         }
     }
 
-    /// Most recently pulled first; repositories never pulled are left out.
-    public static func recentlyPulled(_ repositories: [PublicRepositorySummary]) -> [PublicRepositorySummary] {
-        repositories.filter { $0.lastPulledAt != nil }.sorted { a, b in
-            if a.lastPulledAt! != b.lastPulledAt! { return a.lastPulledAt! > b.lastPulledAt! }
+    /// Most downloaded first (then the latest pull, then by name); repositories never downloaded are left out.
+    public static func mostPulled(_ repositories: [PublicRepositorySummary]) -> [PublicRepositorySummary] {
+        repositories.filter { $0.downloadCount > 0 }.sorted { a, b in
+            if a.downloadCount != b.downloadCount { return a.downloadCount > b.downloadCount }
+            if (a.lastPulledAt ?? 0) != (b.lastPulledAt ?? 0) { return (a.lastPulledAt ?? 0) > (b.lastPulledAt ?? 0) }
             return a.key < b.key
         }
     }

@@ -104,9 +104,9 @@ enum GalleryTemplates {
         <section aria-labelledby="tags-h">
         <h2 id="tags-h">Image tags <span class="count">({{tagCount}})</span></h2>
         {{#hasTags}}<div class="table-wrap" role="region" aria-labelledby="tags-h" tabindex="0"><table class="tags">
-        <thead><tr><th scope="col">Tag</th><th scope="col">Pushed</th><th scope="col">Size</th><th scope="col">Platforms</th><th scope="col">Digest</th><th scope="col">Vulnerabilities</th></tr></thead>
+        <thead><tr><th scope="col">Tag</th><th scope="col">Pushed</th><th scope="col">Size</th><th scope="col">Platforms</th><th scope="col">Digest</th><th scope="col">Downloads</th><th scope="col">Vulnerabilities</th></tr></thead>
         <tbody>
-        {{#tags}}<tr><th scope="row">{{tag}}</th><td><time datetime="{{pushedISO}}">{{pushed}}</time></td><td>{{size}}</td><td>{{platforms}}</td><td><code title="{{digest}}">{{shortDigest}}</code></td><td>{{scan}}</td></tr>
+        {{#tags}}<tr><th scope="row">{{tag}}</th><td><time datetime="{{pushedISO}}">{{pushed}}</time></td><td>{{size}}</td><td>{{platforms}}</td><td><code title="{{digest}}">{{shortDigest}}</code></td><td class="num">{{downloads}}</td><td>{{scan}}</td></tr>
         {{/tags}}</tbody></table></div>{{/hasTags}}{{^hasTags}}<p class="empty">No tags.</p>{{/hasTags}}
         {{> pager}}
         </section>
@@ -165,6 +165,7 @@ enum GalleryTemplates {
         table.tags{border-collapse:collapse;width:100%;font-size:.9rem}
         .tags th,.tags td{text-align:left;padding:8px;border-bottom:1px solid var(--line);vertical-align:top}
         .tags tbody th{overflow-wrap:anywhere}
+        .tags td.num{text-align:right;font-variant-numeric:tabular-nums}
         .pager{display:flex;gap:16px;align-items:center;margin:16px 0}
         .bottom{border-top:1px solid var(--line);color:var(--muted);padding:16px 24px;font-size:.875rem;text-align:center}
         @media (max-width:600px){.top{padding:12px}main{padding:12px}.repo-head{flex-direction:column}.cmd{grid-template-columns:1fr}}

@@ -150,6 +150,7 @@ public struct GalleryHandler: Sendable {
         let summary = PublicRepositorySummary(
             key: key, createdAt: record.createdAt, catalog: catalog, hasLogo: hasLogo, tagCount: rows.count,
             lastPushedAt: images.map(\.pushedAt).max(), lastPulledAt: images.compactMap(\.lastPulledAt).max(),
+            downloadCount: images.reduce(0) { $0 + $1.downloadCount },
             registryDisplayName: try await registry.publicRegistryDisplayName(of: key.registry.account))
         let size = GalleryRenderer.tagPageSize
         let pages = max(1, (rows.count + size - 1) / size)
@@ -162,7 +163,7 @@ public struct GalleryHandler: Sendable {
         let tags = shown.map { row in
             GalleryTag(tag: row.tag, digest: row.image.digest.description, pushedAt: row.image.pushedAt,
                        imageSize: row.image.imageSize, platforms: platforms[row.image.digest] ?? [],
-                       scan: scans[row.image.digest].map(GalleryScanSummary.init))
+                       scan: scans[row.image.digest].map(GalleryScanSummary.init), downloads: row.image.downloadCount)
         }
         let pullTag = rows.contains { $0.tag == "latest" } ? "latest" : rows.first?.tag
         return GalleryRepositoryPage(repository: summary, tags: tags, pullTag: pullTag, page: current, pages: pages)

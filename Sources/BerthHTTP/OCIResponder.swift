@@ -447,7 +447,11 @@ public struct OCIHandler: Sendable {
     func getManifest(_ name: RepositoryKey, _ ref: String, accept: [String], head: Bool, principal: Principal?) async throws -> Response {
         let reference = try await readReference(name, ref)
         let m = try await registry.manifest(name, reference: reference, accepting: AcceptedMediaTypes(acceptHeaders: accept))
-        if !head { await registry.notePull(name, m.stored.digest, by: principal) }
+        if !head {
+            let byTag: Bool
+            if case .tag = reference { byTag = true } else { byTag = false }
+            await registry.notePull(name, m.stored.digest, byTag: byTag, by: principal)
+        }
         var headers: HTTPFields = [:]
         headers[.contentType] = m.mediaType
         headers[.contentLength] = String(m.bytes.count)

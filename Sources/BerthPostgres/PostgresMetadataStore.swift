@@ -564,7 +564,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     static let imageColumns = """
         m.digest, m.media_type, m.artifact_type, octet_length(m.body), m.image_size, m.pushed_at, m.last_pulled_at, m.subject,
         (SELECT string_agg(t.tag, E'\\n' ORDER BY t.tag) FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest),
-        m.image_status, m.last_archived_at, m.last_activated_at
+        m.image_status, m.last_archived_at, m.last_activated_at, m.download_count
         """
 
     static func imageRow(_ row: PGRow) throws -> ImageSummary? {
@@ -574,7 +574,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                             imageSize: try row.int(4), pushedAt: try row.double(5), lastPulledAt: try row.optionalDouble(6),
                             subject: try row.optionalText(7).flatMap { Digest.parse($0) }, tags: tags,
                             status: try imageStatus(try row.text(9)), lastArchivedAt: try row.optionalDouble(10),
-                            lastActivatedAt: try row.optionalDouble(11))
+                            lastActivatedAt: try row.optionalDouble(11), downloadCount: try row.int(12))
     }
 
     /// A stored `image_status`; anything else is corrupt metadata, never taken as ACTIVE.
@@ -603,19 +603,26 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
-    public func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws {
+    public func recordPulls(_ pulls: [ImagePulls]) async throws {
         guard !pulls.isEmpty else { return }
-        // One statement for the batch; the latest time of each image wins.
+        // One statement for the batch (an image appears once in it); a time of -1 records none. The count is
+        // added to the stored one, never read and written back, so nodes flushing at once add up.
         try await read { c in
             try await c.execute("""
-                UPDATE manifests m SET last_pulled_at = greatest(coalesce(m.last_pulled_at, 0), p.t)
-                FROM (SELECT reg, name, digest, max(t) AS t
-                      FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) AS x(reg, name, digest, t)
+                UPDATE manifests m SET
+                    last_pulled_at = CASE WHEN p.t < 0 THEN m.last_pulled_at ELSE greatest(coalesce(m.last_pulled_at, 0), p.t) END,
+                    download_count = m.download_count + p.by_tag + CASE WHEN p.by_digest = 0 OR EXISTS(
+                        SELECT 1 FROM manifest_references x WHERE x.child = m.digest AND x.repo_id = m.repo_id AND x.is_manifest = 1)
+                        THEN 0 ELSE p.by_digest END
+                FROM (SELECT reg, name, digest, max(t) AS t, sum(by_tag)::bigint AS by_tag, sum(by_digest)::bigint AS by_digest
+                      FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::float8[])
+                          AS x(reg, name, digest, t, by_tag, by_digest)
                       GROUP BY reg, name, digest) p
                 JOIN repositories r ON r.registry_id = p.reg AND r.name = p.name
                 WHERE m.repo_id = r.id AND m.digest = p.digest
-                """, [.texts(pulls.map(\.0.registryID)), .texts(pulls.map(\.0.name)), .texts(pulls.map(\.1.description)),
-                      .reals(pulls.map(\.2))])
+                """, [.texts(pulls.map(\.repository.registryID)), .texts(pulls.map(\.repository.name)),
+                      .texts(pulls.map(\.digest.description)), .reals(pulls.map { $0.lastPulledAt ?? -1 }),
+                      .reals(pulls.map { Double($0.byTag) }), .reals(pulls.map { Double($0.byDigest) })])
         }
     }
 

@@ -4,19 +4,34 @@ import BerthSupport
 import Logging
 import Synchronization
 
-/// ECR's `lastRecordedPullTime`, kept without a store write per pull: pulls are noted in memory (the latest
-/// time per image) and written in one transaction per flush — every `pullTimeFlushSeconds` by the server,
-/// at shutdown, and before every read that shows pull times (DescribeImages), so what clients see is exact.
-/// Pulls by principals on the registry's pull time update exclusion list are not noted at all; the list
-/// is cached per account and reloaded only after this process changes it.
+/// ECR's `lastRecordedPullTime` and the gallery's download counts, kept without a store write per pull:
+/// pulls are noted in memory (per image: the latest time, and how many GETs named a tag or the digest) and
+/// written in one transaction per flush — every `pullTimeFlushSeconds` by the server, at shutdown, and
+/// before every read that shows pull times (DescribeImages), so what clients see is exact. A crash loses
+/// at most the pulls of one interval. Pulls by principals on the registry's pull time update exclusion
+/// list do not move the pull time (they still count as downloads); the list is cached per account and
+/// reloaded only after this process changes it.
 final class PullRecorder: Sendable {
     struct PullKey: Hashable {
         let repository: RepositoryKey
         let digest: Digest
     }
 
-    /// Pulls noted since the last flush: the latest time per image.
-    let pending = Mutex<[PullKey: Double]>([:])
+    /// What was noted of one image since the last flush.
+    struct Noted: Equatable {
+        var lastPulledAt: Double?
+        var byTag: Int64 = 0
+        var byDigest: Int64 = 0
+
+        mutating func add(_ other: Noted) {
+            if let t = other.lastPulledAt { lastPulledAt = max(t, lastPulledAt ?? t) }
+            byTag += other.byTag
+            byDigest += other.byDigest
+        }
+    }
+
+    /// Pulls noted since the last flush.
+    let pending = Mutex<[PullKey: Noted]>([:])
     /// The last flush started; the next one waits for it, so flushes write in order and a flush that
     /// returns has written every pull noted before it was called.
     let tail = Mutex<Task<Void, any Error>?>(nil)
@@ -29,14 +44,13 @@ final class PullRecorder: Sendable {
     }
     let exclusions = Mutex(Exclusions())
 
-    func note(_ repository: RepositoryKey, _ digest: Digest, at time: Double) {
-        pending.withLock { p in
-            let key = PullKey(repository: repository, digest: digest)
-            p[key] = max(time, p[key] ?? 0)
-        }
+    /// Notes one pull: at `time` (nil: not recorded as a pull time), by tag or by digest.
+    func note(_ repository: RepositoryKey, _ digest: Digest, at time: Double?, byTag: Bool) {
+        let noted = Noted(lastPulledAt: time, byTag: byTag ? 1 : 0, byDigest: byTag ? 0 : 1)
+        pending.withLock { p in p[PullKey(repository: repository, digest: digest), default: Noted()].add(noted) }
     }
 
-    func take() -> [PullKey: Double] {
+    func take() -> [PullKey: Noted] {
         pending.withLock { p in
             let taken = p
             p = [:]
@@ -44,10 +58,10 @@ final class PullRecorder: Sendable {
         }
     }
 
-    /// Puts back pulls whose write failed (keeping later ones noted meanwhile).
-    func restore(_ pulls: [PullKey: Double]) {
+    /// Puts back pulls whose write failed, adding them to those noted meanwhile.
+    func restore(_ pulls: [PullKey: Noted]) {
         pending.withLock { p in
-            for (k, t) in pulls { p[k] = max(t, p[k] ?? 0) }
+            for (k, n) in pulls { p[k, default: Noted()].add(n) }
         }
     }
 
@@ -72,24 +86,26 @@ extension Registry {
     /// ECR's limit of pull time update exclusions per registry.
     public static let maxPullTimeExclusions = 100
 
-    /// Notes that `principal` pulled an image (a manifest GET on /v2/, or BatchGetImage); written in batches
-    /// by `flushPulls`. Not noted when the principal is on the registry's pull time update exclusion list.
-    public func notePull(_ repository: RepositoryKey, _ digest: Digest, by principal: Principal?) async {
+    /// Notes that `principal` pulled an image (a manifest GET on /v2/, or a BatchGetImage entry), naming a
+    /// tag (`byTag`) or the digest; written in batches by `flushPulls`. The pull time is not noted when the
+    /// principal is on the registry's pull time update exclusion list; the download always is.
+    public func notePull(_ repository: RepositoryKey, _ digest: Digest, byTag: Bool, by principal: Principal?) async {
         let now = clock.now()
+        var time: Double? = now
         if let principal {
             do {
                 // Most registries exclude no one: the principal's ARN is parsed only when this one does.
                 let excluded = try await excludedPullers(of: repository.registryID)
-                if !excluded.isEmpty, let key = PullRecorder.matchKey(arn: principal.arn), excluded.contains(key) { return }
+                if !excluded.isEmpty, let key = PullRecorder.matchKey(arn: principal.arn), excluded.contains(key) { time = nil }
             } catch {
                 // The list could not be read: count the pull (a pull time too recent is the safe error).
                 logger.warning("reading pull time update exclusions failed", metadata: ["error": "\(error)"])
             }
         }
-        pulls.note(repository, digest, at: now)
+        pulls.note(repository, digest, at: time, byTag: byTag)
     }
 
-    /// Writes the pull times noted so far, in one store transaction; returns when they (and those of any
+    /// Writes the pull times and downloads noted so far, in one store transaction; returns when they (and those of any
     /// flush before) are stored. On failure they are kept for the next flush.
     public func flushPulls() async throws {
         let recorder = pulls
@@ -101,7 +117,9 @@ extension Registry {
                 let batch = recorder.take()
                 guard !batch.isEmpty else { return }
                 do {
-                    try await metadata.recordPulls(batch.map { ($0.key.repository, $0.key.digest, $0.value) })
+                    try await metadata.recordPulls(batch.map { k, n in
+                        ImagePulls(repository: k.repository, digest: k.digest, lastPulledAt: n.lastPulledAt, byTag: n.byTag, byDigest: n.byDigest)
+                    })
                 } catch {
                     recorder.restore(batch)
                     throw error
@@ -113,7 +131,7 @@ extension Registry {
         try await task.value
     }
 
-    /// How many images have pull times waiting for the next flush.
+    /// How many images have pulls waiting for the next flush.
     public var pendingPullCount: Int { pulls.pending.withLock { $0.count } }
 
     /// The match keys of an account's exclusions, from the cache (loaded from the store on first use).

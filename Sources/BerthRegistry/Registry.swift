@@ -217,13 +217,17 @@ public final class Registry: Sendable {
     /// changed on disk fails with `internalError` at the first damaged segment: never wrong bytes.
     public func readBlob(_ source: BlobSource, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
         guard let sealer else { return try await blobs.read(source.digest, range: range, into: consumer) }
-        if case .plain = source.opened, try await blobs.size(of: source.digest) != source.size {
-            // Opened (and cached) as plaintext, but sealed since — by `berth admin encrypt-existing`, perhaps in
-            // another process: open it again rather than send its ciphertext as the blob.
-            sealer.forgetOpened(source.digest)
-            let fresh = try await openBlob(source.repository, source.digest, size: source.size)
-            guard case .sealed = fresh.opened else { throw BerthError.internalError("blob \(source.digest) changed size on disk") }
-            return try await readBlob(fresh, range: range, into: consumer)
+        if case .plain = source.opened {
+            do {
+                return try await blobs.read(source.digest, range: range, storedSize: source.size, into: consumer)
+            } catch is BlobSizeChanged {
+                // Opened (and cached) as plaintext, but sealed since — by `berth admin encrypt-existing`, perhaps in
+                // another process: open it again rather than send its ciphertext as the blob.
+                sealer.forgetOpened(source.digest)
+                let fresh = try await openBlob(source.repository, source.digest, size: source.size)
+                guard case .sealed = fresh.opened else { throw BerthError.internalError("blob \(source.digest) changed size on disk") }
+                return try await readBlob(fresh, range: range, into: consumer)
+            }
         }
         try await sealing {
             try await sealer.read(source.digest, size: source.size, opened: source.opened, range: range, into: consumer)

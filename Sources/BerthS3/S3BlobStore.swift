@@ -101,6 +101,18 @@ public final class S3BlobStore: BlobStore, BlobInventory {
         }
     }
 
+    /// One GET: the object's total size comes with the response (no HEAD before it).
+    public func read(_ digest: Digest, range: ByteRange?, storedSize: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        if let range, range.count <= 0 {
+            guard try await size(of: digest) == storedSize else { throw BlobSizeChanged(digest: digest) }
+            return
+        }
+        let found = try await client.get(blobKey(digest), range: range.map { $0.start...$0.end }, into: consumer) { total in
+            guard total == storedSize else { throw BlobSizeChanged(digest: digest) }
+        }
+        guard found else { throw StorageError("blob \(digest) is not in the bucket") }
+    }
+
     // MARK: BlobUploading
 
     public func openUpload(id: String, at offset: Int64) async throws -> any BlobUploadWriter {

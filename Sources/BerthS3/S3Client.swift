@@ -232,10 +232,26 @@ struct S3Client: Sendable {
     }
 
     /// Streams an object (or an inclusive byte range of it) to `consumer`; nil when there is no such object.
-    func get(_ key: String, range: ClosedRange<Int64>?, into consumer: (ByteBuffer) async throws -> Void) async throws -> Bool {
+    /// Streams an object (or one inclusive range of it); false when it does not exist. `checkTotal` sees the
+    /// object's whole size (from `Content-Range`, or `Content-Length` without a range; a HEAD when the
+    /// response carries neither) before any byte reaches `consumer`.
+    func get(_ key: String, range: ClosedRange<Int64>?, into consumer: (ByteBuffer) async throws -> Void,
+             checkTotal: ((Int64?) throws -> Void)? = nil) async throws -> Bool {
         let headers = range.map { [("range", "bytes=\($0.lowerBound)-\($0.upperBound)")] } ?? []
         let response = try await check(try await send(.GET, key: key, headers: headers), "GetObject", key, allow: [404])
         if response.status.code == 404 { return false }
+        if let checkTotal {
+            let total: Int64?
+            if range != nil, let contentRange = response.headers.first(name: "content-range"),
+               let slash = contentRange.lastIndex(of: "/") {
+                total = Int64(contentRange[contentRange.index(after: slash)...])
+            } else if range == nil, let length = response.headers.first(name: "content-length") {
+                total = Int64(length)
+            } else {
+                total = try await head(key)
+            }
+            try checkTotal(total)
+        }
         var received: Int64 = 0
         for try await buffer in response.body {
             received += Int64(buffer.readableBytes)

@@ -13,9 +13,23 @@ public protocol BlobReading: Sendable {
     /// A URL that serves a committed blob's stored bytes for `seconds` without other credentials, for
     /// stores that can make one (a presigned object-store URL); nil otherwise.
     func presignedDownloadURL(of digest: Digest, expiresIn seconds: Int, now: Double) throws -> String?
+    /// `read`, but only while the blob's stored size is `storedSize`: `BlobSizeChanged` otherwise, before
+    /// any byte reaches `consumer` (a reader that opened a blob as plaintext learns it was sealed since).
+    func read(_ digest: Digest, range: ByteRange?, storedSize: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws
+}
+
+/// A blob's stored size is not the one its reader expected: it was rewritten since it was opened.
+public struct BlobSizeChanged: Error, Equatable {
+    public let digest: Digest
+    public init(digest: Digest) { self.digest = digest }
 }
 
 extension BlobReading {
+    /// Checks the size first (a `stat` on the filesystem); stores that learn it from the read itself override this.
+    public func read(_ digest: Digest, range: ByteRange?, storedSize: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard try await size(of: digest) == storedSize else { throw BlobSizeChanged(digest: digest) }
+        try await read(digest, range: range, into: consumer)
+    }
     public func localFilePath(of digest: Digest) -> String? { nil }
     public func presignedDownloadURL(of digest: Digest, expiresIn seconds: Int, now: Double) throws -> String? { nil }
 }

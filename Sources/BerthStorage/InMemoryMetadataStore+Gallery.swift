@@ -14,6 +14,7 @@ extension InMemoryMetadataStore {
                 return PublicRepositorySummary(
                     key: key, createdAt: r.createdAt, catalog: catalog, hasLogo: hasLogo, tagCount: r.tags.count,
                     lastPushedAt: r.manifests.values.map(\.pushedAt).max(), lastPulledAt: r.pulls.values.max(),
+                    downloadCount: r.downloads.values.reduce(0, +),
                     registryDisplayName: s.accountSettings["\(key.registry.account)/\(PublicRegistry.displayNameSetting)"])
             }
         }

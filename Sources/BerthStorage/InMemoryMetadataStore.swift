@@ -7,6 +7,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         var createdAt: Double
         var settings: RepositorySettings
         var pulls: [Digest: Double] = [:]
+        /// Download counts (`ImagePulls`); absent: 0.
+        var downloads: [Digest: Int64] = [:]
         /// When images last went to ARCHIVE and came back to STANDARD (the status is on the manifest record).
         var archivedAt: [Digest: Double] = [:]
         var activatedAt: [Digest: Double] = [:]
@@ -217,6 +219,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         guard r.manifests.removeValue(forKey: digest) != nil else { return false }
         r.references[digest] = nil
         r.pulls[digest] = nil
+        r.downloads[digest] = nil
         r.archivedAt[digest] = nil
         r.activatedAt[digest] = nil
         r.blobReferences[digest] = nil
@@ -324,7 +327,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         ImageSummary(digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, manifestSize: m.size,
                      imageSize: m.imageSize, pushedAt: m.pushedAt, lastPulledAt: r.pulls[m.digest], subject: m.subject,
                      tags: r.tags.filter { $0.value == m.digest }.map(\.key).sorted(), status: m.status,
-                     lastArchivedAt: r.archivedAt[m.digest], lastActivatedAt: r.activatedAt[m.digest])
+                     lastArchivedAt: r.archivedAt[m.digest], lastActivatedAt: r.activatedAt[m.digest],
+                     downloadCount: r.downloads[m.digest] ?? 0)
     }
 
     public func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
@@ -342,10 +346,17 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws {
+    public func recordPulls(_ pulls: [ImagePulls]) async throws {
         state.withLock { s in
-            for (k, d, t) in pulls where s.repos[k]?.manifests[d] != nil {
-                s.repos[k]!.pulls[d] = max(t, s.repos[k]!.pulls[d] ?? 0)
+            for p in pulls {
+                guard var r = s.repos[p.repository], r.manifests[p.digest] != nil else { continue }
+                if let t = p.lastPulledAt { r.pulls[p.digest] = max(t, r.pulls[p.digest] ?? 0) }
+                let d = p.digest
+                // A child of an index: listed by a manifest of the repository as a manifest, not as a blob.
+                let child = r.references.contains { $0.value.contains(d) && !(r.blobReferences[$0.key] ?? []).contains(d) }
+                let count = p.byTag + (child ? 0 : p.byDigest)
+                if count != 0 { r.downloads[d, default: 0] += count }
+                s.repos[p.repository] = r
             }
         }
     }

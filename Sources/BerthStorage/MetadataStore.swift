@@ -134,13 +134,39 @@ public protocol UploadMetadata: Sendable {
     func staleUploads(before: Double) async throws -> [UploadSession]
 }
 
-/// Images with their tags, for ECR's listing operations, and pull times.
+/// The pulls of one image noted since the last flush (see `ImageMetadata.recordPulls`).
+public struct ImagePulls: Sendable, Equatable {
+    public var repository: RepositoryKey
+    public var digest: Digest
+    /// The latest pull to record as `lastRecordedPullTime`; nil when only principals on the registry's
+    /// pull time update exclusion list pulled it (their pulls still count as downloads).
+    public var lastPulledAt: Double?
+    /// Manifest GETs (and BatchGetImage entries) that named a tag: each is a download.
+    public var byTag: Int64
+    /// Manifest GETs that named the digest: downloads unless the image is a child of an index of the
+    /// repository, whose GET by digest is the second request of a pull of that index, counted there.
+    public var byDigest: Int64
+
+    public init(repository: RepositoryKey, digest: Digest, lastPulledAt: Double?, byTag: Int64 = 0, byDigest: Int64 = 0) {
+        self.repository = repository
+        self.digest = digest
+        self.lastPulledAt = lastPulledAt
+        self.byTag = byTag
+        self.byDigest = byDigest
+    }
+}
+
+/// Images with their tags, for ECR's listing operations, and pull times and download counts.
 public protocol ImageMetadata: Sendable {
     /// Images ordered by digest after `after`, up to `limit + 1` rows.
     func images(in repository: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary]
     func image(_ digest: Digest, in repository: RepositoryKey) async throws -> ImageSummary?
-    /// Records when images were last pulled.
-    func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws
+    /// Records pulls noted since the last flush, one entry per image, in one transaction: the latest pull
+    /// time (never moved back) and the download count, added to the stored one (`download_count +
+    /// n`, never read and written back, so nodes sharing a database add up). Pulls by tag all count;
+    /// pulls by digest count unless the image is a manifest listed by an index of its repository (the
+    /// second GET of an index's pull, see `ImagePulls`). Images no longer there are skipped.
+    func recordPulls(_ pulls: [ImagePulls]) async throws
     /// Moves an image between storage classes in one transaction (ECR's UpdateImageStorageClass).
     /// To ARCHIVE (from ARCHIVED: unchanged; from ACTIVE or ACTIVATING): `.referenced` when ACTIVE indexes
     /// of the repository list it; otherwise ARCHIVED, with `lastArchivedAt` = `at`, and its scan (results)

@@ -17,7 +17,8 @@ extension SQLiteMetadataStore {
                 (SELECT count(*) FROM tags t WHERE t.repo_id = r.id),
                 (SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id),
                 (SELECT max(m.last_pulled_at) FROM manifests m WHERE m.repo_id = r.id),
-                s.value
+                s.value,
+                (SELECT coalesce(sum(m.download_count), 0) FROM manifests m WHERE m.repo_id = r.id)
             FROM repositories r
             LEFT JOIN account_settings s ON s.account_id = substr(r.registry_id, 8) AND s.name = ?
             WHERE r.registry_id >= 'public:' AND r.registry_id < 'public;'
@@ -34,6 +35,7 @@ extension SQLiteMetadataStore {
                 return PublicRepositorySummary(
                     key: key, createdAt: row.double(2), catalog: catalog, hasLogo: row.int(6) != 0, tagCount: Int(row.int(9)),
                     lastPushedAt: row.isNull(10) ? nil : row.double(10), lastPulledAt: row.isNull(11) ? nil : row.double(11),
+                    downloadCount: row.int(13),
                     registryDisplayName: row.optionalText(12))
             }
         }

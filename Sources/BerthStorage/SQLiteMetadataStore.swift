@@ -474,7 +474,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     static let imageColumns = """
         m.digest, m.media_type, m.artifact_type, length(m.body), m.image_size, m.pushed_at, m.last_pulled_at, m.subject,
         (SELECT group_concat(tag, char(10)) FROM (SELECT tag FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest ORDER BY tag)),
-        m.image_status, m.last_archived_at, m.last_activated_at
+        m.image_status, m.last_archived_at, m.last_activated_at, m.download_count
         """
 
     static func imageRow(_ row: SQLiteRow) throws -> ImageSummary? {
@@ -484,7 +484,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                             imageSize: row.int(4), pushedAt: row.double(5), lastPulledAt: row.isNull(6) ? nil : row.double(6),
                             subject: row.optionalText(7).flatMap { Digest.parse($0) }, tags: tags,
                             status: try imageStatus(row.text(9)), lastArchivedAt: row.isNull(10) ? nil : row.double(10),
-                            lastActivatedAt: row.isNull(11) ? nil : row.double(11))
+                            lastActivatedAt: row.isNull(11) ? nil : row.double(11), downloadCount: row.int(12))
     }
 
     /// A stored `image_status`; anything else is corrupt metadata, never taken as ACTIVE.
@@ -515,15 +515,22 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func recordPulls(_ pulls: [(RepositoryKey, Digest, Double)]) async throws {
+    public func recordPulls(_ pulls: [ImagePulls]) async throws {
         guard !pulls.isEmpty else { return }
         try await db.write { c in
             try c.transaction {
-                for (k, d, t) in pulls {
+                for p in pulls {
+                    let time: SQLiteValue = p.lastPulledAt.map { .real($0) } ?? .null
                     try c.execute("""
-                        UPDATE manifests SET last_pulled_at = max(coalesce(last_pulled_at, 0), ?)
+                        UPDATE manifests SET
+                            last_pulled_at = CASE WHEN ? IS NULL THEN last_pulled_at ELSE max(coalesce(last_pulled_at, 0), ?) END,
+                            download_count = download_count + ? + CASE WHEN ? = 0 OR EXISTS(
+                                SELECT 1 FROM manifest_references x
+                                WHERE x.child = manifests.digest AND x.repo_id = manifests.repo_id AND x.is_manifest = 1)
+                                THEN 0 ELSE ? END
                         WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE registry_id = ? AND name = ?)
-                        """, [.real(t), .text(d.description), .text(k.registryID), .text(k.name)])
+                        """, [time, time, .integer(p.byTag), .integer(p.byDigest), .integer(p.byDigest), .text(p.digest.description),
+                              .text(p.repository.registryID), .text(p.repository.name)])
                 }
             }
         }

@@ -100,6 +100,8 @@ extension SQLiteMetadataStore {
             """),
         // The replication queue: its number is `ReplicationQueueSchema.version` (kept apart so a merge can renumber it).
         SchemaMigration(version: ReplicationQueueSchema.version, name: ReplicationQueueSchema.name, sql: ReplicationQueueSchema.sqlite),
+        // Download counts: `DownloadCountSchema.version`, kept apart for the same reason.
+        SchemaMigration(version: DownloadCountSchema.version, name: DownloadCountSchema.name, sql: DownloadCountSchema.sqlite),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

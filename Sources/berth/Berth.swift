@@ -16,7 +16,7 @@ struct Berth: AsyncParsableCommand {
         commandName: "berth",
         abstract: "A self-hosted, ECR-compatible container registry.",
         subcommands: [Serve.self, VerifyConfig.self, Admin.self, Scan.self, VulnDB.self, LifecycleCommand.self, GC.self, Usage.self,
-                      ReplicationCommand.self,
+                      ReplicationCommand.self, BenchCommand.self,
                       AuditCommand.self])
 }
 

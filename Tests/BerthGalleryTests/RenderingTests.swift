@@ -7,11 +7,12 @@ let account = "123456789012"
 
 func repo(_ name: String, description: String? = nil, about: String? = nil, usage: String? = nil, archs: [String]? = nil,
           os: [String]? = nil, pushed: Double? = nil, pulled: Double? = nil, tags: Int = 1, logo: Bool = false,
-          displayName: String? = nil) -> PublicRepositorySummary {
+          displayName: String? = nil, downloads: Int64 = 0) -> PublicRepositorySummary {
     PublicRepositorySummary(
         key: RepositoryKey(registry: .public(account), name: try! RepositoryName(name)), createdAt: 0,
         catalog: PublicCatalogData(description: description, architectures: archs, operatingSystems: os, aboutText: about, usageText: usage),
-        hasLogo: logo, tagCount: tags, lastPushedAt: pushed, lastPulledAt: pulled, registryDisplayName: displayName)
+        hasLogo: logo, tagCount: tags, lastPushedAt: pushed, lastPulledAt: pulled, downloadCount: downloads,
+        registryDisplayName: displayName)
 }
 
 /// Every element and attribute name that may appear in a page: anything else in the output was injected.
@@ -197,8 +198,10 @@ func expectInert(_ html: String, sourceLocation: SourceLocation = #_sourceLocati
     @Test func ordersForTheFrontPage() {
         #expect(GallerySearch.recentlyPushed(repos + [repo("empty")]).map(\.key.name)
                 == ["base", "proxy", "tools/nginx-exporter", "redis", "windows-tool", "nginx", "empty"])
-        let pulled = [repo("aa", pulled: 5), repo("bb"), repo("cc", pulled: 7)]
-        #expect(GallerySearch.recentlyPulled(pulled).map(\.key.name) == ["cc", "aa"])
+        // By downloads, not by the latest pull; ties by the latest pull, then by name; never downloaded: left out.
+        let pulled = [repo("aa", pulled: 5, downloads: 30), repo("bb"), repo("cc", pulled: 9, downloads: 2), repo("dd", pulled: 7, downloads: 30),
+                      repo("ee", pulled: 7, downloads: 30)]
+        #expect(GallerySearch.mostPulled(pulled).map(\.key.name) == ["dd", "ee", "aa", "cc"])
     }
 
     @Test func queryParameters() {
@@ -214,16 +217,29 @@ func expectInert(_ html: String, sourceLocation: SourceLocation = #_sourceLocati
 
     @Test func frontPageListsRepositoriesWithLinksLogosAndFilters() {
         let html = renderer.frontPage([
-            repo("nginx", description: "The web server", archs: ["ARM 64"], os: ["Linux"], pushed: 100, pulled: 200, logo: true, displayName: "Example Corp"),
-            repo("redis", pushed: 50),
+            repo("nginx", description: "The web server", archs: ["ARM 64"], os: ["Linux"], pushed: 100, pulled: 200, logo: true, displayName: "Example Corp",
+                 downloads: 1_234_567),
+            repo("redis", pushed: 50, pulled: 300, downloads: 1),
+            repo("never", pushed: 10),
         ], GalleryQuery())
         #expect(html.hasPrefix("<!doctype html>"))
         #expect(html.contains(#"<a class="card-link" href="/gallery/r123456789012/nginx"><img src="/gallery/r123456789012/nginx/logo" alt="""#))
         #expect(html.contains("The web server") && html.contains("Example Corp"))
-        #expect(html.contains("Recently pulled") && html.contains("Recently pushed"))
+        #expect(html.contains("Most pulled") && html.contains("Recently pushed"))
+        #expect(html.contains("1,234,567 downloads") && html.contains("1 download ·") && html.contains("0 downloads"))
+        // The most pulled section lists nginx before redis (more downloads, though pulled earlier), and not `never`.
+        let mostPulled = String(html[html.range(of: "Most pulled")!.lowerBound..<html.range(of: "Recently pushed")!.lowerBound])
+        #expect(mostPulled.range(of: "/nginx\"")!.lowerBound < mostPulled.range(of: "/redis\"")!.lowerBound)
+        #expect(!mostPulled.contains("/never\""))
         #expect(html.contains(#"<option value="ARM 64">ARM 64</option>"#) && html.contains(#"<option value="Linux">Linux</option>"#))
         #expect(html.contains(#"<main id="main">"#) && html.contains(#"role="search""#) && html.contains(#"<html lang="en">"#))
         expectInert(html)
+    }
+
+    @Test func downloadCountsAreGroupedByThousands() {
+        #expect([0, 7, 999, 1_000, 12_345, 999_999, 1_000_000, Int64.max].map(GalleryRenderer.count)
+                == ["0", "7", "999", "1,000", "12,345", "999,999", "1,000,000", "9,223,372,036,854,775,807"])
+        #expect(GalleryRenderer.downloads(1) == "1 download" && GalleryRenderer.downloads(2_000) == "2,000 downloads")
     }
 
     @Test func frontPagePages() {
@@ -279,7 +295,7 @@ func expectInert(_ html: String, sourceLocation: SourceLocation = #_sourceLocati
             tags: [
                 GalleryTag(tag: "latest", digest: "sha256:" + String(repeating: "b", count: 64), pushedAt: 1_700_000_000, imageSize: 12_345_678,
                            platforms: [Descriptor.Platform(architecture: "amd64", os: "linux"), Descriptor.Platform(architecture: "arm64", os: "linux", variant: "v8")],
-                           scan: GalleryScanSummary(state: .complete, counts: [.critical: 1, .low: 3])),
+                           scan: GalleryScanSummary(state: .complete, counts: [.critical: 1, .low: 3]), downloads: 4_321),
                 GalleryTag(tag: "v1", digest: "sha256:" + String(repeating: "c", count: 64), pushedAt: 1_600_000_000, imageSize: 10,
                            platforms: [], scan: nil),
             ],
@@ -292,6 +308,7 @@ func expectInert(_ html: String, sourceLocation: SourceLocation = #_sourceLocati
         #expect(html.contains("linux/amd64, linux/arm64/v8") && html.contains("12.3 MB") && html.contains("1 critical, 3 low"))
         #expect(html.contains("Not scanned") && html.contains("2023-11-14 22:13 UTC") && html.contains(#"<time datetime="2023-11-14T22:13:20Z">"#))
         #expect(html.contains(#"<th scope="row">v1</th>"#) && html.contains("sha256:bbbbbbbbbbbb"))
+        #expect(html.contains(#"<th scope="col">Downloads</th>"#) && html.contains(#"<td class="num">4,321</td>"#) && html.contains(#"<td class="num">0</td>"#))
         expectInert(html)
     }
 }

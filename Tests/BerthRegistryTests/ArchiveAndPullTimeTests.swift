@@ -125,7 +125,7 @@ import Testing
             let (r, d) = try await ArchiveTests().world(store, clock: clock)
             for _ in 0..<50 {
                 clock.advance(by: 1)
-                await r.notePull(repo, d, by: Self.ci)
+                await r.notePull(repo, d, byTag: true, by: Self.ci)
             }
             #expect(r.pendingPullCount == 1)
             #expect(try await store.image(d, in: repo)?.lastPulledAt == nil, "no store write per pull")
@@ -138,13 +138,50 @@ import Testing
         }
     }
 
+    /// Download counts ride on the same batches: no store write per pull, every pull counted at the flush,
+    /// by tag always and by digest unless the image is an index's child.
+    @Test func downloadsAreCountedInMemoryAndAddedOnFlush() async throws {
+        for store in try ArchiveTests.stores() {
+            let clock = ManualWallClock(1_000)
+            let (r, d) = try await ArchiveTests().world(store, clock: clock)
+            for i in 0..<30 {
+                clock.advance(by: 1)
+                await r.notePull(repo, d, byTag: i % 3 != 0, by: Self.ci)
+            }
+            #expect(r.pendingPullCount == 1)
+            #expect(try await store.image(d, in: repo)?.downloadCount == 0, "no store write per pull")
+            try await r.flushPulls()
+            #expect(try await store.image(d, in: repo)?.downloadCount == 30)
+            try await r.flushPulls()
+            #expect(try await store.image(d, in: repo)?.downloadCount == 30, "a flush with nothing noted adds nothing")
+            await r.notePull(repo, d, byTag: false, by: nil)
+            try await r.flushPulls()
+            #expect(try await store.image(d, in: repo)?.downloadCount == 31)
+        }
+    }
+
+    /// A flush whose write failed puts its pulls back: added to those noted meanwhile, the latest time kept.
+    @Test func restoredPullsAddToThoseNotedMeanwhile() {
+        let recorder = PullRecorder()
+        let d = sha("image")
+        recorder.note(repo, d, at: 10, byTag: true)
+        recorder.note(repo, d, at: 12, byTag: false)
+        let taken = recorder.take()
+        #expect(recorder.pending.withLock { $0.isEmpty })
+        recorder.note(repo, d, at: 11, byTag: true)
+        recorder.note(repo, d, at: nil, byTag: false)
+        recorder.restore(taken)
+        let noted = recorder.pending.withLock { $0[PullRecorder.PullKey(repository: repo, digest: d)] }
+        #expect(noted == PullRecorder.Noted(lastPulledAt: 12, byTag: 2, byDigest: 2))
+    }
+
     @Test func aFlushThatReturnsHasWrittenEveryEarlierPull() async throws {
         let clock = ManualWallClock(1_000)
         let store = InMemoryMetadataStore()
         let (r, d) = try await ArchiveTests().world(store, clock: clock)
         for round in 1...20 {
             clock.advance(by: 1)
-            await r.notePull(repo, d, by: nil)
+            await r.notePull(repo, d, byTag: true, by: nil)
             // Two flushes at once: whichever returns, the pull is stored.
             async let a: Void = r.flushPulls()
             async let b: Void = r.flushPulls()
@@ -161,11 +198,12 @@ import Testing
         #expect(try await r.registerPullTimeExclusion("arn:aws:iam::111111111111:role/scanning/scanner", of: Self.account)
                 == .added(PullTimeExclusion(principalARN: "arn:aws:iam::111111111111:role/scanning/scanner", createdAt: 1_000)))
         #expect(try await r.registerPullTimeExclusion("arn:aws:iam::111111111111:role/scanning/scanner", of: Self.account) == .alreadyExists)
-        await r.notePull(repo, d, by: Self.scanner)
+        await r.notePull(repo, d, byTag: true, by: Self.scanner)
         try await r.flushPulls()
         #expect(try await store.image(d, in: repo)?.lastPulledAt == nil, "a session of an excluded role")
+        #expect(try await store.image(d, in: repo)?.downloadCount == 1, "its pull is a download all the same")
         clock.advance(by: 10)
-        await r.notePull(repo, d, by: Self.ci)
+        await r.notePull(repo, d, byTag: true, by: Self.ci)
         try await r.flushPulls()
         #expect(try await store.image(d, in: repo)?.lastPulledAt == 1_010)
 
@@ -173,14 +211,14 @@ import Testing
         #expect(try await r.deregisterPullTimeExclusion("arn:aws:iam::111111111111:role/scanning/scanner", of: Self.account))
         #expect(try await !r.deregisterPullTimeExclusion("arn:aws:iam::111111111111:role/scanning/scanner", of: Self.account))
         clock.advance(by: 10)
-        await r.notePull(repo, d, by: Self.scanner)
+        await r.notePull(repo, d, byTag: true, by: Self.scanner)
         try await r.flushPulls()
         #expect(try await store.image(d, in: repo)?.lastPulledAt == 1_020)
 
         // The list is per registry: another account's exclusion of the same role does not apply here.
         _ = try await r.registerPullTimeExclusion("arn:aws:iam::111111111111:role/scanner", of: "222222222222")
         clock.advance(by: 10)
-        await r.notePull(repo, d, by: Self.scanner)
+        await r.notePull(repo, d, byTag: true, by: Self.scanner)
         try await r.flushPulls()
         #expect(try await store.image(d, in: repo)?.lastPulledAt == 1_030)
     }

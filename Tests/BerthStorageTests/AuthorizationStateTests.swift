@@ -66,7 +66,7 @@ import Testing
         let writes: [(String, () async throws -> Void)] = [
             ("recordBlob", { try await m.recordBlob(layer, size: 5, linkTo: repo, at: 0) }),
             ("putManifest", { _ = try await m.putManifest(ManifestPut(record: record, blobs: [layer], manifests: [], tag: "v1"), in: repo) }),
-            ("recordPulls", { try await m.recordPulls([(repo, manifest, 2)]) }),
+            ("recordPulls", { try await m.recordPulls([ImagePulls(repository: repo, digest: manifest, lastPulledAt: 2)]) }),
             ("updateImageStorageClass", { _ = try await m.updateImageStorageClass(manifest, in: repo, to: .archive, at: 3) }),
             ("addPullTimeExclusion", { _ = try await m.addPullTimeExclusion(PullTimeExclusion(principalARN: "arn:aws:iam::111111111111:role/s", createdAt: 1), to: repo.registryID, limit: 100) }),
             ("removePullTimeExclusion", { _ = try await m.removePullTimeExclusion("arn:aws:iam::111111111111:role/s", from: repo.registryID) }),

@@ -31,7 +31,7 @@ import Testing
         _ = try await m.putManifest(ManifestPut(record: two, blobs: [], manifests: [], tag: "v2"), in: key(.public(a), "web/nginx"))
         _ = try await m.putManifest(ManifestPut(record: two, blobs: [], manifests: [], tag: "latest"), in: key(.public(a), "web/nginx"))
         _ = try await m.putManifest(ManifestPut(record: manifest("p", at: 300), blobs: [], manifests: [], tag: "x"), in: key(.private(a), "web/nginx"))
-        try await m.recordPulls([(key(.public(a), "web/nginx"), one.digest, 150)])
+        try await m.recordPulls([ImagePulls(repository: key(.public(a), "web/nginx"), digest: one.digest, lastPulledAt: 150, byTag: 2)])
 
         let all = try await m.publicRepositorySummaries(includingTexts: false)
         #expect(all.map(\.key) == [key(.public(a), "empty"), key(.public(a), "web/nginx"), key(.public(b), "redis")])

@@ -115,6 +115,34 @@ import Testing
         #expect(try await m.dueReplicationJobs(at: 2, limit: 10).map(\.key.digest) == [new.digest])
     }
 
+    /// Download counts on a schema made by the version before it, holding an index and its child: the
+    /// images read back at 0 downloads, and pulls then count (not the child by digest).
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func downloadCountMigrationWorksOnThePreviousVersionsData() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == DownloadCountSchema.name })
+        #expect(PostgresMetadataStore.migrations[version].version == DownloadCountSchema.version)
+        let before = try await PostgresTestDatabase.store(schema: schema, migrations: Array(PostgresMetadataStore.migrations[..<version]))
+        let repo = RepositoryKey(storedRegistryID: "public:111111111111", name: "r")
+        try await before.createRepository(repo, at: 1)
+        let child = ManifestRecord(digest: Digest.sha256(of: Array("{}".utf8)), mediaType: MediaType.ociManifest, artifactType: nil,
+                                   bytes: Array("{}".utf8), subject: nil, annotationsJSON: nil, pushedAt: 1)
+        let index = ManifestRecord(digest: Digest.sha256(of: Array("{ }".utf8)), mediaType: MediaType.ociIndex, artifactType: nil,
+                                   bytes: Array("{ }".utf8), subject: nil, annotationsJSON: nil, pushedAt: 2)
+        _ = try await before.putManifest(ManifestPut(record: child, blobs: [], manifests: [], tag: "amd64"), in: repo)
+        _ = try await before.putManifest(ManifestPut(record: index, blobs: [], manifests: [child.digest], tag: "latest"), in: repo)
+        let m = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await m.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+        #expect(try await m.resolveTag("latest", in: repo) == index.digest)
+        let images = try await m.images(in: repo, after: nil, limit: 10)
+        #expect(images.map(\.downloadCount) == [0, 0] && images.map(\.lastPulledAt) == [nil, nil])
+        try await m.recordPulls([ImagePulls(repository: repo, digest: index.digest, lastPulledAt: 8, byTag: 1),
+                                 ImagePulls(repository: repo, digest: child.digest, lastPulledAt: 8, byDigest: 1)])
+        #expect(try await m.image(index.digest, in: repo)?.downloadCount == 1)
+        #expect(try await m.image(child.digest, in: repo)?.downloadCount == 0)
+        #expect(try await m.publicRepositorySummaries(includingTexts: false).map(\.downloadCount) == [1])
+    }
+
     @Test(.enabled(if: PostgresTestDatabase.available))
     func aFailingMigrationLeavesThePreviousVersion() async throws {
         let schema = try await PostgresTestDatabase.newSchema()

@@ -149,6 +149,25 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         let d = Digest.sha256(of: Array("same content".utf8))
         #expect(try await readAll(blobs, d) == "same content")
     }
+
+    /// A reader that opened a blob at one size (as plaintext) learns before any byte that its stored size
+    /// is another (sealed since): whole reads and ranges alike, on every store (S3 from the GET itself).
+    @Test(arguments: BlobBackend.allCases)
+    func readExpectingAStoredSizeRefusesAnother(_ backend: BlobBackend) async throws {
+        let blobs = try await backend.make()
+        let d = try await stage(blobs, "sz1", ["twelve bytes"])
+        try await blobs.commitUpload(id: "sz1", as: d)
+        for range in [nil, ByteRange(start: 3, end: 7)] {
+            var got = ""
+            try await blobs.read(d, range: range, storedSize: 12) { got += String(buffer: $0) }
+            #expect(got == (range == nil ? "twelve bytes" : "lve b"))
+            var delivered = 0
+            await #expect(throws: BlobSizeChanged(digest: d)) {
+                try await blobs.read(d, range: range, storedSize: 40) { delivered += $0.readableBytes }
+            }
+            #expect(delivered == 0, "no byte reaches the consumer when the size differs")
+        }
+    }
 }
 
 @Suite struct MetadataStoreConformance {
@@ -395,7 +414,7 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.manifestsReferencing(child, in: k("r")) == [index])
         #expect(try await m.manifestsReferencing(layer, in: k("r")) == [child])
         #expect(try await m.imageCount(in: k("r")) == 2)
-        try await m.recordPulls([(k("r"), child, 99)])
+        try await m.recordPulls([ImagePulls(repository: k("r"), digest: child, lastPulledAt: 99)])
         #expect(try await m.image(child, in: k("r"))?.lastPulledAt == 99)
         #expect(try await m.image(index, in: k("r"))?.lastPulledAt == nil)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOSSL
 
 @main
 struct BerthBench: AsyncParsableCommand {
@@ -65,6 +66,11 @@ struct Run: AsyncParsableCommand {
 
     static let basicAuthEnv = "BERTH_BENCH_BASIC_AUTH"
 
+    @Option(name: .customLong("ca-file"),
+            help: ArgumentHelp("For an https:// URL: trust the CA certificates in this PEM file (the chain is verified; nothing is skipped).",
+                               valueName: "PEM"))
+    var caFile: String?
+
     @Option(name: .customLong("contention-command"),
             help: ArgumentHelp("Shell command run again and again during the contention measure, e.g. a write by another process.",
                                valueName: "COMMAND"))
@@ -87,6 +93,9 @@ struct Run: AsyncParsableCommand {
             for s in only.split(separator: ",") where Section(rawValue: String(s)) == nil {
                 throw ValidationError("unknown section '\(s)'; known: \(Section.allCases.map(\.rawValue).joined(separator: ","))")
             }
+        }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ValidationError("--ca-file \(caFile) is not a readable file")
         }
         if let pid = serverPID, !FileManager.default.fileExists(atPath: "/proc/\(pid)/status") {
             throw ValidationError("no such process: /proc/\(pid)/status does not exist")
@@ -141,6 +150,11 @@ struct Run: AsyncParsableCommand {
         httpConfig.redirectConfiguration = .follow(max: 5, allowCycles: false)
         httpConfig.timeout = .init(connect: .seconds(10), read: .seconds(300))
         httpConfig.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: config.poolSize)
+        if let caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(caFile)
+            httpConfig.tlsConfiguration = tls
+        }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
 
         let report: Report

@@ -481,7 +481,8 @@ struct SegmentDecoder {
     }
 
     mutating func feed(_ chunk: ByteBuffer) throws -> ByteBuffer {
-        var out = ByteBuffer()
+        // Plaintext is never longer than the ciphertext it comes from: one allocation, no regrowth.
+        var out = ByteBufferAllocator().buffer(capacity: chunk.readableBytes + buffer.count)
         var b = chunk
         while b.readableBytes > 0 && !done {
             let need = Int(sealedLength(next))
@@ -511,7 +512,7 @@ struct SegmentDecoder {
         let lo = Int(max(window.lowerBound - base, 0))
         let hi = Int(min(window.upperBound - base + 1, Int64(plain.count)))
         guard lo < hi else { return }
-        out.writeBytes(plain[(plain.startIndex + lo)..<(plain.startIndex + hi)])
+        plain.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[lo..<hi])) }
         emitted += Int64(hi - lo)
     }
 }
