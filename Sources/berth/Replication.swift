@@ -13,6 +13,15 @@ struct ReplicationCommand: AsyncParsableCommand {
         subcommands: [ReplicationBackfill.self, ReplicationReconcile.self, ReplicationPurge.self, ReplicationStatus.self])
 }
 
+/// The private registry `--account` and `--region` name (the configured region when none is given).
+func privateRegistry(account: String, region: String?, _ config: BerthConfiguration) throws -> RegistryID {
+    guard AccountID.isValid(account) else { throw ValidationError("--account must be 12 digits") }
+    let regions = config.regionSet
+    let region = region ?? config.region
+    guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
+    return .private(account, region: regions.storageRegion(region))
+}
+
 struct ReplicationBackfill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backfill",
@@ -27,14 +36,9 @@ struct ReplicationBackfill: AsyncParsableCommand {
 
     func run() async throws {
         let services = try await adminServices(options)
-        let account = self.account ?? services.config.accountId
-        guard AccountID.isValid(account) else { throw ValidationError("--account must be 12 digits") }
         if let repository, (try? RepositoryName(repository)) == nil { throw ValidationError("--repository is not a valid repository name") }
-        let regions = services.config.regionSet
-        let region = self.region ?? services.config.region
-        guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
-        let n = try await services.registry.backfillReplication(of: .private(account, region: regions.storageRegion(region)),
-                                                                repository: repository)
+        let source = try privateRegistry(account: account ?? services.config.accountId, region: region, services.config)
+        let n = try await services.registry.backfillReplication(of: source, repository: repository)
         print("{\"enqueued\": \(n)}")
     }
 }
@@ -50,19 +54,11 @@ struct ReplicationReconcile: AsyncParsableCommand {
     var region: String?
 
     func run() async throws {
-        if let account, !AccountID.isValid(account) { throw ValidationError("--account must be 12 digits") }
         if region != nil && account == nil { throw ValidationError("--region needs --account") }
         let services = try await adminServices(options)
         guard let replication = services.replication else { throw ValidationError("replication is not available") }
-        var only: RegistryID? = nil
-        if let account {
-            let regions = services.config.regionSet
-            let region = self.region ?? services.config.region
-            guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
-            only = .private(account, region: regions.storageRegion(region))
-        }
-        let registry = only
-        guard let report = try await services.registry.withLease(ReplicationService.reconcileLease, { try await replication.reconcile(only: registry) }) else {
+        let only = try account.map { try privateRegistry(account: $0, region: region, services.config) }
+        guard let report = try await services.registry.withLease(ReplicationService.reconcileLease, { try await replication.reconcile(only: only) }) else {
             throw ValidationError("another process is reconciling now (it holds the lease \(ReplicationService.reconcileLease)); try again later")
         }
         let encoder = JSONEncoder()
