@@ -10,7 +10,12 @@ boto3 and skopeo:
 * with `BERTH_CREATE_ON_PUSH=false`, only a name a `CREATE_ON_PUSH` template covers can be pushed to
   before it exists;
 * a repository created by a pull through the cache (upstream: CNCF Distribution with htpasswd, as in
-  test_pull_through.py) takes the `PULL_THROUGH_CACHE` template.
+  test_pull_through.py) takes the `PULL_THROUGH_CACHE` template;
+* writing a template needs what it grants (ECR's guide): `ecr:CreateRepository` on the repositories it
+  covers, `ecr:PutLifecyclePolicy` / `ecr:SetRepositoryPolicy` / `ecr:TagResource` for what it sets,
+  `iam:PassRole` on its `customRoleArn`, whose format is checked;
+* the ECR API's `InitiateLayerUpload` and `PutImage` (boto3) on a missing repository create it as a
+  `/v2/` push does (create on push, with the `CREATE_ON_PUSH` template).
 """
 
 from __future__ import annotations
@@ -218,3 +223,86 @@ def test_create_on_push_off_creates_only_through_a_template(berth_bin, tmp_path,
         assert p.returncode != 0
         assert boto_error(s.client.describe_repositories, repositoryNames=["cache/app"]) == "RepositoryNotFoundException"
         check_after_test(srv, [s])
+
+
+def test_writing_a_template_needs_what_it_grants(berth, session):
+    import boto3
+    import time
+    root_key, root_secret = berth.root_credentials
+    iam = boto3.client("iam", endpoint_url=berth.url, region_name="us-east-1", aws_access_key_id=root_key,
+                       aws_secret_access_key=root_secret)
+    name = "templater"
+    iam.create_user(UserName=name)
+    base = ["ecr:CreateRepositoryCreationTemplate", "ecr:UpdateRepositoryCreationTemplate",
+            "ecr:DescribeRepositoryCreationTemplates", "ecr:DeleteRepositoryCreationTemplate"]
+
+    def allow(actions, resource="*"):
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]}))
+
+    allow(base)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    user = CLISession(berth, key["AccessKeyId"], key["SecretAccessKey"], tmp=session.tmp)
+    role = f"arn:aws:iam::{ACCOUNT}:role/service/ecr-templates"
+
+    def eventually(fn, **params):
+        """fn once the new identity policy has taken effect (within the authorization cache's lifetime)."""
+        from botocore.exceptions import ClientError
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return fn(**params)
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "AccessDeniedException" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    # Without ecr:CreateRepository nothing may be written.
+    assert boto_error(user.client.create_repository_creation_template, prefix="perm", appliedFor=["REPLICATION"]) == "AccessDeniedException"
+    # CreateRepository on the covered repositories (a pattern that matches repository/perm/*) is enough for a bare template.
+    allow(base + ["ecr:CreateRepository"], f"arn:aws:ecr:us-east-1:{ACCOUNT}:*")
+    eventually(user.client.create_repository_creation_template, prefix="perm", appliedFor=["REPLICATION"])
+    # Each setting needs its own action: nothing is written when one is missing.
+    for extra, params in (("ecr:PutLifecyclePolicy", {"lifecyclePolicy": LIFECYCLE}),
+                          ("ecr:SetRepositoryPolicy", {"repositoryPolicy": POLICY}),
+                          ("ecr:TagResource", {"resourceTags": [{"Key": "k", "Value": "v"}]}),
+                          ("iam:PassRole", {"customRoleArn": role})):
+        assert boto_error(user.client.update_repository_creation_template, prefix="perm", **params) == "AccessDeniedException", extra
+    assert "lifecyclePolicy" not in session.client.describe_repository_creation_templates(prefixes=["perm"])["repositoryCreationTemplates"][0]
+    allow(base + ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:SetRepositoryPolicy", "ecr:TagResource", "iam:PassRole"])
+    eventually(user.client.update_repository_creation_template, prefix="perm", lifecyclePolicy=LIFECYCLE,
+               repositoryPolicy=POLICY, resourceTags=[{"Key": "k", "Value": "v"}], customRoleArn=role)
+    got = session.client.describe_repository_creation_templates(prefixes=["perm"])["repositoryCreationTemplates"][0]
+    assert got["customRoleArn"] == role and got["lifecyclePolicy"] == LIFECYCLE
+    # customRoleArn must be an IAM role ARN of the registry's account.
+    for bad in (f"arn:aws:iam::{ACCOUNT}:user/someone", f"arn:aws:iam::111111111111:role/r", f"arn:aws:iam:us-east-1:{ACCOUNT}:role/r",
+                f"arn:aws:iam::{ACCOUNT}:role/", f"arn:aws:iam::{ACCOUNT}:role/bad name", "not-an-arn"):
+        assert boto_error(session.client.update_repository_creation_template, prefix="perm", customRoleArn=bad) == "InvalidParameterException", bad
+    session.client.delete_repository_creation_template(prefix="perm")
+
+
+def test_the_ecr_api_push_creates_only_through_a_create_on_push_template(session):
+    from ecr_helpers import build_image, upload_layer
+    client = session.client
+    # No CREATE_ON_PUSH template covers the name: RepositoryNotFoundException, as in ECR (even with createOnPush on).
+    assert boto_error(client.initiate_layer_upload, repositoryName="apiless/app") == "RepositoryNotFoundException"
+    img = build_image("apiless/app")
+    assert boto_error(client.put_image, repositoryName="apiless/app", imageManifest=img.manifest.decode(), imageTag="v1") == "RepositoryNotFoundException"
+    assert boto_error(client.describe_repositories, repositoryNames=["apiless/app"]) == "RepositoryNotFoundException"
+    # With one, InitiateLayerUpload creates the repository with the template's settings; the push completes.
+    client.create_repository_creation_template(prefix="apipush", appliedFor=["CREATE_ON_PUSH"], imageTagMutability="IMMUTABLE",
+                                               resourceTags=[{"Key": "made-by", "Value": "api"}])
+    img = build_image("apipush/app")
+    upload_layer(client, "apipush/app", img.config)
+    for layer in img.layers:
+        upload_layer(client, "apipush/app", layer)
+    client.put_image(repositoryName="apipush/app", imageManifest=img.manifest.decode(), imageTag="v1")
+    repo = describe(session, "apipush/app")
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert client.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"] == [{"Key": "made-by", "Value": "api"}]
+    assert client.describe_images(repositoryName="apipush/app")["imageDetails"][0]["imageDigest"] == img.digest
+    # PutImage alone creates it too (the manifest then needs its layers there: LayersNotFoundException).
+    other = build_image("apipush/other")
+    assert boto_error(client.put_image, repositoryName="apipush/other", imageManifest=other.manifest.decode(), imageTag="v1") == "LayersNotFoundException"
+    assert describe(session, "apipush/other")["imageTagMutability"] == "IMMUTABLE"
+    client.delete_repository_creation_template(prefix="apipush")

@@ -552,3 +552,28 @@ def test_token_auth_upstream_and_throttling(berth, session, credential_arn, toke
         assert r.status_code == 429 and "TOOMANYREQUESTS" in r.text, r.text
     finally:
         token_front.throttle = False
+
+
+def test_another_berth_as_the_upstream(berth, session, berth_bin, tmp_path):
+    """A second Berth is the upstream: its Basic challenge is answered with `AWS:<registry token>` from the
+    rule's secret; manifest and blobs come through byte for byte, into a repository the pull created."""
+    with running_server(berth_bin, tmp_path / "upstream-berth") as up:
+        up._token = token(up)
+        img = bh.Client(up).push_image("team/app", tag="v1", layer_size=3000)
+        value = json.dumps({"username": "AWS", "accessToken": up._token})
+        arn = json.loads(secrets_cli(session, "create-secret", "--name", "ecr-pullthroughcache/berth-upstream",
+                                     "--secret-string", value).stdout)["ARN"]
+        out = session.cli_json("create-pull-through-cache-rule", "--ecr-repository-prefix", "berthup",
+                               "--upstream-registry-url", up.url, "--credential-arn", arn)
+        assert out["upstreamRegistryUrl"] == up.url
+        headers = {"Authorization": f"Basic {base64.b64encode(f'AWS:{token(berth)}'.encode()).decode()}",
+                   "Accept": bh.OCI_MANIFEST}
+        r = requests.get(f"{berth.url}/v2/berthup/team/app/manifests/v1", headers=headers, timeout=60)
+        assert r.status_code == 200 and r.content == img.manifest, r.text
+        assert r.headers["Docker-Content-Digest"] == img.digest
+        for digest, data in img.blobs.items():
+            b = requests.get(f"{berth.url}/v2/berthup/team/app/blobs/{digest}", headers=headers, timeout=60)
+            assert b.status_code == 200 and b.content == data, (digest, b.status_code)
+        repos = session.cli_json("describe-repositories", "--repository-names", "berthup/team/app")["repositories"]
+        assert repos[0]["repositoryName"] == "berthup/team/app"
+        session.cli_json("delete-pull-through-cache-rule", "--ecr-repository-prefix", "berthup")

@@ -12,6 +12,10 @@ a peer in us-west-2 (its own data directory and port) reached through `BERTH_REP
 * `kill -9` of the source with jobs queued, then a restart: the jobs finish.
 * `berth replication backfill` enqueues images pushed before their rule; `berth replication status`
   and `/metrics` show the queue and the lag.
+* `berth replication reconcile` finds an image deleted at the peer and a tag moved there, and the
+  repairs it enqueues restore them; `berth replication purge` deletes COMPLETE jobs past their retention
+  and DescribeImageReplicationStatus still answers COMPLETE (from the destination).
+* `ECR Replication Action` events reach a webhook receiver (the event outbox, docs/events.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import requests
 
 import berth_helpers as bh
 from ecr_helpers import ECRServer, ECRSession, default_env
+from test_events import Receiver
 
 SKOPEO = os.environ.get("SKOPEO", "/usr/bin/skopeo")
 OTHER = "222222222222"
@@ -52,9 +57,13 @@ def skopeo(workdir: Path, *args, check=True) -> subprocess.CompletedProcess:
 
 
 class Pair:
-    """The source and its peer, with a client for each."""
+    """The source and its peer, with a client for each; the source sends its events to `receiver`."""
 
     def __init__(self, berth_bin, base: Path):
+        self.receiver = Receiver(bh.free_port())
+        self.receiver.start()
+        targets = [{"name": "hook", "url": f"http://127.0.0.1:{self.receiver.port}/events",
+                    "pattern": {"detail-type": ["ECR Replication Action"]}}]
         self.peer = ECRServer(berth_bin, base / "peer", env=default_env(region=PEER_REGION))
         self.peer.start()
         peers = [{"region": PEER_REGION, "endpoint": self.peer.url,
@@ -62,7 +71,9 @@ class Pair:
         self.source = ECRServer(berth_bin, base / "source", env={
             **default_env(), "BERTH_REGIONS": "eu-west-1", "BERTH_REPLICATION_PEERS": json.dumps(peers),
             "BERTH_REPLICATION_RETRY_BASE_SECONDS": "0.2", "BERTH_REPLICATION_RETRY_MAX_SECONDS": "1",
-            "BERTH_REPLICATION_MAX_ATTEMPTS": "1000", "BERTH_REPLICATION_POLL_SECONDS": "0.2"})
+            "BERTH_REPLICATION_MAX_ATTEMPTS": "1000", "BERTH_REPLICATION_POLL_SECONDS": "0.2",
+            "BERTH_EVENT_TARGETS": json.dumps(targets), "BERTH_EVENT_RETRY_BASE_SECONDS": "0.2",
+            "BERTH_EVENT_RETRY_MAX_SECONDS": "1"})
         self.source.start()
         self.cli = ECRSession(self.source, *self.source.root_credentials, tmp=base)
         self.peer_cli = ECRSession(self.peer, *self.peer.root_credentials, tmp=base)
@@ -74,6 +85,7 @@ class Pair:
     def dispose(self):
         self.source.dispose()
         self.peer.dispose()
+        self.receiver.stop()
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +134,9 @@ def peer_digest(pair: Pair, repo: str, ref: str) -> str | None:
     return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
 
 
-def berth_cli(srv: ECRServer, *args) -> str:
+def berth_cli(srv: ECRServer, *args, env: dict | None = None) -> str:
     cmd = [str(srv.binary), *args, "--data-dir", str(srv.data_dir)]
-    p = subprocess.run(cmd, capture_output=True, env=srv.process_env(), timeout=120, stdin=subprocess.DEVNULL)
+    p = subprocess.run(cmd, capture_output=True, env={**srv.process_env(), **(env or {})}, timeout=120, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, f"{' '.join(cmd)}: {p.stderr.decode(errors='replace')[-2000:]}"
     return p.stdout.decode()
 
@@ -296,3 +308,71 @@ def test_backfill_replicates_images_pushed_before_their_rule(pair):
     assert json.loads(berth_cli(pair.source, "replication", "backfill"))["enqueued"] >= 1
     wait_status(pair, "late/app", old.digest, "COMPLETE")
     assert peer_digest(pair, "late/app", "v1") == old.digest
+
+
+def test_replication_events_reach_the_receiver(pair):
+    img = pair.v2(pair.source).push_image("prod/evented", tag="v1")
+    wait_status(pair, "prod/evented", img.digest, "COMPLETE")
+    got = pair.receiver.wait(lambda evs: any(e["detail"]["repository-name"] == "prod/evented" for e, _, _ in evs))
+    event = next(e for e, _, _ in got if e["detail"]["repository-name"] == "prod/evented")
+    # ECR's shape: the destination's account, region and repository ARN; where it came from in the detail.
+    assert event["detail-type"] == "ECR Replication Action" and event["source"] == "aws.ecr"
+    assert event["account"] == bh.ROOT_ACCOUNT_ID and event["region"] == PEER_REGION
+    assert event["resources"] == [f"arn:aws:ecr:{PEER_REGION}:{bh.ROOT_ACCOUNT_ID}:repository/prod/evented"]
+    assert event["detail"] == {"result": "SUCCESS", "repository-name": "prod/evented", "image-digest": img.digest,
+                               "source-account": bh.ROOT_ACCOUNT_ID, "action-type": "REPLICATE",
+                               "source-region": "us-east-1", "image-tag": "v1"}
+    # A cross-account job that fails for want of the destination's registry policy sends a FAILED event.
+    other = ECRSession(pair.source, *pair.other_key, tmp=pair.cli.tmp)
+    saved = other.cli("get-registry-policy", check=False)
+    other.cli("delete-registry-policy", check=False)
+    try:
+        bad = pair.v2(pair.source).push_image("xacct/evfail", tag="v1")
+        wait_status(pair, "xacct/evfail", bad.digest, "FAILED")
+    finally:
+        if saved.returncode == 0:
+            other.cli_json("put-registry-policy", "--policy-text", json.loads(saved.stdout)["policyText"])
+    got = pair.receiver.wait(lambda evs: any(e["detail"]["repository-name"] == "xacct/evfail" for e, _, _ in evs))
+    failed = next(e for e, _, _ in got if e["detail"]["repository-name"] == "xacct/evfail")
+    assert failed["account"] == OTHER and failed["region"] == "us-east-1"
+    assert failed["detail"]["result"] == "FAILED" and failed["detail"]["image-tag"] == "v1"
+    assert failed["detail"]["source-account"] == bh.ROOT_ACCOUNT_ID
+
+
+def test_reconcile_repairs_drift_at_the_peer(pair):
+    c = pair.v2(pair.source)
+    a = c.push_image("prod/recon", tag="v1", layer_size=3000)
+    b = c.push_image("prod/recon", tag="v2", layer_size=3100)
+    for img in (a, b):
+        wait_status(pair, "prod/recon", img.digest, "COMPLETE")
+    # At the peer: a deleted by hand, v2 moved to an image of the peer's own.
+    pair.peer_cli.cli_json("batch-delete-image", "--repository-name", "prod/recon", "--image-ids", f"imageDigest={a.digest}")
+    stray = pair.v2(pair.peer).push_image("prod/recon", tag="v2", layer_size=77)
+    assert peer_digest(pair, "prod/recon", a.digest) is None and peer_digest(pair, "prod/recon", "v2") == stray.digest
+    report = json.loads(berth_cli(pair.source, "replication", "reconcile", "--account", bh.ROOT_ACCOUNT_ID))
+    assert report["missing"] >= 1 and report["tagsDiffering"] >= 1 and report["enqueued"] >= 2, report
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if peer_digest(pair, "prod/recon", "v1") == a.digest and peer_digest(pair, "prod/recon", "v2") == b.digest:
+            break
+        time.sleep(0.2)
+    assert peer_digest(pair, "prod/recon", "v1") == a.digest and peer_digest(pair, "prod/recon", "v2") == b.digest
+    wait_status(pair, "prod/recon", a.digest, "COMPLETE")
+    again = json.loads(berth_cli(pair.source, "replication", "reconcile", "--account", bh.ROOT_ACCOUNT_ID))
+    assert again["enqueued"] == again["missing"] + again["tagsDiffering"], again
+    p = subprocess.run([str(pair.source.binary), "replication", "reconcile", "--account", "12", "--data-dir", str(pair.source.data_dir)],
+                       capture_output=True, env=pair.source.process_env(), timeout=60)
+    assert p.returncode != 0 and b"12 digits" in p.stderr
+
+
+def test_purge_keeps_describe_image_replication_status_answering(pair):
+    img = pair.v2(pair.source).push_image("prod/purged", tag="v1")
+    wait_status(pair, "prod/purged", img.digest, "COMPLETE")
+    time.sleep(1)
+    short = {"BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "0.00001", "BERTH_REPLICATION_FAILED_RETENTION_DAYS": "0"}
+    assert json.loads(berth_cli(pair.source, "replication", "purge", env=short))["purged"] >= 1
+    listed = [json.loads(line) for line in berth_cli(pair.source, "replication", "status", "--list").splitlines()[1:]]
+    assert not [j for j in listed if j["repository"] == "prod/purged"]
+    # The job is gone; the peer has the image, so the status is still COMPLETE.
+    assert statuses(pair, "prod/purged", img.digest) == [
+        {"region": PEER_REGION, "registryId": bh.ROOT_ACCOUNT_ID, "status": "COMPLETE"}]

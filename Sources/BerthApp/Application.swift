@@ -168,8 +168,12 @@ public struct BerthServices: Sendable {
                 }
             },
             clock: clock, logger: logger)
+        let metrics = BerthMetrics()
+        let replication = ReplicationService(
+            registry: registry, settings: config.replication.settings(regions: config.regionSet),
+            observer: ReplicationMetrics(registry: metrics.registry), logger: logger)
         let ecr = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger,
-                             pullThrough: pullThrough)
+                             pullThrough: pullThrough, replication: replication)
         let ecrPublic = ECRService(registry: registry, authorizer: authorizer, environment: env, clock: clock, logger: logger,
                                    flavor: .public)
         let scanner = ScanService(registry: registry, dataDirectory: URL(fileURLWithPath: config.dataDir),
@@ -180,7 +184,6 @@ public struct BerthServices: Sendable {
         let sts = STSService(directory: directory, authorizer: policyAuthorizer, sessions: identity.sessions, clock: clock,
                              logger: logger,
                              webIdentityKeys: JWKSDirectory(directory: config.effectiveOIDCJwksDirectory, clock: clock))
-        let metrics = BerthMetrics()
         let storageMetrics = StorageMetrics(registry: metrics.registry, now: { clock.now() }) {
             try await registry.storageUsage(repositories: false)
         }
@@ -191,9 +194,7 @@ public struct BerthServices: Sendable {
                                      kms: KMSService(keys: keys, logger: logger), secrets: secrets, pullThrough: pullThrough,
                                      metrics: metrics,
                                      tls: try tlsServer(config), audit: try auditTrail(config, clock: clock, logger: logger))
-        services.replication = ReplicationService(
-            registry: registry, settings: config.replication.settings(regions: config.regionSet),
-            observer: ReplicationMetrics(registry: metrics.registry), logger: logger)
+        services.replication = replication
         services.masterKeyFingerprint = Self.fingerprint(of: key)
         if !config.events.targets.isEmpty {
             let delivery = try config.events.delivery()
@@ -357,7 +358,21 @@ public func buildApplication(_ services: BerthServices, logger: Logger = Logger(
     }
     if let tls = services.tls { background.append(TLSReloadService(server: tls, pollInterval: .seconds(3), logger: logger)) }
     if let events = services.eventDeliverer { background.append(EventDeliveryService(deliverer: events)) }
-    if let replication = services.replication { background.append(ReplicationWorkerService(worker: replication)) }
+    if let replication = services.replication {
+        background.append(ReplicationWorkerService(worker: replication))
+        // Fleet-wide once: each pass runs under its lease (docs/replication.md, "Reconciliation").
+        if replication.settings.reconcileIntervalSeconds > 0 {
+            background.append(PeriodicService(name: "replication reconciliation",
+                                              interval: { .milliseconds(Int64(replication.settings.reconcileIntervalSeconds * 1000)) },
+                                              lease: (services.registry, ReplicationService.reconcileLease), logger: logger) {
+                _ = try await replication.reconcile()
+            })
+        }
+        background.append(PeriodicService(name: "replication job purge", interval: { .seconds(3_600) }, runsAtStart: true,
+                                          lease: (services.registry, ReplicationService.purgeLease), logger: logger) {
+            try await replication.purgeFinishedJobs()
+        })
+    }
     if let audit = services.audit {
         background.append(PeriodicService.auditFlush(audit, logger: logger))
         background.append(PeriodicService(name: "audit retention", interval: { .seconds(3_600) }, runsAtStart: true, logger: logger) {

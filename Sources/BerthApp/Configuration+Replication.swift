@@ -26,12 +26,18 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
     public var retryMaxSeconds: Double = 300
     public var pollSeconds: Double = 1
     public var concurrency: Int = 4
+    /// Seconds between reconciliation passes; 0 turns the background pass off.
+    public var reconcileIntervalSeconds: Double = 3_600
+    /// Days a COMPLETE job is kept after it finished (then DescribeImageReplicationStatus reads the destination).
+    public var completeRetentionDays: Double = 7
+    /// Days a FAILED job is kept after it failed; 0 keeps FAILED jobs until they are enqueued again.
+    public var failedRetentionDays: Double = 30
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case replicationPeers, replicationMaxAttempts, replicationRetryBaseSeconds, replicationRetryMaxSeconds, replicationPollSeconds,
-             replicationConcurrency
+             replicationConcurrency, replicationReconcileIntervalSeconds, replicationCompleteRetentionDays, replicationFailedRetentionDays
     }
 
     static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -45,6 +51,9 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         retryMaxSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationRetryMaxSeconds) ?? d.retryMaxSeconds
         pollSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationPollSeconds) ?? d.pollSeconds
         concurrency = try c.decodeIfPresent(Int.self, forKey: .replicationConcurrency) ?? d.concurrency
+        reconcileIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationReconcileIntervalSeconds) ?? d.reconcileIntervalSeconds
+        completeRetentionDays = try c.decodeIfPresent(Double.self, forKey: .replicationCompleteRetentionDays) ?? d.completeRetentionDays
+        failedRetentionDays = try c.decodeIfPresent(Double.self, forKey: .replicationFailedRetentionDays) ?? d.failedRetentionDays
     }
 
     /// Applies `BERTH_REPLICATION_*` from `env` (`BERTH_REPLICATION_PEERS` is the peers' JSON array).
@@ -63,6 +72,9 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         number("BERTH_REPLICATION_RETRY_MAX_SECONDS") { retryMaxSeconds = $0 }
         number("BERTH_REPLICATION_POLL_SECONDS") { pollSeconds = $0 }
         number("BERTH_REPLICATION_CONCURRENCY") { concurrency = Int($0) }
+        number("BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS") { reconcileIntervalSeconds = $0 }
+        number("BERTH_REPLICATION_COMPLETE_RETENTION_DAYS") { completeRetentionDays = $0 }
+        number("BERTH_REPLICATION_FAILED_RETENTION_DAYS") { failedRetentionDays = $0 }
     }
 
     func problems() -> [String] {
@@ -76,12 +88,25 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         }
         if !(0.05...3_600).contains(pollSeconds) { p.append("replicationPollSeconds must be between 0.05 and 3600") }
         if !(1...64).contains(concurrency) { p.append("replicationConcurrency must be between 1 and 64, got \(concurrency)") }
+        if reconcileIntervalSeconds != 0 && !(1...604_800).contains(reconcileIntervalSeconds) {
+            p.append("replicationReconcileIntervalSeconds must be 0 (off) or between 1 and 604800, got \(reconcileIntervalSeconds)")
+        }
+        if !(completeRetentionDays > 0 && completeRetentionDays <= 3_650) {
+            p.append("replicationCompleteRetentionDays must be more than 0 and at most 3650, got \(completeRetentionDays)")
+        }
+        if !(0...3_650).contains(failedRetentionDays) {
+            p.append("replicationFailedRetentionDays must be 0 (keep) or at most 3650, got \(failedRetentionDays)")
+        } else if failedRetentionDays != 0 && failedRetentionDays < completeRetentionDays {
+            p.append("replicationFailedRetentionDays must be 0 (keep) or at least replicationCompleteRetentionDays")
+        }
         return p
     }
 
     /// The worker's settings for a deployment serving `regions`.
     public func settings(regions: RegionSet) -> ReplicationSettings {
         ReplicationSettings(regions: regions, peers: peers, maxAttempts: maxAttempts, retryBaseSeconds: retryBaseSeconds,
-                            retryMaxSeconds: retryMaxSeconds, pollSeconds: pollSeconds, concurrency: concurrency)
+                            retryMaxSeconds: retryMaxSeconds, pollSeconds: pollSeconds, concurrency: concurrency,
+                            reconcileIntervalSeconds: reconcileIntervalSeconds, completeRetentionSeconds: completeRetentionDays * 86_400,
+                            failedRetentionSeconds: failedRetentionDays == 0 ? nil : failedRetentionDays * 86_400)
     }
 }

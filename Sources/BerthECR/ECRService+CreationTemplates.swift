@@ -144,7 +144,8 @@ extension ECRService {
             }
             if !role.isEmpty {
                 // ECR: "This role must be in the same account as the registry that you are configuring."
-                guard let arn = ARN(role), arn.service == "iam", arn.resource.hasPrefix("role/"), arn.account == account else {
+                guard let arn = ARN(role), arn.service == "iam", arn.region.isEmpty, arn.account == account,
+                      Self.isRoleResource(arn.resource) else {
                     throw ECRError.invalidParameter("Invalid parameter at 'customRoleArn': '\(role)' is not the ARN of an IAM role in the account \(account)")
                 }
             }
@@ -184,6 +185,35 @@ extension ECRService {
         try await authorizer.authorize(principal, action: "ecr:\(action)", resource: registryResource(principal.accountID))
     }
 
+    /// `role/[path/]name` of an IAM role ARN: a path of `/`-separated segments and a name of 1–64 of
+    /// IAM's characters (`[\w+=,.@-]`).
+    static func isRoleResource(_ resource: String) -> Bool {
+        guard resource.hasPrefix("role/") else { return false }
+        let rest = resource.dropFirst("role/".count)
+        guard let name = rest.split(separator: "/", omittingEmptySubsequences: false).last, (1...64).contains(name.utf8.count),
+              rest.utf8.count <= 512 + 64 else { return false }
+        return rest.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { part in
+            !part.isEmpty && part.unicodeScalars.allSatisfy { c in
+                c.isASCII && (CharacterSet.alphanumerics.contains(c) || "_+=,.@-".unicodeScalars.contains(c))
+            }
+        }
+    }
+
+    /// What writing a template needs besides the operation's own action, as ECR's guide lists it
+    /// ("IAM permissions for creating repository creation templates"): `ecr:CreateRepository` on the
+    /// repositories the template covers (`repository/<prefix>/*`, `repository/*` for ROOT), and — only for
+    /// what the request sets — `ecr:PutLifecyclePolicy` (a lifecycle policy), `ecr:SetRepositoryPolicy` (a
+    /// repository policy), `ecr:TagResource` (resource tags, as CreateRepository with tags needs it) and
+    /// `iam:PassRole` on the `customRoleArn`. Each refusal is `AccessDeniedException`.
+    func authorizeTemplateGrants(_ principal: Principal, prefix: String, _ f: TemplateFields) async throws {
+        let covered = repositoryARNPrefix(principal.accountID) + (prefix == CreationTemplates.root ? "*" : "\(prefix)/*")
+        try await authorizer.authorize(principal, action: "ecr:CreateRepository", resource: covered)
+        if let l = f.lifecyclePolicy, !l.isEmpty { try await authorizer.authorize(principal, action: "ecr:PutLifecyclePolicy", resource: covered) }
+        if let r = f.repositoryPolicy, !r.isEmpty { try await authorizer.authorize(principal, action: "ecr:SetRepositoryPolicy", resource: covered) }
+        if let t = f.resourceTags, !t.isEmpty { try await authorizer.authorize(principal, action: "ecr:TagResource", resource: covered) }
+        if let role = f.customRoleARN, !role.isEmpty { try await authorizer.authorize(principal, action: "iam:PassRole", resource: role) }
+    }
+
     func createRepositoryCreationTemplate(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
         let prefix = try templatePrefix(try requiredMember(p, "prefix"))
@@ -192,6 +222,7 @@ extension ECRService {
         }
         let fields = try templateFields(p, account: account)
         try await authorizeTemplate(principal, "CreateRepositoryCreationTemplate")
+        try await authorizeTemplateGrants(principal, prefix: prefix, fields)
         let now = clock.now()
         var template = RepositoryCreationTemplateRecord(registryID: storeID(account), prefix: prefix, appliedFor: [],
                                                         createdAt: now, updatedAt: now)
@@ -229,6 +260,7 @@ extension ECRService {
         let prefix = try templatePrefix(try requiredMember(p, "prefix"))
         let fields = try templateFields(p, account: account)
         try await authorizeTemplate(principal, "UpdateRepositoryCreationTemplate")
+        try await authorizeTemplateGrants(principal, prefix: prefix, fields)
         if fields.encryption != nil {
             guard var next = try await registry.creationTemplates(of: storeID(account)).first(where: { $0.prefix == prefix }) else {
                 throw CreationTemplateError.notFound(prefix: prefix, registry: storeID(account))

@@ -63,6 +63,17 @@ extension ECRService {
         _ = try await registry.repository(key)
     }
 
+    /// The repository a push through the ECR API (`InitiateLayerUpload`, `PutImage`) writes to. A missing
+    /// one is created as ECR creates on push — when a `CREATE_ON_PUSH` repository creation template covers
+    /// its name, and the caller may `ecr:CreateRepository` — else `RepositoryNotFoundException` (ECR Public
+    /// never creates).
+    func repositoryForPush(_ principal: Principal, _ key: RepositoryKey) async throws {
+        guard flavor == .private, try await registry.findRepository(key) == nil,
+              try await registry.creationTemplate(for: key, purpose: .createOnPush) != nil else { return try await requireRepository(key) }
+        try await authorize(principal, "CreateRepository", key)
+        try await registry.repositoryForECRPush(key)
+    }
+
     /// The `filter` of ListImages and DescribeImages: `tagStatus` (default ANY) and `imageStatus`
     /// (default ACTIVE: archived images are listed only when asked for).
     struct ImageFilter {
@@ -344,7 +355,7 @@ extension ECRService {
         }
         let givenDigest = try p.string("imageDigest")
         try await authorize(principal, "PutImage", key)
-        try await requireRepository(key)
+        try await repositoryForPush(principal, key)
         if mediaType == nil {
             let doc: [String: JSONValue]? = try? JSONValue.parseObject(bytes)
             guard case .string? = doc?["mediaType"] else {

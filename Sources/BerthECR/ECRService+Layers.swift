@@ -68,7 +68,7 @@ extension ECRService {
     func initiateLayerUpload(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let key = try repositoryKey(p, principal, &ctx)
         try await authorize(principal, "InitiateLayerUpload", key)
-        try await requireRepository(key)
+        try await repositoryForPush(principal, key)
         let s = try await registry.startUpload(key)
         return ["uploadId": .string(s.id), "partSize": .int(Self.partSize)]
     }

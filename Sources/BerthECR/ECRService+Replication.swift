@@ -67,13 +67,25 @@ extension ECRService {
         try await authorize(principal, "DescribeImageReplicationStatus", key)
         try await requireRepository(key)
         let (digest, id) = try await requireImage(p, in: key)
-        let jobs = try await registry.replicationJobs(of: key, digest: digest)
+        var statuses: [(destination: ReplicationDestination, state: ReplicationJobState, failure: String?)] =
+            try await registry.replicationJobs(of: key, digest: digest).map { ($0.key.destination, $0.state, $0.failureReason) }
+        // A destination of the current rules without a job (a finished job purged past its retention, an
+        // image pushed before its rule): the destination itself says whether the image is there.
+        if let replication {
+            let known = Set(statuses.map(\.destination))
+            let configuration = try await registry.replicationConfiguration(of: key.registry)
+            let mediaType = try await registry.image(digest, in: key)?.mediaType ?? MediaType.ociManifest
+            for d in configuration.destinations(for: key.name) where !known.contains(d) {
+                let job = ReplicationJobKey(sourceRegistry: key.registryID, repository: key.name, digest: digest, destination: d)
+                if await replication.destinationHas(job, mediaType: mediaType) == true { statuses.append((d, .complete, nil)) }
+            }
+            statuses.sort { ($0.destination.region, $0.destination.registryId) < ($1.destination.region, $1.destination.registryId) }
+        }
         return ["repositoryName": .string(key.name), "imageId": id,
-                "replicationStatuses": .array(jobs.map { job in
-                    var o: [String: JSONValue] = ["region": .string(job.key.destination.region),
-                                                  "registryId": .string(job.key.destination.registryId),
-                                                  "status": .string(job.state.rawValue)]
-                    if job.state == .failed, let reason = job.failureReason { o["failureCode"] = .string(reason) }
+                "replicationStatuses": .array(statuses.map { s in
+                    var o: [String: JSONValue] = ["region": .string(s.destination.region), "registryId": .string(s.destination.registryId),
+                                                  "status": .string(s.state.rawValue)]
+                    if s.state == .failed, let reason = s.failure { o["failureCode"] = .string(reason) }
                     return .object(o)
                 })]
     }

@@ -83,12 +83,15 @@ public final class ECRService: Sendable {
     let logger: Logger
     /// The pull through cache (its rules are ECR operations); nil: those operations are refused.
     let pullThrough: PullThroughCache?
+    /// Replication: DescribeImageReplicationStatus reads a destination through it when the job was purged.
+    let replication: ReplicationService?
     /// The last lifecycle policy preview per repository (`ECRService+Lifecycle.swift`).
 
     public init(registry: Registry, authorizer: any Authorizer, environment: ECREnvironment,
                 clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.ecr"), flavor: Flavor = .private,
-                pullThrough: PullThroughCache? = nil) {
+                pullThrough: PullThroughCache? = nil, replication: ReplicationService? = nil) {
         self.flavor = flavor
+        self.replication = replication
         self.pullThrough = pullThrough
         self.registry = registry
         self.authorizer = authorizer

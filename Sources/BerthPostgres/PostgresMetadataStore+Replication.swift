@@ -42,9 +42,28 @@ extension PostgresMetadataStore {
     }
 
     @discardableResult
-    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double) async throws -> Bool {
+    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double,
+                                     events: [OutboxEvent]) async throws -> Bool {
         let (sql, values) = ReplicationQueueSchema.finish(id: id, generation: generation, outcome: outcome, at: at)
-        return try await read { c in try await c.execute(sql, Self.pg(values)) == 1 }
+        guard !events.isEmpty else { return try await read { c in try await c.execute(sql, Self.pg(values)) == 1 } }
+        return try await transaction { c in
+            guard try await c.execute(sql, Self.pg(values)) == 1 else { return false }
+            try await insertEvents(c, events)
+            return true
+        }
+    }
+
+    public func purgeReplicationJobs(completeBefore: Double, failedBefore: Double?) async throws -> Int {
+        let (sql, values) = ReplicationQueueSchema.purge(completeBefore: completeBefore, failedBefore: failedBefore)
+        return try await read { c in try await c.execute(sql, Self.pg(values)) }
+    }
+
+    public func accountsWithSetting(_ name: String) async throws -> [String] {
+        try await read { c in
+            try await c.query("SELECT account_id FROM account_settings WHERE name = ? AND value <> '' ORDER BY account_id", [.text(name)]) {
+                try $0.text(0)
+            }
+        }
     }
 
     public func replicationJobs(of repository: RepositoryKey, digest: Digest) async throws -> [ReplicationJob] {

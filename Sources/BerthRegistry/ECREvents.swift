@@ -20,6 +20,7 @@ public struct ECREventSource: Sendable {
     public static let imageAction = "ECR Image Action"
     public static let imageScan = "ECR Image Scan"
     public static let referrerAction = "ECR Referrer Action"
+    public static let replicationAction = "ECR Replication Action"
 
     /// One event in EventBridge's envelope.
     /// `region`: the repository's registry's region (nil: the home region, `self.region`).
@@ -94,5 +95,28 @@ public struct ECREventSource: Sendable {
         if target == .standard { detail["last-activated-at"] = .string(UTCTimestamp.iso8601(time, millis: true)) }
         return [event(detailType: manifest.subject == nil ? Self.imageAction : Self.referrerAction,
                       account: repository.registry.account, region: repository.registry.region, time: time, resources: [], detail: detail)]
+    }
+
+    /// `ECR Replication Action`, `action-type` `REPLICATE`: a replication job finished, `result` `SUCCESS`
+    /// (COMPLETE) or `FAILED`. As ECR sends it, the event belongs to the destination — `account` and
+    /// `region` are the destination registry's, `resources` the destination repository's ARN — and
+    /// `source-account` / `source-region` say where the image came from; one event per tag of the image
+    /// (one without `image-tag` for an untagged image).
+    public func replicationFinished(_ key: ReplicationJobKey, succeeded: Bool, tags: [String], time: Double) -> [OutboxEvent] {
+        let source = key.source.registry
+        guard !source.isPublic else { return [] }
+        let d = key.destination
+        let arn = ARN.ecrRepository(region: d.region, account: d.registryId, name: key.repository)
+        let names: [String?] = tags.isEmpty ? [nil] : tags.sorted()
+        return names.map { tag in
+            var detail: [String: JSONValue] = [
+                "result": .string(succeeded ? "SUCCESS" : "FAILED"), "repository-name": .string(key.repository),
+                "image-digest": .string(key.digest.description), "source-account": .string(source.account),
+                "action-type": .string("REPLICATE"), "source-region": .string(source.region ?? region),
+            ]
+            if let tag { detail["image-tag"] = .string(tag) }
+            return event(detailType: Self.replicationAction, account: d.registryId, region: d.region, time: time,
+                         resources: ["\(arn)"], detail: detail)
+        }
     }
 }

@@ -68,4 +68,14 @@ extension Registry {
         }
         return created
     }
+
+    /// A push through the ECR API (`InitiateLayerUpload`, `PutImage`) to a missing repository: created as
+    /// ECR creates one on push — only when a `CREATE_ON_PUSH` template covers the name, whatever the
+    /// `createOnPush` setting (docs/creation-templates.md). `nameUnknown` otherwise. The caller authorizes
+    /// `ecr:CreateRepository` first (it asks `creationTemplate(for:purpose:)` whether one applies).
+    public func repositoryForECRPush(_ name: RepositoryKey) async throws {
+        if try await storedRepository(name) != nil { return }
+        guard try await creationTemplate(for: name, purpose: .createOnPush) != nil else { throw BerthError.nameUnknown(name.name) }
+        _ = try await createRepositoryAutomatically(name, for: .createOnPush)
+    }
 }

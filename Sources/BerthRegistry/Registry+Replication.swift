@@ -46,9 +46,50 @@ extension Registry {
         try await metadata.dueReplicationJobs(at: clock.now(), limit: limit)
     }
 
+    /// Records an attempt's outcome; a COMPLETE or FAILED job writes its `ECR Replication Action` events
+    /// (one per tag in `tags`, the image's tags the copy saw) in the same transaction, when events are on.
     @discardableResult
-    public func finishReplicationJob(_ job: ReplicationJob, _ outcome: ReplicationOutcome) async throws -> Bool {
-        try await metadata.finishReplicationJob(id: job.id, generation: job.generation, outcome: outcome, at: clock.now())
+    public func finishReplicationJob(_ job: ReplicationJob, _ outcome: ReplicationOutcome, tags: [String] = []) async throws -> Bool {
+        let now = clock.now()
+        var events: [OutboxEvent] = []
+        if let eventSource {
+            switch outcome {
+            case .complete: events = eventSource.replicationFinished(job.key, succeeded: true, tags: tags, time: now)
+            case .failed: events = eventSource.replicationFinished(job.key, succeeded: false, tags: tags, time: now)
+            case .retry: break
+            }
+        }
+        return try await metadata.finishReplicationJob(id: job.id, generation: job.generation, outcome: outcome, at: now, events: events)
+    }
+
+    /// Deletes COMPLETE jobs finished more than `completeRetention` seconds ago and FAILED ones more than
+    /// `failedRetention` seconds ago (nil: FAILED jobs are kept). Returns how many.
+    public func purgeReplicationJobs(completeRetention: Double, failedRetention: Double?) async throws -> Int {
+        let now = clock.now()
+        return try await metadata.purgeReplicationJobs(completeBefore: now - completeRetention, failedBefore: failedRetention.map { now - $0 })
+    }
+
+    /// The registries that have a replication configuration (possibly with no rules).
+    public func registriesWithReplicationConfiguration() async throws -> [RegistryID] {
+        try await metadata.accountsWithSetting(Self.replicationConfigurationSetting).map(RegistryID.init(storedValue:))
+    }
+
+    /// Every repository name of a registry, in name order.
+    public func allRepositoryNames(in registry: RegistryID) async throws -> [String] {
+        var names: [String] = []
+        var after: String? = nil
+        while true {
+            let rows = try await metadata.listRepositories(in: registry.storedValue, after: after, limit: 1_000)
+            names += rows.prefix(1_000)
+            guard rows.count > 1_000, let last = rows.prefix(1_000).last else { break }
+            after = last
+        }
+        return names
+    }
+
+    /// The images of a repository, `limit` at a time after `after` (a digest), with their tags.
+    public func replicationImages(in key: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
+        try await metadata.images(in: key, after: after, limit: limit)
     }
 
     /// The replication jobs of one image, one per destination.
@@ -69,17 +110,7 @@ extension Registry {
     public func backfillReplication(of registry: RegistryID, repository: String? = nil) async throws -> Int {
         let configuration = try await replicationConfiguration(of: registry)
         var names: [String] = []
-        if let repository {
-            names = [repository]
-        } else {
-            var after: String? = nil
-            while true {
-                let rows = try await metadata.listRepositories(in: registry.storedValue, after: after, limit: 1_000)
-                names += rows.prefix(1_000)
-                guard rows.count > 1_000, let last = rows.prefix(1_000).last else { break }
-                after = last
-            }
-        }
+        if let repository { names = [repository] } else { names = try await allRepositoryNames(in: registry) }
         var total = 0
         for name in names {
             let destinations = configuration.destinations(for: name)

@@ -69,7 +69,8 @@ public enum ReplicationRules {
                     throw constraint("\(dat).registryId", "Member must satisfy regular expression pattern: [0-9]{12}")
                 }
                 if d.region == sourceRegion && d.registryId == sourceAccount {
-                    throw .invalidParameter("Invalid parameter at '\(dat)': a replication destination cannot be the source registry itself (region \(d.region), registry \(d.registryId))")
+                    // ECR's wording (as moto's tests quote it).
+                    throw .invalidParameter("Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination cannot be the same as the source registry'")
                 }
                 unique.insert(d)
             }

@@ -20,9 +20,19 @@ public struct ReplicationSettings: Sendable, Equatable {
     public var pollSeconds: Double
     /// Jobs copied at the same time.
     public var concurrency: Int
+    /// Seconds between reconciliation passes (0: none run in the background).
+    public var reconcileIntervalSeconds: Double
+    /// Seconds a COMPLETE job is kept after it finished.
+    public var completeRetentionSeconds: Double
+    /// Seconds a FAILED job is kept after it failed (nil: kept until enqueued again).
+    public var failedRetentionSeconds: Double?
 
     public init(regions: RegionSet, peers: [ReplicationPeer] = [], maxAttempts: Int = 20, retryBaseSeconds: Double = 1,
-                retryMaxSeconds: Double = 300, pollSeconds: Double = 1, concurrency: Int = 4) {
+                retryMaxSeconds: Double = 300, pollSeconds: Double = 1, concurrency: Int = 4, reconcileIntervalSeconds: Double = 3_600,
+                completeRetentionSeconds: Double = 7 * 86_400, failedRetentionSeconds: Double? = 30 * 86_400) {
+        self.reconcileIntervalSeconds = reconcileIntervalSeconds
+        self.completeRetentionSeconds = completeRetentionSeconds
+        self.failedRetentionSeconds = failedRetentionSeconds
         self.regions = regions
         self.peers = peers
         self.maxAttempts = maxAttempts
@@ -37,6 +47,10 @@ public struct ReplicationSettings: Sendable, Equatable {
 public protocol ReplicationObserver: Sendable {
     func finished(_ job: ReplicationJob, _ outcome: ReplicationOutcome, bytes: Int64, at: Double)
     func queue(_ summary: ReplicationQueueSummary, at: Double)
+    /// A reconciliation pass ended (`ReplicationService.reconcile`).
+    func reconciled(_ report: ReconciliationReport)
+    /// Finished jobs were purged.
+    func purged(_ count: Int)
 }
 
 /// A failure that waiting will not cure: the job is FAILED at once with this reason.
@@ -222,7 +236,10 @@ public final class ReplicationService: Sendable {
     /// One attempt at a job, recorded.
     func work(_ job: ReplicationJob) async throws {
         let (outcome, bytes) = await attempt(job)
-        try await registry.finishReplicationJob(job, outcome)
+        // The tags the events name: the image's at the source now (none for a retry, which sends no event).
+        var tags: [String] = []
+        if case .retry = outcome {} else { tags = (try? await registry.image(job.key.digest, in: job.key.source))?.tags ?? [] }
+        try await registry.finishReplicationJob(job, outcome, tags: tags)
         observer?.finished(job, outcome, bytes: bytes, at: registry.clock.now())
         switch outcome {
         case .complete:

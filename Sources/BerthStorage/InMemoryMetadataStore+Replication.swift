@@ -42,7 +42,8 @@ extension InMemoryMetadataStore {
     }
 
     @discardableResult
-    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double) async throws -> Bool {
+    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double,
+                                     events: [OutboxEvent]) async throws -> Bool {
         state.withLock { s in
             guard var job = s.replication.jobs[id], job.generation == generation, job.state == .inProgress else { return false }
             switch outcome {
@@ -60,6 +61,7 @@ extension InMemoryMetadataStore {
             }
             job.updatedAt = at
             s.replication.jobs[id] = job
+            s.outbox.append(events)
             return true
         }
     }
@@ -86,6 +88,32 @@ extension InMemoryMetadataStore {
             return ReplicationQueueSummary(inProgress: open.count, failed: jobs.filter { $0.state == .failed }.count,
                                            complete: jobs.filter { $0.state == .complete }.count,
                                            oldestInProgress: open.map(\.enqueuedAt).min())
+        }
+    }
+
+    public func purgeReplicationJobs(completeBefore: Double, failedBefore: Double?) async throws -> Int {
+        state.withLock { s in
+            let gone = s.replication.jobs.values.filter { job in
+                switch job.state {
+                case .complete: job.updatedAt < completeBefore
+                case .failed: failedBefore.map { job.updatedAt < $0 } ?? false
+                case .inProgress: false
+                }
+            }
+            for job in gone {
+                s.replication.jobs[job.id] = nil
+                s.replication.ids[job.key] = nil
+            }
+            return gone.count
+        }
+    }
+
+    public func accountsWithSetting(_ name: String) async throws -> [String] {
+        state.withLock { s in
+            s.accountSettings.compactMap { key, value -> String? in
+                guard !value.isEmpty, key.hasSuffix("/\(name)") else { return nil }
+                return String(key.dropLast(name.count + 1))
+            }.sorted()
         }
     }
 }

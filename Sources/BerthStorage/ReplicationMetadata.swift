@@ -9,15 +9,31 @@ public protocol ReplicationMetadata: Sendable {
     func enqueueReplicationJobs(_ keys: [ReplicationJobKey], at: Double) async throws
     /// IN_PROGRESS jobs due at `at`, soonest first, up to `limit`.
     func dueReplicationJobs(at: Double, limit: Int) async throws -> [ReplicationJob]
-    /// Records an attempt's outcome; false (nothing written) when the job is gone or was enqueued again
-    /// since `generation`.
+    /// Records an attempt's outcome and, in the same transaction, its `events` (the `ECR Replication
+    /// Action` of a finished job); false (nothing written, events included) when the job is gone or was
+    /// enqueued again since `generation`.
     @discardableResult
-    func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double) async throws -> Bool
+    func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double,
+                              events: [OutboxEvent]) async throws -> Bool
     /// The jobs of one image (every destination), in destination order.
     func replicationJobs(of repository: RepositoryKey, digest: Digest) async throws -> [ReplicationJob]
     /// Jobs in id order after `after`, optionally in one state, up to `limit`.
     func replicationJobs(state: ReplicationJobState?, after: Int64?, limit: Int) async throws -> [ReplicationJob]
     func replicationQueueSummary() async throws -> ReplicationQueueSummary
+    /// Deletes COMPLETE jobs last updated before `completeBefore` and FAILED ones last updated before
+    /// `failedBefore` (nil: FAILED jobs are kept). IN_PROGRESS jobs are never deleted. Returns how many.
+    func purgeReplicationJobs(completeBefore: Double, failedBefore: Double?) async throws -> Int
+    /// The registries (stored ids) that have a non-empty account setting `name`, in id order: the
+    /// registries with a replication configuration, for the reconciliation.
+    func accountsWithSetting(_ name: String) async throws -> [String]
+}
+
+extension ReplicationMetadata {
+    /// Records an attempt's outcome with no event.
+    @discardableResult
+    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double) async throws -> Bool {
+        try await finishReplicationJob(id: id, generation: generation, outcome: outcome, at: at, events: [])
+    }
 }
 
 /// The replication queue's schema. It is a migration of its own, kept apart from the other versions so
@@ -80,6 +96,15 @@ public enum ReplicationQueueSchema {
         }
         values += [.integer(id), .integer(generation)]
         return (sql, values)
+    }
+
+    /// The DELETE of `purgeReplicationJobs` and its values (the same in both dialects).
+    public static func purge(completeBefore: Double, failedBefore: Double?) -> (String, [SQLiteValue]) {
+        if let failedBefore {
+            return ("DELETE FROM replication_jobs WHERE (state = 'COMPLETE' AND updated_at < ?) OR (state = 'FAILED' AND updated_at < ?)",
+                    [.real(completeBefore), .real(failedBefore)])
+        }
+        return ("DELETE FROM replication_jobs WHERE state = 'COMPLETE' AND updated_at < ?", [.real(completeBefore)])
     }
 
     /// A job from a row of `columns`, given the row's values read in order.

@@ -29,9 +29,27 @@ extension SQLiteMetadataStore {
     }
 
     @discardableResult
-    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double) async throws -> Bool {
+    public func finishReplicationJob(id: Int64, generation: Int64, outcome: ReplicationOutcome, at: Double,
+                                     events: [OutboxEvent]) async throws -> Bool {
         let (sql, values) = ReplicationQueueSchema.finish(id: id, generation: generation, outcome: outcome, at: at)
-        return try await db.write { c in try c.execute(sql, values) == 1 }
+        return try await db.write { c in
+            try c.transaction {
+                guard try c.execute(sql, values) == 1 else { return false }
+                try Self.insertEvents(c, events)
+                return true
+            }
+        }
+    }
+
+    public func purgeReplicationJobs(completeBefore: Double, failedBefore: Double?) async throws -> Int {
+        let (sql, values) = ReplicationQueueSchema.purge(completeBefore: completeBefore, failedBefore: failedBefore)
+        return try await db.write { c in try c.execute(sql, values) }
+    }
+
+    public func accountsWithSetting(_ name: String) async throws -> [String] {
+        try await db.read { c in
+            try c.query("SELECT account_id FROM account_settings WHERE name = ? AND value <> '' ORDER BY account_id", [.text(name)]) { $0.text(0) }
+        }
     }
 
     public func replicationJobs(of repository: RepositoryKey, digest: Digest) async throws -> [ReplicationJob] {

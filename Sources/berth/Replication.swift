@@ -2,14 +2,24 @@ import ArgumentParser
 import BerthApp
 import BerthCore
 import BerthRegistry
+import BerthReplication
 import Foundation
 
 /// `berth replication …` (docs/replication.md): enqueue existing images, and the queue's state and lag.
 /// Works beside a running server (which copies what is enqueued).
 struct ReplicationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "replication", abstract: "Image replication: backfill existing images, show the queue and its lag.",
-        subcommands: [ReplicationBackfill.self, ReplicationStatus.self])
+        commandName: "replication", abstract: "Image replication: backfill existing images, repair drift, show the queue and its lag.",
+        subcommands: [ReplicationBackfill.self, ReplicationReconcile.self, ReplicationPurge.self, ReplicationStatus.self])
+}
+
+/// The private registry `--account` and `--region` name (the configured region when none is given).
+func privateRegistry(account: String, region: String?, _ config: BerthConfiguration) throws -> RegistryID {
+    guard AccountID.isValid(account) else { throw ValidationError("--account must be 12 digits") }
+    let regions = config.regionSet
+    let region = region ?? config.region
+    guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
+    return .private(account, region: regions.storageRegion(region))
 }
 
 struct ReplicationBackfill: AsyncParsableCommand {
@@ -26,15 +36,47 @@ struct ReplicationBackfill: AsyncParsableCommand {
 
     func run() async throws {
         let services = try await adminServices(options)
-        let account = self.account ?? services.config.accountId
-        guard AccountID.isValid(account) else { throw ValidationError("--account must be 12 digits") }
         if let repository, (try? RepositoryName(repository)) == nil { throw ValidationError("--repository is not a valid repository name") }
-        let regions = services.config.regionSet
-        let region = self.region ?? services.config.region
-        guard regions.accepts(region) else { throw ValidationError("--region \(region) is not a region this deployment serves (\(regions))") }
-        let n = try await services.registry.backfillReplication(of: .private(account, region: regions.storageRegion(region)),
-                                                                repository: repository)
+        let source = try privateRegistry(account: account ?? services.config.accountId, region: region, services.config)
+        let n = try await services.registry.backfillReplication(of: source, repository: repository)
         print("{\"enqueued\": \(n)}")
+    }
+}
+
+struct ReplicationReconcile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Check every replicated image at its destinations and enqueue a repair for those absent or differing there (one pass).")
+    @OptionGroup var options: CommonOptions
+    @Option(name: .long, help: "Only this registry (account id); default: every registry with a replication configuration.")
+    var account: String?
+    @Option(name: .long, help: "With --account: the registry's region; default: the configured region.")
+    var region: String?
+
+    func run() async throws {
+        if region != nil && account == nil { throw ValidationError("--region needs --account") }
+        let services = try await adminServices(options)
+        guard let replication = services.replication else { throw ValidationError("replication is not available") }
+        let only = try account.map { try privateRegistry(account: $0, region: region, services.config) }
+        guard let report = try await services.registry.withLease(ReplicationService.reconcileLease, { try await replication.reconcile(only: only) }) else {
+            throw ValidationError("another process is reconciling now (it holds the lease \(ReplicationService.reconcileLease)); try again later")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+}
+
+struct ReplicationPurge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge",
+        abstract: "Delete finished jobs past replicationCompleteRetentionDays / replicationFailedRetentionDays now (the server does it hourly).")
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let services = try await adminServices(options)
+        guard let replication = services.replication else { throw ValidationError("replication is not available") }
+        print("{\"purged\": \(try await replication.purgeFinishedJobs())}")
     }
 }
 

@@ -143,4 +143,82 @@ import Testing
             _ = try await registry.startUpload(RepositoryKey(registryID: account, name: try RepositoryName("team/other")))
         }
     }
+
+    /// Allows everything but `denied`, recording each (action, resource) asked.
+    final class GrantRecorder: Authorizer, @unchecked Sendable {
+        let denied: String?
+        let lock = NSLock()
+        var asked: [String] = []
+        init(denying denied: String? = nil) { self.denied = denied }
+        func authorize(_ principal: Principal, action: String, resource: String) async throws {
+            lock.withLock { asked.append("\(action) \(resource)") }
+            if action == denied { throw BerthError.denied("not allowed: \(action)") }
+        }
+    }
+
+    @Test func writingATemplateNeedsWhatItGrants() async throws {
+        let (open, registry) = service()
+        let role = "arn:aws:iam::\(account):role/team/templates"
+        let full: JSONValue = ["prefix": "team", "appliedFor": ["REPLICATION"], "lifecyclePolicy": .string(Self.lifecycle),
+                               "repositoryPolicy": .string(Self.policy), "resourceTags": [["Key": "a", "Value": "1"]], "customRoleArn": .string(role)]
+        for denied in ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:SetRepositoryPolicy", "ecr:TagResource", "iam:PassRole"] {
+            let guarded = ECRService(registry: registry, authorizer: GrantRecorder(denying: denied), environment: open.env, clock: open.clock)
+            let (status, out) = await call(guarded, "CreateRepositoryCreationTemplate", full)
+            #expect(status == 400 && out["__type"] == "AccessDeniedException", "\(denied): \(out)")
+            #expect(try await registry.creationTemplates(of: account).isEmpty)
+        }
+        let recorder = GrantRecorder()
+        let allowed = ECRService(registry: registry, authorizer: recorder, environment: open.env, clock: open.clock)
+        var (status, _) = await call(allowed, "CreateRepositoryCreationTemplate", full)
+        #expect(status == 200)
+        let covered = "arn:aws:ecr:us-east-1:\(account):repository/team/*"
+        #expect(recorder.lock.withLock { recorder.asked } == [
+            "ecr:CreateRepositoryCreationTemplate arn:aws:ecr:us-east-1:\(account):registry", "ecr:CreateRepository \(covered)",
+            "ecr:PutLifecyclePolicy \(covered)", "ecr:SetRepositoryPolicy \(covered)", "ecr:TagResource \(covered)", "iam:PassRole \(role)",
+        ])
+        // An update asks only for what it sets; ROOT covers every repository.
+        recorder.lock.withLock { recorder.asked = [] }
+        (status, _) = await call(allowed, "UpdateRepositoryCreationTemplate", ["prefix": "team", "description": "d"])
+        #expect(status == 200)
+        #expect(recorder.lock.withLock { recorder.asked }.map { $0.split(separator: " ")[0] } == ["ecr:UpdateRepositoryCreationTemplate", "ecr:CreateRepository"])
+        recorder.lock.withLock { recorder.asked = [] }
+        (status, _) = await call(allowed, "CreateRepositoryCreationTemplate", ["prefix": "ROOT", "appliedFor": ["REPLICATION"]])
+        #expect(status == 200 && recorder.lock.withLock { recorder.asked }.last == "ecr:CreateRepository arn:aws:ecr:us-east-1:\(account):repository/*")
+    }
+
+    @Test func customRoleArnIsARoleOfTheRegistrysAccount() async throws {
+        let (s, _) = service()
+        for good in ["arn:aws:iam::\(account):role/r", "arn:aws:iam::\(account):role/path/to/my.role+x=y,z@w_v-1", "arn:aws-cn:iam::\(account):role/r"] {
+            let (status, out) = await call(s, "CreateRepositoryCreationTemplate", ["prefix": "ok", "appliedFor": ["REPLICATION"], "customRoleArn": .string(good)])
+            #expect(status == 200, "\(good): \(out)")
+            _ = await call(s, "DeleteRepositoryCreationTemplate", ["prefix": "ok"])
+        }
+        for bad in ["arn:aws:iam::\(account):user/u", "arn:aws:iam::111111111111:role/r", "arn:aws:iam:us-east-1:\(account):role/r",
+                    "arn:aws:iam::\(account):role/", "arn:aws:iam::\(account):role/a//b", "arn:aws:iam::\(account):role/bad name",
+                    "arn:aws:iam::\(account):role/" + String(repeating: "n", count: 65), "role/r"] {
+            let (status, out) = await call(s, "CreateRepositoryCreationTemplate", ["prefix": "no", "appliedFor": ["REPLICATION"], "customRoleArn": .string(bad)])
+            #expect(status == 400 && out["__type"] == "InvalidParameterException", "\(bad): \(out)")
+        }
+    }
+
+    @Test func theECRAPIPushCreatesOnlyThroughACreateOnPushTemplate() async throws {
+        let (s, registry) = service(createOnPush: true)
+        var (status, out) = await call(s, "InitiateLayerUpload", ["repositoryName": "api/app"])
+        #expect(status == 400 && out["__type"] == "RepositoryNotFoundException")
+        (status, _) = await call(s, "CreateRepositoryCreationTemplate", ["prefix": "api", "appliedFor": ["CREATE_ON_PUSH"], "imageTagMutability": "IMMUTABLE"])
+        #expect(status == 200)
+        // The caller needs ecr:CreateRepository: denied, nothing is created.
+        let guarded = ECRService(registry: registry, authorizer: GrantRecorder(denying: "ecr:CreateRepository"), environment: s.env, clock: s.clock)
+        (status, out) = await call(guarded, "InitiateLayerUpload", ["repositoryName": "api/app"])
+        #expect(status == 400 && out["__type"] == "AccessDeniedException")
+        #expect(try await registry.findRepository(RepositoryKey(registry: .private(account), name: try RepositoryName("api/app"))) == nil)
+        (status, out) = await call(s, "InitiateLayerUpload", ["repositoryName": "api/app"])
+        #expect(status == 200 && out["uploadId"] != nil, "\(out)")
+        let created = try #require(try await registry.findRepository(RepositoryKey(registry: .private(account), name: try RepositoryName("api/app"))))
+        #expect(created.settings.imageTagMutability == .immutable)
+        // A template for another purpose does not let a push create.
+        (status, _) = await call(s, "CreateRepositoryCreationTemplate", ["prefix": "rep", "appliedFor": ["REPLICATION"]])
+        (status, out) = await call(s, "PutImage", ["repositoryName": "rep/app", "imageTag": "v1", "imageManifest": #"{"schemaVersion":2}"#])
+        #expect(status == 400 && out["__type"] == "RepositoryNotFoundException", "\(out)")
+    }
 }

@@ -267,6 +267,25 @@ import Testing
         #expect(throws: ConfigurationError.self) { try BerthConfiguration.load(file: nil, environment: ["BERTH_REPLICATION_CONCURRENCY": "0"]) }
     }
 
+    @Test func replicationReconciliationAndRetention() throws {
+        let d = try BerthConfiguration.load(file: nil, environment: [:]).replication
+        #expect(d.reconcileIntervalSeconds == 3_600 && d.completeRetentionDays == 7 && d.failedRetentionDays == 30)
+        let s = d.settings(regions: .single("us-east-1"))
+        #expect(s.reconcileIntervalSeconds == 3_600 && s.completeRetentionSeconds == 7 * 86_400 && s.failedRetentionSeconds == 30 * 86_400)
+        let f = try BerthConfiguration.load(file: try file(#"{"replicationReconcileIntervalSeconds": 0, "replicationCompleteRetentionDays": 1, "replicationFailedRetentionDays": 0}"#),
+                                            environment: [:]).replication
+        #expect(f.reconcileIntervalSeconds == 0 && f.settings(regions: .single("us-east-1")).failedRetentionSeconds == nil)
+        let e = try BerthConfiguration.load(file: nil, environment: ["BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS": "60",
+                                                                     "BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "0.5",
+                                                                     "BERTH_REPLICATION_FAILED_RETENTION_DAYS": "2"]).replication
+        #expect(e.reconcileIntervalSeconds == 60 && e.completeRetentionDays == 0.5 && e.failedRetentionDays == 2)
+        for bad in [["BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS": "-1"], ["BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS": "hourly"],
+                    ["BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "0"],
+                    ["BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "10", "BERTH_REPLICATION_FAILED_RETENTION_DAYS": "5"]] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try BerthConfiguration.load(file: nil, environment: bad) }
+        }
+    }
+
     @Test func lifecycleIntervalFromFileAndEnvironment() throws {
         #expect(try BerthConfiguration.load(file: nil, environment: [:]).lifecycleIntervalSeconds == 86_400)
         #expect(try BerthConfiguration.load(file: try file(#"{"lifecycleIntervalSeconds": 3600}"#), environment: [:]).lifecycleIntervalSeconds == 3600)

@@ -30,7 +30,7 @@ import Testing
     }
 
     @Test func limitsPatternsAndTheSourceItselfAreRefused() {
-        refused(config([ReplicationRule(destinations: [dest("us-east-1")])]), "cannot be the source registry")
+        refused(config([ReplicationRule(destinations: [dest("us-east-1")])]), "cannot be the same as the source registry")
         refused(config(Array(repeating: ReplicationRule(destinations: [dest("us-west-2")]), count: 11)), "less than or equal to 10")
         refused(config([ReplicationRule(destinations: [])]), "at least one destination")
         refused(config([ReplicationRule(destinations: [dest("US-WEST-2")])]), "region")
@@ -90,7 +90,7 @@ struct Bytes: AsyncSequence, Sendable {
 @Suite struct LocalReplicationTests {
     static let source = "111111111111"
     static let other = "222222222222"
-    let registry = Registry.inMemory()
+    var registry = Registry.inMemory()
 
     func repo(_ account: String, _ name: String) -> RepositoryKey { RepositoryKey(registry: .private(account), name: try! RepositoryName(name)) }
 
@@ -202,5 +202,100 @@ struct Bytes: AsyncSequence, Sendable {
         try await registry.enqueueReplication([jobs[1].key])
         #expect(try await worker.runOnce() == 1)
         #expect(try await registry.replicationJobs(of: src, digest: pushed.digest).map(\.state) == [.failed, .complete])
+    }
+}
+
+/// Reconciliation, the purge of finished jobs and the `ECR Replication Action` events, on a deployment
+/// serving two regions (the destination is the source account's registry in the other region).
+@Suite struct ReplicationReconciliationTests {
+    static let source = "111111111111"
+    let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(),
+                            eventSource: ECREventSource(region: "us-east-1", newID: { UUID().uuidString }))
+    let west = ReplicationDestination(region: "us-west-2", registryId: Self.source)
+
+    var helper: LocalReplicationTests { LocalReplicationTests(registry: registry) }
+    func service(retention: Double = 100, failedRetention: Double? = nil) -> ReplicationService {
+        ReplicationService(registry: registry, settings: ReplicationSettings(
+            regions: RegionSet(home: "us-east-1", listed: ["us-west-2"]), retryBaseSeconds: 0.01,
+            completeRetentionSeconds: retention, failedRetentionSeconds: failedRetention))
+    }
+    var src: RepositoryKey { RepositoryKey(registry: .private(Self.source), name: try! RepositoryName("prod/app")) }
+    var dst: RepositoryKey { RepositoryKey(registry: .private(Self.source, region: "us-west-2"), name: try! RepositoryName("prod/app")) }
+
+    func replicationEvents() async throws -> [[String: Any]] {
+        _ = try await registry.routeEvents(limit: 100) { _ in ["t"] }
+        return try await registry.eventDeliveries(state: nil, after: nil, limit: 100).map(\.event)
+            .filter { $0.detailType == "ECR Replication Action" }
+            .map { try JSONSerialization.jsonObject(with: Data($0.body.utf8)) as! [String: Any] }
+    }
+
+    @Test func reconciliationFindsAndRepairsDrift() async throws {
+        try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: [ReplicationRule(destinations: [west], prefixes: ["prod"])]),
+                                                       of: .private(Self.source))
+        let (a, _) = try await helper.image(src, tag: "v1", layer: "one")
+        let (b, _) = try await helper.image(src, tag: "v2", layer: "two")
+        let (c, _) = try await helper.image(src, tag: "v3", layer: "three")
+        let worker = service()
+        while try await worker.runOnce() > 0 {}
+        var report = try await worker.reconcile()
+        #expect(report.registries == 1 && report.repositories == 1 && report.checked == 3 && report.drift == 0 && report.enqueued == 0)
+
+        // Deleted at the destination by hand (c); a tag moved there (v1 to b's image).
+        _ = try await registry.deleteImage(dst, .digest(c))
+        _ = try await registry.putManifest(dst, reference: .tag(try Tag("v1")), contentType: "application/vnd.oci.image.manifest.v1+json",
+                                           bytes: try #require(try await registry.storedManifest(b, in: src)).bytes)
+        report = try await worker.reconcile()
+        #expect(report.checked == 3 && report.missing == 1 && report.tagsDiffering == 1 && report.enqueued == 2, "\(report)")
+        #expect(try await worker.reconcile().alreadyQueued == 2)  // the repairs are queued, not checked again
+        while try await worker.runOnce() > 0 {}
+        #expect(try await registry.resolveTag("v1", in: dst) == a)
+        #expect(try await registry.resolveTag("v3", in: dst) == c)
+        #expect(try await worker.reconcile().drift == 0)
+
+        // A destination nothing serves is counted, never checked.
+        try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: [ReplicationRule(destinations: [
+            ReplicationDestination(region: "ap-south-1", registryId: Self.source)])]), of: .private(Self.source))
+        report = try await worker.reconcile()
+        #expect(report.unchecked == 3 && report.enqueued == 0)
+    }
+
+    @Test func finishedJobsAreEventsThenPurgedAndTheDestinationStillAnswers() async throws {
+        try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: [
+            ReplicationRule(destinations: [west, ReplicationDestination(region: "ap-south-1", registryId: Self.source)])]),
+                                                       of: .private(Self.source))
+        let (a, _) = try await helper.image(src, tag: "v1", layer: "one")
+        _ = try await registry.putManifest(src, reference: .tag(try Tag("latest")), contentType: "application/vnd.oci.image.manifest.v1+json",
+                                           bytes: try #require(try await registry.storedManifest(a, in: src)).bytes)
+        let worker = service(retention: 0.5)
+        while try await worker.runOnce() > 0 {}
+        let jobs = try await registry.replicationJobs(of: src, digest: a)
+        #expect(jobs.map(\.state) == [.failed, .complete])  // ap-south-1: nothing serves it
+
+        // ECR's event: the destination's account, region and repository ARN; one per tag; FAILED too.
+        let events = try await replicationEvents()
+        let ok = events.filter { ($0["detail"] as? [String: Any])?["result"] as? String == "SUCCESS" }
+        #expect(ok.count == 2)
+        for e in ok {
+            let detail = try #require(e["detail"] as? [String: Any])
+            #expect(e["source"] as? String == "aws.ecr" && e["region"] as? String == "us-west-2" && e["account"] as? String == Self.source)
+            #expect(e["resources"] as? [String] == ["arn:aws:ecr:us-west-2:\(Self.source):repository/prod/app"])
+            #expect(detail["action-type"] as? String == "REPLICATE" && detail["repository-name"] as? String == "prod/app")
+            #expect(detail["image-digest"] as? String == a.description && detail["source-account"] as? String == Self.source)
+            #expect(detail["source-region"] as? String == "us-east-1")
+        }
+        #expect(Set(ok.compactMap { ($0["detail"] as? [String: Any])?["image-tag"] as? String }) == ["v1", "latest"])
+        #expect(events.filter { ($0["detail"] as? [String: Any])?["result"] as? String == "FAILED" }.map { $0["region"] as? String } == ["ap-south-1", "ap-south-1"])
+
+        // Past the retention the COMPLETE job goes (FAILED kept: no failed retention); the destination answers.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await worker.purgeFinishedJobs() == 1)
+        #expect(try await registry.replicationJobs(of: src, digest: a).map(\.state) == [.failed])
+        let key = ReplicationJobKey(sourceRegistry: src.registryID, repository: "prod/app", digest: a, destination: west)
+        #expect(await worker.destinationHas(key, mediaType: "application/vnd.oci.image.manifest.v1+json") == true)
+        _ = try await registry.deleteImage(dst, .digest(a))
+        #expect(await worker.destinationHas(key, mediaType: "application/vnd.oci.image.manifest.v1+json") == false)
+        let nowhere = ReplicationJobKey(sourceRegistry: src.registryID, repository: "prod/app", digest: a,
+                                        destination: ReplicationDestination(region: "ap-south-1", registryId: Self.source))
+        #expect(await worker.destinationHas(nowhere, mediaType: "application/vnd.oci.image.manifest.v1+json") == nil)
     }
 }

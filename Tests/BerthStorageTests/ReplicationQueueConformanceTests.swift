@@ -85,4 +85,62 @@ import Testing
             #expect(try await reopened.dueReplicationJobs(at: 40, limit: 10).map(\.key.destination) == [peer])
         }
     }
+
+    @Test(arguments: Backend.allCases)
+    func finishingWritesItsEventsInTheSameTransaction(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.enqueueReplicationJobs([job(west)], at: 10)
+        let j = try #require(try await m.dueReplicationJobs(at: 10, limit: 10).first)
+        let event = OutboxEvent(id: "e1", time: 11, detailType: "ECR Replication Action", account: west.registryId, body: "{}")
+        // A stale generation records nothing, its event included.
+        #expect(try await m.finishReplicationJob(id: j.id, generation: j.generation + 1, outcome: .complete, at: 11, events: [event]) == false)
+        #expect(try await m.outboxCounts().unrouted == 0)
+        #expect(try await m.finishReplicationJob(id: j.id, generation: j.generation, outcome: .complete, at: 11, events: [event]))
+        #expect(try await m.outboxCounts().unrouted == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func purgeDeletesFinishedJobsPastTheirRetention(_ backend: Backend) async throws {
+        let s = try await backend.make()
+        let m = s.metadata
+        let other = Digest.sha256(of: Array("other".utf8))
+        let third = Digest.sha256(of: Array("third".utf8))
+        try await m.enqueueReplicationJobs([job(west), job(peer), job(west, digest: other), job(west, digest: third)], at: 10)
+        for j in try await m.dueReplicationJobs(at: 10, limit: 10) {
+            switch (j.key.digest, j.key.destination) {
+            case (image, west): #expect(try await m.finishReplicationJob(id: j.id, generation: j.generation, outcome: .complete, at: 20))
+            case (image, _): #expect(try await m.finishReplicationJob(id: j.id, generation: j.generation, outcome: .failed(reason: "denied"), at: 20))
+            case (other, _): #expect(try await m.finishReplicationJob(id: j.id, generation: j.generation, outcome: .complete, at: 50))
+            default: break  // `third` stays IN_PROGRESS
+            }
+        }
+        // Nothing is old enough yet; then the COMPLETE job of time 20 goes, FAILED ones are kept (nil).
+        #expect(try await m.purgeReplicationJobs(completeBefore: 20, failedBefore: 20) == 0)
+        #expect(try await m.purgeReplicationJobs(completeBefore: 30, failedBefore: nil) == 1)
+        #expect(try await m.replicationJobs(of: k("r"), digest: image).map(\.key.destination) == [peer])
+        #expect(try await m.replicationQueueSummary() == ReplicationQueueSummary(inProgress: 1, failed: 1, complete: 1, oldestInProgress: 10))
+        // FAILED past its own retention goes; IN_PROGRESS never does.
+        #expect(try await m.purgeReplicationJobs(completeBefore: 30, failedBefore: 21) == 1)
+        #expect(try await m.purgeReplicationJobs(completeBefore: 1_000, failedBefore: 1_000) == 1)
+        #expect(try await m.replicationJobs(state: nil, after: nil, limit: 10).map(\.key.digest) == [third])
+        // A purged key can be enqueued again: a fresh job.
+        try await m.enqueueReplicationJobs([job(west)], at: 60)
+        let again = try #require(try await m.replicationJobs(of: k("r"), digest: image).first)
+        #expect(again.state == .inProgress && again.generation == 1 && again.enqueuedAt == 60)
+        if let reopen = s.reopen {
+            let (_, reopened) = try await reopen()
+            #expect(try await reopened.replicationJobs(state: nil, after: nil, limit: 10).count == 2)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func accountsWithASetting(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.putAccountSetting("222222222222@eu-west-1", "replicationConfiguration", "{\"rules\":[]}")
+        try await m.putAccountSetting("111111111111", "replicationConfiguration", "{}")
+        try await m.putAccountSetting("333333333333", "replicationConfiguration", "")
+        try await m.putAccountSetting("444444444444", "other", "x")
+        #expect(try await m.accountsWithSetting("replicationConfiguration") == ["111111111111", "222222222222@eu-west-1"])
+        #expect(try await m.accountsWithSetting("missing").isEmpty)
+    }
 }
