@@ -296,7 +296,7 @@ def test_kms_keys_and_aliases_are_regional(berth_bin, skopeo_path, tmp_path):
         assert managed.startswith(f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/"), managed
         eu_aliases = {a["AliasName"]: a for a in kms_cli(eu, "list-aliases")["Aliases"]}
         assert managed.endswith(eu_aliases["alias/aws/ecr"]["TargetKeyId"])
-        policy = json.loads(kms_cli(eu, "get-key-policy", "--key-id", "alias/aws/ecr", "--policy-name", "default")["Policy"])
+        policy = json.loads(kms_cli(eu, "get-key-policy", "--key-id", managed, "--policy-name", "default")["Policy"])
         assert "ecr.eu-west-1.amazonaws.com" in json.dumps(policy)
         assert "alias/aws/ecr" not in {a["AliasName"] for a in kms_cli(us, "list-aliases")["Aliases"]}
 
