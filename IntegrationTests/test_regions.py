@@ -167,6 +167,15 @@ def test_regions_not_served_are_refused_and_the_wildcard_serves_any(berth_bin, t
         srv.dispose()
 
 
+def restart_with_eu_west_1(srv, tmp_path):
+    """Restarts a berth started without `regions` with eu-west-1 added: root sessions of both regions."""
+    srv.stop()
+    srv.env["BERTH_REGIONS"] = "eu-west-1"
+    srv.start()
+    return (ECRSession(srv, *srv.root_credentials, region="us-east-1", tmp=tmp_path),
+            ECRSession(srv, *srv.root_credentials, region="eu-west-1", tmp=tmp_path))
+
+
 def test_data_from_before_regions_stays_in_the_home_region(berth_bin, tmp_path):
     """A registry started without `regions` (as every earlier Berth) keeps its repositories in its region
     when regions are added; a `region` setting that would move them to another region is refused."""
@@ -178,13 +187,8 @@ def test_data_from_before_regions_stays_in_the_home_region(berth_bin, tmp_path):
     us.client.create_repository(repositoryName=name)
     bh_client = us.v2()
     bh_client.push_image(name, tag="v1")
-    srv.stop()
-
-    srv.env["BERTH_REGIONS"] = "eu-west-1"
-    srv.start()
+    us, eu = restart_with_eu_west_1(srv, tmp_path)
     try:
-        us = ECRSession(srv, *srv.root_credentials, region="us-east-1", tmp=tmp_path)
-        eu = ECRSession(srv, *srv.root_credentials, region="eu-west-1", tmp=tmp_path)
         assert [r["repositoryName"] for r in us.client.describe_repositories()["repositories"]] == [name]
         assert eu.client.describe_repositories()["repositories"] == []
         assert us.v2().get(f"/v2/{name}/tags/list").json()["tags"] == ["v1"]
@@ -256,13 +260,8 @@ def test_kms_keys_and_aliases_are_regional(berth_bin, skopeo_path, tmp_path):
     us.client.create_repository(repositoryName=old_repo, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/app"})
     sk.login(us)
     sk.copy(f"oci:{layout.root}:v1", f"docker://{srv.hostport}/{old_repo}:v1", "--preserve-digests")
-    srv.stop()
-
-    srv.env["BERTH_REGIONS"] = "eu-west-1"
-    srv.start()
+    us, eu = restart_with_eu_west_1(srv, tmp_path)
     try:
-        us = ECRSession(srv, *srv.root_credentials, region="us-east-1", tmp=tmp_path)
-        eu = ECRSession(srv, *srv.root_credentials, region="eu-west-1", tmp=tmp_path)
         # The key made before regions: the home region's, its ARN unchanged, unknown in eu-west-1.
         assert kms_cli(us, "describe-key", "--key-id", old["KeyId"])["KeyMetadata"]["Arn"] == old["Arn"]
         assert key_ids(us) == {old["KeyId"]} and key_ids(eu) == set()
