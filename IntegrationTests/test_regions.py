@@ -283,10 +283,11 @@ def test_kms_keys_and_aliases_are_regional(berth_bin, skopeo_path, tmp_path):
 
         # ECR: kmsKey resolves in the repository's region; another region's key ARN is refused.
         c = eu.client
-        with pytest.raises(ClientError) as e:
-            c.create_repository(repositoryName=unique("foreign"),
-                                encryptionConfiguration={"encryptionType": "KMS", "kmsKey": old["Arn"]})
-        assert e.value.response["Error"]["Code"] == "KmsException", e.value.response
+        for foreign in (old["Arn"], f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:alias/app", f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:alias/aws/ecr"):
+            with pytest.raises(ClientError) as e:
+                c.create_repository(repositoryName=unique("foreign"),
+                                    encryptionConfiguration={"encryptionType": "KMS", "kmsKey": foreign})
+            assert e.value.response["Error"]["Code"] == "KmsException", (foreign, e.value.response)
         by_alias, by_default = unique("eu-alias"), unique("eu-default")
         r = c.create_repository(repositoryName=by_alias, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/app"})
         assert r["repository"]["encryptionConfiguration"]["kmsKey"] == new["Arn"]

@@ -1,6 +1,7 @@
 import BerthCore
 import BerthKMS
 import BerthRegistry
+import BerthSupport
 @preconcurrency import Crypto
 import Foundation
 
@@ -39,7 +40,8 @@ public struct KeyServiceBlobKeyring: BlobKeyring {
         let region = region ?? keys.region
         return try await kms {
             let key: KMSKeyRecord
-            if kmsKey == nil || kmsKey == Self.awsManagedAlias || kmsKey!.hasSuffix(":" + Self.awsManagedAlias) {
+            if kmsKey == nil || kmsKey == Self.awsManagedAlias
+                || (kmsKey!.hasSuffix(":" + Self.awsManagedAlias) && ARN(kmsKey!)?.region == region) {
                 key = try await keys.ensureAWSManagedKey(account: account, alias: Self.awsManagedAlias, region: region)
             } else {
                 key = try await keys.resolve(kmsKey!, account: account, region: region)
