@@ -18,7 +18,7 @@ import requests
 from botocore.exceptions import ClientError
 
 import berth_helpers as bh
-from ecr_helpers import (ACCOUNT_ID, ECRServer, ECRSession, SkopeoECR, aws_cli, check_after_test,  # noqa: F401
+from ecr_helpers import (ACCOUNT_ID, AWS_CLI, ECRServer, ECRSession, SkopeoECR, aws_cli, check_after_test,  # noqa: F401
                          default_env, skopeo_path, write_oci_layout)
 from berth_helpers import unique
 
@@ -167,6 +167,15 @@ def test_regions_not_served_are_refused_and_the_wildcard_serves_any(berth_bin, t
         srv.dispose()
 
 
+def restart_with_eu_west_1(srv, tmp_path):
+    """Restarts a berth started without `regions` with eu-west-1 added: root sessions of both regions."""
+    srv.stop()
+    srv.env["BERTH_REGIONS"] = "eu-west-1"
+    srv.start()
+    return (ECRSession(srv, *srv.root_credentials, region="us-east-1", tmp=tmp_path),
+            ECRSession(srv, *srv.root_credentials, region="eu-west-1", tmp=tmp_path))
+
+
 def test_data_from_before_regions_stays_in_the_home_region(berth_bin, tmp_path):
     """A registry started without `regions` (as every earlier Berth) keeps its repositories in its region
     when regions are added; a `region` setting that would move them to another region is refused."""
@@ -178,13 +187,8 @@ def test_data_from_before_regions_stays_in_the_home_region(berth_bin, tmp_path):
     us.client.create_repository(repositoryName=name)
     bh_client = us.v2()
     bh_client.push_image(name, tag="v1")
-    srv.stop()
-
-    srv.env["BERTH_REGIONS"] = "eu-west-1"
-    srv.start()
+    us, eu = restart_with_eu_west_1(srv, tmp_path)
     try:
-        us = ECRSession(srv, *srv.root_credentials, region="us-east-1", tmp=tmp_path)
-        eu = ECRSession(srv, *srv.root_credentials, region="eu-west-1", tmp=tmp_path)
         assert [r["repositoryName"] for r in us.client.describe_repositories()["repositories"]] == [name]
         assert eu.client.describe_repositories()["repositories"] == []
         assert us.v2().get(f"/v2/{name}/tags/list").json()["tags"] == ["v1"]
@@ -224,3 +228,97 @@ def test_identity_policies_name_regions_in_their_resources(regional):
         eu.client.create_repository(repositoryName=name)
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
     assert f"arn:aws:ecr:eu-west-1:{ACCOUNT_ID}:repository/{name}" in e.value.response["Error"]["Message"]
+
+
+def kms_cli(session: ECRSession, *args, check: bool = True):
+    """`aws kms …` with the session's credentials and region; the parsed output, or the process."""
+    cmd = [AWS_CLI, "kms", *args, "--endpoint-url", session.server.url, "--region", session.region, "--output", "json"]
+    p = subprocess.run(cmd, capture_output=True, env=session.cli_env(), timeout=120, stdin=subprocess.DEVNULL)
+    if not check:
+        return p
+    assert p.returncode == 0, f"{' '.join(cmd)} exited {p.returncode}\n{p.stderr.decode(errors='replace')[-2000:]}"
+    out = p.stdout.decode().strip()
+    return json.loads(out) if out else {}
+
+
+def key_ids(session: ECRSession) -> set:
+    return {k["KeyId"] for k in kms_cli(session, "list-keys")["Keys"]}
+
+
+def test_kms_keys_and_aliases_are_regional(berth_bin, skopeo_path, tmp_path):
+    """KMS keys and aliases belong to a region (as in AWS); keys made before regions stay in the home
+    region with their ARNs, and the blobs sealed under them still open."""
+    srv = ECRServer(berth_bin, tmp_path / "berth", env=default_env())
+    srv.start()
+    sk = SkopeoECR(skopeo_path, tmp_path / "skopeo")
+    layout = write_oci_layout(tmp_path / "layout", "v1")
+    us = ECRSession(srv, *srv.root_credentials, region="us-east-1", tmp=tmp_path)
+    old = kms_cli(us, "create-key", "--description", "before regions")["KeyMetadata"]
+    assert old["Arn"] == f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/{old['KeyId']}"
+    kms_cli(us, "create-alias", "--alias-name", "alias/app", "--target-key-id", old["KeyId"])
+    old_repo = unique("old-kms")
+    us.client.create_repository(repositoryName=old_repo, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/app"})
+    sk.login(us)
+    sk.copy(f"oci:{layout.root}:v1", f"docker://{srv.hostport}/{old_repo}:v1", "--preserve-digests")
+    us, eu = restart_with_eu_west_1(srv, tmp_path)
+    try:
+        # The key made before regions: the home region's, its ARN unchanged, unknown in eu-west-1.
+        assert kms_cli(us, "describe-key", "--key-id", old["KeyId"])["KeyMetadata"]["Arn"] == old["Arn"]
+        assert key_ids(us) == {old["KeyId"]} and key_ids(eu) == set()
+        p = kms_cli(eu, "describe-key", "--key-id", old["KeyId"], check=False)
+        assert p.returncode != 0 and b"NotFoundException" in p.stderr, p.stderr
+        # A key made in eu-west-1 names eu-west-1 and is invisible in us-east-1, by id and by ARN.
+        new = kms_cli(eu, "create-key", "--description", "eu")["KeyMetadata"]
+        assert new["Arn"] == f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{new['KeyId']}"
+        assert key_ids(eu) == {new["KeyId"]} and key_ids(us) == {old["KeyId"]}
+        for ref in (new["KeyId"], new["Arn"]):
+            p = kms_cli(us, "describe-key", "--key-id", ref, check=False)
+            assert p.returncode != 0 and b"NotFoundException" in p.stderr, p.stderr
+        # The same alias name in each region, each pointing at its region's key.
+        kms_cli(eu, "create-alias", "--alias-name", "alias/app", "--target-key-id", new["KeyId"])
+        assert kms_cli(eu, "describe-key", "--key-id", "alias/app")["KeyMetadata"]["KeyId"] == new["KeyId"]
+        assert kms_cli(us, "describe-key", "--key-id", "alias/app")["KeyMetadata"]["KeyId"] == old["KeyId"]
+        eu_aliases = {a["AliasName"]: a for a in kms_cli(eu, "list-aliases")["Aliases"]}
+        assert eu_aliases["alias/app"]["AliasArn"] == f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:alias/app"
+
+        # ECR: kmsKey resolves in the repository's region; another region's key ARN is refused.
+        c = eu.client
+        for foreign in (old["Arn"], f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:alias/app", f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:alias/aws/ecr"):
+            with pytest.raises(ClientError) as e:
+                c.create_repository(repositoryName=unique("foreign"),
+                                    encryptionConfiguration={"encryptionType": "KMS", "kmsKey": foreign})
+            assert e.value.response["Error"]["Code"] == "KmsException", (foreign, e.value.response)
+        by_alias, by_default = unique("eu-alias"), unique("eu-default")
+        r = c.create_repository(repositoryName=by_alias, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/app"})
+        assert r["repository"]["encryptionConfiguration"]["kmsKey"] == new["Arn"]
+        r = c.create_repository(repositoryName=by_default, encryptionConfiguration={"encryptionType": "KMS"})
+        managed = r["repository"]["encryptionConfiguration"]["kmsKey"]
+        assert managed.startswith(f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/"), managed
+        eu_aliases = {a["AliasName"]: a for a in kms_cli(eu, "list-aliases")["Aliases"]}
+        assert managed.endswith(eu_aliases["alias/aws/ecr"]["TargetKeyId"])
+        policy = json.loads(kms_cli(eu, "get-key-policy", "--key-id", managed, "--policy-name", "default")["Policy"])
+        assert "ecr.eu-west-1.amazonaws.com" in json.dumps(policy)
+        assert "alias/aws/ecr" not in {a["AliasName"] for a in kms_cli(us, "list-aliases")["Aliases"]}
+
+        # skopeo round trips through both eu-west-1 KMS repositories, and the old home-region repository.
+        sk.login(eu)
+        for name in (by_alias, by_default):
+            sk.copy(f"oci:{layout.root}:v1", f"docker://{srv.hostport}/{name}:v1", "--preserve-digests")
+            out = tmp_path / f"pulled-{name}"
+            sk.copy(f"docker://{srv.hostport}/{name}:v1", f"oci:{out}:v1", "--preserve-digests")
+            assert layout.digest.split(":")[1] in {p.name for p in (out / "blobs" / "sha256").iterdir()}
+        sk.login(us)
+        out = tmp_path / "pulled-old"
+        sk.copy(f"docker://{srv.hostport}/{old_repo}:v1", f"oci:{out}:v1", "--preserve-digests")
+        assert layout.digest.split(":")[1] in {p.name for p in (out / "blobs" / "sha256").iterdir()}
+        assert us.client.describe_repositories(repositoryNames=[old_repo])["repositories"][0][
+            "encryptionConfiguration"]["kmsKey"] == old["Arn"]
+        # Disabling the eu-west-1 key stops pulls of its repository (the key slots name its eu-west-1 ARN).
+        image = c.batch_get_image(repositoryName=by_alias, imageIds=[{"imageTag": "v1"}])["images"][0]
+        layer = json.loads(image["imageManifest"])["layers"][0]["digest"]
+        kms_cli(eu, "disable-key", "--key-id", new["KeyId"])
+        r = eu.v2().get(f"/v2/{by_alias}/blobs/{layer}")
+        assert r.status_code == 403 and "DisabledException" in r.json()["errors"][0]["message"], bh.describe(r)
+        kms_cli(eu, "enable-key", "--key-id", new["KeyId"])
+    finally:
+        srv.dispose()

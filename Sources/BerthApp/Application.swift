@@ -113,8 +113,8 @@ public struct BerthServices: Sendable {
         let directory = Directory(store: backends.metadata, homeRegion: config.region)
         let policyAuthorizer = PolicyAuthorizer(directory: directory, region: config.region, clock: clock,
                                                 cacheSeconds: config.authCacheSeconds, logger: logger)
-        let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, authorizer: policyAuthorizer,
-                              clock: clock, logger: logger)
+        let keys = KeyService(store: backends.metadata, masterKey: key, region: config.region, regions: config.regionSet,
+                              authorizer: policyAuthorizer, clock: clock, logger: logger)
         let registry = Registry(
             blobs: backends.blobs, metadata: backends.metadata,
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),

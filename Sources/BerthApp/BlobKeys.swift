@@ -1,6 +1,7 @@
 import BerthCore
 import BerthKMS
 import BerthRegistry
+import BerthSupport
 @preconcurrency import Crypto
 import Foundation
 
@@ -32,25 +33,29 @@ public struct KeyServiceBlobKeyring: BlobKeyring {
         }
     }
 
-    public func domain(encryptionType: String, kmsKey: String?, account: String) async throws -> String {
+    /// Keys are regional: `kmsKey` is resolved among the keys of the repository's region (`region`, nil
+    /// for the home region), whatever region the request that asks is in.
+    public func domain(encryptionType: String, kmsKey: String?, account: String, region: String?) async throws -> String {
         if encryptionType == Self.aes256 { return Self.aes256 }
+        let region = region ?? keys.region
         return try await kms {
             let key: KMSKeyRecord
-            if kmsKey == nil || kmsKey == Self.awsManagedAlias || kmsKey!.hasSuffix(":" + Self.awsManagedAlias) {
-                key = try await keys.ensureAWSManagedKey(account: account, alias: Self.awsManagedAlias)
+            if kmsKey == nil || kmsKey == Self.awsManagedAlias
+                || (kmsKey!.hasSuffix(":" + Self.awsManagedAlias) && ARN(kmsKey!)?.region == region) {
+                key = try await keys.ensureAWSManagedKey(account: account, alias: Self.awsManagedAlias, region: region)
             } else {
-                key = try await keys.resolve(kmsKey!, account: account)
+                key = try await keys.resolve(kmsKey!, account: account, region: region)
             }
             try keys.requireUsable(key)
             return keys.keyARN(key)
         }
     }
 
-    /// The key a KMS domain (a key ARN) names.
+    /// The key a KMS domain (a key ARN) names, in the region the ARN names.
     func key(_ domain: String) async throws -> KMSKeyRecord {
         let parts = domain.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
         guard parts.count == 6 else { throw BerthError.kms(kmsError: "NotFoundException", message: "Key '\(domain)' does not exist") }
-        return try await keys.resolve(domain, account: String(parts[4]))
+        return try await keys.resolve(domain, account: String(parts[4]), region: String(parts[3]))
     }
 
     static func aad(_ context: [String: String]) -> [UInt8] {

@@ -64,7 +64,18 @@ public final class KMSService: Sendable {
     public static func handles(target: String) -> Bool { target.hasPrefix(targetPrefix) }
 
     /// Runs one operation for an authenticated principal; every error becomes the KMS error body here.
+    /// Keys are regional: the region the request was signed for (its SigV4 scope) selects the keys and
+    /// aliases it sees, bound as ``RequestRegion`` as `ECRService` binds it.
     public func handle(target: String, body: [UInt8], principal: Principal) async -> KMSResponse {
+        guard let region = principal.region, RequestRegion.current?.name != region else {
+            return await handleInRegion(target: target, body: body, principal: principal)
+        }
+        return await RequestRegion.$current.withValue(RequestRegion(region, in: keys.regions)) {
+            await handleInRegion(target: target, body: body, principal: principal)
+        }
+    }
+
+    func handleInRegion(target: String, body: [UInt8], principal: Principal) async -> KMSResponse {
         do {
             guard target.hasPrefix(Self.targetPrefix), let op = Self.operations[String(target.dropFirst(Self.targetPrefix.count))] else {
                 throw KMSError("UnknownOperationException", "Unknown operation \(target)")
@@ -100,7 +111,7 @@ public final class KMSService: Sendable {
 
     func keyMetadata(_ k: KMSKeyRecord) -> JSONValue {
         var o: [String: JSONValue] = [
-            "AWSAccountId": .string(k.accountID), "KeyId": .string(k.keyID), "Arn": .string(keys.keyARN(k)),
+            "AWSAccountId": .string(keys.account(of: k)), "KeyId": .string(k.keyID), "Arn": .string(keys.keyARN(k)),
             "CreationDate": .double(k.createdAt), "Enabled": .bool(k.state == KeyService.KeyState.enabled.rawValue),
             "Description": .string(k.description), "KeyUsage": "ENCRYPT_DECRYPT", "KeyState": .string(k.state),
             "Origin": "AWS_KMS", "KeyManager": .string(k.keyManager), "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
@@ -435,7 +446,7 @@ public final class KMSService: Sendable {
     /// The key of a ciphertext, checked against an optional `KeyId` and authorized for `action`.
     func ciphertextKey(_ ciphertext: [UInt8], expected: String?, _ principal: Principal, _ action: String,
                        context: [String: String]) async throws -> (KMSKeyRecord, CiphertextBlob) {
-        let (key, blob) = try await keys.key(of: ciphertext)
+        let (key, blob) = try await keys.key(of: ciphertext, region: keys.requestRegion)
         if let expected {
             let named = try await keys.resolve(expected, account: principal.accountID)
             guard named.keyID == key.keyID else { throw KMSError.incorrectKey(keys.keyARN(named)) }

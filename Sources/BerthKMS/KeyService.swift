@@ -18,8 +18,17 @@ import Synchronization
 /// but every cryptographic operation still checks the key's state: a disabled key refuses with
 /// `DisabledException`, a key pending deletion with `KMSInvalidStateException`, and a key whose deletion
 /// completed no longer exists (its data is unrecoverable).
+///
+/// Keys and aliases are regional, as in AWS: each belongs to the account × region of the request that
+/// created it (``RequestRegion``, bound by ``KMSService`` from the SigV4 scope), and a request sees only
+/// its region's keys. They are stored under the owner text a private registry uses (`RegistryID`): the
+/// bare account for the home region — so keys made before regions keep their ARNs — and
+/// `<account>@<region>` for another region.
 public final class KeyService: Sendable {
+    /// The home region (the `region` setting): keys stored under the bare account belong to it.
     public let region: String
+    /// The regions requests may address (for binding ``RequestRegion``).
+    public let regions: RegionSet
     let store: any KeyMetadata
     let sealer: KeyMaterialSealer
     let authorizer: any Authorizer
@@ -48,11 +57,12 @@ public final class KeyService: Sendable {
     public static let maxOnDemandRotations = 10
     static let day = 86_400.0
 
-    public init(store: any KeyMetadata, masterKey: SymmetricKey, region: String, authorizer: any Authorizer,
+    public init(store: any KeyMetadata, masterKey: SymmetricKey, region: String, regions: RegionSet? = nil, authorizer: any Authorizer,
                 clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "berth.kms")) {
         self.store = store
         self.sealer = KeyMaterialSealer(masterKey: masterKey)
         self.region = region
+        self.regions = regions ?? .single(region)
         self.authorizer = authorizer
         self.clock = clock
         self.logger = logger
@@ -66,11 +76,27 @@ public final class KeyService: Sendable {
         return try await body()
     }
 
-    // MARK: names
+    // MARK: regions and names
 
-    public func keyARN(_ key: KMSKeyRecord) -> String { keyARN(account: key.accountID, keyID: key.keyID) }
-    public func keyARN(account: String, keyID: String) -> String {
-        ARN(service: "kms", region: region, account: account, resource: "key/\(keyID)").description
+    /// The region the current request addresses (the home region outside a request).
+    public var requestRegion: String { RequestRegion.name(or: region) }
+
+    /// The owner text keys and aliases of `account` in `region` are stored under (nil: the request's
+    /// region): the account for the home region, else `<account>@<region>`, as `RegistryID` stores it.
+    public func owner(_ account: String, region: String? = nil) -> String {
+        let r = region ?? requestRegion
+        return RegistryID.private(account, region: r == self.region ? nil : r).storedValue
+    }
+
+    /// The account (12 digits) a key belongs to.
+    public func account(of key: KMSKeyRecord) -> String { RegistryID(storedValue: key.accountID).account }
+    /// The region a key belongs to.
+    public func region(of key: KMSKeyRecord) -> String { RegistryID(storedValue: key.accountID).region ?? region }
+
+    public func keyARN(_ key: KMSKeyRecord) -> String { keyARN(account: account(of: key), keyID: key.keyID, region: region(of: key)) }
+    /// A key ARN of `account` in `region` (nil: the request's region).
+    public func keyARN(account: String, keyID: String, region: String? = nil) -> String {
+        ARN(service: "kms", region: region ?? requestRegion, account: account, resource: "key/\(keyID)").description
     }
     /// `KeyMaterialId` of a material version: 64 hex digits naming it (a SHA-256 of the key id and
     /// version; it reveals nothing of the material).
@@ -78,8 +104,9 @@ public final class KeyService: Sendable {
         SHA256.hash(data: Array("berth kms material \(keyID)#\(version)".utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
-    public func aliasARN(account: String, name: String) -> String {
-        ARN(service: "kms", region: region, account: account, resource: name).description
+    /// An alias ARN of `account` in `region` (nil: the request's region).
+    public func aliasARN(account: String, name: String, region: String? = nil) -> String {
+        ARN(service: "kms", region: region ?? requestRegion, account: account, resource: name).description
     }
 
     /// What a `KeyId` parameter names.
@@ -89,7 +116,8 @@ public final class KeyService: Sendable {
     }
 
     /// Reads a key id, key ARN, alias name or alias ARN; `account` is the caller's, for bare ids and names.
-    func reference(_ identifier: String, account: String) throws(KMSError) -> KeyReference {
+    /// An ARN naming a region other than `region` names no key (as in AWS, where keys are regional).
+    func reference(_ identifier: String, account: String, region: String) throws(KMSError) -> KeyReference {
         if identifier.hasPrefix("alias/") { return .alias(name: identifier, account: account) }
         if identifier.hasPrefix("arn:") {
             guard let arn = ARN(identifier), arn.service == "kms", arn.region == region, AccountID.isValid(arn.account) else {
@@ -113,21 +141,24 @@ public final class KeyService: Sendable {
 
     /// The key an identifier names (key id, key ARN, alias name or alias ARN; aliases only when
     /// `allowAlias`), as `NotFoundException` when there is none. A key whose scheduled deletion is due
-    /// is deleted here, so it is never used after its deletion date.
-    public func resolve(_ identifier: String, account: String, allowAlias: Bool = true) async throws -> KMSKeyRecord {
-        switch try reference(identifier, account: account) {
-        case let .key(id, owner):
-            return try await load(id, account: owner, notFound: keyARN(account: owner, keyID: id))
-        case let .alias(name, owner):
+    /// is deleted here, so it is never used after its deletion date. Only keys of `region` (nil: the
+    /// request's region) are found.
+    public func resolve(_ identifier: String, account: String, allowAlias: Bool = true, region: String? = nil) async throws -> KMSKeyRecord {
+        let r = region ?? requestRegion
+        switch try reference(identifier, account: account, region: r) {
+        case let .key(id, account):
+            return try await load(id, account: owner(account, region: r), notFound: keyARN(account: account, keyID: id, region: r))
+        case let .alias(name, account):
             guard allowAlias else { throw KMSError.notFound("Invalid keyId '\(identifier)': an alias is not allowed here") }
-            guard let alias = try await store.kmsAlias(account: owner, name: name) else {
-                throw KMSError.aliasNotFound(aliasARN(account: owner, name: name))
+            let arn = aliasARN(account: account, name: name, region: r)
+            guard let alias = try await store.kmsAlias(account: owner(account, region: r), name: name) else {
+                throw KMSError.aliasNotFound(arn)
             }
-            return try await load(alias.targetKeyID, account: owner, notFound: aliasARN(account: owner, name: name))
+            return try await load(alias.targetKeyID, account: owner(account, region: r), notFound: arn)
         }
     }
 
-    /// The key with this id in `account`, after completing its deletion if that is due.
+    /// The key with this id of `account` (an owner text, see ``owner(_:region:)``), after completing its deletion if that is due.
     func load(_ keyID: String, account: String?, notFound: String) async throws -> KMSKeyRecord {
         let generation = writes.load(ordering: .sequentiallyConsistent)
         var found = records.value(forKey: keyID, generation: generation)
@@ -221,12 +252,13 @@ public final class KeyService: Sendable {
 
     // MARK: keys
 
-    /// Creates a symmetric encryption key with fresh material. `policy` nil writes the default key policy.
+    /// Creates a symmetric encryption key with fresh material in `region` (nil: the request's region).
+    /// `policy` nil writes the default key policy.
     public func createKey(account: String, description: String = "", policy: String? = nil, tags: [ResourceTag] = [],
-                          keyManager: String = "CUSTOMER", rotationPeriodDays: Int? = nil) async throws -> KMSKeyRecord {
+                          keyManager: String = "CUSTOMER", rotationPeriodDays: Int? = nil, region: String? = nil) async throws -> KMSKeyRecord {
         let now = clock.now()
         let id = UUID().uuidString.lowercased()
-        var key = KMSKeyRecord(keyID: id, accountID: account, description: description, keyManager: keyManager,
+        var key = KMSKeyRecord(keyID: id, accountID: owner(account, region: region), description: description, keyManager: keyManager,
                                createdAt: now, policy: policy ?? KeyPolicies.defaultPolicy(account: account), tags: tags)
         if let rotationPeriodDays {
             key.rotationEnabled = true
@@ -373,9 +405,9 @@ public final class KeyService: Sendable {
         _ = try await update(key) { k in k.tags.removeAll { keys.contains($0.key) } }
     }
 
-    /// An account's keys in key-id order after `last`, at most `limit`.
+    /// An account's keys in the request's region, in key-id order after `last`, at most `limit`.
     public func keys(account: String, after last: String?, limit: Int) async throws -> [KMSKeyRecord] {
-        try await store.kmsKeys(account: account, after: last, limit: limit)
+        try await store.kmsKeys(account: owner(account), after: last, limit: limit)
     }
 
     // MARK: aliases
@@ -398,24 +430,27 @@ public final class KeyService: Sendable {
         }
     }
 
-    public func createAlias(_ name: String, account: String, target: KMSKeyRecord, reserved: Bool = false) async throws {
+    /// Aliases, like keys, belong to an account × region: `target` must be a key of the same account and
+    /// region (nil: the request's region).
+    public func createAlias(_ name: String, account: String, target: KMSKeyRecord, reserved: Bool = false, region: String? = nil) async throws {
         try Self.checkAliasName(name, reserved: reserved)
-        guard target.accountID == account else { throw KMSError.keyNotFound(keyARN(target)) }
+        let owner = owner(account, region: region)
+        guard target.accountID == owner else { throw KMSError.keyNotFound(keyARN(target)) }
         if target.state == KeyState.pendingDeletion.rawValue { throw KMSError.pendingDeletion(keyARN(target)) }
         let now = clock.now()
-        switch try await store.createKMSAlias(KMSAliasRecord(accountID: account, name: name, targetKeyID: target.keyID,
+        switch try await store.createKMSAlias(KMSAliasRecord(accountID: owner, name: name, targetKeyID: target.keyID,
                                                              createdAt: now, updatedAt: now)) {
         case .done: return
         case .aliasConflict:
-            throw KMSError("AlreadyExistsException", "An alias with the name \(aliasARN(account: account, name: name)) already exists")
+            throw KMSError("AlreadyExistsException", "An alias with the name \(aliasARN(account: account, name: name, region: region)) already exists")
         case .keyNotFound: throw KMSError.keyNotFound(keyARN(target))
         }
     }
 
     public func updateAlias(_ name: String, account: String, target: KMSKeyRecord) async throws {
-        guard target.accountID == account else { throw KMSError.keyNotFound(keyARN(target)) }
+        guard target.accountID == owner(account) else { throw KMSError.keyNotFound(keyARN(target)) }
         if target.state == KeyState.pendingDeletion.rawValue { throw KMSError.pendingDeletion(keyARN(target)) }
-        switch try await store.updateKMSAlias(account: account, name: name, targetKeyID: target.keyID, at: clock.now()) {
+        switch try await store.updateKMSAlias(account: owner(account), name: name, targetKeyID: target.keyID, at: clock.now()) {
         case .done: return
         case .aliasConflict: throw KMSError.aliasNotFound(aliasARN(account: account, name: name))
         case .keyNotFound: throw KMSError.keyNotFound(keyARN(target))
@@ -423,33 +458,37 @@ public final class KeyService: Sendable {
     }
 
     public func deleteAlias(_ name: String, account: String) async throws {
-        guard try await store.deleteKMSAlias(account: account, name: name) else {
+        guard try await store.deleteKMSAlias(account: owner(account), name: name) else {
             throw KMSError.aliasNotFound(aliasARN(account: account, name: name))
         }
     }
 
+    /// The alias `name` of `account` in the request's region.
     public func alias(_ name: String, account: String) async throws -> KMSAliasRecord? {
-        try await store.kmsAlias(account: account, name: name)
+        try await store.kmsAlias(account: owner(account), name: name)
     }
 
+    /// The aliases of `account` in the request's region (of one key when `keyID` is given).
     public func aliases(account: String, keyID: String? = nil) async throws -> [KMSAliasRecord] {
-        try await store.kmsAliases(account: account, keyID: keyID)
+        try await store.kmsAliases(account: owner(account), keyID: keyID)
     }
 
-    /// The account's AWS-managed-style key behind `alias` (`alias/aws/ecr`), created on first use with
-    /// the policy AWS gives such keys (use through the service by principals of the account) and yearly
-    /// automatic rotation.
-    public func ensureAWSManagedKey(account: String, alias: String = "alias/aws/ecr") async throws -> KMSKeyRecord {
-        if let existing = try await store.kmsAlias(account: account, name: alias) {
-            return try await load(existing.targetKeyID, account: account, notFound: aliasARN(account: account, name: alias))
+    /// The account's AWS-managed-style key behind `alias` (`alias/aws/ecr`) in `region` (nil: the
+    /// request's region), created on first use there with the policy AWS gives such keys (use through
+    /// the service's endpoint in that region by principals of the account) and yearly automatic rotation.
+    public func ensureAWSManagedKey(account: String, alias: String = "alias/aws/ecr", region: String? = nil) async throws -> KMSKeyRecord {
+        let r = region ?? requestRegion
+        if let existing = try await store.kmsAlias(account: owner(account, region: r), name: alias) {
+            return try await load(existing.targetKeyID, account: owner(account, region: r),
+                                  notFound: aliasARN(account: account, name: alias, region: r))
         }
         let service = String(alias.dropFirst("alias/aws/".count))
         let key = try await createKey(
             account: account, description: "Default key that protects my \(service.uppercased()) data when no other key is defined",
-            policy: KeyPolicies.awsManagedPolicy(account: account, service: service, region: region), keyManager: "AWS",
-            rotationPeriodDays: Self.defaultRotationPeriodDays)
+            policy: KeyPolicies.awsManagedPolicy(account: account, service: service, region: r), keyManager: "AWS",
+            rotationPeriodDays: Self.defaultRotationPeriodDays, region: r)
         do {
-            try await createAlias(alias, account: account, target: key, reserved: true)
+            try await createAlias(alias, account: account, target: key, reserved: true, region: r)
             return key
         } catch let e as KMSError where e.type == "AlreadyExistsException" {
             // Another request made it first: drop ours, use theirs.
@@ -459,7 +498,7 @@ public final class KeyService: Sendable {
                 k.deletionDate = now
             }
             _ = try await writing { try await store.deleteKMSKey(key.keyID, dueBy: now) }
-            return try await ensureAWSManagedKey(account: account, alias: alias)
+            return try await ensureAWSManagedKey(account: account, alias: alias, region: r)
         }
     }
 
@@ -490,11 +529,14 @@ public final class KeyService: Sendable {
     }
 
     /// The key a ciphertext blob was made with: `InvalidCiphertextException` when the blob is not one of
-    /// ours or its key no longer exists (a forged key id cannot be told from a deleted key).
-    public func key(of ciphertext: [UInt8]) async throws -> (KMSKeyRecord, CiphertextBlob) {
+    /// ours or its key no longer exists (a forged key id cannot be told from a deleted key), or, when
+    /// `region` is given, is a key of another region (which that region's KMS does not know).
+    public func key(of ciphertext: [UInt8], region: String? = nil) async throws -> (KMSKeyRecord, CiphertextBlob) {
         guard let blob = CiphertextBlob(ciphertext) else { throw KMSError.invalidCiphertext }
         do {
-            return (try await load(blob.keyID, account: nil, notFound: blob.keyID), blob)
+            let key = try await load(blob.keyID, account: nil, notFound: blob.keyID)
+            if let region, self.region(of: key) != region { throw KMSError.invalidCiphertext }
+            return (key, blob)
         } catch let e as KMSError where e.type == "NotFoundException" {
             throw KMSError.invalidCiphertext
         }

@@ -254,8 +254,9 @@ public final class Registry: Sendable {
     }
 
     func keyDomain(of record: RepositoryRecord) -> BlobKeyDomain {
-        BlobKeyDomain(account: RegistryID(storedValue: record.key.registryID).account,
-                      encryptionType: record.settings.encryptionType, kmsKey: record.settings.kmsKey)
+        let registry = RegistryID(storedValue: record.key.registryID)
+        return BlobKeyDomain(account: registry.account, region: registry.region,
+                             encryptionType: record.settings.encryptionType, kmsKey: record.settings.kmsKey)
     }
 
     /// Runs a sealed-blob operation, turning format failures into domain errors (logged: they mean the
@@ -676,8 +677,9 @@ extension Registry {
         guard encryptionType == "KMS" else {
             throw BerthError.unsupported("Invalid parameter at 'encryptionConfiguration': encryptionType \(encryptionType) (dual-layer server-side encryption) is not supported by this registry; use KMS")
         }
+        let registry = RegistryID(storedValue: registryID)
         return try await sealer.keyring.domain(encryptionType: encryptionType, kmsKey: kmsKey,
-                                               account: RegistryID(storedValue: registryID).account)
+                                               account: registry.account, region: registry.region)
     }
 
     /// Deletes a repository; unless `force`, only an empty one (`repositoryNotEmpty`).

@@ -37,7 +37,7 @@ final class TestKeyring: BlobKeyring {
         return key
     }
 
-    func domain(encryptionType: String, kmsKey: String?, account: String) async throws -> String {
+    func domain(encryptionType: String, kmsKey: String?, account: String, region: String?) async throws -> String {
         let d = encryptionType == "AES256" ? "AES256" : (kmsKey ?? Self.kmsA)
         _ = try usable(d)
         return d

@@ -55,6 +55,28 @@ import Testing
         #expect(try await m.updateKMSKey("nope", addingMaterial: nil) { $0.state = "Disabled" } == nil)
     }
 
+    /// KMS keys of another region are stored under `<account>@<region>` (as `RegistryID` stores
+    /// registries): every store keeps them and their aliases apart from the account's home-region ones.
+    @Test(arguments: Backend.allCases)
+    func regionalOwnersAreSeparateNamespaces(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        let eu = "\(a)@eu-west-1"
+        #expect(try await m.createKMSKey(key("k1", account: a), material: material("k1", 1)))
+        #expect(try await m.createKMSKey(key("k2", account: eu), material: material("k2", 1)))
+        #expect(try await m.kmsKeys(account: a, after: nil, limit: 10).map(\.keyID) == ["k1"])
+        #expect(try await m.kmsKeys(account: eu, after: nil, limit: 10).map(\.keyID) == ["k2"])
+        #expect(try await m.kmsKey("k2")?.accountID == eu)
+        #expect(try await m.createKMSAlias(KMSAliasRecord(accountID: a, name: "alias/app", targetKeyID: "k1", createdAt: 1, updatedAt: 1)) == .done)
+        #expect(try await m.createKMSAlias(KMSAliasRecord(accountID: eu, name: "alias/app", targetKeyID: "k2", createdAt: 1, updatedAt: 1)) == .done)
+        #expect(try await m.createKMSAlias(KMSAliasRecord(accountID: eu, name: "alias/x", targetKeyID: "k1", createdAt: 1, updatedAt: 1))
+            == .keyNotFound, "an alias points at a key of its own owner")
+        #expect(try await m.kmsAlias(account: a, name: "alias/app")?.targetKeyID == "k1")
+        #expect(try await m.kmsAlias(account: eu, name: "alias/app")?.targetKeyID == "k2")
+        #expect(try await m.kmsAliases(account: eu, keyID: nil).map(\.targetKeyID) == ["k2"])
+        #expect(try await m.deleteKMSAlias(account: eu, name: "alias/app"))
+        #expect(try await m.kmsAlias(account: a, name: "alias/app")?.targetKeyID == "k1")
+    }
+
     @Test(arguments: Backend.allCases)
     func dueKeysAndDeletionTakeMaterialAndAliases(_ backend: Backend) async throws {
         let m = try await backend.make().metadata

@@ -58,7 +58,7 @@ final class BlobSealer: Sendable {
         if d.isAES256 { return "AES256" }
         let generation = keyring.generation
         if let hit = domains.value(forKey: d.label, generation: generation) { return hit }
-        let resolved = try await keyring.domain(encryptionType: d.encryptionType, kmsKey: d.kmsKey, account: d.account)
+        let resolved = try await keyring.domain(encryptionType: d.encryptionType, kmsKey: d.kmsKey, account: d.account, region: d.region)
         domains.set(resolved, forKey: d.label, generation: generation)
         return resolved
     }
