@@ -132,8 +132,26 @@ final class BlobSealer: Sendable {
                                      window: from...to)
         let cipherFrom = header.offset(ofSegment: decoder.first, headerLength: length)
         let cipherTo = header.offset(ofSegment: decoder.last, headerLength: length) + decoder.sealedLength(decoder.last)
+        // Decrypting chunk n+1 overlaps sending chunk n (the store already reads ahead): on two cores the
+        // AES-GCM work and the socket writes run side by side instead of taking turns. Plaintext goes out
+        // only after its segments opened, and in order.
+        var decoding: Task<(SegmentDecoder, ByteBuffer), any Error>? = nil
+        defer { decoding?.cancel() }
         try await inner.read(digest, range: ByteRange(start: cipherFrom, end: cipherTo - 1)) { buf in
-            let out = try decoder.feed(buf)
+            var ready: ByteBuffer? = nil
+            if let previous = decoding { (decoder, ready) = try await previous.value }
+            let state = decoder
+            decoding = Task {
+                var d = state
+                let out = try d.feed(buf)
+                return (d, out)
+            }
+            if let ready, ready.readableBytes > 0 { try await consumer(ready) }
+        }
+        if let previous = decoding {
+            let (state, out) = try await previous.value
+            decoding = nil
+            decoder = state
             if out.readableBytes > 0 { try await consumer(out) }
         }
         guard decoder.done else { throw SealedBlobError.authentication("the blob ends early") }
@@ -443,7 +461,7 @@ final class SealingWriter: BlobUploadWriter {
 }
 
 /// Opens a stream of sealed segments `first...last` and keeps the plaintext inside `window`.
-struct SegmentDecoder {
+struct SegmentDecoder: Sendable {
     let header: SealedBlobHeader
     let key: SymmetricKey
     let first: Int64
