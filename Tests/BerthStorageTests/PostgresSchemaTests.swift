@@ -163,6 +163,26 @@ import Testing
     }
 
     @Test(.enabled(if: PostgresTestDatabase.available))
+    func uploadWriterMigrationKeepsUploadsInProgress() async throws {
+        let schema = try await PostgresTestDatabase.newSchema()
+        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == UploadWriterSchema.name })
+        #expect(PostgresMetadataStore.migrations[version].version == UploadWriterSchema.version)
+        let before = try await PostgresTestDatabase.store(schema: schema, migrations: Array(PostgresMetadataStore.migrations[..<version]))
+        let repo = RepositoryKey(storedRegistryID: "111111111111", name: "r")
+        try await before.createRepository(repo, at: 1)
+        try await before.createUpload(UploadSession(id: "in-progress", repository: repo, offset: 100, startedAt: 3, updatedAt: 4))
+        let m = try await PostgresTestDatabase.store(schema: schema)
+        #expect(try await m.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
+        #expect(try await m.upload("in-progress") == UploadSession(id: "in-progress", repository: repo, offset: 100,
+                                                                   startedAt: 3, updatedAt: 4))
+        #expect(try await m.claimUpload("in-progress", at: 100, writer: "w", now: 6, staleBefore: 0))
+        #expect(try await m.claimUpload("in-progress", at: 100, writer: "other", now: 6, staleBefore: 0) == false)
+        #expect(try await m.advanceUpload("in-progress", from: 100, to: 150, at: 7, writer: "w"))
+        let s = try await m.upload("in-progress")
+        #expect(s?.offset == 150 && s?.writer == nil && s?.writingSince == nil && s?.lastChunkSize == 50)
+    }
+
+    @Test(.enabled(if: PostgresTestDatabase.available))
     func aFailingMigrationLeavesThePreviousVersion() async throws {
         let schema = try await PostgresTestDatabase.newSchema()
         let broken = PostgresMetadataStore.migrations + [
