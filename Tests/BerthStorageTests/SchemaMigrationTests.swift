@@ -405,11 +405,7 @@ import Testing
         try await expectFixtureV1(m)
         #expect(try await m.upload("in-progress") == UploadSession(id: "in-progress", repository: Self.app, offset: 100,
                                                                    startedAt: 3, updatedAt: 4))
-        #expect(try await m.claimUpload("in-progress", at: 100, writer: "w", now: 6, staleBefore: 0))
-        #expect(try await m.claimUpload("in-progress", at: 100, writer: "other", now: 6, staleBefore: 0) == false)
-        #expect(try await m.advanceUpload("in-progress", from: 100, to: 150, at: 7, writer: "w"))
-        let s = try await m.upload("in-progress")
-        #expect(s?.offset == 150 && s?.writer == nil && s?.writingSince == nil && s?.lastChunkSize == 50)
+        try await expectTheUploadInProgressIsClaimedAndGoesOn(m)
     }
 
     /// Download counts (`DownloadCountSchema.version`) on a database of the version before it holding data:
@@ -441,4 +437,14 @@ import Testing
         #expect(try await m.image(Self.v2, in: Self.app)?.downloadCount == 2)
         #expect(try await m.image(Self.v1, in: Self.app)?.lastPulledAt == 9e9)
     }
+}
+
+/// After `UploadWriterSchema`'s migration, upload "in-progress" (at offset 100, started before it) is claimed
+/// by one writer, refused to another, and advanced by the first, which releases the claim.
+func expectTheUploadInProgressIsClaimedAndGoesOn(_ m: any MetadataStore) async throws {
+    #expect(try await m.claimUpload("in-progress", at: 100, writer: "w", now: 6, staleBefore: 0))
+    #expect(try await m.claimUpload("in-progress", at: 100, writer: "other", now: 6, staleBefore: 0) == false)
+    #expect(try await m.advanceUpload("in-progress", from: 100, to: 150, at: 7, writer: "w"))
+    let s = try await m.upload("in-progress")
+    #expect(s?.offset == 150 && s?.writer == nil && s?.writingSince == nil && s?.lastChunkSize == 50)
 }
