@@ -345,6 +345,12 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
     }
 
     func close() async throws {
+        try await close(fence: {})
+    }
+
+    /// The segment's object appears only with the last request (`PUT`, or `CompleteMultipartUpload` after every
+    /// part): `fence` runs just before it.
+    func close(fence: () async throws -> Void) async throws {
         guard !closed else { return }
         closed = true
         do {
@@ -356,9 +362,13 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
                 if buffer.readableBytes > 0 {
                     etags.append(try await store.client.uploadPart(key, uploadID: id, number: etags.count + 1, buffer))
                 }
+                try await fence()
                 try await store.client.completeMultipartUpload(key, uploadID: id, etags: etags)
             } else if written > 0 || needsRewrite {
+                try await fence()
                 try await store.client.put(key, buffer)
+            } else {
+                try await fence()
             }
             buffer = ByteBuffer()
         } catch {
