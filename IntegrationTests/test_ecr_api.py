@@ -1237,6 +1237,32 @@ def test_account_settings(ecr):
     expect_error(ecr.raw.put_account_setting, VALIDATION, name="BASIC_SCAN_TYPE_VERSION", value="NOPE")
 
 
+def test_registry_policy_scope_v1_allows_only_its_three_actions(ecr):
+    """ECR's V1 registry policy scope: only ecr:ReplicateImage, ecr:BatchImportUpstreamImage and
+    ecr:CreateRepository (or ecr:*) in a registry policy, anything else InvalidParameterException; V2 (the
+    default) takes every ECR action."""
+    import json
+    c = ecr.client
+    def policy(actions):
+        return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                                                                    "Action": actions, "Resource": "*"}]})
+    wide = policy(["ecr:CreateRepository", "ecr:ReplicateImage", "ecr:DescribeRepositories"])
+    try:
+        c.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V1")
+        err = expect_error(ecr.raw.put_registry_policy, "InvalidParameterException", policyText=wide)
+        assert "Invalid registry policy provided" in err.response["Error"]["Message"], err.response
+        for ok in (["ecr:CreateRepository", "ecr:ReplicateImage", "ecr:BatchImportUpstreamImage"], "ecr:*"):
+            assert c.put_registry_policy(policyText=policy(ok))["policyText"] == policy(ok)
+        c.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V2")
+        assert c.put_registry_policy(policyText=wide)["policyText"] == wide
+    finally:
+        c.put_account_setting(name="REGISTRY_POLICY_SCOPE", value="V2")
+        try:
+            c.delete_registry_policy()
+        except Exception:
+            pass
+
+
 # =============================================================================================
 # ListImageReferrers (in botocore's model: ecr 2015-09-21)
 # =============================================================================================

@@ -360,6 +360,10 @@ def test_reconcile_repairs_drift_at_the_peer(pair):
     wait_status(pair, "prod/recon", a.digest, "COMPLETE")
     again = json.loads(berth_cli(pair.source, "replication", "reconcile", "--account", bh.ROOT_ACCOUNT_ID))
     assert again["enqueued"] == again["missing"] + again["tagsDiffering"], again
+    # Passes after the first are incremental (what changed since); --full checks everything.
+    assert again["incremental"] == 1 and again["full"] == 0, again
+    full = json.loads(berth_cli(pair.source, "replication", "reconcile", "--account", bh.ROOT_ACCOUNT_ID, "--full"))
+    assert full["full"] == 1 and full["incremental"] == 0 and full["checked"] + full["alreadyQueued"] >= 2, full
     p = subprocess.run([str(pair.source.binary), "replication", "reconcile", "--account", "12", "--data-dir", str(pair.source.data_dir)],
                        capture_output=True, env=pair.source.process_env(), timeout=60)
     assert p.returncode != 0 and b"12 digits" in p.stderr

@@ -128,9 +128,14 @@ def test_registry_scanning_configuration_drives_scan_on_push(scan, skopeo_ecr):
         create_repo(c, off)
         r = c.batch_get_repository_scanning_configuration(repositoryNames=[on, off, "missing-repo"])
         by_name = {x["repositoryName"]: x for x in r["scanningConfigurations"]}
-        assert by_name[on]["scanFrequency"] == "SCAN_ON_PUSH" and by_name[on]["scanOnPush"] is True
+        # `scanOnPush` is the repository's own flag, as ECR reports it; the rule shows in the frequency.
+        assert by_name[on]["scanFrequency"] == "SCAN_ON_PUSH" and by_name[on]["scanOnPush"] is False
         assert by_name[on]["appliedScanFilters"] == [{"filter": "onpush-*", "filterType": "WILDCARD"}]
         assert by_name[off]["scanFrequency"] == "MANUAL" and by_name[off]["scanOnPush"] is False
+        c.put_image_scanning_configuration(repositoryName=off, imageScanningConfiguration={"scanOnPush": True})
+        flagged = c.batch_get_repository_scanning_configuration(repositoryNames=[off])["scanningConfigurations"][0]
+        assert flagged["scanFrequency"] == "SCAN_ON_PUSH" and flagged["scanOnPush"] is True and flagged["appliedScanFilters"] == []
+        c.put_image_scanning_configuration(repositoryName=off, imageScanningConfiguration={"scanOnPush": False})
         assert r["failures"] == [{"repositoryName": "missing-repo", "failureCode": "REPOSITORY_NOT_FOUND",
                                   "failureReason": "REPOSITORY_NOT_FOUND"}]
         push_tiny(skopeo_ecr, scan, on)

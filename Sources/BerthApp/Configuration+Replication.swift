@@ -28,6 +28,8 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
     public var concurrency: Int = 4
     /// Seconds between reconciliation passes; 0 turns the background pass off.
     public var reconcileIntervalSeconds: Double = 3_600
+    /// Every how many passes a registry's reconciliation is full; the others check what changed since the last.
+    public var reconcileFullEvery: Int = 24
     /// Days a COMPLETE job is kept after it finished (then DescribeImageReplicationStatus reads the destination).
     public var completeRetentionDays: Double = 7
     /// Days a FAILED job is kept after it failed; 0 keeps FAILED jobs until they are enqueued again.
@@ -37,7 +39,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case replicationPeers, replicationMaxAttempts, replicationRetryBaseSeconds, replicationRetryMaxSeconds, replicationPollSeconds,
-             replicationConcurrency, replicationReconcileIntervalSeconds, replicationCompleteRetentionDays, replicationFailedRetentionDays
+             replicationConcurrency, replicationReconcileIntervalSeconds, replicationReconcileFullEvery, replicationCompleteRetentionDays, replicationFailedRetentionDays
     }
 
     static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -52,6 +54,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         pollSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationPollSeconds) ?? d.pollSeconds
         concurrency = try c.decodeIfPresent(Int.self, forKey: .replicationConcurrency) ?? d.concurrency
         reconcileIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationReconcileIntervalSeconds) ?? d.reconcileIntervalSeconds
+        reconcileFullEvery = try c.decodeIfPresent(Int.self, forKey: .replicationReconcileFullEvery) ?? d.reconcileFullEvery
         completeRetentionDays = try c.decodeIfPresent(Double.self, forKey: .replicationCompleteRetentionDays) ?? d.completeRetentionDays
         failedRetentionDays = try c.decodeIfPresent(Double.self, forKey: .replicationFailedRetentionDays) ?? d.failedRetentionDays
     }
@@ -73,6 +76,7 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         number("BERTH_REPLICATION_POLL_SECONDS") { pollSeconds = $0 }
         number("BERTH_REPLICATION_CONCURRENCY") { concurrency = Int($0) }
         number("BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS") { reconcileIntervalSeconds = $0 }
+        number("BERTH_REPLICATION_RECONCILE_FULL_EVERY") { reconcileFullEvery = Int($0) }
         number("BERTH_REPLICATION_COMPLETE_RETENTION_DAYS") { completeRetentionDays = $0 }
         number("BERTH_REPLICATION_FAILED_RETENTION_DAYS") { failedRetentionDays = $0 }
     }
@@ -91,6 +95,9 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
         if reconcileIntervalSeconds != 0 && !(1...604_800).contains(reconcileIntervalSeconds) {
             p.append("replicationReconcileIntervalSeconds must be 0 (off) or between 1 and 604800, got \(reconcileIntervalSeconds)")
         }
+        if !(1...10_000).contains(reconcileFullEvery) {
+            p.append("replicationReconcileFullEvery must be between 1 (every pass full) and 10000, got \(reconcileFullEvery)")
+        }
         if !(completeRetentionDays > 0 && completeRetentionDays <= 3_650) {
             p.append("replicationCompleteRetentionDays must be more than 0 and at most 3650, got \(completeRetentionDays)")
         }
@@ -106,7 +113,8 @@ public struct ReplicationConfigurationSettings: Sendable, Equatable, Decodable {
     public func settings(regions: RegionSet) -> ReplicationSettings {
         ReplicationSettings(regions: regions, peers: peers, maxAttempts: maxAttempts, retryBaseSeconds: retryBaseSeconds,
                             retryMaxSeconds: retryMaxSeconds, pollSeconds: pollSeconds, concurrency: concurrency,
-                            reconcileIntervalSeconds: reconcileIntervalSeconds, completeRetentionSeconds: completeRetentionDays * 86_400,
+                            reconcileIntervalSeconds: reconcileIntervalSeconds, reconcileFullEvery: reconcileFullEvery,
+                            completeRetentionSeconds: completeRetentionDays * 86_400,
                             failedRetentionSeconds: failedRetentionDays == 0 ? nil : failedRetentionDays * 86_400)
     }
 }

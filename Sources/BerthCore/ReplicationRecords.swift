@@ -124,3 +124,31 @@ public struct ReplicationQueueSummary: Sendable, Equatable {
         self.oldestInProgress = oldestInProgress
     }
 }
+
+/// What the last completed reconciliation pass of a registry left (docs/replication.md, "Reconciliation"):
+/// when it started, how many incremental passes ran since the last full one, and the replication
+/// configuration it worked with (as stored), so that new rules make the next pass full.
+public struct ReconciliationMark: Sendable, Equatable, Codable {
+    /// When the pass started: the next incremental pass checks the images changed since then (less an overlap).
+    public var since: Double
+    /// Incremental passes since the last full pass (0 after a full pass).
+    public var incrementalPasses: Int
+    public var configuration: String
+
+    public init(since: Double, incrementalPasses: Int, configuration: String) {
+        self.since = since
+        self.incrementalPasses = incrementalPasses
+        self.configuration = configuration
+    }
+}
+
+/// An image of a registry with its repository's name (`ReplicationMetadata.imagesChanged`).
+public struct ChangedImage: Sendable, Equatable {
+    public var repository: String
+    public var image: ImageSummary
+
+    public init(repository: String, image: ImageSummary) {
+        self.repository = repository
+        self.image = image
+    }
+}

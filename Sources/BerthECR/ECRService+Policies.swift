@@ -69,10 +69,25 @@ extension ECRService {
 
     func putRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {
         let account = principal.accountID
-        let (text, _) = try parsePolicyText(p, options: .ecrRegistryPolicy, kind: "registry")
+        let (text, policy) = try parsePolicyText(p, options: .ecrRegistryPolicy, kind: "registry")
         try await authorizer.authorize(principal, action: "ecr:PutRegistryPolicy", resource: registryResource(account))
+        if try await registry.accountSetting(.registryPolicyScope, of: storeID(account)) == "V1",
+           !Self.fitsRegistryPolicyScopeV1(policy) {
+            throw ECRError.invalidParameter("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'")
+        }
         try await registry.putRegistryPolicy(of: storeID(account), text)
         return ["registryId": .string(account), "policyText": .string(text)]
+    }
+
+    /// The actions a registry policy may name under the `V1` registry policy scope (ECR refuses any other;
+    /// `V2`, the default, allows every ECR action). `ecr:*` is accepted, as ECR's documentation notes.
+    static let registryPolicyScopeV1Actions: Set<String> = ["ecr:replicateimage", "ecr:batchimportupstreamimage", "ecr:createrepository", "ecr:*"]
+
+    static func fitsRegistryPolicyScopeV1(_ policy: Policy) -> Bool {
+        policy.statements.allSatisfy { statement in
+            guard case .actions(let actions) = statement.actions else { return false }
+            return actions.allSatisfy { registryPolicyScopeV1Actions.contains($0.lowercased()) }
+        }
     }
 
     func getRegistryPolicy(_ p: Params, _ principal: Principal, _ ctx: inout OperationContext) async throws -> JSONValue {

@@ -108,7 +108,9 @@ extension ECRService {
             let (frequency, filters) = try await registry.scanFrequency(record)
             configs.append([
                 "repositoryArn": .string(arn(key)), "repositoryName": .string(name),
-                "scanOnPush": .bool(frequency != "MANUAL"), "scanFrequency": .string(frequency),
+                // ECR reports the repository's own flag (PutImageScanningConfiguration), not the registry rule's
+                // frequency: a CONTINUOUS_SCAN or SCAN_ON_PUSH rule leaves it false (docs/compatibility.md).
+                "scanOnPush": .bool(record.settings.scanOnPush), "scanFrequency": .string(frequency),
                 "appliedScanFilters": .array(filters.map { ["filter": .string($0), "filterType": "WILDCARD"] }),
             ])
         }

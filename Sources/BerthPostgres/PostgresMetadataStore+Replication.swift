@@ -66,6 +66,15 @@ extension PostgresMetadataStore {
         }
     }
 
+    public func imagesChanged(in registry: String, since: Double, after: ChangedImage?, limit: Int) async throws -> [ChangedImage] {
+        let (tail, values) = ReplicationQueueSchema.changedImages(registry: registry, since: since, after: after, limit: limit)
+        return try await read { c in
+            try await c.query("SELECT \(Self.imageColumns), r.name " + tail, Self.pg(values)) { row in
+                try Self.imageRow(row).map { ChangedImage(repository: try row.text(13), image: $0) }
+            }.compactMap { $0 }
+        }
+    }
+
     public func replicationJobs(of repository: RepositoryKey, digest: Digest) async throws -> [ReplicationJob] {
         try await read { c in
             try await c.query("""

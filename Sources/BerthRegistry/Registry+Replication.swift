@@ -87,6 +87,33 @@ extension Registry {
         return names
     }
 
+    /// Where a registry's reconciliation mark is kept among the account settings (docs/replication.md,
+    /// "Reconciliation"); written only by the holder of the lease `replication-reconcile`.
+    static let reconciliationMarkSetting = "berth:replicationReconciliationMark"
+
+    /// A registry's replication configuration as stored (empty when none was put): what a reconciliation
+    /// mark compares to see that the rules changed.
+    public func storedReplicationConfiguration(of registry: RegistryID) async throws -> String {
+        try await metadata.accountSetting(registry.storedValue, Self.replicationConfigurationSetting) ?? ""
+    }
+
+    /// The mark the last completed reconciliation pass of a registry left (nil: none, or unreadable).
+    public func reconciliationMark(of registry: RegistryID) async throws -> ReconciliationMark? {
+        guard let text = try await metadata.accountSetting(registry.storedValue, Self.reconciliationMarkSetting), !text.isEmpty else { return nil }
+        return try? JSONDecoder().decode(ReconciliationMark.self, from: Data(text.utf8))
+    }
+
+    public func putReconciliationMark(_ mark: ReconciliationMark, of registry: RegistryID) async throws {
+        let text = String(decoding: try JSONEncoder().encode(mark), as: UTF8.self)
+        try await metadata.putAccountSetting(registry.storedValue, Self.reconciliationMarkSetting, text)
+    }
+
+    /// The images of a registry pushed, or that a tag was set on, at or after `since`, `limit` at a time
+    /// in (repository, digest) order after `after`.
+    public func imagesChanged(in registry: RegistryID, since: Double, after: ChangedImage?, limit: Int) async throws -> [ChangedImage] {
+        try await metadata.imagesChanged(in: registry.storedValue, since: since, after: after, limit: limit)
+    }
+
     /// The images of a repository, `limit` at a time after `after` (a digest), with their tags.
     public func replicationImages(in key: RepositoryKey, after: String?, limit: Int) async throws -> [ImageSummary] {
         try await metadata.images(in: key, after: after, limit: limit)

@@ -22,6 +22,12 @@ public struct ReplicationSettings: Sendable, Equatable {
     public var concurrency: Int
     /// Seconds between reconciliation passes (0: none run in the background).
     public var reconcileIntervalSeconds: Double
+    /// Every how many passes a registry's reconciliation is full (every covered image); the passes between
+    /// check only what changed since the last one. 1: every pass is full.
+    public var reconcileFullEvery: Int
+    /// How far before the last pass's start an incremental pass looks (pushes committed late, clocks of
+    /// several nodes).
+    public var reconcileOverlapSeconds: Double
     /// Seconds a COMPLETE job is kept after it finished.
     public var completeRetentionSeconds: Double
     /// Seconds a FAILED job is kept after it failed (nil: kept until enqueued again).
@@ -29,8 +35,11 @@ public struct ReplicationSettings: Sendable, Equatable {
 
     public init(regions: RegionSet, peers: [ReplicationPeer] = [], maxAttempts: Int = 20, retryBaseSeconds: Double = 1,
                 retryMaxSeconds: Double = 300, pollSeconds: Double = 1, concurrency: Int = 4, reconcileIntervalSeconds: Double = 3_600,
+                reconcileFullEvery: Int = 24, reconcileOverlapSeconds: Double = 300,
                 completeRetentionSeconds: Double = 7 * 86_400, failedRetentionSeconds: Double? = 30 * 86_400) {
         self.reconcileIntervalSeconds = reconcileIntervalSeconds
+        self.reconcileFullEvery = reconcileFullEvery
+        self.reconcileOverlapSeconds = reconcileOverlapSeconds
         self.completeRetentionSeconds = completeRetentionSeconds
         self.failedRetentionSeconds = failedRetentionSeconds
         self.regions = regions

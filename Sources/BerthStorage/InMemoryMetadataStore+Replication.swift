@@ -66,6 +66,21 @@ extension InMemoryMetadataStore {
         }
     }
 
+    public func imagesChanged(in registry: String, since: Double, after: ChangedImage?, limit: Int) async throws -> [ChangedImage] {
+        state.withLock { s in
+            var found: [ChangedImage] = []
+            for (key, r) in s.repos where key.registryID == registry && key.name >= (after?.repository ?? "") {
+                for m in r.manifests.values {
+                    if let after, key.name == after.repository, m.digest.description <= after.image.digest.description { continue }
+                    let tagged = r.tags.contains { $0.value == m.digest && (r.tagTimes[$0.key] ?? 0) >= since }
+                    if m.pushedAt >= since || tagged { found.append(ChangedImage(repository: key.name, image: summary(r, m))) }
+                }
+            }
+            return Array(found.sorted { ($0.repository, $0.image.digest.description) < ($1.repository, $1.image.digest.description) }
+                .prefix(limit + 1))
+        }
+    }
+
     public func replicationJobs(of repository: RepositoryKey, digest: Digest) async throws -> [ReplicationJob] {
         state.withLock { s in
             s.replication.jobs.values.filter {

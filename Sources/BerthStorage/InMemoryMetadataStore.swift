@@ -21,6 +21,8 @@ public final class InMemoryMetadataStore: MetadataStore {
         /// Parent manifest → the blobs (config, layers) it references: what garbage collection counts.
         var blobReferences: [Digest: [Digest]] = [:]
         var tags: [String: Digest] = [:]
+        /// When each tag was last set to the image it points at (the SQL stores' `tags.updated_at`).
+        var tagTimes: [String: Double] = [:]
         var scans: [Digest: ImageScanRecord] = [:]
     }
     struct State {
@@ -190,7 +192,7 @@ public final class InMemoryMetadataStore: MetadataStore {
             if let tag = put.tag {
                 previous = repo.tags[tag]
                 repo.tags[tag] = d
-                if previous == d { previous = nil }
+                if previous == d { previous = nil } else { repo.tagTimes[tag] = put.record.pushedAt }
             }
             s.repos[repository] = repo
             s.outbox.append(put.events)

@@ -26,6 +26,10 @@ public protocol ReplicationMetadata: Sendable {
     /// The registries (stored ids) that have a non-empty account setting `name`, in id order: the
     /// registries with a replication configuration, for the reconciliation.
     func accountsWithSetting(_ name: String) async throws -> [String]
+    /// The images of the repositories of registry `registry` (a stored id) pushed, or that a tag was set
+    /// on (created or moved to them), at or after `since`: what an incremental reconciliation pass checks.
+    /// In (repository, digest) order after `after` (an earlier answer's last element), up to `limit + 1`.
+    func imagesChanged(in registry: String, since: Double, after: ChangedImage?, limit: Int) async throws -> [ChangedImage]
 }
 
 extension ReplicationMetadata {
@@ -96,6 +100,19 @@ public enum ReplicationQueueSchema {
         }
         values += [.integer(id), .integer(generation)]
         return (sql, values)
+    }
+
+    /// What follows the selected columns (the image's, then `r.name`) in `imagesChanged`, and its values
+    /// (the same in both dialects): a manifest pushed at or after `since`, or one of its tags set then.
+    public static func changedImages(registry: String, since: Double, after: ChangedImage?, limit: Int) -> (String, [SQLiteValue]) {
+        ("""
+         FROM repositories r JOIN manifests m ON m.repo_id = r.id
+         WHERE r.registry_id = ? AND (r.name > ? OR (r.name = ? AND m.digest > ?))
+           AND (m.pushed_at >= ? OR EXISTS(SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest AND t.updated_at >= ?))
+         ORDER BY r.name, m.digest LIMIT ?
+         """,
+         [.text(registry), .text(after?.repository ?? ""), .text(after?.repository ?? ""), .text(after?.image.digest.description ?? ""),
+          .real(since), .real(since), .integer(Int64(limit) + 1)])
     }
 
     /// The DELETE of `purgeReplicationJobs` and its values (the same in both dialects).

@@ -52,6 +52,15 @@ extension SQLiteMetadataStore {
         }
     }
 
+    public func imagesChanged(in registry: String, since: Double, after: ChangedImage?, limit: Int) async throws -> [ChangedImage] {
+        let (tail, values) = ReplicationQueueSchema.changedImages(registry: registry, since: since, after: after, limit: limit)
+        return try await db.read { c in
+            try c.query("SELECT \(Self.imageColumns), r.name " + tail, values) { row in
+                try Self.imageRow(row).map { ChangedImage(repository: row.text(13), image: $0) }
+            }.compactMap { $0 }
+        }
+    }
+
     public func replicationJobs(of repository: RepositoryKey, digest: Digest) async throws -> [ReplicationJob] {
         try await db.read { c in
             try c.query("""

@@ -46,19 +46,24 @@ struct ReplicationBackfill: AsyncParsableCommand {
 struct ReplicationReconcile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Check every replicated image at its destinations and enqueue a repair for those absent or differing there (one pass).")
+        abstract: "Check replicated images at their destinations (those changed since the last pass, or all with --full) and enqueue a repair for those absent or differing there (one pass).")
     @OptionGroup var options: CommonOptions
     @Option(name: .long, help: "Only this registry (account id); default: every registry with a replication configuration.")
     var account: String?
     @Option(name: .long, help: "With --account: the registry's region; default: the configured region.")
     var region: String?
+    @Flag(name: .long, help: "Check every covered image, not only those changed since the last pass (a full pass).")
+    var full = false
 
     func run() async throws {
         if region != nil && account == nil { throw ValidationError("--region needs --account") }
         let services = try await adminServices(options)
         guard let replication = services.replication else { throw ValidationError("replication is not available") }
         let only = try account.map { try privateRegistry(account: $0, region: region, services.config) }
-        guard let report = try await services.registry.withLease(ReplicationService.reconcileLease, { try await replication.reconcile(only: only) }) else {
+        let full = full
+        guard let report = try await services.registry.withLease(ReplicationService.reconcileLease, {
+            try await replication.reconcile(only: only, full: full)
+        }) else {
             throw ValidationError("another process is reconciling now (it holds the lease \(ReplicationService.reconcileLease)); try again later")
         }
         let encoder = JSONEncoder()

@@ -279,7 +279,12 @@ import Testing
                                                                      "BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "0.5",
                                                                      "BERTH_REPLICATION_FAILED_RETENTION_DAYS": "2"]).replication
         #expect(e.reconcileIntervalSeconds == 60 && e.completeRetentionDays == 0.5 && e.failedRetentionDays == 2)
+        #expect(d.reconcileFullEvery == 24 && s.reconcileFullEvery == 24)
+        let full = try BerthConfiguration.load(file: try file(#"{"replicationReconcileFullEvery": 1}"#), environment: [:]).replication
+        #expect(full.settings(regions: .single("us-east-1")).reconcileFullEvery == 1)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_REPLICATION_RECONCILE_FULL_EVERY": "6"]).replication.reconcileFullEvery == 6)
         for bad in [["BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS": "-1"], ["BERTH_REPLICATION_RECONCILE_INTERVAL_SECONDS": "hourly"],
+                    ["BERTH_REPLICATION_RECONCILE_FULL_EVERY": "0"], ["BERTH_REPLICATION_RECONCILE_FULL_EVERY": "daily"],
                     ["BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "0"],
                     ["BERTH_REPLICATION_COMPLETE_RETENTION_DAYS": "10", "BERTH_REPLICATION_FAILED_RETENTION_DAYS": "5"]] {
             #expect(throws: ConfigurationError.self, "\(bad)") { try BerthConfiguration.load(file: nil, environment: bad) }

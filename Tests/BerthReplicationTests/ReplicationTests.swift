@@ -2,6 +2,7 @@ import BerthCore
 import BerthRegistry
 import BerthReplication
 import BerthStorage
+import BerthSupport
 import Foundation
 import NIOCore
 import Testing
@@ -244,19 +245,82 @@ struct Bytes: AsyncSequence, Sendable {
         _ = try await registry.deleteImage(dst, .digest(c))
         _ = try await registry.putManifest(dst, reference: .tag(try Tag("v1")), contentType: "application/vnd.oci.image.manifest.v1+json",
                                            bytes: try #require(try await registry.storedManifest(b, in: src)).bytes)
-        report = try await worker.reconcile()
+        report = try await worker.reconcile(full: true)
         #expect(report.checked == 3 && report.missing == 1 && report.tagsDiffering == 1 && report.enqueued == 2, "\(report)")
-        #expect(try await worker.reconcile().alreadyQueued == 2)  // the repairs are queued, not checked again
+        #expect(report.full == 1 && report.incremental == 0)
+        #expect(try await worker.reconcile(full: true).alreadyQueued == 2)  // the repairs are queued, not checked again
         while try await worker.runOnce() > 0 {}
         #expect(try await registry.resolveTag("v1", in: dst) == a)
         #expect(try await registry.resolveTag("v3", in: dst) == c)
-        #expect(try await worker.reconcile().drift == 0)
+        #expect(try await worker.reconcile(full: true).drift == 0)
 
         // A destination nothing serves is counted, never checked.
         try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: [ReplicationRule(destinations: [
             ReplicationDestination(region: "ap-south-1", registryId: Self.source)])]), of: .private(Self.source))
         report = try await worker.reconcile()
         #expect(report.unchecked == 3 && report.enqueued == 0)
+    }
+
+    /// Incremental passes check only what changed since the last completed pass (images pushed or tagged,
+    /// jobs that FAILED); every `reconcileFullEvery`-th pass, `full`, and changed rules check everything,
+    /// which is how drift that starts at a destination is found.
+    @Test func incrementalPassesCheckWhatChangedAndFullPassesFindDestinationDrift() async throws {
+        let clock = ManualWallClock()
+        let registry = Registry(blobs: InMemoryBlobStore(), metadata: InMemoryMetadataStore(), clock: clock)
+        let helper = LocalReplicationTests(registry: registry)
+        let worker = ReplicationService(registry: registry, settings: ReplicationSettings(
+            regions: RegionSet(home: "us-east-1", listed: ["us-west-2"]), retryBaseSeconds: 0.01, reconcileFullEvery: 3,
+            reconcileOverlapSeconds: 60))
+        func drain() async throws { while try await worker.runOnce() > 0 {} }
+        func hourLater() { clock.advance(by: 3_600) }
+        try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: [ReplicationRule(destinations: [west])]),
+                                                       of: .private(Self.source))
+        let (a, _) = try await helper.image(src, tag: "v1", layer: "one")
+        let (b, _) = try await helper.image(src, tag: "v2", layer: "two")
+        try await drain()
+        hourLater()
+        var report = try await worker.reconcile()  // no mark yet: full
+        #expect(report.full == 1 && report.incremental == 0 && report.checked == 2 && report.drift == 0, "\(report)")
+
+        // a deleted at the destination; c pushed; b tagged again at the source.
+        hourLater()
+        _ = try await registry.deleteImage(dst, .digest(a))
+        let (c, _) = try await helper.image(src, tag: "v3", layer: "three")
+        _ = try await registry.putManifest(src, reference: .tag(try Tag("latest")), contentType: "application/vnd.oci.image.manifest.v1+json",
+                                           bytes: try #require(try await registry.storedManifest(b, in: src)).bytes)
+        try await drain()
+        clock.advance(by: 120)  // past the overlap: the next pass does not see these pushes again
+        report = try await worker.reconcile()
+        #expect(report.incremental == 1 && report.full == 0 && report.checked == 2 && report.drift == 0, "\(report)")  // b and c only
+        hourLater()
+        report = try await worker.reconcile()
+        #expect(report.incremental == 1 && report.checked == 0 && report.repositories == 0, "\(report)")
+        hourLater()
+        report = try await worker.reconcile()  // the third pass since the full one
+        #expect(report.full == 1 && report.checked == 3 && report.missing == 1 && report.enqueued == 1, "\(report)")
+        try await drain()
+        #expect(try await registry.resolveTag("v1", in: dst) == a)
+
+        // A job that gave up since the last pass: its image is checked again.
+        hourLater()
+        _ = try await registry.deleteImage(dst, .digest(a))
+        try await registry.enqueueReplication([ReplicationJobKey(sourceRegistry: src.registryID, repository: src.name, digest: a, destination: west)])
+        let due = try #require(try await registry.dueReplicationJobs(limit: 10).first)
+        #expect(try await registry.finishReplicationJob(due, .failed(reason: "gave up")))
+        report = try await worker.reconcile()
+        #expect(report.incremental == 1 && report.checked == 1 && report.missing == 1 && report.enqueued == 1, "\(report)")
+        try await drain()
+        #expect(try await registry.resolveTag("v1", in: dst) == a)
+
+        // Changed rules, or `full`, make a full pass.
+        hourLater()
+        try await registry.putReplicationConfiguration(ReplicationConfiguration(rules: [ReplicationRule(destinations: [west], prefixes: ["prod"])]),
+                                                       of: .private(Self.source))
+        report = try await worker.reconcile()
+        #expect(report.full == 1 && report.checked == 3, "\(report)")
+        #expect(try await worker.reconcile().incremental == 1)
+        report = try await worker.reconcile(full: true)
+        #expect(report.full == 1 && report.checked == 3 && report.drift == 0, "\(report)")
     }
 
     @Test func finishedJobsAreEventsThenPurgedAndTheDestinationStillAnswers() async throws {

@@ -394,7 +394,9 @@ final class SealingWriter: BlobUploadWriter {
     struct Progress {
         var offset: Int64
         var index: Int64
+        /// The content of the segment being filled (less than a segment).
         var pending: [UInt8]
+        /// The content of the last full segment sealed: the tail a resumed upload continues from.
         var lastFull: [UInt8]
     }
     let progress: Mutex<Progress>
@@ -413,25 +415,39 @@ final class SealingWriter: BlobUploadWriter {
                                   lastFull: continuing ? [] : state.tail))
     }
 
+    /// Seals every whole segment `buffer` completes, straight from its bytes (only a partial segment, and
+    /// the last whole one, are copied aside), into one buffer for the store.
     func write(_ buffer: ByteBuffer) async throws {
         let header = self.header
         let key = self.key
         let out: ByteBuffer = try progress.withLock { p in
             let s = header.segmentSize
             p.offset += Int64(buffer.readableBytes)
-            p.pending.append(contentsOf: buffer.readableBytesView)
+            var input = buffer
             var out = ByteBuffer()
-            var at = 0
-            if p.pending.count >= s { out.reserveCapacity((p.pending.count / s) * header.sealedSegmentSize) }
-            while p.pending.count - at >= s {
-                out.writeBytes(try header.seal(p.pending[at..<(at + s)], index: p.index, final: nil, key: key))
+            let whole = (p.pending.count + input.readableBytes) / s
+            guard whole > 0 else {
+                p.pending.append(contentsOf: input.readableBytesView)
+                return out
+            }
+            out.reserveCapacity(whole * header.sealedSegmentSize)
+            if !p.pending.isEmpty {
+                p.pending.append(contentsOf: input.readSlice(length: s - p.pending.count)!.readableBytesView)
+                try header.seal(p.pending, index: p.index, final: nil, key: key, into: &out)
                 p.index += 1
-                at += s
+                swap(&p.lastFull, &p.pending)
+                p.pending.removeAll(keepingCapacity: true)
             }
-            if at > 0 {
-                p.lastFull = Array(p.pending[(at - s)..<at])
-                p.pending.removeFirst(at)
+            var last: ByteBuffer? = nil
+            while input.readableBytes >= s {
+                let segment = input.readSlice(length: s)!
+                try segment.withUnsafeReadableBytes { try header.seal($0, index: p.index, final: nil, key: key, into: &out) }
+                p.index += 1
+                last = segment
             }
+            // Copied, not kept as a slice: the caller reuses its buffer once this write returns.
+            if let last { p.lastFull = Array(last.readableBytesView) }
+            p.pending.append(contentsOf: input.readableBytesView)
             return out
         }
         if out.readableBytes > 0 { try await inner.write(out) }

@@ -1,5 +1,6 @@
 import BerthCore
 @preconcurrency import Crypto
+import NIOCore
 import Foundation
 
 /// The at-rest format of an encrypted blob (docs/encryption.md): a header, then the content sealed in
@@ -151,14 +152,20 @@ public struct SealedBlobHeader: Sendable, Equatable {
 
     /// Seals one segment's content (at most `segmentSize` bytes) with a fresh random nonce.
     public func seal<D: DataProtocol>(_ content: D, index: Int64, final digest: BerthCore.Digest?, key: SymmetricKey) throws -> [UInt8] {
+        var out = ByteBuffer()
+        try seal(content, index: index, final: digest, key: key, into: &out)
+        return Array(out.readableBytesView)
+    }
+
+    /// Seals one segment's content and appends it (nonce, ciphertext, tag) to `out`: the upload path's
+    /// form, one copy of the ciphertext fewer than building an array first.
+    public func seal<D: DataProtocol>(_ content: D, index: Int64, final digest: BerthCore.Digest?, key: SymmetricKey,
+                                      into out: inout ByteBuffer) throws {
         let box = try AES.GCM.seal(content, using: key, nonce: AES.GCM.Nonce(),
                                    authenticating: associatedData(index: index, final: digest))
-        var out = [UInt8]()
-        out.reserveCapacity(content.count + Self.segmentOverhead)
-        out += box.nonce
-        out += box.ciphertext
-        out += box.tag
-        return out
+        box.nonce.withUnsafeBytes { _ = out.writeBytes($0) }
+        box.ciphertext.withUnsafeBytes { _ = out.writeBytes($0) }
+        box.tag.withUnsafeBytes { _ = out.writeBytes($0) }
     }
 
     /// Opens one sealed segment; `SealedBlobError.authentication` when anything about it is wrong.
