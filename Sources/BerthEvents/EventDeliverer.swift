@@ -257,7 +257,7 @@ public final class EventDeliverer: Sendable {
                 if let metrics, now - lastGauges >= 5 || (!busy && now - lastGauges >= 1) {
                     lastGauges = now
                     // The delivered deliveries grow with the retention and take a scan to count: every
-                    // `deliveredGaugeSeconds`; the rest (index ranges, a few rows) every pass's second.
+                    // `deliveredGaugeSeconds`; the rest (index ranges over a few rows) each time.
                     let delivered = now - lastDeliveredCount >= Self.deliveredGaugeSeconds
                     if delivered { lastDeliveredCount = now }
                     metrics.update(try await registry.outboxCounts(includingDelivered: delivered), now: now, delivered: delivered)
