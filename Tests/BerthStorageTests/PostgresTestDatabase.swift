@@ -48,7 +48,9 @@ enum PostgresTestDatabase {
         -> PostgresMetadataStore {
         var configuration = try settings().clientConfiguration
         configuration.options.additionalStartupParameters = [("search_path", schema)]
-        let store = PostgresMetadataStore(configuration: configuration, maximumConnections: 4, migrations: migrations)
+        // A generous bound: hundreds of suites migrate their schemas at once on a loaded 2-core machine.
+        let store = PostgresMetadataStore(configuration: configuration, maximumConnections: 4, migrations: migrations,
+                                          connectTimeout: 180)
         try await store.waitUntilReady()
         return store
     }
