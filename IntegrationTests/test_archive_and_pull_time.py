@@ -20,7 +20,8 @@ from berth_helpers import OCI_INDEX, describe, unique
 from ecr_helpers import (ACCOUNT_ID, ECRSession, assert_recent, build_image, check_after_test, create_repo, expect_error,
                          put_api_image, running_server)
 from ecr_helpers import aws_cli, ecr, ecr_server, skopeo_ecr, skopeo_path  # noqa: F401 (fixtures)
-from s3_helpers import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS
+from s3_helpers import ACCESS_KEY, BUCKET, SECRET_KEY
+from s3_helpers import seaweed  # noqa: F401 (a fixture, started only for the S3 variant)
 from test_access_control import READ_ONLY, new_user, root  # noqa: F401 (root is a fixture)
 
 
@@ -231,15 +232,6 @@ def blob_file(root, digest: str):
     return root / "blobs" / algorithm / hexdigest[:2] / hexdigest
 
 
-@pytest.fixture(scope="module")
-def archive_seaweed(tmp_path_factory):
-    s = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
 class FileSystemTiers:
     """The filesystem store's tiers: `<data>/blobs/…` and `archiveDirectory`'s `blobs/…`."""
 
@@ -294,7 +286,7 @@ def test_archive_tier_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo_ecr,
     """The archive tier of each blob store (`archiveDirectory`; `s3ArchivePrefix` with
     `s3ArchiveStorageClass`): archiving moves the bytes only archived images use, pulls of the archived
     image fail while those of an image sharing a layer work, a restore brings the bytes back."""
-    tiers = FileSystemTiers(tmp_path) if store == "filesystem" else S3Tiers(request.getfixturevalue("archive_seaweed"),
+    tiers = FileSystemTiers(tmp_path) if store == "filesystem" else S3Tiers(request.getfixturevalue("seaweed"),
                                                                             f"archive-{unique()}/")
     with running_server(berth_bin, tmp_path / "srv", **tiers.env) as srv:
         s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)

@@ -22,15 +22,7 @@ import pytest
 import berth_helpers as bh
 from berth_helpers import describe, sha256, unique
 from s3_helpers import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS, free_ports  # noqa: F401 (used by other modules)
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory):
-    s = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    try:
-        yield s
-    finally:
-        s.stop()
+from s3_helpers import seaweed  # noqa: F401 (a fixture)
 
 
 def s3_config(seaweed, path: Path, **extra) -> Path:
