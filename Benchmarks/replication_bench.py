@@ -11,6 +11,8 @@ Two `berth serve` (SQLite, filesystem): a source in us-east-1 and a peer in us-w
 2. same deployment, another account (its registry policy allows the source): the same;
 3. lag: images pushed at RATE per second with the peer up; per image, the time from the push's answer
    to COMPLETE as DescribeImageReplicationStatus reports it (p50/p95/max).
+
+With the source's CPU time and peak VmRSS during 1 and 2 (Benchmarks/proc_sample.py).
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "IntegrationTests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import berth_helpers as bh  # noqa: E402
 from ecr_helpers import ECRServer, ECRSession, default_env  # noqa: E402
+from proc_sample import Sampler  # noqa: E402
 
 OTHER = "222222222222"
 
@@ -85,16 +89,20 @@ def main():
             images = [c.push_image(f"peer/bench-{i % 5}", tag=f"t{i}", layer_size=layer_kb * 1024) for i in range(n)]
             peer.start()
             start = time.monotonic()
-            end = drain(boto, images)
+            with Sampler(source.proc.pid) as s:
+                end = drain(boto, images)
             print(f"to the peer:          {n} images ({mb:.1f} MB of layers) in {end - start:.2f}s: "
-                  f"{n / (end - start):.1f} images/s, {mb / (end - start):.1f} MB/s (includes the first retry's wait, ≤0.5s)")
+                  f"{n / (end - start):.1f} images/s, {mb / (end - start):.1f} MB/s (includes the first retry's wait, ≤0.5s); "
+                  f"source CPU {s.cpu:.2f}s, peak RSS {s.peak:.0f} MiB")
 
             start = time.monotonic()
-            images = [c.push_image(f"local/bench-{i % 5}", tag=f"t{i}", layer_size=layer_kb * 1024) for i in range(n)]
-            pushed = time.monotonic()
-            end = drain(boto, images)
+            with Sampler(source.proc.pid) as s:
+                images = [c.push_image(f"local/bench-{i % 5}", tag=f"t{i}", layer_size=layer_kb * 1024) for i in range(n)]
+                pushed = time.monotonic()
+                end = drain(boto, images)
             print(f"same deployment:      {n} images ({mb:.1f} MB) pushed in {pushed - start:.2f}s, all replicated "
-                  f"{end - pushed:.2f}s after the last push; overall {n / (end - start):.1f} images/s, {mb / (end - start):.1f} MB/s")
+                  f"{end - pushed:.2f}s after the last push; overall {n / (end - start):.1f} images/s, {mb / (end - start):.1f} MB/s; "
+                  f"CPU {s.cpu:.2f}s (pushes and copies), peak RSS {s.peak:.0f} MiB")
 
             lags = []
             for i in range(min(n, 40)):

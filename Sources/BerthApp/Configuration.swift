@@ -41,6 +41,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var uploadTTLSeconds: Int = 86_400
     /// How often stale uploads are purged, in seconds.
     public var uploadPurgeIntervalSeconds: Int = 3_600
+    /// Seconds a request's claim on an upload holds before another request may write the upload at the same
+    /// offset (a writer that stalled or whose node died; docs/s3.md). Longer than the object store's slowest request.
+    public var uploadWriterTimeoutSeconds: Int = 1_200
     /// How often lifecycle policies are applied, in seconds (plus up to a tenth at random); 0 turns the schedule off.
     public var lifecycleIntervalSeconds: Int = 86_400
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
@@ -236,6 +239,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if let v = env("BERTH_LOG_FORMAT") { config.logFormat = v }
         int("BERTH_UPLOAD_TTL_SECONDS") { config.uploadTTLSeconds = $0 }
         int("BERTH_UPLOAD_PURGE_INTERVAL_SECONDS") { config.uploadPurgeIntervalSeconds = $0 }
+        int("BERTH_UPLOAD_WRITER_TIMEOUT_SECONDS") { config.uploadWriterTimeoutSeconds = $0 }
         int("BERTH_LIFECYCLE_INTERVAL_SECONDS") { config.lifecycleIntervalSeconds = $0 }
         int("BERTH_SCAN_POLL_SECONDS") { config.scanPollSeconds = $0 }
         int("BERTH_PULL_TIME_FLUSH_SECONDS") { config.pullTimeFlushSeconds = $0 }
@@ -312,6 +316,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if uploadTTLSeconds < 60 { p.append("uploadTTLSeconds must be at least 60") }
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
+        if uploadWriterTimeoutSeconds < 60 { p.append("uploadWriterTimeoutSeconds must be at least 60") }
         if lifecycleIntervalSeconds < 0 { p.append("lifecycleIntervalSeconds must be 0 (off) or more") }
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !(1...86_400).contains(pullTimeFlushSeconds) { p.append("pullTimeFlushSeconds must be between 1 and 86400") }
@@ -347,7 +352,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case dataDir, host, port, accountId, region, regions, rootAccessKeyId, rootSecretAccessKey, publicEndpoint, registryDomain,
-             secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds,
+             secretKeyFile, createOnPush, logLevel, logFormat, uploadTTLSeconds, uploadPurgeIntervalSeconds, uploadWriterTimeoutSeconds,
              lifecycleIntervalSeconds, scanPollSeconds, zeroCopyDownloads, loopbackCongestionControl, blobWrites, blobIOThreads, metadataBackend, blobBackend, postgresURL, oidcJwksDirectory,
              encryptBlobs, authCacheSeconds, pullTimeFlushSeconds, archiveDirectory, gcIntervalSeconds, gcGraceSeconds, tlsCertificateFile, tlsKeyFile,
              auditEnabled, auditRetentionDays, auditRegistryReads, pullThroughTagTTLSeconds, pullThroughAllowInsecureUpstreams, galleryEnabled,
@@ -379,6 +384,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? d.logFormat
         uploadTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadTTLSeconds) ?? d.uploadTTLSeconds
         uploadPurgeIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadPurgeIntervalSeconds) ?? d.uploadPurgeIntervalSeconds
+        uploadWriterTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadWriterTimeoutSeconds) ?? d.uploadWriterTimeoutSeconds
         lifecycleIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .lifecycleIntervalSeconds) ?? d.lifecycleIntervalSeconds
         scanPollSeconds = try c.decodeIfPresent(Int.self, forKey: .scanPollSeconds) ?? d.scanPollSeconds
         pullTimeFlushSeconds = try c.decodeIfPresent(Int.self, forKey: .pullTimeFlushSeconds) ?? d.pullTimeFlushSeconds
@@ -422,7 +428,7 @@ extension BerthConfiguration.CodingKeys {
     static var allKeys: [String] {
         ["dataDir", "host", "port", "accountId", "region", "regions", "rootAccessKeyId", "rootSecretAccessKey", "publicEndpoint",
          "registryDomain", "secretKeyFile", "createOnPush", "logLevel", "logFormat", "uploadTTLSeconds",
-         "uploadPurgeIntervalSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
+         "uploadPurgeIntervalSeconds", "uploadWriterTimeoutSeconds", "lifecycleIntervalSeconds", "scanPollSeconds", "zeroCopyDownloads", "loopbackCongestionControl", "blobWrites", "blobIOThreads", "metadataBackend", "blobBackend", "postgresURL",
          "oidcJwksDirectory", "encryptBlobs", "authCacheSeconds", "pullTimeFlushSeconds", "archiveDirectory", "gcIntervalSeconds", "gcGraceSeconds", "tlsCertificateFile", "tlsKeyFile",
          "auditEnabled", "auditRetentionDays", "auditRegistryReads", "pullThroughTagTTLSeconds", "pullThroughAllowInsecureUpstreams", "galleryEnabled",
          "galleryCacheSeconds"]

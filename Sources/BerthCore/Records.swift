@@ -63,9 +63,14 @@ public struct UploadSession: Sendable, Equatable {
     /// session, so that ECR's "every part but the last is at least 5 MiB" (`LayerPartTooSmallException`)
     /// holds whichever node each part reached.
     public var smallestInnerChunk: Int64?
+    /// The request writing the upload's next bytes (`UploadMetadata.claimUpload`), across nodes; nil when none.
+    public var writer: String?
+    /// When `writer` claimed (or renewed) the upload; a claim older than the stalled-writer timeout lapses.
+    public var writingSince: Double?
 
     public init(id: String, repository: RepositoryKey, offset: Int64, startedAt: Double, updatedAt: Double,
-                lastChunkSize: Int64? = nil, smallestInnerChunk: Int64? = nil) {
+                lastChunkSize: Int64? = nil, smallestInnerChunk: Int64? = nil, writer: String? = nil,
+                writingSince: Double? = nil) {
         self.id = id
         self.repository = repository
         self.offset = offset
@@ -73,15 +78,27 @@ public struct UploadSession: Sendable, Equatable {
         self.updatedAt = updatedAt
         self.lastChunkSize = lastChunkSize
         self.smallestInnerChunk = smallestInnerChunk
+        self.writer = writer
+        self.writingSince = writingSince
     }
 
-    /// The session after a chunk of `size` bytes is committed (what `advanceUpload` stores).
+    /// Whether `writer` may claim the session at `offset`: the offset is the committed one and no other
+    /// writer holds a claim taken (or renewed) at or after `staleBefore` (`UploadMetadata.claimUpload`).
+    public func claimable(at offset: Int64, by writer: String, staleBefore: Double) -> Bool {
+        guard self.offset == offset else { return false }
+        guard let holder = self.writer, holder != writer else { return true }
+        return (writingSince ?? -Double.infinity) < staleBefore
+    }
+
+    /// The session after a chunk of `size` bytes is committed (what `advanceUpload` stores); the claim is released.
     public func advanced(by size: Int64, to offset: Int64, at: Double) -> UploadSession {
         var next = self
         next.offset = offset
         next.updatedAt = at
         if let last = lastChunkSize { next.smallestInnerChunk = min(smallestInnerChunk ?? last, last) }
         next.lastChunkSize = size
+        next.writer = nil
+        next.writingSince = nil
         return next
     }
 }

@@ -121,17 +121,27 @@ public final class EventDeliverer: Sendable {
         status >= 500 || [401, 407, 409, 429].contains(status) || status < 200 || (300..<400).contains(status)
     }
 
-    /// One pass: routes new events, then sends the deliveries due now. Returns what it did.
+    /// Events routed per transaction.
+    static let routeLimit = 1_000
+
+    /// One pass: routes new events and claims the deliveries due now (one transaction), sends them, and
+    /// records their outcomes (one transaction). Returns what it did.
     @discardableResult
     public func runOnce() async throws -> (routed: Int, attempted: Int) {
-        var routed = 0
-        while true {
-            let n = try await registry.routeEvents(limit: 1_000) { [self] in route($0) }
-            routed += n
-            if n < 1_000 { break }
-        }
         let lease = (settings.targets.map(\.timeoutSeconds).max() ?? 10) + 30
-        let due = try await registry.claimEventDeliveries(limit: settings.batchSize, lease: lease)
+        var (routed, due) = try await registry.routeAndClaimEventDeliveries(
+            routeLimit: Self.routeLimit, limit: settings.batchSize, lease: lease) { [self] in route($0) }
+        // A backlog of unrouted events (after a long stop): route the rest before the next claim.
+        if routed == Self.routeLimit {
+            var n = routed
+            while n == Self.routeLimit {
+                n = try await registry.routeEvents(limit: Self.routeLimit) { [self] in route($0) }
+                routed += n
+            }
+            if due.count < settings.batchSize {
+                due += try await registry.claimEventDeliveries(limit: settings.batchSize - due.count, lease: lease)
+            }
+        }
         let outcomes = await withTaskGroup(of: (EventDelivery, DeliveryOutcome).self) { group in
             var results: [(EventDelivery, DeliveryOutcome)] = []
             var running = 0
@@ -201,6 +211,9 @@ public final class EventDeliverer: Sendable {
         return .retry(at: at, next: at + delay, error: failure)
     }
 
+    /// How often the `deliveries{state="delivered"}` gauge is counted again.
+    public static let deliveredGaugeSeconds: Double = 300
+
     /// The work lease of the delivery loop: on several nodes sharing a database, one delivers at a time.
     public static let lease = "event-delivery"
 
@@ -223,13 +236,17 @@ public final class EventDeliverer: Sendable {
         defer { listener.cancel() }
         var lastPurge = -Double.infinity
         var lastGauges = -Double.infinity
+        var lastDeliveredCount = -Double.infinity
         while !Task.isCancelled {
             var busy = false
             do {
                 // One process delivers at a time (`WorkLeases`); the claims' lease stays as the guard for
                 // anything else that sends (and for a holder that stalls past its claims).
+                // Another pass at once only when this one was full: otherwise nothing more is due now, and
+                // what was written meanwhile woke `wake` (the wait below returns at once), so no empty
+                // pass (two write transactions) follows every busy one.
                 if let pass = try await registry.withLease(Self.lease, { try await self.runOnce() }) {
-                    busy = pass.routed > 0 || pass.attempted > 0
+                    busy = pass.attempted >= settings.batchSize
                 }
                 let now = registry.clock.now()
                 if now - lastPurge >= 3_600 {
@@ -239,7 +256,11 @@ public final class EventDeliverer: Sendable {
                 }
                 if let metrics, now - lastGauges >= 5 || (!busy && now - lastGauges >= 1) {
                     lastGauges = now
-                    metrics.update(try await registry.outboxCounts(), now: now)
+                    // The delivered deliveries grow with the retention and take a scan to count: every
+                    // `deliveredGaugeSeconds`; the rest (index ranges over a few rows) each time.
+                    let delivered = now - lastDeliveredCount >= Self.deliveredGaugeSeconds
+                    if delivered { lastDeliveredCount = now }
+                    metrics.update(try await registry.outboxCounts(includingDelivered: delivered), now: now, delivered: delivered)
                 }
             } catch {
                 logger.error("event delivery pass failed", metadata: ["error": "\(error)"])

@@ -60,11 +60,14 @@ public final class EventMetrics: Sendable {
         }
     }
 
-    func update(_ counts: OutboxCounts, now: Double) {
+    /// `delivered`: whether `counts` counted the delivered deliveries (else their gauge keeps its value).
+    func update(_ counts: OutboxCounts, now: Double, delivered: Bool = true) {
         unrouted.set(Double(counts.unrouted))
         oldest.set(counts.oldestPending.map { Swift.max(0, now - $0) } ?? 0)
         for (target, m) in perTarget {
-            for (state, gauge) in m.states { gauge.set(Double(counts.deliveries[target]?[state] ?? 0)) }
+            for (state, gauge) in m.states where delivered || state != .delivered {
+                gauge.set(Double(counts.deliveries[target]?[state] ?? 0))
+            }
         }
     }
 }

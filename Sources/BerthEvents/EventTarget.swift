@@ -59,10 +59,11 @@ public enum EventSignature {
     public static let header = "X-Berth-Signature"
 
     public static func value(secret: String, timestamp: Int64, body: [UInt8]) -> String {
-        var message = Array("\(timestamp).".utf8)
-        message.append(contentsOf: body)
-        let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: Array(secret.utf8)))
-        return "t=\(timestamp),v1=" + mac.map { String(format: "%02x", $0) }.joined()
+        let t = "\(timestamp)"
+        var hmac = HMAC<SHA256>(key: SymmetricKey(data: Array(secret.utf8)))
+        hmac.update(data: Array(t.utf8) + [UInt8(ascii: ".")])
+        hmac.update(data: body)
+        return "t=" + t + ",v1=" + hmac.finalize().hexString
     }
 
     /// Checks a header value against the body (what a receiver does), in constant time for the MAC.

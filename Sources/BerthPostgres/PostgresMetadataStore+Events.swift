@@ -41,49 +41,66 @@ extension PostgresMetadataStore {
     }
 
     public func routeEvents(limit: Int, at: Double, route: @escaping @Sendable (OutboxEvent) -> [String]) async throws -> Int {
-        try await transaction { c in
-            let rows = try await c.query("""
-                SELECT seq, event_id, created_at, detail_type, account_id, body FROM event_outbox WHERE routed = 0
-                ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
-                """, [.integer(Int64(limit))]) {
-                (try $0.int(0), OutboxEvent(id: try $0.text(1), time: try $0.double(2), detailType: try $0.text(3),
-                                            account: try $0.text(4), body: try $0.text(5)))
-            }
-            guard !rows.isEmpty else { return 0 }
-            var seqs: [String] = [], targets: [String] = []
-            for (seq, event) in rows {
-                for target in Set(route(event)).sorted() {
-                    seqs.append(String(seq))
-                    targets.append(target)
-                }
-            }
-            if !seqs.isEmpty {
-                try await c.execute("""
-                    INSERT INTO event_deliveries(event_seq, target, state, attempts, next_attempt_at)
-                    SELECT s::bigint, t, 'pending', 0, $3 FROM unnest($1::text[], $2::text[]) AS x(s, t) ON CONFLICT DO NOTHING
-                    """, [.texts(seqs), .texts(targets), .real(at)])
-            }
-            try await c.execute("UPDATE event_outbox SET routed = 1 WHERE seq = ANY($1::text[]::bigint[])",
-                                [.texts(rows.map { String($0.0) })])
-            return rows.count
-        }
+        try await transaction { c in try await Self.route(c, limit: limit, at: at, route: route) }
     }
 
     public func claimDeliveries(at: Double, until: Double, limit: Int) async throws -> [EventDelivery] {
         // READ COMMITTED with SKIP LOCKED: concurrent claimers pass over each other's rows instead of failing.
+        try await transaction("READ COMMITTED") { c in try await Self.claim(c, at: at, until: until, limit: limit) }
+    }
+
+    public func routeAndClaimDeliveries(routeLimit: Int, at: Double, until: Double, limit: Int,
+                                        route: @escaping @Sendable (OutboxEvent) -> [String]) async throws
+        -> (routed: Int, claimed: [EventDelivery]) {
+        // READ COMMITTED as the claim needs; routing is safe there too: its rows are locked (SKIP LOCKED) and
+        // re-checked (`routed = 0`) against the latest committed version, and deliveries insert ON CONFLICT DO NOTHING.
         try await transaction("READ COMMITTED") { c in
-            try await c.query("""
-                WITH due AS (
-                    SELECT event_seq, target FROM event_deliveries
-                    WHERE state = 'pending' AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)
-                    ORDER BY next_attempt_at, event_seq, target LIMIT $3 FOR UPDATE SKIP LOCKED),
-                claimed AS (
-                    UPDATE event_deliveries d SET claimed_until = $2 FROM due
-                    WHERE d.event_seq = due.event_seq AND d.target = due.target RETURNING d.*)
-                SELECT \(Self.deliveryColumns) FROM claimed d JOIN event_outbox e ON e.seq = d.event_seq
-                ORDER BY d.next_attempt_at, d.event_seq, d.target
-                """, [.real(at), .real(until), .integer(Int64(limit))], row: Self.delivery)
+            let routed = try await Self.route(c, limit: routeLimit, at: at, route: route)
+            return (routed, try await Self.claim(c, at: at, until: until, limit: limit))
         }
+    }
+
+    /// Routing inside the caller's transaction.
+    static func route(_ c: PGConnection, limit: Int, at: Double, route: (OutboxEvent) -> [String]) async throws -> Int {
+        let rows = try await c.query("""
+            SELECT seq, event_id, created_at, detail_type, account_id, body FROM event_outbox WHERE routed = 0
+            ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+            """, [.integer(Int64(limit))]) {
+            (try $0.int(0), OutboxEvent(id: try $0.text(1), time: try $0.double(2), detailType: try $0.text(3),
+                                        account: try $0.text(4), body: try $0.text(5)))
+        }
+        guard !rows.isEmpty else { return 0 }
+        var seqs: [String] = [], targets: [String] = []
+        for (seq, event) in rows {
+            for target in Set(route(event)).sorted() {
+                seqs.append(String(seq))
+                targets.append(target)
+            }
+        }
+        if !seqs.isEmpty {
+            try await c.execute("""
+                INSERT INTO event_deliveries(event_seq, target, state, attempts, next_attempt_at)
+                SELECT s::bigint, t, 'pending', 0, $3 FROM unnest($1::text[], $2::text[]) AS x(s, t) ON CONFLICT DO NOTHING
+                """, [.texts(seqs), .texts(targets), .real(at)])
+        }
+        try await c.execute("UPDATE event_outbox SET routed = 1 WHERE seq = ANY($1::text[]::bigint[])",
+                            [.texts(rows.map { String($0.0) })])
+        return rows.count
+    }
+
+    /// Claiming inside the caller's (READ COMMITTED) transaction, in one statement.
+    static func claim(_ c: PGConnection, at: Double, until: Double, limit: Int) async throws -> [EventDelivery] {
+        try await c.query("""
+            WITH due AS (
+                SELECT event_seq, target FROM event_deliveries
+                WHERE state = 'pending' AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)
+                ORDER BY next_attempt_at, event_seq, target LIMIT $3 FOR UPDATE SKIP LOCKED),
+            claimed AS (
+                UPDATE event_deliveries d SET claimed_until = $2 FROM due
+                WHERE d.event_seq = due.event_seq AND d.target = due.target RETURNING d.*)
+            SELECT \(Self.deliveryColumns) FROM claimed d JOIN event_outbox e ON e.seq = d.event_seq
+            ORDER BY d.next_attempt_at, d.event_seq, d.target
+            """, [.real(at), .real(until), .integer(Int64(limit))], row: Self.delivery)
     }
 
     public func finishDeliveries(_ results: [DeliveryResult]) async throws -> Int {
@@ -130,12 +147,14 @@ extension PostgresMetadataStore {
         }
     }
 
-    public func outboxCounts() async throws -> OutboxCounts {
+    public func outboxCounts(includingDelivered: Bool) async throws -> OutboxCounts {
         try await read { c in
             let unrouted = try await c.query("SELECT count(*) FROM event_outbox WHERE routed = 0") { try $0.int(0) }.first ?? 0
             var counts: [String: [DeliveryState: Int]] = [:]
-            for (target, state, n) in try await c.query("SELECT target, state, count(*) FROM event_deliveries GROUP BY target, state",
-                                                        row: { (try $0.text(0), try $0.text(1), Int(try $0.int(2))) }) {
+            // Pending and dead through the state index; delivered only when asked.
+            let byState = includingDelivered ? "SELECT target, state, count(*) FROM event_deliveries GROUP BY target, state"
+                : "SELECT target, state, count(*) FROM event_deliveries WHERE state IN ('pending', 'dead') GROUP BY target, state"
+            for (target, state, n) in try await c.query(byState, row: { (try $0.text(0), try $0.text(1), Int(try $0.int(2))) }) {
                 if let s = DeliveryState(rawValue: state) { counts[target, default: [:]][s] = n }
             }
             let oldest = try await c.query("""

@@ -529,12 +529,16 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
-    static let uploadColumns = "u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk"
+    static let uploadColumns = """
+        u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk,
+        u.writer, u.writing_since
+        """
 
     static func uploadRow(_ r: PGRow) throws -> UploadSession {
         UploadSession(id: try r.text(0), repository: RepositoryKey(storedRegistryID: try r.text(1), name: try r.text(2)),
                       offset: try r.int(3), startedAt: try r.double(4), updatedAt: try r.double(5),
-                      lastChunkSize: try r.optionalInt(6).map(Int64.init), smallestInnerChunk: try r.optionalInt(7).map(Int64.init))
+                      lastChunkSize: try r.optionalInt(6).map(Int64.init), smallestInnerChunk: try r.optionalInt(7).map(Int64.init),
+                      writer: try r.optionalText(8), writingSince: try r.optionalDouble(9))
     }
 
     public func upload(_ id: String) async throws -> UploadSession? {
@@ -544,15 +548,34 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
-    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+    public func claimUpload(_ id: String, at offset: Int64, writer: String, now: Double, staleBefore: Double) async throws -> Bool {
+        // `UploadSession.claimable`; one statement, so the row lock orders two nodes' claims.
+        try await read { c in
+            try await c.execute("""
+                UPDATE uploads SET writer = ?, writing_since = ?
+                WHERE id = ? AND committed = ? AND (writer IS NULL OR writer = ? OR writing_since < ?)
+                """, [.text(writer), .real(now), .text(id), .integer(offset), .text(writer), .real(staleBefore)]) == 1
+        }
+    }
+
+    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double, writer: String?) async throws -> Bool {
         // `UploadSession.advanced`: the SET expressions read the row as it was before the update (LEAST skips NULLs).
         try await read { c in
             try await c.execute("""
                 UPDATE uploads SET committed = ?, updated_at = ?, last_chunk = ?,
                     smallest_inner_chunk = CASE WHEN last_chunk IS NULL THEN smallest_inner_chunk
-                                                ELSE LEAST(smallest_inner_chunk, last_chunk) END
-                WHERE id = ? AND committed = ?
-                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected)]) == 1
+                                                ELSE LEAST(smallest_inner_chunk, last_chunk) END,
+                    writer = NULL, writing_since = NULL
+                WHERE id = ? AND committed = ? AND writer IS NOT DISTINCT FROM ?
+                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected),
+                      .optional(writer)]) == 1
+        }
+    }
+
+    public func releaseUpload(_ id: String, writer: String) async throws {
+        try await read { c in
+            _ = try await c.execute("UPDATE uploads SET writer = NULL, writing_since = NULL WHERE id = ? AND writer = ?",
+                                    [.text(id), .text(writer)])
         }
     }
 

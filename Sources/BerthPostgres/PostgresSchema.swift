@@ -66,6 +66,7 @@ extension PostgresMetadataStore {
         // Download counts: `DownloadCountSchema.version`, kept apart for the same reason.
         PostgresSchemaMigration(version: DownloadCountSchema.version, name: DownloadCountSchema.name, sql: downloadCountSchema),
         PostgresSchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.postgres),
+        PostgresSchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.postgres),
         PostgresSchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
     ]
 

@@ -16,6 +16,15 @@ extension Registry {
         return try await metadata.claimDeliveries(at: now, until: now + lease, limit: limit)
     }
 
+    /// Routes up to `routeLimit` new events, then claims up to `limit` due deliveries for `lease` seconds,
+    /// in one transaction (a delivery pass's one write before it sends).
+    public func routeAndClaimEventDeliveries(routeLimit: Int, limit: Int, lease: Double,
+                                             route: @escaping @Sendable (OutboxEvent) -> [String]) async throws
+        -> (routed: Int, claimed: [EventDelivery]) {
+        let now = clock.now()
+        return try await metadata.routeAndClaimDeliveries(routeLimit: routeLimit, at: now, until: now + lease, limit: limit, route: route)
+    }
+
     /// Records attempts' outcomes, in one transaction.
     @discardableResult
     public func finishEventDeliveries(_ results: [DeliveryResult]) async throws -> Int {
@@ -32,7 +41,9 @@ extension Registry {
         try await metadata.retryDeliveries(sequence: sequence, target: target, at: clock.now())
     }
 
-    public func outboxCounts() async throws -> OutboxCounts { try await metadata.outboxCounts() }
+    public func outboxCounts(includingDelivered: Bool = true) async throws -> OutboxCounts {
+        try await metadata.outboxCounts(includingDelivered: includingDelivered)
+    }
 
     /// Deletes events older than `seconds` that have nothing left to deliver.
     public func purgeEvents(olderThan seconds: Double) async throws -> Int {

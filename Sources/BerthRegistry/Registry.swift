@@ -21,11 +21,16 @@ public struct RegistrySettings: Sendable, Equatable {
     /// Send blob downloads to the blob store's presigned URLs when it makes them (S3, `s3Redirect`) and the
     /// blob is stored as pushed; sealed blobs are always decrypted here.
     public var redirectDownloads: Bool
+    /// How long a request's claim on an upload (`UploadMetadata.claimUpload`) holds without being renewed,
+    /// before another request may take the upload over: longer than the object store's slowest request
+    /// (the last one of a chunk, docs/s3.md).
+    public var uploadWriterTimeout: Double
     /// How long a redirect URL is valid (Distribution's: 20 minutes).
     public static let redirectValiditySeconds = 1200
 
     public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
-                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false) {
+                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false, uploadWriterTimeout: Double = 1200) {
+        self.uploadWriterTimeout = uploadWriterTimeout
         self.redirectDownloads = redirectDownloads
         self.createOnPush = createOnPush
         self.uploadTTL = uploadTTL
@@ -448,25 +453,49 @@ public final class Registry: Sendable {
         contentLength: Int64?, body: Body
     ) async throws -> Digest where Body.Element == ByteBuffer {
         var session = try await uploadSession(name, id)
+        let writer = Self.newUploadWriter()
         if contentLength != 0 || range != nil {
             switch UploadStateMachine.chunk(offset: session.offset, range: range, contentLength: contentLength) {
             case .reject(let e):
                 throw e
             case .append(let at, let expected):
-                session.offset = try await append(session, at: at, expected: expected, body: body)
+                session.offset = try await append(session, at: at, expected: expected, body: body, writer: writer)
             }
         }
-        if session.offset == 0 {
-            // An empty blob: make sure a (zero-length) staged file exists to commit.
-            try await openUploadWriter(id, at: 0, repository: name).close()
+        // The staged bytes stay this request's until the commit deletes the session: a chunk written meanwhile
+        // (on any node) would land in the blob under a digest computed without it.
+        try await claimUpload(session, at: session.offset, writer: writer)
+        do {
+            if session.offset == 0 {
+                // An empty blob: make sure a (zero-length) staged file exists to commit.
+                try await openUploadWriter(id, at: 0, repository: name).close()
+            }
+            let computed = try await finalDigest(session, algorithm: wanted.algorithm)
+            switch UploadStateMachine.complete(expected: wanted, computed: computed) {
+            case .failure(let e): throw e
+            case .success(let d):
+                try await commit(id: id, digest: d, size: session.offset, repository: name, session: id)
+                _ = hashers.withLock { $0.removeValue(forKey: id) }
+                return d
+            }
+        } catch {
+            try? await metadata.releaseUpload(id, writer: writer)
+            throw error
         }
-        let computed = try await finalDigest(session, algorithm: wanted.algorithm)
-        switch UploadStateMachine.complete(expected: wanted, computed: computed) {
-        case .failure(let e): throw e
-        case .success(let d):
-            try await commit(id: id, digest: d, size: session.offset, repository: name, session: id)
-            _ = hashers.withLock { $0.removeValue(forKey: id) }
-            return d
+    }
+
+    /// A token naming one request's claim on an upload.
+    static func newUploadWriter() -> String { UUID().uuidString.lowercased() }
+
+    /// Claims (or, claimed already by `writer`, renews) the right to write `session`'s bytes from `offset`,
+    /// across nodes: refused as one node refuses a second concurrent chunk when another request holds it.
+    private func claimUpload(_ session: UploadSession, at offset: Int64, writer: String, renewing: Bool = false) async throws {
+        let now = clock.now()
+        guard try await metadata.claimUpload(session.id, at: offset, writer: writer, now: now,
+                                             staleBefore: now - settings.uploadWriterTimeout) else {
+            throw BerthError.rangeNotSatisfiable(offset: offset, detail: renewing
+                ? "another request took this upload over while this one stalled"
+                : "another chunk of this upload is in progress")
         }
     }
 
@@ -490,10 +519,12 @@ public final class Registry: Sendable {
         return stale.count
     }
 
+    /// Writes one chunk at the committed offset `start` as `writer` (a fresh token unless the caller holds one).
     private func append<Body: AsyncSequence>(
-        _ session: UploadSession, at start: Int64, expected: Int64?, body: Body
+        _ session: UploadSession, at start: Int64, expected: Int64?, body: Body, writer: String = newUploadWriter()
     ) async throws -> Int64 where Body.Element == ByteBuffer {
-        // One request at a time per upload; take the cached hash state if it matches the committed offset.
+        // One request at a time per upload in this process (the claim below does it across nodes); take the
+        // cached hash state if it matches the committed offset.
         let cached: DigestHasher? = try hashers.withLock { h in
             if let s = h[session.id], s.busy {
                 throw BerthError.rangeNotSatisfiable(offset: session.offset, detail: "another chunk of this upload is in progress")
@@ -508,18 +539,28 @@ public final class Registry: Sendable {
         var hasher = cached ?? DigestHasher()
         let before = hasher
         do {
-            let writer = try await openUploadWriter(session.id, at: start, repository: session.repository)
-            let written: Int64
+            // Across nodes: no byte is written before this request holds the upload's claim, and the bytes
+            // become visible only while it still does (renewed at the writer's fence), so no other request's
+            // bytes can replace them before the advance below releases it (docs/s3.md).
+            try await claimUpload(session, at: start, writer: writer)
+            let newOffset: Int64
             do {
-                written = try await stream(body, to: writer, hasher: &hasher, sizeHint: expected, hashing: hashing)
-                try await writer.close()
+                let blobWriter = try await openUploadWriter(session.id, at: start, repository: session.repository)
+                let written: Int64
+                do {
+                    written = try await stream(body, to: blobWriter, hasher: &hasher, sizeHint: expected, hashing: hashing)
+                    try await blobWriter.close(fence: { try await self.claimUpload(session, at: start, writer: writer, renewing: true) })
+                } catch {
+                    try? await blobWriter.close()
+                    throw error
+                }
+                newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
+                guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(), writer: writer) else {
+                    throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
+                }
             } catch {
-                try? await writer.close()
+                try? await metadata.releaseUpload(session.id, writer: writer)
                 throw error
-            }
-            let newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
-            guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now()) else {
-                throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
             }
             let h = hasher
             hashers.withLock { $0[session.id] = UploadHashState(hasher: h, offset: hashing ? newOffset : -1, busy: false) }

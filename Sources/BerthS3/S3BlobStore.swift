@@ -83,29 +83,50 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
         return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
     }
 
-    /// One staged piece of an upload: bytes `start..<start+size` in object `key`.
+    /// One staged piece of an upload: bytes `start..<start+size` of the upload, the first `size` bytes of
+    /// object `key` (which may hold more: see `segments`).
     struct Segment: Sendable {
         var key: String
         var start: Int64
         var size: Int64
         var lastModified: Double
+        /// The object's length: `size`, or more when a later segment starts inside it.
+        var objectSize: Int64
         var end: Int64 { start + size }
+        init(key: String, start: Int64, size: Int64, lastModified: Double) {
+            self.key = key
+            self.start = start
+            self.size = size
+            self.lastModified = lastModified
+            objectSize = size
+        }
     }
 
-    /// The segments of an upload in order, checked to be contiguous from 0.
+    /// The segments of an upload in order, checked to be contiguous from 0. A segment that starts inside
+    /// the one before it (`openUpload` at an offset inside a long segment starts a new one there rather
+    /// than rewriting it) cuts that one short: its bytes past the new start are dead, and its `size` is
+    /// what is kept (at least the minimum part size, so it can still be a part of the assembled blob).
     func segments(_ id: String) async throws -> [Segment] {
         let prefix = try uploadPrefix(id)
-        let segments = try await client.list(prefix: prefix).compactMap { object -> Segment? in
+        var segments = try await client.list(prefix: prefix).compactMap { object -> Segment? in
             guard let start = Int64(object.key.dropFirst(prefix.count)) else { return nil }
             return Segment(key: object.key, start: start, size: object.size, lastModified: object.lastModified)
         }.sorted { $0.start < $1.start }
         var end: Int64 = 0
-        for s in segments {
-            // A zero-length segment is the marker of an empty upload; any other gap or overlap is damage.
-            guard s.start == end || (s.size == 0 && s.start <= end) else {
+        for (i, s) in segments.enumerated() {
+            // A gap is damage. (A zero-length segment at the end is the marker of an empty upload, or what
+            // was kept of one cut back to nothing.)
+            guard s.start <= end else {
                 throw StorageError("upload \(id) is not contiguous at offset \(end) (segment at \(s.start))")
             }
-            end = max(end, s.end)
+            if s.start < end {
+                // Cut the previous non-empty segment back to where this one starts.
+                guard let p = segments[..<i].lastIndex(where: { $0.size > 0 }), s.start > segments[p].start else {
+                    throw StorageError("upload \(id) has overlapping segments at offset \(s.start)")
+                }
+                segments[p].size = s.start - segments[p].start
+            }
+            end = s.end
         }
         return segments
     }
@@ -163,13 +184,19 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
             try await client.delete(s.key)
         }
         let kept = segments.filter { $0.start < offset }
-        guard let last = kept.last, last.end > offset || last.size < minimumPartSize else {
+        // A new segment at `offset`: after a segment that ends there and is long enough to be a part, or
+        // inside one whose bytes up to `offset` are (its tail past `offset` is then dead: `segments`).
+        // Sealing rewrites an upload's last 64 KiB segment at every chunk and at completion; without this,
+        // each rewrite would copy the whole S3 segment before it again.
+        guard let last = kept.last, offset - last.start < minimumPartSize else {
             let existing = segments.first { $0.start == offset && $0.size == 0 }
-            return S3UploadWriter(store: self, key: try uploadPrefix(id) + Self.segmentName(offset), existingSize: existing?.size)
+            // Inside a segment, the new one must exist even with no byte: it is what cuts that one back.
+            return S3UploadWriter(store: self, key: try uploadPrefix(id) + Self.segmentName(offset), existingSize: existing?.size,
+                                  cutsBack: kept.last.map { $0.start + $0.objectSize > offset } ?? false)
         }
         // Take over the last segment's bytes up to `offset`: it is too short to be a part of its own, or it
         // holds bytes past `offset` that must go.
-        let writer = S3UploadWriter(store: self, key: last.key, existingSize: last.size)
+        let writer = S3UploadWriter(store: self, key: last.key, existingSize: last.objectSize)
         if offset > last.start {
             _ = try await client.get(last.key, range: 0...(offset - last.start - 1)) { try await writer.carry($0) }
         }
@@ -194,16 +221,18 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
     }
 
     public func commitUpload(id: String, as digest: Digest) async throws {
-        let segments = try await segments(id).filter { $0.size > 0 || $0.start == 0 }
+        let all = try await segments(id)
+        let segments = all.filter { $0.size > 0 || $0.start == 0 }
         guard !segments.isEmpty else { throw StorageError("upload \(id) does not exist") }
         let target = blobKey(digest)
         let nonEmpty = segments.filter { $0.size > 0 }
-        if nonEmpty.count <= 1, (nonEmpty.first?.size ?? 0) <= maximumCopySize {
+        if nonEmpty.count <= 1, (nonEmpty.first?.size ?? 0) <= maximumCopySize,
+           nonEmpty.first.map({ $0.size == $0.objectSize }) ?? true {
             try await client.copy(from: (nonEmpty.first ?? segments[0]).key, to: target)
         } else {
             try await assemble(nonEmpty.map { ($0.key, $0.size) }, into: target)
         }
-        try await deleteSegments(segments)
+        try await deleteSegments(all)
     }
 
     /// Builds `target` (through `destination`, default the primary tier) from `sources` of `sourceBucket`
@@ -363,11 +392,14 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
     private var etags: [String] = []
     private var inFlight: Task<String, any Error>?
     private var closed = false
+    /// The segment starts inside the one before it (`S3BlobStore.openUpload`).
+    private let cutsBack: Bool
 
-    init(store: S3BlobStore, key: String, existingSize: Int64?) {
+    init(store: S3BlobStore, key: String, existingSize: Int64?, cutsBack: Bool = false) {
         self.store = store
         self.key = key
         self.existingSize = existingSize
+        self.cutsBack = cutsBack
     }
 
     /// Bytes of the segment being replaced, taken over before any new byte.
@@ -397,6 +429,7 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
     /// Whether the segment must be (re)written without new bytes: it was cut back to what was carried, or
     /// it is the zero-length marker that makes an empty upload exist.
     private var needsRewrite: Bool {
+        if cutsBack { return true }
         if let existingSize { return existingSize != carried }
         return key.hasSuffix("/" + S3BlobStore.segmentName(0))
     }
@@ -414,6 +447,12 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
     }
 
     func close() async throws {
+        try await close(fence: {})
+    }
+
+    /// The segment's object appears only with the last request (`PUT`, or `CompleteMultipartUpload` after every
+    /// part): `fence` runs just before it.
+    func close(fence: () async throws -> Void) async throws {
         guard !closed else { return }
         closed = true
         do {
@@ -425,9 +464,13 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
                 if buffer.readableBytes > 0 {
                     etags.append(try await store.client.uploadPart(key, uploadID: id, number: etags.count + 1, buffer))
                 }
+                try await fence()
                 try await store.client.completeMultipartUpload(key, uploadID: id, etags: etags)
             } else if written > 0 || needsRewrite {
+                try await fence()
                 try await store.client.put(key, buffer)
+            } else {
+                try await fence()
             }
             buffer = ByteBuffer()
         } catch {

@@ -64,6 +64,10 @@ public protocol BlobUploadWriter: Sendable {
     func write(_ buffer: ByteBuffer) async throws
     /// Releases the handle; staged bytes stay for a later `openUpload` or `commitUpload`.
     func close() async throws
+    /// `close`, calling `fence` just before the written bytes become visible to other nodes (an object
+    /// store's final `PUT` or `CompleteMultipartUpload`), after everything else that may take long: a `fence`
+    /// that throws (the writer lost its claim on the upload) leaves them unwritten, and the error is thrown.
+    func close(fence: () async throws -> Void) async throws
 }
 
 /// Storage failures that are not domain errors.
@@ -74,6 +78,13 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
 
 extension BlobUploadWriter {
     public func makeBuffer(capacity: Int) -> ByteBuffer { ByteBufferAllocator().buffer(capacity: capacity) }
+
+    /// For stores whose bytes are in place as they are written (one node's files, where the in-process guard
+    /// admits one writer per upload): there is no moment to fence, so `fence` is not called (the claim's
+    /// holder is still checked by `advanceUpload`).
+    public func close(fence: () async throws -> Void) async throws {
+        try await close()
+    }
 }
 
 /// A second, cheaper place for the bytes of blobs that only archived images use (the archive storage

@@ -4,7 +4,7 @@
 /// that its number can change when branches merge: `version` is the only place it is written.
 public enum ChangedImagesIndexSchema {
     /// The schema version that adds the indexes (SQLite and PostgreSQL alike).
-    public static let version = 13
+    public static let version = 14
     public static let name = "indexes of push and tag times"
 
     /// The same statements in both dialects.

@@ -14,6 +14,12 @@ public protocol EventOutboxMetadata: Sendable {
     /// Claims up to `limit` pending deliveries due at `at` that nobody holds (or whose claim ended), until
     /// `until`: no other call returns them before then. Oldest due first.
     func claimDeliveries(at: Double, until: Double, limit: Int) async throws -> [EventDelivery]
+    /// Routes up to `routeLimit` new events (as `routeEvents`, due at `at`), then claims up to `limit` due
+    /// deliveries (as `claimDeliveries`), in one transaction: a delivery pass writes once before it sends
+    /// instead of twice. Returns how many events it routed and what it claimed.
+    func routeAndClaimDeliveries(routeLimit: Int, at: Double, until: Double, limit: Int,
+                                 route: @escaping @Sendable (OutboxEvent) -> [String]) async throws
+        -> (routed: Int, claimed: [EventDelivery])
     /// Records attempts of deliveries (counting each) and releases their claims, in one transaction.
     /// Returns how many were recorded: a delivery gone or no longer pending is not.
     @discardableResult
@@ -23,13 +29,19 @@ public protocol EventOutboxMetadata: Sendable {
     /// Makes dead deliveries pending again (attempts back to 0, due at `at`): all of them, or those of one
     /// event and/or one target. Returns how many.
     func retryDeliveries(sequence: Int64?, target: String?, at: Double) async throws -> Int
-    func outboxCounts() async throws -> OutboxCounts
+    /// The outbox's counts. Without `includingDelivered` the delivered deliveries are not counted (absent
+    /// from `deliveries`): the others stay few and are counted through indexes, while the delivered ones
+    /// grow with the retention and take a scan.
+    func outboxCounts(includingDelivered: Bool) async throws -> OutboxCounts
     /// Deletes routed events older than `before` none of whose deliveries is pending (delivered and dead ones
     /// go with them). Returns how many events.
     func purgeEvents(before: Double) async throws -> Int
 }
 
 extension EventOutboxMetadata {
+    /// Every count, the delivered deliveries' too.
+    public func outboxCounts() async throws -> OutboxCounts { try await outboxCounts(includingDelivered: true) }
+
     /// Records one attempt; false when the delivery is gone or no longer pending.
     @discardableResult
     public func finishDelivery(sequence: Int64, target: String, outcome: DeliveryOutcome) async throws -> Bool {

@@ -31,6 +31,31 @@ struct OutboxState {
         }
     }
 
+    mutating func route(limit: Int, at: Double, route: (OutboxEvent) -> [String]) -> Int {
+        let due = rows.filter { !$0.value.routed }.keys.sorted().prefix(limit)
+        for seq in due {
+            guard let event = rows[seq]?.event else { continue }
+            for target in Set(route(event)) {
+                let key = Key(sequence: seq, target: target)
+                if deliveries[key] == nil { deliveries[key] = Delivery(nextAttemptAt: at) }
+            }
+            rows[seq]?.routed = true
+        }
+        return due.count
+    }
+
+    mutating func claim(at: Double, until: Double, limit: Int) -> [EventDelivery] {
+        let due = deliveries.filter { _, d in
+            d.state == .pending && d.nextAttemptAt <= at && (d.claimedUntil.map { $0 <= at } ?? true)
+        }.sorted { ($0.value.nextAttemptAt, $0.key) < ($1.value.nextAttemptAt, $1.key) }.prefix(limit)
+        var out: [EventDelivery] = []
+        for (key, d) in due {
+            deliveries[key]?.claimedUntil = until
+            if let r = record(key, d) { out.append(r) }
+        }
+        return out
+    }
+
     func record(_ key: Key, _ d: Delivery) -> EventDelivery? {
         guard let row = rows[key.sequence] else { return nil }
         return EventDelivery(sequence: key.sequence, target: key.target, state: d.state, attempts: d.attempts,
@@ -45,31 +70,19 @@ extension InMemoryMetadataStore {
     }
 
     public func routeEvents(limit: Int, at: Double, route: @escaping @Sendable (OutboxEvent) -> [String]) async throws -> Int {
-        state.withLock { s in
-            let due = s.outbox.rows.filter { !$0.value.routed }.keys.sorted().prefix(limit)
-            for seq in due {
-                guard let event = s.outbox.rows[seq]?.event else { continue }
-                for target in Set(route(event)) {
-                    let key = OutboxState.Key(sequence: seq, target: target)
-                    if s.outbox.deliveries[key] == nil { s.outbox.deliveries[key] = OutboxState.Delivery(nextAttemptAt: at) }
-                }
-                s.outbox.rows[seq]?.routed = true
-            }
-            return due.count
-        }
+        state.withLock { s in s.outbox.route(limit: limit, at: at, route: route) }
     }
 
     public func claimDeliveries(at: Double, until: Double, limit: Int) async throws -> [EventDelivery] {
+        state.withLock { s in s.outbox.claim(at: at, until: until, limit: limit) }
+    }
+
+    public func routeAndClaimDeliveries(routeLimit: Int, at: Double, until: Double, limit: Int,
+                                        route: @escaping @Sendable (OutboxEvent) -> [String]) async throws
+        -> (routed: Int, claimed: [EventDelivery]) {
         state.withLock { s in
-            let due = s.outbox.deliveries.filter { _, d in
-                d.state == .pending && d.nextAttemptAt <= at && (d.claimedUntil.map { $0 <= at } ?? true)
-            }.sorted { ($0.value.nextAttemptAt, $0.key) < ($1.value.nextAttemptAt, $1.key) }.prefix(limit)
-            var out: [EventDelivery] = []
-            for (key, d) in due {
-                s.outbox.deliveries[key]?.claimedUntil = until
-                if let r = s.outbox.record(key, d) { out.append(r) }
-            }
-            return out
+            let routed = s.outbox.route(limit: routeLimit, at: at, route: route)
+            return (routed, s.outbox.claim(at: at, until: until, limit: limit))
         }
     }
 
@@ -122,11 +135,11 @@ extension InMemoryMetadataStore {
         }
     }
 
-    public func outboxCounts() async throws -> OutboxCounts {
+    public func outboxCounts(includingDelivered: Bool) async throws -> OutboxCounts {
         state.withLock { s in
             var counts: [String: [DeliveryState: Int]] = [:]
             var oldest: Double? = nil
-            for (key, d) in s.outbox.deliveries {
+            for (key, d) in s.outbox.deliveries where includingDelivered || d.state != .delivered {
                 counts[key.target, default: [:]][d.state, default: 0] += 1
                 if d.state == .pending, let t = s.outbox.rows[key.sequence]?.event.time { oldest = min(oldest ?? t, t) }
             }

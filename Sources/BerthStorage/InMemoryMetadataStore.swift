@@ -298,18 +298,37 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func createUpload(_ session: UploadSession) async throws {
-        state.withLock { $0.uploads[session.id] = session }
+        var session = session
+        (session.writer, session.writingSince) = (nil, nil)  // as the SQL stores: a new upload is unclaimed
+        state.withLock { [session] in $0.uploads[session.id] = session }
     }
 
     public func upload(_ id: String) async throws -> UploadSession? {
         state.withLock { $0.uploads[id] }
     }
 
-    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+    public func claimUpload(_ id: String, at offset: Int64, writer: String, now: Double, staleBefore: Double) async throws -> Bool {
         state.withLock { s in
-            guard let u = s.uploads[id], u.offset == expected else { return false }
+            guard var u = s.uploads[id], u.claimable(at: offset, by: writer, staleBefore: staleBefore) else { return false }
+            (u.writer, u.writingSince) = (writer, now)
+            s.uploads[id] = u
+            return true
+        }
+    }
+
+    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double, writer: String?) async throws -> Bool {
+        state.withLock { s in
+            guard let u = s.uploads[id], u.offset == expected, u.writer == writer else { return false }
             s.uploads[id] = u.advanced(by: offset - expected, to: offset, at: at)
             return true
+        }
+    }
+
+    public func releaseUpload(_ id: String, writer: String) async throws {
+        state.withLock { s in
+            guard var u = s.uploads[id], u.writer == writer else { return }
+            (u.writer, u.writingSince) = (nil, nil)
+            s.uploads[id] = u
         }
     }
 

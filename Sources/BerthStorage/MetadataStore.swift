@@ -127,11 +127,27 @@ public protocol ManifestMetadata: Sendable {
 public protocol UploadMetadata: Sendable {
     func createUpload(_ session: UploadSession) async throws
     func upload(_ id: String) async throws -> UploadSession?
-    /// Moves the committed offset from `expected` to `offset`; false if the offset had moved (a race).
-    func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool
+    /// Claims the right to write the upload's bytes from its committed offset `offset` for `writer` (a token
+    /// unique to one request), across every node sharing the store: true, recording `writer` and `now`, when
+    /// the committed offset is `offset` and no other writer holds a claim taken (or renewed) at or after
+    /// `staleBefore`; false otherwise (another request is writing it, or it moved). Claiming again with the
+    /// same `writer` renews the claim. The claim ends with `advanceUpload` or `releaseUpload` (docs/s3.md).
+    func claimUpload(_ id: String, at offset: Int64, writer: String, now: Double, staleBefore: Double) async throws -> Bool
+    /// Moves the committed offset from `expected` to `offset` and releases the claim; false if the offset had
+    /// moved (a race) or if the upload is not claimed by `writer` (nil: by nobody).
+    func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double, writer: String?) async throws -> Bool
+    /// Releases `writer`'s claim (a write that failed); nothing when it does not hold it.
+    func releaseUpload(_ id: String, writer: String) async throws
     func deleteUpload(_ id: String) async throws
     /// Uploads not touched since `before`, for purging.
     func staleUploads(before: Double) async throws -> [UploadSession]
+}
+
+extension UploadMetadata {
+    /// `advanceUpload` of an upload nobody claimed.
+    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+        try await advanceUpload(id, from: expected, to: offset, at: at, writer: nil)
+    }
 }
 
 /// The pulls of one image noted since the last flush (see `ImageMetadata.recordPulls`).

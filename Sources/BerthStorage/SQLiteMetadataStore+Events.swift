@@ -33,42 +33,61 @@ extension SQLiteMetadataStore {
     }
 
     public func routeEvents(limit: Int, at: Double, route: @escaping @Sendable (OutboxEvent) -> [String]) async throws -> Int {
+        try await db.write { c in try c.transaction { try Self.route(c, limit: limit, at: at, route: route) } }
+    }
+
+    public func claimDeliveries(at: Double, until: Double, limit: Int) async throws -> [EventDelivery] {
+        try await db.write { c in try c.transaction { try Self.claim(c, at: at, until: until, limit: limit) } }
+    }
+
+    public func routeAndClaimDeliveries(routeLimit: Int, at: Double, until: Double, limit: Int,
+                                        route: @escaping @Sendable (OutboxEvent) -> [String]) async throws
+        -> (routed: Int, claimed: [EventDelivery]) {
         try await db.write { c in
             try c.transaction {
-                let rows = try c.query("""
-                    SELECT seq, event_id, created_at, detail_type, account_id, body FROM event_outbox WHERE routed = 0 ORDER BY seq LIMIT ?
-                    """, [.integer(Int64(limit))]) {
-                    ($0.int(0), OutboxEvent(id: $0.text(1), time: $0.double(2), detailType: $0.text(3), account: $0.text(4), body: $0.text(5)))
-                }
-                for (seq, event) in rows {
-                    for target in Set(route(event)).sorted() {
-                        try c.execute("""
-                            INSERT OR IGNORE INTO event_deliveries(event_seq, target, state, attempts, next_attempt_at)
-                            VALUES(?, ?, 'pending', 0, ?)
-                            """, [.integer(seq), .text(target), .real(at)])
-                    }
-                    try c.execute("UPDATE event_outbox SET routed = 1 WHERE seq = ?", [.integer(seq)])
-                }
-                return rows.count
+                let routed = try Self.route(c, limit: routeLimit, at: at, route: route)
+                return (routed, try Self.claim(c, at: at, until: until, limit: limit))
             }
         }
     }
 
-    public func claimDeliveries(at: Double, until: Double, limit: Int) async throws -> [EventDelivery] {
-        try await db.write { c in
-            try c.transaction {
-                let due = try c.query("""
-                    SELECT \(Self.deliveryColumns) FROM event_deliveries d JOIN event_outbox e ON e.seq = d.event_seq
-                    WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND (d.claimed_until IS NULL OR d.claimed_until <= ?)
-                    ORDER BY d.next_attempt_at, d.event_seq, d.target LIMIT ?
-                    """, [.real(at), .real(at), .integer(Int64(limit))], row: Self.delivery)
-                for d in due {
-                    try c.execute("UPDATE event_deliveries SET claimed_until = ? WHERE event_seq = ? AND target = ?",
-                                  [.real(until), .integer(d.sequence), .text(d.target)])
-                }
-                return due
+    /// Routing inside the caller's (write) transaction.
+    static func route(_ c: SQLiteConnection, limit: Int, at: Double, route: (OutboxEvent) -> [String]) throws -> Int {
+        let rows = try c.query("""
+            SELECT seq, event_id, created_at, detail_type, account_id, body FROM event_outbox WHERE routed = 0 ORDER BY seq LIMIT ?
+            """, [.integer(Int64(limit))]) {
+            ($0.int(0), OutboxEvent(id: $0.text(1), time: $0.double(2), detailType: $0.text(3), account: $0.text(4), body: $0.text(5)))
+        }
+        guard let last = rows.last?.0 else { return 0 }
+        for (seq, event) in rows {
+            for target in Set(route(event)).sorted() {
+                try c.execute("""
+                    INSERT OR IGNORE INTO event_deliveries(event_seq, target, state, attempts, next_attempt_at)
+                    VALUES(?, ?, 'pending', 0, ?)
+                    """, [.integer(seq), .text(target), .real(at)])
             }
         }
+        // One statement for the batch: the writer is alone, so the unrouted events up to the last one read
+        // are exactly those read.
+        try c.execute("UPDATE event_outbox SET routed = 1 WHERE routed = 0 AND seq <= ?", [.integer(last)])
+        return rows.count
+    }
+
+    /// Claiming inside the caller's (write) transaction: one statement marks the claimed rows (the same
+    /// query picks them, in the same transaction of the only writer: the same rows).
+    static func claim(_ c: SQLiteConnection, at: Double, until: Double, limit: Int) throws -> [EventDelivery] {
+        let due = """
+            FROM event_deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
+            AND (d.claimed_until IS NULL OR d.claimed_until <= ?1) ORDER BY d.next_attempt_at, d.event_seq, d.target LIMIT ?2
+            """
+        let claimed = try c.query("""
+            SELECT \(Self.deliveryColumns) FROM (SELECT d.* \(due)) d JOIN event_outbox e ON e.seq = d.event_seq
+            ORDER BY d.next_attempt_at, d.event_seq, d.target
+            """, [.real(at), .integer(Int64(limit))], row: Self.delivery)
+        guard !claimed.isEmpty else { return [] }
+        try c.execute("UPDATE event_deliveries SET claimed_until = ?3 WHERE (event_seq, target) IN (SELECT d.event_seq, d.target \(due))",
+                      [.real(at), .integer(Int64(limit)), .real(until)])
+        return claimed
     }
 
     public func finishDeliveries(_ results: [DeliveryResult]) async throws -> Int {
@@ -105,18 +124,21 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func outboxCounts() async throws -> OutboxCounts {
+    public func outboxCounts(includingDelivered: Bool) async throws -> OutboxCounts {
         try await db.read { c in
             let unrouted = try c.query("SELECT count(*) FROM event_outbox WHERE routed = 0") { $0.int(0) }.first ?? 0
             var counts: [String: [DeliveryState: Int]] = [:]
-            for (target, state, n) in try c.query("SELECT target, state, count(*) FROM event_deliveries GROUP BY target, state",
-                                                  row: { ($0.text(0), $0.text(1), Int($0.int(2))) }) {
+            // Pending and dead through the state index (a range each); delivered only when asked.
+            let byState = includingDelivered ? "SELECT target, state, count(*) FROM event_deliveries GROUP BY target, state"
+                : "SELECT target, state, count(*) FROM event_deliveries WHERE state IN ('pending', 'dead') GROUP BY target, state"
+            for (target, state, n) in try c.query(byState, row: { ($0.text(0), $0.text(1), Int($0.int(2))) }) {
                 if let s = DeliveryState(rawValue: state) { counts[target, default: [:]][s] = n }
             }
             let oldest = try c.query("""
                 SELECT min(e.created_at) FROM event_deliveries d JOIN event_outbox e ON e.seq = d.event_seq WHERE d.state = 'pending'
                 """) { $0.isNull(0) ? nil : $0.double(0) }.first ?? nil
-            let oldestUnrouted = try c.query("SELECT min(created_at) FROM event_outbox WHERE routed = 0") {
+            // Through the unrouted events' partial index (a few rows), not a walk of `created_at`'s index.
+            let oldestUnrouted = try c.query("SELECT min(created_at) FROM event_outbox INDEXED BY event_outbox_unrouted WHERE routed = 0") {
                 $0.isNull(0) ? nil : $0.double(0)
             }.first ?? nil
             return OutboxCounts(unrouted: Int(unrouted), deliveries: counts,

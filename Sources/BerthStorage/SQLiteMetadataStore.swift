@@ -437,7 +437,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func upload(_ id: String) async throws -> UploadSession? {
         try await db.read { c in
             try c.query("""
-                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk
+                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk,
+                       u.writer, u.writing_since
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?
                 """, [.text(id)]) {
                 Self.uploadRow($0)
@@ -448,18 +449,38 @@ public final class SQLiteMetadataStore: MetadataStore {
     static func uploadRow(_ r: SQLiteRow) -> UploadSession {
         UploadSession(id: r.text(0), repository: RepositoryKey(storedRegistryID: r.text(1), name: r.text(2)),
                       offset: r.int(3), startedAt: r.double(4), updatedAt: r.double(5),
-                      lastChunkSize: r.isNull(6) ? nil : r.int(6), smallestInnerChunk: r.isNull(7) ? nil : r.int(7))
+                      lastChunkSize: r.isNull(6) ? nil : r.int(6), smallestInnerChunk: r.isNull(7) ? nil : r.int(7),
+                      writer: r.isNull(8) ? nil : r.text(8), writingSince: r.isNull(9) ? nil : r.double(9))
     }
 
-    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double) async throws -> Bool {
+    public func claimUpload(_ id: String, at offset: Int64, writer: String, now: Double, staleBefore: Double) async throws -> Bool {
+        // `UploadSession.claimable`.
+        try await db.write { c in
+            try c.execute("""
+                UPDATE uploads SET writer = ?, writing_since = ?
+                WHERE id = ? AND committed = ? AND (writer IS NULL OR writer = ? OR writing_since < ?)
+                """, [.text(writer), .real(now), .text(id), .integer(offset), .text(writer), .real(staleBefore)]) == 1
+        }
+    }
+
+    public func releaseUpload(_ id: String, writer: String) async throws {
+        try await db.write { c in
+            _ = try c.execute("UPDATE uploads SET writer = NULL, writing_since = NULL WHERE id = ? AND writer = ?",
+                              [.text(id), .text(writer)])
+        }
+    }
+
+    public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double, writer: String?) async throws -> Bool {
         // `UploadSession.advanced`: the SET expressions read the row as it was before the update.
         try await db.write { c in
             try c.execute("""
                 UPDATE uploads SET committed = ?, updated_at = ?, last_chunk = ?,
                     smallest_inner_chunk = CASE WHEN last_chunk IS NULL THEN smallest_inner_chunk
-                                                ELSE min(coalesce(smallest_inner_chunk, last_chunk), last_chunk) END
-                WHERE id = ? AND committed = ?
-                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected)]) == 1
+                                                ELSE min(coalesce(smallest_inner_chunk, last_chunk), last_chunk) END,
+                    writer = NULL, writing_since = NULL
+                WHERE id = ? AND committed = ? AND writer IS ?
+                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected),
+                      writer.map { .text($0) } ?? .null]) == 1
         }
     }
 
@@ -470,7 +491,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func staleUploads(before: Double) async throws -> [UploadSession] {
         try await db.read { c in
             try c.query("""
-                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk
+                SELECT u.id, r.registry_id, r.name, u.committed, u.started_at, u.updated_at, u.last_chunk, u.smallest_inner_chunk,
+                       u.writer, u.writing_since
                 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.updated_at < ? ORDER BY u.id
                 """, [.real(before)]) {
                 Self.uploadRow($0)

@@ -103,6 +103,7 @@ extension SQLiteMetadataStore {
         // Download counts: `DownloadCountSchema.version`, kept apart for the same reason.
         SchemaMigration(version: DownloadCountSchema.version, name: DownloadCountSchema.name, sql: DownloadCountSchema.sqlite),
         SchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.sqlite),
+        SchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.sqlite),
         SchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
     ]
 

@@ -110,6 +110,37 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func routeAndClaimIsOneStepOfBoth(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.appendEvents([event("a", 10), event("b", 11, type: "ECR Image Scan"), event("c", 12)])
+        _ = try await m.routeEvents(limit: 1, at: 50) { _ in ["all"] }
+        // Routes at most routeLimit new events, then claims what is due (older deliveries first), at most limit.
+        let first = try await m.routeAndClaimDeliveries(routeLimit: 1, at: 100, until: 130, limit: 2) { e in
+            e.detailType == "ECR Image Scan" ? ["all", "scans"] : ["all"]
+        }
+        #expect(first.routed == 1)
+        #expect(first.claimed.map { "\($0.event.id)/\($0.target)" } == ["a/all", "b/all"])
+        #expect(first.claimed.allSatisfy { $0.state == .pending && $0.attempts == 0 } && first.claimed[1].event == event("b", 11, type: "ECR Image Scan"))
+        // What it claimed is hidden from other claimers until the claim ends; what it left is not.
+        #expect(try await m.claimDeliveries(at: 110, until: 140, limit: 10).map { "\($0.event.id)/\($0.target)" } == ["b/scans"])
+        let second = try await m.routeAndClaimDeliveries(routeLimit: 10, at: 120, until: 150, limit: 10) { _ in ["all", "all"] }
+        #expect(second.routed == 1 && second.claimed.map { "\($0.event.id)/\($0.target)" } == ["c/all"])
+        let idle = try await m.routeAndClaimDeliveries(routeLimit: 10, at: 125, until: 150, limit: 10) { _ in ["late"] }
+        #expect(idle.routed == 0 && idle.claimed.isEmpty, "an event is routed once; claimed deliveries stay claimed")
+        // Not due yet: routed now but only claimed once due; an ended claim is claimed again.
+        try await m.appendEvents([event("d", 13)])
+        let early = try await m.routeAndClaimDeliveries(routeLimit: 10, at: 131, until: 160, limit: 10) { _ in ["all"] }
+        #expect(early.routed == 1 && early.claimed.map { "\($0.event.id)/\($0.target)" } == ["a/all", "b/all", "d/all"])
+        #expect(try await m.finishDeliveries(early.claimed.map {
+            DeliveryResult(sequence: $0.sequence, target: $0.target, outcome: .retry(at: 131, next: 500, error: "HTTP 503"))
+        }) == 3)
+        #expect(try await m.routeAndClaimDeliveries(routeLimit: 10, at: 499, until: 530, limit: 10) { _ in ["all"] }.claimed
+            .map(\.event.id) == ["b", "c"], "b/scans and c/all: their claims ended; the retried wait for their backoff")
+        let counts = try await m.outboxCounts()
+        #expect(counts.unrouted == 0 && counts.deliveries == ["all": [.pending: 4], "scans": [.pending: 1]])
+    }
+
+    @Test(arguments: Backend.allCases)
     func outcomesOfAPassAreRecordedTogether(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
         try await m.appendEvents([event("a"), event("b"), event("c")])
@@ -128,6 +159,9 @@ import Testing
         #expect(all.map(\.state) == [.delivered, .pending, .dead] && all.allSatisfy { $0.attempts == 1 && $0.lastAttemptAt == 1 })
         #expect(all[0].deliveredAt == 1 && all[0].lastError == nil && all[1].nextAttemptAt == 9 && all[1].lastError == "HTTP 502")
         #expect(all[2].lastError == "HTTP 403" && all[2].deliveredAt == nil)
+        #expect(try await m.outboxCounts().deliveries == ["t": [.delivered: 1, .pending: 1, .dead: 1]])
+        let cheap = try await m.outboxCounts(includingDelivered: false)
+        #expect(cheap.deliveries == ["t": [.pending: 1, .dead: 1]] && cheap.unrouted == 0, "the delivered ones are not counted")
         #expect(try await m.claimDeliveries(at: 8, until: 30, limit: 10).isEmpty)
         #expect(try await m.claimDeliveries(at: 9, until: 30, limit: 10).count == 1)
     }

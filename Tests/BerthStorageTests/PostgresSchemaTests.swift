@@ -143,11 +143,12 @@ import Testing
         #expect(try await m.publicRepositorySummaries(includingTexts: false).map(\.downloadCount) == [1])
     }
 
-    @Test(.enabled(if: PostgresTestDatabase.available))
-    func uploadChunkMigrationKeepsUploadsInProgress() async throws {
+    /// A store migrated to the latest version from the version before `name`'s, where upload "in-progress"
+    /// (at offset 100) was started; the upload is checked to read back as it was.
+    static func migratedWithAnUpload(pastMigration name: String, version number: Int) async throws -> PostgresMetadataStore {
         let schema = try await PostgresTestDatabase.newSchema()
-        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == UploadChunkSchema.name })
-        #expect(PostgresMetadataStore.migrations[version].version == UploadChunkSchema.version)
+        let version = try #require(PostgresMetadataStore.migrations.firstIndex { $0.name == name })
+        #expect(PostgresMetadataStore.migrations[version].version == number)
         let before = try await PostgresTestDatabase.store(schema: schema, migrations: Array(PostgresMetadataStore.migrations[..<version]))
         let repo = RepositoryKey(storedRegistryID: "111111111111", name: "r")
         try await before.createRepository(repo, at: 1)
@@ -156,10 +157,22 @@ import Testing
         #expect(try await m.schemaHistory().map(\.version) == PostgresMetadataStore.migrations.map(\.version))
         #expect(try await m.upload("in-progress") == UploadSession(id: "in-progress", repository: repo, offset: 100,
                                                                    startedAt: 3, updatedAt: 4))
+        return m
+    }
+
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func uploadChunkMigrationKeepsUploadsInProgress() async throws {
+        let m = try await Self.migratedWithAnUpload(pastMigration: UploadChunkSchema.name, version: UploadChunkSchema.version)
         #expect(try await m.advanceUpload("in-progress", from: 100, to: 150, at: 5))
         #expect(try await m.advanceUpload("in-progress", from: 150, to: 400, at: 6))
         let s = try await m.upload("in-progress")
         #expect(s?.offset == 400 && s?.lastChunkSize == 250 && s?.smallestInnerChunk == 50)
+    }
+
+    @Test(.enabled(if: PostgresTestDatabase.available))
+    func uploadWriterMigrationKeepsUploadsInProgress() async throws {
+        let m = try await Self.migratedWithAnUpload(pastMigration: UploadWriterSchema.name, version: UploadWriterSchema.version)
+        try await expectTheUploadInProgressIsClaimedAndGoesOn(m)
     }
 
     @Test(.enabled(if: PostgresTestDatabase.available))

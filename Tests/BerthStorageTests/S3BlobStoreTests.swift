@@ -74,9 +74,42 @@ import Testing
         // The registry only counted 6 MiB of the first chunk: reopen there, inside the first segment.
         try await writeChunk(store, "cut", at: 6 * Self.mib, data[(6 * Self.mib)...])
         #expect(try await store.uploadedSize(id: "cut") == Int64(data.count))
+        // The first segment was not rewritten: a new one starts inside it and cuts it back.
+        let segments = try await store.segments("cut")
+        #expect(segments.map(\.start) == [0, 6 * Int64(Self.mib)])
+        #expect(segments[0].size == 6 * Int64(Self.mib) && segments[0].objectSize == 8 * Int64(Self.mib))
+        var staged: [UInt8] = []
+        try await store.readUpload(id: "cut", length: Int64(data.count)) { staged += Array($0.readableBytesView) }
+        #expect(staged == data)
         let digest = Digest.sha256(of: data)
         try await store.commitUpload(id: "cut", as: digest)
         #expect(try await read(store, digest) == data)
+    }
+
+    /// What sealing does at every chunk and at completion: rewrite the last few KiB of one long segment.
+    @Test func rewritingTheEndOfALongSegmentCopiesNothingBeforeIt() async throws {
+        let store = try S3BlobStore(try server().configuration(), partSize: 5 * Self.mib)
+        let data = bytes(9 * Self.mib, seed: 3)
+        try await writeChunk(store, "tail", at: 0, ArraySlice(repeating: 0x11, count: 9 * Self.mib))
+        let cut = 9 * Self.mib - 70_000
+        try await writeChunk(store, "tail", at: 0, data[..<cut])   // the whole chunk again: rewritten from 0
+        try await writeChunk(store, "tail", at: cut, data[cut...])
+        var segments = try await store.segments("tail")
+        #expect(segments.map(\.start) == [0, Int64(cut)] && segments[0].objectSize == Int64(cut))
+        // Reopened inside the last segment with nothing written: the new (empty) segment still cuts it.
+        try await writeChunk(store, "tail", at: 8 * Self.mib, [])
+        segments = try await store.segments("tail")
+        #expect(try await store.uploadedSize(id: "tail") == 8 * Int64(Self.mib))
+        #expect(segments.map(\.size) == [8 * Int64(Self.mib), 0])
+        // A single segment cut back commits as its kept bytes only.
+        let digest = Digest.sha256(of: Array(data[..<(8 * Self.mib)]))
+        try await store.commitUpload(id: "tail", as: digest)
+        #expect(try await read(store, digest) == Array(data[..<(8 * Self.mib)]))
+        // A short kept prefix (under the minimum part size) is still carried into a rewrite.
+        try await writeChunk(store, "short", at: 0, data[..<(7 * Self.mib)])
+        try await writeChunk(store, "short", at: 3 * Self.mib, data[(3 * Self.mib)..<(4 * Self.mib)])
+        segments = try await store.segments("short")
+        #expect(segments.map(\.start) == [0] && segments[0].objectSize == 4 * Int64(Self.mib))
     }
 
     @Test func emptyUploadsCommitToEmptyBlobs() async throws {

@@ -390,6 +390,24 @@ import Testing
         #expect(s?.offset == 400 && s?.lastChunkSize == 250 && s?.smallestInnerChunk == 50)
     }
 
+    /// `UploadWriterSchema.version` on a database of the version before it with an upload in progress: the
+    /// upload reads back unclaimed, can be claimed (by one writer), and goes on.
+    @Test func uploadWriterMigrationKeepsUploadsInProgress() async throws {
+        let path = try directory(fixture: "v1") + "/berth.db"
+        let previous = Array(SQLiteMetadataStore.migrations.prefix { $0.version < UploadWriterSchema.version })
+        #expect(previous.count == UploadWriterSchema.version - 1)
+        do {
+            let before = try SQLiteMetadataStore(path: path, migrations: previous)
+            try await before.createUpload(UploadSession(id: "in-progress", repository: Self.app, offset: 100, startedAt: 3, updatedAt: 4))
+        }
+        let m = try SQLiteMetadataStore(path: path)
+        #expect(try history(path).first { $0.version == UploadWriterSchema.version }?.name == UploadWriterSchema.name)
+        try await expectFixtureV1(m)
+        #expect(try await m.upload("in-progress") == UploadSession(id: "in-progress", repository: Self.app, offset: 100,
+                                                                   startedAt: 3, updatedAt: 4))
+        try await expectTheUploadInProgressIsClaimedAndGoesOn(m)
+    }
+
     /// Download counts (`DownloadCountSchema.version`) on a database of the version before it holding data:
     /// the data reads back (pull times kept), every image starts at 0 downloads, and pulls then count
     /// (the fixture's index `multi` lists `v1` and `v2`: their GETs by digest are the index's pulls).
@@ -419,4 +437,14 @@ import Testing
         #expect(try await m.image(Self.v2, in: Self.app)?.downloadCount == 2)
         #expect(try await m.image(Self.v1, in: Self.app)?.lastPulledAt == 9e9)
     }
+}
+
+/// After `UploadWriterSchema`'s migration, upload "in-progress" (at offset 100, started before it) is claimed
+/// by one writer, refused to another, and advanced by the first, which releases the claim.
+func expectTheUploadInProgressIsClaimedAndGoesOn(_ m: any MetadataStore) async throws {
+    #expect(try await m.claimUpload("in-progress", at: 100, writer: "w", now: 6, staleBefore: 0))
+    #expect(try await m.claimUpload("in-progress", at: 100, writer: "other", now: 6, staleBefore: 0) == false)
+    #expect(try await m.advanceUpload("in-progress", from: 100, to: 150, at: 7, writer: "w"))
+    let s = try await m.upload("in-progress")
+    #expect(s?.offset == 150 && s?.writer == nil && s?.writingSince == nil && s?.lastChunkSize == 50)
 }

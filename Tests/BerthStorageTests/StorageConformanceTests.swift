@@ -314,6 +314,67 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
         #expect(try await m.advanceUpload("abc-1", from: 100, to: 200, at: 30) == false)
     }
 
+    /// The cross-node claim on an upload (docs/s3.md): taken by compare-and-set on the committed offset,
+    /// refused to a second writer while it holds, renewed by its writer, released by the advance (only the
+    /// claimant's) or by `releaseUpload` (only the claimant's), and taken over once it is stale.
+    @Test(arguments: Backend.allCases)
+    func uploadClaimsAdmitOneWriterAtATime(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.createRepository(k("r"), at: 0)
+        try await m.createUpload(UploadSession(id: "c", repository: k("r"), offset: 0, startedAt: 1, updatedAt: 1))
+        #expect(try await m.claimUpload("c", at: 5, writer: "a", now: 10, staleBefore: 0) == false, "not the committed offset")
+        #expect(try await m.claimUpload("nope", at: 0, writer: "a", now: 10, staleBefore: 0) == false, "no such upload")
+        #expect(try await m.claimUpload("c", at: 0, writer: "a", now: 10, staleBefore: 0))
+        var s = try #require(try await m.upload("c"))
+        #expect(s.writer == "a" && s.writingSince == 10 && s.offset == 0)
+        #expect(try await m.claimUpload("c", at: 0, writer: "b", now: 11, staleBefore: 1) == false, "a holds it")
+        #expect(try await m.advanceUpload("c", from: 0, to: 50, at: 11, writer: "b") == false, "b does not hold it")
+        #expect(try await m.advanceUpload("c", from: 0, to: 50, at: 11) == false, "claimed: no unclaimed advance")
+        try await m.releaseUpload("c", writer: "b")
+        #expect(try await m.upload("c")?.writer == "a", "only the holder releases")
+        #expect(try await m.claimUpload("c", at: 0, writer: "a", now: 12, staleBefore: 2), "its writer renews it")
+        #expect(try await m.upload("c")?.writingSince == 12)
+        #expect(try await m.advanceUpload("c", from: 0, to: 50, at: 13, writer: "a"))
+        s = try #require(try await m.upload("c"))
+        #expect(s.offset == 50 && s.writer == nil && s.writingSince == nil && s.lastChunkSize == 50, "the advance releases it")
+        #expect(try await m.claimUpload("c", at: 0, writer: "b", now: 14, staleBefore: 4) == false, "the offset moved")
+        #expect(try await m.claimUpload("c", at: 50, writer: "b", now: 14, staleBefore: 4))
+        try await m.releaseUpload("c", writer: "b")
+        #expect(try await m.upload("c")?.writer == nil)
+        #expect(try await m.advanceUpload("c", from: 50, to: 60, at: 15), "unclaimed: an unclaimed advance")
+        // A stale claim (taken before `staleBefore`) is taken over; the stalled writer then can neither renew nor advance.
+        #expect(try await m.claimUpload("c", at: 60, writer: "slow", now: 20, staleBefore: 10))
+        #expect(try await m.claimUpload("c", at: 60, writer: "next", now: 30, staleBefore: 20) == false, "not older than the timeout")
+        #expect(try await m.claimUpload("c", at: 60, writer: "next", now: 31, staleBefore: 21))
+        #expect(try await m.claimUpload("c", at: 60, writer: "slow", now: 32, staleBefore: 22) == false)
+        #expect(try await m.advanceUpload("c", from: 60, to: 70, at: 32, writer: "slow") == false)
+        #expect(try await m.advanceUpload("c", from: 60, to: 80, at: 33, writer: "next"))
+        #expect(try await m.upload("c")?.offset == 80)
+        // A new session starts unclaimed, whatever it was created with.
+        try await m.createUpload(UploadSession(id: "d", repository: k("r"), offset: 0, startedAt: 1, updatedAt: 1,
+                                               writer: "x", writingSince: 1))
+        #expect(try await m.upload("d")?.writer == nil)
+        #expect(try await m.staleUploads(before: 100).map(\.writer) == [nil, nil])
+    }
+
+    /// Two writers racing for one offset: exactly one claim is granted, whichever store serializes them.
+    @Test(arguments: Backend.allCases)
+    func concurrentClaimsGrantOne(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.createRepository(k("r"), at: 0)
+        for round in 0..<10 {
+            let id = "race-\(round)"
+            try await m.createUpload(UploadSession(id: id, repository: k("r"), offset: 0, startedAt: 1, updatedAt: 1))
+            let granted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for w in 0..<6 {
+                    group.addTask { try await m.claimUpload(id, at: 0, writer: "w\(w)", now: 5, staleBefore: 0) }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(granted == 1)
+        }
+    }
+
     /// Many writers tagging into one repository at once all succeed (PostgreSQL's serialization failures
     /// are retried until they get through, not turned into errors).
     @Test(arguments: Backend.allCases)

@@ -454,6 +454,10 @@ final class SealingWriter: BlobUploadWriter {
     }
 
     func close() async throws {
+        try await close(fence: {})
+    }
+
+    func close(fence: () async throws -> Void) async throws {
         let header = self.header
         let key = self.key
         let (out, state): (ByteBuffer?, BlobSealer.StagedUpload) = try progress.withLock { p in
@@ -466,7 +470,7 @@ final class SealingWriter: BlobUploadWriter {
         }
         do {
             if let out { try await inner.write(out) }
-            try await inner.close()
+            try await inner.close(fence: fence)
         } catch {
             try? await inner.close()
             sealer.forget(upload: id)
