@@ -103,3 +103,13 @@ class SeaweedFS:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    """A SeaweedFS for the module (test_s3.py; the S3 variant of test_archive_and_pull_time.py's tier test)."""
+    s = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield s
+    finally:
+        s.stop()

@@ -13,11 +13,15 @@ import json
 import sqlite3
 import time
 
+import pytest
+
 import berth_helpers as bh
 from berth_helpers import OCI_INDEX, describe, unique
 from ecr_helpers import (ACCOUNT_ID, ECRSession, assert_recent, build_image, check_after_test, create_repo, expect_error,
                          put_api_image, running_server)
 from ecr_helpers import aws_cli, ecr, ecr_server, skopeo_ecr, skopeo_path  # noqa: F401 (fixtures)
+from s3_helpers import ACCESS_KEY, BUCKET, SECRET_KEY
+from s3_helpers import seaweed  # noqa: F401 (a fixture, started only for the S3 variant)
 from test_access_control import READ_ONLY, new_user, root  # noqa: F401 (root is a fixture)
 
 
@@ -228,9 +232,63 @@ def blob_file(root, digest: str):
     return root / "blobs" / algorithm / hexdigest[:2] / hexdigest
 
 
-def test_archive_directory_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo_ecr):
-    archive = tmp_path / "archive"
-    with running_server(berth_bin, tmp_path / "srv", BERTH_ARCHIVE_DIRECTORY=str(archive)) as srv:
+class FileSystemTiers:
+    """The filesystem store's tiers: `<data>/blobs/…` and `archiveDirectory`'s `blobs/…`."""
+
+    def __init__(self, tmp_path):
+        self.archive = tmp_path / "archive"
+        self.env = {"BERTH_ARCHIVE_DIRECTORY": str(self.archive)}
+        self.data = None
+
+    def in_primary(self, d):
+        return blob_file(self.data, d).exists()
+
+    def in_archive(self, d):
+        return blob_file(self.archive, d).exists()
+
+
+class S3Tiers:
+    """The S3 store's tiers: `blobs/…` of the bucket and `<s3ArchivePrefix>blobs/…` (STANDARD_IA objects)."""
+
+    def __init__(self, seaweed, prefix):
+        self.seaweed, self.prefix = seaweed, prefix
+        self.env = {"BERTH_BLOB_BACKEND": "s3", "BERTH_S3_ENDPOINT": seaweed.endpoint, "BERTH_S3_BUCKET": BUCKET,
+                    "BERTH_S3_REGION": "us-east-1", "BERTH_S3_ACCESS_KEY_ID": ACCESS_KEY,
+                    "BERTH_S3_SECRET_ACCESS_KEY": SECRET_KEY, "BERTH_S3_ARCHIVE_PREFIX": prefix,
+                    "BERTH_S3_ARCHIVE_STORAGE_CLASS": "STANDARD_IA"}
+        self.data = None
+
+    @staticmethod
+    def key(d):
+        algorithm, hexdigest = d.split(":", 1)
+        return f"blobs/{algorithm}/{hexdigest[:2]}/{hexdigest}"
+
+    def head(self, key):
+        try:
+            return self.seaweed.s3.head_object(Bucket=BUCKET, Key=key)
+        except self.seaweed.s3.exceptions.ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def in_primary(self, d):
+        return self.head(self.key(d)) is not None
+
+    def in_archive(self, d):
+        head = self.head(self.prefix + self.key(d))
+        if head is not None:
+            assert head.get("StorageClass") == "STANDARD_IA", head
+        return head is not None
+
+
+@pytest.mark.parametrize("store", ["filesystem", "s3"])
+def test_archive_tier_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo_ecr, store, request):
+    """The archive tier of each blob store (`archiveDirectory`; `s3ArchivePrefix` with
+    `s3ArchiveStorageClass`): archiving moves the bytes only archived images use, pulls of the archived
+    image fail while those of an image sharing a layer work, a restore brings the bytes back."""
+    tiers = FileSystemTiers(tmp_path) if store == "filesystem" else S3Tiers(request.getfixturevalue("seaweed"),
+                                                                            f"archive-{unique()}/")
+    with running_server(berth_bin, tmp_path / "srv", **tiers.env) as srv:
         s = ECRSession(srv, *srv.root_credentials, tmp=tmp_path)
         repo = create_repo(s.client)["repositoryName"]
         one = put_api_image(s.client, repo, tag="one", n_layers=2)
@@ -242,17 +300,19 @@ def test_archive_directory_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo
         two.digest = bh.sha256(two.manifest)
         put_api_image(s.client, repo, tag="two", image=two)
         shared, unique_layer = one.layer_digests
-        data = srv.data_dir
+        tiers.data = srv.data_dir
 
         s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "one"}, targetStorageClass="ARCHIVE")
         for d in (unique_layer, one.config_digest):
-            assert blob_file(archive, d).exists() and not blob_file(data, d).exists(), d
-        assert blob_file(data, shared).exists() and not blob_file(archive, shared).exists(), "a layer an ACTIVE image shares stays"
+            assert tiers.in_archive(d) and not tiers.in_primary(d), d
+        assert tiers.in_primary(shared) and not tiers.in_archive(shared), "a layer an ACTIVE image shares stays"
         skopeo_ecr.login(s)
+        p = skopeo_ecr.copy(f"docker://{srv.hostport}/{repo}:one", f"oci:{tmp_path / 'refused'}:one", check=False)
+        assert p.returncode != 0, "an archived image is not pulled"
         skopeo_ecr.copy(f"docker://{srv.hostport}/{repo}:two", f"oci:{tmp_path / 'two'}:two")
 
         s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "two"}, targetStorageClass="ARCHIVE")
-        assert blob_file(archive, shared).exists() and not blob_file(data, shared).exists()
+        assert tiers.in_archive(shared) and not tiers.in_primary(shared)
 
         # The bytes come back in the background: ACTIVATING (not pullable yet), then ACTIVE.
         out = s.client.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "one"},
@@ -268,9 +328,16 @@ def test_archive_directory_moves_only_unshared_blobs(berth_bin, tmp_path, skopeo
             time.sleep(0.1)
         assert_recent(d["lastActivatedAt"], "lastActivatedAt")
         for d in (shared, unique_layer, one.config_digest):
-            assert blob_file(data, d).exists() and not blob_file(archive, d).exists(), d
-        assert blob_file(archive, two.layer_digests[1]).exists(), "image two's own layer stays archived"
+            assert tiers.in_primary(d) and not tiers.in_archive(d), d
+        assert tiers.in_archive(two.layer_digests[1]), "image two's own layer stays archived"
         skopeo_ecr.copy(f"docker://{srv.hostport}/{repo}:one", f"oci:{tmp_path / 'one'}:one")
+        # The collector's delete looks in both tiers: image two deleted, its own (archived) layer is gone.
+        own = two.layer_digests[1]
+        s.client.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "two"}])
+        from test_gc import gc
+        assert gc(srv, "--grace", "0")["blobsDeleted"] >= 1
+        assert not tiers.in_archive(own) and not tiers.in_primary(own), own
+        assert tiers.in_primary(shared), "image one's layer stays"
         check_after_test(srv, [s])
 
 

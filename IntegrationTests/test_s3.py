@@ -22,15 +22,7 @@ import pytest
 import berth_helpers as bh
 from berth_helpers import describe, sha256, unique
 from s3_helpers import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS, free_ports  # noqa: F401 (used by other modules)
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory):
-    s = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    try:
-        yield s
-    finally:
-        s.stop()
+from s3_helpers import seaweed  # noqa: F401 (a fixture)
 
 
 def s3_config(seaweed, path: Path, **extra) -> Path:
@@ -234,6 +226,23 @@ def test_verify_config_checks_the_bucket(berth_bin, seaweed, tmp_path):
         r = verify_config(berth_bin, s3_config(seaweed, tmp_path / "bad.json", **override), tmp_path)
         assert r.returncode != 0, (override, r.stdout, r.stderr)
         assert expected in r.stderr, (override, r.stderr)
+
+    # The archive tier: tried with a probe object copied in and out, its settings validated.
+    archived = verify_config(berth_bin, s3_config(seaweed, tmp_path / "archive.json", s3ArchivePrefix="archive/",
+                                                  s3ArchiveStorageClass="STANDARD_IA"), tmp_path)
+    assert archived.returncode == 0, archived.stderr
+    assert "S3 archive tier" in archived.stderr and json.loads(archived.stdout)["s3ArchivePrefix"] == "archive/"
+    assert seaweed.keys("berth-probe/") == {} and seaweed.keys("archive/") == {}, "the probe objects are removed"
+    archive_cases = {
+        "the archive tier (bucket no-such-archive": {"s3ArchiveBucket": "no-such-archive"},
+        "RestoreObject": {"s3ArchivePrefix": "archive/", "s3ArchiveStorageClass": "GLACIER"},
+        "overlaps the primary tier": {"s3ArchivePrefix": ""},
+        "names no place": {"s3ArchiveStorageClass": "STANDARD_IA"},
+        "archiveDirectory is the filesystem store's": {"archiveDirectory": str(tmp_path / "archive")},
+    }
+    for expected, override in archive_cases.items():
+        r = verify_config(berth_bin, s3_config(seaweed, tmp_path / "bad.json", **override), tmp_path)
+        assert r.returncode != 0 and expected in r.stderr, (override, r.stderr)
 
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"blobBackend": "s3", "s3Endpoint": seaweed.endpoint}))

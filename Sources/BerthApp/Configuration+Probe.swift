@@ -18,7 +18,13 @@ extension BerthConfiguration {
     /// What `probeBackends` checked, when it found nothing wrong (for the operator).
     public var probedBackends: [String] {
         var lines: [String] = []
-        if blobBackend == "s3", let c = s3.configuration { lines.append("S3 blob store: bucket \(c.bucket) at \(c.endpoint) is reachable and writable") }
+        if blobBackend == "s3", let c = s3.configuration {
+            lines.append("S3 blob store: bucket \(c.bucket) at \(c.endpoint) is reachable and writable")
+            if let a = c.archiveConfiguration {
+                lines.append("S3 archive tier: bucket \(a.bucket), prefix \"\(a.keyPrefix)\"\(c.archive?.storageClass.map { ", storage class \($0)" } ?? "")"
+                             + " takes and gives back copies")
+            }
+        }
         if metadataBackend == "postgres" { lines.append("PostgreSQL: \(postgresURLRedacted ?? "(PG* environment)") is reachable and usable") }
         return lines
     }

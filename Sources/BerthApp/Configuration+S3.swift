@@ -17,11 +17,18 @@ public struct S3Settings: Sendable, Equatable, Decodable {
     /// Answer blob GETs (and `GetDownloadUrlForLayer`) with presigned URLs of the bucket, as Distribution's
     /// `redirect` does, for blobs stored as pushed (not sealed): clients then download from the object store.
     public var redirect: Bool = false
+    /// The archive tier (docs/s3.md "The archive tier"): another bucket of the same store and/or a key prefix
+    /// for the objects of blobs that only archived images use, optionally in another storage class. Off
+    /// unless a bucket or a prefix is given.
+    public var archiveBucket: String? = nil
+    public var archivePrefix: String? = nil
+    public var archiveStorageClass: String? = nil
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case s3Endpoint, s3Bucket, s3Region, s3PathStyle, s3AccessKeyId, s3SecretAccessKey, s3Redirect
+        case s3ArchiveBucket, s3ArchivePrefix, s3ArchiveStorageClass
     }
 
     static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -36,6 +43,9 @@ public struct S3Settings: Sendable, Equatable, Decodable {
         accessKeyId = try c.decodeIfPresent(String.self, forKey: .s3AccessKeyId)
         secretAccessKey = try c.decodeIfPresent(String.self, forKey: .s3SecretAccessKey)
         redirect = try c.decodeIfPresent(Bool.self, forKey: .s3Redirect) ?? redirect
+        archiveBucket = try c.decodeIfPresent(String.self, forKey: .s3ArchiveBucket)
+        archivePrefix = try c.decodeIfPresent(String.self, forKey: .s3ArchivePrefix)
+        archiveStorageClass = try c.decodeIfPresent(String.self, forKey: .s3ArchiveStorageClass)
     }
 
     /// Applies `BERTH_S3_*` (and the `AWS_*` credential fallback) from `env`; `bool` parses a boolean variable.
@@ -43,6 +53,9 @@ public struct S3Settings: Sendable, Equatable, Decodable {
         if let v = env("BERTH_S3_ENDPOINT") { endpoint = v }
         if let v = env("BERTH_S3_BUCKET") { bucket = v }
         if let v = env("BERTH_S3_REGION") { region = v }
+        if let v = env("BERTH_S3_ARCHIVE_BUCKET") { archiveBucket = v }
+        if let v = env("BERTH_S3_ARCHIVE_PREFIX") { archivePrefix = v }
+        if let v = env("BERTH_S3_ARCHIVE_STORAGE_CLASS") { archiveStorageClass = v }
         var pathStyle = self.pathStyle
         bool("BERTH_S3_PATH_STYLE") { pathStyle = $0 }
         self.pathStyle = pathStyle
@@ -69,6 +82,10 @@ public struct S3Settings: Sendable, Equatable, Decodable {
             p.append("blobBackend s3 needs s3AccessKeyId and s3SecretAccessKey (BERTH_S3_* or AWS_* variables)")
         }
         if region.isEmpty { p.append("s3Region must not be empty") }
+        if archiveBucket?.isEmpty == true { p.append("s3ArchiveBucket must not be empty") }
+        if archiveStorageClass != nil && archiveBucket == nil && archivePrefix == nil {
+            p.append("s3ArchiveStorageClass needs s3ArchiveBucket or s3ArchivePrefix (BERTH_S3_ARCHIVE_*): it names no place by itself")
+        }
         if p.isEmpty, let c = configuration {
             do { _ = try S3BlobStore(c) } catch { p.append("\(error)") }
         }
@@ -79,7 +96,13 @@ public struct S3Settings: Sendable, Equatable, Decodable {
     public var configuration: S3Configuration? {
         guard let endpoint, let bucket, let accessKeyId, let secretAccessKey else { return nil }
         return S3Configuration(endpoint: endpoint, bucket: bucket, region: region, pathStyle: pathStyle,
-                               accessKeyID: accessKeyId, secretAccessKey: secretAccessKey)
+                               accessKeyID: accessKeyId, secretAccessKey: secretAccessKey, archive: archive)
+    }
+
+    /// The archive tier's location, when a bucket or a prefix is set.
+    var archive: S3ArchiveLocation? {
+        guard archiveBucket != nil || archivePrefix != nil else { return nil }
+        return S3ArchiveLocation(bucket: archiveBucket, keyPrefix: archivePrefix, storageClass: archiveStorageClass)
     }
 }
 
@@ -91,6 +114,9 @@ extension S3Settings {
         if let bucket { entries["s3Bucket"] = bucket }
         if let accessKeyId { entries["s3AccessKeyId"] = accessKeyId }
         if secretAccessKey != nil { entries["s3SecretAccessKey"] = "(redacted)" }
+        if let archiveBucket { entries["s3ArchiveBucket"] = archiveBucket }
+        if let archivePrefix { entries["s3ArchivePrefix"] = archivePrefix }
+        if let archiveStorageClass { entries["s3ArchiveStorageClass"] = archiveStorageClass }
         return entries
     }
 

@@ -321,6 +321,9 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !(1...86_400).contains(pullTimeFlushSeconds) { p.append("pullTimeFlushSeconds must be between 1 and 86400") }
         if let d = archiveDirectory, d.isEmpty || d.contains("\u{0}") { p.append("archiveDirectory must be a directory path") }
+        if archiveDirectory != nil && blobBackend == "s3" {
+            p.append("archiveDirectory is the filesystem store's archive tier: with blobBackend s3 use s3ArchiveBucket and/or s3ArchivePrefix")
+        }
         if !["sqlite", "postgres", "memory"].contains(metadataBackend) {
             p.append("metadataBackend must be sqlite, postgres or memory, got \(metadataBackend)")
         }

@@ -67,6 +67,7 @@ extension PostgresMetadataStore {
         PostgresSchemaMigration(version: DownloadCountSchema.version, name: DownloadCountSchema.name, sql: downloadCountSchema),
         PostgresSchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.postgres),
         PostgresSchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.postgres),
+        PostgresSchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
     ]
 
     /// Download counts (SQLite's `DownloadCountSchema.sqlite`), without SQLite's covering index: here the

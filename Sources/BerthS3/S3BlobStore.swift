@@ -15,8 +15,15 @@ import NIOCore
 /// takes its bytes over (re-reads them, rewrites the segment under the same key, longer), so a commit can
 /// always assemble the blob server-side, one `UploadPartCopy` per segment. Nothing lives in the process:
 /// any node can append to, read or commit an upload another node started.
-public final class S3BlobStore: BlobStore, BlobInventory {
+///
+/// With `S3Configuration.archive`, blobs only archived images use can move to an archive tier
+/// (`BlobTiering`): `<archive prefix>blobs/…` in the archive bucket (the same one by default), optionally in
+/// another storage class. Moves are server-side copies, then a delete of the source; every read looks in
+/// both tiers (primary, archive, primary again), so a blob is readable at every moment of a move.
+public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
     let client: S3Client
+    /// The archive tier's bucket and key prefix, when one is configured.
+    let archive: S3Client?
     /// Bytes buffered per part while streaming a segment (S3's minimum is 5 MiB).
     let partSize: Int
     /// The size below which a segment is taken over by the next writer (S3's minimum part size).
@@ -27,6 +34,13 @@ public final class S3BlobStore: BlobStore, BlobInventory {
     public init(_ config: S3Configuration, partSize: Int = 8 << 20, minimumPartSize: Int64 = 5 << 20,
                 maximumCopySize: Int64 = 5 << 30, httpClient: HTTPClient? = nil) throws {
         client = try S3Client(config, http: httpClient ?? S3Client.sharedHTTPClient)
+        if let location = config.archive, let archiveConfig = config.archiveConfiguration {
+            let problems = location.problems(primary: config)
+            guard problems.isEmpty else { throw StorageError(problems.joined(separator: "; ")) }
+            archive = try S3Client(archiveConfig, http: client.http)
+        } else {
+            archive = nil
+        }
         self.partSize = max(partSize, Int(minimumPartSize))
         self.minimumPartSize = minimumPartSize
         self.maximumCopySize = maximumCopySize
@@ -39,7 +53,24 @@ public final class S3BlobStore: BlobStore, BlobInventory {
     var prefix: String { client.config.keyPrefix }
 
     func blobKey(_ digest: Digest) -> String {
+        Self.blobKey(digest, prefix: prefix)
+    }
+
+    static func blobKey(_ digest: Digest, prefix: String) -> String {
         "\(prefix)blobs/\(digest.algorithm.rawValue)/\(digest.encoded.prefix(2))/\(digest.encoded)"
+    }
+
+    /// The key of a blob's object in the archive tier (in `archive`'s bucket).
+    func archiveKey(_ digest: Digest, in archive: S3Client) -> String {
+        Self.blobKey(digest, prefix: archive.config.keyPrefix)
+    }
+
+    /// Where to look for a blob, in order: primary, archive, primary again (a blob moving between the tiers is
+    /// in one of them at every moment); only the primary tier without an archive tier.
+    func tierObjects(_ digest: Digest) -> [(client: S3Client, key: String)] {
+        let primary = (client, blobKey(digest))
+        guard let archive else { return [primary] }
+        return [primary, (archive, archiveKey(digest, in: archive)), primary]
     }
 
     func uploadPrefix(_ id: String) throws -> String {
@@ -103,7 +134,10 @@ public final class S3BlobStore: BlobStore, BlobInventory {
     // MARK: BlobReading
 
     public func size(of digest: Digest) async throws -> Int64? {
-        try await client.head(blobKey(digest))
+        for (client, key) in tierObjects(digest) {
+            if let size = try await client.head(key) { return size }
+        }
+        return nil
     }
 
     public func isStored(_ digest: Digest) async throws -> Bool {
@@ -115,11 +149,11 @@ public final class S3BlobStore: BlobStore, BlobInventory {
     }
 
     public func read(_ digest: Digest, range: ByteRange?, into consumer: (ByteBuffer) async throws -> Void) async throws {
-        let key = blobKey(digest)
         if let range, range.count <= 0 { return }
-        guard try await client.get(key, range: range.map { $0.start...$0.end }, into: consumer) else {
-            throw StorageError("blob \(digest) is not in the bucket")
+        for (client, key) in tierObjects(digest) {
+            if try await client.get(key, range: range.map { $0.start...$0.end }, into: consumer) { return }
         }
+        throw StorageError("blob \(digest) is not in the bucket")
     }
 
     /// One GET: the object's total size comes with the response (no HEAD before it).
@@ -128,10 +162,13 @@ public final class S3BlobStore: BlobStore, BlobInventory {
             guard try await size(of: digest) == storedSize else { throw BlobSizeChanged(digest: digest) }
             return
         }
-        let found = try await client.get(blobKey(digest), range: range.map { $0.start...$0.end }, into: consumer) { total in
-            guard total == storedSize else { throw BlobSizeChanged(digest: digest) }
+        for (client, key) in tierObjects(digest) {
+            let found = try await client.get(key, range: range.map { $0.start...$0.end }, into: consumer) { total in
+                guard total == storedSize else { throw BlobSizeChanged(digest: digest) }
+            }
+            if found { return }
         }
-        guard found else { throw StorageError("blob \(digest) is not in the bucket") }
+        throw StorageError("blob \(digest) is not in the bucket")
     }
 
     // MARK: BlobUploading
@@ -193,25 +230,28 @@ public final class S3BlobStore: BlobStore, BlobInventory {
            nonEmpty.first.map({ $0.size == $0.objectSize }) ?? true {
             try await client.copy(from: (nonEmpty.first ?? segments[0]).key, to: target)
         } else {
-            try await assemble(nonEmpty, into: target)
+            try await assemble(nonEmpty.map { ($0.key, $0.size) }, into: target)
         }
         try await deleteSegments(all)
     }
 
-    /// Builds `target` from the segments server-side: one `UploadPartCopy` per segment (pieces of at most
-    /// `maximumCopySize` for huge ones, cut evenly so none falls under the minimum part size).
-    func assemble(_ segments: [Segment], into target: String) async throws {
-        let uploadID = try await client.createMultipartUpload(target)
+    /// Builds `target` (through `destination`, default the primary tier) from `sources` of `sourceBucket`
+    /// server-side: one `UploadPartCopy` per source (pieces of at most `maximumCopySize` for huge ones, cut
+    /// evenly so none falls under the minimum part size), written in `storageClass` when given.
+    func assemble(_ sources: [(key: String, size: Int64)], sourceBucket: String? = nil, into target: String,
+                  through destination: S3Client? = nil, storageClass: String? = nil) async throws {
+        let client = destination ?? self.client
+        let uploadID = try await client.createMultipartUpload(target, storageClass: storageClass)
         do {
             var etags: [String] = []
-            for s in segments {
+            for s in sources {
                 let pieces = Int64(max(1, (s.size + maximumCopySize - 1) / maximumCopySize))
                 let pieceSize = (s.size + pieces - 1) / pieces
                 var at: Int64 = 0
                 while at < s.size {
                     let end = min(s.size, at + pieceSize)
                     etags.append(try await client.uploadPartCopy(target, uploadID: uploadID, number: etags.count + 1,
-                                                                 source: s.key, range: at...(end - 1)))
+                                                                 source: s.key, sourceBucket: sourceBucket, range: at...(end - 1)))
                     at = end
                 }
             }
@@ -245,18 +285,25 @@ public final class S3BlobStore: BlobStore, BlobInventory {
 
     // MARK: BlobDeleting and the collector's inventory
 
+    /// Removes the blob from both tiers.
     public func delete(_ digest: Digest) async throws {
         try await client.delete(blobKey(digest))
+        if let archive { try await archive.delete(archiveKey(digest, in: archive)) }
     }
 
-    /// Every committed blob in the bucket (for the garbage collector's inventory).
+    /// Every committed blob of both tiers (for the garbage collector's inventory; a blob moving between
+    /// them may be listed twice, with one digest).
     public func storedBlobs() async throws -> [StoredFile<Digest>] {
-        let root = "\(prefix)blobs/"
-        return try await client.list(prefix: root).compactMap { object in
-            let parts = object.key.dropFirst(root.count).split(separator: "/")
-            guard parts.count == 3, let digest = Digest.parse("\(parts[0]):\(parts[2])") else { return nil }
-            return StoredFile(name: digest, size: object.size, changedAt: object.lastModified)
+        var found: [StoredFile<Digest>] = []
+        for tier in [client] + (archive.map { [$0] } ?? []) {
+            let root = "\(tier.config.keyPrefix)blobs/"
+            found += try await tier.list(prefix: root).compactMap { object in
+                let parts = object.key.dropFirst(root.count).split(separator: "/")
+                guard parts.count == 3, let digest = Digest.parse("\(parts[0]):\(parts[2])") else { return nil }
+                return StoredFile(name: digest, size: object.size, changedAt: object.lastModified)
+            }
         }
+        return found
     }
 
     /// Every staged upload: its size and when it last changed (its newest segment). A request still writing
@@ -273,6 +320,61 @@ public final class S3BlobStore: BlobStore, BlobInventory {
             uploads[id] = file
         }
         return uploads.values.sorted { $0.name < $1.name }
+    }
+}
+
+// MARK: the archive tier
+
+extension S3BlobStore {
+    public var hasArchiveTier: Bool { archive != nil }
+
+    /// Copies the blob's object to the archive tier (in the archive's storage class; over a stale copy left
+    /// there), checks the copy's size, then deletes the primary object.
+    public func moveToArchive(_ digest: Digest) async throws {
+        guard let archive else { return }
+        try await move(from: (client, blobKey(digest)), to: (archive, archiveKey(digest, in: archive)),
+                       storageClass: client.config.archive?.storageClass, overwrite: true)
+    }
+
+    /// Copies the blob's object back to the primary tier (the bucket's default storage class) unless one is
+    /// there already (the one reads find first), then deletes the archived object.
+    public func moveFromArchive(_ digest: Digest) async throws {
+        guard let archive else { return }
+        try await move(from: (archive, archiveKey(digest, in: archive)), to: (client, blobKey(digest)), storageClass: nil, overwrite: false)
+    }
+
+    public func isInArchive(_ digest: Digest) async throws -> Bool {
+        guard let archive else { return false }
+        guard try await client.head(blobKey(digest)) == nil else { return false }
+        return try await archive.head(archiveKey(digest, in: archive)) != nil
+    }
+
+    /// One move between tiers, complete in one of them at every moment: a server-side copy (`CopyObject`, or
+    /// a multipart `UploadPartCopy` above `maximumCopySize`, S3's 5 GiB), its size checked, and only then
+    /// the delete of the source. Bytes move as stored (a sealed blob stays sealed). Nothing when the source
+    /// is gone (moved or collected meanwhile).
+    func move(from source: (client: S3Client, key: String), to target: (client: S3Client, key: String),
+              storageClass: String?, overwrite: Bool) async throws {
+        guard let size = try await source.client.head(source.key) else { return }
+        let copyNeeded = overwrite ? true : try await target.client.head(target.key) == nil
+        if copyNeeded {
+            do {
+                if size <= maximumCopySize {
+                    try await target.client.copy(from: source.key, sourceBucket: source.client.config.bucket, to: target.key,
+                                                 storageClass: storageClass)
+                } else {
+                    try await assemble([(source.key, size)], sourceBucket: source.client.config.bucket, into: target.key,
+                                       through: target.client, storageClass: storageClass)
+                }
+            } catch let e as S3Error where e.status == 404 && e.code != "NoSuchBucket" {
+                return  // the source went meanwhile: nothing to move
+            }
+            let copied = try await target.client.head(target.key)
+            guard copied == size else {
+                throw StorageError("copying \(source.key) to \(target.key) left \(copied.map(String.init) ?? "no object") instead of \(size) bytes")
+            }
+        }
+        try await source.client.delete(source.key)
     }
 }
 
@@ -386,22 +488,8 @@ extension S3BlobStore {
     public func probe() async -> [String] {
         let key = "\(prefix)berth-probe/\(UInt64.random(in: 0...UInt64.max))"
         let payload = ByteBuffer(string: "berth verify-config probe")
-        let where_ = "bucket \(client.config.bucket) at \(client.config.endpoint)"
         func explain(_ step: String, _ permission: String, _ error: any Error) -> String {
-            guard let e = error as? S3Error else {
-                return "\(step): cannot reach \(client.config.endpoint): \(error)"
-            }
-            let cause: String
-            switch e.code {
-            case "NoSuchBucket": cause = "the bucket \(client.config.bucket) does not exist"
-            case "InvalidAccessKeyId": cause = "the access key id is not known to the store"
-            case "SignatureDoesNotMatch": cause = "the secret access key is wrong (or s3Region does not match the store's)"
-            case "AuthorizationHeaderMalformed": cause = "the store expects another region than s3Region \(client.config.region)"
-            case "AccessDenied", "AllAccessDisabled": cause = "the credentials lack \(permission) on \(where_)"
-            case "PermanentRedirect", "301": cause = "the bucket is in another region or needs another endpoint"
-            default: cause = "the store answered HTTP \(e.status)\(e.code.map { " \($0)" } ?? "")"
-            }
-            return "\(step) failed: \(cause) (\(e))"
+            Self.explain(step, permission, error, client)
         }
         do { try await client.put(key, payload) } catch { return [explain("writing a probe object", "s3:PutObject", error)] }
         var problems: [String] = []
@@ -426,6 +514,62 @@ extension S3BlobStore {
             try await client.delete(key)
             if try await client.head(key) != nil { problems.append("the probe object is still there after DeleteObject") }
         } catch { problems.append(explain("deleting the probe object", "s3:DeleteObject", error)) }
+        if problems.isEmpty, let archive { problems += await probeArchive(archive) }
         return problems
+    }
+
+    /// The archive tier, tried: a listing of its location, then the moves on a probe object — a copy from
+    /// the primary tier to the archive location in its storage class, read back, a copy back, and deletes.
+    func probeArchive(_ archive: S3Client) async -> [String] {
+        let name = "berth-probe/\(UInt64.random(in: 0...UInt64.max))"
+        let key = prefix + name, archived = archive.config.keyPrefix + name
+        let payload = ByteBuffer(string: "berth verify-config archive probe")
+        let storageClass = client.config.archive?.storageClass
+        let place = "the archive tier (bucket \(archive.config.bucket), prefix \"\(archive.config.keyPrefix)\")"
+        do {
+            // Listed first (the collector lists the archive too): a missing bucket is named as such, where
+            // some stores answer a copy into it with a 500.
+            _ = try await archive.list(prefix: archived)
+        } catch {
+            return [Self.explain("listing \(place)", "s3:ListBucket", error, archive)]
+        }
+        do { try await client.put(key, payload) } catch { return [Self.explain("writing a probe object", "s3:PutObject", error, client)] }
+        var problems: [String] = []
+        do {
+            try await archive.copy(from: key, sourceBucket: client.config.bucket, to: archived, storageClass: storageClass)
+            var got = ByteBuffer()
+            let found = try await archive.get(archived, range: nil) { var b = $0; got.writeBuffer(&b) }
+            if !found || got != payload { problems.append("reading the probe object back from \(place) returned other bytes than were copied") }
+            try await client.delete(key)
+            try await client.copy(from: archived, sourceBucket: archive.config.bucket, to: key)
+            try await archive.delete(archived)
+        } catch {
+            problems.append(Self.explain("copying a probe object into and out of \(place)", "s3:GetObject, s3:PutObject and "
+                                         + "s3:DeleteObject in both buckets" + (storageClass.map { " (storage class \($0))" } ?? ""),
+                                         error, archive))
+            try? await archive.delete(archived)
+        }
+        try? await client.delete(key)
+        return problems
+    }
+
+    /// One probe step's failure as a sentence naming the likely cause.
+    static func explain(_ step: String, _ permission: String, _ error: any Error, _ client: S3Client) -> String {
+        guard let e = error as? S3Error else {
+            return "\(step): cannot reach \(client.config.endpoint): \(error)"
+        }
+        let cause: String
+        switch e.code {
+        case "NoSuchBucket": cause = "the bucket \(client.config.bucket) does not exist"
+        case "InvalidAccessKeyId": cause = "the access key id is not known to the store"
+        case "SignatureDoesNotMatch": cause = "the secret access key is wrong (or s3Region does not match the store's)"
+        case "AuthorizationHeaderMalformed": cause = "the store expects another region than s3Region \(client.config.region)"
+        case "AccessDenied", "AllAccessDisabled":
+            cause = "the credentials lack \(permission) on bucket \(client.config.bucket) at \(client.config.endpoint)"
+        case "InvalidStorageClass": cause = "the store does not accept the storage class s3ArchiveStorageClass names"
+        case "PermanentRedirect", "301": cause = "the bucket is in another region or needs another endpoint"
+        default: cause = "the store answered HTTP \(e.status)\(e.code.map { " \($0)" } ?? "")"
+        }
+        return "\(step) failed: \(cause) (\(e))"
     }
 }

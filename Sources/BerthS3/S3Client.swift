@@ -23,9 +23,12 @@ public struct S3Configuration: Sendable, Equatable {
     public var sessionToken: String?
     /// Prepended to every object key (e.g. `registry/`); empty by default.
     public var keyPrefix: String
+    /// The archive tier (`BlobTiering`): where the objects of blobs that only archived images use go. Nil: none.
+    public var archive: S3ArchiveLocation?
 
     public init(endpoint: String, bucket: String, region: String = "us-east-1", pathStyle: Bool = true,
-                accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, keyPrefix: String = "") {
+                accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, keyPrefix: String = "",
+                archive: S3ArchiveLocation? = nil) {
         self.endpoint = endpoint
         self.bucket = bucket
         self.region = region
@@ -34,6 +37,69 @@ public struct S3Configuration: Sendable, Equatable {
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
         self.keyPrefix = keyPrefix
+        self.archive = archive
+    }
+
+    /// The configuration of the archive tier's objects: the same store and credentials, the archive's bucket
+    /// and key prefix. Nil without an archive tier.
+    public var archiveConfiguration: S3Configuration? {
+        guard let archive else { return nil }
+        var c = self
+        c.bucket = archive.bucket ?? bucket
+        c.keyPrefix = archive.keyPrefix ?? keyPrefix
+        c.archive = nil
+        return c
+    }
+}
+
+/// Where archived blobs' objects live: another bucket of the same store, another key prefix, or both (one
+/// of them must differ from the primary tier's), optionally in another S3 storage class.
+public struct S3ArchiveLocation: Sendable, Equatable {
+    /// Nil: the primary tier's bucket.
+    public var bucket: String?
+    /// Nil: the primary tier's key prefix.
+    public var keyPrefix: String?
+    /// The `x-amz-storage-class` archived objects are written with; nil: the store's default (STANDARD).
+    public var storageClass: String?
+
+    public init(bucket: String? = nil, keyPrefix: String? = nil, storageClass: String? = nil) {
+        self.bucket = bucket
+        self.keyPrefix = keyPrefix
+        self.storageClass = storageClass
+    }
+
+    /// Storage classes whose objects can be read at once, as the tier needs (a blob's bytes are read, and
+    /// moved back, whenever asked).
+    public static let storageClasses = ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
+                                        "REDUCED_REDUNDANCY"]
+    /// Classes whose objects must be restored (`RestoreObject`, hours) before a GET or a copy: refused.
+    public static let restoreRequiredClasses = ["GLACIER", "DEEP_ARCHIVE"]
+
+    /// What is wrong with this location next to the primary tier of `primary` (empty when nothing is).
+    public func problems(primary: S3Configuration) -> [String] {
+        var p: [String] = []
+        if bucket == nil && keyPrefix == nil {
+            p.append("the S3 archive tier needs s3ArchiveBucket or s3ArchivePrefix (s3ArchiveStorageClass alone names no place)")
+        }
+        if let storageClass {
+            if Self.restoreRequiredClasses.contains(storageClass) {
+                p.append("s3ArchiveStorageClass \(storageClass) needs a RestoreObject (hours) before its objects can be read "
+                         + "or copied back, which Berth does not do: use one of \(Self.storageClasses.joined(separator: ", "))")
+            } else if !Self.storageClasses.contains(storageClass) {
+                p.append("s3ArchiveStorageClass must be one of \(Self.storageClasses.joined(separator: ", ")), got \(storageClass)")
+            }
+        }
+        let archivePrefix = keyPrefix ?? primary.keyPrefix
+        if (bucket ?? primary.bucket) == primary.bucket {
+            // The archive's `blobs/` must not be a part of the primary's keys, nor the other way round.
+            let mine = [primary.keyPrefix + "blobs/", primary.keyPrefix + "uploads/", primary.keyPrefix + "berth-probe/"]
+            let archived = archivePrefix + "blobs/"
+            if mine.contains(where: { archived.hasPrefix($0) || $0.hasPrefix(archived) }) {
+                p.append("the S3 archive tier (bucket \(primary.bucket), prefix \"\(archivePrefix)\") overlaps the primary tier's keys "
+                         + "(prefix \"\(primary.keyPrefix)\"): give s3ArchivePrefix another value or s3ArchiveBucket another bucket")
+            }
+        }
+        return p
     }
 }
 
@@ -118,9 +184,9 @@ struct S3Client: Sendable {
         return "\(scheme)://\(host)\(path)?\(signed.query)"
     }
 
-    /// `x-amz-copy-source` of `key` in this bucket.
-    func copySource(_ key: String) -> String {
-        var out = Array("/\(config.bucket)/".utf8)
+    /// `x-amz-copy-source` of `key` in `bucket` (default: this client's bucket).
+    func copySource(_ key: String, bucket: String? = nil) -> String {
+        var out = Array("/\(bucket ?? config.bucket)/".utf8)
         PercentEncoding.encode(key.utf8, keepSlash: true, into: &out)
         return String(decoding: out, as: UTF8.self)
     }
@@ -222,13 +288,19 @@ struct S3Client: Sendable {
 
     /// The size of an object, or nil when there is none.
     func head(_ key: String) async throws -> Int64? {
+        try await headObject(key)?.size
+    }
+
+    /// The size and storage class (`x-amz-storage-class`; nil when the store sends none, as S3 does for
+    /// STANDARD) of an object, or nil when there is none.
+    func headObject(_ key: String) async throws -> (size: Int64, storageClass: String?)? {
         let response = try await check(try await send(.HEAD, key: key), "HeadObject", key, allow: [404])
         if response.status.code == 404 { return nil }
         guard let length = response.headers.first(name: "content-length").flatMap({ Int64($0) }) else {
             throw S3Error(operation: "HeadObject", key: key, status: Int(response.status.code), code: nil,
                           message: "no Content-Length")
         }
-        return length
+        return (length, response.headers.first(name: "x-amz-storage-class"))
     }
 
     /// Streams an object (or an inclusive byte range of it) to `consumer`; nil when there is no such object.
@@ -273,16 +345,22 @@ struct S3Client: Sendable {
         try await check(try await send(.DELETE, key: key), "DeleteObject", key, allow: [404])
     }
 
-    /// Server-side copy of a whole object (at most 5 GiB).
-    func copy(from source: String, to key: String) async throws {
-        _ = try await xmlBody(try await send(.PUT, key: key, headers: [("x-amz-copy-source", copySource(source))]),
-                              "CopyObject", key)
+    /// Server-side copy of a whole object (at most 5 GiB) of `sourceBucket` (default: this one) to `key`,
+    /// written in `storageClass` when given.
+    func copy(from source: String, sourceBucket: String? = nil, to key: String, storageClass: String? = nil) async throws {
+        let headers = [("x-amz-copy-source", copySource(source, bucket: sourceBucket))] + Self.storageClassHeader(storageClass)
+        _ = try await xmlBody(try await send(.PUT, key: key, headers: headers), "CopyObject", key)
+    }
+
+    static func storageClassHeader(_ storageClass: String?) -> [(String, String)] {
+        storageClass.map { [("x-amz-storage-class", $0)] } ?? []
     }
 
     // MARK: Multipart uploads
 
-    func createMultipartUpload(_ key: String) async throws -> String {
-        let body = try await xmlBody(try await send(.POST, key: key, query: "uploads"), "CreateMultipartUpload", key)
+    func createMultipartUpload(_ key: String, storageClass: String? = nil) async throws -> String {
+        let body = try await xmlBody(try await send(.POST, key: key, query: "uploads", headers: Self.storageClassHeader(storageClass)),
+                                     "CreateMultipartUpload", key)
         guard let id = XML.first("UploadId", in: body), !id.isEmpty else {
             throw S3Error(operation: "CreateMultipartUpload", key: key, status: 200, code: nil, message: "no UploadId")
         }
@@ -304,12 +382,12 @@ struct S3Client: Sendable {
         return etag
     }
 
-    /// Copies an inclusive byte range of `source` as one part; returns its ETag.
-    func uploadPartCopy(_ key: String, uploadID: String, number: Int, source: String,
+    /// Copies an inclusive byte range of `source` (in `sourceBucket`, default this one) as one part; returns its ETag.
+    func uploadPartCopy(_ key: String, uploadID: String, number: Int, source: String, sourceBucket: String? = nil,
                         range: ClosedRange<Int64>) async throws -> String {
         let body = try await xmlBody(
             try await send(.PUT, key: key, query: partQuery(uploadID, number),
-                           headers: [("x-amz-copy-source", copySource(source)),
+                           headers: [("x-amz-copy-source", copySource(source, bucket: sourceBucket)),
                                      ("x-amz-copy-source-range", "bytes=\(range.lowerBound)-\(range.upperBound)")]),
             "UploadPartCopy", key)
         guard let etag = XML.first("ETag", in: body) else {

@@ -104,15 +104,22 @@ public enum ReplicationQueueSchema {
 
     /// What follows the selected columns (the image's, then `r.name`) in `imagesChanged`, and its values
     /// (the same in both dialects): a manifest pushed at or after `since`, or one of its tags set then.
+    /// The changed images are found first, through the indexes of `ChangedImagesIndexSchema` (a UNION of two
+    /// range searches, each on its own index: an `OR` of the two conditions reads every manifest of the
+    /// registry), then joined to their manifests and repositories; only they are sorted. `CROSS JOIN` keeps
+    /// SQLite's planner to that order (without statistics it would walk the registry's manifests and look
+    /// each up in the changed set); PostgreSQL plans it as any inner join.
     public static func changedImages(registry: String, since: Double, after: ChangedImage?, limit: Int) -> (String, [SQLiteValue]) {
         ("""
-         FROM repositories r JOIN manifests m ON m.repo_id = r.id
-         WHERE r.registry_id = ? AND (r.name > ? OR (r.name = ? AND m.digest > ?))
-           AND (m.pushed_at >= ? OR EXISTS(SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest AND t.updated_at >= ?))
+         FROM (SELECT repo_id, digest FROM manifests WHERE pushed_at >= ?
+               UNION SELECT repo_id, digest FROM tags WHERE updated_at >= ?) changed
+           CROSS JOIN manifests m CROSS JOIN repositories r
+         WHERE m.repo_id = changed.repo_id AND m.digest = changed.digest AND r.id = m.repo_id
+           AND r.registry_id = ? AND (r.name > ? OR (r.name = ? AND m.digest > ?))
          ORDER BY r.name, m.digest LIMIT ?
          """,
-         [.text(registry), .text(after?.repository ?? ""), .text(after?.repository ?? ""), .text(after?.image.digest.description ?? ""),
-          .real(since), .real(since), .integer(Int64(limit) + 1)])
+         [.real(since), .real(since), .text(registry), .text(after?.repository ?? ""), .text(after?.repository ?? ""),
+          .text(after?.image.digest.description ?? ""), .integer(Int64(limit) + 1)])
     }
 
     /// The DELETE of `purgeReplicationJobs` and its values (the same in both dialects).

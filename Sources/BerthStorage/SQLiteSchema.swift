@@ -104,6 +104,7 @@ extension SQLiteMetadataStore {
         SchemaMigration(version: DownloadCountSchema.version, name: DownloadCountSchema.name, sql: DownloadCountSchema.sqlite),
         SchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.sqlite),
         SchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.sqlite),
+        SchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.

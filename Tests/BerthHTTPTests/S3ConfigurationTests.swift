@@ -65,6 +65,41 @@ import Testing
         }
     }
 
+    /// The archive tier: `s3ArchivePrefix`/`s3ArchiveBucket`/`s3ArchiveStorageClass` from the file or
+    /// `BERTH_S3_ARCHIVE_*`, validated at load (a storage class alone, an overlapping prefix, a class that
+    /// needs `RestoreObject`, `archiveDirectory` with S3).
+    @Test func archiveTierSettings() throws {
+        let base = #""blobBackend": "s3", "s3Endpoint": "http://h:1", "s3Bucket": "b", "s3AccessKeyId": "a", "s3SecretAccessKey": "s""#
+        let c = try BerthConfiguration.load(file: try file("{\(base), \"s3ArchivePrefix\": \"cold/\", \"s3ArchiveStorageClass\": \"STANDARD_IA\"}"),
+                                            environment: [:])
+        let archive = try #require(c.s3.configuration?.archive)
+        #expect(archive.bucket == nil && archive.keyPrefix == "cold/" && archive.storageClass == "STANDARD_IA")
+        #expect(c.s3.configuration?.archiveConfiguration?.keyPrefix == "cold/" && c.s3.configuration?.archiveConfiguration?.bucket == "b")
+        let env = try BerthConfiguration.load(file: try file("{\(base)}"), environment: [
+            "BERTH_S3_ARCHIVE_BUCKET": "cold-bucket", "BERTH_S3_ARCHIVE_STORAGE_CLASS": "GLACIER_IR"])
+        let fromEnv = try #require(env.s3.configuration?.archive)
+        #expect(fromEnv.bucket == "cold-bucket" && fromEnv.keyPrefix == nil && fromEnv.storageClass == "GLACIER_IR")
+        #expect(env.s3.configuration?.archiveConfiguration?.bucket == "cold-bucket")
+        #expect(try BerthConfiguration.load(file: try file("{\(base)}"), environment: [:]).s3.configuration?.archive == nil)
+        let refused = [
+            ("\"s3ArchiveStorageClass\": \"STANDARD_IA\"", "names no place"),
+            ("\"s3ArchivePrefix\": \"\"", "overlaps"),
+            ("\"s3ArchivePrefix\": \"blobs/archive/\"", "overlaps"),
+            ("\"s3ArchivePrefix\": \"cold/\", \"s3ArchiveStorageClass\": \"DEEP_ARCHIVE\"", "RestoreObject"),
+            ("\"s3ArchiveBucket\": \"cold\", \"s3ArchiveStorageClass\": \"standard\"", "must be one of"),
+            ("\"s3ArchiveBucket\": \"\"", "must not be empty"),
+            ("\"s3ArchivePrefix\": \"cold/\", \"archiveDirectory\": \"/tmp/archive\"", "archiveDirectory"),
+        ]
+        for (extra, message) in refused {
+            do {
+                _ = try BerthConfiguration.load(file: try file("{\(base), \(extra)}"), environment: [:])
+                Issue.record("accepted: \(extra)")
+            } catch let e as ConfigurationError {
+                #expect(e.description.contains(message), "\(extra): \(e.description)")
+            }
+        }
+    }
+
     @Test func s3SettingsAreIgnoredByOtherBackends() throws {
         let c = try BerthConfiguration.load(file: try file(#"{"s3Bucket": "unused"}"#), environment: [:])
         #expect(c.blobBackend == "filesystem")

@@ -174,6 +174,78 @@ import Testing
         #expect(connectProblems.count == 1 && connectProblems[0].contains("cannot reach"), "\(connectProblems)")
     }
 
+    /// The archive tier's objects are written in `storageClass` and come back in the bucket's default;
+    /// a blob larger than one `CopyObject` moves with a multipart `UploadPartCopy` (here above 8 MiB).
+    /// SeaweedFS records the class it is given and reports it on HEAD and in listings (it accepts any
+    /// value and reads GLACIER objects at once: Berth validates the class itself).
+    @Test func archivedObjectsTakeTheStorageClassAndLargeOnesMoveInParts() async throws {
+        var config = try server().configuration()
+        config.archive = S3ArchiveLocation(keyPrefix: config.keyPrefix + "cold/", storageClass: "STANDARD_IA")
+        let store = try S3BlobStore(config, partSize: 5 * Self.mib, maximumCopySize: Int64(8 * Self.mib))
+        let data = bytes(17 * Self.mib + 5, seed: 4)
+        try await writeChunk(store, "big", at: 0, data[...])
+        let digest = Digest.sha256(of: data)
+        try await store.commitUpload(id: "big", as: digest)
+        try await store.moveToArchive(digest)
+        let archive = try #require(store.archive)
+        let archived = try #require(try await archive.headObject(store.archiveKey(digest, in: archive)))
+        #expect(archived.size == Int64(data.count) && archived.storageClass == "STANDARD_IA")
+        #expect(try await store.client.head(store.blobKey(digest)) == nil)
+        #expect(try await read(store, digest) == data)
+        #expect(try await store.client.multipartUploads(prefix: config.keyPrefix).isEmpty)
+        try await store.moveFromArchive(digest)
+        let back = try #require(try await store.client.headObject(store.blobKey(digest)))
+        #expect(back.size == Int64(data.count) && (back.storageClass ?? "STANDARD") == "STANDARD")
+        #expect(try await archive.head(store.archiveKey(digest, in: archive)) == nil)
+        #expect(try await read(store, digest, ByteRange(start: 8 * Int64(Self.mib) - 3, end: 8 * Int64(Self.mib) + 3))
+                == Array(data[(8 * Self.mib - 3)...(8 * Self.mib + 3)]))
+    }
+
+    @Test func archiveLocationsAreValidated() throws {
+        let good = S3Configuration(endpoint: "http://127.0.0.1:9000", bucket: "b", accessKeyID: "k", secretAccessKey: "s", keyPrefix: "reg/")
+        let refused: [(S3ArchiveLocation, String)] = [
+            (S3ArchiveLocation(), "needs s3ArchiveBucket or s3ArchivePrefix"),
+            (S3ArchiveLocation(storageClass: "STANDARD_IA"), "needs s3ArchiveBucket or s3ArchivePrefix"),
+            (S3ArchiveLocation(keyPrefix: "reg/"), "overlaps"),
+            (S3ArchiveLocation(bucket: "b"), "overlaps"),
+            (S3ArchiveLocation(keyPrefix: "reg/blobs/old/"), "overlaps"),
+            (S3ArchiveLocation(keyPrefix: "reg/uploads/x"), "overlaps"),
+            (S3ArchiveLocation(keyPrefix: "archive/", storageClass: "GLACIER"), "RestoreObject"),
+            (S3ArchiveLocation(keyPrefix: "archive/", storageClass: "DEEP_ARCHIVE"), "RestoreObject"),
+            (S3ArchiveLocation(keyPrefix: "archive/", storageClass: "COLD"), "must be one of"),
+            (S3ArchiveLocation(bucket: "a/b"), "not a valid bucket name"),
+        ]
+        for (location, message) in refused {
+            var c = good
+            c.archive = location
+            do {
+                _ = try S3BlobStore(c)
+                Issue.record("\(location) was accepted")
+            } catch {
+                #expect("\(error)".contains(message), "\(location): \(error)")
+            }
+        }
+        for location in [S3ArchiveLocation(keyPrefix: "archive/"), S3ArchiveLocation(keyPrefix: ""),
+                         S3ArchiveLocation(keyPrefix: "reg/archive/", storageClass: "GLACIER_IR"),
+                         S3ArchiveLocation(bucket: "cold"), S3ArchiveLocation(bucket: "cold", keyPrefix: "reg/", storageClass: "ONEZONE_IA")] {
+            var c = good
+            c.archive = location
+            #expect(try S3BlobStore(c).hasArchiveTier, "\(location)")
+        }
+        #expect(try !S3BlobStore(good).hasArchiveTier)
+    }
+
+    @Test func probeTriesTheArchiveTier() async throws {
+        var config = try server().configuration()
+        config.archive = S3ArchiveLocation(keyPrefix: config.keyPrefix + "cold/", storageClass: "STANDARD_IA")
+        let store = try S3BlobStore(config)
+        #expect(await store.probe() == [])
+        #expect(try await store.client.list(prefix: config.keyPrefix).isEmpty, "the probe objects are removed")
+        config.archive = S3ArchiveLocation(bucket: "no-such-archive-bucket")
+        let problems = await (try S3BlobStore(config)).probe()
+        #expect(problems.count == 1 && problems[0].contains("archive tier") && problems[0].contains("does not exist"), "\(problems)")
+    }
+
     @Test func badEndpointsAndBucketsAreRefused() {
         let good = S3Configuration(endpoint: "http://127.0.0.1:9000", bucket: "b", accessKeyID: "k", secretAccessKey: "s")
         for endpoint in ["127.0.0.1:9000", "ftp://x", "http://host/path", "http://"] {
