@@ -120,7 +120,8 @@ public struct BerthServices: Sendable {
             settings: RegistrySettings(createOnPush: config.createOnPush, uploadTTL: Double(config.uploadTTLSeconds),
                                        blobLinkCacheSeconds: config.blobLinkCacheSeconds,
                                        redirectDownloads: config.blobBackend == "s3" && config.s3.redirect,
-                                       uploadWriterTimeout: Double(config.uploadWriterTimeoutSeconds)),
+                                       uploadWriterTimeout: Double(config.uploadWriterTimeoutSeconds),
+                                       crossNodeUploadClaims: config.metadataBackend == "postgres"),
             clock: clock, logger: logger,
             keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
             eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))

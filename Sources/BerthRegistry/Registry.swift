@@ -25,12 +25,19 @@ public struct RegistrySettings: Sendable, Equatable {
     /// before another request may take the upload over: longer than the object store's slowest request
     /// (the last one of a chunk, docs/s3.md).
     public var uploadWriterTimeout: Double
+    /// Whether chunks take the cross-node claim at all: only where other processes share the metadata
+    /// (PostgreSQL). On one process the in-process guard already admits one writer per upload, and a
+    /// claim left by a process killed mid-chunk would refuse the resumed upload after a restart until
+    /// `uploadWriterTimeout` passed.
+    public var crossNodeUploadClaims: Bool
     /// How long a redirect URL is valid (Distribution's: 20 minutes).
     public static let redirectValiditySeconds = 1200
 
     public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
-                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false, uploadWriterTimeout: Double = 1200) {
+                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false, uploadWriterTimeout: Double = 1200,
+                crossNodeUploadClaims: Bool = true) {
         self.uploadWriterTimeout = uploadWriterTimeout
+        self.crossNodeUploadClaims = crossNodeUploadClaims
         self.redirectDownloads = redirectDownloads
         self.createOnPush = createOnPush
         self.uploadTTL = uploadTTL
@@ -490,6 +497,7 @@ public final class Registry: Sendable {
     /// Claims (or, claimed already by `writer`, renews) the right to write `session`'s bytes from `offset`,
     /// across nodes: refused as one node refuses a second concurrent chunk when another request holds it.
     private func claimUpload(_ session: UploadSession, at offset: Int64, writer: String, renewing: Bool = false) async throws {
+        guard settings.crossNodeUploadClaims else { return }
         let now = clock.now()
         guard try await metadata.claimUpload(session.id, at: offset, writer: writer, now: now,
                                              staleBefore: now - settings.uploadWriterTimeout) else {
@@ -555,7 +563,8 @@ public final class Registry: Sendable {
                     throw error
                 }
                 newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
-                guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(), writer: writer) else {
+                guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(),
+                                                       writer: settings.crossNodeUploadClaims ? writer : nil) else {
                     throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
                 }
             } catch {
