@@ -147,8 +147,10 @@ import Testing
         BlobClaim(at: f.clock.now(), staleBefore: f.clock.now())
     }
 
-    /// Waits (real time) until `condition` holds; false after `seconds`.
-    func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) async throws -> Bool {
+    /// Waits (real time) until `condition` holds; false after `seconds`. The bound only matters on a loaded
+    /// machine (the full suite runs hundreds of tests at once on two cores), where 5 s was not always enough
+    /// for an upload's bytes to land.
+    func eventually(_ seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             if try await condition() { return true }
