@@ -486,7 +486,7 @@ public final class Registry: Sendable {
                 return d
             }
         } catch {
-            try? await metadata.releaseUpload(id, writer: writer)
+            await releaseClaim(id, writer: writer)
             throw error
         }
     }
@@ -505,6 +505,12 @@ public final class Registry: Sendable {
                 ? "another request took this upload over while this one stalled"
                 : "another chunk of this upload is in progress")
         }
+    }
+
+    /// Gives up `writer`'s claim after a failed chunk or completion (nothing to give up without claims).
+    private func releaseClaim(_ id: String, writer: String) async {
+        guard settings.crossNodeUploadClaims else { return }
+        try? await metadata.releaseUpload(id, writer: writer)
     }
 
     public func cancelUpload(_ name: RepositoryKey, upload id: String) async throws {
@@ -568,7 +574,7 @@ public final class Registry: Sendable {
                     throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
                 }
             } catch {
-                try? await metadata.releaseUpload(session.id, writer: writer)
+                await releaseClaim(session.id, writer: writer)
                 throw error
             }
             let h = hasher

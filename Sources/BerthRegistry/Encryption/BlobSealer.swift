@@ -279,7 +279,9 @@ final class BlobSealer: Sendable {
         let last = header.lastSegment(ofSize: size)
         let writer = try await inner.openUpload(id: id, at: header.offset(ofSegment: last, headerLength: state.headerLength))
         do {
-            try await writer.write(ByteBuffer(bytes: try header.seal(state.tail, index: last, final: digest, key: key)))
+            var sealed = ByteBuffer()
+            try header.seal(state.tail, index: last, final: digest, key: key, into: &sealed)
+            try await writer.write(sealed)
             try await writer.close()
         } catch {
             try? await writer.close()
@@ -463,7 +465,9 @@ final class SealingWriter: BlobUploadWriter {
         let (out, state): (ByteBuffer?, BlobSealer.StagedUpload) = try progress.withLock { p in
             var out: ByteBuffer? = nil
             if !p.pending.isEmpty {
-                out = ByteBuffer(bytes: try header.seal(p.pending, index: p.index, final: nil, key: key))
+                var sealed = ByteBuffer()
+                try header.seal(p.pending, index: p.index, final: nil, key: key, into: &sealed)
+                out = sealed
             }
             let tail = p.pending.isEmpty ? p.lastFull : p.pending
             return (out, .init(header: header, headerLength: headerLength, key: key, offset: p.offset, tail: tail))
