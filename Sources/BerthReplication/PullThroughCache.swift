@@ -426,6 +426,8 @@ public final class PullThroughCache: Sendable {
 /// A blob coming from the upstream: ``run(_:)`` streams it to a consumer (the client) while it is
 /// stored. If it is dropped without being run, its flight ends as failed, so no request waits forever.
 public final class UpstreamBlob: Sendable {
+    /// How far the upstream may be read ahead of the store (bytes handed over, not yet taken).
+    static let storeLag = 16 << 20
     let cache: PullThroughCache
     let key: RepositoryKey
     public let digest: Digest
@@ -458,18 +460,33 @@ public final class UpstreamBlob: Sendable {
     /// still fetched and stored for the requests waiting on it.
     public func run(_ consumer: (ByteBuffer) async throws -> Void) async throws {
         let (stream, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
+        // Back-pressure from the store: it returns a credit for every chunk it takes, and the upstream is
+        // read no further than `Self.storeLag` bytes ahead of it (the stream itself is unbounded, so a store
+        // slower than the upstream and the client would otherwise hold the difference in memory).
+        let (credits, creditor) = AsyncStream<Int>.makeStream()
+        let body = stream.map { @Sendable chunk in
+            creditor.yield(chunk.readableBytes)
+            return chunk
+        }
         let registry = cache.registry
         let key = self.key
         let digest = self.digest
         let size = self.size
-        let upload = Task { try await registry.monolithicUpload(key, digest: digest, contentLength: size, body: stream) }
+        let upload = Task {
+            defer { creditor.finish() }  // a store that stopped taking chunks never holds the upstream up
+            try await registry.monolithicUpload(key, digest: digest, contentLength: size, body: body)
+        }
+        var returned = credits.makeAsyncIterator()
+        var ahead = 0
         var clientGone = false
         do {
             for try await chunk in response.body {
                 continuation.yield(chunk)
+                ahead += chunk.readableBytes
                 if !clientGone {
                     do { try await consumer(chunk) } catch { clientGone = true }
                 }
+                while ahead > Self.storeLag, let n = await returned.next() { ahead -= n }
             }
             continuation.finish()
         } catch {
