@@ -479,14 +479,21 @@ public final class UpstreamBlob: Sendable {
         var returned = credits.makeAsyncIterator()
         var ahead = 0
         var clientGone = false
+        var storeGone = false
         do {
             for try await chunk in response.body {
-                continuation.yield(chunk)
-                ahead += chunk.readableBytes
+                if !storeGone {
+                    continuation.yield(chunk)
+                    ahead += chunk.readableBytes
+                }
                 if !clientGone {
                     do { try await consumer(chunk) } catch { clientGone = true }
                 }
-                while ahead > Self.storeLag, let n = await returned.next() { ahead -= n }
+                while !storeGone, ahead > Self.storeLag {
+                    // The store stopped taking chunks (it failed): nothing more is handed to it.
+                    guard let n = await returned.next() else { storeGone = true; break }
+                    ahead -= n
+                }
             }
             continuation.finish()
         } catch {
