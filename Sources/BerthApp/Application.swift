@@ -121,7 +121,7 @@ public struct BerthServices: Sendable {
                                        blobLinkCacheSeconds: config.blobLinkCacheSeconds,
                                        redirectDownloads: config.blobBackend == "s3" && config.s3.redirect,
                                        uploadWriterTimeout: Double(config.uploadWriterTimeoutSeconds),
-                                       crossNodeUploadClaims: config.metadataBackend == "postgres"),
+                                       sharedMetadata: config.metadataBackend == "postgres"),
             clock: clock, logger: logger,
             keyring: KeyServiceBlobKeyring(keys: keys, masterKey: key), encryptBlobs: config.encryptBlobs,
             eventSource: config.events.targets.isEmpty ? nil : ECREventSource(region: config.region))

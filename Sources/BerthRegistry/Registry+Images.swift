@@ -19,8 +19,10 @@ extension Registry {
         try await metadata.images(in: name, after: after, limit: limit)
     }
 
-    /// A stored manifest, or nil (through the manifest cache, as `manifest(_:reference:)`).
+    /// A stored manifest, or nil: through the manifest cache where this process is the only writer of the
+    /// metadata; from the store where several nodes share it (`RegistrySettings.sharedMetadata`).
     public func storedManifest(_ digest: Digest, in name: RepositoryKey) async throws -> ManifestRecord? {
+        if settings.sharedMetadata { return try await metadata.manifest(digest, in: name) }
         if let cached = manifestCache.get(name, digest) { return cached }
         let generation = manifestCache.generation
         guard let record = try await metadata.manifest(digest, in: name) else { return nil }

@@ -100,17 +100,9 @@ extension Registry {
         case .digest(let d):
             digest = d
         }
-        let record: ManifestRecord
-        if let cached = manifestCache.get(name, digest) {
-            record = cached
-        } else {
-            let generation = manifestCache.generation
-            guard let stored = try await metadata.manifest(digest, in: name) else {
-                try await requireRepository(name)
-                throw BerthError.manifestUnknown(reference.description)
-            }
-            manifestCache.put(name, stored, ifGeneration: generation)
-            record = stored
+        guard let record = try await storedManifest(digest, in: name) else {
+            try await requireRepository(name)
+            throw BerthError.manifestUnknown(reference.description)
         }
         // An archived image cannot be pulled until it is restored (ECR: 404).
         guard record.status.isPullable else { throw BerthError.imageArchived(reference.description) }

@@ -25,19 +25,22 @@ public struct RegistrySettings: Sendable, Equatable {
     /// before another request may take the upload over: longer than the object store's slowest request
     /// (the last one of a chunk, docs/s3.md).
     public var uploadWriterTimeout: Double
-    /// Whether chunks take the cross-node claim at all: only where other processes share the metadata
-    /// (PostgreSQL). On one process the in-process guard already admits one writer per upload, and a
-    /// claim left by a process killed mid-chunk would refuse the resumed upload after a restart until
-    /// `uploadWriterTimeout` passed.
-    public var crossNodeUploadClaims: Bool
+    /// Whether other processes write the same metadata (PostgreSQL: several nodes). Then chunks take the
+    /// cross-node claim on their upload, and manifests are read from the store on every request rather than
+    /// from this process's `ManifestCache`, so a manifest deleted or archived through one node is gone on the
+    /// next request to any other (a change notification arrives some time after the writer's answer). On
+    /// one process (SQLite) the in-process guard already admits one writer per upload, and a claim left by a
+    /// process killed mid-chunk would refuse the resumed upload after a restart until `uploadWriterTimeout`
+    /// passed.
+    public var sharedMetadata: Bool
     /// How long a redirect URL is valid (Distribution's: 20 minutes).
     public static let redirectValiditySeconds = 1200
 
     public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
                 blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false, uploadWriterTimeout: Double = 1200,
-                crossNodeUploadClaims: Bool = true) {
+                sharedMetadata: Bool = true) {
         self.uploadWriterTimeout = uploadWriterTimeout
-        self.crossNodeUploadClaims = crossNodeUploadClaims
+        self.sharedMetadata = sharedMetadata
         self.redirectDownloads = redirectDownloads
         self.createOnPush = createOnPush
         self.uploadTTL = uploadTTL
@@ -497,7 +500,7 @@ public final class Registry: Sendable {
     /// Claims (or, claimed already by `writer`, renews) the right to write `session`'s bytes from `offset`,
     /// across nodes: refused as one node refuses a second concurrent chunk when another request holds it.
     private func claimUpload(_ session: UploadSession, at offset: Int64, writer: String, renewing: Bool = false) async throws {
-        guard settings.crossNodeUploadClaims else { return }
+        guard settings.sharedMetadata else { return }
         let now = clock.now()
         guard try await metadata.claimUpload(session.id, at: offset, writer: writer, now: now,
                                              staleBefore: now - settings.uploadWriterTimeout) else {
@@ -509,7 +512,7 @@ public final class Registry: Sendable {
 
     /// Gives up `writer`'s claim after a failed chunk or completion (nothing to give up without claims).
     private func releaseClaim(_ id: String, writer: String) async {
-        guard settings.crossNodeUploadClaims else { return }
+        guard settings.sharedMetadata else { return }
         try? await metadata.releaseUpload(id, writer: writer)
     }
 
@@ -570,7 +573,7 @@ public final class Registry: Sendable {
                 }
                 newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
                 guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(),
-                                                       writer: settings.crossNodeUploadClaims ? writer : nil) else {
+                                                       writer: settings.sharedMetadata ? writer : nil) else {
                     throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
                 }
             } catch {
