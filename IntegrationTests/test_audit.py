@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -69,6 +70,8 @@ def test_requests_on_every_door_are_recorded_and_looked_up_by_each_attribute(roo
     assert rec["userIdentity"]["type"] == "Root" and rec["userIdentity"]["accountId"] == ACCOUNT_ID
     assert rec["readOnly"] is False and "errorCode" not in rec and rec["eventVersion"] == "1.08"
     assert rec["resources"][0]["ARN"].endswith(f":repository/{repo}")
+    # Event ids are version 7 UUIDs (time-ordered: the trail's indexes on them grow at their end).
+    assert uuid.UUID(rec["eventID"]).version == 7 and str(uuid.UUID(rec["eventID"])) == rec["eventID"]
 
     # The push: InitiateLayerUpload … PutImage, with the repository as resource and parameters.
     by_repo = lookup(root, "ResourceName", repo, want=lambda ev: {"PutImage", "InitiateLayerUpload"} <= {e["EventName"] for e in ev})

@@ -5,12 +5,14 @@ the receiver going down and coming back (nothing lost); `kill -9` of berth with 
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
 import subprocess
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -95,6 +97,12 @@ def check_envelope(event: dict, detail_type: str):
     assert event["version"] == "0" and event["source"] == "aws.ecr" and event["detail-type"] == detail_type
     assert event["account"] == ACCOUNT_ID and event["region"] == REGION
     assert event["time"].endswith("Z") and len(event["id"]) == 36
+    # A version 7 UUID (time-ordered, so the outbox's index on it grows at its end): its first 48 bits are
+    # the event's time in milliseconds.
+    uid = uuid.UUID(event["id"])
+    assert uid.version == 7 and str(uid) == event["id"]
+    made = datetime.datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    assert -1 < (uid.int >> 80) / 1000 - made < 2
 
 
 def pushes(events: list, repo: str) -> dict:

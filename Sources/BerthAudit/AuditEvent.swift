@@ -171,6 +171,75 @@ public struct AuditEvent: Sendable, Equatable {
         return .object(o)
     }
 
+    /// The text of ``json`` (the same bytes), written without building it: the trail encodes every record it
+    /// stores, and the object of twenty members, hashed and then sorted, cost more than the rest of the record.
+    public func encodedRecord() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        var first = true
+        func member(_ key: StaticString) {
+            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+            out.append(contentsOf: "\":".utf8)
+        }
+        func string(_ key: StaticString, _ value: String) {
+            member(key)
+            JSONValue.writeString(value, into: &out)
+        }
+        func optional(_ key: StaticString, _ value: String?) {
+            member(key)
+            if let value { JSONValue.writeString(value, into: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        func value(_ key: StaticString, _ value: JSONValue?) {
+            member(key)
+            (value ?? .null).write(into: &out)
+        }
+        // The members in the order `JSONValue.write` sorts them (by key, as `String` compares).
+        string("awsRegion", awsRegion)
+        if let errorCode { string("errorCode", errorCode) }
+        if let errorMessage { string("errorMessage", errorMessage) }
+        string("eventCategory", "Management")
+        string("eventID", eventID)
+        string("eventName", eventName)
+        string("eventSource", eventSource)
+        string("eventTime", UTCTimestamp.iso8601(eventTime))
+        string("eventType", "AwsApiCall")
+        string("eventVersion", Self.eventVersion)
+        member("managementEvent"); out.append(contentsOf: "true".utf8)
+        member("readOnly"); out.append(contentsOf: (readOnly ? "true" : "false").utf8)
+        if let recipientAccountID { string("recipientAccountId", recipientAccountID) }
+        string("requestID", requestID)
+        value("requestParameters", requestParameters)
+        if !resources.isEmpty {
+            member("resources")
+            out.append(UInt8(ascii: "["))
+            for (i, r) in resources.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                // ARN, accountId, type: sorted as `String` sorts them (upper case first).
+                var m: [UInt8] = []
+                if let arn = r.arn { m += Array("\"ARN\":".utf8); JSONValue.writeString(arn, into: &m) }
+                if let account = recipientAccountID {
+                    if !m.isEmpty { m.append(UInt8(ascii: ",")) }
+                    m += Array("\"accountId\":".utf8); JSONValue.writeString(account, into: &m)
+                }
+                if !m.isEmpty { m.append(UInt8(ascii: ",")) }
+                m += Array("\"type\":".utf8); JSONValue.writeString(r.type, into: &m)
+                out.append(UInt8(ascii: "{"))
+                out += m
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        value("responseElements", responseElements)
+        optional("sourceIPAddress", sourceIPAddress)
+        optional("userAgent", userAgent)
+        if let userIdentity { value("userIdentity", userIdentity.json) }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// Whether an operation only reads, by CloudTrail's convention for the names of AWS APIs.
     public static func isReadOnly(_ eventName: String) -> Bool {
         for prefix in ["Get", "Describe", "List", "BatchGet", "BatchCheck", "Lookup"] where eventName.hasPrefix(prefix) {

@@ -93,7 +93,7 @@ public final class SQLiteAuditStore: AuditStore {
     public func append(_ events: [AuditEvent]) async throws {
         guard !events.isEmpty else { return }
         let rows = events.map { e in
-            (e, String(decoding: e.json.encoded(), as: UTF8.self))
+            (e, String(decoding: e.encodedRecord(), as: UTF8.self))
         }
         try await database.write { c in
             try c.transaction {
@@ -205,7 +205,7 @@ public final class InMemoryAuditStore: AuditStore {
             StoredAuditEvent(eventID: e.eventID, eventTime: e.eventTime, eventName: e.eventName, eventSource: e.eventSource,
                              readOnly: e.readOnly, username: e.userIdentity?.lookupName, accessKeyID: e.userIdentity?.accessKeyID,
                              resources: e.resources.map { AuditEvent.Resource(type: $0.type, name: $0.name) },
-                             record: String(decoding: e.json.encoded(), as: UTF8.self))
+                             record: String(decoding: e.encodedRecord(), as: UTF8.self))
         }
         accounts.withLock { a in
             for e in new { a[e.eventID] = Set([e.recipientAccountID, e.userIdentity?.accountID].compactMap { $0 }) }

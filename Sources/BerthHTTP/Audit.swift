@@ -94,9 +94,11 @@ struct AuditMiddleware: RouterMiddleware {
         var errorCode = facts.errorCode
         if errorCode == nil, status >= 400 { errorCode = String(status) }
         let event = AuditEvent(
-            eventID: UUID().uuidString.lowercased(), eventTime: trail.now, eventSource: source, eventName: eventName,
+            eventID: TimeOrderedUUID.shared.next(), eventTime: trail.now, eventSource: source, eventName: eventName,
             awsRegion: requestRegion, sourceIPAddress: Self.address(context), userAgent: request.headers[Self.userAgent],
-            userIdentity: identity, requestParameters: facts.requestParameters.map(AuditRedaction.redacted),
+            userIdentity: identity,
+            // The `/v2/` door's parameters are its route's (repository, reference, digest, upload id): nothing to hide.
+            requestParameters: facts.oci != nil ? facts.requestParameters : facts.requestParameters.map(AuditRedaction.redacted),
             responseElements: facts.responseElements.map(AuditRedaction.redacted),
             errorCode: errorCode, errorMessage: facts.errorMessage, requestID: context.id,
             readOnly: door == .oci ? (request.method == .get || request.method == .head) : AuditEvent.isReadOnly(eventName),

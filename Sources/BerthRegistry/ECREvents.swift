@@ -11,7 +11,7 @@ public struct ECREventSource: Sendable {
     public let region: String
     let newID: @Sendable () -> String
 
-    public init(region: String, newID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }) {
+    public init(region: String, newID: @escaping @Sendable () -> String = { TimeOrderedUUID.shared.next() }) {
         self.region = region
         self.newID = newID
     }

@@ -87,6 +87,31 @@ struct DenyOne: Authorizer {
         #expect(try await s.lookup(AuditQuery(limit: 100)).count == 22)
     }
 
+    /// The record the stores keep (`encodedRecord`, written directly) is the text of `json`, byte for byte,
+    /// whichever members are present.
+    @Test func encodedRecordIsTheTextOfJSON() throws {
+        var events = [Self.event(1), Self.event(2, user: nil, repository: nil, params: ["repositoryName": "a\"b\\c\n", "é": [1, .null]])]
+        var e = Self.event(3, name: "DescribeImages")
+        e.errorCode = "RepositoryNotFoundException"
+        e.errorMessage = "The repository with name 'x' does not exist"
+        e.sourceIPAddress = "10.0.0.1"
+        e.userAgent = "aws-cli/2 \u{01}"
+        e.responseElements = ["image": ["imageId": ["imageTag": "v1"]]]
+        e.resources = [AuditEvent.Resource(type: "AWS::ECR::Repository", name: "app", arn: "arn:aws:ecr:us-east-1:1:repository/app"),
+                       AuditEvent.Resource(type: "AWS::KMS::Key", name: "k")]
+        events.append(e)
+        e.recipientAccountID = nil
+        e.userIdentity = .anonymous
+        events.append(e)
+        e.userIdentity = AuditEvent.UserIdentity(type: "AssumedRole", principalID: "AROA1:s", arn: "arn:aws:sts::1:assumed-role/r/s",
+                                                 accountID: "1", accessKeyID: "ASIA1", userName: "s", sessionIssuerARN: "arn:aws:iam::1:role/r")
+        e.eventTime = 1_765_112_345.678
+        events.append(e)
+        for event in events {
+            #expect(String(decoding: event.encodedRecord(), as: UTF8.self) == String(decoding: event.json.encoded(), as: UTF8.self))
+        }
+    }
+
     @Test func secretsAreHidden() {
         let params: JSONValue = ["userName": "alice", "Password": "hunter2", "nested": ["secretAccessKey": "S", "keep": "k"],
                                  "list": [["layerPartBlob": "AAAA"]], "policyText": "{}",
