@@ -79,17 +79,25 @@ struct BenchDisk: ParsableCommand {
         }
         let chunk = chunkKib << 10
         let total = megabytes << 20
-        let path = (dir as NSString).appendingPathComponent(".berth-bench-disk-\(getpid())")
+        // Every write is a new file, and all are kept until the end: as uploads, each run needs fresh page-cache
+        // pages (rewriting one file would reuse the pages its last run just freed, which are cheaper: in a VM
+        // that returns free pages to the host, a fresh page costs a host fault on its first touch).
+        var files: [String] = []
+        func newPath() -> String {
+            let p = (dir as NSString).appendingPathComponent(".berth-bench-disk-\(getpid())-\(files.count)")
+            files.append(p)
+            return p
+        }
         var raw: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&raw, 4096, chunk) == 0, let buffer = raw else { throw ValidationError("out of memory") }
-        defer { free(buffer); unlink(path) }
+        defer { free(buffer); for f in files { unlink(f) } }
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15  // incompressible bytes, so no layer below can cheat
         for i in 0..<(chunk / 8) {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             buffer.storeBytes(of: state, toByteOffset: i * 8, as: UInt64.self)
         }
         func writeFile(direct: Bool) throws -> Measure {
-            unlink(path)
+            let path = newPath()
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | (direct ? Self.oDirect : 0), 0o600)
             guard fd >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
@@ -103,8 +111,8 @@ struct BenchDisk: ParsableCommand {
             }
         }
         func readFile() throws -> Measure {
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0 else { throw ValidationError("cannot open \(path)") }
+            let fd = open(files.last!, O_RDONLY)
+            guard fd >= 0 else { throw ValidationError("cannot open \(files.last!)") }
             defer { close(fd) }
             return try Self.time {
                 var offset = 0
