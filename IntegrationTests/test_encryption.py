@@ -305,3 +305,23 @@ def test_a_server_with_another_master_key_is_refused(berth_bin, tmp_path):
         assert s.client.describe_repositories()["repositories"] == []
     finally:
         srv.dispose()
+
+
+def test_bench_commands_measure_and_leave_nothing_behind(berth_bin, tmp_path):
+    # `berth bench crypto` and `berth bench disk` are how docs/encryption.md's bounds are measured: they must
+    # run, print a figure per measure, and `disk` must remove every file it wrote.
+    import re
+    import subprocess
+    out = subprocess.run([berth_bin, "bench", "crypto", "--megabytes", "4", "--repeats", "1"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert re.search(r"^\s*\d+ MiB/s\s+\S", out, re.M), out
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = subprocess.run([berth_bin, "bench", "disk", "--dir", str(disk), "--megabytes", "8", "--repeats", "2"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = [line for line in out.splitlines() if re.match(r"^\s*\d+ \(\s*\d+–\s*\d+\)\s+\d+\.\d\d\s+\S", line)]
+    assert len(rows) == 3, out
+    assert list(disk.iterdir()) == [], "bench disk left files behind"
+    bad = subprocess.run([berth_bin, "bench", "disk", "--dir", str(disk), "--chunk-kib", "6"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "multiple of 4" in bad.stderr, bad.stderr

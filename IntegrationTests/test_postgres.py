@@ -229,3 +229,86 @@ def test_verify_config_reaches_the_postgres_server(berth_bin, pg_database, tmp_p
                        timeout=60, stdin=subprocess.DEVNULL)
     assert p.returncode == 0 and "PostgreSQL" in p.stderr.decode() and "reachable" in p.stderr.decode(), p.stderr.decode()
     assert psql(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0", "verify-config wrote nothing"
+
+
+def test_an_upload_resumes_on_another_node_soon_after_its_node_is_killed(berth_bin, pg_database, tmp_path):
+    """Two nodes on one database and one bucket, with `uploadWriterTimeoutSeconds` at 10 (docs/s3.md,
+    "Claims renewed while their writer lives"). Node A is killed with -9 in the middle of a PATCH whose body
+    streams slowly: its claim on the upload is no longer renewed. The same chunk sent to node B at the
+    committed offset is refused (416 BLOB_UPLOAD_INVALID, another chunk is in progress) until the claim lapses,
+    about 10 s after A's last renewal, then accepted (it waited 1,200 s before the heartbeat); the blob then
+    completes on B with the right digest."""
+    import two_nodes
+    from s3_helpers import ACCESS_KEY, SECRET_KEY
+    from test_crash import OCTET, MiB, patch, status
+    timeout = 10
+    seaweed = two_nodes.shared_seaweed()
+    bucket = "claims-" + uuid.uuid4().hex[:12]
+    seaweed.s3.create_bucket(Bucket=bucket)
+    shared = {"BERTH_BLOB_BACKEND": "s3", "BERTH_S3_ENDPOINT": seaweed.endpoint, "BERTH_S3_BUCKET": bucket,
+              "BERTH_S3_REGION": "us-east-1", "BERTH_S3_PATH_STYLE": "true", "BERTH_S3_ACCESS_KEY_ID": ACCESS_KEY,
+              "BERTH_S3_SECRET_ACCESS_KEY": SECRET_KEY, "BERTH_SECRET_KEY_FILE": str(tmp_path / "master.key"),
+              "BERTH_UPLOAD_WRITER_TIMEOUT_SECONDS": str(timeout)}
+    servers = [pg_server(berth_bin, tmp_path / f"node{i}", pg_database, **shared) for i in range(2)]
+    try:
+        for srv in servers:
+            srv.start()
+        a, b = bh.Client(servers[0]), bh.Client(servers[1])
+        repo = unique("claims")
+        data = os.urandom(3 * MiB)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        loc = patch(a, a.start_upload(repo), data[:MiB], 0)
+        session_path = bh.path_of(loc)
+        upload_id = session_path.split("?")[0].rstrip("/").rsplit("/", 1)[1]
+
+        # A chunk streaming into node A: it holds the upload's claim, renewed every 2 s, when A is killed.
+        sock = bh.open_partial_request(servers[0], "PATCH", session_path,
+                                       {**OCTET, "Content-Range": f"{MiB}-{2 * MiB - 1}", "Content-Length": str(MiB)},
+                                       data[MiB:MiB + 300 * 1024])
+        try:
+            def claimed_since() -> str:
+                return psql(pg_database, f"SELECT writing_since FROM uploads WHERE id = '{upload_id}'")
+            assert eventually(lambda: claimed_since() != "", 10), "node A never claimed the upload"
+            first = claimed_since()
+            assert eventually(lambda: claimed_since() != first, 5), "node A never renewed its claim"
+            servers[0].kill9()
+            killed = time.monotonic()
+        finally:
+            sock.close()
+
+        (start, end), loc_b = status(b, session_path)
+        assert (start, end) == (0, MiB - 1), "the killed chunk's bytes were committed"
+        refused_at, accepted_at = [], None
+        while time.monotonic() - killed < timeout + 20:
+            r = b.patch(loc_b, data=data[MiB:2 * MiB], headers={**OCTET, "Content-Range": f"{MiB}-{2 * MiB - 1}"})
+            elapsed = time.monotonic() - killed
+            if r.status_code == 202:
+                accepted_at = elapsed
+                loc_b = b.location(r)
+                break
+            bh.assert_oci_error(r, 416, "BLOB_UPLOAD_INVALID")
+            assert "in progress" in r.text, bh.describe(r)
+            refused_at.append(elapsed)
+            time.sleep(0.25)
+        print(f"\nresumed upload: refused {len(refused_at)} times in the first {refused_at[-1] if refused_at else 0:.1f} s "
+              f"after the kill, accepted {accepted_at} s after it (timeout {timeout} s)")
+        assert accepted_at is not None, f"the chunk was still refused {timeout + 20} s after node A died"
+        assert refused_at and refused_at[0] < 1, "the claim of the node killed mid-chunk did not hold at first"
+        assert accepted_at >= timeout - timeout / 5 - 1, f"the claim lapsed after {accepted_at:.1f} s, before its timeout"
+        assert accepted_at <= timeout + 3, f"the resumed upload waited {accepted_at:.1f} s"
+
+        loc_b = patch(b, loc_b, data[2 * MiB:], 2 * MiB)
+        r = b.put(bh.add_query(loc_b, digest=digest))
+        assert r.status_code == 201, bh.describe(r)
+        b.blob_ok(repo, digest, data)
+        servers[0].start()
+        a.blob_ok(repo, digest, data)
+    finally:
+        for s in servers:
+            s.dispose()
+        try:
+            for o in seaweed.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                seaweed.s3.delete_object(Bucket=bucket, Key=o["Key"])
+            seaweed.s3.delete_bucket(Bucket=bucket)
+        except Exception:  # noqa: BLE001 - cleanup only
+            pass

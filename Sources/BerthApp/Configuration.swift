@@ -41,9 +41,11 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
     public var uploadTTLSeconds: Int = 86_400
     /// How often stale uploads are purged, in seconds.
     public var uploadPurgeIntervalSeconds: Int = 3_600
-    /// Seconds a request's claim on an upload holds before another request may write the upload at the same
-    /// offset (a writer that stalled or whose node died; docs/s3.md). Longer than the object store's slowest request.
-    public var uploadWriterTimeoutSeconds: Int = 1_200
+    /// Seconds a request's claim on an upload holds without renewal before another request may write the
+    /// upload at the same offset (the writer's node died or stalled; docs/s3.md). A live writer renews its
+    /// claim every fifth of it and gives up after half of it without a renewal, so this bounds the wait of an
+    /// upload resumed after a node's death, and half of it is the clock skew between nodes that is tolerated.
+    public var uploadWriterTimeoutSeconds: Int = 30
     /// How often lifecycle policies are applied, in seconds (plus up to a tenth at random); 0 turns the schedule off.
     public var lifecycleIntervalSeconds: Int = 86_400
     /// How often the scanner checks for a newly imported vulnerability database and for queued scans, in seconds.
@@ -316,7 +318,7 @@ public struct BerthConfiguration: Codable, Sendable, Equatable {
         }
         if uploadTTLSeconds < 60 { p.append("uploadTTLSeconds must be at least 60") }
         if uploadPurgeIntervalSeconds < 1 { p.append("uploadPurgeIntervalSeconds must be at least 1") }
-        if uploadWriterTimeoutSeconds < 60 { p.append("uploadWriterTimeoutSeconds must be at least 60") }
+        if uploadWriterTimeoutSeconds < 10 { p.append("uploadWriterTimeoutSeconds must be at least 10") }
         if lifecycleIntervalSeconds < 0 { p.append("lifecycleIntervalSeconds must be 0 (off) or more") }
         if !(1...3_600).contains(scanPollSeconds) { p.append("scanPollSeconds must be between 1 and 3600") }
         if !(1...86_400).contains(pullTimeFlushSeconds) { p.append("pullTimeFlushSeconds must be between 1 and 86400") }

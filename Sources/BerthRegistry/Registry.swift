@@ -22,8 +22,8 @@ public struct RegistrySettings: Sendable, Equatable {
     /// blob is stored as pushed; sealed blobs are always decrypted here.
     public var redirectDownloads: Bool
     /// How long a request's claim on an upload (`UploadMetadata.claimUpload`) holds without being renewed,
-    /// before another request may take the upload over: longer than the object store's slowest request
-    /// (the last one of a chunk, docs/s3.md).
+    /// before another request may take the upload over. A live writer renews it every fifth of this and
+    /// stops after half of it without a renewal (`UploadClaimHeartbeat`, docs/s3.md).
     public var uploadWriterTimeout: Double
     /// Whether other processes write the same metadata (PostgreSQL: several nodes). Then chunks take the
     /// cross-node claim on their upload, and manifests are read from the store on every request rather than
@@ -37,7 +37,7 @@ public struct RegistrySettings: Sendable, Equatable {
     public static let redirectValiditySeconds = 1200
 
     public init(createOnPush: Bool = true, uploadTTL: Double = 24 * 3600, writeBufferSize: Int = 4 << 20,
-                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false, uploadWriterTimeout: Double = 1200,
+                blobLinkCacheSeconds: Double = 60, redirectDownloads: Bool = false, uploadWriterTimeout: Double = 30,
                 sharedMetadata: Bool = true) {
         self.uploadWriterTimeout = uploadWriterTimeout
         self.sharedMetadata = sharedMetadata
@@ -444,7 +444,7 @@ public final class Registry: Sendable {
     /// Appends one chunk (OCI PATCH, ECR UploadLayerPart); returns the new committed size. `range`, when
     /// given, is where the chunk claims to go (it must start where the upload ends); `contentLength`, when
     /// given, how many bytes the body holds.
-    public func appendChunk<Body: AsyncSequence>(
+    public func appendChunk<Body: AsyncSequence & Sendable>(
         _ name: RepositoryKey, upload id: String, range: ByteRange?, contentLength: Int64?, body: Body
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let session = try await uploadSession(name, id)
@@ -458,7 +458,7 @@ public final class Registry: Sendable {
 
     /// Closes an upload (OCI PUT ?digest=, ECR CompleteLayerUpload): an optional last chunk (`range`,
     /// `contentLength` and `body` as in `appendChunk`), then the digest check and the commit.
-    public func completeUpload<Body: AsyncSequence>(
+    public func completeUpload<Body: AsyncSequence & Sendable>(
         _ name: RepositoryKey, upload id: String, digest wanted: Digest, range: ByteRange?,
         contentLength: Int64?, body: Body
     ) async throws -> Digest where Body.Element == ByteBuffer {
@@ -473,20 +473,24 @@ public final class Registry: Sendable {
             }
         }
         // The staged bytes stay this request's until the commit deletes the session: a chunk written meanwhile
-        // (on any node) would land in the blob under a digest computed without it.
-        try await claimUpload(session, at: session.offset, writer: writer)
+        // (on any node) would land in the blob under a digest computed without it. The claim is renewed while
+        // the digest check (a read back of the whole upload on a node without its hash) and the commit run.
+        let claimedAt = try await claimUpload(session, at: session.offset, writer: writer)
         do {
-            if session.offset == 0 {
-                // An empty blob: make sure a (zero-length) staged file exists to commit.
-                try await openUploadWriter(id, at: 0, repository: name).close()
-            }
-            let computed = try await finalDigest(session, algorithm: wanted.algorithm)
-            switch UploadStateMachine.complete(expected: wanted, computed: computed) {
-            case .failure(let e): throw e
-            case .success(let d):
-                try await commit(id: id, digest: d, size: session.offset, repository: name, session: id)
-                _ = hashers.withLock { $0.removeValue(forKey: id) }
-                return d
+            let session = session
+            return try await holdingClaim(session, at: session.offset, writer: writer, since: claimedAt) { [self] in
+                if session.offset == 0 {
+                    // An empty blob: make sure a (zero-length) staged file exists to commit.
+                    try await openUploadWriter(id, at: 0, repository: name).close()
+                }
+                let computed = try await finalDigest(session, algorithm: wanted.algorithm)
+                switch UploadStateMachine.complete(expected: wanted, computed: computed) {
+                case .failure(let e): throw e
+                case .success(let d):
+                    try await commit(id: id, digest: d, size: session.offset, repository: name, session: id)
+                    _ = hashers.withLock { $0.removeValue(forKey: id) }
+                    return d
+                }
             }
         } catch {
             await releaseClaim(id, writer: writer)
@@ -499,14 +503,38 @@ public final class Registry: Sendable {
 
     /// Claims (or, claimed already by `writer`, renews) the right to write `session`'s bytes from `offset`,
     /// across nodes: refused as one node refuses a second concurrent chunk when another request holds it.
-    private func claimUpload(_ session: UploadSession, at offset: Int64, writer: String, renewing: Bool = false) async throws {
-        guard settings.sharedMetadata else { return }
+    /// Returns the time the claim was taken at (nil: claims are not used, `RegistrySettings.sharedMetadata`).
+    @discardableResult
+    private func claimUpload(_ session: UploadSession, at offset: Int64, writer: String, renewing: Bool = false) async throws -> Double? {
+        guard settings.sharedMetadata else { return nil }
         let now = clock.now()
         guard try await metadata.claimUpload(session.id, at: offset, writer: writer, now: now,
                                              staleBefore: now - settings.uploadWriterTimeout) else {
             throw BerthError.rangeNotSatisfiable(offset: offset, detail: renewing
-                ? "another request took this upload over while this one stalled"
-                : "another chunk of this upload is in progress")
+                ? Self.takenOver : "another chunk of this upload is in progress")
+        }
+        return now
+    }
+
+    static let takenOver = "another request took this upload over while this one stalled"
+
+    /// Runs `work` while `writer`'s claim on `session`'s upload at `offset` (taken at `claimedAt`) is renewed
+    /// by an `UploadClaimHeartbeat`: `work` is cancelled and the request refused (416, as a concurrent chunk
+    /// is) when the claim is lost, before another node may take the upload over. Without claims, just `work`.
+    private func holdingClaim<T: Sendable>(
+        _ session: UploadSession, at offset: Int64, writer: String, since claimedAt: Double?,
+        _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard let claimedAt else { return try await work() }
+        let (metadata, id, timeout) = (self.metadata, session.id, settings.uploadWriterTimeout)
+        do {
+            return try await UploadClaimHeartbeat(clock: clock, timeout: timeout).holding(since: claimedAt, renew: { now in
+                try await metadata.claimUpload(id, at: offset, writer: writer, now: now, staleBefore: now - timeout)
+            }, work)
+        } catch UploadClaimHeartbeat.Loss.takenOver {
+            throw BerthError.rangeNotSatisfiable(offset: offset, detail: Self.takenOver)
+        } catch UploadClaimHeartbeat.Loss.expired {
+            throw BerthError.rangeNotSatisfiable(offset: offset, detail: "this request could not renew its claim on the upload in time")
         }
     }
 
@@ -537,7 +565,7 @@ public final class Registry: Sendable {
     }
 
     /// Writes one chunk at the committed offset `start` as `writer` (a fresh token unless the caller holds one).
-    private func append<Body: AsyncSequence>(
+    private func append<Body: AsyncSequence & Sendable>(
         _ session: UploadSession, at start: Int64, expected: Int64?, body: Body, writer: String = newUploadWriter()
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         // One request at a time per upload in this process (the claim below does it across nodes); take the
@@ -556,20 +584,28 @@ public final class Registry: Sendable {
         var hasher = cached ?? DigestHasher()
         let before = hasher
         do {
-            // Across nodes: no byte is written before this request holds the upload's claim, and the bytes
-            // become visible only while it still does (renewed at the writer's fence), so no other request's
+            // Across nodes: no byte is written before this request holds the upload's claim, the claim is
+            // renewed while the request streams and closes (a lost claim cancels both), and the bytes become
+            // visible only while it still holds (checked again at the writer's fence), so no other request's
             // bytes can replace them before the advance below releases it (docs/s3.md).
-            try await claimUpload(session, at: start, writer: writer)
+            let claimedAt = try await claimUpload(session, at: start, writer: writer)
             let newOffset: Int64
             do {
                 let blobWriter = try await openUploadWriter(session.id, at: start, repository: session.repository)
                 let written: Int64
-                do {
-                    written = try await stream(body, to: blobWriter, hasher: &hasher, sizeHint: expected, hashing: hashing)
-                    try await blobWriter.close(fence: { try await self.claimUpload(session, at: start, writer: writer, renewing: true) })
-                } catch {
-                    try? await blobWriter.close()
-                    throw error
+                (written, hasher) = try await holdingClaim(session, at: start, writer: writer, since: claimedAt) { [self, hasher] in
+                    var hasher = hasher
+                    do {
+                        let written = try await stream(body, to: blobWriter, hasher: &hasher, sizeHint: expected, hashing: hashing)
+                        try Task.checkCancellation()  // a body cut short by the cancellation is not a chunk
+                        try await blobWriter.close(fence: { try await self.claimUpload(session, at: start, writer: writer, renewing: true) })
+                        return (written, hasher)
+                    } catch {
+                        // Abandoned: nothing of a failed chunk becomes visible (an object store's writer aborts at
+                        // the failing fence). Not cancelled with this task, so that the abort is sent.
+                        await Task { try? await blobWriter.close(fence: { throw CancellationError() }) }.value
+                        throw error
+                    }
                 }
                 newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
                 guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(),

@@ -459,45 +459,30 @@ public final class UpstreamBlob: Sendable {
     /// committed). A consumer that fails (the client went away) stops getting bytes, but the blob is
     /// still fetched and stored for the requests waiting on it.
     public func run(_ consumer: (ByteBuffer) async throws -> Void) async throws {
-        let (stream, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
-        // Back-pressure from the store: it returns a credit for every chunk it takes, and the upstream is
-        // read no further than `Self.storeLag` bytes ahead of it (the stream itself is unbounded, so a store
-        // slower than the upstream and the client would otherwise hold the difference in memory).
-        let (credits, creditor) = AsyncStream<Int>.makeStream()
-        let body = stream.map { @Sendable chunk in
-            creditor.yield(chunk.readableBytes)
-            return chunk
-        }
+        // Back-pressure from the store: the upstream is read no further than `Self.storeLag` bytes ahead of
+        // what the store has taken (unbounded, a store slower than the upstream and the client would make the
+        // difference pile up in memory); a store that failed is handed nothing more.
+        var feed = BoundedFeed(limit: Self.storeLag)
+        let (body, ended) = (feed.chunks, feed.consumerEnded)
         let registry = cache.registry
         let key = self.key
         let digest = self.digest
         let size = self.size
         let upload = Task {
-            defer { creditor.finish() }  // a store that stopped taking chunks never holds the upstream up
+            defer { ended() }
             try await registry.monolithicUpload(key, digest: digest, contentLength: size, body: body)
         }
-        var returned = credits.makeAsyncIterator()
-        var ahead = 0
         var clientGone = false
-        var storeGone = false
         do {
             for try await chunk in response.body {
-                if !storeGone {
-                    continuation.yield(chunk)
-                    ahead += chunk.readableBytes
-                }
+                await feed.send(chunk)
                 if !clientGone {
                     do { try await consumer(chunk) } catch { clientGone = true }
                 }
-                while !storeGone, ahead > Self.storeLag {
-                    // The store stopped taking chunks (it failed): nothing more is handed to it.
-                    guard let n = await returned.next() else { storeGone = true; break }
-                    ahead -= n
-                }
             }
-            continuation.finish()
+            feed.finish()
         } catch {
-            continuation.finish(throwing: error)
+            feed.finish(throwing: error)
             _ = await upload.result
             settle(.failure(error))
             throw error

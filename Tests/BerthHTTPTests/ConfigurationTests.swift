@@ -302,6 +302,18 @@ import Testing
         }
     }
 
+    /// The claim a chunk holds on its upload (docs/s3.md): short by default, since a live writer renews it.
+    @Test func uploadWriterTimeoutFromFileAndEnvironment() throws {
+        #expect(try BerthConfiguration.load(file: nil, environment: [:]).uploadWriterTimeoutSeconds == 30)
+        #expect(try BerthConfiguration.load(file: try file(#"{"uploadWriterTimeoutSeconds": 10}"#), environment: [:]).uploadWriterTimeoutSeconds == 10)
+        #expect(try BerthConfiguration.load(file: nil, environment: ["BERTH_UPLOAD_WRITER_TIMEOUT_SECONDS": "1200"]).uploadWriterTimeoutSeconds == 1200)
+        for bad in ["9", "0", "-30", "soon"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                try BerthConfiguration.load(file: nil, environment: ["BERTH_UPLOAD_WRITER_TIMEOUT_SECONDS": bad])
+            }
+        }
+    }
+
     @Test func everyProblemIsReported() throws {
         do {
             _ = try BerthConfiguration.load(

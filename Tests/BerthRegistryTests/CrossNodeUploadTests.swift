@@ -174,24 +174,29 @@ final class PublishAtCloseBlobStore: BlobStore {
         #expect(try await read(nodes[0], d) == "aaaaaaaa")
     }
 
-    /// A writer that stalls past the timeout is taken over; when it resumes, its fence finds the claim gone
-    /// and its bytes are never written, so they cannot replace the bytes of the request that advanced.
+    /// A writer whose process stalls (or dies) stops renewing its claim: none of its timers fire, which its
+    /// own clock, never moved, stands for. Another node is refused within the timeout and takes the upload over
+    /// after it; when the stalled writer resumes, its fence finds the claim gone and its bytes are never
+    /// written, so they cannot replace the bytes of the request that advanced.
     @Test func aStalledWriterTakenOverWritesNothing() async throws {
         let blobs = PublishAtCloseBlobStore()
         let meta = InMemoryMetadataStore()
         let clock = ManualWallClock()
-        let nodes = nodes(blobs, meta, clock)
-        let s = try await nodes[0].startUpload(repo)
+        let settings = RegistrySettings(writeBufferSize: 8, uploadWriterTimeout: 60)
+        let stalledNode = Registry(blobs: blobs, metadata: meta, settings: settings, clock: ManualWallClock())
+        let other = Registry(blobs: blobs, metadata: meta, settings: settings, clock: clock)
+        let s = try await stalledNode.startUpload(repo)
         let (body, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
-        let stalled = Task { try await nodes[0].appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: body) }
+        let stalled = Task { try await stalledNode.appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: body) }
         feed.yield(ByteBuffer(string: "aa"))
         try await waitForClaim(meta, s.id)
-        clock.advance(by: 30)
+        clock.advance(by: 59)
         await #expect(throws: BerthError.self, "the claim holds within the timeout") {
-            _ = try await nodes[1].appendChunk(self.repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: Body("bbbb"))
+            _ = try await other.appendChunk(self.repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: Body("bbbb"))
         }
-        clock.advance(by: 31)
-        #expect(try await nodes[1].appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: Body("bbbb")) == 4)
+        clock.advance(by: 2)
+        #expect(try await other.appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: Body("bbbb")) == 4,
+                "a retry at the same offset is admitted once the timeout passed")
         feed.yield(ByteBuffer(string: "aa"))
         feed.finish()
         do {
@@ -201,8 +206,81 @@ final class PublishAtCloseBlobStore: BlobStore {
             #expect(detail == "another request took this upload over while this one stalled")
         }
         #expect(try await meta.upload(s.id)?.offset == 4)
-        let d = try await nodes[0].completeUpload(repo, upload: s.id, digest: sha("bbbb"), range: nil, contentLength: 0, body: Body())
-        #expect(try await read(nodes[1], d) == "bbbb")
+        let d = try await stalledNode.completeUpload(repo, upload: s.id, digest: sha("bbbb"), range: nil, contentLength: 0, body: Body())
+        #expect(try await read(other, d) == "bbbb")
+    }
+
+    /// A live writer renews its claim while it streams (`UploadClaimHeartbeat`): a chunk that takes many
+    /// timeouts keeps the upload, and a second writer is refused all along.
+    @Test func aLiveWriterKeepsItsClaimPastTheTimeout() async throws {
+        let blobs = PublishAtCloseBlobStore()
+        let meta = InMemoryMetadataStore()
+        let clock = ManualWallClock()
+        let nodes = nodes(blobs, meta, clock)
+        let s = try await nodes[0].startUpload(repo)
+        let (body, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let slow = Task { try await nodes[0].appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 5), contentLength: 6, body: body) }
+        feed.yield(ByteBuffer(string: "aa"))
+        try await waitForClaim(meta, s.id)
+        for beat in 1...10 {  // 10 beats of 12 s: twice the timeout
+            clock.advance(by: 12)
+            try await waitUntil("renewal \(beat)") { try await meta.upload(s.id)?.writingSince == clock.now() }
+            if beat == 5 { feed.yield(ByteBuffer(string: "aa")) }
+        }
+        do {
+            _ = try await nodes[1].appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 5), contentLength: 6, body: Body("bbbbbb"))
+            Issue.record("a second writer took over a live writer's upload")
+        } catch BerthError.rangeNotSatisfiable(let offset, let detail) {
+            #expect(offset == 0 && detail == "another chunk of this upload is in progress")
+        }
+        feed.yield(ByteBuffer(string: "aa"))
+        feed.finish()
+        #expect(try await slow.value == 6)
+        #expect(try await meta.upload(s.id)?.writer == nil, "the advance released the claim")
+        let d = try await nodes[1].completeUpload(repo, upload: s.id, digest: sha("aaaaaa"), range: nil, contentLength: 0, body: Body())
+        #expect(try await read(nodes[0], d) == "aaaaaa")
+    }
+
+    /// A writer whose renewal finds its claim taken (its node's clock lagged, or it stalled and woke) fails its
+    /// chunk at once, without waiting for the rest of its body, and writes nothing.
+    @Test func aHeartbeatThatFindsTheClaimTakenFailsTheChunk() async throws {
+        let blobs = PublishAtCloseBlobStore()
+        let meta = InMemoryMetadataStore()
+        let (laggingClock, clock) = (ManualWallClock(), ManualWallClock())
+        let settings = RegistrySettings(writeBufferSize: 8, uploadWriterTimeout: 60)
+        let lagging = Registry(blobs: blobs, metadata: meta, settings: settings, clock: laggingClock)
+        let other = Registry(blobs: blobs, metadata: meta, settings: settings, clock: clock)
+        let s = try await lagging.startUpload(repo)
+        let (body, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let finished = Atomic<Bool>(false)
+        let loser = Task {
+            defer { finished.store(true, ordering: .relaxed) }
+            return try await lagging.appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: body)
+        }
+        feed.yield(ByteBuffer(string: "aa"))
+        try await waitForClaim(meta, s.id)
+        clock.advance(by: 61)
+        #expect(try await other.appendChunk(repo, upload: s.id, range: ByteRange(start: 0, end: 3), contentLength: 4, body: Body("bbbb")) == 4)
+        laggingClock.advance(by: 12)  // its next beat
+        try await waitUntil("the loser's chunk fails") { finished.load(ordering: .relaxed) }
+        feed.finish()
+        do {
+            _ = try await loser.value
+            Issue.record("the taken-over writer's chunk was accepted")
+        } catch BerthError.rangeNotSatisfiable(_, let detail) {
+            #expect(detail == "another request took this upload over while this one stalled")
+        }
+        let d = try await other.completeUpload(repo, upload: s.id, digest: sha("bbbb"), range: nil, contentLength: 0, body: Body())
+        #expect(try await read(other, d) == "bbbb")
+    }
+
+    /// Waits (up to 5 s) until `condition` holds.
+    func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+        for _ in 0..<5000 {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        Issue.record("timed out waiting for \(what)")
     }
 
     /// A chunk arriving while another request completes the upload (on another node, from its digest check

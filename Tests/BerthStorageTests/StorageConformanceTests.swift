@@ -399,6 +399,15 @@ extension BlobStoreConformance {
         #expect(try await m.advanceUpload("c", from: 60, to: 70, at: 32, writer: "slow") == false)
         #expect(try await m.advanceUpload("c", from: 60, to: 80, at: 33, writer: "next"))
         #expect(try await m.upload("c")?.offset == 80)
+        // A heartbeat's renewals (`UploadClaimHeartbeat`): each holds the claim a full timeout after it, past the
+        // first claim's; a holder late to renew still renews while nobody took its claim over.
+        #expect(try await m.claimUpload("c", at: 80, writer: "live", now: 40, staleBefore: 30))
+        #expect(try await m.claimUpload("c", at: 80, writer: "live", now: 48, staleBefore: 38))
+        #expect(try await m.claimUpload("c", at: 80, writer: "other", now: 55, staleBefore: 45) == false, "renewed at 48")
+        #expect(try await m.claimUpload("c", at: 80, writer: "live", now: 70, staleBefore: 60), "stale, but nobody took it")
+        #expect(try await m.upload("c")?.writingSince == 70)
+        #expect(try await m.claimUpload("c", at: 80, writer: "other", now: 75, staleBefore: 65) == false)
+        try await m.releaseUpload("c", writer: "live")
         // A new session starts unclaimed, whatever it was created with.
         try await m.createUpload(UploadSession(id: "d", repository: k("r"), offset: 0, startedAt: 1, updatedAt: 1,
                                                writer: "x", writingSince: 1))

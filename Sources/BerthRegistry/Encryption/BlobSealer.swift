@@ -402,6 +402,9 @@ final class SealingWriter: BlobUploadWriter {
         var pending: [UInt8]
         /// The content of the last full segment sealed: the tail a resumed upload continues from.
         var lastFull: [UInt8]
+        /// The buffer the last write sealed into, written out and free again: reused, so that every write
+        /// does not fault in megabytes of fresh pages (a new buffer each time cost ~9 % of a push's CPU).
+        var spare = ByteBuffer()
     }
     let progress: Mutex<Progress>
 
@@ -428,12 +431,14 @@ final class SealingWriter: BlobUploadWriter {
             let s = header.segmentSize
             p.offset += Int64(buffer.readableBytes)
             var input = buffer
-            var out = ByteBuffer()
             let whole = (p.pending.count + input.readableBytes) / s
             guard whole > 0 else {
                 p.pending.append(contentsOf: input.readableBytesView)
-                return out
+                return ByteBuffer()
             }
+            var out = ByteBuffer()
+            swap(&out, &p.spare)
+            out.clear()
             out.reserveCapacity(whole * header.sealedSegmentSize)
             if !p.pending.isEmpty {
                 p.pending.append(contentsOf: input.readSlice(length: s - p.pending.count)!.readableBytesView)
@@ -454,7 +459,10 @@ final class SealingWriter: BlobUploadWriter {
             p.pending.append(contentsOf: input.readableBytesView)
             return out
         }
-        if out.readableBytes > 0 { try await inner.write(out) }
+        guard out.readableBytes > 0 else { return }
+        try await inner.write(out)
+        // Written: the store took its bytes (a store that kept a reference makes the next write copy on write).
+        progress.withLock { $0.spare = out }
     }
 
     func close() async throws {
