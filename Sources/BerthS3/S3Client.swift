@@ -303,10 +303,10 @@ struct S3Client: Sendable {
         return (length, response.headers.first(name: "x-amz-storage-class"))
     }
 
-    /// Streams an object (or an inclusive byte range of it) to `consumer`; nil when there is no such object.
     /// Streams an object (or one inclusive range of it); false when it does not exist. `checkTotal` sees the
     /// object's whole size (from `Content-Range`, or `Content-Length` without a range; a HEAD when the
-    /// response carries neither) before any byte reaches `consumer`.
+    /// response carries neither) before any byte reaches `consumer`. Bodies longer than one chunk go
+    /// through `ReadAhead`: 1 MiB chunks, read up to 4 MiB ahead of the consumer.
     func get(_ key: String, range: ClosedRange<Int64>?, into consumer: (ByteBuffer) async throws -> Void,
              checkTotal: ((Int64?) throws -> Void)? = nil) async throws -> Bool {
         let headers = range.map { [("range", "bytes=\($0.lowerBound)-\($0.upperBound)")] } ?? []
@@ -325,9 +325,16 @@ struct S3Client: Sendable {
             try checkTotal(total)
         }
         var received: Int64 = 0
-        for try await buffer in response.body {
-            received += Int64(buffer.readableBytes)
-            try await consumer(buffer)
+        let length = range.map { $0.upperBound - $0.lowerBound + 1 }
+            ?? response.headers.first(name: "content-length").flatMap { Int64($0) }
+        if let length, length <= Int64(ReadAhead.chunkSize) {
+            // A few socket reads: no read-ahead to set up.
+            for try await buffer in response.body {
+                received += Int64(buffer.readableBytes)
+                try await consumer(buffer)
+            }
+        } else {
+            received = try await ReadAhead.stream(response.body, into: consumer)
         }
         if let range, received != range.upperBound - range.lowerBound + 1 {
             throw S3Error(operation: "GetObject", key: key, status: Int(response.status.code), code: nil,

@@ -170,6 +170,55 @@ func stage(_ blobs: any BlobStore, _ id: String, _ parts: [String]) async throws
     }
 }
 
+extension BlobStoreConformance {
+    struct ClientGone: Error {}
+
+    /// A blob of 3 MiB (S3 reads it ahead in 1 MiB chunks): every byte in order, whole and in ranges
+    /// across chunk borders, with and without the stored-size check; a consumer that fails in the middle
+    /// (the client went away) fails the read with its own error, and the store reads on as before.
+    @Test(arguments: BlobBackend.allCases)
+    func largeReadsStreamInOrderAndStopWithTheirConsumer(_ backend: BlobBackend) async throws {
+        let blobs = try await backend.make()
+        var data = ByteBuffer()
+        var word = UInt64(0x9E37_79B9_7F4A_7C15)
+        for _ in 0..<((3 << 20) / 8) {
+            word = word &* 6364136223846793005 &+ 1442695040888963407
+            data.writeInteger(word)
+        }
+        data.writeString("end")
+        let w = try await blobs.openUpload(id: "large", at: 0)
+        for at in stride(from: 0, to: data.readableBytes, by: 1 << 20) {
+            try await w.write(data.getSlice(at: at, length: min(data.readableBytes - at, 1 << 20))!)
+        }
+        try await w.close()
+        let size = Int64(data.readableBytes)
+        let d = Digest.sha256(of: Array(data.readableBytesView))
+        try await blobs.commitUpload(id: "large", as: d)
+        for range in [nil, ByteRange(start: 1, end: size - 2), ByteRange(start: (1 << 20) - 5, end: (2 << 20) + 7)] {
+            let expected = range.map { data.getSlice(at: Int($0.start), length: Int($0.count))! } ?? data
+            var got = ByteBuffer()
+            try await blobs.read(d, range: range) { var b = $0; got.writeBuffer(&b) }
+            #expect(got == expected)
+            got.clear()
+            try await blobs.read(d, range: range, storedSize: size) { var b = $0; got.writeBuffer(&b) }
+            #expect(got == expected)
+        }
+        for _ in 0..<3 {
+            var delivered = 0
+            await #expect(throws: ClientGone.self) {
+                try await blobs.read(d, range: nil, storedSize: size) { chunk in
+                    delivered += chunk.readableBytes
+                    if delivered > 1 << 20 { throw ClientGone() }
+                }
+            }
+            #expect(delivered < size)
+        }
+        var count = 0
+        try await blobs.read(d, range: nil) { count += $0.readableBytes }
+        #expect(count == size)
+    }
+}
+
 @Suite struct MetadataStoreConformance {
     let d1 = Digest.sha256(of: Array("one".utf8))
     let d2 = Digest.sha256(of: Array("two".utf8))

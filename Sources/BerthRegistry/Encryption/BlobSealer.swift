@@ -127,34 +127,36 @@ final class BlobSealer: Sendable {
         let from = range?.start ?? 0
         let to = range?.end ?? size - 1
         let last = header.lastSegment(ofSize: size)
-        var decoder = SegmentDecoder(header: header, key: key, first: from / Int64(header.segmentSize),
-                                     last: to / Int64(header.segmentSize), final: last, size: size, digest: digest,
-                                     window: from...to)
-        let cipherFrom = header.offset(ofSegment: decoder.first, headerLength: length)
-        let cipherTo = header.offset(ofSegment: decoder.last, headerLength: length) + decoder.sealedLength(decoder.last)
+        let decoder = DecoderBox(SegmentDecoder(header: header, key: key, first: from / Int64(header.segmentSize),
+                                                last: to / Int64(header.segmentSize), final: last, size: size, digest: digest,
+                                                window: from...to))
+        let cipherFrom = header.offset(ofSegment: decoder.state.first, headerLength: length)
+        let cipherTo = header.offset(ofSegment: decoder.state.last, headerLength: length) + decoder.state.sealedLength(decoder.state.last)
         // Decrypting chunk n+1 overlaps sending chunk n (the store already reads ahead): on two cores the
         // AES-GCM work and the socket writes run side by side instead of taking turns. Plaintext goes out
         // only after its segments opened, and in order.
-        var decoding: Task<(SegmentDecoder, ByteBuffer), any Error>? = nil
+        var decoding: Task<ByteBuffer, any Error>? = nil
         defer { decoding?.cancel() }
         try await inner.read(digest, range: ByteRange(start: cipherFrom, end: cipherTo - 1)) { buf in
-            var ready: ByteBuffer? = nil
-            if let previous = decoding { (decoder, ready) = try await previous.value }
-            let state = decoder
-            decoding = Task {
-                var d = state
-                let out = try d.feed(buf)
-                return (d, out)
-            }
+            let ready = try await decoding?.value
+            // The previous decoding is over: the next one has the decoder to itself.
+            decoding = Task { try decoder.state.feed(buf) }
             if let ready, ready.readableBytes > 0 { try await consumer(ready) }
         }
         if let previous = decoding {
-            let (state, out) = try await previous.value
+            let out = try await previous.value
             decoding = nil
-            decoder = state
             if out.readableBytes > 0 { try await consumer(out) }
         }
-        guard decoder.done else { throw SealedBlobError.authentication("the blob ends early") }
+        guard decoder.state.done else { throw SealedBlobError.authentication("the blob ends early") }
+    }
+
+    /// A read's decoder, handed from one decoding task to the next (each starts after the one before it
+    /// ended, so one at a time uses it). Held by reference, so that the partial segment it keeps is never
+    /// copied on write, as it was when the decoder went into each task and came back as a value.
+    final class DecoderBox: @unchecked Sendable {
+        var state: SegmentDecoder
+        init(_ state: SegmentDecoder) { self.state = state }
     }
 
     // MARK: uploads
@@ -541,7 +543,9 @@ struct SegmentDecoder: Sendable {
                 plain = try b.withUnsafeReadableBytes { try openNext(UnsafeRawBufferPointer(rebasing: $0[0..<need])) }
                 b.moveReaderIndex(forwardBy: need)
             } else {
-                buffer += b.readBytes(length: min(need - buffer.count, b.readableBytes))!
+                let take = min(need - buffer.count, b.readableBytes)
+                buffer.append(contentsOf: b.readableBytesView.prefix(take))
+                b.moveReaderIndex(forwardBy: take)
                 guard buffer.count == need else { continue }
                 plain = try openNext(buffer)
                 buffer.removeAll(keepingCapacity: true)
