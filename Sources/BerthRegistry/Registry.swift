@@ -31,7 +31,7 @@ public struct RegistrySettings: Sendable, Equatable {
     /// next request to any other (a change notification arrives some time after the writer's answer). On
     /// one process (SQLite) the in-process guard already admits one writer per upload, and a claim left by a
     /// process killed mid-chunk would refuse the resumed upload after a restart until `uploadWriterTimeout`
-    /// passed.
+    /// passed; there a request checks in its turn that the offset it read has not moved (`checkUnmoved`).
     public var sharedMetadata: Bool
     /// How long a redirect URL is valid (Distribution's: 20 minutes).
     public static let redirectValiditySeconds = 1200
@@ -464,37 +464,85 @@ public final class Registry: Sendable {
     ) async throws -> Digest where Body.Element == ByteBuffer {
         var session = try await uploadSession(name, id)
         let writer = Self.newUploadWriter()
-        if contentLength != 0 || range != nil {
-            switch UploadStateMachine.chunk(offset: session.offset, range: range, contentLength: contentLength) {
-            case .reject(let e):
-                throw e
-            case .append(let at, let expected):
-                session.offset = try await append(session, at: at, expected: expected, body: body, writer: writer)
+        // This process's turn is held from the last chunk to the commit: a chunk written meanwhile by this
+        // process would land in the blob under a digest computed without it (claims do it across nodes).
+        var state = try takeTurn(session)
+        do {
+            try await checkUnmoved(session, at: session.offset)
+            if contentLength != 0 || range != nil {
+                switch UploadStateMachine.chunk(offset: session.offset, range: range, contentLength: contentLength) {
+                case .reject(let e):
+                    throw e
+                case .append(let at, let expected):
+                    session.offset = try await writeChunk(session, at: at, expected: expected, body: body, writer: writer, state: &state)
+                }
             }
+            let d = try await commitCompleted(session, digest: wanted, writer: writer, state: state)
+            endTurn(id, leaving: nil)
+            return d
+        } catch {
+            endTurn(id, leaving: state)
+            throw error
         }
+    }
+
+    /// The digest check and commit of a completed upload during this process's turn on it (`state`: the
+    /// hash state cached for it).
+    private func commitCompleted(_ session: UploadSession, digest wanted: Digest, writer: String,
+                                 state: UploadHashState?) async throws -> Digest {
         // The staged bytes stay this request's until the commit deletes the session: a chunk written meanwhile
-        // (on any node) would land in the blob under a digest computed without it. The claim is renewed while
-        // the digest check (a read back of the whole upload on a node without its hash) and the commit run.
+        // on another node would land in the blob under a digest computed without it. The claim is renewed
+        // while the digest check (a read back of the whole upload on a node without its hash) and the commit run.
         let claimedAt = try await claimUpload(session, at: session.offset, writer: writer)
         do {
-            let session = session
             return try await holdingClaim(session, at: session.offset, writer: writer, since: claimedAt) { [self] in
                 if session.offset == 0 {
                     // An empty blob: make sure a (zero-length) staged file exists to commit.
-                    try await openUploadWriter(id, at: 0, repository: name).close()
+                    try await openUploadWriter(session.id, at: 0, repository: session.repository).close()
                 }
-                let computed = try await finalDigest(session, algorithm: wanted.algorithm)
+                let computed = try await finalDigest(session, algorithm: wanted.algorithm, cached: state)
                 switch UploadStateMachine.complete(expected: wanted, computed: computed) {
                 case .failure(let e): throw e
                 case .success(let d):
-                    try await commit(id: id, digest: d, size: session.offset, repository: name, session: id)
-                    _ = hashers.withLock { $0.removeValue(forKey: id) }
+                    try await commit(id: session.id, digest: d, size: session.offset, repository: session.repository,
+                                     session: session.id)
                     return d
                 }
             }
         } catch {
-            await releaseClaim(id, writer: writer)
+            await releaseClaim(session.id, writer: writer)
             throw error
+        }
+    }
+
+    /// Takes this process's turn on an upload: one request at a time per upload in a process (the claims do
+    /// it across nodes); a second is refused as a concurrent chunk. Returns the hash state cached for it.
+    private func takeTurn(_ session: UploadSession) throws -> UploadHashState? {
+        try hashers.withLock { h in
+            let state = h[session.id]
+            if let state, state.busy {
+                throw BerthError.rangeNotSatisfiable(offset: session.offset, detail: "another chunk of this upload is in progress")
+            }
+            h[session.id] = UploadHashState(hasher: state?.hasher ?? DigestHasher(), offset: state?.offset ?? -1, busy: true)
+            return state
+        }
+    }
+
+    /// Ends a turn taken with `takeTurn`, leaving `state` (nil: nothing) cached for the next request.
+    private func endTurn(_ id: String, leaving state: UploadHashState?) {
+        hashers.withLock { h in
+            h[id] = state.map { UploadHashState(hasher: $0.hasher, offset: $0.offset, busy: false) }
+        }
+    }
+
+    /// Within a turn, without claims: the committed offset must still be `offset`, the one this request read
+    /// before its turn; a request of this process that held the turn meanwhile may have moved it, and writing
+    /// at the old offset would overwrite that request's bytes. With claims, taking the claim checks it.
+    private func checkUnmoved(_ session: UploadSession, at offset: Int64) async throws {
+        guard !settings.sharedMetadata else { return }
+        guard let current = try await metadata.upload(session.id) else { throw BerthError.blobUploadUnknown(session.id) }
+        guard current.offset == offset else {
+            throw BerthError.rangeNotSatisfiable(offset: current.offset, detail: "the upload moved concurrently")
         }
     }
 
@@ -564,65 +612,72 @@ public final class Registry: Sendable {
         return stale.count
     }
 
-    /// Writes one chunk at the committed offset `start` as `writer` (a fresh token unless the caller holds one).
-    private func append<Body: AsyncSequence & Sendable>(
-        _ session: UploadSession, at start: Int64, expected: Int64?, body: Body, writer: String = newUploadWriter()
+    /// Writes one chunk (a PATCH) at the committed offset `start`, in a turn of its own. `session` is the
+    /// upload as the request read it, before its turn: possibly stale (internal for the tests that show it).
+    func append<Body: AsyncSequence & Sendable>(
+        _ session: UploadSession, at start: Int64, expected: Int64?, body: Body
     ) async throws -> Int64 where Body.Element == ByteBuffer {
-        // One request at a time per upload in this process (the claim below does it across nodes); take the
-        // cached hash state if it matches the committed offset.
-        let cached: DigestHasher? = try hashers.withLock { h in
-            if let s = h[session.id], s.busy {
-                throw BerthError.rangeNotSatisfiable(offset: session.offset, detail: "another chunk of this upload is in progress")
-            }
-            let state = h[session.id]
-            h[session.id] = UploadHashState(hasher: state?.hasher ?? DigestHasher(), offset: state?.offset ?? -1, busy: true)
-            return state.flatMap { $0.offset == start ? $0.hasher : nil }
+        var state = try takeTurn(session)
+        do {
+            try await checkUnmoved(session, at: start)
+            let offset = try await writeChunk(session, at: start, expected: expected, body: body,
+                                              writer: Self.newUploadWriter(), state: &state)
+            endTurn(session.id, leaving: state)
+            return offset
+        } catch {
+            endTurn(session.id, leaving: state)
+            throw error
         }
+    }
+
+    /// Writes one chunk at the committed offset `start` as `writer`, during this process's turn on the
+    /// upload. `state` is the hash state cached for the upload, and is left as the next request may use it,
+    /// whether the chunk is written or fails.
+    private func writeChunk<Body: AsyncSequence & Sendable>(
+        _ session: UploadSession, at start: Int64, expected: Int64?, body: Body, writer: String,
+        state: inout UploadHashState?
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        let cached = state.flatMap { $0.offset == start ? $0.hasher : nil }
         // Without the hash of the bytes before `start` (another node or process wrote them), hashing is left
         // to the completion, which reads the staged bytes back once: never once per chunk (docs/s3.md).
         let hashing = cached != nil || start == 0
         var hasher = cached ?? DigestHasher()
-        let before = hasher
+        // What holds if this chunk fails: the bytes before `start` are as they were.
+        state = hashing ? UploadHashState(hasher: hasher, offset: start, busy: false) : nil
+        // Across nodes: no byte is written before this request holds the upload's claim, the claim is
+        // renewed while the request streams and closes (a lost claim cancels both), and the bytes become
+        // visible only while it still holds (checked again at the writer's fence), so no other request's
+        // bytes can replace them before the advance below releases it (docs/s3.md).
+        let claimedAt = try await claimUpload(session, at: start, writer: writer)
+        let newOffset: Int64
         do {
-            // Across nodes: no byte is written before this request holds the upload's claim, the claim is
-            // renewed while the request streams and closes (a lost claim cancels both), and the bytes become
-            // visible only while it still holds (checked again at the writer's fence), so no other request's
-            // bytes can replace them before the advance below releases it (docs/s3.md).
-            let claimedAt = try await claimUpload(session, at: start, writer: writer)
-            let newOffset: Int64
-            do {
-                let blobWriter = try await openUploadWriter(session.id, at: start, repository: session.repository)
-                let written: Int64
-                (written, hasher) = try await holdingClaim(session, at: start, writer: writer, since: claimedAt) { [self, hasher] in
-                    var hasher = hasher
-                    do {
-                        let written = try await stream(body, to: blobWriter, hasher: &hasher, sizeHint: expected, hashing: hashing)
-                        try Task.checkCancellation()  // a body cut short by the cancellation is not a chunk
-                        try await blobWriter.close(fence: { try await self.claimUpload(session, at: start, writer: writer, renewing: true) })
-                        return (written, hasher)
-                    } catch {
-                        // Abandoned: nothing of a failed chunk becomes visible (an object store's writer aborts at
-                        // the failing fence). Not cancelled with this task, so that the abort is sent.
-                        await Task { try? await blobWriter.close(fence: { throw CancellationError() }) }.value
-                        throw error
-                    }
+            let blobWriter = try await openUploadWriter(session.id, at: start, repository: session.repository)
+            let written: Int64
+            (written, hasher) = try await holdingClaim(session, at: start, writer: writer, since: claimedAt) { [self, hasher] in
+                var hasher = hasher
+                do {
+                    let written = try await stream(body, to: blobWriter, hasher: &hasher, sizeHint: expected, hashing: hashing)
+                    try Task.checkCancellation()  // a body cut short by the cancellation is not a chunk
+                    try await blobWriter.close(fence: { try await self.claimUpload(session, at: start, writer: writer, renewing: true) })
+                    return (written, hasher)
+                } catch {
+                    // Abandoned: nothing of a failed chunk becomes visible (an object store's writer aborts at
+                    // the failing fence). Not cancelled with this task, so that the abort is sent.
+                    await Task { try? await blobWriter.close(fence: { throw CancellationError() }) }.value
+                    throw error
                 }
-                newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
-                guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(),
-                                                       writer: settings.sharedMetadata ? writer : nil) else {
-                    throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
-                }
-            } catch {
-                await releaseClaim(session.id, writer: writer)
-                throw error
             }
-            let h = hasher
-            hashers.withLock { $0[session.id] = UploadHashState(hasher: h, offset: hashing ? newOffset : -1, busy: false) }
-            return newOffset
+            newOffset = try UploadStateMachine.afterChunk(at: start, written: written, expectedLength: expected).get()
+            guard try await metadata.advanceUpload(session.id, from: start, to: newOffset, at: clock.now(),
+                                                   writer: settings.sharedMetadata ? writer : nil) else {
+                throw BerthError.rangeNotSatisfiable(offset: start, detail: "the upload moved concurrently")
+            }
         } catch {
-            hashers.withLock { $0[session.id] = UploadHashState(hasher: before, offset: hashing ? start : -1, busy: false) }
+            await releaseClaim(session.id, writer: writer)
             throw error
         }
+        state = hashing ? UploadHashState(hasher: hasher, offset: newOffset, busy: false) : nil
+        return newOffset
     }
 
     /// Opens an upload's staged bytes for appending at (plaintext) offset `start`: sealed when the
@@ -657,8 +712,8 @@ public final class Registry: Sendable {
         return hasher
     }
 
-    private func finalDigest(_ session: UploadSession, algorithm: Digest.Algorithm) async throws -> Digest {
-        if algorithm == .sha256, let h = hashers.withLock({ $0[session.id] }), h.offset == session.offset, !h.busy {
+    private func finalDigest(_ session: UploadSession, algorithm: Digest.Algorithm, cached: UploadHashState?) async throws -> Digest {
+        if algorithm == .sha256, let h = cached, h.offset == session.offset {
             return h.hasher.finalize()
         }
         return try await rehash(session.id, length: session.offset, algorithm: algorithm, repository: session.repository).finalize()
