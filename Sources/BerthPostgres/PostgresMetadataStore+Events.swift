@@ -169,8 +169,8 @@ extension PostgresMetadataStore {
     public func purgeEvents(before: Double) async throws -> Int {
         try await transaction { c in
             try await c.execute("""
-                DELETE FROM event_outbox e WHERE routed = 1 AND created_at < $1
-                AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_seq = e.seq AND d.state = 'pending')
+                DELETE FROM event_outbox e WHERE seq < \(EventOutboxIndexSchema.purgeBoundary("$1"))
+                AND routed = 1 AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_seq = e.seq AND d.state = 'pending')
                 """, [.real(before)])
         }
     }

@@ -68,6 +68,7 @@ extension PostgresMetadataStore {
         PostgresSchemaMigration(version: UploadChunkSchema.version, name: UploadChunkSchema.name, sql: UploadChunkSchema.postgres),
         PostgresSchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.postgres),
         PostgresSchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
+        PostgresSchemaMigration(version: EventOutboxIndexSchema.version, name: EventOutboxIndexSchema.name, sql: EventOutboxIndexSchema.postgres),
     ]
 
     /// Download counts (SQLite's `DownloadCountSchema.sqlite`), without SQLite's covering index: here the

@@ -149,8 +149,9 @@ extension SQLiteMetadataStore {
     public func purgeEvents(before: Double) async throws -> Int {
         try await db.write { c in
             try c.transaction {
+                // In `seq` order up to the first young event (`EventOutboxIndexSchema.purgeBoundary`).
                 let doomed = """
-                    SELECT seq FROM event_outbox e WHERE routed = 1 AND created_at < ?
+                    SELECT seq FROM event_outbox e WHERE seq < \(EventOutboxIndexSchema.purgeBoundary("?")) AND routed = 1
                     AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_seq = e.seq AND d.state = 'pending')
                     """
                 try c.execute("DELETE FROM event_deliveries WHERE event_seq IN (\(doomed))", [.real(before)])
