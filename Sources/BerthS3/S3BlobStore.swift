@@ -220,6 +220,19 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
         if remaining > 0 { throw StorageError("upload \(id) has fewer than \(length) bytes") }
     }
 
+    public func readUpload(id: String, range: ByteRange, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        var at = range.start  // the next byte wanted
+        for s in try await segments(id) where s.size > 0 && at <= range.end && s.start + s.size > at {
+            guard s.start <= at else { break }  // a gap: reported below
+            let end = min(range.end, s.start + s.size - 1)
+            guard try await client.get(s.key, range: (at - s.start)...(end - s.start), into: consumer) else {
+                throw StorageError("segment \(s.key) of upload \(id) vanished")
+            }
+            at = end + 1
+        }
+        if at <= range.end { throw StorageError("upload \(id) has fewer than \(range.end + 1) bytes") }
+    }
+
     public func commitUpload(id: String, as digest: Digest) async throws {
         let all = try await segments(id)
         let segments = all.filter { $0.size > 0 || $0.start == 0 }

@@ -34,6 +34,21 @@ extension BlobReading {
     public func presignedDownloadURL(of digest: Digest, expiresIn seconds: Int, now: Double) throws -> String? { nil }
 }
 
+extension BlobUploading {
+    /// Reads the first `range.end + 1` bytes and drops those before the range: for stores (and wrappers)
+    /// that cannot seek; the stores Berth ships read only the range.
+    public func readUpload(id: String, range: ByteRange, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        var seen: Int64 = 0
+        try await readUpload(id: id, length: range.end + 1) { buf in
+            var b = buf
+            let skip = Int(max(0, min(Int64(b.readableBytes), range.start - seen)))
+            seen += Int64(b.readableBytes)
+            b.moveReaderIndex(forwardBy: skip)
+            if b.readableBytes > 0 { try await consumer(b) }
+        }
+    }
+}
+
 /// The staging area of uploads: bytes are appended to an upload, then committed under their digest.
 public protocol BlobUploading: Sendable {
     /// Opens an upload for appending at `offset`, creating it when absent and truncating anything
@@ -43,6 +58,10 @@ public protocol BlobUploading: Sendable {
     func uploadedSize(id: String) async throws -> Int64?
     /// Streams the first `length` staged bytes of an upload (used to rebuild a hash after a restart).
     func readUpload(id: String, length: Int64, into consumer: (ByteBuffer) async throws -> Void) async throws
+    /// Streams the staged bytes of an upload in `range` (a sealed upload's last segment, which a node that
+    /// did not write it reads to go on): without reading what comes before it, so that chunks alternating
+    /// between nodes cost each node the end of the upload, not all of it again.
+    func readUpload(id: String, range: ByteRange, into consumer: (ByteBuffer) async throws -> Void) async throws
     /// Makes the staged bytes durable and atomically visible as blob `digest`; the upload is gone afterwards.
     func commitUpload(id: String, as digest: Digest) async throws
     /// Discards an upload; no error when it does not exist.

@@ -220,6 +220,20 @@ public final class FileSystemBlobStore: BlobStore, BlobTiering, BlobInventory {
         }
     }
 
+    public func readUpload(id: String, range: ByteRange, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        let path = try layout.uploadPath(id)
+        var delivered: Int64 = 0
+        do {
+            try await readFile(path, start: range.start, length: range.count) { buf in
+                delivered += Int64(buf.readableBytes)
+                try await consumer(buf)
+            }
+        } catch is BlobFileMissing {
+            throw StorageError("open \(path): \(String(cString: strerror(ENOENT)))")
+        }
+        if delivered < range.count { throw StorageError("upload \(id) has fewer than \(range.end + 1) bytes") }
+    }
+
     public func commitUpload(id: String, as digest: Digest) async throws {
         let from = try layout.uploadPath(id)
         let dir = layout.blobDirectory(digest)

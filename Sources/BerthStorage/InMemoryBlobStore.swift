@@ -98,6 +98,12 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         try await consumer(b.getSlice(at: b.readerIndex, length: Int(length))!)
     }
 
+    public func readUpload(id: String, range: ByteRange, into consumer: (ByteBuffer) async throws -> Void) async throws {
+        guard let b = state.withLock({ $0.uploads[id] }) else { throw StorageError("upload \(id) not found") }
+        guard range.end < Int64(b.readableBytes) else { throw StorageError("upload \(id) has fewer than \(range.end + 1) bytes") }
+        try await consumer(b.getSlice(at: b.readerIndex + Int(range.start), length: Int(range.count))!)
+    }
+
     public func commitUpload(id: String, as digest: Digest) async throws {
         try state.withLock { s in
             guard let b = s.uploads.removeValue(forKey: id) else { throw StorageError("upload \(id) not found") }

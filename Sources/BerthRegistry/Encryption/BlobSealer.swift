@@ -221,15 +221,10 @@ final class BlobSealer: Sendable {
         guard segLength >= Int64(want + SealedBlobHeader.segmentOverhead) else {
             throw BerthError.blobUploadInvalid("staged data of upload \(id) is missing")
         }
+        // The last segment alone: what comes before it is not read again (chunks alternating between nodes).
         var sealed = [UInt8]()
-        var seen: Int64 = 0
-        try await inner.readUpload(id: id, length: segStart + segLength) { buf in
-            let n = Int64(buf.readableBytes)
-            if seen + n > segStart {
-                let skip = Int(max(0, segStart - seen))
-                sealed += buf.readableBytesView.dropFirst(skip)
-            }
-            seen += n
+        try await inner.readUpload(id: id, range: ByteRange(start: segStart, end: segStart + segLength - 1)) { buf in
+            sealed += buf.readableBytesView
         }
         do {
             state.tail = Array(try header.open(sealed, index: last, final: nil, key: key).prefix(want))
