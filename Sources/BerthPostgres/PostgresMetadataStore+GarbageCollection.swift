@@ -148,18 +148,25 @@ extension PostgresMetadataStore {
         }
     }
 
+    /// The four figures of a usage table's rows, summed (`figures` reads them).
+    static let usageSums = "sum(images)::bigint, sum(stored_bytes)::bigint, sum(unique_bytes)::bigint, sum(shared_bytes)::bigint"
+
     public func storageUsage(account: String?, repositories: Bool) async throws -> StorageUsage {
         try await read { c in
             var usage = StorageUsage()
-            if let t = try await c.query("SELECT blobs, bytes, unreferenced_blobs, unreferenced_bytes FROM storage_totals", row: {
+            // Each figure is spread over slot rows (`UsageSlotsSchema`): a key's figures are the sums of its rows.
+            if let t = try await c.query("""
+                SELECT coalesce(sum(blobs), 0)::bigint, coalesce(sum(bytes), 0)::bigint,
+                       coalesce(sum(unreferenced_blobs), 0)::bigint, coalesce(sum(unreferenced_bytes), 0)::bigint FROM storage_totals
+                """, row: {
                 (try $0.int(0), try $0.int(1), try $0.int(2), try $0.int(3))
             }).first {
                 (usage.blobs, usage.bytes, usage.unreferencedBlobs, usage.unreferencedBytes) = t
             }
             let filter: [PGValue] = [.optional(account)]
             for (name, f) in try await c.query("""
-                SELECT account, images, stored_bytes, unique_bytes, shared_bytes FROM account_usage
-                WHERE $1::text IS NULL OR account = $1
+                SELECT account, \(Self.usageSums) FROM account_usage
+                WHERE $1::text IS NULL OR account = $1 GROUP BY account
                 """, filter, row: { (try $0.text(0), try Self.figures($0, from: 1)) }) {
                 usage.accounts[name] = f
             }
@@ -175,8 +182,10 @@ extension PostgresMetadataStore {
             }
             guard repositories else { return usage }
             for (key, f) in try await c.query("""
-                SELECT r.registry_id, r.name, u.images, u.stored_bytes, u.unique_bytes, u.shared_bytes
+                SELECT r.registry_id, r.name, \(Self.usageSums)
                 FROM repository_usage u JOIN repositories r ON r.id = u.repo_id WHERE $1::text IS NULL OR u.account = $1
+                GROUP BY r.id, r.registry_id, r.name
+                HAVING sum(u.images) <> 0 OR sum(u.stored_bytes) <> 0 OR sum(u.unique_bytes) <> 0 OR sum(u.shared_bytes) <> 0
                 """, filter, row: { (RepositoryKey(storedRegistryID: try $0.text(0), name: try $0.text(1)), try Self.figures($0, from: 2)) }) {
                 usage.repositories[key] = f
             }

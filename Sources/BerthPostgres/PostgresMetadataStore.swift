@@ -3,6 +3,7 @@ import BerthStorage
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// Registry metadata in PostgreSQL (the scale-out backend; issue #14): the same tables, rules and
 /// transactions as `SQLiteMetadataStore`, written in PostgreSQL's dialect.
@@ -20,6 +21,11 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     public let authorizationGeneration: AuthorizationGeneration
     /// Tells other nodes of this one's changes and applies theirs (`PostgresChangeListener`).
     let changes: PostgresChangeListener
+    private let retries = Atomic<Int>(0)
+
+    /// Transactions run again after a serialization failure or a deadlock since this store opened: contention
+    /// the schema should not have (docs/gc.md, "Accounting under concurrency"), for tests and benchmarks.
+    public var transactionRetries: Int { retries.load(ordering: .relaxed) }
 
     /// Starts a pool of at most `maximumConnections` connections and, on the first of them, brings the
     /// schema to the latest of `migrations` (under an advisory lock, so that nodes starting together
@@ -140,6 +146,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 }
             } catch let error as PostgresError where error.isTransient && attempt < 100 {
                 attempt += 1
+                retries.add(1, ordering: .relaxed)
                 // Exponential backoff with full jitter (2 ms doubling up to 100 ms): a linear one of a few ms let
                 // 16 pushes tagging into one repository at once exhaust their attempts (found by bench-s3-compare).
                 let cap = min(UInt64(100_000_000), UInt64(1_000_000) << UInt64(min(attempt, 7)))
@@ -235,9 +242,13 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
 
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         try await authorizationWrite { c in
-            let deleted = try await c.execute("DELETE FROM repositories WHERE registry_id = ? AND name = ?", Self.repoValues(key)) == 1
-            if deleted { try await changes.notify(c, .repository(key)) }
-            return deleted
+            guard let id = try await Self.repoID(c, key) else { return false }
+            try await c.execute("DELETE FROM repositories WHERE id = ?", [.integer(id)])
+            // The triggers took the repository's figures back to zero, spread over slot rows that may each be nonzero
+            // (`UsageSlotsSchema`): they go with it.
+            try await c.execute("DELETE FROM repository_usage WHERE repo_id = ?", [.integer(id)])
+            try await changes.notify(c, .repository(key))
+            return true
         }
     }
 
@@ -340,10 +351,20 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             let digest = r.digest.description
             if put.imageChecks { try await Self.checkImagePut(c, put, repo: id) }
             var current: String? = nil
+            // A new tag is written first and read not at all: a lookup that finds no row read-locks the index page where
+            // the row would go, and every other put tagging into the same repository writes to that page, so under
+            // SERIALIZABLE concurrent pushes of new tags into one repository failed each other (docs/gc.md, "Accounting
+            // under concurrency"). A failed check below rolls the tag back with the rest.
+            var tagged = false
             if let tag = put.tag {
-                current = try await c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?", [.integer(id), .text(tag)]) {
-                    try $0.text(0)
-                }.first
+                tagged = try await c.execute("""
+                    INSERT INTO tags(repo_id, tag, digest, updated_at) VALUES(?, ?, ?, ?) ON CONFLICT(repo_id, tag) DO NOTHING
+                    """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)]) == 1
+                if !tagged {
+                    current = try await c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?", [.integer(id), .text(tag)]) {
+                        try $0.text(0)
+                    }.first
+                }
             }
             if let tag = put.tag, let current, current != digest {
                 guard let settings = try await c.query("SELECT settings FROM repositories WHERE id = ?", [.integer(id)], row: {
@@ -378,7 +399,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                     """, [.real(r.pushedAt), .integer(id), .text(digest)]) == 1
             }
             var previous: Digest? = nil
-            if let tag = put.tag, current != digest {
+            if let tag = put.tag, !tagged, current != digest {
                 previous = current.flatMap { Digest.parse($0) }
                 try await c.execute("""
                     INSERT INTO tags(repo_id, tag, digest, updated_at) VALUES(?, ?, ?, ?)

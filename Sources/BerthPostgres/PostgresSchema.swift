@@ -69,6 +69,7 @@ extension PostgresMetadataStore {
         PostgresSchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.postgres),
         PostgresSchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
         PostgresSchemaMigration(version: EventOutboxIndexSchema.version, name: EventOutboxIndexSchema.name, sql: EventOutboxIndexSchema.postgres),
+        PostgresSchemaMigration(version: UsageSlotsSchema.version, name: UsageSlotsSchema.name, sql: usageSlotsSchema),
     ]
 
     /// Download counts (SQLite's `DownloadCountSchema.sqlite`), without SQLite's covering index: here the

@@ -106,6 +106,7 @@ extension SQLiteMetadataStore {
         SchemaMigration(version: UploadWriterSchema.version, name: UploadWriterSchema.name, sql: UploadWriterSchema.sqlite),
         SchemaMigration(version: ChangedImagesIndexSchema.version, name: ChangedImagesIndexSchema.name, sql: ChangedImagesIndexSchema.sql),
         SchemaMigration(version: EventOutboxIndexSchema.version, name: EventOutboxIndexSchema.name, sql: EventOutboxIndexSchema.sqlite),
+        SchemaMigration(version: UsageSlotsSchema.version, name: UsageSlotsSchema.name, sql: UsageSlotsSchema.sqlite),
     ]
 
     /// KMS keys (issue #13): metadata, material versions (sealed under the master key) and aliases.
