@@ -30,9 +30,15 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
     let minimumPartSize: Int64
     /// The largest object a single `CopyObject` copies.
     let maximumCopySize: Int64
+    /// Server-side copies longer than this are made of pieces of about this size, `copyConcurrency` at a time
+    /// (Distribution's `s3` driver copies in 32 MiB pieces too): one `CopyObject` or one `UploadPartCopy` of a
+    /// whole large blob is copied by one stream of the store's, on one core.
+    let copyPieceSize: Int64
+    let copyConcurrency: Int
 
     public init(_ config: S3Configuration, partSize: Int = 8 << 20, minimumPartSize: Int64 = 5 << 20,
-                maximumCopySize: Int64 = 5 << 30, httpClient: HTTPClient? = nil) throws {
+                maximumCopySize: Int64 = 5 << 30, copyPieceSize: Int64 = 32 << 20, copyConcurrency: Int = 4,
+                httpClient: HTTPClient? = nil) throws {
         client = try S3Client(config, http: httpClient ?? S3Client.sharedHTTPClient)
         if let location = config.archive, let archiveConfig = config.archiveConfiguration {
             let problems = location.problems(primary: config)
@@ -44,6 +50,9 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
         self.partSize = max(partSize, Int(minimumPartSize))
         self.minimumPartSize = minimumPartSize
         self.maximumCopySize = maximumCopySize
+        // At least twice the minimum part size, so that pieces cut evenly are never shorter than it.
+        self.copyPieceSize = min(max(copyPieceSize, 2 * minimumPartSize), maximumCopySize)
+        self.copyConcurrency = max(1, copyConcurrency)
     }
 
     public var configuration: S3Configuration { client.config }
@@ -239,7 +248,7 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
         guard !segments.isEmpty else { throw StorageError("upload \(id) does not exist") }
         let target = blobKey(digest)
         let nonEmpty = segments.filter { $0.size > 0 }
-        if nonEmpty.count <= 1, (nonEmpty.first?.size ?? 0) <= maximumCopySize,
+        if nonEmpty.count <= 1, (nonEmpty.first?.size ?? 0) <= copyPieceSize,
            nonEmpty.first.map({ $0.size == $0.objectSize }) ?? true {
             try await client.copy(from: (nonEmpty.first ?? segments[0]).key, to: target)
         } else {
@@ -248,25 +257,42 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
         try await deleteSegments(all)
     }
 
+    /// The `UploadPartCopy` pieces that build an object from `sources`, in part order: each source cut evenly
+    /// into pieces of at most `copyPieceSize` (so none falls under the minimum part size).
+    func copyPieces(_ sources: [(key: String, size: Int64)]) -> [(key: String, range: ClosedRange<Int64>)] {
+        var pieces: [(key: String, range: ClosedRange<Int64>)] = []
+        for s in sources {
+            let count = Int64(max(1, (s.size + copyPieceSize - 1) / copyPieceSize))
+            let pieceSize = (s.size + count - 1) / count
+            var at: Int64 = 0
+            while at < s.size {
+                let end = min(s.size, at + pieceSize)
+                pieces.append((s.key, at...(end - 1)))
+                at = end
+            }
+        }
+        return pieces
+    }
+
     /// Builds `target` (through `destination`, default the primary tier) from `sources` of `sourceBucket`
-    /// server-side: one `UploadPartCopy` per source (pieces of at most `maximumCopySize` for huge ones, cut
-    /// evenly so none falls under the minimum part size), written in `storageClass` when given.
+    /// server-side: `UploadPartCopy` of each of `copyPieces`, `copyConcurrency` at a time, written in
+    /// `storageClass` when given.
     func assemble(_ sources: [(key: String, size: Int64)], sourceBucket: String? = nil, into target: String,
                   through destination: S3Client? = nil, storageClass: String? = nil) async throws {
         let client = destination ?? self.client
         let uploadID = try await client.createMultipartUpload(target, storageClass: storageClass)
         do {
-            var etags: [String] = []
-            for s in sources {
-                let pieces = Int64(max(1, (s.size + maximumCopySize - 1) / maximumCopySize))
-                let pieceSize = (s.size + pieces - 1) / pieces
-                var at: Int64 = 0
-                while at < s.size {
-                    let end = min(s.size, at + pieceSize)
-                    etags.append(try await client.uploadPartCopy(target, uploadID: uploadID, number: etags.count + 1,
-                                                                 source: s.key, sourceBucket: sourceBucket, range: at...(end - 1)))
-                    at = end
+            let pieces = copyPieces(sources)
+            var etags = [String](repeating: "", count: pieces.count)
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for (i, piece) in pieces.enumerated() {
+                    if i >= copyConcurrency, let (done, etag) = try await group.next() { etags[done] = etag }
+                    group.addTask {
+                        (i, try await client.uploadPartCopy(target, uploadID: uploadID, number: i + 1, source: piece.key,
+                                                            sourceBucket: sourceBucket, range: piece.range))
+                    }
                 }
+                for try await (done, etag) in group { etags[done] = etag }
             }
             try await client.completeMultipartUpload(target, uploadID: uploadID, etags: etags)
         } catch {
@@ -363,7 +389,7 @@ extension S3BlobStore {
     }
 
     /// One move between tiers, complete in one of them at every moment: a server-side copy (`CopyObject`, or
-    /// a multipart `UploadPartCopy` above `maximumCopySize`, S3's 5 GiB), its size checked, and only then
+    /// `UploadPartCopy` of pieces above `copyPieceSize`), its size checked, and only then
     /// the delete of the source. Bytes move as stored (a sealed blob stays sealed). Nothing when the source
     /// is gone (moved or collected meanwhile).
     func move(from source: (client: S3Client, key: String), to target: (client: S3Client, key: String),
@@ -372,7 +398,7 @@ extension S3BlobStore {
         let copyNeeded = overwrite ? true : try await target.client.head(target.key) == nil
         if copyNeeded {
             do {
-                if size <= maximumCopySize {
+                if size <= copyPieceSize {
                     try await target.client.copy(from: source.key, sourceBucket: source.client.config.bucket, to: target.key,
                                                  storageClass: storageClass)
                 } else {

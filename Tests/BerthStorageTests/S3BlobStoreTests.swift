@@ -112,6 +112,34 @@ import Testing
         #expect(segments.map(\.start) == [0] && segments[0].objectSize == 4 * Int64(Self.mib))
     }
 
+    /// A commit longer than `copyPieceSize` is copied server-side in pieces, several at once, and the pieces
+    /// make the blob in order: one segment (monolithic) and two segments (chunked), each cut evenly so that
+    /// no piece is under the minimum part size.
+    @Test func largeCommitsAreCopiedInPiecesAtOnce() async throws {
+        let config = try server().configuration()
+        let store = try S3BlobStore(config, partSize: 5 * Self.mib, copyPieceSize: Int64(10 * Self.mib), copyConcurrency: 3)
+        let mib = Int64(Self.mib)
+        let layout = store.copyPieces([("a", 23 * mib), ("b", 13 * mib + 7)])
+        #expect(layout.map(\.key) == ["a", "a", "a", "b", "b"])
+        #expect(layout.map { $0.range.count } == [Int(23 * mib / 3 + 1), Int(23 * mib / 3 + 1), Int(23 * mib - 2 * (23 * mib / 3 + 1)),
+                                                  Int((13 * mib + 7 + 1) / 2), Int((13 * mib + 7) / 2)])
+        #expect(layout.allSatisfy { $0.range.count >= 5 * Self.mib && $0.range.count <= 10 * Self.mib })
+        #expect(layout[0].range.lowerBound == 0 && layout[2].range.upperBound == 23 * mib - 1 && layout[3].range.lowerBound == 0)
+
+        let one = bytes(23 * Self.mib + 3, seed: 5)
+        try await writeChunk(store, "one", at: 0, one[...])
+        try await store.commitUpload(id: "one", as: Digest.sha256(of: one))
+        #expect(try await read(store, Digest.sha256(of: one)) == one)
+        let two = bytes(33 * Self.mib + 7, seed: 6)
+        try await writeChunk(store, "two", at: 0, two[..<(20 * Self.mib)])
+        try await writeChunk(store, "two", at: 20 * Self.mib, two[(20 * Self.mib)...])
+        #expect(try await store.segments("two").count == 2)
+        try await store.commitUpload(id: "two", as: Digest.sha256(of: two))
+        #expect(try await read(store, Digest.sha256(of: two)) == two)
+        #expect(try await store.client.multipartUploads(prefix: config.keyPrefix).isEmpty)
+        #expect(try await store.uploadedSize(id: "two") == nil)
+    }
+
     @Test func emptyUploadsCommitToEmptyBlobs() async throws {
         let store = try S3BlobStore(try server().configuration())
         try await store.openUpload(id: "empty", at: 0).close()
