@@ -417,8 +417,11 @@ extension S3BlobStore {
     }
 }
 
-/// Streams one segment: in memory up to `partSize`, then as a multipart upload, one part per `partSize`
-/// (one part uploading while the next fills), so memory stays at two parts whatever the length.
+/// Streams one segment: in memory up to `singlePutSize`, then as a multipart upload, one part per `partSize`
+/// (one part uploading while the next fills), so memory stays at two parts whatever the length. A segment
+/// that fits in `singlePutSize` is one `PUT`; a quarter of a part more than `partSize` lets a chunk of exactly
+/// `partSize` bytes of content — sealed, a little longer — be one request rather than four (create, a full
+/// part, a part of a few KiB, complete).
 final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
     private let store: S3BlobStore
     private let key: String
@@ -455,13 +458,20 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
     /// Parts grow after every 1000 so that a segment never needs more than S3's 10,000.
     private var currentPartSize: Int { store.partSize << min(etags.count / 1000, 8) }
 
+    /// The longest segment written with one `PUT` (the first part's size, when it does not fit).
+    private var singlePutSize: Int { store.partSize + store.partSize / 4 }
+
+    /// What the buffer holds before it goes out as a part: the first part may be the longer `singlePutSize`.
+    private var bufferLimit: Int { uploadID == nil ? singlePutSize : currentPartSize }
+
     private func append(_ bytes: ByteBuffer) async throws {
         var bytes = bytes
         while bytes.readableBytes > 0 {
-            if buffer.capacity == 0 { buffer = ByteBufferAllocator().buffer(capacity: currentPartSize) }
-            var piece = bytes.readSlice(length: min(bytes.readableBytes, currentPartSize - buffer.readableBytes))!
+            let limit = bufferLimit
+            if buffer.capacity == 0 { buffer = ByteBufferAllocator().buffer(capacity: limit) }
+            var piece = bytes.readSlice(length: min(bytes.readableBytes, limit - buffer.readableBytes))!
             buffer.writeBuffer(&piece)
-            if buffer.readableBytes >= currentPartSize { try await flushPart() }
+            if buffer.readableBytes >= limit { try await flushPart() }
         }
     }
 

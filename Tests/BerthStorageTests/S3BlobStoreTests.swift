@@ -140,6 +140,31 @@ import Testing
         #expect(try await store.uploadedSize(id: "two") == nil)
     }
 
+    /// A chunk a little longer than a part (a sealed chunk of exactly one part of content) is written with one
+    /// `PUT`; a longer one as a multipart upload whose first part takes the slack. A completed multipart
+    /// upload's ETag ends in `-<parts>`; a `PUT`'s is the content's MD5.
+    @Test func aChunkAQuarterOfAPartLongerThanOneIsOnePut() async throws {
+        let store = try S3BlobStore(try server().configuration(), partSize: 8 * Self.mib)
+        func etag(_ id: String) async throws -> String {
+            let segment = try #require(try await store.segments(id).first)
+            let response = try await store.client.send(.HEAD, key: segment.key)
+            return try #require(response.headers.first(name: "etag"))
+        }
+        let sealedChunk = bytes(8 * Self.mib + 128 * 28, seed: 7)
+        try await writeChunk(store, "sealed", at: 0, sealedChunk[...])
+        #expect(!(try await etag("sealed")).contains("-"))
+        let atTheLimit = bytes(10 * Self.mib, seed: 8)
+        try await writeChunk(store, "limit", at: 0, atTheLimit[...])
+        #expect(try await etag("limit").contains("-1"))
+        let longer = bytes(18 * Self.mib, seed: 9)
+        try await writeChunk(store, "longer", at: 0, longer[...])
+        #expect(try await etag("longer").hasSuffix("-2\""))
+        for (id, data) in [("sealed", sealedChunk), ("limit", atTheLimit), ("longer", longer)] {
+            try await store.commitUpload(id: id, as: Digest.sha256(of: data))
+            #expect(try await read(store, Digest.sha256(of: data)) == data)
+        }
+    }
+
     @Test func emptyUploadsCommitToEmptyBlobs() async throws {
         let store = try S3BlobStore(try server().configuration())
         try await store.openUpload(id: "empty", at: 0).close()
