@@ -242,8 +242,8 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
 
     public func deleteRepository(_ key: RepositoryKey) async throws -> Bool {
         try await authorizationWrite { c in
-            guard let id = try await Self.repoID(c, key) else { return false }
-            try await c.execute("DELETE FROM repositories WHERE id = ?", [.integer(id)])
+            guard let id = try await c.query("DELETE FROM repositories WHERE registry_id = ? AND name = ? RETURNING id",
+                                             Self.repoValues(key), row: { try $0.int(0) }).first else { return false }
             // The triggers took the repository's figures back to zero, spread over slot rows that may each be nonzero
             // (`UsageSlotsSchema`): they go with it.
             try await c.execute("DELETE FROM repository_usage WHERE repo_id = ?", [.integer(id)])

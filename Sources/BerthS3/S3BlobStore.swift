@@ -13,7 +13,7 @@ import NIOCore
 /// An upload is a run of contiguous segment objects, one per `openUpload`…`close` (an OCI chunk). Every
 /// segment but the last is at least `minimumPartSize` long: a writer that opens after a shorter segment
 /// takes its bytes over (re-reads them, rewrites the segment under the same key, longer), so a commit can
-/// always assemble the blob server-side, one `UploadPartCopy` per segment. Nothing lives in the process:
+/// always assemble the blob server-side from `UploadPartCopy` pieces of its segments (`copyPieces`). Nothing lives in the process:
 /// any node can append to, read or commit an upload another node started.
 ///
 /// With `S3Configuration.archive`, blobs only archived images use can move to an archive tier
