@@ -406,6 +406,10 @@ public final class Registry: Sendable {
         _ name: RepositoryKey, digest: Digest, contentLength: Int64?, body: Body
     ) async throws where Body.Element == ByteBuffer {
         try await repositoryForPush(name)
+        if let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly {
+            _ = try await writeDirect(body, to: direct, digest: digest, expectedLength: contentLength, repository: name, session: nil)
+            return
+        }
         let id = "mono-" + UUID().uuidString.lowercased()
         do {
             var hasher = DigestHasher(digest.algorithm)
@@ -474,6 +478,13 @@ public final class Registry: Sendable {
                 case .reject(let e):
                     throw e
                 case .append(let at, let expected):
+                    if at == 0, let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly {
+                        // The whole blob in the request that names its digest: straight under its key.
+                        let d = try await completeDirect(session, digest: wanted, expected: expected, body: body,
+                                                         to: direct, writer: writer)
+                        endTurn(id, leaving: nil)
+                        return d
+                    }
                     session.offset = try await writeChunk(session, at: at, expected: expected, body: body, writer: writer, state: &state)
                 }
             }
@@ -484,6 +495,79 @@ public final class Registry: Sendable {
             endTurn(id, leaving: state)
             throw error
         }
+    }
+
+    /// Completes an upload with nothing staged whose completing request carries the whole blob, on a store that
+    /// writes blobs under their key (`DirectBlobWriting`): holding the upload's claim, as a chunk does.
+    private func completeDirect<Body: AsyncSequence & Sendable>(
+        _ session: UploadSession, digest: Digest, expected: Int64?, body: Body, to direct: any DirectBlobWriting, writer: String
+    ) async throws -> Digest where Body.Element == ByteBuffer {
+        let claimedAt = try await claimUpload(session, at: 0, writer: writer)
+        do {
+            return try await holdingClaim(session, at: 0, writer: writer, since: claimedAt) { [self] in
+                try await writeDirect(body, to: direct, digest: digest, expectedLength: expected,
+                                      repository: session.repository, session: session.id)
+            }
+        } catch {
+            await releaseClaim(session.id, writer: writer)
+            throw error
+        }
+    }
+
+    /// A monolithic push written straight under its digest's key (docs/s3.md, "Monolithic pushes"): hashed as
+    /// it streams, sealed as a committed blob is when the repository's key domain seals, and published only
+    /// when it hashed to `digest` and no copy is stored yet (a stored copy is kept, as a staged commit keeps
+    /// it); then recorded like any commit, `session` deleted with it. Nothing is left when any step fails.
+    func writeDirect<Body: AsyncSequence>(
+        _ body: Body, to direct: any DirectBlobWriting, digest: Digest, expectedLength: Int64?,
+        repository: RepositoryKey, session: String?
+    ) async throws -> Digest where Body.Element == ByteBuffer {
+        var domain: BlobKeyDomain? = nil
+        if let sealer {
+            let d = try await keyDomain(repository)
+            if sealer.seals(d) { domain = d }
+        }
+        let target = try await direct.openBlob(digest)
+        let writer: any DirectBlobWriter
+        if let sealer, let domain {
+            do {
+                writer = try await sealing { try await sealer.openDirect(digest, in: domain, target: target) }
+            } catch {
+                await target.discard()
+                throw error
+            }
+        } else {
+            writer = target
+        }
+        let size: Int64
+        do {
+            var hasher = DigestHasher(digest.algorithm)
+            size = try await stream(body, to: writer, hasher: &hasher, sizeHint: expectedLength)
+            try Task.checkCancellation()
+            if let expectedLength, expectedLength != size {
+                // The monolithic POST's wording; a completing PUT's body is a chunk (`UploadStateMachine.afterChunk`).
+                if session == nil { throw BerthError.sizeInvalid("received \(size) bytes, Content-Length was \(expectedLength)") }
+                _ = try UploadStateMachine.afterChunk(at: 0, written: size, expectedLength: expectedLength).get()
+            }
+            _ = try UploadStateMachine.complete(expected: digest, computed: hasher.finalize()).get()
+            try await writer.close()
+            if let sealer, let domain {
+                try await withBlobCommitLease(digest) {
+                    try await self.sealing { try await sealer.publishDirect(writer, as: digest, size: size, in: domain) }
+                }
+            } else if try await blobs.size(of: digest) != nil {
+                await writer.discard()  // the same bytes are stored already
+            } else {
+                try await writer.publish()
+            }
+        } catch {
+            // Not cancelled with this task, so that an object store's unfinished upload is aborted.
+            await Task { await writer.discard() }.value
+            throw error
+        }
+        try await recordCommittedBlob(digest, size: size, repository: repository, session: session)
+        events.publish(.blobPushed(repository: repository, digest: digest, size: size))
+        return digest
     }
 
     /// The digest check and commit of a completed upload during this process's turn on it (`state`: the
@@ -600,8 +684,13 @@ public final class Registry: Sendable {
         _ = hashers.withLock { $0.removeValue(forKey: id) }
     }
 
-    /// Removes uploads untouched for `uploadTTL`.
+    /// Removes uploads untouched for `uploadTTL`, and the unpublished direct writes (`DirectBlobWriting`) of
+    /// processes that died, begun as long ago.
     public func purgeStaleUploads() async throws -> Int {
+        if let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly {
+            let n = try await direct.abandonBlobWrites(before: clock.now() - settings.uploadTTL)
+            if n > 0 { logger.info("abandoned blob writes aborted", metadata: ["count": "\(n)"]) }
+        }
         let stale = try await metadata.staleUploads(before: clock.now() - settings.uploadTTL)
         for s in stale {
             try await metadata.deleteUpload(s.id)

@@ -20,7 +20,7 @@ import NIOCore
 /// (`BlobTiering`): `<archive prefix>blobs/…` in the archive bucket (the same one by default), optionally in
 /// another storage class. Moves are server-side copies, then a delete of the source; every read looks in
 /// both tiers (primary, archive, primary again), so a blob is readable at every moment of a move.
-public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
+public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory, DirectBlobWriting {
     let client: S3Client
     /// The archive tier's bucket and key prefix, when one is configured.
     let archive: S3Client?
@@ -322,6 +322,21 @@ public final class S3BlobStore: BlobStore, BlobTiering, BlobInventory {
         })
     }
 
+    // MARK: DirectBlobWriting
+
+    public func openBlob(_ digest: Digest) async throws -> any DirectBlobWriter {
+        S3BlobWriter(store: self, key: blobKey(digest))
+    }
+
+    public func abandonBlobWrites(before cutoff: Double) async throws -> Int {
+        var count = 0
+        for pending in try await client.multipartUploads(prefix: "\(prefix)blobs/") where pending.initiated < cutoff {
+            try await client.abortMultipartUpload(pending.key, uploadID: pending.uploadID)
+            count += 1
+        }
+        return count
+    }
+
     // MARK: BlobDeleting and the collector's inventory
 
     /// Removes the blob from both tiers.
@@ -505,28 +520,88 @@ final class S3UploadWriter: BlobUploadWriter, @unchecked Sendable {
         guard !closed else { return }
         closed = true
         do {
-            if let id = uploadID {
-                if let previous = inFlight {
-                    inFlight = nil
-                    etags.append(try await previous.value)
-                }
-                if buffer.readableBytes > 0 {
-                    etags.append(try await store.client.uploadPart(key, uploadID: id, number: etags.count + 1, buffer))
-                }
-                try await fence()
-                try await store.client.completeMultipartUpload(key, uploadID: id, etags: etags)
-            } else if written > 0 || needsRewrite {
-                try await fence()
-                try await store.client.put(key, buffer)
-            } else {
-                try await fence()
-            }
-            buffer = ByteBuffer()
+            try await sendParts()
+            try await fence()
+            if uploadID != nil || written > 0 || needsRewrite { try await makeVisible() }
         } catch {
-            if let task = inFlight { _ = try? await task.value }
-            if let id = uploadID { try? await store.client.abortMultipartUpload(key, uploadID: id) }
+            await abandon()
             throw error
         }
+    }
+
+    /// Sends every buffered part of a multipart upload (a single `PUT`'s bytes stay buffered for `makeVisible`).
+    func sendParts() async throws {
+        guard let id = uploadID else { return }
+        if let previous = inFlight {
+            inFlight = nil
+            etags.append(try await previous.value)
+        }
+        if buffer.readableBytes > 0 {
+            etags.append(try await store.client.uploadPart(key, uploadID: id, number: etags.count + 1, buffer))
+            buffer = ByteBuffer()
+        }
+    }
+
+    /// Makes the object appear: completes the multipart upload, or `PUT`s the buffered bytes.
+    func makeVisible() async throws {
+        if let id = uploadID {
+            try await store.client.completeMultipartUpload(key, uploadID: id, etags: etags)
+        } else {
+            try await store.client.put(key, buffer)
+        }
+        buffer = ByteBuffer()
+    }
+
+    /// Drops what was sent: waits for the part in flight and aborts the multipart upload.
+    func abandon() async {
+        if let task = inFlight {
+            inFlight = nil
+            _ = try? await task.value
+        }
+        if let id = uploadID { try? await store.client.abortMultipartUpload(key, uploadID: id) }
+        buffer = ByteBuffer()
+    }
+}
+
+/// A blob written under its own key (`S3BlobStore.openBlob`): a single `PUT` of up to 10 MiB sent at
+/// `publish`, or a multipart upload whose parts go out as they fill and which `publish` completes, so the
+/// key shows nothing until then. A process that dies first leaves an unfinished multipart upload that
+/// `abandonBlobWrites` aborts.
+final class S3BlobWriter: DirectBlobWriter, @unchecked Sendable {
+    private let segment: S3UploadWriter
+    private var ended = false
+
+    init(store: S3BlobStore, key: String) {
+        segment = S3UploadWriter(store: store, key: key, existingSize: nil)
+    }
+
+    func write(_ buffer: ByteBuffer) async throws { try await segment.write(buffer) }
+
+    func close() async throws {
+        do {
+            try await segment.sendParts()
+        } catch {
+            await discard()
+            throw error
+        }
+    }
+
+    func publish() async throws {
+        precondition(!ended, "a direct blob writer is ended once")
+        do {
+            try await segment.sendParts()
+            try await segment.makeVisible()
+            ended = true
+        } catch {
+            await discard()
+            throw error
+        }
+    }
+
+    func discard() async {
+        guard !ended else { return }
+        ended = true
+        await segment.abandon()
     }
 }
 

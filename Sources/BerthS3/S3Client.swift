@@ -420,16 +420,30 @@ struct S3Client: Sendable {
                         "AbortMultipartUpload", key, allow: [404])
     }
 
-    /// Multipart uploads in progress under `prefix`: (key, upload id). The first 1000 are enough to clean up
-    /// after one Berth upload, which starts at most a few.
-    func multipartUploads(prefix: String) async throws -> [(key: String, uploadID: String)] {
-        let body = try await xmlBody(
-            try await send(.GET, key: nil, query: "prefix=\(PercentEncoding.encoded(prefix))&uploads"),
-            "ListMultipartUploads", prefix)
-        return XML.elements("Upload", in: body).compactMap { item in
-            guard let key = XML.first("Key", in: item), let id = XML.first("UploadId", in: item) else { return nil }
-            return (key, id)
-        }
+    /// Multipart uploads in progress under `prefix`: key, upload id and when each was begun (seconds since the
+    /// epoch; 0 when the store does not say), every page.
+    func multipartUploads(prefix: String) async throws -> [(key: String, uploadID: String, initiated: Double)] {
+        var out: [(key: String, uploadID: String, initiated: Double)] = []
+        var markers: (key: String, uploadID: String)? = nil
+        repeat {
+            var query = "prefix=\(PercentEncoding.encoded(prefix))&uploads"
+            if let markers {
+                query += "&key-marker=\(PercentEncoding.encoded(markers.key))&upload-id-marker=\(PercentEncoding.encoded(markers.uploadID))"
+            }
+            let body = try await xmlBody(try await send(.GET, key: nil, query: query), "ListMultipartUploads", prefix)
+            for item in XML.elements("Upload", in: body) {
+                guard let key = XML.first("Key", in: item), let id = XML.first("UploadId", in: item) else { continue }
+                out.append((key, id, XML.first("Initiated", in: item).flatMap { UTCTimestamp.parseRFC3339($0) } ?? 0))
+            }
+            let previous = markers
+            markers = nil
+            if XML.first("IsTruncated", in: body) == "true", let key = XML.first("NextKeyMarker", in: body), !key.isEmpty {
+                let id = XML.first("NextUploadIdMarker", in: body) ?? ""
+                // A store that answers the same page again would loop forever.
+                if previous.map({ $0 != (key, id) }) ?? true { markers = (key, id) }
+            }
+        } while markers != nil
+        return out
     }
 }
 

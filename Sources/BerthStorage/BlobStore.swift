@@ -148,3 +148,30 @@ public protocol BlobInventory: BlobDeleting {
     /// longer than the grace period) keeps it out of the list, so the collector never deletes it.
     func stagedUploads() async throws -> [StoredFile<String>]
 }
+
+/// Stores that can write a blob straight under its digest when the digest is known before its bytes (a
+/// monolithic push: OCI `PUT ?digest=` or `POST ?digest=` with the whole blob), instead of staging it and
+/// copying it into place at the commit — on an object store that copy is a second write of every byte
+/// (docs/s3.md, "Monolithic pushes"). Nothing written becomes visible before `publish`.
+public protocol DirectBlobWriting: Sendable {
+    /// A writer of blob `digest`'s stored bytes. The caller checks the digest before it publishes.
+    func openBlob(_ digest: Digest) async throws -> any DirectBlobWriter
+    /// Gives up writes that a process which died left unpublished, begun before `cutoff` (seconds since the
+    /// epoch): an object store keeps an unfinished multipart upload, and bills it, until it is aborted.
+    /// Returns how many.
+    func abandonBlobWrites(before cutoff: Double) async throws -> Int
+    /// Whether monolithic pushes are written this way (true unless the store says otherwise).
+    var writesBlobsDirectly: Bool { get }
+}
+
+extension DirectBlobWriting {
+    public var writesBlobsDirectly: Bool { true }
+}
+
+/// Writes one blob's stored bytes without making them visible: `close` sends what is buffered, `publish`
+/// makes the bytes the blob's (replacing a copy stored meanwhile), `discard` drops them. Exactly one of
+/// `publish` and `discard` ends a writer; `discard` never throws, and may follow a failed `publish`.
+public protocol DirectBlobWriter: BlobUploadWriter {
+    func publish() async throws
+    func discard() async
+}

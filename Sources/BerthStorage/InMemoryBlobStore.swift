@@ -5,7 +5,7 @@ import Synchronization
 
 /// Blobs in memory, for tests and ephemeral registries. With `archiveTier`, blobs can be marked as moved
 /// to an archive tier (`BlobTiering`); their bytes stay readable, as with any tiered store.
-public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
+public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory, DirectBlobWriting {
     private struct State {
         var blobs: [Digest: ByteBuffer] = [:]
         var uploads: [String: ByteBuffer] = [:]
@@ -14,16 +14,81 @@ public final class InMemoryBlobStore: BlobStore, BlobTiering, BlobInventory {
         var changed: [String: Double] = [:]
         /// Writers open on each upload (the collector leaves those uploads alone).
         var writers: [String: Int] = [:]
+        /// Direct writes not yet published or discarded, and when each began.
+        var direct: [UInt64: Double] = [:]
+        var nextDirect: UInt64 = 0
+        var published = 0
     }
     private let state = Mutex(State())
     private let chunkSize: Int
     private let clock: any WallClock
     public let hasArchiveTier: Bool
+    /// Whether monolithic pushes are written straight under their digest (as on S3), or staged like chunks.
+    public let writesBlobsDirectly: Bool
 
-    public init(chunkSize: Int = 1 << 20, archiveTier: Bool = false, clock: any WallClock = SystemWallClock()) {
+    public init(chunkSize: Int = 1 << 20, archiveTier: Bool = false, directWrites: Bool = false,
+                clock: any WallClock = SystemWallClock()) {
         self.chunkSize = chunkSize
         hasArchiveTier = archiveTier
+        writesBlobsDirectly = directWrites
         self.clock = clock
+    }
+
+    /// Direct writes begun and neither published nor discarded (a test's view of what a crash would leave).
+    public var unfinishedBlobWrites: Int { state.withLock { $0.direct.count } }
+    /// Direct writes published so far.
+    public var publishedBlobWrites: Int { state.withLock { $0.published } }
+
+    public func openBlob(_ digest: Digest) async throws -> any DirectBlobWriter {
+        let number = state.withLock { s in
+            s.nextDirect += 1
+            s.direct[s.nextDirect] = clock.now()
+            return s.nextDirect
+        }
+        return DirectWriter(store: self, digest: digest, number: number)
+    }
+
+    public func abandonBlobWrites(before cutoff: Double) async throws -> Int {
+        state.withLock { s in
+            let old = s.direct.filter { $0.value < cutoff }.map(\.key)
+            for n in old { s.direct[n] = nil }
+            return old.count
+        }
+    }
+
+    /// Ends direct write `number`: with its bytes stored as `digest`, or (nil) dropped. False when the write
+    /// was abandoned meanwhile.
+    fileprivate func endDirect(_ number: UInt64, storing bytes: ByteBuffer?, as digest: Digest) -> Bool {
+        state.withLock { s in
+            guard s.direct.removeValue(forKey: number) != nil else { return false }
+            if let bytes {
+                s.published += 1
+                s.blobs[digest] = bytes
+                s.archived.remove(digest)
+                s.changed[digest.description] = clock.now()
+            }
+            return true
+        }
+    }
+
+    private final class DirectWriter: DirectBlobWriter, @unchecked Sendable {
+        let store: InMemoryBlobStore
+        let digest: Digest
+        let number: UInt64
+        private var bytes = ByteBuffer()
+        init(store: InMemoryBlobStore, digest: Digest, number: UInt64) {
+            self.store = store
+            self.digest = digest
+            self.number = number
+        }
+        func write(_ buffer: ByteBuffer) async throws { bytes.writeImmutableBuffer(buffer) }
+        func close() async throws {}
+        func publish() async throws {
+            guard store.endDirect(number, storing: bytes, as: digest) else {
+                throw StorageError("the write of blob \(digest) was abandoned")
+            }
+        }
+        func discard() async { _ = store.endDirect(number, storing: nil, as: digest) }
     }
 
     public func moveToArchive(_ digest: Digest) async throws {

@@ -104,8 +104,10 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         let keyring: TestKeyring
     }
 
-    func setup(encrypt: Bool = true, blobs: InMemoryBlobStore = InMemoryBlobStore(chunkSize: 50_000),
+    /// `direct`: monolithic pushes are written straight under their digest, as on S3 (`DirectBlobWriting`).
+    func setup(encrypt: Bool = true, blobs given: InMemoryBlobStore? = nil, direct: Bool = false,
                metadata: InMemoryMetadataStore = InMemoryMetadataStore(), keyring: TestKeyring = TestKeyring()) async throws -> Setup {
+        let blobs = given ?? InMemoryBlobStore(chunkSize: 50_000, directWrites: direct)
         let r = Registry(blobs: blobs, metadata: metadata, settings: RegistrySettings(writeBufferSize: 70_000),
                          keyring: keyring, encryptBlobs: encrypt)
         _ = try await r.createRepository(aes, settings: RepositorySettings())
@@ -171,9 +173,9 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         #expect(throws: SealedBlobError.self) { try h.open(last, index: 0, final: nil, key: key) }
     }
 
-    @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 200_000])
-    func roundTripsWithoutPlaintextAtRest(_ size: Int) async throws {
-        let s = try await setup()
+    @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 131_072, 200_000], [false, true])
+    func roundTripsWithoutPlaintextAtRest(_ size: Int, direct: Bool) async throws {
+        let s = try await setup(direct: direct)
         let bytes = randomBytes(size, seed: UInt64(size) + 3)
         for repo in [aes, kmsA] {
             let d = try await push(s.registry, repo, bytes)
@@ -181,8 +183,11 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
             #expect(try await s.registry.blobSize(repo, d) == Int64(size))
         }
         let d = BerthCore.Digest.sha256(of: bytes)
+        // Written straight under the digest once; the second key domain's push added its slot to that copy.
+        #expect(s.blobs.publishedBlobWrites == (direct ? 1 : 0))
         let raw = try await stored(s.blobs, d)
         #expect(raw.count > size)
+        #expect(SealedBlobHeader(parsing: raw)?.slots.map(\.domain) == ["AES256", TestKeyring.kmsA])
         #expect(SealedBlobHeader.hasMagic(raw))
         if size >= 64 {
             let probe = Array(bytes[(size / 2 - 32)..<(size / 2 + 32)])
@@ -192,8 +197,8 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         #expect(source.localFilePath == nil)
     }
 
-    @Test func rangesAcrossSegmentBoundaries() async throws {
-        let s = try await setup()
+    @Test(arguments: [false, true]) func rangesAcrossSegmentBoundaries(direct: Bool) async throws {
+        let s = try await setup(direct: direct)
         let seg = Self.segment
         let bytes = randomBytes(3 * seg + 1234, seed: 9)
         let d = try await push(s.registry, kmsA, bytes)
@@ -296,8 +301,8 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
         #expect(try await pull(s.registry, kmsA, d) == bytes)
     }
 
-    @Test func oneDigestUnderTwoKeysIsReadableThroughEach() async throws {
-        let s = try await setup()
+    @Test(arguments: [false, true]) func oneDigestUnderTwoKeysIsReadableThroughEach(direct: Bool) async throws {
+        let s = try await setup(direct: direct)
         let bytes = randomBytes(Self.segment + 10, seed: 11)
         let d = try await push(s.registry, kmsA, bytes)
         _ = try await push(s.registry, kmsB, bytes)
@@ -315,8 +320,8 @@ func randomBytes(_ n: Int, seed: UInt64 = 1) -> [UInt8] {
 
     /// Three key domains pushing one digest at the same moment: every one keeps a slot (the commits of a
     /// digest take turns under its lease instead of replacing each other's copy).
-    @Test func concurrentPushesOfOneDigestUnderSeveralKeysKeepEverySlot() async throws {
-        let s = try await setup()
+    @Test(arguments: [false, true]) func concurrentPushesOfOneDigestUnderSeveralKeysKeepEverySlot(direct: Bool) async throws {
+        let s = try await setup(direct: direct)
         for round in 0..<12 {
             let bytes = randomBytes(Self.segment * 2 + 7, seed: 100 + UInt64(round))
             try await withThrowingTaskGroup(of: Void.self) { group in

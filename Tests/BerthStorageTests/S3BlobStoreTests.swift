@@ -204,6 +204,54 @@ import Testing
         #expect(try await store.uploadedSize(id: "dying") == nil)
     }
 
+    /// A blob written under its own key (a monolithic push): nothing under the key until `publish`, one `PUT` up
+    /// to a part and a quarter, a multipart upload above it; `discard` leaves no object and no multipart upload.
+    @Test(arguments: [3 * mib, 17 * mib + 5]) func directBlobWritesAppearOnlyWhenPublished(size: Int) async throws {
+        let store = try S3BlobStore(try server().configuration(), partSize: 5 * Self.mib)
+        let data = bytes(size, seed: size)
+        let digest = Digest.sha256(of: data)
+        let blobs = "\(store.prefix)blobs/"
+        let w = try await store.openBlob(digest)
+        for at in stride(from: 0, to: data.count, by: 1 << 20) {
+            try await w.write(ByteBuffer(bytes: data[at..<min(data.count, at + (1 << 20))]))
+        }
+        try await w.close()
+        #expect(try await store.size(of: digest) == nil)
+        #expect(try await store.client.multipartUploads(prefix: blobs).count == (size > 6 * Self.mib ? 1 : 0))
+        try await w.publish()
+        #expect(try await store.size(of: digest) == Int64(size))
+        #expect(try await read(store, digest) == data)
+        #expect(try await store.client.multipartUploads(prefix: blobs).isEmpty)
+        #expect(try await store.stagedUploads().isEmpty)
+        // A second write of the same digest, given up: the published copy is untouched, nothing is left.
+        let again = try await store.openBlob(digest)
+        try await again.write(ByteBuffer(bytes: bytes(size, seed: size + 1)))
+        try await again.close()
+        await again.discard()
+        #expect(try await read(store, digest) == data)
+        #expect(try await store.client.multipartUploads(prefix: blobs).isEmpty)
+    }
+
+    /// What a process that died mid-write leaves (an unfinished multipart upload under `blobs/`) is aborted by
+    /// `abandonBlobWrites`, once older than the cutoff; uploads' own multipart uploads are not touched.
+    @Test func abandonedDirectWritesAreAborted() async throws {
+        let store = try S3BlobStore(try server().configuration(), partSize: 5 * Self.mib)
+        let digest = Digest.sha256(of: Array("dead".utf8))
+        let w = try await store.openBlob(digest)
+        try await w.write(ByteBuffer(bytes: bytes(11 * Self.mib, seed: 4)))  // parts sent; never published
+        let staged = try await store.openUpload(id: "living", at: 0)
+        try await staged.write(ByteBuffer(bytes: bytes(11 * Self.mib, seed: 5)))
+        let blobs = "\(store.prefix)blobs/"
+        #expect(try await store.client.multipartUploads(prefix: blobs).count == 1)
+        #expect(try await store.abandonBlobWrites(before: Date().timeIntervalSince1970 - 3600) == 0)
+        #expect(try await store.abandonBlobWrites(before: Date().timeIntervalSince1970 + 60) == 1)
+        #expect(try await store.client.multipartUploads(prefix: blobs).isEmpty)
+        #expect(try await store.client.multipartUploads(prefix: try store.uploadPrefix("living")).count == 1)
+        #expect(try await store.size(of: digest) == nil)
+        try await staged.close()
+        try await store.deleteUpload(id: "living")
+    }
+
     @Test func probeNamesWhatIsWrong() async throws {
         let good = try server().configuration()
         let goodStore = try S3BlobStore(good)

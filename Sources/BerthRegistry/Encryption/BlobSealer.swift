@@ -284,21 +284,24 @@ final class BlobSealer: Sendable {
             try? await writer.close()
             throw error
         }
-        guard !replacing, let existing = try await inner.size(of: digest) else {
+        guard !replacing, let existing = try await inner.size(of: digest),
+              try await keepsStoredCopy(of: digest, size: size, stored: existing, for: header.slots[0].domain) else {
             return try await inner.commitUpload(id: id, as: digest)
         }
-        if existing == size {
-            // A plaintext copy of the same bytes: keep it (`berth admin encrypt-existing` seals it).
-            try await inner.deleteUpload(id: id)
-            return
-        }
+        try await inner.deleteUpload(id: id)
+    }
+
+    /// A copy of `digest` (`size` plaintext bytes) sealed for `domain` is ready, and `stored` bytes are under the
+    /// digest already. Keeps the stored copy when it is plaintext of the same bytes (`berth admin
+    /// encrypt-existing` seals it) or has a key slot for `domain`; when it is sealed only for other key domains,
+    /// adds `domain`'s slot to it (its data key, wrapped by ours; the copy is rewritten through a staged upload)
+    /// and keeps it. Returns false, and keeps nothing, when no key of the stored copy can open it because none
+    /// exists any more: the ready copy then replaces it. Runs under the blob's commit lease.
+    func keepsStoredCopy(of digest: BerthCore.Digest, size: Int64, stored existing: Int64, for domain: String) async throws -> Bool {
+        // A plaintext copy of the same bytes.
+        if existing == size { return true }
         let (stored, storedLength) = try await readHeader(digest, storedSize: existing)
-        let domain = header.slots[0].domain
-        if stored.slot(for: domain) != nil {
-            try await inner.deleteUpload(id: id)
-            return
-        }
-        // Sealed for other key domains only: add ours to that copy (its data key, wrapped by our key).
+        if stored.slot(for: domain) != nil { return true }
         var dataKey: [UInt8]? = nil
         var lastError: (any Error)? = nil
         for slot in stored.slots {
@@ -312,25 +315,50 @@ final class BlobSealer: Sendable {
             if let e = lastError as? BerthError, case .kms(let type, _) = e, type != "NotFoundException" && type != "InvalidCiphertextException" {
                 throw e
             }
-            return try await inner.commitUpload(id: id, as: digest)
+            return false
         }
         var merged = stored
         merged.slots.append(.init(domain: domain, wrappedKey: try await keyring.wrap(dataKey, domain: domain, context: Self.context(stored))))
-        try await inner.deleteUpload(id: id)
-        let bytes = merged.encoded
+        let id = "slot-" + UUID().uuidString.lowercased()
         let copy = try await inner.openUpload(id: id, at: 0)
         do {
-            try await copy.write(ByteBuffer(bytes: bytes))
+            try await copy.write(ByteBuffer(bytes: merged.encoded))
             try await inner.read(digest, range: ByteRange(start: Int64(storedLength), end: existing - 1)) { buf in
                 try await copy.write(buf)
             }
             try await copy.close()
+            try await inner.commitUpload(id: id, as: digest)
         } catch {
             try? await copy.close()
             try? await inner.deleteUpload(id: id)
             throw error
         }
-        try await inner.commitUpload(id: id, as: digest)
+        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+        return true
+    }
+
+    /// Opens a blob written straight under its digest (`DirectBlobWriting`) for a monolithic push into `d`,
+    /// sealed as a committed blob is: the final segment sealed with `digest` at `close`, which the caller
+    /// reaches only once the bytes hashed to it.
+    func openDirect(_ digest: BerthCore.Digest, in d: BlobKeyDomain, target: any DirectBlobWriter) async throws -> any DirectBlobWriter {
+        let domain = try await domain(d)
+        var header = SealedBlobHeader.fresh(slots: [], segmentSize: segmentSize)
+        let dataKey = try await keyring.newDataKey(domain: domain, context: Self.context(header))
+        header.slots = [.init(domain: domain, wrappedKey: dataKey.wrapped)]
+        try await target.write(ByteBuffer(bytes: header.encoded))
+        return DirectSealingWriter(target: target, header: header, key: SymmetricKey(data: dataKey.plaintext), digest: digest)
+    }
+
+    /// Publishes a sealed blob written by `openDirect` (`size` plaintext bytes for `d`), unless a copy is stored
+    /// already: then that copy is kept (with `d`'s key slot added when it lacks one) and ours discarded, as a
+    /// staged commit does. Runs under the blob's commit lease.
+    func publishDirect(_ writer: any DirectBlobWriter, as digest: BerthCore.Digest, size: Int64, in d: BlobKeyDomain) async throws {
+        if let existing = try await inner.size(of: digest),
+           try await keepsStoredCopy(of: digest, size: size, stored: existing, for: try await domain(d)) {
+            await writer.discard()
+            return
+        }
+        try await writer.publish()
         opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
     }
 
@@ -442,13 +470,7 @@ final class SealingWriter: BlobUploadWriter {
                 swap(&p.lastFull, &p.pending)
                 p.pending.removeAll(keepingCapacity: true)
             }
-            var last: ByteBuffer? = nil
-            while input.readableBytes >= s {
-                let segment = input.readSlice(length: s)!
-                try segment.withUnsafeReadableBytes { try header.seal($0, index: p.index, final: nil, key: key, into: &out) }
-                p.index += 1
-                last = segment
-            }
+            let last = try header.sealSegments(of: &input, count: input.readableBytes / s, from: &p.index, key: key, into: &out)
             // Copied, not kept as a slice: the caller reuses its buffer once this write returns.
             if let last { p.lastFull = Array(last.readableBytesView) }
             p.pending.append(contentsOf: input.readableBytesView)
@@ -487,6 +509,97 @@ final class SealingWriter: BlobUploadWriter {
         }
         sealer.remember(state, upload: id)
     }
+}
+
+extension SealedBlobHeader {
+    /// Seals `count` whole (non-final) segments read from `input`, numbered from `index` on, straight from its
+    /// bytes into `out`; returns the last one's content (a slice of `input`), or nil when `count` is 0.
+    func sealSegments(of input: inout ByteBuffer, count: Int, from index: inout Int64, key: SymmetricKey,
+                      into out: inout ByteBuffer) throws -> ByteBuffer? {
+        var last: ByteBuffer? = nil
+        for _ in 0..<max(0, count) {
+            let segment = input.readSlice(length: segmentSize)!
+            try segment.withUnsafeReadableBytes { try seal($0, index: index, final: nil, key: key, into: &out) }
+            index += 1
+            last = segment
+        }
+        return last
+    }
+}
+
+/// Seals a blob written straight under its digest (`BlobSealer.openDirect`): every segment once a byte after
+/// it has arrived, so that the last one, whatever the length, is sealed at `close` as the final segment.
+final class DirectSealingWriter: DirectBlobWriter {
+    let target: any DirectBlobWriter
+    let header: SealedBlobHeader
+    let key: SymmetricKey
+    let digest: BerthCore.Digest
+    struct Progress {
+        var index: Int64 = 0
+        /// The content of the segment not sealed yet (1 to `segmentSize` bytes once any arrived).
+        var pending: [UInt8] = []
+        /// The buffer the last write sealed into, free again once written (`SealingWriter.Progress.spare`).
+        var spare = ByteBuffer()
+    }
+    let progress = Mutex(Progress())
+
+    init(target: any DirectBlobWriter, header: SealedBlobHeader, key: SymmetricKey, digest: BerthCore.Digest) {
+        self.target = target
+        self.header = header
+        self.key = key
+        self.digest = digest
+    }
+
+    func makeBuffer(capacity: Int) -> ByteBuffer { target.makeBuffer(capacity: capacity) }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        let (header, key) = (self.header, self.key)
+        let out: ByteBuffer = try progress.withLock { p in
+            let s = header.segmentSize
+            let available = p.pending.count + buffer.readableBytes
+            guard available > s else {
+                p.pending.append(contentsOf: buffer.readableBytesView)
+                return ByteBuffer()
+            }
+            // Every segment but the last of what has arrived (which keeps 1 to `s` bytes).
+            let count = (available - 1) / s
+            var input = buffer
+            var out = ByteBuffer()
+            swap(&out, &p.spare)
+            out.clear()
+            out.reserveCapacity(count * header.sealedSegmentSize)
+            var sealed = 0
+            if !p.pending.isEmpty {
+                p.pending.append(contentsOf: input.readSlice(length: s - p.pending.count)!.readableBytesView)
+                try header.seal(p.pending, index: p.index, final: nil, key: key, into: &out)
+                p.index += 1
+                p.pending.removeAll(keepingCapacity: true)
+                sealed = 1
+            }
+            _ = try header.sealSegments(of: &input, count: count - sealed, from: &p.index, key: key, into: &out)
+            p.pending.append(contentsOf: input.readableBytesView)
+            return out
+        }
+        guard out.readableBytes > 0 else { return }
+        try await target.write(out)
+        progress.withLock { $0.spare = out }
+    }
+
+    /// Seals and writes the final segment (bound to the digest), then sends what the target buffered.
+    func close() async throws {
+        let (header, key, digest) = (self.header, self.key, self.digest)
+        let last: ByteBuffer = try progress.withLock { p in
+            var out = ByteBuffer()
+            try header.seal(p.pending, index: p.index, final: digest, key: key, into: &out)
+            p.pending = []
+            return out
+        }
+        try await target.write(last)
+        try await target.close()
+    }
+
+    func publish() async throws { try await target.publish() }
+    func discard() async { await target.discard() }
 }
 
 /// Opens a stream of sealed segments `first...last` and keeps the plaintext inside `window`.
