@@ -89,6 +89,36 @@ def test_every_upload_form_lands_in_the_bucket(s3reg, seaweed):
     assert seaweed.keys("uploads/") == {}, "completed uploads leave no staged segment behind"
 
 
+def multipart_uploads(seaweed, prefix: str) -> list:
+    return seaweed.s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+
+
+def test_monolithic_pushes_go_straight_to_the_blob_key(s3reg, seaweed):
+    """A PUT or POST ?digest= carrying the whole blob is written under its key, never staged
+    (docs/s3.md, "Monolithic pushes"); a wrong digest leaves nothing, not even an unfinished multipart upload."""
+    repo = f"s3/{unique()}"
+    big = os.urandom(23 * 1024 * 1024 + 3)  # past the 10 MiB single PUT: a multipart upload at the blob's key
+    for method, data in (("post_put", big), ("single", os.urandom(12 * 1024 * 1024))):
+        digest = s3reg.push_blob(repo, data, method=method)
+        assert_sealed_in_bucket(seaweed, digest, len(data))
+        s3reg.blob_ok(repo, digest, data)
+    again = s3reg.push_blob(f"s3/{unique()}", big, method="post_put")  # stored already: kept, linked
+    s3reg.blob_ok(repo, again, big)
+    wrong = "sha256:" + "0" * 64
+    for data in (os.urandom(14 * 1024 * 1024), b"short"):
+        loc = s3reg.start_upload(repo)
+        r = s3reg.put(bh.add_query(loc, digest=wrong), data=data, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID", describe(r)
+        assert seaweed.keys(blob_key(sha256(data))) == {}
+        assert multipart_uploads(seaweed, "blobs/") == [], "the refused write was aborted"
+        # The upload is still open with nothing in it: the right digest completes it.
+        r = s3reg.put(bh.add_query(loc, digest=sha256(data)), data=data, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 201, describe(r)
+    assert seaweed.keys(blob_key(wrong)) == {}
+    assert multipart_uploads(seaweed, "blobs/") == [], "no unfinished write left under blobs/"
+    assert seaweed.keys("uploads/") == {}, "nothing was staged"
+
+
 def test_cancelled_upload_is_removed_from_the_bucket(s3reg, seaweed):
     repo = f"s3/{unique()}"
     loc = s3reg.start_upload(repo)
