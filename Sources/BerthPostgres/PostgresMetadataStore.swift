@@ -445,6 +445,32 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         }
     }
 
+    /// One statement: the tag's manifest joined in (several nodes check their cached record against it on
+    /// every manifest GET).
+    public func manifestState(_ reference: ManifestStateQuery, in repository: RepositoryKey) async throws -> ManifestState? {
+        try await read { c in
+            switch reference {
+            case .tag(let tag):
+                return try await c.query("""
+                    SELECT m.digest, m.image_status, m.pushed_at FROM repositories r
+                    JOIN tags t ON t.repo_id = r.id AND t.tag = ? JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
+                    WHERE r.registry_id = ? AND r.name = ?
+                    """, [.text(tag)] + Self.repoValues(repository)) { row in
+                    try Digest.parse(try row.text(0)).map {
+                        ManifestState(digest: $0, status: try Self.imageStatus(try row.text(1)), pushedAt: try row.double(2))
+                    }
+                }.first ?? nil
+            case .digest(let digest):
+                return try await c.query("""
+                    SELECT m.image_status, m.pushed_at FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = ?
+                    WHERE r.registry_id = ? AND r.name = ?
+                    """, [.text(digest.description)] + Self.repoValues(repository)) { row in
+                    ManifestState(digest: digest, status: try Self.imageStatus(try row.text(0)), pushedAt: try row.double(1))
+                }.first
+            }
+        }
+    }
+
     public func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest? {
         try await read { c in
             try await c.query("""

@@ -89,6 +89,7 @@ extension Registry {
 
     /// GET/HEAD /manifests/<reference>.
     public func manifest(_ name: RepositoryKey, reference: Reference) async throws -> ManifestRecord {
+        if settings.sharedMetadata { return try await checkedManifest(name, reference: reference) }
         let digest: Digest
         switch reference {
         case .tag(let t):
@@ -105,6 +106,39 @@ extension Registry {
             throw BerthError.manifestUnknown(reference.description)
         }
         // An archived image cannot be pulled until it is restored (ECR: 404).
+        guard record.status.isPullable else { throw BerthError.imageArchived(reference.description) }
+        return record
+    }
+
+    /// GET/HEAD /manifests/<reference> where several nodes share the metadata: what the reference names now,
+    /// and its status, are read from the store on every request (one statement, `manifestState`), so a tag moved
+    /// or a manifest deleted or archived through another node is seen on the next request here; the record's
+    /// immutable part (the body) comes from this process's cache when it holds the same push of it.
+    func checkedManifest(_ name: RepositoryKey, reference: Reference) async throws -> ManifestRecord {
+        let query: ManifestStateQuery = switch reference {
+        case .tag(let t): .tag(t.value)
+        case .digest(let d): .digest(d)
+        }
+        let unknown = switch reference {
+        case .tag(let t): BerthError.manifestUnknown(t.value)
+        case .digest: BerthError.manifestUnknown(reference.description)
+        }
+        guard let state = try await metadata.manifestState(query, in: name) else {
+            try await requireRepository(name)
+            throw unknown
+        }
+        var record: ManifestRecord
+        if let cached = manifestCache.get(name, state.digest), cached.pushedAt == state.pushedAt {
+            record = cached
+        } else {
+            guard let stored = try await metadata.manifest(state.digest, in: name) else {
+                try await requireRepository(name)
+                throw unknown
+            }
+            manifestCache.put(name, stored)
+            record = stored
+        }
+        record.status = state.status
         guard record.status.isPullable else { throw BerthError.imageArchived(reference.description) }
         return record
     }

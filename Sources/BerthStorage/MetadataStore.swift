@@ -99,6 +99,39 @@ public protocol BlobMetadata: Sendable {
     func unlinkBlob(_ digest: Digest, from repository: RepositoryKey) async throws -> Bool
 }
 
+/// A manifest to look up in `ManifestMetadata.manifestState`.
+public enum ManifestStateQuery: Sendable, Equatable {
+    case tag(String)
+    case digest(Digest)
+}
+
+/// The parts of a stored manifest that change after its push (its status), with what tells a re-push
+/// apart from the copy a cache holds (a deleted manifest pushed again has a later `pushedAt`).
+public struct ManifestState: Sendable, Equatable {
+    public var digest: Digest
+    public var status: ImageStatus
+    public var pushedAt: Double
+    public init(digest: Digest, status: ImageStatus, pushedAt: Double) {
+        self.digest = digest
+        self.status = status
+        self.pushedAt = pushedAt
+    }
+}
+
+extension ManifestMetadata {
+    public func manifestState(_ reference: ManifestStateQuery, in repository: RepositoryKey) async throws -> ManifestState? {
+        let digest: Digest
+        switch reference {
+        case .tag(let tag):
+            guard let d = try await resolveTag(tag, in: repository) else { return nil }
+            digest = d
+        case .digest(let d):
+            digest = d
+        }
+        return try await manifest(digest, in: repository).map { ManifestState(digest: digest, status: $0.status, pushedAt: $0.pushedAt) }
+    }
+}
+
 /// Manifests, tags and referrers.
 public protocol ManifestMetadata: Sendable {
     /// Stores a manifest, its references and (optionally) a tag, atomically, after checking that
@@ -107,6 +140,10 @@ public protocol ManifestMetadata: Sendable {
     func putManifest(_ put: ManifestPut, in repository: RepositoryKey) async throws -> ManifestPutResult
     func manifest(_ digest: Digest, in repository: RepositoryKey) async throws -> ManifestRecord?
     func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest?
+    /// What a cached `ManifestRecord` is checked against where several nodes share the metadata: the manifest
+    /// a tag (or a digest) names now, its status and push time; nil when there is none. One round trip on
+    /// stores that can (the default asks `resolveTag`, then `manifest`).
+    func manifestState(_ reference: ManifestStateQuery, in repository: RepositoryKey) async throws -> ManifestState?
     /// Tags in lexical order after `last`, up to `limit + 1` rows.
     func listTags(in repository: RepositoryKey, after last: String?, limit: Int) async throws -> [String]
     /// Deletes one tag; false when it did not exist. `events`, given the digest the tag named, are written

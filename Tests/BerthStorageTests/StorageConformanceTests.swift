@@ -316,6 +316,38 @@ extension BlobStoreConformance {
         #expect(try await m.repositoriesLinking(d1, in: registry, limit: 10) == [k("c")])
     }
 
+    /// `manifestState`: what a tag or digest names now, its status and push time, as the separate reads give them.
+    @Test(arguments: Backend.allCases)
+    func manifestStateFollowsTagsDeletesAndArchives(_ backend: Backend) async throws {
+        let m = try await backend.make().metadata
+        try await m.createRepository(k("r"), at: 0)
+        try await m.recordBlob(d3, size: 3, linkTo: k("r"), at: 0)
+        #expect(try await m.manifestState(.tag("t"), in: k("r")) == nil)
+        #expect(try await m.manifestState(.digest(d1), in: k("r")) == nil)
+        #expect(try await m.manifestState(.tag("t"), in: k("nope")) == nil)
+        var first = record(d1)
+        first.pushedAt = 5
+        _ = try await m.putManifest(ManifestPut(record: first, blobs: [d3], manifests: [], tag: "t"), in: k("r"))
+        #expect(try await m.manifestState(.tag("t"), in: k("r")) == ManifestState(digest: d1, status: .active, pushedAt: 5))
+        #expect(try await m.manifestState(.digest(d1), in: k("r")) == ManifestState(digest: d1, status: .active, pushedAt: 5))
+        #expect(try await m.manifestState(.tag("other"), in: k("r")) == nil)
+        // The tag moves.
+        var second = record(d2)
+        second.pushedAt = 7
+        _ = try await m.putManifest(ManifestPut(record: second, blobs: [d3], manifests: [], tag: "t"), in: k("r"))
+        #expect(try await m.manifestState(.tag("t"), in: k("r"))?.digest == d2)
+        // Archived: the status changes, nothing else.
+        #expect(try await m.updateImageStorageClass(d1, in: k("r"), to: .archive, at: 9) == .updated(.archived, changed: true))
+        #expect(try await m.manifestState(.digest(d1), in: k("r")) == ManifestState(digest: d1, status: .archived, pushedAt: 5))
+        // Deleted, then pushed again: a later push time.
+        #expect(try await m.deleteImage(.digest(d2), in: k("r")) == .deleted(tags: ["t"], imageDeleted: true))
+        #expect(try await m.manifestState(.tag("t"), in: k("r")) == nil)
+        #expect(try await m.manifestState(.digest(d2), in: k("r")) == nil)
+        second.pushedAt = 11
+        _ = try await m.putManifest(ManifestPut(record: second, blobs: [d3], manifests: [], tag: "t"), in: k("r"))
+        #expect(try await m.manifestState(.tag("t"), in: k("r")) == ManifestState(digest: d2, status: .active, pushedAt: 11))
+    }
+
     @Test(arguments: Backend.allCases)
     func manifestPutChecksReferencesAtomically(_ backend: Backend) async throws {
         let m = try await backend.make().metadata
