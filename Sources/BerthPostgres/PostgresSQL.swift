@@ -159,3 +159,36 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "") in \(statement.prefix(160))"
     }
 }
+
+/// A statement of the hot path that PostgreSQL parses and plans once per connection instead of on every run
+/// (a named prepared statement: `PostgresPreparedStatement`, which PostgresNIO prepares on each pooled
+/// connection the first time it runs there). Each is a type of its own, whose name names the statement.
+protocol PreparedSQL {
+    /// The statement, with `$1, $2, …` placeholders.
+    static var sql: String { get }
+}
+
+struct PreparedStatement<Q: PreparedSQL>: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static var name: String { "berth_\(Q.self)" }
+    static var sql: String { Q.sql }
+    let values: [PGValue]
+
+    func makeBindings() throws -> PostgresBindings { try PGConnection.bindings(values) }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+extension PGConnection {
+    /// Rows of a prepared statement (`PreparedSQL`), each made by `row`.
+    func query<Q: PreparedSQL, T>(_ statement: Q.Type, _ values: [PGValue], row: (PGRow) throws -> T) async throws -> [T] {
+        do {
+            var out: [T] = []
+            for try await r in try await connection.execute(PreparedStatement<Q>(values: values), logger: logger) {
+                out.append(try row(PGRow(row: r.makeRandomAccess())))
+            }
+            return out
+        } catch let error as PSQLError {
+            throw PostgresError(error, sql: Q.sql)
+        }
+    }
+}
