@@ -254,8 +254,20 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
 
     // MARK: blobs
 
+    /// The upload session is deleted after the transaction, by a statement of its own: in it, its read of the
+    /// small `uploads` index made nearly every concurrent push's transaction fail serialization against the
+    /// others' inserts of new uploads (docs/gc.md, "Accounting under concurrency"). A crash between the two
+    /// leaves a session whose blob is recorded; completing it again records the blob again, and the stale-upload
+    /// purge removes it.
     public func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
                            finishingUpload upload: String?, bytesVerified: Bool) async throws -> BlobRecording {
+        let recording = try await recordBlob(digest, size: size, linkTo: repository, at: at, bytesVerified: bytesVerified)
+        if recording == .recorded, let upload { try await deleteUpload(upload) }
+        return recording
+    }
+
+    func recordBlob(_ digest: Digest, size: Int64, linkTo repository: RepositoryKey, at: Double,
+                    bytesVerified: Bool) async throws -> BlobRecording {
         try await transaction { c in
             let d = PGValue.text(digest.description)
             // Orders this against a claim of an orphan file of this digest (`claimOrphanBlobs`), which inserts the row.
@@ -279,7 +291,6 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 }
                 try await c.execute("INSERT INTO blobs(digest, size, created_at) VALUES(?, ?, ?)", [d, .integer(size), .real(at)])
             }
-            if let upload { try await c.execute("DELETE FROM uploads WHERE id = ?", [.text(upload)]) }
             try await c.execute("INSERT INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?) ON CONFLICT DO NOTHING",
                                 [.integer(id), d, .real(at)])
             return .recorded
@@ -575,13 +586,16 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
 
     // MARK: uploads
 
+    /// One statement outside any serializable transaction (`uploads` is a small, hot table: see `recordBlob`).
     public func createUpload(_ session: UploadSession) async throws {
-        try await transaction { c in
-            let id = try await Self.requireRepo(c, session.repository)
-            try await c.execute("INSERT INTO uploads(id, repo_id, committed, started_at, updated_at) VALUES(?, ?, ?, ?, ?)",
-                                [.text(session.id), .integer(id), .integer(session.offset), .real(session.startedAt),
-                                 .real(session.updatedAt)])
+        let inserted = try await read { c in
+            try await c.execute("""
+                INSERT INTO uploads(id, repo_id, committed, started_at, updated_at)
+                SELECT ?, id, ?, ?, ? FROM repositories WHERE registry_id = ? AND name = ?
+                """, [.text(session.id), .integer(session.offset), .real(session.startedAt), .real(session.updatedAt)]
+                    + Self.repoValues(session.repository))
         }
+        guard inserted == 1 else { throw BerthError.nameUnknown(session.repository.name) }
     }
 
     static let uploadColumns = """
