@@ -106,14 +106,13 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     /// is free again as soon as the server notices the closed socket.
     public func withLease<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
         try await withConnection { c -> T? in
-            let key = "\(Self.leaseClass), hashtext(current_schema() || ' ' || $1)"
-            let held = try await c.query("SELECT pg_try_advisory_lock(\(key))", [.text(name)]) { try $0.bool(0) }.first ?? false
+            let held = try await c.query(HotSQL.TryLease.self, [.text(name)]) { try $0.bool(0) }.first ?? false
             guard held else { return nil }
             let outcome: Result<T, any Error>
             do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
             // Unlock before the connection goes back to the pool; a failure means the connection is gone,
             // and the lock with it.
-            _ = try? await c.execute("SELECT pg_advisory_unlock(\(key))", [.text(name)])
+            _ = try? await c.query(HotSQL.EndLease.self, [.text(name)]) { _ in () }
             return try outcome.get()
         }
     }
@@ -167,8 +166,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     }
 
     static func repoID(_ c: PGConnection, _ key: RepositoryKey) async throws -> Int64? {
-        try await c.query("SELECT id FROM repositories WHERE registry_id = ? AND name = ?",
-                          [.text(key.registryID), .text(key.name)]) { try $0.int(0) }.first
+        try await c.query(HotSQL.RepositoryID.self, [.text(key.registryID), .text(key.name)]) { try $0.int(0) }.first
     }
 
     static func requireRepo(_ c: PGConnection, _ key: RepositoryKey) async throws -> Int64 {
@@ -271,9 +269,9 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         try await transaction { c in
             let d = PGValue.text(digest.description)
             // Orders this against a claim of an orphan file of this digest (`claimOrphanBlobs`), which inserts the row.
-            try await c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", [d])
+            _ = try await c.query(HotSQL.DigestLock.self, [d]) { _ in () }
             let id = try await Self.requireRepo(c, repository)
-            let state = try await c.query("SELECT doomed <> 0, candidate_since IS NOT NULL FROM blobs WHERE digest = ?", [d]) {
+            let state = try await c.query(HotSQL.BlobState.self, [d]) {
                 (doomed: try $0.bool(0), marked: try $0.bool(1))
             }.first
             if let state {
@@ -284,15 +282,14 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             } else {
                 if bytesVerified {
                     try await c.execute("DELETE FROM blob_tombstones WHERE digest = ?", [d])
-                } else if try await !c.query("SELECT 1 FROM blob_tombstones WHERE digest = ?", [d], row: { _ in true }).isEmpty {
+                } else if try await !c.query(HotSQL.TombstoneExists.self, [d], row: { _ in true }).isEmpty {
                     // Removed recently: the collector may have deleted these very bytes after the upload put
                     // them in place; the caller checks them first.
                     return .collected
                 }
-                try await c.execute("INSERT INTO blobs(digest, size, created_at) VALUES(?, ?, ?)", [d, .integer(size), .real(at)])
+                try await c.execute(HotSQL.InsertBlob.self, [d, .integer(size), .real(at)])
             }
-            try await c.execute("INSERT INTO repository_blobs(repo_id, digest, linked_at) VALUES(?, ?, ?) ON CONFLICT DO NOTHING",
-                                [.integer(id), d, .real(at)])
+            try await c.execute(HotSQL.LinkBlob.self, [.integer(id), d, .real(at)])
             return .recorded
         }
     }
@@ -352,6 +349,12 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             """, [.texts(digests.map(\.description))] + extra) { Digest.parse(try $0.text(0)) }.compactMap { $0 }
     }
 
+    /// Those of `digests` (in their order) that a prepared `filter` (`$1` the digests, `$2` the repository) returns.
+    static func filter<Q: PreparedSQL>(_ c: PGConnection, _ digests: [Digest], _ filter: Q.Type, repo id: Int64) async throws -> [Digest] {
+        guard !digests.isEmpty else { return [] }
+        return try await c.query(filter, [.texts(digests.map(\.description)), .integer(id)]) { Digest.parse(try $0.text(0)) }.compactMap { $0 }
+    }
+
     static let unlinked = "NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repo_id = $2 AND digest = d)"
     static let absentManifest = "NOT EXISTS (SELECT 1 FROM manifests WHERE repo_id = $2 AND digest = d)"
 
@@ -368,11 +371,9 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             // under concurrency"). A failed check below rolls the tag back with the rest.
             var tagged = false
             if let tag = put.tag {
-                tagged = try await c.execute("""
-                    INSERT INTO tags(repo_id, tag, digest, updated_at) VALUES(?, ?, ?, ?) ON CONFLICT(repo_id, tag) DO NOTHING
-                    """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)]) == 1
+                tagged = try await c.execute(HotSQL.InsertTag.self, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)]) == 1
                 if !tagged {
-                    current = try await c.query("SELECT digest FROM tags WHERE repo_id = ? AND tag = ?", [.integer(id), .text(tag)]) {
+                    current = try await c.query(HotSQL.TagDigest.self, [.integer(id), .text(tag)]) {
                         try $0.text(0)
                     }.first
                 }
@@ -383,25 +384,19 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 }).first else { throw BerthError.nameUnknown(repository.name) }
                 if settings.isImmutable(tag: tag) { throw BerthError.tagImmutable(tag) }
             }
-            if let b = try await Self.filter(c, put.blobs, where: Self.unlinked, [.integer(id)]).first {
+            if let b = try await Self.filter(c, put.blobs, HotSQL.UnlinkedBlobs.self, repo: id).first {
                 throw BerthError.manifestBlobUnknown(b.description)
             }
-            if let m = try await Self.filter(c, put.manifests, where: Self.absentManifest, [.integer(id)]).first {
+            if let m = try await Self.filter(c, put.manifests, HotSQL.AbsentManifests.self, repo: id).first {
                 throw BerthError.manifestBlobUnknown(m.description)
             }
-            let created = try await c.execute("""
-                INSERT INTO manifests(repo_id, digest, media_type, artifact_type, body, subject, annotations, pushed_at, image_size)
-                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, [.integer(id), .text(digest), .text(r.mediaType), .optional(r.artifactType), .blob(r.bytes),
+            let created = try await c.execute(HotSQL.InsertManifest.self, [.integer(id), .text(digest), .text(r.mediaType), .optional(r.artifactType), .blob(r.bytes),
                       .optional(r.subject?.description), .optional(r.annotationsJSON), .real(r.pushedAt), .integer(r.imageSize)]) == 1
             var restored = false
             if created {
                 // The reference triggers run once per row, each seeing the counts the previous one left.
                 for (children, isManifest) in [(put.blobs, 0), (put.manifests, 1)] where !children.isEmpty {
-                    try await c.execute("""
-                        INSERT INTO manifest_references(repo_id, parent, child, is_manifest)
-                        SELECT DISTINCT $1::bigint, $2::text, child, $4::int FROM unnest($3::text[]) AS child ON CONFLICT DO NOTHING
-                        """, [.integer(id), .text(digest), .texts(children.map(\.description)), .integer(Int64(isManifest))])
+                    try await c.execute(HotSQL.InsertReferences.self, [.integer(id), .text(digest), .texts(children.map(\.description)), .integer(Int64(isManifest))])
                 }
             } else {
                 restored = try await c.execute("""
@@ -412,10 +407,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
             var previous: Digest? = nil
             if let tag = put.tag, !tagged, current != digest {
                 previous = current.flatMap { Digest.parse($0) }
-                try await c.execute("""
-                    INSERT INTO tags(repo_id, tag, digest, updated_at) VALUES(?, ?, ?, ?)
-                    ON CONFLICT(repo_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
-                    """, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
+                try await c.execute(HotSQL.MoveTag.self, [.integer(id), .text(tag), .text(digest), .real(r.pushedAt)])
             }
             try await insertEvents(c, put.events)
             try await enqueueReplication(c, put.replication, at: r.pushedAt)
@@ -435,10 +427,10 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
                 throw ImagePutRefusal.imageAlreadyExists(digest: digest, tag: tag)
             }
         }
-        if let m = try await filter(c, put.manifests, where: absentManifest, [.integer(id)]).first {
+        if let m = try await filter(c, put.manifests, HotSQL.AbsentManifests.self, repo: id).first {
             throw ImagePutRefusal.referencedImagesNotFound([m])
         }
-        let missing = try await filter(c, put.blobs, where: unlinked, [.integer(id)])
+        let missing = try await filter(c, put.blobs, HotSQL.UnlinkedBlobs.self, repo: id)
         if !missing.isEmpty { throw ImagePutRefusal.layersNotFound(missing) }
     }
 
@@ -589,10 +581,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     /// One statement outside any serializable transaction (`uploads` is a small, hot table: see `recordBlob`).
     public func createUpload(_ session: UploadSession) async throws {
         let inserted = try await read { c in
-            try await c.execute("""
-                INSERT INTO uploads(id, repo_id, committed, started_at, updated_at)
-                SELECT ?, id, ?, ?, ? FROM repositories WHERE registry_id = ? AND name = ?
-                """, [.text(session.id), .integer(session.offset), .real(session.startedAt), .real(session.updatedAt)]
+            try await c.execute(HotSQL.CreateUpload.self, [.text(session.id), .integer(session.offset), .real(session.startedAt), .real(session.updatedAt)]
                     + Self.repoValues(session.repository))
         }
         guard inserted == 1 else { throw BerthError.nameUnknown(session.repository.name) }
@@ -612,31 +601,21 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
 
     public func upload(_ id: String) async throws -> UploadSession? {
         try await read { c in
-            try await c.query("SELECT \(Self.uploadColumns) FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?",
-                              [.text(id)], row: Self.uploadRow).first
+            try await c.query(HotSQL.Upload.self, [.text(id)], row: Self.uploadRow).first
         }
     }
 
     public func claimUpload(_ id: String, at offset: Int64, writer: String, now: Double, staleBefore: Double) async throws -> Bool {
         // `UploadSession.claimable`; one statement, so the row lock orders two nodes' claims.
         try await read { c in
-            try await c.execute("""
-                UPDATE uploads SET writer = ?, writing_since = ?
-                WHERE id = ? AND committed = ? AND (writer IS NULL OR writer = ? OR writing_since < ?)
-                """, [.text(writer), .real(now), .text(id), .integer(offset), .text(writer), .real(staleBefore)]) == 1
+            try await c.execute(HotSQL.ClaimUpload.self, [.text(writer), .real(now), .text(id), .integer(offset), .text(writer), .real(staleBefore)]) == 1
         }
     }
 
     public func advanceUpload(_ id: String, from expected: Int64, to offset: Int64, at: Double, writer: String?) async throws -> Bool {
         // `UploadSession.advanced`: the SET expressions read the row as it was before the update (LEAST skips NULLs).
         try await read { c in
-            try await c.execute("""
-                UPDATE uploads SET committed = ?, updated_at = ?, last_chunk = ?,
-                    smallest_inner_chunk = CASE WHEN last_chunk IS NULL THEN smallest_inner_chunk
-                                                ELSE LEAST(smallest_inner_chunk, last_chunk) END,
-                    writer = NULL, writing_since = NULL
-                WHERE id = ? AND committed = ? AND writer IS NOT DISTINCT FROM ?
-                """, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected),
+            try await c.execute(HotSQL.AdvanceUpload.self, [.integer(offset), .real(at), .integer(offset - expected), .text(id), .integer(expected),
                       .optional(writer)]) == 1
         }
     }
@@ -649,7 +628,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
     }
 
     public func deleteUpload(_ id: String) async throws {
-        try await read { c in _ = try await c.execute("DELETE FROM uploads WHERE id = ?", [.text(id)]) }
+        try await read { c in _ = try await c.execute(HotSQL.DeleteUpload.self, [.text(id)]) }
     }
 
     public func staleUploads(before: Double) async throws -> [UploadSession] {
@@ -925,7 +904,7 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
 
     public func accountSetting(_ account: String, _ name: String) async throws -> String? {
         try await read { c in
-            try await c.query("SELECT value FROM account_settings WHERE account_id = ? AND name = ?", [.text(account), .text(name)]) {
+            try await c.query(HotSQL.AccountSetting.self, [.text(account), .text(name)]) {
                 try $0.text(0)
             }.first
         }

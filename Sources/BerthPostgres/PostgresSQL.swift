@@ -179,6 +179,14 @@ struct PreparedStatement<Q: PreparedSQL>: PostgresPreparedStatement {
 }
 
 extension PGConnection {
+    /// Runs a prepared statement (`PreparedSQL`) that changes rows and returns one row per changed row
+    /// (`RETURNING 1`); returns how many it changed. (PostgresNIO's command-tag answer for prepared statements
+    /// traps unless every row was consumed, so the count is taken from the rows.)
+    @discardableResult
+    func execute<Q: PreparedSQL>(_ statement: Q.Type, _ values: [PGValue]) async throws -> Int {
+        try await query(statement, values) { _ in () }.count
+    }
+
     /// Rows of a prepared statement (`PreparedSQL`), each made by `row`.
     func query<Q: PreparedSQL, T>(_ statement: Q.Type, _ values: [PGValue], row: (PGRow) throws -> T) async throws -> [T] {
         do {
