@@ -76,8 +76,9 @@ public protocol RepositoryMetadata: AuthorizationChangeTracking {
 /// Blobs known to the registry and their links into repositories.
 public protocol BlobMetadata: Sendable {
     /// Records a committed blob and links it to `repository` in one transaction.
-    /// With `finishingUpload`, also deletes that upload session, in the same transaction (the commit of a
-    /// chunked upload: one write instead of two).
+    /// With `finishingUpload`, also deletes that upload session once the blob is recorded: in the same
+    /// transaction on SQLite (one write instead of two), by a statement of its own right after it on
+    /// PostgreSQL (docs/gc.md, "Upload sessions outside the serializable transactions").
     /// Garbage collection (docs/gc.md) may be removing a blob of the same digest: when the row is claimed
     /// by a collection, nothing is written and the answer is `.beingCollected` (wait, then ask again);
     /// when there is no row but a tombstone (the collector deleted the bytes recently) and
