@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import boto3
@@ -117,6 +118,61 @@ def test_monolithic_pushes_go_straight_to_the_blob_key(s3reg, seaweed):
     assert seaweed.keys(blob_key(wrong)) == {}
     assert multipart_uploads(seaweed, "blobs/") == [], "no unfinished write left under blobs/"
     assert seaweed.keys("uploads/") == {}, "nothing was staged"
+
+
+def test_a_monolithic_push_cut_by_kill_9_leaves_nothing_once_purged(berth_bin, seaweed, client_for, tmp_path):
+    """kill -9 in the middle of a monolithic push written straight under its digest: nothing appears under the
+    blob's key, and the unfinished multipart upload the dead process left is aborted by the stale-upload purge
+    of the restarted server once it is `uploadTTLSeconds` old (docs/s3.md, "Monolithic pushes")."""
+    import threading
+    srv = bh.BerthServer(berth_bin, data_dir=tmp_path / "data", log_dir=tmp_path / "logs",
+                         extra_args=["--config", str(s3_config(seaweed, tmp_path / "berth.json", uploadTTLSeconds=60,
+                                                               uploadPurgeIntervalSeconds=1))])
+    srv.start()
+    try:
+        c = client_for(srv)
+        repo = f"s3/{unique()}"
+        data = os.urandom(24 * 1024 * 1024)
+        digest = sha256(data)
+        loc = c.start_upload(repo)
+        stall = threading.Event()
+
+        def body():
+            for i in range(0, 16 * 1024 * 1024, 1 << 20):  # past the 10 MiB single PUT: parts go out
+                yield data[i:i + (1 << 20)]
+            stall.wait(60)  # never sends the rest: the server dies first
+            yield data[16 * 1024 * 1024:]
+
+        def push():
+            try:
+                c.put(bh.add_query(loc, digest=digest), data=body(), headers={"Content-Type": "application/octet-stream"},
+                      timeout=90)
+            except Exception:  # noqa: BLE001 - the server is killed under it
+                pass
+
+        t = threading.Thread(target=push, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 30
+        while not multipart_uploads(seaweed, "blobs/") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pending = multipart_uploads(seaweed, "blobs/")
+        assert [u["Key"] for u in pending] == [blob_key(digest)], pending
+        started = time.monotonic()
+        srv.kill9()
+        stall.set()
+        t.join(10)
+        assert seaweed.keys(blob_key(digest)) == {}, "nothing is published by a push that never finished"
+        srv.start()
+        while multipart_uploads(seaweed, "blobs/") and time.monotonic() < started + 120:
+            time.sleep(1)
+        assert multipart_uploads(seaweed, "blobs/") == [], "the purge aborts the dead process's unfinished write"
+        assert seaweed.keys(blob_key(digest)) == {}
+        # The same blob pushed again is stored whole.
+        c = client_for(srv)
+        assert c.push_blob(repo, data, method="post_put") == digest
+        c.blob_ok(repo, digest, data)
+    finally:
+        srv.dispose()
 
 
 def test_cancelled_upload_is_removed_from_the_bucket(s3reg, seaweed):
