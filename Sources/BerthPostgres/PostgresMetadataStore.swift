@@ -454,32 +454,17 @@ public final class PostgresMetadataStore: MetadataStore, StoreChangeFeed {
         try await read { c in
             switch reference {
             case .tag(let tag):
-                return try await c.query(TaggedManifestState.self, [.text(tag)] + Self.repoValues(repository)) { row in
+                return try await c.query(HotSQL.TaggedManifestState.self, [.text(tag)] + Self.repoValues(repository)) { row in
                     try Digest.parse(try row.text(0)).map {
                         ManifestState(digest: $0, status: try Self.imageStatus(try row.text(1)), pushedAt: try row.double(2))
                     }
                 }.first ?? nil
             case .digest(let digest):
-                return try await c.query(ManifestStateByDigest.self, [.text(digest.description)] + Self.repoValues(repository)) { row in
+                return try await c.query(HotSQL.ManifestStateByDigest.self, [.text(digest.description)] + Self.repoValues(repository)) { row in
                     ManifestState(digest: digest, status: try Self.imageStatus(try row.text(0)), pushedAt: try row.double(1))
                 }.first
             }
         }
-    }
-
-    enum TaggedManifestState: PreparedSQL {
-        static let sql = """
-            SELECT m.digest, m.image_status, m.pushed_at FROM repositories r
-            JOIN tags t ON t.repo_id = r.id AND t.tag = $1 JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
-            WHERE r.registry_id = $2 AND r.name = $3
-            """
-    }
-
-    enum ManifestStateByDigest: PreparedSQL {
-        static let sql = """
-            SELECT m.image_status, m.pushed_at FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = $1
-            WHERE r.registry_id = $2 AND r.name = $3
-            """
     }
 
     public func resolveTag(_ tag: String, in repository: RepositoryKey) async throws -> Digest? {

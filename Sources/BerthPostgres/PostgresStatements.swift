@@ -90,6 +90,19 @@ enum HotSQL {
     }
 
     // reads
+    enum TaggedManifestState: PreparedSQL {
+        static let sql = """
+            SELECT m.digest, m.image_status, m.pushed_at FROM repositories r
+            JOIN tags t ON t.repo_id = r.id AND t.tag = $1 JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
+            WHERE r.registry_id = $2 AND r.name = $3
+            """
+    }
+    enum ManifestStateByDigest: PreparedSQL {
+        static let sql = """
+            SELECT m.image_status, m.pushed_at FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.digest = $1
+            WHERE r.registry_id = $2 AND r.name = $3
+            """
+    }
     enum AccountSetting: PreparedSQL {
         static let sql = "SELECT value FROM account_settings WHERE account_id = $1 AND name = $2"
     }

@@ -406,7 +406,7 @@ public final class Registry: Sendable {
         _ name: RepositoryKey, digest: Digest, contentLength: Int64?, body: Body
     ) async throws where Body.Element == ByteBuffer {
         try await repositoryForPush(name)
-        if let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly {
+        if let direct = directBlobWrites {
             _ = try await writeDirect(body, to: direct, digest: digest, expectedLength: contentLength, repository: name, session: nil)
             return
         }
@@ -478,7 +478,7 @@ public final class Registry: Sendable {
                 case .reject(let e):
                     throw e
                 case .append(let at, let expected):
-                    if at == 0, let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly {
+                    if at == 0, let direct = directBlobWrites {
                         // The whole blob in the request that names its digest: straight under its key.
                         let d = try await completeDirect(session, digest: wanted, expected: expected, body: body,
                                                          to: direct, writer: writer)
@@ -495,6 +495,12 @@ public final class Registry: Sendable {
             endTurn(id, leaving: state)
             throw error
         }
+    }
+
+    /// The blob store, when it writes monolithic pushes straight under their digest (`DirectBlobWriting`).
+    var directBlobWrites: (any DirectBlobWriting)? {
+        guard let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly else { return nil }
+        return direct
     }
 
     /// Completes an upload with nothing staged whose completing request carries the whole blob, on a store that
@@ -687,7 +693,7 @@ public final class Registry: Sendable {
     /// Removes uploads untouched for `uploadTTL`, and the unpublished direct writes (`DirectBlobWriting`) of
     /// processes that died, begun as long ago.
     public func purgeStaleUploads() async throws -> Int {
-        if let direct = blobs as? any DirectBlobWriting, direct.writesBlobsDirectly {
+        if let direct = directBlobWrites {
             let n = try await direct.abandonBlobWrites(before: clock.now() - settings.uploadTTL)
             if n > 0 { logger.info("abandoned blob writes aborted", metadata: ["count": "\(n)"]) }
         }

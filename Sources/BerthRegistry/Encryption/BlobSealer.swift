@@ -333,7 +333,7 @@ final class BlobSealer: Sendable {
             try? await inner.deleteUpload(id: id)
             throw error
         }
-        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+        forgetOpened(digest)
         return true
     }
 
@@ -359,7 +359,7 @@ final class BlobSealer: Sendable {
             return
         }
         try await writer.publish()
-        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+        forgetOpened(digest)
     }
 
     func forget(upload id: String) { staged.removeValue(forKey: id) }
@@ -400,7 +400,7 @@ final class BlobSealer: Sendable {
             try? await inner.deleteUpload(id: id)
             throw error
         }
-        opened.removeAll { $0.hasSuffix("\u{0}" + digest.description) }
+        forgetOpened(digest)
     }
 
     /// Records where an upload stands after a write (`SealingWriter.close`).
